@@ -1,0 +1,81 @@
+"""Durable events on JetStream (stream ``subjects.EVENTS_STREAM``).
+
+Each event carries the id its publisher deduplicates on (``dedup_id``, sent as
+``Nats-Msg-Id``), so a retried publish is stored once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from opencouch.contracts.common import Contract, Identifier, MemoryMode, SessionId
+from opencouch.contracts.finalizer import FinalizationRecord
+from opencouch.contracts.voice_api import (
+    Feedback,
+    Route,
+    ToolCallStatus,
+    TurnOutcome,
+    TurnResponseStyle,
+    TurnToolCall,
+)
+
+
+class TurnRecorded(Contract):
+    """A persistent-mode turn the gateway acknowledged; memory stores it exactly once."""
+
+    session_id: SessionId
+    thread_id: Identifier
+    user_id: Identifier | None = None
+    client_turn_id: Identifier
+    user_text: str
+    assistant_text: str
+    route: Route
+    response_style: TurnResponseStyle
+    tool_calls: list[TurnToolCall] = []
+    outcome: TurnOutcome
+    recorded_at: datetime
+
+    @property
+    def dedup_id(self) -> str:
+        """One message per (thread, client turn id), however often it is retried."""
+        return f"turn:{self.thread_id}:{self.client_turn_id}"
+
+
+class ToolActivity(Contract):
+    """A tool call the gateway forwarded, for audit and transcripts (no arguments or output)."""
+
+    session_id: SessionId
+    thread_id: Identifier
+    tool_name: str
+    status: ToolCallStatus
+    client_turn_id: Identifier | None = None
+    at: datetime
+
+
+class SessionEnded(Contract):
+    """A persistent session was ended; the finalizer finalizes it exactly once."""
+
+    session_id: SessionId
+    thread_id: Identifier
+    user_id: Identifier | None = None
+    memory_mode: MemoryMode
+    feedback: Feedback | None = None
+    expected_turn_count: int
+    """Turns the gateway acknowledged; finalization waits until memory has stored them all."""
+    ended_at: datetime
+
+    @property
+    def dedup_id(self) -> str:
+        """One end per session."""
+        return f"end:{self.session_id}"
+
+
+class SessionFinalized(Contract):
+    """The outcome of finalizing a session (completed or failed)."""
+
+    record: FinalizationRecord
+
+    @property
+    def dedup_id(self) -> str:
+        """One result per session and status."""
+        return f"finalized:{self.record.session_id}:{self.record.status}"

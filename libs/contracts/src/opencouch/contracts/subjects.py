@@ -1,0 +1,43 @@
+"""Every NATS subject, stream and durable consumer name, versioned under ``opencouch.v1``.
+
+A breaking change to a message gets a new version root; both can run side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+ROOT: Final = "opencouch.v1"
+
+# Request/reply services (nats.micro); each is served by exactly one owner service.
+TOOLS_PREFIX: Final = f"{ROOT}.tools"
+MEMORY_CONTEXT: Final = f"{ROOT}.memory.context"
+MEMORY_SESSION_TRANSCRIPT: Final = f"{ROOT}.memory.session_transcript"
+FINALIZER_STATUS: Final = f"{ROOT}.finalizer.status"
+
+# JetStream: one stream holds every durable event.
+EVENTS_PREFIX: Final = f"{ROOT}.events"
+EVENTS_STREAM: Final = "OPENCOUCH_V1_EVENTS"
+TURN_RECORDED: Final = f"{EVENTS_PREFIX}.turn_recorded"
+TOOL_ACTIVITY: Final = f"{EVENTS_PREFIX}.tool_activity"
+SESSION_ENDED: Final = f"{EVENTS_PREFIX}.session_ended"
+SESSION_FINALIZED_ALL: Final = f"{EVENTS_PREFIX}.session_finalized.*"
+
+# Durable consumers; replicas of a service share one, so each message goes to one replica.
+MEMORY_TURNS_CONSUMER: Final = "memory-turns"
+FINALIZER_SESSION_END_CONSUMER: Final = "finalizer-session-end"
+
+# Service names as nats.micro announces them ($SRV.PING.<name>).
+TOOLS_SERVICE: Final = "opencouch-tools"
+MEMORY_SERVICE: Final = "opencouch-memory"
+FINALIZER_SERVICE: Final = "opencouch-finalizer"
+
+
+def tool_subject(tool_name: str) -> str:
+    """The subject a tool call is sent on; its owner service serves it."""
+    return f"{TOOLS_PREFIX}.{tool_name}"
+
+
+def session_finalized(session_id: str) -> str:
+    """The subject a session's finalization result is published on."""
+    return f"{EVENTS_PREFIX}.session_finalized.{session_id}"

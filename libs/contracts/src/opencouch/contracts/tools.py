@@ -1,0 +1,452 @@
+"""The tool catalog: each tool's name, argument model, memory modes, owner service and schema.
+
+Realtime function schemas are generated from the argument models here and nowhere else. A
+tool call travels from the gateway to its owner over NATS as ``ToolCallRequest`` and comes
+back as ``ToolCallReply``; its ``output`` goes to the model as a ``function_call_output``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from opencouch.contracts.common import (
+    Contract,
+    ErrorBody,
+    Identifier,
+    MemoryMode,
+    SessionId,
+    TranscriptLine,
+    UtteranceText,
+)
+from opencouch.contracts.realtime import RealtimeFunctionTool
+from opencouch.contracts.subjects import tool_subject
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+UserQuote = Annotated[
+    str,
+    Field(description="The user's own words asking for this, quoted exactly.", max_length=500),
+]
+
+ResponseStyle = Literal[
+    "supportive", "reflective", "clarifying", "psychoeducation", "closing", "technique"
+]
+TherapeuticApproach = Literal[
+    "cbt",
+    "act",
+    "dbt_skills",
+    "motivational_interviewing",
+    "grief_support",
+    "interpersonal_therapy",
+    "pfa",
+    "none",
+]
+ExerciseId = Literal[
+    "grounding_5_4_3_2_1",
+    "grounding_box_breathing",
+    "grounding_stop_technique",
+    "grounding_muscle_relaxation",
+    "self_compassion_break",
+    "emotion_regulation_improve",
+    "emotion_regulation_gratitude",
+    "behavioral_activation_tiny_action",
+    "defusion_values_compass",
+    "thought_work_continuum",
+    "thought_work_simple_record",
+    "thought_work_behavioral_experiment",
+    "defusion_leaves_on_stream",
+]
+
+
+class ToolArguments(BaseModel):
+    """Base of every tool's arguments: the model may send nothing it was not offered."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoArguments(ToolArguments):
+    """A tool that takes no arguments."""
+
+
+class LoadTherapeuticResponseSkillArgs(ToolArguments):
+    response_style: ResponseStyle = Field(description="The kind of reply about to be given.")
+    therapeutic_approach: TherapeuticApproach | None = Field(
+        default=None, description="The approach that fits the conversation, if any."
+    )
+
+
+class AnswerGroundedLookupArgs(ToolArguments):
+    query: ShortText = Field(description="The factual question, in the user's terms.")
+
+
+class GetCrisisSupportTemplateArgs(ToolArguments):
+    risk_level: Literal["moderate", "high", "imminent"] = Field(
+        description="How acute the risk sounds right now."
+    )
+    inferred_location: Annotated[str, StringConstraints(max_length=120)] | None = Field(
+        default=None, description="Where the user said they are, only if they said it."
+    )
+
+
+class ListGuidedExerciseSkillsArgs(ToolArguments):
+    therapeutic_approach: TherapeuticApproach | None = Field(
+        default=None, description="Only exercises that fit this approach."
+    )
+    channel: Literal["voice", "text"] | None = Field(
+        default=None, description="Only exercises that work in this channel."
+    )
+
+
+class LoadGuidedExerciseSkillArgs(ToolArguments):
+    exercise_type: ExerciseId = Field(description="Which exercise.")
+    runtime_action: Literal["start", "continue", "repeat_step", "simplify", "finish"] = Field(
+        description="What to do in the exercise now."
+    )
+    current_step_index: Annotated[int, Field(ge=0, le=20)] | None = Field(
+        default=None, description="The 0-based step the user is on, when continuing."
+    )
+
+
+class RecordGuidedExerciseProgressArgs(ToolArguments):
+    expected_skill_id: ExerciseId = Field(description="The exercise believed to be running.")
+    expected_step_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="The step believed to be current."
+    )
+    outcome: Literal["complete", "partial", "hold", "stuck", "exit", "unsafe"] = Field(
+        description="How the user did with this step."
+    )
+    user_response_summary: ShortText = Field(description="A brief neutral summary of the reply.")
+
+
+class RecallSavedMemoryArgs(ToolArguments):
+    query: ShortText = Field(description="What to look for in saved memory.")
+    limit: Annotated[int, Field(ge=1, le=10)] = Field(default=5, description="At most this many.")
+
+
+class SaveResponsePreferenceArgs(ToolArguments):
+    preference_text: ShortText = Field(description="How the user wants to be answered.")
+    user_quote: UserQuote
+
+
+class SetProactiveMemoryRecallArgs(ToolArguments):
+    enabled: bool = Field(description="Whether saved memory may be brought up unprompted.")
+    user_quote: UserQuote
+
+
+class PrepareMemoryDeletionByIndexArgs(ToolArguments):
+    target_kind: Literal["fact", "session", "rule"] = Field(description="Which list.")
+    target_index: Annotated[int, Field(ge=1, le=1000)] = Field(
+        description="The 1-based number shown by show_saved_memory."
+    )
+    user_quote: UserQuote
+
+
+class PrepareMemoryDeletionByQueryArgs(ToolArguments):
+    query: ShortText = Field(description="What the memory to delete is about.")
+    user_quote: UserQuote
+
+
+class ToolOwner(StrEnum):
+    """The service that serves a tool's subject."""
+
+    TOOLS = "tools"
+    MEMORY = "memory"
+
+
+BOTH_MODES = frozenset({MemoryMode.INCOGNITO, MemoryMode.PERSISTENT})
+PERSISTENT_ONLY = frozenset({MemoryMode.PERSISTENT})
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One entry of the catalog."""
+
+    name: str
+    description: str
+    arguments: type[ToolArguments]
+    modes: frozenset[MemoryMode]
+    owner: ToolOwner
+
+    @property
+    def subject(self) -> str:
+        """The NATS subject the owner serves this tool on."""
+        return tool_subject(self.name)
+
+    def offered_in(self, mode: MemoryMode) -> bool:
+        """Whether a session in ``mode`` may see and call this tool."""
+        return mode in self.modes
+
+    def realtime_tool(self) -> RealtimeFunctionTool:
+        """The Realtime function definition, generated from the argument model."""
+        return RealtimeFunctionTool(
+            name=self.name,
+            description=self.description,
+            parameters=function_parameters(self.arguments),
+        )
+
+
+def function_parameters(model: type[ToolArguments]) -> dict[str, Any]:
+    """A Realtime ``parameters`` object for ``model``.
+
+    Optional arguments are left out of ``required`` rather than typed nullable, because models
+    call functions more reliably with plain types; titles are pydantic noise and are dropped.
+    """
+    schema = model.model_json_schema()
+    properties: dict[str, Any] = {}
+    for name, prop in schema.get("properties", {}).items():
+        prop = {key: value for key, value in prop.items() if key != "title"}
+        branches = prop.pop("anyOf", None)
+        if branches is not None:
+            non_null = [branch for branch in branches if branch.get("type") != "null"]
+            if len(non_null) == 1:
+                prop = {**non_null[0], **prop}
+            else:
+                prop["anyOf"] = non_null
+            if prop.get("default", ...) is None:
+                del prop["default"]
+        properties[name] = prop
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(schema.get("required", [])),
+        "additionalProperties": False,
+    }
+
+
+def _spec(
+    name: str,
+    description: str,
+    arguments: type[ToolArguments],
+    modes: frozenset[MemoryMode],
+    owner: ToolOwner,
+) -> tuple[str, ToolSpec]:
+    return name, ToolSpec(name, description, arguments, modes, owner)
+
+
+TOOL_CATALOG: Mapping[str, ToolSpec] = dict(
+    [
+        _spec(
+            "wait_for_user",
+            "Stay silent and let the user keep talking or thinking; use when they ask for a "
+            "moment or are clearly not finished.",
+            NoArguments,
+            BOTH_MODES,
+            ToolOwner.TOOLS,
+        ),
+        _spec(
+            "show_memory_status",
+            "Tell the user whether memory is on in this conversation and what it keeps.",
+            NoArguments,
+            BOTH_MODES,
+            ToolOwner.MEMORY,
+        ),
+        _spec(
+            "load_therapeutic_response_skill",
+            "Get guidance for the style of reply you are about to give, optionally for one "
+            "therapeutic approach.",
+            LoadTherapeuticResponseSkillArgs,
+            BOTH_MODES,
+            ToolOwner.TOOLS,
+        ),
+        _spec(
+            "answer_grounded_lookup",
+            "Answer a factual question about mental-health information or official guidance "
+            "from verified sources only, with citations. Call before stating such facts.",
+            AnswerGroundedLookupArgs,
+            BOTH_MODES,
+            ToolOwner.TOOLS,
+        ),
+        _spec(
+            "lookup_crisis_resources",
+            "Find verified crisis lines for where the user said they are. Call before naming "
+            "any hotline, number or crisis website.",
+            NoArguments,
+            BOTH_MODES,
+            ToolOwner.TOOLS,
+        ),
+        _spec(
+            "get_crisis_support_template",
+            "Get a safe structure for replying to someone at risk: what to say first, one "
+            "safety step, one question, and what to avoid.",
+            GetCrisisSupportTemplateArgs,
+            BOTH_MODES,
+            ToolOwner.TOOLS,
+        ),
+        _spec(
+            "list_guided_exercise_skills",
+            "List guided exercises that fit, for offering one when the user asks for it.",
+            ListGuidedExerciseSkillsArgs,
+            BOTH_MODES,
+            ToolOwner.TOOLS,
+        ),
+        _spec(
+            "load_guided_exercise_skill",
+            "Start, continue, repeat or simplify a guided exercise the user agreed to.",
+            LoadGuidedExerciseSkillArgs,
+            BOTH_MODES,
+            ToolOwner.TOOLS,
+        ),
+        _spec(
+            "record_guided_exercise_progress",
+            "Record how the user did with the current exercise step and learn what comes next.",
+            RecordGuidedExerciseProgressArgs,
+            BOTH_MODES,
+            ToolOwner.TOOLS,
+        ),
+        _spec(
+            "show_saved_memory",
+            "List what is saved about the user: facts, past session summaries and "
+            "preferences, numbered.",
+            NoArguments,
+            PERSISTENT_ONLY,
+            ToolOwner.MEMORY,
+        ),
+        _spec(
+            "recall_saved_memory",
+            "Search saved memory for something relevant to the conversation.",
+            RecallSavedMemoryArgs,
+            PERSISTENT_ONLY,
+            ToolOwner.MEMORY,
+        ),
+        _spec(
+            "save_response_preference",
+            "Save how the user wants to be answered, only when they explicitly ask.",
+            SaveResponsePreferenceArgs,
+            PERSISTENT_ONLY,
+            ToolOwner.MEMORY,
+        ),
+        _spec(
+            "set_proactive_memory_recall",
+            "Turn on or off bringing up saved memory unprompted, when the user asks.",
+            SetProactiveMemoryRecallArgs,
+            PERSISTENT_ONLY,
+            ToolOwner.MEMORY,
+        ),
+        _spec(
+            "prepare_memory_deletion_by_index",
+            "Stage deleting one numbered item of saved memory; confirm with the user next.",
+            PrepareMemoryDeletionByIndexArgs,
+            PERSISTENT_ONLY,
+            ToolOwner.MEMORY,
+        ),
+        _spec(
+            "prepare_memory_deletion_by_query",
+            "Stage deleting saved memory about a topic, or list the candidates.",
+            PrepareMemoryDeletionByQueryArgs,
+            PERSISTENT_ONLY,
+            ToolOwner.MEMORY,
+        ),
+        _spec(
+            "confirm_memory_deletion",
+            "Delete what was staged, after the user confirmed.",
+            NoArguments,
+            PERSISTENT_ONLY,
+            ToolOwner.MEMORY,
+        ),
+        _spec(
+            "cancel_memory_deletion",
+            "Drop a staged deletion.",
+            NoArguments,
+            PERSISTENT_ONLY,
+            ToolOwner.MEMORY,
+        ),
+    ]
+)
+
+
+def tools_for_mode(mode: MemoryMode) -> list[ToolSpec]:
+    """The catalog entries a session in ``mode`` is offered, in catalog order."""
+    return [spec for spec in TOOL_CATALOG.values() if spec.offered_in(mode)]
+
+
+# -- tool calls over NATS ---------------------------------------------------------------------
+
+
+class ToolCallContext(Contract):
+    """Who is calling and what was just said; owners use it for policy (intent, location)."""
+
+    session_id: SessionId
+    thread_id: Identifier
+    user_id: Identifier | None = None
+    memory_mode: MemoryMode
+    current_user_message: UtteranceText = ""
+    transcript: Annotated[list[TranscriptLine], Field(max_length=50)] = []
+    client_turn_id: Identifier | None = None
+
+
+class ToolCallRequest(Contract):
+    """A validated call of a catalog tool, sent to ``ToolSpec.subject``."""
+
+    tool_name: str
+    arguments: dict[str, Any]
+    context: ToolCallContext
+
+
+class ToolCallReply(Contract):
+    """What the tool returns to the model, as a JSON object."""
+
+    output: dict[str, Any]
+
+
+# -- tool outputs -----------------------------------------------------------------------------
+
+
+class ToolErrorOutput(Contract):
+    """A tool that could not run; the model is told why and speaks around it."""
+
+    status: Literal["error"] = "error"
+    error: ErrorBody
+
+
+class WaitForUserOutput(Contract):
+    """The model must stay silent until the user speaks again."""
+
+    status: Literal["waiting"] = "waiting"
+    should_respond: Literal[False] = False
+    instruction: str = "Do not reply now. Wait for the user to speak again."
+
+
+class CrisisResource(Contract):
+    """One verified crisis service; every row carries where and when it was verified."""
+
+    name: str
+    region: str
+    phone: str | None = None
+    text: str | None = None
+    url: str | None = None
+    languages: list[str] = []
+    hours: str | None = None
+    source_url: str
+    verified_on: date
+
+
+LocationStatus = Literal["provided", "not_provided", "refused"]
+CrisisLookupStatus = Literal[
+    "found", "no_location", "location_refused", "no_verified_results", "lookup_error"
+]
+
+
+class CrisisResourcesOutput(Contract):
+    """Crisis lines for where the user said they are; only these may be named to the user."""
+
+    status: CrisisLookupStatus
+    location_status: LocationStatus
+    location: str | None = None
+    resources: Annotated[list[CrisisResource], Field(max_length=5)] = []
+    guidance: str
+
+
+class MemoryStatusOutput(Contract):
+    """Whether memory is on in this session, and what it keeps."""
+
+    status: Literal["ok"] = "ok"
+    memory_mode: MemoryMode
+    memory_enabled: bool
+    proactive_recall_enabled: bool
+    kept: list[str]
+    summary: str

@@ -1,0 +1,153 @@
+"""A NATS micro service whose endpoints take and return contracts.
+
+nats.micro runs one handler at a time per endpoint; here each request runs in its own task,
+bounded by a semaphore, so one slow call never queues the rest. Replicas join one queue group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from nats.aio.client import Client as NatsClient
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import Service
+from pydantic import BaseModel, ValidationError
+
+from opencouch.contracts.common import ErrorBody, ErrorCode, ErrorResponse
+
+log = logging.getLogger(__name__)
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+ReplyT = TypeVar("ReplyT", bound=BaseModel)
+
+_STATUS_FOR_CODE = {
+    ErrorCode.INVALID_REQUEST: "400",
+    ErrorCode.NOT_FOUND: "404",
+    ErrorCode.SERVICE_UNAVAILABLE: "503",
+    ErrorCode.SERVICE_TIMEOUT: "504",
+}
+
+
+class HandlerError(Exception):
+    """Raised by a handler to answer with a clean error instead of a result."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Endpoint(Generic[RequestT, ReplyT]):
+    """One request/reply subject, its request model and its handler."""
+
+    name: str
+    subject: str
+    request_model: type[RequestT]
+    handler: Callable[[RequestT], Awaitable[ReplyT]]
+
+
+class ContractService:
+    """A running nats.micro service; ``stop`` stops taking requests and finishes in-flight ones."""
+
+    def __init__(self, service: Service, max_concurrency: int) -> None:
+        self._service = service
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def id(self) -> str:
+        """This instance's id, as ``$SRV.PING.<name>.<id>`` addresses it."""
+        return self._service.id
+
+    def spawn(self, work: Awaitable[None]) -> None:
+        """Run ``work`` in a task this service keeps and drains on stop."""
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Leave the queue group, then wait up to ``grace`` seconds for in-flight requests."""
+        await self._service.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=grace)
+
+    async def serve(self, endpoint: Endpoint[Any, Any], request: Request) -> None:
+        async with self._slots:
+            started = time.perf_counter()
+            try:
+                payload = endpoint.request_model.model_validate_json(request.data)
+            except ValidationError as error:
+                await _respond_error(
+                    request, ErrorCode.INVALID_REQUEST, _describe_validation(error)
+                )
+                return
+            try:
+                reply = await endpoint.handler(payload)
+            except HandlerError as error:
+                await _respond_error(request, error.code, error.message)
+                return
+            except Exception:
+                log.exception("handler failed", extra={"endpoint": endpoint.name})
+                await _respond_error(request, ErrorCode.INTERNAL, f"{endpoint.name} failed")
+                return
+            await request.respond(reply.model_dump_json().encode())
+            log.debug(
+                "served",
+                extra={
+                    "endpoint": endpoint.name,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+
+async def start_service(
+    nc: NatsClient,
+    *,
+    name: str,
+    version: str,
+    description: str,
+    endpoints: Sequence[Endpoint[Any, Any]],
+    max_concurrency: int = 64,
+) -> ContractService:
+    """Announce a micro service on ``nc`` and start serving ``endpoints``."""
+    service = await add_service(nc, name=name, version=version, description=description)
+    running = ContractService(service, max_concurrency)
+    for endpoint in endpoints:
+        await service.add_endpoint(
+            name=endpoint.name,
+            subject=endpoint.subject,
+            handler=_dispatcher(running, endpoint),
+        )
+    return running
+
+
+def _dispatcher(
+    running: ContractService, endpoint: Endpoint[Any, Any]
+) -> Callable[[Request], Awaitable[None]]:
+    async def dispatch(request: Request) -> None:
+        running.spawn(running.serve(endpoint, request))
+
+    return dispatch
+
+
+async def _respond_error(request: Request, code: ErrorCode, message: str) -> None:
+    body = ErrorResponse(error=ErrorBody(code=code, message=message[:500]))
+    await request.respond_error(
+        _STATUS_FOR_CODE.get(code, "500"), message[:200], data=body.model_dump_json().encode()
+    )
+
+
+def _describe_validation(error: ValidationError) -> str:
+    """Where the request was wrong, without echoing the values (they may be user text)."""
+    parts = [
+        f"{'.'.join(str(p) for p in item['loc']) or 'body'}: {item['msg']}"
+        for item in error.errors(include_input=False)
+    ]
+    return "; ".join(parts)[:500]
