@@ -1,0 +1,57 @@
+"""``python -m opencouch.realtime_emulator`` as a real process: settings from env, clean SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from opencouch.realtime_emulator.settings import Settings
+
+from .conftest import free_port
+
+
+def test_api_keys_accept_a_comma_separated_env() -> None:
+    os.environ["REALTIME_EMULATOR_API_KEYS"] = "sk-a, sk-b"
+    try:
+        assert Settings().api_keys == ["sk-a", "sk-b"]
+    finally:
+        del os.environ["REALTIME_EMULATOR_API_KEYS"]
+
+
+def test_module_serves_and_stops_on_sigterm() -> None:
+    port = free_port()
+    env = {**os.environ, "REALTIME_EMULATOR_PORT": str(port), "REALTIME_EMULATOR_API_KEYS": "sk-x"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "opencouch.realtime_emulator"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline, "emulator did not come up"
+                time.sleep(0.1)
+        assert response.json() == {"status": "ok"}
+        minted = httpx.post(
+            f"http://127.0.0.1:{port}/v1/realtime/client_secrets",
+            json={},
+            headers={"Authorization": "Bearer sk-x"},
+        )
+        assert minted.status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
