@@ -1,0 +1,1 @@
+"""The tools service: therapy skills, grounded lookup, crisis resources and guided exercises."""
