@@ -1,0 +1,54 @@
+"""``python -m opencouch.web`` as a real process: it serves, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port nobody is listening on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_serves_until_sigterm() -> None:
+    port = free_port()
+    env = {**os.environ, "WEB_HOST": "127.0.0.1", "WEB_PORT": str(port)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "opencouch.web"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        response = None
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                time.sleep(0.1)
+        assert response is not None, "web did not start listening"
+        assert response.status_code == 200
+        assert "content-security-policy" in response.headers
+
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+        # uvicorn shuts down, then re-raises the signal so the exit status says why it stopped.
+        assert process.returncode in (0, -signal.SIGTERM)
+        assert b"Finished server process" in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
