@@ -1,0 +1,31 @@
+# One command per habit; CI calls the same targets a person does.
+.PHONY: setup up up-local down-local test lint bench
+
+# uv from PyPI when missing, then the whole workspace: every service, library and dev tool.
+setup:
+	command -v uv >/dev/null 2>&1 || python3 -m pip install uv
+	uv sync --all-packages
+
+# The whole stack in containers, offline by default (see .env.example).
+up:
+	docker compose up --build
+
+# Every service as a local process against NATS, Redis and Postgres already running here.
+up-local:
+	uv run python scripts/local_stack.py up
+
+down-local:
+	uv run python scripts/local_stack.py down
+
+test:
+	scripts/test.sh
+
+lint:
+	uv run ruff check . && uv run ruff format --check . && uv run mypy libs services
+
+# Every benchmark in turn; the first failure stops the run.
+bench:
+	@set -e; for bench in benchmarks/bench_*.py; do \
+		[ -e "$$bench" ] || { echo "no benchmarks/bench_*.py yet"; break; }; \
+		echo "== $$bench"; uv run python "$$bench"; \
+	done
