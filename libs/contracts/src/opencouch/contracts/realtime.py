@@ -17,7 +17,6 @@ class InputTranscription(Contract):
     """Asynchronous transcription of the user's speech, used to record turns."""
 
     model: str = "gpt-4o-mini-transcribe"
-    language: str | None = None
 
 
 class ServerVad(Contract):

@@ -76,6 +76,7 @@ async def consume_events(
     event_model: type[EventT],
     handle: Callable[[EventT], Awaitable[None]],
     stop: asyncio.Event,
+    on_give_up: Callable[[EventT], Awaitable[None]] | None = None,
     ack_wait: float = 30.0,
     max_deliver: int = 50,
     batch: int = 16,
@@ -83,7 +84,8 @@ async def consume_events(
     """Feed each event on ``subject`` to ``handle`` until ``stop`` is set.
 
     Ack after ``handle`` returns; ``RetryLater`` or an unexpected error asks for redelivery
-    later; a message that is not a valid ``event_model`` is terminated (it never will be).
+    later, up to ``max_deliver`` deliveries, after which ``on_give_up`` is told and the message
+    is terminated; a message that is not a valid ``event_model`` is terminated at once.
     Replicas share ``durable``, so each message goes to one of them.
     """
     config = ConsumerConfig(
@@ -94,15 +96,17 @@ async def consume_events(
         max_deliver=max_deliver,
         filter_subject=subject,
     )
-    sub = await js.pull_subscribe(subject, durable=durable, stream=subjects.EVENTS_STREAM, config=config)
+    sub = await js.pull_subscribe(
+        subject, durable=durable, stream=subjects.EVENTS_STREAM, config=config
+    )
     try:
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(batch, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):  # nothing to fetch this second
                 continue
             for msg in msgs:
-                await _deliver(msg, event_model, handle, durable)
+                await _deliver(msg, event_model, handle, on_give_up, durable, max_deliver)
     finally:
         await sub.unsubscribe()
 
@@ -111,7 +115,9 @@ async def _deliver(
     msg: Msg,
     event_model: type[EventT],
     handle: Callable[[EventT], Awaitable[None]],
+    on_give_up: Callable[[EventT], Awaitable[None]] | None,
     durable: str,
+    max_deliver: int,
 ) -> None:
     try:
         event = event_model.model_validate_json(msg.data)
@@ -122,12 +128,19 @@ async def _deliver(
     attempt = msg.metadata.num_delivered
     try:
         await handle(event)
-    except RetryLater as retry:
-        log.info("event deferred", extra={"consumer": durable, "reason": str(retry)})
-        await msg.nak(delay=retry.delay)
-        return
-    except Exception:
-        log.exception("event handling failed", extra={"consumer": durable, "attempt": attempt})
-        await msg.nak(delay=min(2.0 ** min(attempt, 5), 30.0))
+    except Exception as error:
+        if isinstance(error, RetryLater):
+            log.info("event deferred", extra={"consumer": durable, "reason": str(error)})
+            delay = error.delay
+        else:
+            log.exception("event handling failed", extra={"consumer": durable, "attempt": attempt})
+            delay = min(2.0 ** min(attempt, 5), 30.0)
+        if attempt < max_deliver:
+            await msg.nak(delay=delay)
+            return
+        log.error("event given up", extra={"consumer": durable, "attempts": attempt})
+        if on_give_up is not None:
+            await on_give_up(event)
+        await msg.term()
         return
     await msg.ack_sync()

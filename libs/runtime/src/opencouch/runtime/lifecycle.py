@@ -18,3 +18,21 @@ def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         await main(stop)
 
     asyncio.run(runner())
+
+
+async def serve_until_stopped(stop: asyncio.Event, *workers: asyncio.Task[None]) -> None:
+    """Wait for ``stop``; if a background worker dies first, re-raise its error.
+
+    A consumer loop that crashed must take the process down so the orchestrator restarts it,
+    rather than leave a healthy-looking service that no longer consumes.
+    """
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({stopper, *workers}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    stop.set()
+    for worker in workers:
+        if worker in done and not worker.cancelled() and worker.exception() is not None:
+            raise RuntimeError("a background worker stopped") from worker.exception()
+    await asyncio.gather(*workers, return_exceptions=True)

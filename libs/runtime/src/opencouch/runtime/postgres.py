@@ -1,7 +1,7 @@
 """Postgres: versioned migrations with yoyo, and an async psycopg 3 connection pool.
 
-Each owner service keeps its tables in its own schema and its migrations in its own folder,
-tracked in its own yoyo table, so services migrate independently of each other.
+Each owner service keeps its tables, and yoyo's record of its migrations, in a schema named
+after it, with its migrations in its own folder: services migrate independently.
 """
 
 from __future__ import annotations
@@ -12,29 +12,47 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from psycopg.rows import dict_row
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from yoyo import get_backend, read_migrations
 
 log = logging.getLogger(__name__)
 
+DictPool = AsyncConnectionPool[AsyncConnection[DictRow]]
+"""A pool whose connections return each row as a dict."""
 
-def _yoyo_url(database_url: str) -> str:
+
+def _yoyo_url(database_url: str, schema: str) -> str:
+    """yoyo's URL for psycopg 3, keeping its bookkeeping tables in the owner's schema."""
     scheme, rest = database_url.split("://", 1)
     if scheme in ("postgres", "postgresql"):
         scheme = "postgresql+psycopg"
-    return f"{scheme}://{rest}"
+    separator = "&" if "?" in rest else "?"
+    return f"{scheme}://{rest}{separator}schema={schema}"
+
+
+# Every service migrates under this one advisory lock, so services and replicas starting at
+# the same moment never race on creating schemas or yoyo's tables.
+_MIGRATION_LOCK = 0x6F63_7600
 
 
 def apply_migrations(database_url: str, migrations: Path, owner: str) -> int:
     """Apply every migration in ``migrations`` not yet applied; returns how many ran.
 
-    yoyo takes a lock, so replicas starting together migrate once.
+    Replicas and services starting together take turns, so each migration runs once.
     """
-    backend = get_backend(_yoyo_url(database_url), migration_table=f"_yoyo_migration_{owner}")
-    pending = backend.to_apply(read_migrations(str(migrations)))
-    with backend.lock():
-        backend.apply_migrations(pending)
+    with psycopg.connect(database_url, autocommit=True) as guard:
+        guard.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            guard.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(owner)))
+            backend = get_backend(_yoyo_url(database_url, owner))
+            with backend.lock():
+                pending = backend.to_apply(read_migrations(str(migrations)))
+                backend.apply_migrations(pending)
+        finally:
+            guard.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
     if pending:
         log.info("migrations applied", extra={"owner": owner, "count": len(pending)})
     return len(pending)
@@ -48,10 +66,11 @@ async def apply_migrations_async(database_url: str, migrations: Path, owner: str
 @asynccontextmanager
 async def connection_pool(
     database_url: str, *, min_size: int = 1, max_size: int = 8
-) -> AsyncIterator[AsyncConnectionPool]:
+) -> AsyncIterator[DictPool]:
     """An open pool whose connections return rows as dicts."""
     pool = AsyncConnectionPool(
         database_url,
+        connection_class=AsyncConnection[DictRow],
         min_size=min_size,
         max_size=max_size,
         kwargs={"row_factory": dict_row},
