@@ -1,0 +1,1 @@
+"""The memory service: memory modes, durable memory, recall, memory context, transcripts."""
