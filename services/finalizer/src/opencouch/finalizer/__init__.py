@@ -1,0 +1,1 @@
+"""The finalizer: finalizes each ended persistent session exactly once, and reports status."""
