@@ -1,0 +1,1 @@
+"""The voice gateway: the public ``/api/voice/realtime/*`` API in front of the NATS services."""
