@@ -55,11 +55,11 @@ def _validator(schema_name: str) -> jsonschema.protocols.Validator:
     return validator_cls(schema, registry=registry)
 
 
-def validate_against(schema_name: str, instance: object) -> None:
+def validate_against(schema_name: str, instance: Any) -> None:
     """Raise ``jsonschema.ValidationError`` unless ``instance`` matches the named schema."""
     _validator(schema_name).validate(instance)
 
 
-def errors_against(schema_name: str, instance: object) -> list[str]:
+def errors_against(schema_name: str, instance: Any) -> list[str]:
     """Every validation error message, empty when ``instance`` is valid."""
     return [error.message for error in _validator(schema_name).iter_errors(instance)]

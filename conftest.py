@@ -1,0 +1,3 @@
+"""Every test in the workspace gets the real-server fixtures of ``opencouch.testing``."""
+
+pytest_plugins = ["opencouch.testing.fixtures"]

@@ -1,0 +1,205 @@
+"""Start OpenCouch Voice services as real processes, wait until healthy, stop them cleanly.
+
+Stopping sends SIGTERM and expects exit code 0: a clean shutdown is part of what is tested.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opencouch.testing.servers import free_port
+
+
+class ServiceFailedError(RuntimeError):
+    """A service did not become healthy, or did not stop cleanly; carries its log tail."""
+
+
+@dataclass
+class ServiceProcess:
+    """One running service and its log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    healthy: Callable[[], bool]
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the service's log, for failure messages."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Block until the health check passes; raise with the log if it dies or times out."""
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if self.process.poll() is not None:
+                raise ServiceFailedError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise ServiceFailedError(
+                    f"{self.name} not healthy in {timeout:g}s:\n{self.log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, then wait; SIGKILL only if it hangs. Returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    """A health check: GET ``url`` answers 200."""
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    return check
+
+
+def nats_ping(name: str, id_file: Path, nats_url: str) -> Callable[[], bool]:
+    """A health check: the instance recorded in ``id_file`` answers ``$SRV.PING``."""
+
+    def check() -> bool:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "opencouch.runtime.health",
+                "--name",
+                name,
+                "--id-file",
+                str(id_file),
+                "--nats-url",
+                nats_url,
+            ],
+            capture_output=True,
+            check=False,
+        )
+        return result.returncode == 0
+
+    return check
+
+
+def start_service(
+    name: str,
+    module: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    healthy: Callable[[], bool],
+) -> ServiceProcess:
+    """Run ``python -m module`` with ``env`` added to this environment."""
+    log_path = log_dir / f"{name}.log"
+    handle = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", module],
+        env={**os.environ, **env},
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    handle.close()
+    return ServiceProcess(name, process, log_path, healthy)
+
+
+@dataclass
+class Stack:
+    """Every service of the product, running against real infrastructure."""
+
+    gateway_url: str
+    emulator_url: str
+    web_url: str
+    nats_url: str
+    redis_url: str
+    database_url: str
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    exit_codes: dict[str, int] = field(default_factory=dict)
+
+
+def _record_exit(stack: Stack, service: ServiceProcess) -> None:
+    stack.exit_codes[service.name] = service.stop()
+
+
+@contextmanager
+def running_stack(
+    *, nats_url: str, redis_url: str, database_url: str, log_dir: Path, with_web: bool = True
+) -> Iterator[Stack]:
+    """Start emulator, tools, memory, finalizer, gateway (and web); stop all on exit.
+
+    Exit codes after a SIGTERM are left in ``Stack.exit_codes`` for the test to check.
+    """
+    gateway_port, emulator_port, web_port = free_port(), free_port(), free_port()
+    stack = Stack(
+        gateway_url=f"http://127.0.0.1:{gateway_port}",
+        emulator_url=f"http://127.0.0.1:{emulator_port}",
+        web_url=f"http://127.0.0.1:{web_port}",
+        nats_url=nats_url,
+        redis_url=redis_url,
+        database_url=database_url,
+    )
+    infra = {"NATS_URL": nats_url, "REDIS_URL": redis_url, "DATABASE_URL": database_url}
+    ids = {name: log_dir / f"{name}.id" for name in ("tools", "memory", "finalizer")}
+    plan: list[tuple[str, str, dict[str, str], Callable[[], bool]]] = [
+        (
+            "realtime-emulator",
+            "opencouch.realtime_emulator",
+            {"REALTIME_EMULATOR_PORT": str(emulator_port)},
+            http_ok(f"{stack.emulator_url}/healthz"),
+        ),
+        *[
+            (
+                name,
+                f"opencouch.{name}",
+                {f"{name.upper()}_ID_FILE": str(ids[name])},
+                nats_ping(f"opencouch-{name}", ids[name], nats_url),
+            )
+            for name in ("tools", "memory", "finalizer")
+        ],
+        (
+            "voice-gateway",
+            "opencouch.voice_gateway",
+            {
+                "VOICE_GATEWAY_PORT": str(gateway_port),
+                "VOICE_GATEWAY_OPENAI_BASE_URL": f"{stack.emulator_url}/v1",
+                "OPENAI_API_KEY": "",
+                "VOICE_GATEWAY_END_WAIT_SECONDS": "15",
+            },
+            http_ok(f"{stack.gateway_url}/readyz"),
+        ),
+    ]
+    if with_web:
+        plan.append(
+            (
+                "web",
+                "opencouch.web",
+                {"WEB_PORT": str(web_port), "WEB_API_BASE_URL": stack.gateway_url},
+                http_ok(f"{stack.web_url}/healthz"),
+            )
+        )
+    with ExitStack() as cleanup:
+        for name, module, env, healthy in plan:
+            service = start_service(name, module, {**infra, **env}, log_dir, healthy)
+            stack.services[name] = service
+            cleanup.callback(_record_exit, stack, service)
+        for service in stack.services.values():
+            service.wait_healthy()
+        yield stack

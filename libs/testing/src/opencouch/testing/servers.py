@@ -1,0 +1,150 @@
+"""Real NATS, Redis and Postgres for tests.
+
+Each comes from the environment (``NATS_URL``, ``REDIS_URL``, ``DATABASE_URL``) when set and
+reachable; else NATS is started from the ``nats-server`` binary on a free port; else a
+testcontainers container; else the test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+
+class ServerUnavailableError(RuntimeError):
+    """No way to get this server here; the message says what was tried."""
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def reachable(url: str, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections at the URL's host and port."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_reachable(url: str, timeout: float = 20.0) -> None:
+    """Block until ``url`` accepts connections, or raise."""
+    deadline = time.monotonic() + timeout
+    while not reachable(url):
+        if time.monotonic() > deadline:
+            raise ServerUnavailableError(f"{url} did not come up in {timeout:g}s")
+        time.sleep(0.05)
+
+
+def _from_env(name: str) -> str | None:
+    url = os.environ.get(name)
+    if url and reachable(url):
+        return url
+    return None
+
+
+@contextlib.contextmanager
+def _container(kind: str) -> Iterator[str]:
+    try:
+        if kind == "redis":
+            from testcontainers.redis import RedisContainer
+
+            with RedisContainer("redis:7") as redis:
+                yield f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0"
+        elif kind == "postgres":
+            from testcontainers.postgres import PostgresContainer
+
+            with PostgresContainer("postgres:16", driver=None) as postgres:
+                yield postgres.get_connection_url()
+        else:
+            from testcontainers.nats import NatsContainer
+
+            with NatsContainer("nats:2.10") as nats:
+                yield nats.nats_uri()
+    except Exception as error:  # no Docker, no registry, no image: all mean "not here"
+        raise ServerUnavailableError(f"{kind}: no URL in the environment and {error}") from None
+
+
+@contextlib.contextmanager
+def nats_server() -> Iterator[str]:
+    """A NATS URL with JetStream: the environment's, a private nats-server, or a container."""
+    url = _from_env("NATS_URL")
+    if url:
+        yield url
+        return
+    binary = shutil.which("nats-server")
+    if binary:
+        port = free_port()
+        with tempfile.TemporaryDirectory(prefix="opencouch-nats-") as store:
+            process = subprocess.Popen(
+                [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                url = f"nats://127.0.0.1:{port}"
+                wait_reachable(url)
+                yield url
+            finally:
+                process.terminate()
+                process.wait(10)
+        return
+    with _container("nats") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A Redis URL: the environment's or a container's."""
+    url = _from_env("REDIS_URL")
+    if url:
+        yield url
+        return
+    with _container("redis") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty database on the environment's (or a container's) Postgres, dropped after."""
+    import psycopg
+    from psycopg import sql
+
+    server = _from_env("DATABASE_URL")
+    with contextlib.ExitStack() as stack:
+        if server is None:
+            server = stack.enter_context(_container("postgres"))
+        name = f"opencouch_test_{secrets.token_hex(6)}"
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        parts = urlsplit(server)
+        try:
+            yield urlunsplit(parts._replace(path=f"/{name}"))
+        finally:
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+def repo_root() -> Path:
+    """The workspace root (the folder holding ``uv.lock``)."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "uv.lock").is_file():
+            return parent
+    raise RuntimeError("not inside the OpenCouch Voice workspace")
