@@ -126,14 +126,19 @@ def is_our_process(pid: int, service: Service) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any process is left in the group `up` created."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether a live (not zombie) process is left in the group `up` created.
+
+    The processes were started by an earlier `up`, so it is init that reaps them, whenever it
+    gets to it; a zombie has already exited and must not hold up `down`.
+    """
+    result = subprocess.run(
+        ["ps", "-A", "-o", "pgid=", "-o", "stat="], capture_output=True, text=True, check=False
+    )
+    for line in result.stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == str(pgid) and not fields[1].startswith("Z"):
+            return True
+    return False
 
 
 def start(service: Service) -> int:
