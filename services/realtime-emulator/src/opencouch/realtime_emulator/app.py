@@ -15,6 +15,7 @@ from .emulator import Emulator
 from .errors import RealtimeError
 from .handlers import router
 from .settings import Settings
+from .websocket import router as websocket_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["Location"],
     )
     app.include_router(router)
+    app.include_router(websocket_router)
 
     @app.exception_handler(RealtimeError)
     async def realtime_error(_: Request, error: RealtimeError) -> JSONResponse:
