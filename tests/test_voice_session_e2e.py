@@ -8,6 +8,7 @@ Postgres exactly once each, and every service stops cleanly on SIGTERM.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +43,11 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
+def unique(name: str) -> str:
+    """Ids unique to this run: Redis and NATS outlive a test run, the database does not."""
+    return f"{name}-{uuid.uuid4().hex[:12]}"
+
+
 def rows(database_url: str, query: str, *params: object) -> list[tuple[object, ...]]:
     with psycopg.connect(database_url) as conn:
         return conn.execute(query, params).fetchall()
@@ -50,7 +56,7 @@ def rows(database_url: str, query: str, *params: object) -> list[tuple[object, .
 def test_a_persistent_voice_session_is_recorded_and_finalized_once(
     stack: Stack, api: httpx.Client
 ) -> None:
-    thread_id, user_id = "thread-e2e-1", "user-e2e-1"
+    thread_id, user_id = unique("thread-e2e"), unique("user-e2e")
 
     created = api.post(
         f"{API}/session",
@@ -217,7 +223,7 @@ def test_a_persistent_voice_session_is_recorded_and_finalized_once(
 def test_incognito_keeps_nothing_and_refuses_persistent_tools(
     stack: Stack, api: httpx.Client
 ) -> None:
-    thread_id = "thread-e2e-incognito"
+    thread_id = unique("thread-e2e-incognito")
     created = api.post(f"{API}/session", json={"thread_id": thread_id})
     assert created.status_code == 200, created.text
     session = created.json()
@@ -328,7 +334,7 @@ def test_malformed_json_and_unknown_routes_are_clean_errors(api: httpx.Client) -
 def test_tool_calls_that_cannot_run_are_outputs_the_model_can_speak_around(
     api: httpx.Client,
 ) -> None:
-    thread_id = "thread-e2e-tools"
+    thread_id = unique("thread-e2e-tools")
     assert api.post(f"{API}/session", json={"thread_id": thread_id}).status_code == 200
 
     def output(tool_name: str, arguments: dict[str, object] | None = None) -> dict[str, object]:
