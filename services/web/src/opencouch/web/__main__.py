@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uvicorn
-
+from opencouch.runtime.http import serve_app
 from opencouch.runtime.logs import configure_logging
 
 from .app import create_app
@@ -11,21 +10,10 @@ from .settings import Settings
 
 
 def main() -> None:
-    """Serve until SIGINT or SIGTERM; uvicorn finishes open requests, then exits."""
+    """Serve until SIGINT or SIGTERM: open requests finish, then the process exits 0."""
     settings = Settings()
     configure_logging("opencouch-web", settings.log_level)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        # Our JSON logging is already set up; uvicorn's loggers propagate into it.
-        log_config=None,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        lifespan="off",
-        timeout_graceful_shutdown=5,
-    )
-    uvicorn.Server(config).run()
+    serve_app(create_app(settings), host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":
