@@ -18,7 +18,7 @@ down-local:
 	uv run python scripts/local_stack.py down
 
 test:
-	scripts/test.sh
+	bash scripts/test.sh
 
 lint:
 	uv run ruff check . && uv run ruff format --check . && uv run mypy libs services
