@@ -28,9 +28,7 @@ class Settings(BaseSettings):
     # Where the browser sends its SDP offer: the emulator locally, https://api.openai.com live.
     # A full URL is accepted and reduced to its origin, since CSP connect-src is per origin.
     realtime_origin: str = "http://127.0.0.1:8090"
-    log_level: str = "info"
-    # Access logs hold client addresses and are not needed to run the service; off by default.
-    access_log: bool = False
+    log_level: str = "INFO"
 
     @field_validator("api_base_url")
     @classmethod
