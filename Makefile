@@ -21,7 +21,7 @@ test:
 	bash scripts/test.sh
 
 lint:
-	uv run ruff check . && uv run ruff format --check . && uv run mypy libs services
+	uv run ruff check . && uv run ruff format --check . && uv run mypy libs services scripts
 
 # Every benchmark in turn; the first failure stops the run.
 bench:
