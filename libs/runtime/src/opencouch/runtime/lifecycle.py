@@ -6,6 +6,8 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 
+from opencouch.runtime.logs import configure_logging
+
 
 def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run ``main(stop)``; SIGTERM or SIGINT sets ``stop``, and ``main`` returns after cleanup."""
@@ -36,3 +38,11 @@ async def serve_until_stopped(stop: asyncio.Event, *workers: asyncio.Task[None])
         if worker in done and not worker.cancelled() and worker.exception() is not None:
             raise RuntimeError("a background worker stopped") from worker.exception()
     await asyncio.gather(*workers, return_exceptions=True)
+
+
+def run_service(
+    name: str, log_level: str, serve: Callable[[asyncio.Event], Awaitable[None]]
+) -> None:
+    """A service's whole ``main``: JSON logs tagged ``name``, then ``serve`` until SIGTERM."""
+    configure_logging(name, log_level)
+    run_until_stopped(serve)

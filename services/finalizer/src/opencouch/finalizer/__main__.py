@@ -1,24 +1,18 @@
-"""``python -m opencouch.finalizer``: serve until SIGTERM."""
+"""``python -m opencouch.finalizer``: serve until SIGTERM, then stop cleanly (exit 0)."""
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 
 from opencouch.finalizer.service import serve
 from opencouch.finalizer.settings import FinalizerSettings
-from opencouch.runtime.lifecycle import run_until_stopped
-from opencouch.runtime.logs import configure_logging
+from opencouch.runtime.lifecycle import run_service
 
 
 def main() -> None:
-    """Start the finalizer with settings from the environment."""
+    """Start the finalizer service with settings from the environment."""
     settings = FinalizerSettings()
-    configure_logging("finalizer", settings.log_level)
-
-    async def run(stop: asyncio.Event) -> None:
-        await serve(settings, stop)
-
-    run_until_stopped(run)
+    run_service("finalizer", settings.log_level, partial(serve, settings))
 
 
 if __name__ == "__main__":

@@ -1,24 +1,18 @@
-"""``python -m opencouch.memory``: serve until SIGTERM."""
+"""``python -m opencouch.memory``: serve until SIGTERM, then stop cleanly (exit 0)."""
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 
 from opencouch.memory.service import serve
 from opencouch.memory.settings import MemorySettings
-from opencouch.runtime.lifecycle import run_until_stopped
-from opencouch.runtime.logs import configure_logging
+from opencouch.runtime.lifecycle import run_service
 
 
 def main() -> None:
     """Start the memory service with settings from the environment."""
     settings = MemorySettings()
-    configure_logging("memory", settings.log_level)
-
-    async def run(stop: asyncio.Event) -> None:
-        await serve(settings, stop)
-
-    run_until_stopped(run)
+    run_service("memory", settings.log_level, partial(serve, settings))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,10 @@
-"""``python -m opencouch.tools``: serve until SIGTERM."""
+"""``python -m opencouch.tools``: serve until SIGTERM, then stop cleanly (exit 0)."""
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 
-from opencouch.runtime.lifecycle import run_until_stopped
-from opencouch.runtime.logs import configure_logging
+from opencouch.runtime.lifecycle import run_service
 from opencouch.tools.service import serve
 from opencouch.tools.settings import ToolsSettings
 
@@ -13,12 +12,7 @@ from opencouch.tools.settings import ToolsSettings
 def main() -> None:
     """Start the tools service with settings from the environment."""
     settings = ToolsSettings()
-    configure_logging("tools", settings.log_level)
-
-    async def run(stop: asyncio.Event) -> None:
-        await serve(settings, stop)
-
-    run_until_stopped(run)
+    run_service("tools", settings.log_level, partial(serve, settings))
 
 
 if __name__ == "__main__":
