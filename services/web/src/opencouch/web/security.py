@@ -17,7 +17,7 @@ from .settings import Settings
 # default because the assistant's audio element must be allowed to play.
 PERMISSIONS_POLICY = (
     "microphone=(self), camera=(), geolocation=(), payment=(), usb=(), serial=(), hid=(), "
-    "bluetooth=(), midi=(), display-capture=(), screen-wake-lock=()"
+    "midi=(), display-capture=(), screen-wake-lock=()"
 )
 
 
