@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Run every test against real servers. Installs uv if it is missing. NATS, Redis and Postgres
-# come from NATS_URL / REDIS_URL / DATABASE_URL, else from their usual local ports when
-# something listens there; otherwise the fixtures start a private nats-server or a
-# testcontainer, or skip with the reason. Extra arguments go to pytest.
+# Run every test against real servers. Installs uv if it is missing. Redis and Postgres come
+# from REDIS_URL / DATABASE_URL, else from their usual local ports when something listens
+# there (tests use random ids and a fresh database, so they share them safely). NATS is
+# private to the run (a nats-server from the locked dev dependencies) unless NATS_URL is set:
+# a stack already running on the shared NATS would compete for the tests' consumers.
+# Without a server, the fixtures try a testcontainer, then skip with the reason.
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +13,6 @@ command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==0.13.9"
 uv sync --all-packages --frozen --quiet
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-if [ -z "${NATS_URL:-}" ] && listening 4222; then export NATS_URL=nats://127.0.0.1:4222; fi
 if [ -z "${REDIS_URL:-}" ] && listening 6379; then export REDIS_URL=redis://127.0.0.1:6379/0; fi
 if [ -z "${DATABASE_URL:-}" ] && listening 5432; then
   export DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres

@@ -7,15 +7,19 @@ Postgres exactly once each, and every service stops cleanly on SIGTERM.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import nats
 import psycopg
 import pytest
 
+from opencouch.contracts.subjects import tool_subject
 from opencouch.testing.openai_spec import validate_against
 from opencouch.testing.processes import Stack, running_stack
 
@@ -358,3 +362,92 @@ def test_tool_calls_that_cannot_run_are_outputs_the_model_can_speak_around(
     assert bad_args["error"]["code"] == "invalid_arguments"  # type: ignore[index]
     bad_style = output("load_therapeutic_response_skill", {"response_style": "sarcastic"})
     assert bad_style["error"]["code"] == "invalid_arguments"  # type: ignore[index]
+
+
+def test_turns_acknowledged_while_memory_is_down_are_stored_and_finalized_after_it_returns(
+    stack: Stack, api: httpx.Client
+) -> None:
+    thread_id = unique("thread-e2e-outage")
+    created = api.post(f"{API}/session", json={"thread_id": thread_id, "memory_mode": "persistent"})
+    assert created.status_code == 200, created.text
+    session_id = created.json()["session_id"]
+
+    memory = stack.services["memory"]
+    assert memory.stop() == 0
+    for n in (1, 2):
+        turn = api.post(
+            f"{API}/turn",
+            json={
+                "thread_id": thread_id,
+                "memory_mode": "persistent",
+                "client_turn_id": f"outage-{n}",
+                "user_text": f"line {n}",
+                "assistant_text": f"reply {n}",
+            },
+        )
+        # JetStream holds the turn, so it is acknowledged even with its consumer down.
+        assert turn.status_code == 200, turn.text
+    assert (
+        rows(stack.database_url, "SELECT 1 FROM memory.turns WHERE session_id = %s", session_id)
+        == []
+    )
+
+    ended = api.post(f"{API}/end", json={"thread_id": thread_id, "memory_mode": "persistent"})
+    assert ended.status_code == 202, ended.text
+    assert ended.json()["status"] in ("pending", "in_progress")
+    assert ended.json()["finalized"] is False
+
+    stack.services["memory"] = memory.restart()
+    stack.services["memory"].wait_healthy()
+    final = api.post(f"{API}/end", json={"thread_id": thread_id, "memory_mode": "persistent"})
+    for _ in range(60):
+        if final.status_code == 200:
+            break
+        time.sleep(0.5)
+        final = api.post(f"{API}/end", json={"thread_id": thread_id, "memory_mode": "persistent"})
+    assert final.status_code == 200, final.text
+    assert final.json()["finalized"] is True
+    assert final.json()["turn_count"] == 2
+    assert rows(
+        stack.database_url,
+        "SELECT count(*) FROM memory.turns WHERE session_id = %s",
+        session_id,
+    ) == [(2,)]
+
+
+def test_a_tool_nobody_serves_or_that_never_answers_is_a_bounded_error_output(
+    stack: Stack, api: httpx.Client
+) -> None:
+    thread_id = unique("thread-e2e-slow-tool")
+    assert api.post(f"{API}/session", json={"thread_id": thread_id}).status_code == 200
+
+    def call() -> dict[str, object]:
+        reply = api.post(
+            f"{API}/tools",
+            json={
+                "thread_id": thread_id,
+                "tool_name": "answer_grounded_lookup",
+                "arguments": {"query": "what is CBT"},
+            },
+        )
+        assert reply.status_code == 200, reply.text
+        output: dict[str, object] = reply.json()["output"]
+        return output
+
+    assert call()["error"]["code"] == "tool_unavailable"  # type: ignore[index]
+
+    async def hold_calls_without_answering() -> None:
+        nc = await nats.connect(stack.nats_url)
+        await nc.subscribe(tool_subject("answer_grounded_lookup"), cb=_ignore)
+        await nc.flush()
+        try:
+            result = await asyncio.to_thread(call)
+        finally:
+            await nc.close()
+        assert result["error"]["code"] == "tool_timeout"  # type: ignore[index]
+
+    asyncio.run(hold_calls_without_answering())
+
+
+async def _ignore(msg: object) -> None:
+    """A tool owner that hangs: takes the request and never answers."""

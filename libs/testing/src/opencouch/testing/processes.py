@@ -32,6 +32,12 @@ class ServiceProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     healthy: Callable[[], bool]
+    module: str
+    env: Mapping[str, str]
+
+    def restart(self) -> ServiceProcess:
+        """Start the same service again (after ``stop``), appending to the same log."""
+        return start_service(self.name, self.module, self.env, self.log_path.parent, self.healthy)
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the service's log, for failure messages."""
@@ -110,7 +116,7 @@ def start_service(
 ) -> ServiceProcess:
     """Run ``python -m module`` with ``env`` added to this environment."""
     log_path = log_dir / f"{name}.log"
-    handle = log_path.open("wb")
+    handle = log_path.open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", module],
         env={**os.environ, **env},
@@ -118,7 +124,7 @@ def start_service(
         stderr=subprocess.STDOUT,
     )
     handle.close()
-    return ServiceProcess(name, process, log_path, healthy)
+    return ServiceProcess(name, process, log_path, healthy, module, env)
 
 
 @dataclass
@@ -135,8 +141,9 @@ class Stack:
     exit_codes: dict[str, int] = field(default_factory=dict)
 
 
-def _record_exit(stack: Stack, service: ServiceProcess) -> None:
-    stack.exit_codes[service.name] = service.stop()
+def _record_exit(stack: Stack, name: str) -> None:
+    # Looked up at exit: a test may have replaced the process with a restarted one.
+    stack.exit_codes[name] = stack.services[name].stop()
 
 
 @contextmanager
@@ -181,7 +188,8 @@ def running_stack(
                 "VOICE_GATEWAY_PORT": str(gateway_port),
                 "VOICE_GATEWAY_OPENAI_BASE_URL": f"{stack.emulator_url}/v1",
                 "OPENAI_API_KEY": "",
-                "VOICE_GATEWAY_END_WAIT_SECONDS": "15",
+                "VOICE_GATEWAY_END_WAIT_SECONDS": "10",
+                "VOICE_GATEWAY_TOOL_TIMEOUT_SECONDS": "2",
             },
             http_ok(f"{stack.gateway_url}/readyz"),
         ),
@@ -197,9 +205,8 @@ def running_stack(
         )
     with ExitStack() as cleanup:
         for name, module, env, healthy in plan:
-            service = start_service(name, module, {**infra, **env}, log_dir, healthy)
-            stack.services[name] = service
-            cleanup.callback(_record_exit, stack, service)
+            stack.services[name] = start_service(name, module, {**infra, **env}, log_dir, healthy)
+            cleanup.callback(_record_exit, stack, name)
         for service in stack.services.values():
             service.wait_healthy()
         yield stack

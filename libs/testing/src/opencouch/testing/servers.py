@@ -1,8 +1,9 @@
 """Real NATS, Redis and Postgres for tests.
 
 Each comes from the environment (``NATS_URL``, ``REDIS_URL``, ``DATABASE_URL``) when set and
-reachable; else NATS is started from the ``nats-server`` binary on a free port; else a
-testcontainers container; else the test is skipped with the reason.
+reachable; else NATS is started from the ``nats-server`` binary on a free port (private to
+the run, so no other stack competes for its consumers); else a testcontainers container;
+else the test is skipped with the reason.
 """
 
 from __future__ import annotations
