@@ -153,8 +153,10 @@ def test_the_gateway_uses_the_emulator_without_a_key(services: dict[str, Any]) -
     env = services["voice-gateway"]["environment"]
     # Passed through only when set: an empty key must not stand for "a key".
     assert env.get("OPENAI_API_KEY") is None
-    assert env["VOICE_GATEWAY_OPENAI_BASE_URL"] == "http://realtime-emulator:8090/v1"
-    assert env["VOICE_GATEWAY_PUBLIC_REALTIME_URL"] == "http://localhost:8090/v1"
+    assert env["VOICE_GATEWAY_EMULATOR_BASE_URL"] == "http://realtime-emulator:8090/v1"
+    assert env["VOICE_GATEWAY_EMULATOR_PUBLIC_URL"] == "http://localhost:8090/v1"
+    # A key, when set, goes to OpenAI; the emulator URL is only used without one.
+    assert env["VOICE_GATEWAY_OPENAI_BASE_URL"] == "https://api.openai.com/v1"
     emulator_keys = services["realtime-emulator"]["environment"]["REALTIME_EMULATOR_API_KEYS"]
     assert env["VOICE_GATEWAY_EMULATOR_API_KEY"] in emulator_keys.split(",")
 

@@ -108,7 +108,7 @@ def test_a_persistent_voice_session_is_recorded_and_finalized_once(
     assert output["location"] == "Canada"
     assert output["resources"][0]["name"] == "9-8-8 Suicide Crisis Helpline"
 
-    turns = [
+    turns: list[dict[str, object]] = [
         {
             "client_turn_id": "turn-1",
             "user_text": "I'm in Toronto and I don't want to be here anymore",
@@ -211,7 +211,7 @@ def test_a_persistent_voice_session_is_recorded_and_finalized_once(
         json={"thread_id": thread_id, "user_id": user_id, "memory_mode": "persistent"},
     )
     assert later.status_code == 200
-    turn = api.post(
+    next_turn = api.post(
         f"{API}/turn",
         json={
             "thread_id": thread_id,
@@ -221,7 +221,7 @@ def test_a_persistent_voice_session_is_recorded_and_finalized_once(
             "assistant_text": "Welcome back.",
         },
     )
-    assert turn.json()["message_count"] == 8
+    assert next_turn.json()["message_count"] == 8
 
 
 def test_incognito_keeps_nothing_and_refuses_persistent_tools(

@@ -186,7 +186,7 @@ def running_stack(
             "opencouch.voice_gateway",
             {
                 "VOICE_GATEWAY_PORT": str(gateway_port),
-                "VOICE_GATEWAY_OPENAI_BASE_URL": f"{stack.emulator_url}/v1",
+                "VOICE_GATEWAY_EMULATOR_BASE_URL": f"{stack.emulator_url}/v1",
                 "OPENAI_API_KEY": "",
                 "VOICE_GATEWAY_END_WAIT_SECONDS": "10",
                 "VOICE_GATEWAY_TOOL_TIMEOUT_SECONDS": "2",

@@ -20,7 +20,8 @@ class GatewaySettings(BaseSettings):
     With no ``OPENAI_API_KEY`` every Realtime call goes to the offline emulator.
     """
 
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+    # An empty variable (``OPENAI_API_KEY=`` in a .env) means unset, not an empty key.
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", env_ignore_empty=True)
 
     environment: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
@@ -35,10 +36,14 @@ class GatewaySettings(BaseSettings):
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices(f"{PREFIX}OPENAI_API_KEY", "OPENAI_API_KEY")
     )
-    openai_base_url: str | None = None
-    """Server-side Realtime API base; defaults to OpenAI with a key, else the emulator."""
+    openai_base_url: str = OPENAI_BASE_URL
+    """Realtime API base used when a key is set."""
     public_realtime_url: str | None = None
-    """Realtime API base as the browser reaches it; defaults like ``openai_base_url``."""
+    """Realtime API base as the browser reaches it, when a key is set; default ``openai_base_url``."""
+    emulator_base_url: str = EMULATOR_BASE_URL
+    """The emulator's API base, used when no key is set (the key never goes there)."""
+    emulator_public_url: str | None = None
+    """The emulator as the browser reaches it; default ``emulator_base_url``."""
     emulator_api_key: SecretStr = SecretStr("sk-emulator-local")
     realtime_model: str = "gpt-realtime"
     transcription_model: str = "gpt-4o-mini-transcribe"
@@ -77,11 +82,12 @@ class GatewaySettings(BaseSettings):
 
     @property
     def realtime_base_url(self) -> str:
-        """Where the gateway calls the Realtime API."""
-        default = EMULATOR_BASE_URL if self.uses_emulator else OPENAI_BASE_URL
-        return (self.openai_base_url or default).rstrip("/")
+        """Where the gateway calls the Realtime API: OpenAI with a key, else the emulator."""
+        base = self.emulator_base_url if self.uses_emulator else self.openai_base_url
+        return base.rstrip("/")
 
     @property
     def realtime_calls_url(self) -> str:
         """Where the browser posts its SDP offer."""
-        return f"{(self.public_realtime_url or self.realtime_base_url).rstrip('/')}/realtime/calls"
+        public = self.emulator_public_url if self.uses_emulator else self.public_realtime_url
+        return f"{(public or self.realtime_base_url).rstrip('/')}/realtime/calls"
