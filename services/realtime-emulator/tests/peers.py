@@ -38,7 +38,22 @@ def make_speech_wav(text: str, directory: Path, name: str = "utterance") -> Path
     path = directory / f"{name}.wav"
     espeak = subprocess.run(["espeak-ng", "--stdout", text], check=True, capture_output=True)
     subprocess.run(
-        ["sox", "-t", "wav", "-", "-r", "48000", "-c", "1", "-b", "16", str(path), "pad", "1.0", "1.0"],
+        [
+            "sox",
+            "-t",
+            "wav",
+            "-",
+            "-r",
+            "48000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            str(path),
+            "pad",
+            "1.0",
+            "1.0",
+        ],
         input=espeak.stdout,
         check=True,
         capture_output=True,
@@ -176,12 +191,19 @@ class TestPeer:
         self.channel.send(json.dumps(event))
 
     async def wait_for(
-        self, kind: str, where: Callable[[Event], bool] = lambda _: True, *, after: int = 0, timeout: float = 30
+        self,
+        kind: str,
+        where: Callable[[Event], bool] = lambda _: True,
+        *,
+        after: int = 0,
+        timeout: float = 30,
     ) -> Event:
         """The first event of ``kind`` (from index ``after``) matching ``where``."""
 
         def found() -> Event | None:
-            return next((e for e in self.events[after:] if e.get("type") == kind and where(e)), None)
+            return next(
+                (e for e in self.events[after:] if e.get("type") == kind and where(e)), None
+            )
 
         async def wait() -> Event:
             async with self._arrived:
@@ -197,3 +219,54 @@ class TestPeer:
 
     async def close(self) -> None:
         await self.pc.close()
+
+
+class EventStream:
+    """Raw server events from an openai SDK realtime connection (a WebSocket or sideband)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.events: list[Event] = []
+        self.closed = asyncio.Event()
+        self.failure: BaseException | None = None
+        self._changed = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                self.events.append(json.loads(await self.connection.recv_bytes()))
+                self._changed.set()
+        except Exception as error:
+            self.failure = error
+            self.closed.set()
+            self._changed.set()
+
+    async def wait_for(
+        self,
+        kind: str,
+        where: Callable[[Event], bool] = lambda _: True,
+        *,
+        after: int = 0,
+        timeout: float = 30,
+    ) -> Event:
+        """The first event of ``kind`` (from index ``after``) matching ``where``."""
+
+        async def wait() -> Event:
+            while True:
+                for event in self.events[after:]:
+                    if event["type"] == kind and where(event):
+                        return event
+                if self.closed.is_set():
+                    raise AssertionError(f"connection closed before {kind}")
+                self._changed.clear()
+                await self._changed.wait()
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    def of_type(self, kind: str) -> list[Event]:
+        """Every event of ``kind`` seen so far."""
+        return [e for e in self.events if e.get("type") == kind]
+
+    async def stop(self) -> None:
+        self._task.cancel()

@@ -172,6 +172,7 @@ class Call:
         self._playing_response: str | None = None
         self._drained_before_done: set[str] = set()
         self._race_spent = False
+        self._auto_response_waiting = False
         self._phantom_spent = False
         self._dropped_after_event = False
         self.audio_emitted = False
@@ -612,9 +613,14 @@ class Call:
 
     # -- responses --------------------------------------------------------------------------
 
-    def start_response(self, params: dict[str, Any], *, auto: bool) -> ResponseRun:
+    def start_response(self, params: dict[str, Any], *, auto: bool) -> ResponseRun | None:
         """Begin a response (VAD's or the client's), refusing a second one in the conversation."""
         out_of_band = params.get("conversation") == "none"
+        busy = self.active_response is not None and not self.active_response.finished
+        if auto and busy:
+            # VAD's response waits for the one being cancelled (or finishing) to close first.
+            self._auto_response_waiting = True
+            return None
         if not out_of_band:
             if not auto and self.faults.racing_response_create and not self._race_spent:
                 # The server's own response gets there first, as when VAD fires just as the
@@ -690,6 +696,9 @@ class Call:
         late, self._late_events = self._late_events, []
         for event in late:
             self.emit(event)
+        if self._auto_response_waiting and self.active_response is None and not self.ended:
+            self._auto_response_waiting = False
+            self._begin_response({}, out_of_band=False)
 
     def _index(self, item_id: str) -> int:
         for index, item in enumerate(self.items):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -214,6 +215,16 @@ async def inspect_client_secret(value: str, emulator: EmulatorDep) -> dict[str, 
     secret = emulator.secrets.get(value)
     if secret is None:
         raise RealtimeError(message="No such client secret.", code="not_found", status=404)
+    return {**secret.response(), "safety_identifier": secret.safety_identifier}
+
+
+@router.post("/_emulator/client_secrets/{value}/expire")
+async def expire_client_secret(value: str, emulator: EmulatorDep) -> dict[str, Any]:
+    """Emulator-only: make a secret expire now, so expiry can be tested without waiting."""
+    secret = emulator.secrets.get(value)
+    if secret is None:
+        raise RealtimeError(message="No such client secret.", code="not_found", status=404)
+    secret.expires_at = int(time.time()) - 1
     return {**secret.response(), "safety_identifier": secret.safety_identifier}
 
 

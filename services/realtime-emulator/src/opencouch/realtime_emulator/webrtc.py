@@ -128,6 +128,12 @@ class SpeechTrack(MediaStreamTrack):
 
 async def answer_offer(call: Call, offer_sdp: str) -> tuple[RTCPeerConnection, str]:
     """Set up the peer for ``call`` and return it with the SDP answer."""
+    if not offer_sdp.lstrip().startswith("v=") or "m=" not in offer_sdp:
+        raise RealtimeError(
+            message="Invalid SDP offer: expected a session description with media sections.",
+            code="invalid_offer",
+            param="sdp",
+        )
     # No STUN servers: aiortc would otherwise try Google's and stall without internet.
     peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     speaker = SpeechTrack(call)
