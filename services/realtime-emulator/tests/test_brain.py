@@ -10,16 +10,18 @@ import pytest
 
 from opencouch.realtime_emulator.brain import Brain, Offer, fill_arguments
 from opencouch.realtime_emulator.scenario import Scenario, load_scenario
+from opencouch.realtime_emulator.testing import (
+    PRODUCT_LIKE_TOOLS,
+    tools_named,
+)
 
-from .product_tools import PRODUCT_TOOLS, tools_named
 
-
-def offer(tools: list[dict[str, Any]] = PRODUCT_TOOLS, choice: object = "auto") -> Offer:
+def offer(tools: list[dict[str, Any]] = PRODUCT_LIKE_TOOLS, choice: object = "auto") -> Offer:
     return Offer.from_config(tools, choice)
 
 
 def schema_of(name: str) -> dict[str, Any]:
-    return next(tool["parameters"] for tool in PRODUCT_TOOLS if tool["name"] == name)
+    return next(tool["parameters"] for tool in PRODUCT_LIKE_TOOLS if tool["name"] == name)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +92,7 @@ def test_wait_for_user_follow_up_only_when_asked() -> None:
     assert plan.say == "Take your time. I'm here whenever you're ready."
 
 
-@pytest.mark.parametrize("tool", PRODUCT_TOOLS, ids=lambda tool: str(tool["name"]))
+@pytest.mark.parametrize("tool", PRODUCT_LIKE_TOOLS, ids=lambda tool: str(tool["name"]))
 def test_arguments_fit_every_product_schema(tool: dict[str, Any]) -> None:
     arguments = fill_arguments(tool["parameters"], {}, "something the user said")
     jsonschema.validate(arguments, tool["parameters"])

@@ -8,9 +8,11 @@ import httpx
 import pytest
 from openai import AsyncOpenAI
 
+from opencouch.realtime_emulator.testing import (
+    API_KEY,
+    RunningEmulator,
+)
 from opencouch.testing.openai_spec import validate_against
-
-from .conftest import API_KEY, RunningEmulator
 
 SESSION: dict[str, Any] = {
     "type": "realtime",

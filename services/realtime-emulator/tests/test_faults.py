@@ -16,10 +16,26 @@ from websockets.exceptions import ConnectionClosedError
 
 from opencouch.realtime_emulator import audio
 from opencouch.realtime_emulator.speech import tone_speech
+from opencouch.realtime_emulator.testing import (
+    API_KEY,
+    PRODUCT_LIKE_TOOLS,
+    EventStream,
+    RunningEmulator,
+    TestPeer,
+    fetch_log,
+    sent_server_events,
+)
+from opencouch.testing.openai_spec import errors_against
 
-from .conftest import API_KEY, RunningEmulator, call_log, sent_server_events, spec_errors
-from .peers import EventStream, TestPeer
-from .product_tools import PRODUCT_TOOLS
+
+def server_event_problems(events: list[dict[str, Any]]) -> list[str]:
+    """One line per event that fails the official ``RealtimeServerEvent`` schema."""
+    return [
+        f"{e.get('type')}: {errors_against('RealtimeServerEvent', e)[0][:300]}"
+        for e in events
+        if errors_against("RealtimeServerEvent", e)
+    ]
+
 
 USER_TEXT = {
     "type": "conversation.item.create",
@@ -72,7 +88,7 @@ async def test_maximum_session_duration_ends_with_session_expired(
         assert error["error"]["code"] == "session_expired"
         assert error["error"]["type"] == "invalid_request_error"
         await asyncio.wait_for(stream.closed.wait(), 10)
-        assert spec_errors("RealtimeServerEvent", stream.events) == []
+        assert server_event_problems(stream.events) == []
 
 
 async def test_maximum_session_duration_over_webrtc(emulator: RunningEmulator) -> None:
@@ -120,7 +136,7 @@ async def test_duplicated_and_dropped_events(emulator: RunningEmulator) -> None:
         assert created[0] == created[1]
         assert stream.of_type("conversation.item.done") == []
         session_id = stream.events[0]["session"]["id"]
-    log = await call_log_by_session(emulator, session_id)
+    log = await fetch_log(emulator, session_id)
     dropped = [entry["event"]["type"] for entry in log["log"] if entry.get("dropped")]
     assert dropped
     assert set(dropped) == {"conversation.item.done"}
@@ -140,7 +156,7 @@ async def test_racing_response_create_loses(emulator: RunningEmulator) -> None:
 async def test_a_tool_call_the_client_cannot_answer(emulator: RunningEmulator) -> None:
     async with connect(emulator, "unanswered_tool_call=check_the_weather") as (connection, stream):
         await connection.send(
-            {"type": "session.update", "session": {"type": "realtime", "tools": PRODUCT_TOOLS}}
+            {"type": "session.update", "session": {"type": "realtime", "tools": PRODUCT_LIKE_TOOLS}}
         )
         await connection.send(USER_TEXT)
         await connection.response.create()
@@ -182,9 +198,9 @@ async def test_abrupt_connection_loss_over_webrtc(emulator: RunningEmulator) -> 
     await peer.answer(created.text)
     await asyncio.wait_for(peer.closed.wait(), 15)
     assert peer.of_type("error") == []
-    log = await call_log(emulator, call_id)
+    log = await fetch_log(emulator, call_id)
     assert log["end_reason"] == "connection_dropped"
-    assert spec_errors("RealtimeServerEvent", sent_server_events(log)) == []
+    assert server_event_problems(sent_server_events(log)) == []
     await peer.close()
 
 

@@ -11,8 +11,9 @@ import time
 import httpx
 
 from opencouch.realtime_emulator.settings import Settings
-
-from .conftest import free_port
+from opencouch.realtime_emulator.testing import (
+    free_port,
+)
 
 
 def test_api_keys_accept_a_comma_separated_env() -> None:

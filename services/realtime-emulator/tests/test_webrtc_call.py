@@ -11,17 +11,40 @@ import httpx
 import pytest
 from openai import AsyncOpenAI, AuthenticationError, NotFoundError
 
-from .conftest import (
+from opencouch.realtime_emulator.testing import (
     API_KEY,
+    PRODUCT_LIKE_TOOLS,
+    EventStream,
     RunningEmulator,
+    TestPeer,
     accepted_client_events,
-    call_log,
-    client_spec_errors,
+    fetch_log,
+    make_speech_wav,
     sent_server_events,
-    spec_errors,
+    spec_checkable,
+    speech_tools_missing,
 )
-from .peers import EventStream, TestPeer, make_speech_wav, tools_missing
-from .product_tools import PRODUCT_TOOLS
+from opencouch.testing.openai_spec import errors_against
+
+
+def server_event_problems(events: list[dict[str, Any]]) -> list[str]:
+    """One line per event that fails the official ``RealtimeServerEvent`` schema."""
+    return [
+        f"{e.get('type')}: {errors_against('RealtimeServerEvent', e)[0][:300]}"
+        for e in events
+        if errors_against("RealtimeServerEvent", e)
+    ]
+
+
+def client_event_problems(events: list[dict[str, Any]]) -> list[str]:
+    """One line per event that fails the official ``RealtimeClientEvent`` schema."""
+    checkable = [spec_checkable(e) for e in events]
+    return [
+        f"{e.get('type')}: {errors_against('RealtimeClientEvent', e)[0][:300]}"
+        for e in checkable
+        if errors_against("RealtimeClientEvent", e)
+    ]
+
 
 UTTERANCE = "I keep panicking. Can we do a breathing exercise together?"
 SCRIPT = {
@@ -45,7 +68,7 @@ SESSION: dict[str, Any] = {
     "type": "realtime",
     "model": "gpt-realtime",
     "instructions": "You are a calm companion.",
-    "tools": PRODUCT_TOOLS,
+    "tools": PRODUCT_LIKE_TOOLS,
     "audio": {
         "input": {
             "transcription": {"model": "gpt-4o-mini-transcribe"},
@@ -56,7 +79,7 @@ SESSION: dict[str, Any] = {
 }
 
 
-@pytest.mark.skipif(tools_missing() is not None, reason=tools_missing() or "")
+@pytest.mark.skipif(speech_tools_missing() is not None, reason=speech_tools_missing() or "")
 async def test_browser_call_spoken_turn_tool_call_and_spoken_reply(
     emulator: RunningEmulator, tmp_path: Path
 ) -> None:
@@ -81,7 +104,9 @@ async def test_browser_call_spoken_turn_tool_call_and_spoken_reply(
     await peer.answer(created.text)
     await asyncio.wait_for(peer.opened.wait(), 10)
     session = (await peer.wait_for("session.created"))["session"]
-    assert [tool["name"] for tool in session["tools"]] == [tool["name"] for tool in PRODUCT_TOOLS]
+    assert [tool["name"] for tool in session["tools"]] == [
+        tool["name"] for tool in PRODUCT_LIKE_TOOLS
+    ]
     assert session["audio"]["output"]["voice"] == "cedar"
 
     async with server.realtime.connect(call_id=call_id) as connection:
@@ -91,7 +116,7 @@ async def test_browser_call_spoken_turn_tool_call_and_spoken_reply(
         )
         updated = await side.wait_for("session.updated")
         assert updated["session"]["instructions"] == "Server-side instructions."
-        assert updated["session"]["tools"] == PRODUCT_TOOLS
+        assert updated["session"]["tools"] == PRODUCT_LIKE_TOOLS
 
         assert peer.mic is not None
         peer.mic.say(wav)
@@ -133,7 +158,7 @@ async def test_browser_call_spoken_turn_tool_call_and_spoken_reply(
     await asyncio.wait_for(peer.closed.wait(), 10)
     await peer.close()
 
-    log = await call_log(emulator, call_id)
+    log = await fetch_log(emulator, call_id)
     server_events = sent_server_events(log)
     kinds = {event["type"] for event in server_events}
     assert {
@@ -156,16 +181,16 @@ async def test_browser_call_spoken_turn_tool_call_and_spoken_reply(
         "output_audio_buffer.stopped",
         "response.done",
     } <= kinds
-    assert spec_errors("RealtimeServerEvent", server_events) == []
-    assert spec_errors("RealtimeServerEvent", peer.events) == []
-    assert spec_errors("RealtimeServerEvent", side.events) == []
+    assert server_event_problems(server_events) == []
+    assert server_event_problems(peer.events) == []
+    assert server_event_problems(side.events) == []
     client_events = accepted_client_events(log)
     assert [event["type"] for event in client_events] == [
         "session.update",
         "conversation.item.create",
         "response.create",
     ]
-    assert client_spec_errors(client_events) == []
+    assert client_event_problems(client_events) == []
     usage = [e for e in server_events if e["type"] == "response.done"][-1]["response"]["usage"]
     assert usage["output_token_details"]["audio_tokens"] > 0
     assert log["ended"] is True
@@ -177,7 +202,7 @@ async def test_multipart_call_with_api_key_and_typed_text(emulator: RunningEmula
     peer = TestPeer(audio=False)
     created = await server.realtime.calls.create(
         sdp=await peer.offer(),
-        session={"type": "realtime", "tools": PRODUCT_TOOLS, "output_modalities": ["text"]},  # type: ignore[typeddict-item]
+        session={"type": "realtime", "tools": PRODUCT_LIKE_TOOLS, "output_modalities": ["text"]},  # type: ignore[arg-type]
     )
     call_id = created.response.headers["location"].rsplit("/", 1)[-1]
     await peer.answer(created.text)
@@ -219,9 +244,9 @@ async def test_multipart_call_with_api_key_and_typed_text(emulator: RunningEmula
     await server.realtime.calls.hangup(call_id)
     await asyncio.wait_for(peer.closed.wait(), 10)
     await peer.close()
-    log = await call_log(emulator, call_id)
-    assert spec_errors("RealtimeServerEvent", sent_server_events(log)) == []
-    assert client_spec_errors(accepted_client_events(log)) == []
+    log = await fetch_log(emulator, call_id)
+    assert server_event_problems(sent_server_events(log)) == []
+    assert client_event_problems(accepted_client_events(log)) == []
     rejected = [entry for entry in log["log"] if entry.get("rejected")]
     assert [entry["event"]["type"] for entry in rejected] == ["not.a.thing"]
 

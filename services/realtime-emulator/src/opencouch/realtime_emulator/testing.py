@@ -1,32 +1,137 @@
-"""A browser-like aiortc peer for tests: a microphone that plays WAVs, ``oai-events``, a speaker."""
+"""Test support shipped with the emulator: run it in-process, and talk to it like a browser.
+
+Other packages' tests can use these too: ``running_emulator`` serves the real app on a free
+loopback port in its own thread; ``TestPeer`` is an aiortc caller with a microphone that plays
+WAV files, the ``oai-events`` channel and a speaker that measures what it hears;
+``EventStream`` collects raw events from an openai SDK connection.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import json
 import shutil
+import socket
 import subprocess
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
+import uvicorn
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
-from opencouch.realtime_emulator.audio import rms_dbfs, wav_pcm
+from .app import create_app
+from .audio import rms_dbfs, wav_pcm
+from .settings import Settings
 
+API_KEY = "sk-emulator-local"
 RATE = 48_000
 FRAME = RATE // 50
 Event = dict[str, Any]
 
 
-def tools_missing() -> str | None:
-    """Why spoken tests cannot run here, or None."""
+def free_port() -> int:
+    """A TCP port nobody is listening on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningEmulator:
+    """Where an in-process emulator listens."""
+
+    url: str
+    settings: Settings
+
+    @property
+    def base_url(self) -> str:
+        """What the openai SDK takes as ``base_url``."""
+        return f"{self.url}/v1"
+
+
+@contextlib.contextmanager
+def running_emulator(settings: Settings | None = None) -> Iterator[RunningEmulator]:
+    """Serve the app with uvicorn on its own loop and thread, so a test's loop never starves it."""
+    settings = settings or Settings(host="127.0.0.1", port=free_port(), api_keys=[API_KEY])
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        ws_ping_interval=None,
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("emulator did not start")
+        time.sleep(0.02)
+    try:
+        yield RunningEmulator(url=f"http://{settings.host}:{settings.port}", settings=settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+async def fetch_log(emulator: RunningEmulator, call_or_session_id: str) -> dict[str, Any]:
+    """The emulator's event log of a call (by call id) or WebSocket session (by session id)."""
+    async with httpx.AsyncClient(base_url=emulator.url, timeout=10) as client:
+        if call_or_session_id.startswith("rtc_"):
+            response = await client.get(
+                f"/v1/realtime/calls/{call_or_session_id}/log",
+                headers={"Authorization": f"Bearer {emulator.settings.api_keys[0]}"},
+            )
+        else:
+            response = await client.get(f"/_emulator/sessions/{call_or_session_id}/log")
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def accepted_client_events(log: dict[str, Any]) -> list[Event]:
+    """Client events the emulator accepted (not answered with an error)."""
+    return [
+        entry["event"]
+        for entry in log["log"]
+        if entry["direction"] == "in" and "rejected" not in entry
+    ]
+
+
+def sent_server_events(log: dict[str, Any]) -> list[Event]:
+    """Every server event the emulator sent (or meant to send) in a call."""
+    return [entry["event"] for entry in log["log"] if entry["direction"] == "out"]
+
+
+def spec_checkable(event: Event) -> Event:
+    """``event`` as it can be checked against the official ``RealtimeClientEvent`` schema.
+
+    The spec types ``response.conversation`` as ``oneOf`` an enum ``["auto", "none"]`` and a
+    plain string, so the documented values match both branches and fail ``oneOf``. Such an
+    event gets an arbitrary conversation id instead, which matches exactly one branch.
+    """
+    conversation = (event.get("response") or {}).get("conversation")
+    if event.get("type") == "response.create" and conversation in ("auto", "none"):
+        return {**event, "response": {**event["response"], "conversation": "conv_spec_check"}}
+    return event
+
+
+def speech_tools_missing() -> str | None:
+    """Why spoken tests cannot run here (espeak-ng or sox missing), or None."""
     missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
     if missing:
         return f"needs {' and '.join(missing)} (apt-get install -y espeak-ng sox)"
@@ -129,6 +234,8 @@ class Speaker:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            if not isinstance(frame, AudioFrame):
+                continue
             self.frames += 1
             data = frame.to_ndarray().reshape(-1)
             channels = len(frame.layout.channels)
@@ -270,3 +377,76 @@ class EventStream:
 
     async def stop(self) -> None:
         self._task.cancel()
+
+
+# -- function tools shaped like the product's ---------------------------------------------
+
+EXERCISES = ["grounding_5_4_3_2_1", "grounding_box_breathing", "self_compassion_break"]
+
+
+def _tool(
+    name: str, properties: dict[str, Any] | None = None, required: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "name": name,
+        "description": f"{name.replace('_', ' ')}.",
+        "parameters": {
+            "type": "object",
+            "properties": properties or {},
+            "required": required or [],
+            "additionalProperties": False,
+        },
+    }
+
+
+PRODUCT_LIKE_TOOLS: list[dict[str, Any]] = [
+    _tool("wait_for_user"),
+    _tool("show_memory_status"),
+    _tool("lookup_crisis_resources"),
+    _tool(
+        "get_crisis_support_template",
+        {
+            "risk_level": {"type": "string", "enum": ["moderate", "high", "imminent"]},
+            "inferred_location": {"type": "string", "maxLength": 120},
+        },
+        ["risk_level"],
+    ),
+    _tool(
+        "list_guided_exercise_skills",
+        {"channel": {"type": "string", "enum": ["voice", "text"]}},
+    ),
+    _tool(
+        "load_guided_exercise_skill",
+        {
+            "exercise_type": {"type": "string", "enum": EXERCISES},
+            "runtime_action": {
+                "type": "string",
+                "enum": ["start", "continue", "repeat_step", "simplify", "finish"],
+            },
+            "current_step_index": {"type": "integer", "minimum": 0, "maximum": 20},
+        },
+        ["exercise_type", "runtime_action"],
+    ),
+    _tool(
+        "recall_saved_memory",
+        {
+            "query": {"type": "string", "minLength": 1, "maxLength": 500},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 10, "default": 5},
+        },
+        ["query"],
+    ),
+    _tool(
+        "save_response_preference",
+        {
+            "preference_text": {"type": "string", "minLength": 1, "maxLength": 500},
+            "user_quote": {"type": "string", "maxLength": 500},
+        },
+        ["preference_text", "user_quote"],
+    ),
+]
+
+
+def tools_named(*names: str) -> list[dict[str, Any]]:
+    """The product tools with these names, in catalog order."""
+    return [tool for tool in PRODUCT_LIKE_TOOLS if tool["name"] in names]
