@@ -8,9 +8,7 @@ import logging
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from opencouch.contracts import subjects
-from opencouch.contracts.common import ErrorCode, ErrorResponse, MemoryMode
-from opencouch.contracts.memory import MemoryContextReply, MemoryContextRequest
+from opencouch.contracts.common import ErrorCode, ErrorResponse
 from opencouch.contracts.voice_api import (
     EndReply,
     EndRequest,
@@ -21,14 +19,9 @@ from opencouch.contracts.voice_api import (
     TurnReply,
     TurnRequest,
 )
-from opencouch.runtime.messaging import ServiceCallError, request
-from opencouch.voice_gateway.errors import ApiError, error_response
+from opencouch.voice_gateway.errors import error_response
 from opencouch.voice_gateway.finalization import end_session
-from opencouch.voice_gateway.session_config import (
-    build_session_config,
-    mint_client_secret,
-    safety_identifier,
-)
+from opencouch.voice_gateway.session_config import start_session
 from opencouch.voice_gateway.state import GatewayDep
 from opencouch.voice_gateway.tool_calls import call_tool
 from opencouch.voice_gateway.turns import record_turn
@@ -43,53 +36,7 @@ health = APIRouter()
 @router.post("/session")
 async def create_session(gateway: GatewayDep, body: SessionRequest) -> SessionReply:
     """Configure a Realtime session for the thread and mint the browser's client secret."""
-    memory = MemoryContextReply(memory_mode=MemoryMode.INCOGNITO)
-    if body.memory_mode is MemoryMode.PERSISTENT:
-        try:
-            memory = await request(
-                gateway.nc,
-                subjects.MEMORY_CONTEXT,
-                MemoryContextRequest(
-                    thread_id=body.thread_id, user_id=body.user_id, memory_mode=body.memory_mode
-                ),
-                MemoryContextReply,
-                timeout=gateway.settings.memory_timeout_seconds,
-            )
-        except ServiceCallError as error:
-            log.error("memory context unavailable", extra={"code": error.code.value})
-            raise ApiError(
-                503, ErrorCode.SERVICE_UNAVAILABLE, "Memory is unavailable; try again shortly."
-            ) from None
-    config = build_session_config(
-        gateway.settings,
-        memory_mode=body.memory_mode,
-        memory_context=memory.context_text,
-        voice=body.assistant_voice,
-    )
-    secret = await mint_client_secret(
-        gateway.realtime,
-        gateway.settings,
-        config,
-        safety_identifier(body.user_id, body.thread_id),
-    )
-    session = await gateway.sessions.create(
-        thread_id=body.thread_id,
-        user_id=body.user_id,
-        memory_mode=body.memory_mode,
-        message_count=memory.message_count,
-    )
-    log.info(
-        "voice session created",
-        extra={"session_id": session.session_id, "memory_mode": body.memory_mode.value},
-    )
-    return SessionReply(
-        session_id=session.session_id,
-        thread_id=body.thread_id,
-        memory_mode=body.memory_mode,
-        client_secret=secret,
-        realtime_calls_url=gateway.settings.realtime_calls_url,
-        session=config,
-    )
+    return await start_session(gateway, body)
 
 
 @router.post("/tools")

@@ -1,4 +1,4 @@
-"""Builds the Realtime session config and mints the browser's client secret."""
+"""``/session``: the Realtime session config, private memory context and client secret."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import logging
 import openai
 from openai import AsyncOpenAI
 
+from opencouch.contracts import subjects
 from opencouch.contracts.common import AssistantVoice, ErrorCode, MemoryMode
+from opencouch.contracts.memory import MemoryContextReply, MemoryContextRequest
 from opencouch.contracts.realtime import (
     AudioConfig,
     AudioInputConfig,
@@ -19,9 +21,12 @@ from opencouch.contracts.realtime import (
     ServerVad,
 )
 from opencouch.contracts.tools import tools_for_mode
+from opencouch.contracts.voice_api import SessionReply, SessionRequest
+from opencouch.runtime.messaging import ServiceCallError, request
 from opencouch.voice_gateway.errors import ApiError
 from opencouch.voice_gateway.instructions import compose_instructions
 from opencouch.voice_gateway.settings import GatewaySettings
+from opencouch.voice_gateway.state import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +80,59 @@ async def mint_client_secret(
         log.error("client secret failed", extra={"error": type(error).__name__})
         raise ApiError(503, ErrorCode.REALTIME_UNAVAILABLE, "Realtime is unreachable") from None
     return ClientSecret(value=created.value, expires_at=created.expires_at)
+
+
+async def _memory_context(gateway: Gateway, body: SessionRequest) -> MemoryContextReply:
+    """Nothing in incognito (memory is not even asked); else memory's context, or a 503."""
+    if body.memory_mode is MemoryMode.INCOGNITO:
+        return MemoryContextReply(memory_mode=MemoryMode.INCOGNITO)
+    try:
+        return await request(
+            gateway.nc,
+            subjects.MEMORY_CONTEXT,
+            MemoryContextRequest(
+                thread_id=body.thread_id, user_id=body.user_id, memory_mode=body.memory_mode
+            ),
+            MemoryContextReply,
+            timeout=gateway.settings.memory_timeout_seconds,
+        )
+    except ServiceCallError as error:
+        log.error("memory context unavailable", extra={"code": error.code.value})
+        raise ApiError(
+            503, ErrorCode.SERVICE_UNAVAILABLE, "Memory is unavailable; try again shortly."
+        ) from None
+
+
+async def start_session(gateway: Gateway, body: SessionRequest) -> SessionReply:
+    """Configure the session, mint its client secret, then record it as the thread's current."""
+    memory = await _memory_context(gateway, body)
+    config = build_session_config(
+        gateway.settings,
+        memory_mode=body.memory_mode,
+        memory_context=memory.context_text,
+        voice=body.assistant_voice,
+    )
+    secret = await mint_client_secret(
+        gateway.realtime,
+        gateway.settings,
+        config,
+        safety_identifier(body.user_id, body.thread_id),
+    )
+    session = await gateway.sessions.create(
+        thread_id=body.thread_id,
+        user_id=body.user_id,
+        memory_mode=body.memory_mode,
+        message_count=memory.message_count,
+    )
+    log.info(
+        "voice session created",
+        extra={"session_id": session.session_id, "memory_mode": body.memory_mode.value},
+    )
+    return SessionReply(
+        session_id=session.session_id,
+        thread_id=body.thread_id,
+        memory_mode=body.memory_mode,
+        client_secret=secret,
+        realtime_calls_url=gateway.settings.realtime_calls_url,
+        session=config,
+    )
