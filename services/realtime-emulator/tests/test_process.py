@@ -50,8 +50,16 @@ def test_module_serves_and_stops_on_sigterm() -> None:
             headers={"Authorization": "Bearer sk-x"},
         )
         assert minted.status_code == 200
+        secret = minted.json()["value"]
+        inspected = httpx.get(f"http://127.0.0.1:{port}/_emulator/client_secrets/{secret}")
+        assert inspected.status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
+        assert process.stdout is not None
+        output = process.stdout.read().decode()
+        assert "/_emulator/client_secrets/ek_***" in output
+        # Privacy: secrets never reach the log.
+        assert secret not in output
     finally:
         if process.poll() is None:
             process.kill()

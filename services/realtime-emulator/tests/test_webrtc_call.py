@@ -315,3 +315,84 @@ async def test_hangup_of_unknown_call_is_404(emulator: RunningEmulator) -> None:
     with pytest.raises(NotFoundError) as missing:
         await server.realtime.calls.hangup("rtc_u1_missing")
     assert missing.value.status_code == 404
+
+
+@pytest.mark.skipif(speech_tools_missing() is not None, reason=speech_tools_missing() or "")
+async def test_barge_in_clears_playing_audio_and_truncates_the_reply(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    greeting = (
+        "Hello, and welcome. I am really glad you found some time for yourself today, "
+        "and I would love to hear whatever is on your mind."
+    )
+    script = {"generation_speed": 1.0, "greeting": greeting}
+    server = AsyncOpenAI(api_key=API_KEY, base_url=emulator.base_url)
+    peer = TestPeer()
+    created = await server.realtime.calls.create(
+        sdp=await peer.offer(),
+        session={
+            "type": "realtime",
+            "audio": {
+                "input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 600}}
+            },
+        },
+        extra_headers={"X-Emulator-Scenario": json.dumps(script)},
+    )
+    call_id = created.response.headers["location"].rsplit("/", 1)[-1]
+    await peer.answer(created.text)
+    await peer.wait_for("session.created")
+    peer.send({"type": "response.create"})
+    playing = await peer.wait_for("output_audio_buffer.started")
+    assert peer.mic is not None
+    peer.mic.say(make_speech_wav("Sorry, can I say something?", tmp_path))
+
+    await peer.wait_for("input_audio_buffer.speech_started")
+    cleared = await peer.wait_for("output_audio_buffer.cleared")
+    assert cleared["response_id"] == playing["response_id"]
+    truncated = await peer.wait_for("conversation.item.truncated")
+    assert truncated["audio_end_ms"] > 0
+    done = await peer.wait_for(
+        "response.done", lambda e: e["response"]["id"] == playing["response_id"]
+    )
+    assert done["response"]["status"] == "cancelled"
+    assert done["response"]["status_details"]["reason"] == "turn_detected"
+    # The interruption itself is then answered.
+    await peer.wait_for("response.done", lambda e: e["response"]["id"] != playing["response_id"])
+
+    await server.realtime.calls.hangup(call_id)
+    await peer.close()
+    log = await fetch_log(emulator, call_id)
+    assert server_event_problems(sent_server_events(log)) == []
+
+
+async def test_browsers_may_read_the_location_cross_origin(emulator: RunningEmulator) -> None:
+    peer = TestPeer(audio=False)
+    origin = "http://127.0.0.1:8080"
+    async with httpx.AsyncClient(base_url=emulator.url) as client:
+        preflight = await client.options(
+            "/v1/realtime/calls",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        created = await client.post(
+            "/v1/realtime/calls",
+            content=await peer.offer(),
+            headers={
+                "Origin": origin,
+                "Authorization": f"Bearer {API_KEY}",
+                "Content-Type": "application/sdp",
+            },
+        )
+        assert created.status_code == 201
+        assert created.headers["access-control-allow-origin"] in ("*", origin)
+        assert "location" in created.headers["access-control-expose-headers"].lower()
+        hangup = await client.post(
+            f"{created.headers['location']}/hangup", headers={"Authorization": f"Bearer {API_KEY}"}
+        )
+        assert hangup.status_code == 200
+    await peer.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 from collections.abc import Iterator
 
@@ -12,6 +13,21 @@ import uvicorn
 
 from .app import create_app
 from .settings import Settings
+
+_SECRET = re.compile(r"\b(ek|sk)-?_?[A-Za-z0-9_-]{8,}")
+
+
+class RedactSecrets(logging.Filter):
+    """Mask keys in log lines: the access log would otherwise print
+    ``/_emulator/client_secrets/ek_...`` paths."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's arguments; never drop it."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET.sub(r"\1_***", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
 
 
 class _Server(uvicorn.Server):
@@ -35,6 +51,8 @@ async def serve(settings: Settings) -> None:
         ws_ping_interval=None,
         timeout_graceful_shutdown=5,
     )
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(RedactSecrets())
     server = _Server(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
