@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Content-Type",
             "OpenAI-Safety-Identifier",
             "X-Emulator-Faults",
+            "X-Emulator-Scenario",
         ],
         expose_headers=["Location"],
     )
