@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import RealtimeError, invalid_api_key, missing_api_key
+from .errors import invalid_api_key, missing_api_key
 from .secrets import ClientSecret, SecretStore
 
 
@@ -54,8 +54,3 @@ def websocket_protocol_token(protocols: list[str]) -> str | None:
         if protocol.startswith(prefix):
             return protocol[len(prefix) :]
     return None
-
-
-def unauthorized(message: str) -> RealtimeError:
-    """A 401 with OpenAI's error shape."""
-    return RealtimeError(message=message, code="invalid_api_key", status=401)

@@ -169,7 +169,6 @@ class Call:
         self.active_response: ResponseRun | None = None
         self._side_responses: set[ResponseRun] = set()
         self._late_events: list[dict[str, Any]] = []
-        self._playing_response: str | None = None
         self._drained_before_done: set[str] = set()
         self._race_spent = False
         self._auto_response_waiting = False
@@ -716,7 +715,6 @@ class Call:
         if self.audio_out is None:
             return
         cut = self.audio_out.clear()
-        self._playing_response = None
         if cut is None:
             return
         self._drained_before_done.discard(cut.response_id)
@@ -734,12 +732,10 @@ class Call:
 
     def playback_started(self, response_id: str) -> None:
         """The first audio of a response reached the wire."""
-        self._playing_response = response_id
         self.emit({"type": "output_audio_buffer.started", "response_id": response_id})
 
     def playback_drained(self, response_id: str) -> None:
         """Everything queued for a response has been played."""
-        self._playing_response = None
         run = self.active_response
         if run is not None and run.id == response_id and not run.finished:
             # OpenAI reports the buffer stopped only after response.done.

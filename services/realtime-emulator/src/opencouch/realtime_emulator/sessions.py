@@ -7,7 +7,6 @@ verbatim in ``session.created`` / ``session.updated`` and in minted client secre
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 from openai.types.realtime.realtime_session_create_request_param import (
@@ -196,8 +195,3 @@ def check_model_unchanged(session: dict[str, Any], update: dict[str, Any]) -> No
             code="invalid_value",
             param="session.model",
         )
-
-
-def now() -> int:
-    """Unix seconds, the unit of every ``expires_at``."""
-    return int(time.time())

@@ -35,9 +35,8 @@ class DataChannelSink:
 
     transport: Transport = "datachannel"
 
-    def __init__(self, channel: RTCDataChannel, peer: RTCPeerConnection) -> None:
+    def __init__(self, channel: RTCDataChannel) -> None:
         self._channel = channel
-        self._peer = peer
 
     def deliver(self, text: str) -> None:
         """Send one event if the channel is still open."""
@@ -144,7 +143,7 @@ async def answer_offer(call: Call, offer_sdp: str) -> tuple[RTCPeerConnection, s
         if channel.label != EVENTS_CHANNEL:
             log.info("call %s: ignoring data channel %r", call.id, channel.label)
             return
-        sink = DataChannelSink(channel, peer)
+        sink = DataChannelSink(channel)
 
         @channel.on("message")
         def on_message(message: str | bytes) -> None:
