@@ -396,3 +396,23 @@ async def test_browsers_may_read_the_location_cross_origin(emulator: RunningEmul
         )
         assert hangup.status_code == 200
     await peer.close()
+
+
+async def test_offer_without_candidates_connects_like_a_browser(emulator: RunningEmulator) -> None:
+    # Browsers post the offer straight after setLocalDescription, before ICE gathering: the
+    # emulator must learn the caller's address from its connectivity checks.
+    peer = TestPeer(audio=False)
+    offer = "\r\n".join(
+        line for line in (await peer.offer()).split("\r\n") if not line.startswith("a=candidate")
+    )
+    async with httpx.AsyncClient(base_url=emulator.url) as client:
+        created = await client.post(
+            "/v1/realtime/calls",
+            content=offer,
+            headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/sdp"},
+        )
+    assert created.status_code == 201
+    await peer.answer(created.text)
+    await asyncio.wait_for(peer.opened.wait(), 15)
+    await peer.wait_for("session.created")
+    await peer.close()
