@@ -403,7 +403,9 @@ async def test_offer_without_candidates_connects_like_a_browser(emulator: Runnin
     # emulator must learn the caller's address from its connectivity checks.
     peer = TestPeer(audio=False)
     offer = "\r\n".join(
-        line for line in (await peer.offer()).split("\r\n") if not line.startswith("a=candidate")
+        line
+        for line in (await peer.offer()).split("\r\n")
+        if not line.startswith(("a=candidate", "a=end-of-candidates"))
     )
     async with httpx.AsyncClient(base_url=emulator.url) as client:
         created = await client.post(
