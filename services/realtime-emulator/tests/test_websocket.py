@@ -15,6 +15,7 @@ import websockets
 from openai import AsyncOpenAI
 
 from opencouch.realtime_emulator import audio
+from opencouch.realtime_emulator.speech import tone_speech
 from opencouch.realtime_emulator.testing import (
     API_KEY,
     PRODUCT_LIKE_TOOLS,
@@ -493,3 +494,36 @@ async def test_sideband_needs_an_api_key_and_a_live_call(emulator: RunningEmulat
         ):
             pass
     assert unauthorised.value.response.status_code == 401
+
+
+async def test_push_to_talk_without_turn_detection(
+    emulator: RunningEmulator, session: Session
+) -> None:
+    stream = session.stream
+    await stream.wait_for("session.created")
+    await session.send(
+        {
+            "type": "session.update",
+            "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}},
+        }
+    )
+    updated = await stream.wait_for("session.updated")
+    assert updated["session"]["audio"]["input"]["turn_detection"] is None
+    speech = audio.resample(tone_speech("press to talk", 175), 48_000, 24_000)
+    await session.send({"type": "input_audio_buffer.append", "audio": audio.encode(speech, None)})
+    await session.send({"type": "input_audio_buffer.commit", "event_id": "evt_commit"})
+    committed = await stream.wait_for("input_audio_buffer.committed")
+    assert not stream.of_type("input_audio_buffer.speech_started")
+    # No VAD, so no automatic response: the client asks for one.
+    await session.send({"type": "response.create"})
+    done = await stream.wait_for("response.done")
+    assert done["response"]["status"] == "completed"
+    user_items = [
+        e["item"]["id"]
+        for e in stream.of_type("conversation.item.added")
+        if e["item"]["role"] == "user"
+    ]
+    assert user_items == [committed["item_id"]]
+    await session.send({"type": "input_audio_buffer.clear"})
+    await stream.wait_for("input_audio_buffer.cleared")
+    await assert_everything_valid(emulator, stream)
