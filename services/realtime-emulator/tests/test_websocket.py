@@ -527,3 +527,35 @@ async def test_push_to_talk_without_turn_detection(
     await session.send({"type": "input_audio_buffer.clear"})
     await stream.wait_for("input_audio_buffer.cleared")
     await assert_everything_valid(emulator, stream)
+
+
+async def test_idle_timeout_prompts_the_user(emulator: RunningEmulator, session: Session) -> None:
+    stream = session.stream
+    await stream.wait_for("session.created")
+    await session.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "audio": {
+                    "input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 5000}}
+                },
+            },
+        }
+    )
+    await stream.wait_for("session.updated")
+    await session.send({"type": "response.create"})
+    greeting = await stream.wait_for("response.done")
+    # Silence from here on (the spec's minimum timeout is 5 s).
+    triggered = await stream.wait_for("input_audio_buffer.timeout_triggered", timeout=20)
+    assert stream.events.index(triggered) > stream.events.index(greeting)
+    added = await stream.wait_for(
+        "conversation.item.added", lambda e: e["item"]["id"] == triggered["item_id"]
+    )
+    assert added["item"]["role"] == "user"
+    check_in = await stream.wait_for(
+        "response.output_audio_transcript.done", after=stream.events.index(triggered)
+    )
+    assert check_in["transcript"] == "Are you still there? Take all the time you need."
+    await stream.wait_for("response.done", after=stream.events.index(triggered))
+    await assert_everything_valid(emulator, stream)

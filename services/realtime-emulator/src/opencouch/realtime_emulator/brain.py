@@ -154,6 +154,11 @@ class Brain:
             return Plan(say=self.scenario.greeting)
         return self._within_offer(Plan(say="I'm still here with you."), "", offer)
 
+    def check_in(self) -> Plan:
+        """The response when the user has been silent past ``idle_timeout_ms``."""
+        self._replies += 1
+        return Plan(say=self.scenario.idle_check_in)
+
     def _keyword_reply(self, text: str, offer: Offer) -> Plan:
         if _CRISIS.search(text) and offer.allows("lookup_crisis_resources"):
             return Plan(tool_calls=[self._call("lookup_crisis_resources", offer, text, {})])

@@ -174,6 +174,7 @@ class Call:
         self._auto_response_waiting = False
         self._phantom_spent = False
         self._dropped_after_event = False
+        self._idle_timer: asyncio.Task[Any] | None = None
         self.audio_emitted = False
         self._configure_vad()
         max_seconds = faults.max_session_seconds or max_session_seconds
@@ -516,6 +517,7 @@ class Call:
                 self._speech_stopped(change.audio_end_ms)
 
     def _speech_started(self, audio_start_ms: int) -> None:
+        self._disarm_idle_timer()
         self._speech_item_id = new_id("item_")
         self.emit(
             {
@@ -541,7 +543,7 @@ class Call:
         turn = self.turn_detection or {}
         self._commit(item_id, respond=bool(turn.get("create_response", True)))
 
-    def _commit(self, item_id: str, *, respond: bool) -> None:
+    def _commit(self, item_id: str, *, respond: bool, heard_words: bool = True) -> None:
         buffered_ms = self._buffered_ms
         self._buffered_ms = 0.0
         self.emit(
@@ -551,8 +553,9 @@ class Call:
                 "item_id": item_id,
             }
         )
-        turn = self.brain.take_turn()
-        transcript = self.brain.spoken_transcript(turn)
+        self._disarm_idle_timer()
+        turn = self.brain.take_turn() if heard_words else None
+        transcript = self.brain.spoken_transcript(turn) if heard_words else ""
         item: dict[str, Any] = {
             "id": item_id,
             "object": "realtime.item",
@@ -569,6 +572,8 @@ class Call:
                 "item": copy.deepcopy(item),
             }
         )
+        if not heard_words:
+            return
         self._user_turns[item_id] = _UserTurn(text=transcript, turn=turn)
         self._unanswered_user_item = item_id
         if self.session.get("audio", {}).get("input", {}).get("transcription"):
@@ -637,7 +642,11 @@ class Call:
                 )
         return self._begin_response(params, out_of_band=out_of_band)
 
-    def _begin_response(self, params: dict[str, Any], *, out_of_band: bool) -> ResponseRun:
+    def _begin_response(
+        self, params: dict[str, Any], *, out_of_band: bool, idle: bool = False
+    ) -> ResponseRun:
+        if not out_of_band:
+            self._disarm_idle_timer()
         offer = Offer.from_config(
             params.get("tools", self.session.get("tools")),
             params.get("tool_choice", self.session.get("tool_choice", "auto")),
@@ -662,6 +671,8 @@ class Call:
                 plan.tool_calls.append(
                     ToolCallStep(name=self.faults.unanswered_tool_call, arguments={})
                 )
+        elif idle:
+            plan = self.brain.check_in()
         else:
             has_user_items = any(item.get("role") == "user" for item in self.items)
             plan = self.brain.unprompted(not has_user_items, offer)
@@ -698,6 +709,8 @@ class Call:
         if self._auto_response_waiting and self.active_response is None and not self.ended:
             self._auto_response_waiting = False
             self._begin_response({}, out_of_band=False)
+        elif not run.out_of_band:
+            self._arm_idle_timer()
 
     def _index(self, item_id: str) -> int:
         for index, item in enumerate(self.items):
@@ -742,14 +755,52 @@ class Call:
             self._drained_before_done.add(response_id)
             return
         self.emit({"type": "output_audio_buffer.stopped", "response_id": response_id})
+        if self.active_response is None:
+            # The idle clock starts when the reply has finished playing, not when it was sent.
+            self._arm_idle_timer()
+
+    # -- idle timeout -----------------------------------------------------------------------
+
+    def _arm_idle_timer(self) -> None:
+        turn = self.turn_detection
+        timeout_ms = (
+            turn.get("idle_timeout_ms") if turn and turn.get("type") == "server_vad" else None
+        )
+        self._disarm_idle_timer()
+        if timeout_ms and not self.ended:
+            self._idle_timer = self.spawn(self._idle_after(timeout_ms / 1000, self._input_ms_total))
+
+    def _disarm_idle_timer(self) -> None:
+        if self._idle_timer is not None and self._idle_timer is not asyncio.current_task():
+            self._idle_timer.cancel()
+        self._idle_timer = None
+
+    async def _idle_after(self, seconds: float, start_ms: float) -> None:
+        await asyncio.sleep(seconds)
+        self._idle_timer = None
+        if self._vad is not None and self._vad.speaking:
+            return
+        item_id = new_id("item_")
+        self.emit(
+            {
+                "type": "input_audio_buffer.timeout_triggered",
+                "audio_start_ms": round(start_ms),
+                "audio_end_ms": round(max(self._input_ms_total, start_ms)),
+                "item_id": item_id,
+            }
+        )
+        # The silence becomes a (wordless) user turn, and the model prompts the user to go on.
+        self._commit(item_id, respond=False, heard_words=False)
+        self._begin_response({}, out_of_band=False, idle=True)
 
     # -- lifetime ---------------------------------------------------------------------------
 
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run work owned by this call; it is cancelled when the call ends."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -65,6 +65,8 @@ class Scenario(BaseModel):
     name: str = "default"
     # Said when the client asks for a response before the user has said anything.
     greeting: str = "Hi, I'm here with you. What's on your mind today?"
+    # Said when the user stays silent past the session's ``idle_timeout_ms``.
+    idle_check_in: str = "Are you still there? Take all the time you need."
     turns: list[Turn] = Field(default_factory=list)
     # Transcript of a spoken utterance once the script has run out.
     unscripted_transcript: str = "I've been feeling a bit overwhelmed lately."
