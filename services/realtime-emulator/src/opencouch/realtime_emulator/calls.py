@@ -13,16 +13,15 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-
-import numpy as np
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from . import audio
 from .audio import Samples
 from .brain import Brain, Offer, Plan
 from .errors import RealtimeError
+from .eventlog import EventLog, loggable_raw
 from .events import ClientEventError, audio_tokens, parse_client_event, text_tokens
 from .faults import Faults
 from .ids import new_id
@@ -30,82 +29,16 @@ from .responses import ResponseRun
 from .scenario import Scenario, Step, ToolCallStep, Turn
 from .sessions import apply_update, check_model_unchanged
 from .speech import SpeechSynthesizer
+from .transports import AudioOutput, EventSink
 from .vad import EnergyVad, SpeechStarted, SpeechStopped
 
 log = logging.getLogger(__name__)
 
-Transport = Literal["datachannel", "websocket", "sideband"]
 CallKind = Literal["webrtc", "websocket"]
 
 _MIN_COMMIT_MS = 100
 _ENDED_CALLS_KEPT = 200
 _PENDING_FOR_DATACHANNEL = 1000
-
-
-class EventSink(Protocol):
-    """One connection that receives a call's server events."""
-
-    transport: Transport
-
-    def deliver(self, text: str) -> None:
-        """Send one serialised server event, in order."""
-
-    def close(self, *, code: int = 1000, reason: str = "", abrupt: bool = False) -> None:
-        """End this connection; ``abrupt`` drops it without a goodbye."""
-
-
-class AudioOutput(Protocol):
-    """The WebRTC speaker: plays reply audio in real time."""
-
-    def play(self, samples: Samples, *, response_id: str, item_id: str) -> None:
-        """Queue 48 kHz samples belonging to one response item."""
-
-    def clear(self) -> PlaybackCut | None:
-        """Drop everything queued; what was playing and how far it got."""
-
-    def stop(self) -> None:
-        """No more audio, ever."""
-
-
-@dataclass(frozen=True)
-class PlaybackCut:
-    """Where playback was when the output buffer was cleared."""
-
-    response_id: str
-    item_id: str
-    played_ms: int
-
-
-@dataclass
-class EventLog:
-    """Every event in and out of one call, with timestamps, for tests to assert on."""
-
-    entries: list[dict[str, Any]] = field(default_factory=list)
-
-    def record(
-        self, direction: Literal["in", "out"], transports: Sequence[str], event: Any, **flags: Any
-    ) -> None:
-        """Keep one event; audio payloads are shortened to their size."""
-        entry: dict[str, Any] = {
-            "at": time.time(),
-            "direction": direction,
-            "transports": list(transports),
-            "event": _without_audio(event),
-        }
-        entry.update({key: value for key, value in flags.items() if value})
-        self.entries.append(entry)
-
-
-def _without_audio(event: Any) -> Any:
-    if not isinstance(event, dict):
-        return event
-    kind = event.get("type")
-    key = {"input_audio_buffer.append": "audio", "response.output_audio.delta": "delta"}.get(
-        str(kind)
-    )
-    if key and isinstance(event.get(key), str):
-        return {**event, key: f"<{len(event[key])} base64 chars>"}
-    return event
 
 
 @dataclass
@@ -260,7 +193,7 @@ class Call:
         try:
             event = parse_client_event(text)
         except ClientEventError as error:
-            self.log.record("in", transports, _loggable_raw(text), rejected=error.code)
+            self.log.record("in", transports, loggable_raw(text), rejected=error.code)
             log.info("call %s: client event refused (%s)", self.id, error.code)
             self.emit_error(error, error.client_event_id, sink)
             return
@@ -866,14 +799,6 @@ class Call:
         }
 
 
-def _loggable_raw(text: str | bytes) -> Any:
-    raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return {"unparsed": raw[:2000]}
-
-
 class CallRegistry:
     """Live calls by id, and the logs of recently ended ones."""
 
@@ -909,11 +834,3 @@ class CallRegistry:
         """End every live call (shutdown)."""
         for call in list(self._live.values()):
             await call.end("server_shutdown")
-
-
-def samples_from_frame(data: np.ndarray[Any, Any], channels: int) -> Samples:
-    """Mono int16 from an interleaved packed s16 frame buffer."""
-    flat = data.reshape(-1)
-    if channels > 1:
-        flat = flat.reshape(-1, channels).mean(axis=1)
-    return flat.astype(np.int16)

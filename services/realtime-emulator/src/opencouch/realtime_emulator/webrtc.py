@@ -20,8 +20,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
 from .audio import WEBRTC_RATE, Samples
-from .calls import Call, PlaybackCut, Transport, samples_from_frame
+from .calls import Call
 from .errors import RealtimeError
+from .transports import PlaybackCut, Transport
 
 log = logging.getLogger(__name__)
 
@@ -208,3 +209,11 @@ async def _listen(call: Call, track: MediaStreamTrack) -> None:
             data = data.mean(axis=0)
             channels = 1
         call.feed_audio(samples_from_frame(data, channels), frame.sample_rate)
+
+
+def samples_from_frame(data: np.ndarray[Any, Any], channels: int) -> Samples:
+    """Mono int16 from an interleaved packed s16 frame buffer."""
+    flat = data.reshape(-1)
+    if channels > 1:
+        flat = flat.reshape(-1, channels).mean(axis=1)
+    return flat.astype(np.int16)

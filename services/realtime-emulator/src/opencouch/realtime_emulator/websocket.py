@@ -12,11 +12,12 @@ from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect
 
 from .auth import require_api_key, require_key_or_secret, websocket_protocol_token
-from .calls import Call, Transport
+from .calls import Call
 from .emulator import Emulator
 from .errors import RealtimeError
 from .faults import FAULTS_HEADER, parse_faults_header
 from .scenario import SCENARIO_HEADER, parse_scenario
+from .transports import Transport
 
 log = logging.getLogger(__name__)
 
