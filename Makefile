@@ -21,7 +21,7 @@ test:
 	bash scripts/test.sh
 
 lint:
-	uv run ruff check . && uv run ruff format --check . && uv run mypy libs services scripts tests
+	uv run ruff check . && uv run ruff format --check . && uv run mypy libs services scripts tests benchmarks
 
 # Every benchmark in turn; the first failure stops the run.
 bench:
