@@ -106,7 +106,18 @@ def chromium() -> Iterator[Any]:
     if executable is None:
         pytest.skip("no Chromium: install it (apt-get install chromium) or set CHROMIUM_PATH")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            # No sandbox as root; no background traffic, which this machine's network refuses.
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield browser
         browser.close()
 
