@@ -25,17 +25,7 @@ from opencouch.realtime_emulator.testing import (
     fetch_log,
     sent_server_events,
 )
-from opencouch.testing.openai_spec import errors_against
-
-
-def server_event_problems(events: list[dict[str, Any]]) -> list[str]:
-    """One line per event that fails the official ``RealtimeServerEvent`` schema."""
-    return [
-        f"{e.get('type')}: {errors_against('RealtimeServerEvent', e)[0][:300]}"
-        for e in events
-        if errors_against("RealtimeServerEvent", e)
-    ]
-
+from opencouch.testing.openai_spec import event_problems
 
 USER_TEXT = {
     "type": "conversation.item.create",
@@ -88,7 +78,7 @@ async def test_maximum_session_duration_ends_with_session_expired(
         assert error["error"]["code"] == "session_expired"
         assert error["error"]["type"] == "invalid_request_error"
         await asyncio.wait_for(stream.closed.wait(), 10)
-        assert server_event_problems(stream.events) == []
+        assert event_problems("RealtimeServerEvent", stream.events) == []
 
 
 async def test_maximum_session_duration_over_webrtc(emulator: RunningEmulator) -> None:
@@ -200,7 +190,7 @@ async def test_abrupt_connection_loss_over_webrtc(emulator: RunningEmulator) -> 
     assert peer.of_type("error") == []
     log = await fetch_log(emulator, call_id)
     assert log["end_reason"] == "connection_dropped"
-    assert server_event_problems(sent_server_events(log)) == []
+    assert event_problems("RealtimeServerEvent", sent_server_events(log)) == []
     await peer.close()
 
 

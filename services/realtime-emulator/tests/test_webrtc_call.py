@@ -24,27 +24,7 @@ from opencouch.realtime_emulator.testing import (
     spec_checkable,
     speech_tools_missing,
 )
-from opencouch.testing.openai_spec import errors_against
-
-
-def server_event_problems(events: list[dict[str, Any]]) -> list[str]:
-    """One line per event that fails the official ``RealtimeServerEvent`` schema."""
-    return [
-        f"{e.get('type')}: {errors_against('RealtimeServerEvent', e)[0][:300]}"
-        for e in events
-        if errors_against("RealtimeServerEvent", e)
-    ]
-
-
-def client_event_problems(events: list[dict[str, Any]]) -> list[str]:
-    """One line per event that fails the official ``RealtimeClientEvent`` schema."""
-    checkable = [spec_checkable(e) for e in events]
-    return [
-        f"{e.get('type')}: {errors_against('RealtimeClientEvent', e)[0][:300]}"
-        for e in checkable
-        if errors_against("RealtimeClientEvent", e)
-    ]
-
+from opencouch.testing.openai_spec import event_problems
 
 UTTERANCE = "I keep panicking. Can we do a breathing exercise together?"
 SCRIPT = {
@@ -181,16 +161,16 @@ async def test_browser_call_spoken_turn_tool_call_and_spoken_reply(
         "output_audio_buffer.stopped",
         "response.done",
     } <= kinds
-    assert server_event_problems(server_events) == []
-    assert server_event_problems(peer.events) == []
-    assert server_event_problems(side.events) == []
+    assert event_problems("RealtimeServerEvent", server_events) == []
+    assert event_problems("RealtimeServerEvent", peer.events) == []
+    assert event_problems("RealtimeServerEvent", side.events) == []
     client_events = accepted_client_events(log)
     assert [event["type"] for event in client_events] == [
         "session.update",
         "conversation.item.create",
         "response.create",
     ]
-    assert client_event_problems(client_events) == []
+    assert event_problems("RealtimeClientEvent", [spec_checkable(e) for e in client_events]) == []
     usage = [e for e in server_events if e["type"] == "response.done"][-1]["response"]["usage"]
     assert usage["output_token_details"]["audio_tokens"] > 0
     assert log["ended"] is True
@@ -245,8 +225,13 @@ async def test_multipart_call_with_api_key_and_typed_text(emulator: RunningEmula
     await asyncio.wait_for(peer.closed.wait(), 10)
     await peer.close()
     log = await fetch_log(emulator, call_id)
-    assert server_event_problems(sent_server_events(log)) == []
-    assert client_event_problems(accepted_client_events(log)) == []
+    assert event_problems("RealtimeServerEvent", sent_server_events(log)) == []
+    assert (
+        event_problems(
+            "RealtimeClientEvent", [spec_checkable(e) for e in accepted_client_events(log)]
+        )
+        == []
+    )
     rejected = [entry for entry in log["log"] if entry.get("rejected")]
     assert [entry["event"]["type"] for entry in rejected] == ["not.a.thing"]
 
@@ -362,7 +347,7 @@ async def test_barge_in_clears_playing_audio_and_truncates_the_reply(
     await server.realtime.calls.hangup(call_id)
     await peer.close()
     log = await fetch_log(emulator, call_id)
-    assert server_event_problems(sent_server_events(log)) == []
+    assert event_problems("RealtimeServerEvent", sent_server_events(log)) == []
 
 
 async def test_browsers_may_read_the_location_cross_origin(emulator: RunningEmulator) -> None:

@@ -27,27 +27,7 @@ from opencouch.realtime_emulator.testing import (
     spec_checkable,
     speech_tools_missing,
 )
-from opencouch.testing.openai_spec import errors_against
-
-
-def server_event_problems(events: list[dict[str, Any]]) -> list[str]:
-    """One line per event that fails the official ``RealtimeServerEvent`` schema."""
-    return [
-        f"{e.get('type')}: {errors_against('RealtimeServerEvent', e)[0][:300]}"
-        for e in events
-        if errors_against("RealtimeServerEvent", e)
-    ]
-
-
-def client_event_problems(events: list[dict[str, Any]]) -> list[str]:
-    """One line per event that fails the official ``RealtimeClientEvent`` schema."""
-    checkable = [spec_checkable(e) for e in events]
-    return [
-        f"{e.get('type')}: {errors_against('RealtimeClientEvent', e)[0][:300]}"
-        for e in checkable
-        if errors_against("RealtimeClientEvent", e)
-    ]
-
+from opencouch.testing.openai_spec import event_problems
 
 needs_speech = pytest.mark.skipif(
     speech_tools_missing() is not None, reason=speech_tools_missing() or ""
@@ -126,9 +106,14 @@ async def session_log(emulator: RunningEmulator, stream: EventStream) -> dict[st
 
 async def assert_everything_valid(emulator: RunningEmulator, stream: EventStream) -> None:
     log = await session_log(emulator, stream)
-    assert server_event_problems(stream.events) == []
-    assert server_event_problems(sent_server_events(log)) == []
-    assert client_event_problems(accepted_client_events(log)) == []
+    assert event_problems("RealtimeServerEvent", stream.events) == []
+    assert event_problems("RealtimeServerEvent", sent_server_events(log)) == []
+    assert (
+        event_problems(
+            "RealtimeClientEvent", [spec_checkable(e) for e in accepted_client_events(log)]
+        )
+        == []
+    )
 
 
 async def test_typed_turn_with_tool_call_and_spoken_reply(

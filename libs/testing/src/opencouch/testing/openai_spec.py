@@ -63,3 +63,13 @@ def validate_against(schema_name: str, instance: Any) -> None:
 def errors_against(schema_name: str, instance: Any) -> list[str]:
     """Every validation error message, empty when ``instance`` is valid."""
     return [error.message for error in _validator(schema_name).iter_errors(instance)]
+
+
+def event_problems(schema_name: str, events: list[dict[str, Any]]) -> list[str]:
+    """One line per event that fails the named schema: its type and the first error."""
+    problems = []
+    for event in events:
+        errors = errors_against(schema_name, event)
+        if errors:
+            problems.append(f"{event.get('type')}: {errors[0][:300]}")
+    return problems

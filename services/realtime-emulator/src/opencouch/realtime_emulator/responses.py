@@ -284,24 +284,7 @@ class ResponseRun:
         call.emit({"type": "response.content_part.done", **where, "content_index": 0, "part": part})
         item["content"] = content
         item["status"] = "incomplete" if self.cancelled or self._incomplete else "completed"
-        call.emit(
-            {
-                "type": "response.output_item.done",
-                "response_id": self.id,
-                "output_index": output_index,
-                "item": copy.deepcopy(item),
-            }
-        )
-        if not self.out_of_band:
-            call.replace_item(item)
-            call.emit(
-                {
-                    "type": "conversation.item.done",
-                    "previous_item_id": call.previous_item_id(item_id),
-                    "item": copy.deepcopy(item),
-                }
-            )
-        self.output.append(item)
+        self._finish_item(call, output_index, item, item_id)
 
     def _send_audio(self, piece: audio.Samples, item_id: str, output_index: int) -> None:
         call = self.call
@@ -368,6 +351,12 @@ class ResponseRun:
         item["status"] = "completed"
         item["arguments"] = arguments
         self._text_out += text_tokens(arguments)
+        self._finish_item(call, output_index, item, item_id)
+
+    def _finish_item(
+        self, call: Call, output_index: int, item: dict[str, Any], item_id: str
+    ) -> None:
+        """Close an output item: in the response, then (in-band) in the conversation."""
         call.emit(
             {
                 "type": "response.output_item.done",
