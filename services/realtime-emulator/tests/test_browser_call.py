@@ -6,8 +6,6 @@ with the reason otherwise. The fake microphone is Chromium's own test tone.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,18 +13,8 @@ import httpx
 import pytest
 
 from opencouch.realtime_emulator.testing import RunningEmulator
+from opencouch.testing.browser import launched_chromium
 from opencouch.testing.openai_spec import errors_against
-
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
 
 # What the browser client does: mic track, "oai-events" channel, offer to /calls with the
 # ephemeral key, answer, then a typed turn once the channel is open.
@@ -65,14 +53,7 @@ CALL = """async ({url, secret}) => {
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    executable = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-    if not executable:
-        pytest.skip("no Chromium: install it (apt-get install chromium) or set CHROMIUM_PATH")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
+    yield from launched_chromium()
 
 
 def test_chromium_calls_the_emulator_over_webrtc_and_gets_a_tool_call(

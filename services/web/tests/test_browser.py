@@ -7,8 +7,6 @@ gateway here is a plain fake of the public API, so the page's own behaviour is w
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import threading
 import time
@@ -33,6 +31,7 @@ from opencouch.contracts.realtime import (
     RealtimeSessionConfig,
 )
 from opencouch.contracts.voice_api import SessionReply, SessionRequest
+from opencouch.testing.browser import launched_chromium
 from opencouch.web.app import create_app
 from opencouch.web.settings import Settings
 
@@ -98,28 +97,7 @@ async def create_session(request: Request) -> JSONResponse:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    candidates = [os.environ.get("CHROMIUM_PATH")] + [
-        shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
-    ]
-    executable = next((path for path in candidates if path), None)
-    if executable is None:
-        pytest.skip("no Chromium: install it (apt-get install chromium) or set CHROMIUM_PATH")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable,
-            # No sandbox as root; no background traffic, which this machine's network refuses.
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield browser
-        browser.close()
+    yield from launched_chromium()
 
 
 @pytest.fixture(scope="module")
