@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from opencouch.contracts.common import MemoryMode
+from opencouch.contracts.common import Contract, MemoryMode
 from opencouch.contracts.tools import (
     TOOL_CATALOG,
     LoadGuidedExerciseSkillArgs,
@@ -14,7 +14,9 @@ from opencouch.contracts.tools import (
     ToolOwner,
     function_parameters,
     tools_for_mode,
+    tools_owned_by,
 )
+from opencouch.contracts.voice_api import ROUTE_PRIORITY
 from opencouch.testing.openai_spec import validate_against
 
 BOTH = {
@@ -25,14 +27,15 @@ BOTH = {
     "lookup_crisis_resources",
     "get_crisis_support_template",
     "list_guided_exercise_skills",
+    "start_guided_exercise",
     "load_guided_exercise_skill",
     "record_guided_exercise_progress",
 }
 
 
-def test_incognito_offers_the_nine_shared_tools_and_persistent_all_seventeen() -> None:
+def test_incognito_offers_the_ten_shared_tools_and_persistent_all_eighteen() -> None:
     assert {spec.name for spec in tools_for_mode(MemoryMode.INCOGNITO)} == BOTH
-    assert len(tools_for_mode(MemoryMode.PERSISTENT)) == 17 == len(TOOL_CATALOG)
+    assert len(tools_for_mode(MemoryMode.PERSISTENT)) == 18 == len(TOOL_CATALOG)
 
 
 @pytest.mark.parametrize("name", sorted(TOOL_CATALOG))
@@ -87,3 +90,12 @@ def test_incognito_is_a_floor() -> None:
     assert MemoryMode.INCOGNITO.floor(MemoryMode.PERSISTENT) is MemoryMode.INCOGNITO
     assert MemoryMode.PERSISTENT.floor(MemoryMode.INCOGNITO) is MemoryMode.INCOGNITO
     assert MemoryMode.PERSISTENT.floor(MemoryMode.PERSISTENT) is MemoryMode.PERSISTENT
+
+
+def test_every_tool_names_its_output_model_and_a_route() -> None:
+    for spec in TOOL_CATALOG.values():
+        assert issubclass(spec.output, Contract), spec.name
+        assert spec.route in ROUTE_PRIORITY, spec.name
+    assert TOOL_CATALOG["lookup_crisis_resources"].route == "crisis"
+    assert TOOL_CATALOG["answer_grounded_lookup"].route == "grounded_lookup"
+    assert {spec.route for spec in tools_owned_by(ToolOwner.MEMORY)} == {"memory_control"}

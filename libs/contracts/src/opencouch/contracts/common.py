@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 
 class Contract(BaseModel):
@@ -25,8 +27,55 @@ Identifier = Annotated[
 SessionId = Annotated[str, StringConstraints(pattern=r"^vs_[0-9a-f]{32}$")]
 """A voice session id minted by the gateway: ``vs_`` and 32 hex digits (subject-safe)."""
 
-UtteranceText = Annotated[str, StringConstraints(max_length=8000)]
+# NUL and lone surrogates pass JSON parsing but no store takes them: Postgres refuses NUL in
+# text and jsonb, and a lone surrogate cannot be encoded as UTF-8 at all.
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    if _UNSTORABLE.search(text):
+        raise ValueError("text contains a NUL character or an unpaired surrogate")
+    return text
+
+
+StorableText = Annotated[str, AfterValidator(_storable)]
+"""Text every store can keep: no NUL, no unpaired surrogate."""
+
+UTTERANCE_MAX_CHARS: Final = 8000
+UtteranceText = Annotated[
+    str, StringConstraints(max_length=UTTERANCE_MAX_CHARS), AfterValidator(_storable)
+]
 """What one speaker said in one turn."""
+
+JSON_MAX_DEPTH: Final = 8
+JSON_MAX_BYTES: Final = 16 * 1024
+
+
+def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse JSON too deep or too large to carry, or holding text no store can keep.
+
+    Walks iteratively, so a hostile depth cannot exhaust the stack before it is refused.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list) and depth > JSON_MAX_DEPTH:
+            raise ValueError(f"JSON nested deeper than {JSON_MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            for key, item in node.items():
+                _storable(key)
+                stack.append((item, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str):
+            _storable(node)
+    if len(json.dumps(value, ensure_ascii=False).encode()) > JSON_MAX_BYTES:
+        raise ValueError(f"JSON larger than {JSON_MAX_BYTES} bytes")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
+"""A JSON object from a client (tool arguments or outputs), bounded in depth and size."""
 
 
 class MemoryMode(StrEnum):
@@ -54,12 +103,27 @@ class ErrorCode(StrEnum):
     INVALID_REQUEST = "invalid_request"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
     VOICE_SESSION_NOT_FOUND = "voice_session_not_found"
     TURN_CONFLICT = "turn_conflict"
     REALTIME_UNAVAILABLE = "realtime_unavailable"
     SERVICE_UNAVAILABLE = "service_unavailable"
     SERVICE_TIMEOUT = "service_timeout"
     INTERNAL = "internal_error"
+    # Who may call: the voice-session token, the user's identity, the thread's owner.
+    TOKEN_MISSING = "token_missing"
+    TOKEN_INVALID = "token_invalid"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_MISMATCH = "token_mismatch"
+    IDENTITY_REQUIRED = "identity_required"
+    IDENTITY_INVALID = "identity_invalid"
+    THREAD_FORBIDDEN = "thread_forbidden"
+    # The session's life and its limits.
+    SESSION_ENDED = "session_ended"
+    SESSION_EXPIRED = "session_expired"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_SESSIONS = "too_many_sessions"
+    CALL_ID_MISSING = "call_id_missing"
     # Tool outputs: the model hears these and can speak around them.
     UNKNOWN_TOOL = "unknown_tool"
     INVALID_ARGUMENTS = "invalid_arguments"
@@ -67,6 +131,11 @@ class ErrorCode(StrEnum):
     TOOL_TIMEOUT = "tool_timeout"
     TOOL_UNAVAILABLE = "tool_unavailable"
     TOOL_FAILED = "tool_failed"
+    # Tool refusals: the tool ran and declined, for a reason the model can explain.
+    USER_INTENT_NOT_VERIFIED = "user_intent_not_verified"
+    OWNER_OR_SESSION_MISSING = "owner_or_session_missing"
+    MEMORY_OFF = "memory_off"
+    RECALL_OFF = "proactive_recall_off"
 
 
 class ErrorBody(Contract):
@@ -87,3 +156,21 @@ class TranscriptLine(Contract):
 
     role: Literal["user", "assistant"]
     text: UtteranceText
+
+
+TRANSCRIPT_MAX_LINES: Final = 20
+TRANSCRIPT_MAX_CHARS: Final = 24000
+
+
+def _bounded_transcript(lines: list[TranscriptLine]) -> list[TranscriptLine]:
+    if sum(len(line.text) for line in lines) > TRANSCRIPT_MAX_CHARS:
+        raise ValueError(f"transcript longer than {TRANSCRIPT_MAX_CHARS} characters in all")
+    return lines
+
+
+Transcript = Annotated[
+    list[TranscriptLine],
+    Field(max_length=TRANSCRIPT_MAX_LINES),
+    AfterValidator(_bounded_transcript),
+]
+"""The recent conversation a tool call carries: its last lines, bounded in count and size."""

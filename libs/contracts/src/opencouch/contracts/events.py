@@ -7,8 +7,18 @@ Each event carries the id its publisher deduplicates on (``dedup_id``, sent as
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
-from opencouch.contracts.common import Contract, Identifier, MemoryMode, SessionId
+from pydantic import Field
+
+from opencouch.contracts.common import (
+    Contract,
+    Identifier,
+    MemoryMode,
+    SessionId,
+    Transcript,
+    UtteranceText,
+)
 from opencouch.contracts.finalizer import FinalizationRecord
 from opencouch.contracts.voice_api import (
     Feedback,
@@ -27,8 +37,10 @@ class TurnRecorded(Contract):
     thread_id: Identifier
     user_id: Identifier | None = None
     client_turn_id: Identifier
-    user_text: str
-    assistant_text: str
+    user_text: UtteranceText
+    assistant_text: UtteranceText
+    started_at: datetime | None = None
+    """When the user started speaking; memory orders a session's turns by it."""
     route: Route
     response_style: TurnResponseStyle
     tool_calls: list[TurnToolCall] = []
@@ -37,8 +49,40 @@ class TurnRecorded(Contract):
 
     @property
     def dedup_id(self) -> str:
-        """One message per (thread, client turn id), however often it is retried."""
-        return f"turn:{self.thread_id}:{self.client_turn_id}"
+        """One message per (voice session, client turn id), however often it is retried."""
+        return f"turn:{self.session_id}:{self.client_turn_id}"
+
+
+CrisisLevel = Literal[0, 1, 2, 3]
+"""0 none; 1 ambiguous distress; 2 clear self-harm or suicidal ideation; 3 imminent."""
+
+
+class CrisisScreen(Contract):
+    """A user utterance to classify that must leave no trace: incognito turns, sent over core
+    NATS (never a stream), classified and forgotten; only a scrubbed crisis-log row may remain.
+    """
+
+    session_id: SessionId
+    client_turn_id: Identifier
+    user_text: UtteranceText
+    transcript: Transcript = []
+
+
+class TurnClassified(Contract):
+    """The crisis level of a recorded turn's user speech, computed by code (never a model)."""
+
+    session_id: SessionId
+    thread_id: Identifier
+    client_turn_id: Identifier
+    level: CrisisLevel
+    reason: Annotated[str, Field(max_length=64)]
+    """A reason code (e.g. ``explicit_ideation``, ``idiom``), never user text."""
+    classified_at: datetime
+
+    @property
+    def dedup_id(self) -> str:
+        """One classification per turn."""
+        return f"classified:{self.session_id}:{self.client_turn_id}"
 
 
 class ToolActivity(Contract):
@@ -60,6 +104,8 @@ class SessionEnded(Contract):
     user_id: Identifier | None = None
     memory_mode: MemoryMode
     feedback: Feedback | None = None
+    save: bool = True
+    """False: the user ended without saving; no arc and no new memories."""
     expected_turn_count: int
     """Turns the gateway acknowledged; finalization waits until memory has stored them all."""
     ended_at: datetime

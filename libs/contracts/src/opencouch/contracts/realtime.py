@@ -71,7 +71,8 @@ class RealtimeSessionConfig(Contract):
 
     type: Literal["realtime"] = "realtime"
     model: str
-    instructions: str
+    instructions: str | None = None
+    """Always set when minting; left out of what the browser is shown (it holds private context)."""
     output_modalities: list[Literal["audio"]] = ["audio"]
     audio: AudioConfig
     tools: list[RealtimeFunctionTool]

@@ -15,10 +15,15 @@ MEMORY_CONTEXT: Final = f"{ROOT}.memory.context"
 MEMORY_SESSION_TRANSCRIPT: Final = f"{ROOT}.memory.session_transcript"
 FINALIZER_STATUS: Final = f"{ROOT}.finalizer.status"
 
+# Core NATS (no stream keeps it): incognito user speech for the crisis classifier.
+CRISIS_SCREEN: Final = f"{ROOT}.crisis.screen"
+CRISIS_SCREEN_QUEUE: Final = "tools-crisis-screen"
+
 # JetStream: one stream holds every durable event.
 EVENTS_PREFIX: Final = f"{ROOT}.events"
 EVENTS_STREAM: Final = "OPENCOUCH_V1_EVENTS"
 TURN_RECORDED: Final = f"{EVENTS_PREFIX}.turn_recorded"
+TURN_CLASSIFIED: Final = f"{EVENTS_PREFIX}.turn_classified"
 TOOL_ACTIVITY: Final = f"{EVENTS_PREFIX}.tool_activity"
 SESSION_ENDED: Final = f"{EVENTS_PREFIX}.session_ended"
 SESSION_FINALIZED_ALL: Final = f"{EVENTS_PREFIX}.session_finalized.*"
@@ -26,6 +31,7 @@ SESSION_FINALIZED_ALL: Final = f"{EVENTS_PREFIX}.session_finalized.*"
 # Durable consumers; replicas of a service share one, so each message goes to one replica.
 MEMORY_TURNS_CONSUMER: Final = "memory-turns"
 FINALIZER_SESSION_END_CONSUMER: Final = "finalizer-session-end"
+TOOLS_CRISIS_CONSUMER: Final = "tools-crisis-classifier"
 
 # Service names as nats.micro announces them ($SRV.PING.<name>).
 TOOLS_SERVICE: Final = "opencouch-tools"

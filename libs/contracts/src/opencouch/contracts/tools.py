@@ -9,57 +9,49 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from opencouch.contracts.care import (
+    CrisisResourcesOutput,
+    CrisisSupportTemplateOutput,
+    ExerciseId,
+    ExerciseListOutput,
+    ExerciseProgressOutput,
+    ExerciseStepOutput,
+    GroundedLookupOutput,
+    ResponseSkillOutput,
+    ResponseStyle,
+    TherapeuticApproach,
+    WaitForUserOutput,
+)
 from opencouch.contracts.common import (
     Contract,
     ErrorBody,
     Identifier,
+    JsonObject,
     MemoryMode,
     SessionId,
-    TranscriptLine,
+    Transcript,
     UtteranceText,
+)
+from opencouch.contracts.memory import (
+    DeletionOutput,
+    MemoryChangeOutput,
+    MemoryStatusOutput,
+    RecallOutput,
+    SavedMemoryOutput,
 )
 from opencouch.contracts.realtime import RealtimeFunctionTool
 from opencouch.contracts.subjects import tool_subject
+from opencouch.contracts.voice_api import Route
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 UserQuote = Annotated[
     str,
     Field(description="The user's own words asking for this, quoted exactly.", max_length=500),
-]
-
-ResponseStyle = Literal[
-    "supportive", "reflective", "clarifying", "psychoeducation", "closing", "technique"
-]
-TherapeuticApproach = Literal[
-    "cbt",
-    "act",
-    "dbt_skills",
-    "motivational_interviewing",
-    "grief_support",
-    "interpersonal_therapy",
-    "pfa",
-    "none",
-]
-ExerciseId = Literal[
-    "grounding_5_4_3_2_1",
-    "grounding_box_breathing",
-    "grounding_stop_technique",
-    "grounding_muscle_relaxation",
-    "self_compassion_break",
-    "emotion_regulation_improve",
-    "emotion_regulation_gratitude",
-    "behavioral_activation_tiny_action",
-    "defusion_values_compass",
-    "thought_work_continuum",
-    "thought_work_simple_record",
-    "thought_work_behavioral_experiment",
-    "defusion_leaves_on_stream",
 ]
 
 
@@ -109,6 +101,13 @@ class LoadGuidedExerciseSkillArgs(ToolArguments):
     )
     current_step_index: Annotated[int, Field(ge=0, le=20)] | None = Field(
         default=None, description="The 0-based step the user is on, when continuing."
+    )
+
+
+class StartGuidedExerciseArgs(ToolArguments):
+    exercise_type: ExerciseId = Field(description="The exercise the user asked for or accepted.")
+    therapeutic_approach: TherapeuticApproach | None = Field(
+        default=None, description="The approach it is offered under, if any."
     )
 
 
@@ -164,13 +163,21 @@ PERSISTENT_ONLY = frozenset({MemoryMode.PERSISTENT})
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """One entry of the catalog."""
+    """One entry of the catalog: the single source of a tool's identity and shape.
+
+    Owners build their endpoints from it, the gateway offers and checks calls by it, and turn
+    routing reads ``route`` from it.
+    """
 
     name: str
     description: str
     arguments: type[ToolArguments]
+    output: type[Contract]
+    """The success output; anything else the owner returns is a ``ToolErrorOutput``."""
     modes: frozenset[MemoryMode]
     owner: ToolOwner
+    route: Route = "therapeutic"
+    """What a turn that used this tool is about (see ``voice_api.ROUTE_PRIORITY``)."""
 
     @property
     def subject(self) -> str:
@@ -218,145 +225,180 @@ def function_parameters(model: type[ToolArguments]) -> dict[str, Any]:
     }
 
 
-def _spec(
-    name: str,
-    description: str,
-    arguments: type[ToolArguments],
-    modes: frozenset[MemoryMode],
-    owner: ToolOwner,
-) -> tuple[str, ToolSpec]:
-    return name, ToolSpec(name, description, arguments, modes, owner)
+_TOOLS = ToolOwner.TOOLS
+_MEMORY = ToolOwner.MEMORY
 
-
-TOOL_CATALOG: Mapping[str, ToolSpec] = dict(
-    [
-        _spec(
+TOOL_CATALOG: Mapping[str, ToolSpec] = {
+    spec.name: spec
+    for spec in (
+        ToolSpec(
             "wait_for_user",
             "Stay silent and let the user keep talking or thinking; use when they ask for a "
             "moment or are clearly not finished.",
             NoArguments,
+            WaitForUserOutput,
             BOTH_MODES,
-            ToolOwner.TOOLS,
+            _TOOLS,
         ),
-        _spec(
+        ToolSpec(
             "show_memory_status",
             "Tell the user whether memory is on in this conversation and what it keeps.",
             NoArguments,
+            MemoryStatusOutput,
             BOTH_MODES,
-            ToolOwner.MEMORY,
+            _MEMORY,
+            "memory_control",
         ),
-        _spec(
+        ToolSpec(
             "load_therapeutic_response_skill",
             "Get guidance for the style of reply you are about to give, optionally for one "
             "therapeutic approach.",
             LoadTherapeuticResponseSkillArgs,
+            ResponseSkillOutput,
             BOTH_MODES,
-            ToolOwner.TOOLS,
+            _TOOLS,
         ),
-        _spec(
+        ToolSpec(
             "answer_grounded_lookup",
             "Answer a factual question about mental-health information or official guidance "
             "from verified sources only, with citations. Call before stating such facts.",
             AnswerGroundedLookupArgs,
+            GroundedLookupOutput,
             BOTH_MODES,
-            ToolOwner.TOOLS,
+            _TOOLS,
+            "grounded_lookup",
         ),
-        _spec(
+        ToolSpec(
             "lookup_crisis_resources",
             "Find verified crisis lines for where the user said they are. Call before naming "
             "any hotline, number or crisis website.",
             NoArguments,
+            CrisisResourcesOutput,
             BOTH_MODES,
-            ToolOwner.TOOLS,
+            _TOOLS,
+            "crisis",
         ),
-        _spec(
+        ToolSpec(
             "get_crisis_support_template",
             "Get a safe structure for replying to someone at risk: what to say first, one "
             "safety step, one question, and what to avoid.",
             GetCrisisSupportTemplateArgs,
+            CrisisSupportTemplateOutput,
             BOTH_MODES,
-            ToolOwner.TOOLS,
+            _TOOLS,
+            "crisis",
         ),
-        _spec(
+        ToolSpec(
             "list_guided_exercise_skills",
             "List guided exercises that fit, for offering one when the user asks for it.",
             ListGuidedExerciseSkillsArgs,
+            ExerciseListOutput,
             BOTH_MODES,
-            ToolOwner.TOOLS,
+            _TOOLS,
+            "guided_exercise",
         ),
-        _spec(
+        ToolSpec(
+            "start_guided_exercise",
+            "Start a guided exercise the user asked for or accepted, from its first step.",
+            StartGuidedExerciseArgs,
+            ExerciseStepOutput,
+            BOTH_MODES,
+            _TOOLS,
+            "guided_exercise",
+        ),
+        ToolSpec(
             "load_guided_exercise_skill",
             "Start, continue, repeat or simplify a guided exercise the user agreed to.",
             LoadGuidedExerciseSkillArgs,
+            ExerciseStepOutput,
             BOTH_MODES,
-            ToolOwner.TOOLS,
+            _TOOLS,
+            "guided_exercise",
         ),
-        _spec(
+        ToolSpec(
             "record_guided_exercise_progress",
             "Record how the user did with the current exercise step and learn what comes next.",
             RecordGuidedExerciseProgressArgs,
+            ExerciseProgressOutput,
             BOTH_MODES,
-            ToolOwner.TOOLS,
+            _TOOLS,
+            "guided_exercise",
         ),
-        _spec(
+        ToolSpec(
             "show_saved_memory",
             "List what is saved about the user: facts, past session summaries and "
             "preferences, numbered.",
             NoArguments,
+            SavedMemoryOutput,
             PERSISTENT_ONLY,
-            ToolOwner.MEMORY,
+            _MEMORY,
+            "memory_control",
         ),
-        _spec(
+        ToolSpec(
             "recall_saved_memory",
             "Search saved memory for something relevant to the conversation.",
             RecallSavedMemoryArgs,
+            RecallOutput,
             PERSISTENT_ONLY,
-            ToolOwner.MEMORY,
+            _MEMORY,
+            "memory_control",
         ),
-        _spec(
+        ToolSpec(
             "save_response_preference",
             "Save how the user wants to be answered, only when they explicitly ask.",
             SaveResponsePreferenceArgs,
+            MemoryChangeOutput,
             PERSISTENT_ONLY,
-            ToolOwner.MEMORY,
+            _MEMORY,
+            "memory_control",
         ),
-        _spec(
+        ToolSpec(
             "set_proactive_memory_recall",
             "Turn on or off bringing up saved memory unprompted, when the user asks.",
             SetProactiveMemoryRecallArgs,
+            MemoryChangeOutput,
             PERSISTENT_ONLY,
-            ToolOwner.MEMORY,
+            _MEMORY,
+            "memory_control",
         ),
-        _spec(
+        ToolSpec(
             "prepare_memory_deletion_by_index",
             "Stage deleting one numbered item of saved memory; confirm with the user next.",
             PrepareMemoryDeletionByIndexArgs,
+            DeletionOutput,
             PERSISTENT_ONLY,
-            ToolOwner.MEMORY,
+            _MEMORY,
+            "memory_control",
         ),
-        _spec(
+        ToolSpec(
             "prepare_memory_deletion_by_query",
             "Stage deleting saved memory about a topic, or list the candidates.",
             PrepareMemoryDeletionByQueryArgs,
+            DeletionOutput,
             PERSISTENT_ONLY,
-            ToolOwner.MEMORY,
+            _MEMORY,
+            "memory_control",
         ),
-        _spec(
+        ToolSpec(
             "confirm_memory_deletion",
             "Delete what was staged, after the user confirmed.",
             NoArguments,
+            DeletionOutput,
             PERSISTENT_ONLY,
-            ToolOwner.MEMORY,
+            _MEMORY,
+            "memory_control",
         ),
-        _spec(
+        ToolSpec(
             "cancel_memory_deletion",
             "Drop a staged deletion.",
             NoArguments,
+            DeletionOutput,
             PERSISTENT_ONLY,
-            ToolOwner.MEMORY,
+            _MEMORY,
+            "memory_control",
         ),
-    ]
-)
+    )
+}
 
 
 def tools_for_mode(mode: MemoryMode) -> list[ToolSpec]:
@@ -364,89 +406,54 @@ def tools_for_mode(mode: MemoryMode) -> list[ToolSpec]:
     return [spec for spec in TOOL_CATALOG.values() if spec.offered_in(mode)]
 
 
+def tools_owned_by(owner: ToolOwner) -> list[ToolSpec]:
+    """The catalog entries ``owner`` must serve."""
+    return [spec for spec in TOOL_CATALOG.values() if spec.owner is owner]
+
+
 # -- tool calls over NATS ---------------------------------------------------------------------
 
 
 class ToolCallContext(Contract):
-    """Who is calling and what was just said; owners use it for policy (intent, location)."""
+    """Who is calling and what was just said; owners use it for policy (intent, location).
+
+    Built by the gateway from the voice-session token, never from what the browser claims.
+    """
 
     session_id: SessionId
     thread_id: Identifier
     user_id: Identifier | None = None
     memory_mode: MemoryMode
     current_user_message: UtteranceText = ""
-    transcript: Annotated[list[TranscriptLine], Field(max_length=50)] = []
+    transcript: Transcript = []
     client_turn_id: Identifier | None = None
+    call_id: Identifier | None = None
 
 
 class ToolCallRequest(Contract):
     """A validated call of a catalog tool, sent to ``ToolSpec.subject``."""
 
     tool_name: str
-    arguments: dict[str, Any]
+    arguments: JsonObject
     context: ToolCallContext
 
 
 class ToolCallReply(Contract):
-    """What the tool returns to the model, as a JSON object."""
+    """What the tool returns to the model, as a JSON object.
+
+    ``ok`` tells a result (the tool's ``ToolSpec.output``) from a ``ToolErrorOutput``.
+    """
 
     output: dict[str, Any]
-
-
-# -- tool outputs -----------------------------------------------------------------------------
+    ok: bool = True
 
 
 class ToolErrorOutput(Contract):
-    """A tool that could not run; the model is told why and speaks around it."""
+    """A tool that could not run (``error``) or declined to (``refused``).
 
-    status: Literal["error"] = "error"
+    The model is told why in words it can use, and speaks around it.
+    """
+
+    status: Literal["error", "refused"] = "error"
     error: ErrorBody
-
-
-class WaitForUserOutput(Contract):
-    """The model must stay silent until the user speaks again."""
-
-    status: Literal["waiting"] = "waiting"
-    should_respond: Literal[False] = False
-    instruction: str = "Do not reply now. Wait for the user to speak again."
-
-
-class CrisisResource(Contract):
-    """One verified crisis service; every row carries where and when it was verified."""
-
-    name: str
-    region: str
-    phone: str | None = None
-    text: str | None = None
-    url: str | None = None
-    languages: list[str] = []
-    hours: str | None = None
-    source_url: str
-    verified_on: date
-
-
-LocationStatus = Literal["provided", "not_provided", "refused"]
-CrisisLookupStatus = Literal[
-    "found", "no_location", "location_refused", "no_verified_results", "lookup_error"
-]
-
-
-class CrisisResourcesOutput(Contract):
-    """Crisis lines for where the user said they are; only these may be named to the user."""
-
-    status: CrisisLookupStatus
-    location_status: LocationStatus
-    location: str | None = None
-    resources: Annotated[list[CrisisResource], Field(max_length=5)] = []
-    guidance: str
-
-
-class MemoryStatusOutput(Contract):
-    """Whether memory is on in this session, and what it keeps."""
-
-    status: Literal["ok"] = "ok"
-    memory_mode: MemoryMode
-    memory_enabled: bool
-    proactive_recall_enabled: bool
-    kept: list[str]
-    summary: str
+    guidance: str | None = None

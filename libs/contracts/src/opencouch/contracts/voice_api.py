@@ -1,23 +1,34 @@
-"""Bodies and replies of the public voice API, ``/api/voice/realtime/*``."""
+"""Bodies and replies of the public voice API, ``/api/voice/realtime/*``.
+
+``/session`` returns a voice-session token; every later call carries it as
+``Authorization: Bearer``. The token decides the session, thread, user and memory mode. A body
+may still name them (older clients do), but one that disagrees with the token is refused.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from opencouch.contracts.common import (
     AssistantVoice,
     Contract,
     Identifier,
+    JsonObject,
     MemoryMode,
     SessionId,
-    TranscriptLine,
+    Transcript,
     UtteranceText,
 )
 from opencouch.contracts.realtime import ClientSecret, RealtimeSessionConfig
+
+BearerText = Annotated[
+    str, StringConstraints(min_length=16, max_length=4096, pattern=r"^[\x21-\x7e]+$")
+]
+"""An opaque credential: printable ASCII, bounded."""
 
 # -- POST /session ----------------------------------------------------------------------------
 
@@ -27,20 +38,35 @@ class SessionRequest(Contract):
 
     thread_id: Identifier
     user_id: Identifier | None = None
+    """Trusted only when ``identity_token`` proves it (or in development identity mode)."""
+    identity_token: BearerText | None = None
+    """A JWT from the host application whose subject is the user id."""
+    thread_secret: BearerText | None = None
+    """The secret an anonymous thread was bound to on its first session."""
     memory_mode: MemoryMode = MemoryMode.INCOGNITO
     assistant_voice: AssistantVoice = "cedar"
 
 
 class SessionReply(Contract):
-    """What the browser needs to open WebRTC to Realtime: a client secret and where to call."""
+    """What the browser needs: a token for our API, a client secret and where to call Realtime."""
 
     session_id: SessionId
     thread_id: Identifier
+    user_id: Identifier | None = None
     memory_mode: MemoryMode
+    token: str
+    """The voice-session token: ``Authorization: Bearer <token>`` on every later call."""
+    token_expires_at: int
+    """Unix seconds; the session's maximum duration plus a short grace for ``/end``."""
+    session_expires_at: int
+    """Unix seconds; tools and turns are refused after this."""
+    thread_secret: str | None = None
+    """Set only when this call bound an anonymous thread: keep it to open the thread again."""
     client_secret: ClientSecret
     realtime_calls_url: str
     """Where the browser posts its SDP offer, with the client secret as bearer."""
     session: RealtimeSessionConfig
+    """The Realtime session as configured, without its private instructions."""
 
 
 # -- POST /tools ------------------------------------------------------------------------------
@@ -49,22 +75,26 @@ class SessionReply(Contract):
 class ToolsRequest(Contract):
     """A function call the model made, forwarded by the browser."""
 
-    thread_id: Identifier
-    session_id: SessionId | None = None
-    """The session from ``/session``; when absent, the thread's current session."""
-    user_id: Identifier | None = None
-    memory_mode: MemoryMode = MemoryMode.INCOGNITO
     tool_name: Annotated[str, Field(min_length=1, max_length=64)]
-    arguments: dict[str, Any] = {}
+    call_id: Identifier | None = None
+    """The Realtime ``call_id``; required. A replay returns the first output."""
+    arguments: JsonObject = {}
     current_user_message: UtteranceText = ""
-    transcript: Annotated[list[TranscriptLine], Field(max_length=50)] = []
+    transcript: Transcript = []
     client_turn_id: Identifier | None = None
+    # Checked against the token when present; never decide anything.
+    thread_id: Identifier | None = None
+    session_id: SessionId | None = None
+    user_id: Identifier | None = None
+    memory_mode: MemoryMode | None = None
 
 
 class ToolsReply(Contract):
     """The tool's output, to send back to Realtime as a ``function_call_output``."""
 
     output: dict[str, Any]
+    ok: bool = True
+    """False when ``output`` is an error or a refusal, for the page's tool panel."""
 
 
 # -- POST /turn -------------------------------------------------------------------------------
@@ -83,7 +113,7 @@ class TurnToolCall(Contract):
 
     tool_name: Annotated[str, Field(min_length=1, max_length=64)]
     status: ToolCallStatus
-    output: dict[str, Any] | None = None
+    output: JsonObject | None = None
     error: Annotated[str, Field(max_length=500)] | None = None
 
 
@@ -100,23 +130,43 @@ TurnResponseStyle = Literal[
     "voice", "crisis_response", "grounded_lookup", "memory_control", "guided_exercise"
 ]
 
+ROUTE_PRIORITY: Final[tuple[Route, ...]] = (
+    "crisis",
+    "grounded_lookup",
+    "memory_control",
+    "guided_exercise",
+    "therapeutic",
+)
+"""When a turn used tools of several routes, the first of these wins."""
+
+RESPONSE_STYLE: Final[dict[Route, TurnResponseStyle]] = {
+    "crisis": "crisis_response",
+    "grounded_lookup": "grounded_lookup",
+    "memory_control": "memory_control",
+    "guided_exercise": "guided_exercise",
+    "therapeutic": "voice",
+}
+"""The response style a route implies."""
+
 
 class TurnRequest(Contract):
     """A finished exchange: what the user said and what the assistant said back."""
 
-    thread_id: Identifier
-    session_id: SessionId | None = None
-    """The session from ``/session``; when absent, the thread's current session."""
-    user_id: Identifier | None = None
-    memory_mode: MemoryMode = MemoryMode.INCOGNITO
     client_turn_id: Identifier
     """Chosen by the browser; a retry sends the same id and the same body."""
     user_text: UtteranceText
     assistant_text: UtteranceText
+    started_at: datetime | None = None
+    """When the user started speaking (the browser's clock); turns are ordered by it."""
     route: Route | None = None
     response_style: TurnResponseStyle | None = None
     tool_calls: Annotated[list[TurnToolCall], Field(max_length=20)] = []
     outcome: TurnOutcome = TurnOutcome.COMPLETED
+    # Checked against the token when present; never decide anything.
+    thread_id: Identifier | None = None
+    session_id: SessionId | None = None
+    user_id: Identifier | None = None
+    memory_mode: MemoryMode | None = None
 
 
 class TurnReply(Contract):
@@ -148,13 +198,15 @@ class FinalizationStatus(StrEnum):
 
 
 class EndRequest(Contract):
-    """End a voice session and, in persistent mode, finalize it."""
+    """End the voice session the token names and, in persistent mode, finalize it."""
 
-    thread_id: Identifier
-    session_id: SessionId | None = None
-    """The session from ``/session``; when absent, the thread's current session."""
-    memory_mode: MemoryMode = MemoryMode.INCOGNITO
     feedback: Feedback | None = None
+    save: bool = True
+    """False ends the session without a summary or new memories ("end without saving")."""
+    # Checked against the token when present; never decide anything.
+    thread_id: Identifier | None = None
+    session_id: SessionId | None = None
+    memory_mode: MemoryMode | None = None
 
 
 class EndReply(Contract):
@@ -173,4 +225,5 @@ class EndReply(Contract):
     turn_count: int = 0
     open_loops: list[str] = []
     resolved_threads: list[str] = []
+    peak_crisis_level: int | None = None
     finalized_at: datetime | None = None

@@ -19,28 +19,13 @@ from nats.micro.request import Request
 from nats.micro.service import Service
 from pydantic import BaseModel, ValidationError
 
-from opencouch.contracts.common import ErrorBody, ErrorCode, ErrorResponse
+from opencouch.contracts.common import ErrorCode
+from opencouch.runtime.errors import ServiceError, describe_validation
 
 log = logging.getLogger(__name__)
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 ReplyT = TypeVar("ReplyT", bound=BaseModel)
-
-_STATUS_FOR_CODE = {
-    ErrorCode.INVALID_REQUEST: "400",
-    ErrorCode.NOT_FOUND: "404",
-    ErrorCode.SERVICE_UNAVAILABLE: "503",
-    ErrorCode.SERVICE_TIMEOUT: "504",
-}
-
-
-class HandlerError(Exception):
-    """Raised by a handler to answer with a clean error instead of a result."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -85,17 +70,19 @@ class ContractService:
                 payload = endpoint.request_model.model_validate_json(request.data)
             except ValidationError as error:
                 await _respond_error(
-                    request, ErrorCode.INVALID_REQUEST, _describe_validation(error)
+                    request, ServiceError(ErrorCode.INVALID_REQUEST, describe_validation(error))
                 )
                 return
             try:
                 reply = await endpoint.handler(payload)
-            except HandlerError as error:
-                await _respond_error(request, error.code, error.message)
+            except ServiceError as error:
+                await _respond_error(request, error)
                 return
             except Exception:
                 log.exception("handler failed", extra={"endpoint": endpoint.name})
-                await _respond_error(request, ErrorCode.INTERNAL, f"{endpoint.name} failed")
+                await _respond_error(
+                    request, ServiceError(ErrorCode.INTERNAL, f"{endpoint.name} failed")
+                )
                 return
             await request.respond(reply.model_dump_json().encode())
             log.debug(
@@ -137,17 +124,7 @@ def _dispatcher(
     return dispatch
 
 
-async def _respond_error(request: Request, code: ErrorCode, message: str) -> None:
-    body = ErrorResponse(error=ErrorBody(code=code, message=message[:500]))
+async def _respond_error(request: Request, error: ServiceError) -> None:
     await request.respond_error(
-        _STATUS_FOR_CODE.get(code, "500"), message[:200], data=body.model_dump_json().encode()
+        str(error.status), error.message[:200], data=error.response().model_dump_json().encode()
     )
-
-
-def _describe_validation(error: ValidationError) -> str:
-    """Where the request was wrong, without echoing the values (they may be user text)."""
-    parts = [
-        f"{'.'.join(str(p) for p in item['loc']) or 'body'}: {item['msg']}"
-        for item in error.errors(include_input=False)
-    ]
-    return "; ".join(parts)[:500]

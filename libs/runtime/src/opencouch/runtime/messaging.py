@@ -13,34 +13,44 @@ from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel, ValidationError
 
 from opencouch.contracts.common import ErrorCode, ErrorResponse
+from opencouch.runtime.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
 ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 ReplyT = TypeVar("ReplyT", bound=BaseModel)
 
+OUTAGE_RETRY_SECONDS = 2.0
+"""What a caller is told to wait (``Retry-After``) when NATS itself is unreachable."""
 
-class ServiceCallError(Exception):
-    """A NATS service answered with an error, or could not answer."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class ServiceUnavailableError(ServiceCallError):
-    """Nobody serves the subject."""
-
-    def __init__(self, subject: str) -> None:
-        super().__init__(ErrorCode.SERVICE_UNAVAILABLE, f"no service answers {subject}")
+# Errors that mean NATS (not the service) could not carry the request right now.
+_NATS_OUTAGES = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.NoServersError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.StaleConnectionError,
+)
 
 
-class ServiceTimeoutError(ServiceCallError):
-    """The service did not answer in time."""
-
-    def __init__(self, subject: str, timeout: float) -> None:
-        super().__init__(ErrorCode.SERVICE_TIMEOUT, f"{subject} did not answer in {timeout:g}s")
+def nats_failure(error: Exception, subject: str) -> ServiceError:
+    """The ``ServiceError`` a caller should see for a NATS-level failure on ``subject``."""
+    if isinstance(error, nats.errors.NoRespondersError):
+        return ServiceError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            f"no service answers {subject}",
+            retry_after=OUTAGE_RETRY_SECONDS,
+        )
+    if isinstance(error, nats.errors.MaxPayloadError):
+        return ServiceError(ErrorCode.PAYLOAD_TOO_LARGE, f"request too large for {subject}")
+    if isinstance(error, _NATS_OUTAGES):
+        return ServiceError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            "the message bus is unreachable",
+            retry_after=OUTAGE_RETRY_SECONDS,
+        )
+    return ServiceError(ErrorCode.SERVICE_UNAVAILABLE, f"{subject} failed: {type(error).__name__}")
 
 
 @asynccontextmanager
@@ -74,18 +84,22 @@ async def request(
 ) -> ReplyT:
     """Send ``payload`` to ``subject`` and parse the reply as ``reply_model``.
 
-    Raises ``ServiceCallError`` (or a subclass) for an error reply, no responder or a timeout.
+    Raises ``ServiceError``: the service's own error reply as it sent it, else
+    ``service_unavailable`` (nobody answers, or NATS is down), ``service_timeout``, or
+    ``payload_too_large``.
     """
     try:
         msg = await nc.request(subject, payload.model_dump_json().encode(), timeout=timeout)
-    except nats.errors.NoRespondersError as error:
-        raise ServiceUnavailableError(subject) from error
     except nats.errors.TimeoutError as error:
-        raise ServiceTimeoutError(subject, timeout) from error
+        raise ServiceError(
+            ErrorCode.SERVICE_TIMEOUT, f"{subject} did not answer in {timeout:g}s"
+        ) from error
+    except nats.errors.Error as error:
+        raise nats_failure(error, subject) from error
     if msg.headers and ERROR_CODE_HEADER in msg.headers:
         try:
             body = ErrorResponse.model_validate_json(msg.data).error
         except ValidationError:
-            raise ServiceCallError(ErrorCode.INTERNAL, f"{subject} failed") from None
-        raise ServiceCallError(body.code, body.message)
+            raise ServiceError(ErrorCode.INTERNAL, f"{subject} failed") from None
+        raise ServiceError(body.code, body.message)
     return reply_model.model_validate_json(msg.data)

@@ -1,18 +1,83 @@
-"""Settings helpers: every service has its own env prefix, and shares the infrastructure URLs."""
+"""Settings every service shares: one env prefix per service, plus the shared infrastructure URLs.
+
+``NATS_URL``, ``REDIS_URL`` and ``DATABASE_URL`` configure a whole stack at once; a prefixed
+variable (``MEMORY_DATABASE_URL``) still wins for one service.
+"""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+from pydantic import Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
+DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+SHARED_INFRA_VARIABLES: Final = {
+    "nats_url": "NATS_URL",
+    "redis_url": "REDIS_URL",
+    "database_url": "DATABASE_URL",
+}
+"""Fields any service may have, and the unprefixed variable that sets them for every service."""
 
 
-def infra_env(prefix: str, name: str) -> AliasChoices:
-    """Read ``<PREFIX><NAME>`` first, then the shared ``<NAME>`` (e.g. ``NATS_URL``).
+class _SharedInfraSource(PydanticBaseSettingsSource):
+    """Reads the unprefixed infrastructure variables for the fields a service declares."""
 
-    One ``NATS_URL`` configures a whole stack; a per-service variable still wins.
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = SHARED_INFRA_VARIABLES.get(field_name)
+        value = os.environ.get(variable) if variable else None
+        return value or None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class ServiceSettings(BaseSettings):
+    """Base of every service's settings; a subclass sets ``env_prefix`` and adds its own fields.
+
+    Sources, strongest first: constructor arguments, ``<PREFIX><NAME>`` variables, the shared
+    ``NATS_URL``/``REDIS_URL``/``DATABASE_URL``, then defaults. An empty variable means unset.
     """
-    return AliasChoices(f"{prefix}{name}", name)
+
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
+
+    nats_url: str = DEFAULT_NATS_URL
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SharedInfraSource(settings_cls), file_secret_settings)
 
 
-DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+class NatsServiceSettings(ServiceSettings):
+    """Settings of a service that serves NATS requests and consumes JetStream (no HTTP API)."""
+
+    service_name: ClassVar[str]
+    """The short name: log tag, default id-file name."""
+
+    id_file: Path | None = None
+    """Where this instance writes its nats.micro id for the health check."""
+    max_concurrency: int = Field(64, ge=1)
+
+    @property
+    def health_id_file(self) -> Path:
+        """``id_file``, by default ``/tmp/opencouch/<service>.id``."""
+        return self.id_file or Path(f"/tmp/opencouch/{self.service_name}.id")

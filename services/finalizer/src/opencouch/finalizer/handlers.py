@@ -18,8 +18,9 @@ from opencouch.contracts.memory import SessionTranscriptReply, SessionTranscript
 from opencouch.contracts.voice_api import FinalizationStatus
 from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.finalizer.store import FinalizationStore
+from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.jetstream import RetryLater, publish_event
-from opencouch.runtime.messaging import ServiceCallError, request
+from opencouch.runtime.messaging import request
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class FinalizerHandlers:
                 SessionTranscriptReply,
                 timeout=self._settings.memory_timeout_seconds,
             )
-        except ServiceCallError as error:
+        except ServiceError as error:
             raise RetryLater(
                 f"memory: {error.code}", self._settings.turn_wait_retry_seconds
             ) from error

@@ -9,10 +9,11 @@ from opencouch.contracts.events import TurnRecorded
 from opencouch.contracts.memory import (
     MemoryContextReply,
     MemoryContextRequest,
+    MemoryStatusOutput,
     SessionTranscriptReply,
     SessionTranscriptRequest,
 )
-from opencouch.contracts.tools import MemoryStatusOutput, ToolCallReply, ToolCallRequest
+from opencouch.contracts.tools import NoArguments, ToolCallContext
 from opencouch.memory.context import compose_context
 from opencouch.memory.store import MemoryStore, owner_key
 
@@ -45,9 +46,10 @@ class MemoryHandlers:
             session_id=request.session_id, thread_id=thread_id, turns=turns
         )
 
-    async def show_memory_status(self, request: ToolCallRequest) -> ToolCallReply:
+    async def show_memory_status(
+        self, _: NoArguments, context: ToolCallContext
+    ) -> MemoryStatusOutput:
         """The ``show_memory_status`` tool: is memory on, and what does it keep."""
-        context = request.context
         if context.memory_mode is MemoryMode.INCOGNITO:
             status = MemoryStatusOutput(
                 memory_mode=MemoryMode.INCOGNITO,
@@ -77,7 +79,7 @@ class MemoryHandlers:
                     "or deleted on request."
                 ),
             )
-        return ToolCallReply(output=status.model_dump(mode="json"))
+        return status
 
     async def on_turn_recorded(self, turn: TurnRecorded) -> None:
         """Store a turn from the stream; a duplicate is a no-op, so redelivery is safe."""

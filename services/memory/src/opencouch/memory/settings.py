@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from opencouch.runtime.settings import DEFAULT_DATABASE_URL, DEFAULT_NATS_URL, infra_env
-
-PREFIX = "MEMORY_"
+from opencouch.runtime.settings import DEFAULT_DATABASE_URL, NatsServiceSettings
 
 
-class MemorySettings(BaseSettings):
+class MemorySettings(NatsServiceSettings):
     """Where the memory service connects and how much it takes on at once."""
 
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MEMORY_")
+    service_name: ClassVar[str] = "memory"
 
-    nats_url: str = Field(DEFAULT_NATS_URL, validation_alias=infra_env(PREFIX, "NATS_URL"))
-    database_url: str = Field(
-        DEFAULT_DATABASE_URL, validation_alias=infra_env(PREFIX, "DATABASE_URL")
-    )
-    id_file: Path = Path("/tmp/opencouch/memory.id")
-    max_concurrency: int = Field(64, ge=1)
+    database_url: str = DEFAULT_DATABASE_URL
     db_pool_size: int = Field(8, ge=1)
-    log_level: str = "INFO"

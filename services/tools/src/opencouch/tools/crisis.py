@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Final
 
+from opencouch.contracts.care import CrisisResource, CrisisResourcesOutput, LocationStatus
 from opencouch.contracts.common import TranscriptLine
-from opencouch.contracts.tools import CrisisResource, CrisisResourcesOutput, LocationStatus
 
 MAX_RESOURCES: Final = 5
 DIRECTORY_REGION: Final = "INTL"

@@ -1,20 +1,10 @@
-"""Thin handlers: validate the tool's arguments, run it, return its output."""
+"""Thin handlers: the catalog has parsed the arguments; run the tool, return its output."""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
-from opencouch.contracts.common import ErrorCode
-from opencouch.contracts.tools import NoArguments, ToolCallReply, ToolCallRequest, WaitForUserOutput
-from opencouch.runtime.endpoints import HandlerError
+from opencouch.contracts.care import CrisisResourcesOutput, WaitForUserOutput
+from opencouch.contracts.tools import NoArguments, ToolCallContext
 from opencouch.tools.crisis import CrisisDirectory, locate_user
-
-
-def _no_arguments(request: ToolCallRequest) -> None:
-    try:
-        NoArguments.model_validate(request.arguments)
-    except ValidationError as error:
-        raise HandlerError(ErrorCode.INVALID_REQUEST, "this tool takes no arguments") from error
 
 
 class ToolHandlers:
@@ -23,13 +13,13 @@ class ToolHandlers:
     def __init__(self, crisis: CrisisDirectory) -> None:
         self._crisis = crisis
 
-    async def wait_for_user(self, request: ToolCallRequest) -> ToolCallReply:
+    async def wait_for_user(self, _: NoArguments, context: ToolCallContext) -> WaitForUserOutput:
         """Tell the model to stay silent until the user speaks again."""
-        _no_arguments(request)
-        return ToolCallReply(output=WaitForUserOutput().model_dump(mode="json"))
+        return WaitForUserOutput()
 
-    async def lookup_crisis_resources(self, request: ToolCallRequest) -> ToolCallReply:
+    async def lookup_crisis_resources(
+        self, _: NoArguments, context: ToolCallContext
+    ) -> CrisisResourcesOutput:
         """Verified crisis lines for where the user said they are."""
-        _no_arguments(request)
-        location = locate_user(request.context.current_user_message, request.context.transcript)
-        return ToolCallReply(output=self._crisis.lookup(location).model_dump(mode="json"))
+        location = locate_user(context.current_user_message, context.transcript)
+        return self._crisis.lookup(location)

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import ClassVar
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from opencouch.runtime.settings import DEFAULT_NATS_URL, infra_env
-
-PREFIX = "TOOLS_"
+from opencouch.runtime.settings import NatsServiceSettings
 
 
-class ToolsSettings(BaseSettings):
+class ToolsSettings(NatsServiceSettings):
     """Where the tools service connects and how much it takes on at once."""
 
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
-
-    nats_url: str = Field(DEFAULT_NATS_URL, validation_alias=infra_env(PREFIX, "NATS_URL"))
-    id_file: Path = Path("/tmp/opencouch/tools.id")
-    max_concurrency: int = Field(64, ge=1)
-    log_level: str = "INFO"
+    model_config = SettingsConfigDict(env_prefix="TOOLS_")
+    service_name: ClassVar[str] = "tools"
