@@ -148,11 +148,18 @@ def _record_exit(stack: Stack, name: str) -> None:
 
 @contextmanager
 def running_stack(
-    *, nats_url: str, redis_url: str, database_url: str, log_dir: Path, with_web: bool = True
+    *,
+    nats_url: str,
+    redis_url: str,
+    database_url: str,
+    log_dir: Path,
+    with_web: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Start emulator, tools, memory, finalizer, gateway (and web); stop all on exit.
 
-    Exit codes after a SIGTERM are left in ``Stack.exit_codes`` for the test to check.
+    ``env`` is added to every service's environment (after the defaults here). Exit codes after
+    a SIGTERM are left in ``Stack.exit_codes`` for the test to check.
     """
     gateway_port, emulator_port, web_port = free_port(), free_port(), free_port()
     stack = Stack(
@@ -204,8 +211,10 @@ def running_stack(
             )
         )
     with ExitStack() as cleanup:
-        for name, module, env, healthy in plan:
-            stack.services[name] = start_service(name, module, {**infra, **env}, log_dir, healthy)
+        for name, module, service_env, healthy in plan:
+            stack.services[name] = start_service(
+                name, module, {**infra, **service_env, **(env or {})}, log_dir, healthy
+            )
             cleanup.callback(_record_exit, stack, name)
         for service in stack.services.values():
             service.wait_healthy()
