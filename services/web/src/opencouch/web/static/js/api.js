@@ -1,99 +1,93 @@
-// The public voice API, /api/voice/realtime/*, as the browser calls it.
-//
-// Every failure becomes an ApiError with a machine-readable code and a message written for
-// the person using the page; the gateway's own {"error": {"code", "message"}} is kept as is.
+// The public voice API, /api/voice/realtime/*. Every call but /session carries the voice-session
+// token, and every call a fresh W3C traceparent. A failure is an ApiError: a machine-readable
+// code and a message for the person using the page (the gateway's own error body kept as it is).
 
-const REQUEST_TIMEOUT_MS = 20000;
+import { traceparent } from './ids.js';
 
 export class ApiError extends Error {
   /**
-   * @param {string} code machine-readable, e.g. "invalid_request" or "network_error"
+   * @param {string} code e.g. "session_ended" or "network_error"
    * @param {string} message plain words for the user
-   * @param {number} status HTTP status, 0 when there was no reply
+   * @param {number} status HTTP status; 0 when there was no reply
+   * @param {number | null} [retryAfterMs] from Retry-After (429, 503)
    */
-  constructor(code, message, status) {
+  constructor(code, message, status, retryAfterMs = null) {
     super(message);
     this.name = 'ApiError';
     this.code = code;
     this.status = status;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
+/** @returns {ApiError} */
+export const asApiError = (error) =>
+  error instanceof ApiError ? error : new ApiError('unexpected', 'Something went wrong on this page. Please reload and try again.', 0);
+
+/** Where this page finds the voice API, from /config.json. */
+export async function loadConfig() {
+  const body = await fetch('/config.json', { cache: 'no-store' }).then((r) => r.json()).catch(() => null);
+  if (typeof body?.api_base_url !== 'string' || !body.api_base_url) {
+    throw new ApiError('config_unavailable', 'This page could not load its settings. Please reload.', 0);
+  }
+  return { apiBaseUrl: body.api_base_url.replace(/\/+$/, '') };
+}
+
+/** @typedef {{status: number, body: any}} Reply */
+
 export class VoiceApi {
-  /** @param {string} baseUrl the gateway's browser-facing base, without a trailing "/" */
+  /** @param {string} baseUrl the gateway's browser-facing base */
   constructor(baseUrl) {
     this.baseUrl = baseUrl;
   }
 
-  /**
-   * Start a voice session: the Realtime session config and an ephemeral client secret.
-   * @param {{thread_id: string, user_id?: string, memory_mode: string, assistant_voice: string}} request
-   */
-  createSession(request) {
-    return this.#post('/api/voice/realtime/session', request);
-  }
+  /** @param {SessionSetup & {thread_secret?: string}} body */
+  createSession = (body) => this.#call('POST', '/session', null, body);
+  tool = (token, body) => this.#call('POST', '/tools', token, body);
+  turn = (token, body) => this.#call('POST', '/turn', token, body);
+  /** @param {string} token @param {{save: boolean, feedback?: string}} body */
+  end = (token, body) => this.#call('POST', '/end', token, body);
+  finalization = (token, sessionId) => this.#call('GET', `/sessions/${encodeURIComponent(sessionId)}/finalization`, token);
+  /** A page of the thread's stored turns, going back from `before`. */
+  threadTurns = (token, threadId, before) =>
+    this.#call('GET', `/threads/${encodeURIComponent(threadId)}/turns${before ? `?before=${encodeURIComponent(before)}` : ''}`, token);
+  erase = (token) => this.#call('POST', '/memory/erase', token, { confirm: 'erase everything' });
 
-  async #post(path, body) {
+  /** @param {string} method @param {string} path @param {string | null} token @param {any} [body] @returns {Promise<Reply>} */
+  async #call(method, path, token, body) {
+    /** @type {Record<string, string>} */
+    const headers = { Accept: 'application/json', traceparent: traceparent() };
+    if (body) headers['Content-Type'] = 'application/json';
+    if (token) headers.Authorization = `Bearer ${token}`;
     let response;
     try {
-      response = await fetch(`${this.baseUrl}${path}`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-        body: JSON.stringify(body),
-        // No cookies: the gateway authorises each session by its own capability, not by ambient
-        // credentials, so a cross-origin call needs none.
-        credentials: 'omit',
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      // The token is the only credential: no cookies go to the gateway.
+      response = await fetch(`${this.baseUrl}/api/voice/realtime${path}`, {
+        method, headers, body: body && JSON.stringify(body), credentials: 'omit', signal: AbortSignal.timeout(20000),
       });
     } catch (error) {
-      if (error instanceof DOMException && error.name === 'TimeoutError') {
-        throw new ApiError('timeout', 'The voice service took too long to answer. Please try again.', 0);
-      }
-      throw new ApiError(
-        'network_error',
-        'Could not reach the voice service. Check your connection and try again.',
-        0,
-      );
+      throw error instanceof DOMException && error.name === 'TimeoutError'
+        ? new ApiError('timeout', 'The voice service took too long to answer. Please try again.', 0)
+        : new ApiError('network_error', 'Could not reach the voice service. Check your connection and try again.', 0);
     }
-    const payload = await readJson(response);
-    if (response.ok && payload !== undefined) {
-      return payload;
-    }
-    throw toApiError(response.status, payload);
+    const payload = await response.json().catch(() => undefined);
+    if (response.ok && payload !== undefined) return { status: response.status, body: payload };
+    throw toApiError(response.status, payload, retryAfter(response.headers.get('Retry-After')));
   }
 }
 
-async function readJson(response) {
-  try {
-    return await response.json();
-  } catch {
-    return undefined;
-  }
+/** Retry-After (seconds or an HTTP date) in milliseconds, or null. @param {string | null} value */
+export function retryAfter(value) {
+  const at = !value ? NaN : Number.isFinite(Number(value)) ? Date.now() + Number(value) * 1000 : Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
 }
 
-function toApiError(status, payload) {
-  const error = payload && typeof payload === 'object' ? payload.error : undefined;
-  if (error && typeof error.code === 'string' && typeof error.message === 'string') {
-    return new ApiError(error.code, error.message, status);
-  }
-  if (status >= 200 && status < 300) {
-    return new ApiError('invalid_reply', 'The voice service sent a reply this page cannot read.', status);
-  }
+/** @param {number} status @param {number | null} [retryAfterMs] */
+export function toApiError(status, payload, retryAfterMs = null) {
+  const error = payload?.error;
+  if (typeof error?.code === 'string' && typeof error.message === 'string') return new ApiError(error.code, error.message, status, retryAfterMs);
   return new ApiError(
     status >= 500 ? 'service_unavailable' : 'http_error',
-    `The voice service answered with an error (HTTP ${status}). Please try again.`,
-    status,
+    `The voice service answered with an error (HTTP ${status}). Please try again.`, status, retryAfterMs,
   );
-}
-
-/**
- * A copy of a session reply that is safe to show: the client secret's value is replaced.
- * The secret opens a Realtime session as this user, so it never reaches the screen or a log.
- */
-export function withoutSecretValue(reply) {
-  const copy = structuredClone(reply);
-  if (copy && copy.client_secret && typeof copy.client_secret === 'object' && 'value' in copy.client_secret) {
-    copy.client_secret.value = '[redacted]';
-  }
-  return copy;
 }

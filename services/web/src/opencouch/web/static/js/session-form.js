@@ -1,59 +1,53 @@
-// The session setup form shared by /voice and /voice/realtime-dev.
+// The setup form of both pages, restored from the conversation this browser keeps.
 
-/** A new random thread id; it matches the API's identifier pattern. */
-export function newThreadId() {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
-  return `thread-${hex}`;
-}
+import { loadConversation, saveConversation } from './conversation-store.js';
+import { newThreadId } from './ids.js';
 
-/**
- * Read the form into the body of POST /api/voice/realtime/session.
- * @param {HTMLFormElement} form
- */
-export function readSessionRequest(form) {
+/** The form as the body of POST /session. @param {HTMLFormElement} form @returns {SessionSetup} */
+export function readSetup(form) {
   const data = new FormData(form);
-  const request = {
-    thread_id: String(data.get('thread_id') ?? '').trim(),
-    memory_mode: String(data.get('memory_mode') ?? 'incognito'),
-    assistant_voice: String(data.get('assistant_voice') ?? 'cedar'),
-  };
   const userId = String(data.get('user_id') ?? '').trim();
-  if (userId !== '') {
-    request.user_id = userId;
-  }
-  return request;
+  return {
+    thread_id: String(data.get('thread_id') ?? '').trim(),
+    memory_mode: data.get('memory_mode') === 'persistent' ? 'persistent' : 'incognito',
+    assistant_voice: String(data.get('assistant_voice') ?? 'cedar'),
+    ...(userId && { user_id: userId }),
+  };
 }
 
 /**
- * Prefill the thread id, wire the "New" button, and call `onSubmit(request)` on submit.
- * While `onSubmit` runs the submit button is disabled, so a double click sends one request.
- * @param {HTMLFormElement} form
- * @param {(request: object) => Promise<void>} onSubmit
+ * Fill the form from storage, keep storage in step with it, and run `onSubmit` on submit, one
+ * at a time. "New conversation" picks a fresh thread id.
+ * @param {HTMLFormElement} form @param {Storage | null} storage
+ * @param {{onSubmit: (setup: SessionSetup) => Promise<void>, onChange?: () => void}} hooks
  */
-export function bindSessionForm(form, onSubmit) {
-  const threadInput = form.querySelector('#thread-id');
-  const newThread = form.querySelector('#new-thread');
-  const submit = form.querySelector('button[type="submit"]');
-
-  threadInput.value = newThreadId();
-  newThread?.addEventListener('click', () => {
-    threadInput.value = newThreadId();
-    threadInput.focus();
+export function bindSessionForm(form, storage, hooks) {
+  const saved = loadConversation(storage);
+  const field = (name) => /** @type {HTMLInputElement} */ (form.elements.namedItem(name));
+  for (const name of ['thread_id', 'user_id', 'assistant_voice', 'memory_mode']) field(name).value = saved[name];
+  const remember = () => {
+    if (!form.checkValidity()) return;
+    const setup = readSetup(form);
+    const current = loadConversation(storage);
+    // Another thread does not inherit the last session's token.
+    saveConversation(storage, { ...setup, user_id: setup.user_id ?? '', last: current.thread_id === setup.thread_id ? current.last : null });
+    hooks.onChange?.();
+  };
+  form.addEventListener('change', remember);
+  form.querySelector('#new-thread')?.addEventListener('click', () => {
+    field('thread_id').value = newThreadId();
+    remember();
   });
-
+  remember();
+  const submit = /** @type {HTMLButtonElement} */ (form.querySelector('[type="submit"]'));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    if (submit.disabled || !form.reportValidity()) {
-      return;
-    }
+    if (submit.disabled || !form.reportValidity()) return;
     submit.disabled = true;
-    form.setAttribute('aria-busy', 'true');
     try {
-      await onSubmit(readSessionRequest(form));
+      await hooks.onSubmit(readSetup(form));
     } finally {
       submit.disabled = false;
-      form.removeAttribute('aria-busy');
     }
   });
 }

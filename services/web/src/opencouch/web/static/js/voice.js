@@ -1,41 +1,120 @@
-// Entry point of /voice: session setup now; the live WebRTC call plugs in later.
-//
-// Extension point: once a session is ready this page dispatches SESSION_READY (events.js) on
-// `document`, with the full reply (client secret included) as `detail`. A later realtime.js
-// listens for it to open the WebRTC call; it needs one import added here and nothing else.
+// Entry point of /voice, the product page: setup, the live conversation, and its end.
 
-import { ApiError, VoiceApi } from './api.js';
-import { loadConfig } from './config.js';
-import { SESSION_READY } from './events.js';
+import { VoiceApi, asApiError, loadConfig } from './api.js';
+import { liveToken, loadConversation } from './conversation-store.js';
+import { VoiceConversation } from './conversation.js';
+import { CONNECTION_LABELS } from './presenters.js';
 import { bindSessionForm } from './session-form.js';
-import { SessionView } from './session-view.js';
+import { TranscriptView, byId, renderCrisis, renderFinalization, renderHistory, renderTool, showProblem } from './views.js';
 
-function main() {
-  const form = document.getElementById('session-form');
-  const view = new SessionView(document);
-  // Fetched once, at load; a failure is reported when the user starts a session.
-  const config = loadConfig();
-  config.catch(() => {});
+const button = (id) => /** @type {HTMLButtonElement} */ (byId(id));
+const checked = (name) => /** @type {HTMLInputElement | null} */ (document.querySelector(`[name="${name}"]:checked`))?.value;
 
-  bindSessionForm(form, async (request) => {
-    view.clearError();
-    view.hideSession();
-    view.showStatus('Starting your session…');
-    try {
-      const api = new VoiceApi((await config).apiBaseUrl);
-      const reply = await api.createSession(request);
-      view.showSession(reply);
-      view.showStatus('Your session is ready.');
-      document.getElementById('session-title').focus();
-      document.dispatchEvent(new CustomEvent(SESSION_READY, { detail: reply }));
-    } catch (error) {
-      view.showError(
-        error instanceof ApiError
-          ? error
-          : new ApiError('unexpected', 'Something went wrong on this page. Please reload and try again.', 0),
-      );
-    }
+async function main() {
+  const storage = globalThis.localStorage ?? null;
+  const transcript = new TranscriptView(byId('transcript'));
+  const typeForm = byId('type-form');
+  const typeText = /** @type {HTMLInputElement} */ (byId('type-text'));
+  const history = byId('history-list');
+  /** @type {string | null} */
+  let before = null;
+  const showHistory = (shown) => (byId('history').hidden = !shown || !history.childElementCount);
+
+  const config = await loadConfig().catch((error) => void showProblem(asApiError(error)));
+  if (!config) return;
+  const conversation = new VoiceConversation({
+    api: new VoiceApi(config.apiBaseUrl), storage, audio: /** @type {HTMLAudioElement} */ (byId('assistant-audio')),
   });
+  /** @param {string} type @param {(detail: any) => void} handler */
+  const on = (type, handler) => conversation.addEventListener(type, (event) => handler(/** @type {CustomEvent} */ (event).detail));
+
+  const showMode = () => {
+    const incognito = checked('memory_mode') !== 'persistent';
+    for (const id of ['memory-tools', 'end-discard', 'feedback']) byId(id).hidden = incognito;
+    byId('incognito-banner').hidden = !incognito;
+    button('end-keep').textContent = incognito ? 'End session' : 'End and keep';
+  };
+
+  on('state', ({ state }) => {
+    const node = byId('connection-state');
+    node.dataset.state = state;
+    node.textContent = CONNECTION_LABELS[state] ?? state;
+    const live = state === 'connected' || state === 'reconnecting';
+    byId('setup-fields').toggleAttribute('disabled', !['idle', 'ended', 'disconnected'].includes(state));
+    byId('end-options').hidden = !live;
+    typeForm.hidden = state !== 'connected';
+    if (state === 'connecting') {
+      showProblem(null);
+      renderFinalization(null);
+    }
+    if (state === 'connected') byId('transcript-empty').hidden = true;
+  });
+  on('problem', showProblem);
+  on('level', (value) => (/** @type {HTMLMeterElement} */ (byId('mic-level')).value = value));
+  on('turn', (turn) => transcript.render(turn));
+  on('tool', (call) => {
+    renderTool(byId('tools-body'), call);
+    byId('tools-empty').hidden = true;
+    renderCrisis(call);
+  });
+  on('finalization', renderFinalization);
+  on('history', (page) => {
+    renderHistory(history, page.turns, page.older);
+    before = page.before ?? null;
+    byId('history-more').hidden = !before;
+    showHistory(true);
+  });
+  on('outbox', () => {
+    const n = conversation.outbox.pending().length;
+    byId('outbox-status').textContent = n ? `${n} ${n === 1 ? 'turn is' : 'turns are'} waiting to be saved; retrying.` : '';
+  });
+
+  bindSessionForm(/** @type {HTMLFormElement} */ (byId('session-form')), storage, {
+    onSubmit: (setup) => conversation.connect(setup),
+    onChange: () => {
+      showMode();
+      // A new conversation shows none of the previous one's earlier turns.
+      if (loadConversation(storage).last === null) showHistory(false);
+    },
+  });
+  showMode();
+
+  const end = (save) => {
+    const feedback = checked('feedback');
+    void conversation.end({ save, ...(feedback && save && { feedback }) });
+  };
+  button('end-keep').addEventListener('click', () => end(true));
+  button('end-discard').addEventListener('click', () => end(false));
+  typeForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (conversation.sendText(typeText.value)) typeText.value = '';
+  });
+  button('history-more').addEventListener('click', () => void conversation.loadHistory(before));
+
+  const confirm = byId('erase-confirm');
+  const ask = (open) => {
+    confirm.hidden = !open;
+    button(open ? 'erase-no' : 'erase').focus();
+  };
+  button('erase').addEventListener('click', () => ask(true));
+  button('erase-no').addEventListener('click', () => ask(false));
+  button('erase-yes').addEventListener('click', async () => {
+    const result = byId('erase-result');
+    try {
+      const reply = await conversation.erase();
+      const n = Object.values(reply.erased ?? {}).reduce((sum, count) => sum + Number(count), 0);
+      result.textContent = `Erased ${n} saved ${n === 1 ? 'item' : 'items'}.`;
+      showHistory(false);
+    } catch (error) {
+      result.textContent = asApiError(error).message;
+    }
+    ask(false);
+  });
+
+  addEventListener('pagehide', () => conversation.leave());
+  await conversation.resume();
+  const saved = loadConversation(storage);
+  if (saved.memory_mode === 'persistent' && liveToken(saved)) await conversation.loadHistory();
 }
 
-main();
+void main();

@@ -1,0 +1,70 @@
+// Plain words and safe values for what the pages show; no DOM here.
+
+const str = (value) => (typeof value === 'string' ? value : '');
+
+/** An http(s) URL, else '' (no javascript: links from tool output). */
+export function safeUrl(value) {
+  try {
+    const url = new URL(String(value));
+    return /^https?:$/.test(url.protocol) ? url.href : '';
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Crisis lines to show as cards, only from a lookup_crisis_resources output: the page never
+ * shows a line the verified lookup did not return.
+ * @param {string} toolName @param {Record<string, any> | null} output
+ */
+export function crisisCards(toolName, output) {
+  if (toolName !== 'lookup_crisis_resources' || !Array.isArray(output?.resources)) return [];
+  return output.resources.slice(0, 5).filter((r) => typeof r?.name === 'string').map((r) => ({
+    name: r.name, region: str(r.region), phone: str(r.phone), sms: str(r.text), hours: str(r.hours), url: safeUrl(r.url),
+    phoneHref: r.phone ? `tel:${String(r.phone).replace(/[^0-9+]/g, '')}` : '',
+  }));
+}
+
+/** @type {Record<string, string>} */
+const FINALIZATION_LABELS = {
+  idle: 'Not ended yet', in_progress: 'Summarising…', completed: 'Saved and summarised',
+  failed: 'Could not be summarised', not_kept: 'Nothing was kept',
+};
+
+/**
+ * The finalization card (idle, in_progress, completed, failed, or not_kept for incognito).
+ * @param {Record<string, any> | null} reply an EndReply; null before the session ends
+ */
+export function finalizationCard(reply) {
+  const status = !reply ? 'idle' : ['completed', 'failed'].includes(reply.status) ? reply.status : reply.status === null ? 'not_kept' : 'in_progress';
+  const moods = [reply?.mood_opened, reply?.mood_closed].filter(Boolean).join(' → ');
+  return {
+    status, label: FINALIZATION_LABELS[status], detail: str(reply?.detail), summary: str(reply?.summary),
+    themes: Array.isArray(reply?.themes) ? reply.themes.map(String) : [], moods,
+  };
+}
+
+/** Why the microphone could not be opened, in words a person can act on. */
+export function micProblem(error) {
+  const name = String(error?.name ?? '');
+  if (/NotAllowed|PermissionDenied/.test(name)) {
+    return 'Microphone access is blocked for this site. Allow it in your browser’s site settings (often the icon beside the address), then press Connect again.';
+  }
+  if (/NotFound|DevicesNotFound/.test(name)) return 'No microphone was found. Plug one in or switch it on, then press Connect again.';
+  if (/NotReadable|TrackStart/.test(name)) return 'Your microphone is busy or not responding. Close other apps or tabs using it, then try again.';
+  if (/Security|NoSecureContext/.test(name)) return 'The microphone only works on a secure (https) page. Open this page over https.';
+  return 'The microphone could not be started. Check that one is connected and allowed, then try again.';
+}
+
+/** @type {Record<string, string>} */
+export const CONNECTION_LABELS = {
+  idle: 'Not connected', connecting: 'Connecting…', connected: 'Connected: speak whenever you are ready',
+  reconnecting: 'Reconnecting: the conversation will carry on', ending: 'Ending the session…',
+  ended: 'Session ended', disconnected: 'Disconnected',
+};
+
+/** @param {ToolCall} call */
+export const toolStatus = (call) => ({ running: 'Running', done: 'Done', failed: 'Failed' })[call.status];
+
+/** @param {number | null} ms */
+export const duration = (ms) => (ms === null ? '…' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);

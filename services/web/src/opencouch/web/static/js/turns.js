@@ -1,0 +1,232 @@
+// Turn pairing. A turn is one user utterance (spoken or typed) and all the assistant did in reply:
+// lines over one or more responses, and tool calls. It starts when speech starts, so it keeps its
+// place even if the transcription comes after the reply. It closes once the user's words are
+// known, no response runs, no tool output awaits a reply and playback stopped: a barge-in can
+// still cut the line to what was heard.
+
+/** The words of `text` heard in its first `ms` of audio, at a typical speaking rate. */
+export const heardPart = (text, ms, wordsPerMinute = 160) =>
+  text.split(/\s+/).filter(Boolean).slice(0, Math.max(0, Math.round((ms / 60000) * wordsPerMinute))).join(' ');
+
+/** @param {AssistantLine} line */
+export const lineText = (line) => (line.heardMs === null ? line.text : heardPart(line.text, line.heardMs));
+/** @param {Turn} turn */
+export const assistantText = (turn) => turn.lines.map(lineText).filter(Boolean).join(' ');
+
+/** @returns {ToolCall} */
+export const newToolCall = (callId, name, responseId, argumentsText, now, parsed = null) => ({
+  callId, name, responseId, argumentsText: argumentsText ?? '', arguments: parsed,
+  status: 'running', startedAt: now, ms: null, output: null, sent: false,
+});
+
+export class TurnTracker {
+  /** @param {{newId: () => string, now?: () => number, onChange?: (t: Turn) => void, onClose?: (t: Turn) => void}} hooks */
+  constructor({ newId, now = Date.now, onChange = () => {}, onClose = () => {} }) {
+    this.newId = newId;
+    this.now = now;
+    this.onChange = onChange;
+    this.onClose = onClose;
+    /** @type {Turn[]} */
+    this.turns = [];
+    /** @type {Map<string, Turn>} item and response ids to their turn */
+    this.owner = new Map();
+  }
+
+  /** The newest turn, while open. */
+  get current() {
+    const last = this.turns.at(-1);
+    return last?.closed ? undefined : last;
+  }
+
+  get activeResponses() {
+    return this.turns.reduce((n, t) => n + t.open.size, 0);
+  }
+
+  /** A typed message: a turn of its own from the moment it is sent. */
+  typed(text, itemId) {
+    const turn = Object.assign(this.#begin(itemId, true), { userText: text });
+    this.onChange(turn);
+    return turn;
+  }
+
+  /** @param {RealtimeEvent} e a server event */
+  handle(e) {
+    const turn = this.#route(e);
+    if (turn) this.#changed(turn);
+  }
+
+  /** The call is over: close open turns holding anything, with `outcome` if unfinished. @param {Turn['outcome']} outcome */
+  closeAll(outcome) {
+    for (const turn of this.turns.filter((t) => !t.closed)) {
+      const finished = this.#done(turn);
+      Object.assign(turn, { open: new Set(), playing: false });
+      if (turn.userText.trim() || assistantText(turn) || turn.tools.length) this.#close(turn, finished ? 'completed' : outcome);
+      else this.onChange(Object.assign(turn, { closed: true, discarded: true }));
+    }
+  }
+
+  /** A tool call's progress, from the relay. @param {ToolCall} call */
+  toolUpdated(call) {
+    const turn = this.owner.get(call.responseId);
+    if (!turn) return;
+    const i = turn.tools.findIndex((t) => t.callId === call.callId);
+    turn.tools[i < 0 ? turn.tools.length : i] = call;
+    this.#changed(turn);
+  }
+
+  /** @returns {Turn | undefined} the turn `e` changed */
+  #route(e) {
+    const id = e.item_id ?? e.item?.id;
+    const rid = e.response_id ?? e.response?.id;
+    /** @type {Turn | undefined} */
+    const turn = this.owner.get(id) ?? this.owner.get(rid);
+    const line = turn && (/^response\.output_(audio_transcript|text)\./.test(e.type) ? this.#line(turn, id) : turn.lines.find((l) => l.itemId === id));
+    const set = (fields) => turn && Object.assign(turn, fields);
+    switch (e.type) {
+      case 'input_audio_buffer.speech_started':
+      case 'input_audio_buffer.timeout_triggered':
+        return this.#begin(id, e.type.endsWith('triggered'));
+      case 'input_audio_buffer.speech_stopped':
+        return set({ speechStoppedAt: this.now() });
+      case 'input_audio_buffer.committed':
+      case 'conversation.item.added':
+      case 'conversation.item.done': {
+        if (e.item && e.item.role !== 'user') return;
+        const t = turn ?? (id ? this.#begin(id, false) : undefined);
+        // Typed text, or a transcript the item carries when transcription events were lost.
+        const part = e.item?.content?.find((c) => c.text || c.transcript);
+        return t && part && !t.userDone ? Object.assign(t, { userText: part.text ?? part.transcript, userDone: true }) : t;
+      }
+      case 'conversation.item.input_audio_transcription.delta':
+        return turn?.userDone ? turn : set({ userText: turn?.userText + (e.delta ?? '') });
+      case 'conversation.item.input_audio_transcription.completed':
+        return set({ userText: String(e.transcript ?? '').trim(), userDone: true });
+      case 'conversation.item.input_audio_transcription.failed':
+        return set({ userDone: true, userFailed: !turn?.userText });
+      case 'response.created': {
+        const t = this.current ?? this.#begin(null, true);
+        this.owner.set(rid, t);
+        t.open.add(rid);
+        return Object.assign(t, { responded: true, followUp: false });
+      }
+      case 'response.output_item.added':
+        if (turn && e.item?.type === 'message') this.#line(turn, id);
+        return turn;
+      case 'response.output_audio_transcript.delta':
+      case 'response.output_text.delta':
+        if (line && !line.done) line.text += e.delta ?? '';
+        return turn;
+      case 'response.output_audio_transcript.done':
+      case 'response.output_text.done':
+        if (line) Object.assign(line, { text: String(e.transcript ?? e.text ?? line.text), done: true });
+        return turn;
+      case 'conversation.item.truncated':
+        if (line) line.heardMs = Number(e.audio_end_ms) || 0;
+        return turn;
+      case 'response.function_call_arguments.done':
+        if (turn) this.#tool(turn, e.call_id, e.name, rid, e.arguments);
+        return turn;
+      case 'response.done': {
+        if (!turn) return;
+        turn.open.delete(rid);
+        const calls = (e.response.output ?? []).filter((i) => i.type === 'function_call');
+        for (const c of calls) this.#tool(turn, c.call_id, c.name, rid, c.arguments);
+        return set({ followUp: calls.some((c) => c.name !== 'wait_for_user') });
+      }
+      case 'output_audio_buffer.started':
+        if (turn && turn.speechStoppedAt !== null && turn.firstAudioMs === null) turn.firstAudioMs = this.now() - turn.speechStoppedAt;
+        return set({ playing: true });
+      case 'output_audio_buffer.stopped':
+      case 'output_audio_buffer.cleared':
+        return set({ playing: false });
+    }
+  }
+
+  /** @param {boolean} userDone true when there is nothing to transcribe */
+  #begin(itemId, userDone) {
+    const previous = this.current;
+    /** @type {Turn} */
+    const turn = {
+      id: this.newId(), startedAt: this.now(), userText: '', userDone, userFailed: false, lines: [], tools: [],
+      open: new Set(), responded: false, followUp: false, playing: false, superseded: false, closed: false,
+      discarded: false, outcome: 'completed', speechStoppedAt: null, firstAudioMs: null,
+    };
+    this.turns.push(turn);
+    if (itemId) this.owner.set(itemId, turn);
+    if (previous) this.#changed(Object.assign(previous, { superseded: true }));
+    return turn;
+  }
+
+  /** @param {Turn} turn */
+  #line(turn, itemId) {
+    this.owner.set(itemId, turn);
+    return turn.lines.find((l) => l.itemId === itemId) ?? turn.lines[turn.lines.push({ itemId, text: '', done: false, heardMs: null }) - 1];
+  }
+
+  /** @param {Turn} turn */
+  #tool(turn, callId, name, responseId, args) {
+    if (!turn.tools.some((t) => t.callId === callId)) turn.tools.push(newToolCall(callId, name, responseId, args, this.now()));
+  }
+
+  /** @param {Turn} t */
+  #done(t) {
+    return t.userDone && !t.open.size && !t.followUp && !t.playing && (t.responded || t.superseded) && t.tools.every((c) => c.status !== 'running');
+  }
+
+  /** @param {Turn} turn */
+  #changed(turn) {
+    this.onChange(turn);
+    if (!turn.closed && this.#done(turn)) this.#close(turn, 'completed');
+  }
+
+  /** @param {Turn} turn @param {Turn['outcome']} outcome */
+  #close(turn, outcome) {
+    this.onChange(Object.assign(turn, { closed: true, outcome }));
+    this.onClose(turn);
+  }
+}
+
+// The gateway's bounds (TurnRequest): text 8000 characters, marks 0..600000 ms, 20 tool calls.
+const mark = (ms) => (typeof ms === 'number' && ms >= 0 ? Math.min(Math.round(ms * 10) / 10, 600000) : undefined);
+const STATUS = { running: 'started', done: 'completed', failed: 'failed' };
+
+/** The body of POST /turn for a closed turn. @param {Turn} turn @param {LatencyMarks} marks its session's */
+export function turnRequest(turn, marks) {
+  const latency = {
+    session_minted_ms: mark(marks.session_minted_ms),
+    connected_ms: mark(marks.connected_ms),
+    first_audio_ms: mark(turn.firstAudioMs),
+    tool_round_trips_ms: turn.tools.filter((t) => t.ms !== null).slice(0, 20).map((t) => mark(t.ms)),
+  };
+  return {
+    client_turn_id: turn.id,
+    user_text: turn.userText.slice(0, 8000),
+    assistant_text: assistantText(turn).slice(0, 8000),
+    started_at: new Date(turn.startedAt).toISOString(),
+    tool_calls: turn.tools.slice(0, 20).map((c) => ({
+      tool_name: c.name,
+      status: STATUS[c.status],
+      // A stored output is bounded at 16 KiB: a larger one is left out, never cut.
+      ...(c.output && JSON.stringify(c.output).length < 15000 && { output: c.output }),
+      ...(c.status === 'failed' && { error: String(c.output?.error?.code ?? 'failed').slice(0, 500) }),
+    })),
+    outcome: turn.outcome,
+    latency: JSON.parse(JSON.stringify(latency)),
+  };
+}
+
+/** The recent conversation as /tools takes it: the last lines, each bounded. @param {Turn[]} turns */
+export const recentLines = (turns, max = 20) =>
+  turns.flatMap((t) => [{ role: 'user', text: t.userText.trim() }, { role: 'assistant', text: assistantText(t) }])
+    .filter((l) => l.text).slice(-max).map((l) => ({ ...l, text: l.text.slice(0, 1000) }));
+
+/**
+ * A system message giving a new Realtime session the recent turns, so after a reconnect the
+ * assistant carries on instead of starting over; null when there is nothing to carry.
+ * @param {Turn[]} turns
+ */
+export function continuationItem(turns) {
+  const said = recentLines(turns, 12).map((l) => `${l.role === 'user' ? 'User' : 'Assistant'}: ${l.text}`).join('\n').slice(-4000);
+  const text = `The call was reconnected. The conversation so far, most recent last:\n${said}\nCarry on from here; do not greet again or repeat yourself.`;
+  return said ? { type: 'conversation.item.create', item: { type: 'message', role: 'system', content: [{ type: 'input_text', text }] } } : null;
+}

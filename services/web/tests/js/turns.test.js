@@ -1,0 +1,136 @@
+// Turn pairing from Realtime server events: order, late transcripts, tools, barge-in, latency.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { TurnTracker, assistantText, continuationItem, heardPart, recentLines, turnRequest } from '../../src/opencouch/web/static/js/turns.js';
+
+function tracker() {
+  let n = 0;
+  let clock = 1000;
+  const closed = [];
+  const t = new TurnTracker({ newId: () => `turn-${++n}`, now: () => clock, onClose: (turn) => closed.push(turn) });
+  return { t, closed, tick: (ms) => (clock += ms) };
+}
+
+const speech = (item) => [
+  { type: 'input_audio_buffer.speech_started', item_id: item },
+  { type: 'input_audio_buffer.speech_stopped', item_id: item },
+  { type: 'input_audio_buffer.committed', item_id: item },
+  { type: 'conversation.item.done', item: { id: item, type: 'message', role: 'user', content: [{ type: 'input_audio' }] } },
+];
+const transcript = (item, text) => ({ type: 'conversation.item.input_audio_transcription.completed', item_id: item, transcript: text });
+const reply = (resp, item, text, output = []) => [
+  { type: 'response.created', response: { id: resp } },
+  { type: 'response.output_item.added', response_id: resp, item: { id: item, type: 'message', role: 'assistant' } },
+  ...text.split(' ').map((w, i) => ({ type: 'response.output_audio_transcript.delta', response_id: resp, item_id: item, delta: (i ? ' ' : '') + w })),
+  { type: 'response.output_audio_transcript.done', response_id: resp, item_id: item, transcript: text },
+  { type: 'output_audio_buffer.started', response_id: resp },
+  { type: 'response.done', response: { id: resp, status: 'completed', output } },
+];
+const stopped = (resp) => ({ type: 'output_audio_buffer.stopped', response_id: resp });
+
+test('a spoken turn closes once its reply has finished playing', () => {
+  const { t, closed } = tracker();
+  for (const e of [...speech('u1'), transcript('u1', 'I had a long day.'), ...reply('r1', 'a1', 'That sounds tiring.')]) t.handle(e);
+  assert.equal(closed.length, 0, 'still playing');
+  t.handle(stopped('r1'));
+  assert.equal(closed.length, 1);
+  assert.equal(closed[0].userText, 'I had a long day.');
+  assert.equal(assistantText(closed[0]), 'That sounds tiring.');
+  assert.equal(closed[0].outcome, 'completed');
+});
+
+test('streamed assistant text is visible before the transcript is done', () => {
+  const { t } = tracker();
+  const events = reply('r1', 'a1', 'one two three');
+  for (const e of [...speech('u1'), ...events.slice(0, 4)]) t.handle(e);
+  assert.equal(assistantText(t.turns[0]), 'one two');
+});
+
+test('a late user transcript lands in the turn its speech started, not at the end', () => {
+  const { t, closed } = tracker();
+  for (const e of [...speech('u1'), ...reply('r1', 'a1', 'Go on.'), stopped('r1')]) t.handle(e);
+  assert.equal(closed.length, 0, 'waits for the words');
+  for (const e of speech('u2')) t.handle(e);
+  t.handle(transcript('u1', 'first words'));
+  assert.deepEqual(closed.map((c) => c.userText), ['first words']);
+  assert.deepEqual(t.turns.map((c) => c.id), ['turn-1', 'turn-2']);
+});
+
+test('tool calls keep a turn open until the follow-up reply, except after wait_for_user', () => {
+  const { t, closed } = tracker();
+  const call = { type: 'function_call', call_id: 'c1', name: 'lookup_crisis_resources', arguments: '{}' };
+  for (const e of [...speech('u1'), transcript('u1', 'help'), { type: 'response.created', response: { id: 'r1' } },
+    { type: 'response.function_call_arguments.done', response_id: 'r1', call_id: 'c1', name: call.name, arguments: '{}' },
+    { type: 'response.done', response: { id: 'r1', output: [call] } }]) t.handle(e);
+  t.toolUpdated({ ...t.turns[0].tools[0], status: 'done', ms: 40, output: { status: 'found' } });
+  assert.equal(closed.length, 0, 'the model has not spoken yet');
+  for (const e of [...reply('r2', 'a2', 'Here is a line you can call.'), stopped('r2')]) t.handle(e);
+  assert.equal(closed.length, 1);
+  assert.equal(closed[0].tools[0].status, 'done');
+
+  const wait = { type: 'function_call', call_id: 'c2', name: 'wait_for_user', arguments: '{}' };
+  for (const e of [...speech('u2'), transcript('u2', 'hold on'), { type: 'response.created', response: { id: 'r3' } },
+    { type: 'response.done', response: { id: 'r3', output: [wait] } }]) t.handle(e);
+  assert.equal(closed.length, 1, 'its tool is still running');
+  t.toolUpdated({ ...t.turns[1].tools[0], status: 'done', ms: 5, output: {} });
+  assert.equal(closed.length, 2);
+});
+
+test('barge-in cuts the assistant line to what was heard', () => {
+  const { t, closed } = tracker();
+  const long = 'one two three four five six seven eight nine ten eleven twelve';
+  for (const e of [...speech('u1'), transcript('u1', 'hi'), ...reply('r1', 'a1', long).slice(0, -1)]) t.handle(e);
+  t.handle({ type: 'input_audio_buffer.speech_started', item_id: 'u2' });
+  t.handle({ type: 'output_audio_buffer.cleared', response_id: 'r1' });
+  t.handle({ type: 'conversation.item.truncated', item_id: 'a1', content_index: 0, audio_end_ms: 1500 });
+  t.handle({ type: 'response.done', response: { id: 'r1', status: 'cancelled', output: [] } });
+  assert.equal(closed.length, 1);
+  assert.equal(assistantText(closed[0]), 'one two three four');
+  assert.equal(heardPart(long, 0), '');
+  assert.equal(heardPart('a b', 60000), 'a b');
+});
+
+test('closeAll keeps what was said as interrupted and drops empty turns', () => {
+  const { t, closed } = tracker();
+  for (const e of [...speech('u1'), transcript('u1', 'are you there'), { type: 'response.created', response: { id: 'r1' } }]) t.handle(e);
+  for (const e of speech('u2')) t.handle(e);
+  t.closeAll('connection_interrupted');
+  assert.equal(closed.length, 1);
+  assert.equal(closed[0].outcome, 'connection_interrupted');
+  assert.equal(t.turns[1].discarded, true);
+});
+
+test('a typed message is a turn; the item the server echoes adds nothing', () => {
+  const { t, closed } = tracker();
+  t.typed('hello', 'item_x');
+  t.handle({ type: 'conversation.item.added', item: { id: 'item_x', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hello' }] } });
+  for (const e of [...reply('r1', 'a1', 'Hi.'), stopped('r1')]) t.handle(e);
+  assert.equal(t.turns.length, 1);
+  assert.equal(closed[0].userText, 'hello');
+});
+
+test('turnRequest fits the gateway contract, latency marks included', () => {
+  const { t, closed, tick } = tracker();
+  for (const e of speech('u1')) t.handle(e);
+  tick(420);
+  for (const e of [transcript('u1', 'x'.repeat(9000)), ...reply('r1', 'a1', 'ok'), stopped('r1')]) t.handle(e);
+  const body = turnRequest(closed[0], { session_minted_ms: 12.345, connected_ms: -1 });
+  assert.equal(body.client_turn_id, 'turn-1');
+  assert.equal(body.user_text.length, 8000);
+  assert.equal(body.outcome, 'completed');
+  assert.deepEqual(body.latency, { session_minted_ms: 12.3, first_audio_ms: 420, tool_round_trips_ms: [] });
+  assert.match(body.started_at, /^\d{4}-\d\d-\d\dT/);
+});
+
+test('recent lines and the continuation item carry the conversation over', () => {
+  const { t, closed } = tracker();
+  for (const e of [...speech('u1'), transcript('u1', 'my sister is visiting'), ...reply('r1', 'a1', 'How is that going?'), stopped('r1')]) t.handle(e);
+  assert.deepEqual(recentLines(closed), [
+    { role: 'user', text: 'my sister is visiting' }, { role: 'assistant', text: 'How is that going?' },
+  ]);
+  const item = continuationItem(closed);
+  assert.equal(item.item.role, 'system');
+  assert.match(item.item.content[0].text, /User: my sister is visiting\nAssistant: How is that going\?/);
+  assert.equal(continuationItem([]), null);
+});
