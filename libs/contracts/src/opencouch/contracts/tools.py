@@ -178,6 +178,8 @@ class ToolSpec:
     owner: ToolOwner
     route: Route = "therapeutic"
     """What a turn that used this tool is about (see ``voice_api.ROUTE_PRIORITY``)."""
+    failure_guidance: str | None = None
+    """What the model should do instead when the tool cannot run (down, slow, refused)."""
 
     @property
     def subject(self) -> str:
@@ -228,6 +230,15 @@ def function_parameters(model: type[ToolArguments]) -> dict[str, Any]:
 _TOOLS = ToolOwner.TOOLS
 _MEMORY = ToolOwner.MEMORY
 
+# When the crisis path cannot run, the model must still help, and never from its own memory
+# of phone numbers: a step that holds anywhere, and the one question that unblocks the lookup.
+CRISIS_FALLBACK = (
+    "Crisis resources could not be looked up right now. Do not name any hotline, number or "
+    "website from your own knowledge. Stay with the user, say that if they are in immediate "
+    "danger they should contact local emergency services or go to the nearest emergency "
+    "department, and gently ask which country or region they are in."
+)
+
 TOOL_CATALOG: Mapping[str, ToolSpec] = {
     spec.name: spec
     for spec in (
@@ -277,6 +288,7 @@ TOOL_CATALOG: Mapping[str, ToolSpec] = {
             BOTH_MODES,
             _TOOLS,
             "crisis",
+            CRISIS_FALLBACK,
         ),
         ToolSpec(
             "get_crisis_support_template",
@@ -287,6 +299,7 @@ TOOL_CATALOG: Mapping[str, ToolSpec] = {
             BOTH_MODES,
             _TOOLS,
             "crisis",
+            CRISIS_FALLBACK,
         ),
         ToolSpec(
             "list_guided_exercise_skills",
