@@ -134,7 +134,8 @@ class Responder:
 
     def running(self, response_id: str) -> bool:
         """Whether the response in the conversation is this one and still going."""
-        return self._busy() and self.active is not None and self.active.id == response_id
+        active = self.active
+        return active is not None and active.id == response_id and not active.finished
 
     def voiced(self) -> bool:
         """Whether any response has produced assistant audio yet."""
