@@ -21,7 +21,7 @@ from .ids import new_id
 from .params import check_params, check_range
 
 DEFAULT_INSTRUCTIONS = (
-    "You are a helpful, warm voice assistant running in the OpenCouch offline emulator."
+    "You are a helpful, warm voice assistant running in an offline Realtime emulator."
 )
 
 SERVER_VAD_DEFAULTS: dict[str, Any] = {
