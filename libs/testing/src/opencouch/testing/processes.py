@@ -19,6 +19,17 @@ from pathlib import Path
 
 from opencouch.testing.servers import free_port
 
+# How the emulator behaves as the product (its keyword rules and phrases), at the repo root.
+EMULATOR_SCENARIO = Path("config") / "emulator" / "opencouch-companion.yaml"
+
+
+def emulator_scenario() -> Path:
+    """The product's emulator scenario file, found from this checkout's root."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / EMULATOR_SCENARIO).is_file():
+            return parent / EMULATOR_SCENARIO
+    raise FileNotFoundError(f"{EMULATOR_SCENARIO} not found above {__file__}")
+
 
 class ServiceFailedError(RuntimeError):
     """A service did not become healthy, or did not stop cleanly; carries its log tail."""
@@ -182,7 +193,10 @@ def running_stack(
         (
             "realtime-emulator",
             "opencouch.realtime_emulator",
-            {"REALTIME_EMULATOR_PORT": str(emulator_port)},
+            {
+                "REALTIME_EMULATOR_PORT": str(emulator_port),
+                "REALTIME_EMULATOR_SCENARIO": str(emulator_scenario()),
+            },
             http_ok(f"{stack.emulator_url}/healthz"),
         ),
         *[
