@@ -72,7 +72,7 @@ def test_root_redirects_to_the_voice_page(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("path", "marker"),
-    [("/voice", 'id="session-form"'), ("/voice/realtime-dev", 'id="raw-reply"')],
+    [("/voice", 'id="transcript"'), ("/voice/realtime-dev", 'id="events"')],
 )
 def test_pages_are_served_as_html(client: TestClient, path: str, marker: str) -> None:
     response = client.get(path)
@@ -187,3 +187,21 @@ def test_module_imports_resolve() -> None:
     for script in (STATIC_DIR / "js").glob("*.js"):
         for target in re.findall(r"from '(\./[^']+)'", script.read_text()):
             assert (script.parent / target).is_file(), f"{script.name} imports missing {target}"
+
+
+# JS + CSS the pages may load, all of it, as served (no build step, no minifier).
+ASSET_BUDGET_BYTES = 60 * 1024
+
+
+def test_scripts_and_styles_stay_within_the_budget() -> None:
+    assets = [*(STATIC_DIR / "js").glob("*.js"), *(STATIC_DIR / "css").glob("*.css")]
+    sizes = {asset.name: asset.stat().st_size for asset in assets}
+    assert sum(sizes.values()) < ASSET_BUDGET_BYTES, sorted(sizes.items(), key=lambda s: -s[1])
+
+
+def test_no_secret_or_key_is_in_the_pages_or_assets() -> None:
+    files = [*PAGES_DIR.glob("*.html"), *STATIC_DIR.rglob("*.js"), *STATIC_DIR.rglob("*.css")]
+    for path in files:
+        text = path.read_text()
+        assert not re.search(r"\b(sk|ek)[-_][A-Za-z0-9]{6,}", text), path.name
+        assert "Bearer " not in text or path.name in {"api.js", "call.js"}, path.name

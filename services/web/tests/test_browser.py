@@ -1,219 +1,568 @@
-"""/voice in a real Chromium, with the CSP enforced, against a fake gateway of our own.
+"""/voice and /voice/realtime-dev in a real Chromium, with the CSP enforced, over real WebRTC to
+the real Realtime emulator, against a fake of the voice API (``opencouch.web.testing``).
 
-Needs the ``playwright`` package and a Chromium binary (``CHROMIUM_PATH``, or ``chromium`` /
-``chromium-browser`` / ``google-chrome`` on PATH); skips with the reason otherwise. The
-gateway here is a plain fake of the public API, so the page's own behaviour is what is tested.
+These test the page's own behaviour; tests/test_web_voice_e2e.py runs the same page against
+every real service. Needs ``playwright``, Chromium, espeak-ng and sox; skips with the reason.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-from starlette.types import ASGIApp
+import httpx
 
-from opencouch.contracts.realtime import (
-    AudioConfig,
-    AudioOutputConfig,
-    ClientSecret,
-    RealtimeFunctionTool,
-    RealtimeSessionConfig,
-)
-from opencouch.contracts.voice_api import SessionReply, SessionRequest
-from opencouch.testing.browser import launched_chromium
-from opencouch.web.app import create_app
-from opencouch.web.settings import Settings
+from opencouch.realtime_emulator.testing import RunningEmulator
+from opencouch.web.testing import FakeGateway
 
-SECRET = "ek_browser_test_secret_value"
-FAILING_THREAD = "thread-that-fails"
-# Bodies the fake gateway received, newest last.
-RECEIVED: list[dict[str, Any]] = []
+from .conftest import microphone_flags, watch
+
+WAIT_MS = 30_000
 
 
-def free_port() -> int:
-    """A TCP port nobody is listening on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def eventually(check: Callable[[], Any], timeout: float = 30) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with its last value after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            assert value, f"never became true: {value!r}"
+            return value
+        time.sleep(0.1)
 
 
-def serve_in_thread(app: ASGIApp, port: int) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on its own thread and loop; yield its base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+def connect(page: Any, web_url: str, *, persistent: bool = False, path: str = "/voice") -> None:
+    page.goto(f"{web_url}{path}")
+    if persistent:
+        if path == "/voice":
+            page.check("#memory-persistent")
+        else:
+            page.select_option("#memory-mode", "persistent")
+    page.click("#connect")
+    page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
+
+
+def say(page: Any, text: str) -> None:
+    page.fill("#type-text", text)
+    page.press("#type-text", "Enter")
+
+
+def closed_turns(page: Any, count: int) -> list[dict[str, Any]]:
+    """Wait until ``count`` turns are complete in the transcript; their lines."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('#transcript .turn[data-state=\"completed\"]').length >= n",
+        arg=count,
+        timeout=WAIT_MS,
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-async def create_session(request: Request) -> JSONResponse:
-    """The fake ``POST /api/voice/realtime/session``: a canned reply, or the house error."""
-    RECEIVED.append(await request.json())
-    body = SessionRequest.model_validate(RECEIVED[-1])
-    if body.thread_id == FAILING_THREAD:
-        error = {"code": "service_unavailable", "message": "Memory is resting; try again soon."}
-        return JSONResponse({"error": error}, status_code=503)
-    reply = SessionReply(
-        session_id="vs_" + "0" * 32,
-        thread_id=body.thread_id,
-        memory_mode=body.memory_mode,
-        token="header.payload.signature",
-        token_expires_at=int(time.time()) + 4500,
-        session_expires_at=int(time.time()) + 3600,
-        client_secret=ClientSecret(value=SECRET, expires_at=int(time.time()) + 60),
-        realtime_calls_url="http://127.0.0.1:9/v1/realtime/calls",
-        session=RealtimeSessionConfig(
-            model="gpt-realtime",
-            instructions="Speak gently. <b>not markup</b>",
-            audio=AudioConfig(output=AudioOutputConfig(voice=body.assistant_voice)),
-            tools=[
-                RealtimeFunctionTool(
-                    name=name, description=name, parameters={"type": "object", "properties": {}}
-                )
-                for name in ("wait_for_user", "lookup_crisis_resources")
-            ],
-        ),
+    return list(
+        page.eval_on_selector_all(
+            "#transcript .turn",
+            """items => items.map(item => ({
+                user: [...item.querySelectorAll('.user .said')].map(n => n.textContent).join(' '),
+                assistant: [...item.querySelectorAll('.assistant .said')].map(n => n.textContent),
+                state: item.dataset.state,
+            }))""",
+        )
     )
-    return JSONResponse(reply.model_dump(mode="json"))
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    yield from launched_chromium()
-
-
-@pytest.fixture(scope="module")
-def web_url() -> Iterator[str]:
-    web_port = free_port()
-    origin = f"http://127.0.0.1:{web_port}"
-    gateway = Starlette(
-        routes=[Route("/api/voice/realtime/session", create_session, methods=["POST"])],
-        middleware=[
-            Middleware(
-                CORSMiddleware,
-                allow_origins=[origin],
-                allow_methods=["POST"],
-                allow_headers=["Content-Type", "Accept"],
-            )
-        ],
+def call_log(emulator: RunningEmulator, call_id: str) -> list[dict[str, Any]]:
+    reply = httpx.get(
+        f"{emulator.url}/v1/realtime/calls/{call_id}/log",
+        headers={"Authorization": "Bearer sk-emulator-local"},
+        timeout=10,
     )
-    for gateway_url in serve_in_thread(gateway, free_port()):
-        settings = Settings(api_base_url=gateway_url, realtime_origin="http://127.0.0.1:9")
-        yield from serve_in_thread(create_app(settings), web_port)
+    reply.raise_for_status()
+    entries: list[dict[str, Any]] = reply.json()["log"]
+    return entries
 
 
-@pytest.fixture
-def problems() -> list[str]:
-    """Console errors and warnings (CSP violations among them) and uncaught page errors."""
-    return []
+def calls(emulator: RunningEmulator) -> list[dict[str, Any]]:
+    reply = httpx.get(f"{emulator.url}/_emulator/calls", timeout=10)
+    reply.raise_for_status()
+    body = reply.json()
+    found: list[dict[str, Any]] = body["calls"] if isinstance(body, dict) else body
+    return found
 
 
-@pytest.fixture
-def page(chromium: Any, problems: list[str]) -> Iterator[Any]:
-    context = chromium.new_context()
-    page = context.new_page()
-    page.on(
-        "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
-    )
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    yield page
-    context.close()
-
-
-def test_voice_page_starts_a_session_and_shows_its_config(
-    web_url: str, page: Any, problems: list[str]
+def test_a_typed_turn_with_a_tool_call_shows_in_the_panel_and_its_output_reaches_the_model(
+    web_url: str,
+    fake: FakeGateway,
+    page: Any,
+    emulator: RunningEmulator,
+    scenario: Callable[..., None],
+    problems: list[str],
 ) -> None:
-    page.goto(f"{web_url}/voice")
-    thread_id = page.input_value("#thread-id")
-    assert thread_id.startswith("thread-")
-    assert page.input_value("#assistant-voice") == "cedar"
-    # What a later realtime.js receives: the full reply, secret included, on SESSION_READY.
-    page.evaluate(
-        "document.addEventListener('opencouch:session-ready', "
-        "e => { window.readySecret = e.detail.client_secret.value; })"
+    connect(page, web_url)
+    say(page, "Is memory on?")
+    turns = closed_turns(page, 1)
+    assert turns[0]["user"] == "Is memory on?"
+    assert turns[0]["assistant"], turns
+
+    row = page.locator('#tools-body tr[data-status="done"]')
+    assert row.locator(".tool-name").text_content() == "show_memory_status"
+    assert row.locator(".tool-status").text_content() == "Done"
+    assert row.locator(".tool-time").text_content().endswith(("ms", " s"))
+
+    # The gateway got the call once, with its call_id and the user's words.
+    [request] = fake.tool_requests
+    assert request["tool_name"] == "show_memory_status"
+    assert request["current_user_message"] == "Is memory on?"
+    # The output went back to the model, followed by one response.create.
+    [call] = [c for c in calls(emulator) if not c.get("ended")] or calls(emulator)[-1:]
+    sent = [e["event"] for e in call_log(emulator, call["call_id"]) if e["direction"] == "in"]
+    outputs = [
+        e
+        for e in sent
+        if e["type"] == "conversation.item.create" and e["item"]["type"] == "function_call_output"
+    ]
+    assert [json.loads(o["item"]["output"]) for o in outputs] == [
+        {"memory_enabled": False, "mode": "incognito", "saved": []}
+    ]
+    after = sent[sent.index(outputs[0]) + 1 :]
+    assert [e["type"] for e in after].count("response.create") == 1
+
+    # And the turn was recorded with its tool call.
+    [turn] = eventually(lambda: list(fake.turns.values()))
+    assert turn["user_text"] == "Is memory on?"
+    assert turn["tool_calls"][0]["tool_name"] == "show_memory_status"
+    assert turn["tool_calls"][0]["status"] == "completed"
+    assert turn["latency"]["session_minted_ms"] >= 0
+    assert all(t.startswith("00-") for t in fake.traceparents)
+    assert problems == []
+
+
+def latest_call(emulator: RunningEmulator) -> str:
+    """The id of the newest call the emulator has seen."""
+    found = calls(emulator)
+    call_id: str = max(found, key=lambda c: c.get("started_at", 0))["call_id"]
+    return call_id
+
+
+def client_events(emulator: RunningEmulator, call_id: str) -> list[dict[str, Any]]:
+    return [e["event"] for e in call_log(emulator, call_id) if e["direction"] == "in"]
+
+
+def test_two_spoken_utterances_show_both_user_lines_and_both_replies(
+    web_url: str,
+    fake: FakeGateway,
+    scenario: Callable[..., None],
+    speech: Callable[..., Path],
+    launch: Callable[..., Any],
+    problems: list[str],
+) -> None:
+    scenario(
+        {
+            "turns": [
+                {"user": "I had a long day at work.", "say": "That sounds tiring. What happened?"},
+                {"user": "My manager moved a deadline.", "say": "That is a lot to absorb."},
+            ],
+            "faults": {"late_transcription": True},
+        }
     )
+    # Leading silence covers the call's setup; the gap lets the first reply finish playing.
+    wav = speech(3.0, "I had a long day at work.", 7.0, "My manager moved a deadline.", 2.0)
+    page = watch(launch(microphone_flags(wav)).new_page(), problems)
+    connect(page, web_url)
+    turns = closed_turns(page, 2)
+    assert [t["user"] for t in turns] == [
+        "I had a long day at work.",
+        "My manager moved a deadline.",
+    ]
+    assert [t["assistant"] for t in turns] == [
+        ["That sounds tiring. What happened?"],
+        ["That is a lot to absorb."],
+    ]
+    recorded = eventually(lambda: len(fake.turns) == 2 and list(fake.turns.values()))
+    assert [t["user_text"] for t in recorded] == [t["user"] for t in turns]
+    # The user's speech end to the first audio of the reply, measured by the page.
+    assert all(t["latency"]["first_audio_ms"] > 0 for t in recorded)
+    assert recorded[0]["started_at"] < recorded[1]["started_at"]
+    assert problems == []
+
+
+def test_barge_in_cuts_the_shown_reply_to_what_was_heard(
+    web_url: str,
+    fake: FakeGateway,
+    scenario: Callable[..., None],
+    speech: Callable[..., Path],
+    launch: Callable[..., Any],
+    problems: list[str],
+) -> None:
+    long_reply = (
+        "I hear you, and I want to take this slowly with you, one piece at a time, because "
+        "there is a lot here and none of it has to be solved tonight, so let us start small."
+    )
+    scenario(
+        {
+            "turns": [
+                {"user": "Can I tell you something?", "say": long_reply},
+                {"user": "Sorry, wait.", "say": "Of course."},
+            ],
+            "generation_speed": 1.0,
+        }
+    )
+    wav = speech(3.0, "Can I tell you something?", 3.0, "Sorry, wait.", 3.0)
+    page = watch(launch(microphone_flags(wav)).new_page(), problems)
+    connect(page, web_url)
+    turns = closed_turns(page, 2)
+    note = page.locator("#transcript .turn").first.locator(".assistant .note").text_content()
+    [heard] = turns[0]["assistant"]
+    assert heard
+    assert heard != long_reply
+    assert long_reply.startswith(heard)
+    assert note == "interrupted"
+    recorded = eventually(lambda: len(fake.turns) == 2 and list(fake.turns.values()))
+    assert recorded[0]["assistant_text"] == heard
+    assert problems == []
+
+
+def test_a_turn_whose_turn_call_failed_is_delivered_after_a_reload_exactly_once(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    fake.failing_turns = 1000
+    connect(page, web_url, persistent=True)
+    say(page, "Please keep this one.")
+    closed_turns(page, 1)
+    page.wait_for_function(
+        "() => document.getElementById('outbox-status').textContent.includes('waiting')"
+    )
+    stored = page.evaluate("() => localStorage.getItem('opencouch.outbox.v1')")
+    assert "Please keep this one." in stored
+    [turn_id] = {a["client_turn_id"] for a in fake.turn_attempts}
+
+    fake.failing_turns = 0
+    page.reload()
+    eventually(lambda: fake.turns)
+    page.wait_for_function("() => localStorage.getItem('opencouch.outbox.v1') === null")
+    assert [key[1] for key in fake.turns] == [turn_id]
+    assert {a["client_turn_id"] for a in fake.turn_attempts} == {turn_id}
+    # The session the reload left open is ended once its turn is in.
+    [end] = eventually(lambda: fake.ends)
+    assert end["turns_acknowledged"] == 1
+    assert end["save"] is True
+    # And the delivered turn shows as earlier conversation.
+    page.wait_for_selector("#history:not([hidden]) .turn")
+    assert "Please keep this one." in page.text_content("#history-list")
+
+
+def test_session_expired_continues_in_a_new_session_with_the_recent_turns(
+    web_url: str,
+    fake: FakeGateway,
+    page: Any,
+    emulator: RunningEmulator,
+    scenario: Callable[..., None],
+    product_scenario: str,
+) -> None:
+    scenario(product_scenario.replace("faults:", "#") + "\nfaults: {max_session_seconds: 6}\n")
+    connect(page, web_url)
+    first_call = latest_call(emulator)
+    say(page, "My sister is visiting this weekend.")
+    closed_turns(page, 1)
+    # The next call follows the plain scenario again.
+    scenario(product_scenario)
+    page.wait_for_selector('#connection-state[data-state="reconnecting"]', timeout=WAIT_MS)
+    page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
+    second_call = eventually(lambda: latest_call(emulator) != first_call and latest_call(emulator))
+    say(page, "I feel a bit stressed about it.")
+    turns = closed_turns(page, 2)
+    assert [t["user"] for t in turns] == [
+        "My sister is visiting this weekend.",
+        "I feel a bit stressed about it.",
+    ]
+    # The new session is on the same thread (its secret sent) and the model was given the
+    # earlier turn, so it can carry on.
+    first, second = fake.session_requests
+    assert second["thread_id"] == first["thread_id"]
+    assert second["thread_secret"] == fake.thread_secrets[first["thread_id"]]
+    context = [
+        e
+        for e in client_events(emulator, second_call)
+        if e["type"] == "conversation.item.create" and e["item"].get("role") == "system"
+    ]
+    assert len(context) == 1
+    assert "User: My sister is visiting this weekend." in context[0]["item"]["content"][0]["text"]
+    recorded = eventually(lambda: len(fake.turns) == 2 and list(fake.turns))
+    assert len({session_id for session_id, _ in recorded}) == 2
+    # The expired session was ended once its turn was in.
+    [ended] = eventually(lambda: fake.ends)
+    assert ended["session_id"] == recorded[0][0]
+
+
+def test_a_duplicated_function_call_runs_the_tool_once(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None], product_scenario: str
+) -> None:
+    scenario(
+        product_scenario
+        + "\nfaults: {duplicate: [response.function_call_arguments.done, response.output_item.done, response.done]}\n"
+    )
+    connect(page, web_url)
+    say(page, "Is memory on?")
+    closed_turns(page, 1)
+    assert len(fake.tool_requests) == 1
+    assert page.locator("#tools-body tr").count() == 1
+
+
+def test_a_tool_that_times_out_shows_as_failed_and_the_conversation_goes_on(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    fake.tool_delays["show_memory_status"] = 1.0
+    fake.tool_failures["show_memory_status"] = "tool_timeout"
+    connect(page, web_url)
+    say(page, "Is memory on?")
+    turns = closed_turns(page, 1)
+    row = page.locator('#tools-body tr[data-status="failed"]')
+    assert row.locator(".tool-status").text_content() == "Failed"
+    assert turns[0]["assistant"], "the model still spoke after the failed output"
+    [turn] = eventually(lambda: list(fake.turns.values()))
+    assert turn["tool_calls"] == [
+        {
+            "tool_name": "show_memory_status",
+            "status": "failed",
+            "output": {
+                "status": "error",
+                "error": {"code": "tool_timeout", "message": "It failed."},
+            },
+            "error": "tool_timeout",
+        }
+    ]
+
+
+def test_crisis_resources_are_cards_from_the_lookup_output_only(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    connect(page, web_url)
+    assert page.is_hidden("#crisis")
+    say(page, "Sometimes I want to die.")
+    closed_turns(page, 1)
+    cards = page.locator("#crisis-cards .card")
+    assert cards.count() == 2
+    assert cards.nth(0).locator("h3").text_content() == "9-8-8 Suicide Crisis Helpline"
+    assert cards.nth(0).locator("a.card-action").get_attribute("href") == "tel:988"
+    # Text from a tool is never markup, and only http(s) links are made.
+    assert cards.nth(1).locator("h3").text_content() == "<b>Not markup</b>"
+    assert cards.nth(1).locator("a").count() == 0
+
+
+def test_ending_shows_the_finalization_card_after_the_turns_settle(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    fake.pending_polls = 2
+    connect(page, web_url, persistent=True)
+    assert page.is_hidden("#incognito-banner")
+    say(page, "I had a long day.")
+    closed_turns(page, 1)
+    page.check('input[name="feedback"][value="positive"]')
+    page.click("#end-keep")
+    page.wait_for_selector('#finalization[data-status="in_progress"]', timeout=WAIT_MS)
+    page.wait_for_selector('#finalization[data-status="completed"]', timeout=WAIT_MS)
+    card = page.text_content("#finalization")
+    assert "We talked about a long day" in card
+    assert "work stress" in card
+    assert "tense → calmer" in card
+    [end] = fake.ends
+    assert end["save"] is True
+    assert end["feedback"] == "positive"
+    assert end["turns_acknowledged"] == 1
+    assert page.get_attribute("#connection-state", "data-state") == "ended"
+    # Ending twice is one /end.
+    assert page.is_hidden("#end-options")
+
+
+def test_end_without_saving_sends_save_false_and_incognito_keeps_nothing_on_the_device(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    connect(page, web_url)
+    assert page.is_visible("#incognito-banner")
+    assert page.is_hidden("#end-discard")
+    say(page, "A private thought.")
+    closed_turns(page, 1)
+    page.click("#end-keep")
+    page.wait_for_selector('#finalization[data-status="not_kept"]', timeout=WAIT_MS)
+    stored = page.evaluate("() => JSON.stringify(Object.assign({}, localStorage))")
+    assert "A private thought." not in stored
+    page.reload()
+    assert page.is_hidden("#history")
 
     page.check("#memory-persistent")
+    page.click("#connect")
+    page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
+    page.click("#end-discard")
+    page.wait_for_selector('#connection-state[data-state="ended"]', timeout=WAIT_MS)
+    assert fake.ends[-1]["save"] is False
+    assert "feedback" not in fake.ends[-1]
+
+
+def test_a_refused_microphone_is_explained_in_plain_words(
+    web_url: str,
+    fake: FakeGateway,
+    silence: Path,
+    launch: Callable[..., Any],
+    problems: list[str],
+) -> None:
+    browser = launch(microphone_flags(silence), without=["--use-fake-ui-for-media-stream"])
+    page = watch(browser.new_page(), problems)
+    page.goto(f"{web_url}/voice")
+    page.click("#connect")
+    page.wait_for_selector("#error:not([hidden])", timeout=WAIT_MS)
+    message = page.text_content("#error-message")
+    code = page.text_content("#error-code")
+    state = page.get_attribute("#connection-state", "data-state")
+    assert "Microphone access is blocked" in message
+    assert code == "microphone"
+    assert state == "idle"
+    assert fake.session_requests == [], "no session is started without a microphone"
+
+
+def test_setup_is_kept_in_local_storage_and_new_conversation_starts_afresh(
+    web_url: str, fake: FakeGateway, page: Any
+) -> None:
+    page.goto(f"{web_url}/voice")
+    first = page.input_value("#thread-id")
+    assert first.startswith("thread-")
     page.fill("#user-id", "user-7")
+    page.check("#memory-persistent")
     page.select_option("#assistant-voice", "marin")
-    page.click("#start-session")
-    page.wait_for_selector("#session:not([hidden])")
-
-    assert page.text_content("#session-model") == "gpt-realtime"
-    assert page.text_content("#session-voice") == "marin"
-    assert page.text_content("#session-memory").startswith("Persistent")
-    assert page.text_content("#session-secret").startswith("Issued")
-    tools = page.eval_on_selector_all("#session-tools li", "items => items.map(i => i.textContent)")
-    assert tools == ["wait_for_user", "lookup_crisis_resources"]
-    # Shown as text, never parsed as HTML.
-    assert page.text_content("#session-instructions") == "Speak gently. <b>not markup</b>"
-    assert page.evaluate("document.activeElement.id") == "session-title"
-
-    assert RECEIVED[-1] == {
-        "thread_id": thread_id,
-        "user_id": "user-7",
-        "memory_mode": "persistent",
-        "assistant_voice": "marin",
-    }
-    assert SECRET not in page.content()
-    assert page.evaluate("window.readySecret") == SECRET
-    assert problems == []
+    page.reload()
+    assert page.input_value("#thread-id") == first
+    assert page.input_value("#user-id") == "user-7"
+    assert page.is_checked("#memory-persistent")
+    assert page.input_value("#assistant-voice") == "marin"
+    assert page.is_hidden("#incognito-banner")
+    page.click("#new-thread")
+    assert page.input_value("#thread-id") != first
+    page.reload()
+    assert page.input_value("#thread-id") != first
 
 
-def test_voice_page_shows_an_api_error_plainly(
-    web_url: str, page: Any, problems: list[str]
+def test_earlier_turns_show_after_a_reload_and_erase_forgets_them(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    connect(page, web_url, persistent=True)
+    say(page, "Remember that I like walks.")
+    closed_turns(page, 1)
+    eventually(lambda: fake.turns)
+    page.reload()
+    page.wait_for_selector("#history:not([hidden]) .turn", timeout=WAIT_MS)
+    assert "Remember that I like walks." in page.text_content("#history-list")
+    assert page.locator("#transcript .turn").count() == 0
+
+    page.click("#erase")
+    page.click("#erase-yes")
+    page.wait_for_function("() => document.getElementById('erase-result').textContent !== ''")
+    assert page.text_content("#erase-result") == "Erased 1 saved item."
+    assert fake.erasures == [{"confirm": "erase everything"}]
+    assert page.is_hidden("#history")
+
+
+def test_the_page_is_usable_by_keyboard_alone(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
 ) -> None:
     page.goto(f"{web_url}/voice")
-    page.fill("#thread-id", FAILING_THREAD)
-    page.click("#start-session")
-    page.wait_for_selector("#error:not([hidden])")
-    assert page.text_content("#error-message") == "Memory is resting; try again soon."
-    assert page.text_content("#error-code") == "service_unavailable"
-    assert page.is_hidden("#session")
-    # The failed request itself is the one console error a browser reports.
-    assert all("503" in problem for problem in problems)
+    page.focus("#thread-id")
+    reached = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("() => document.activeElement.id"))
+        if reached[-1] == "connect":
+            break
+    assert "memory-incognito" in reached
+    assert "assistant-voice" in reached
+    page.keyboard.press("Enter")
+    page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
+    page.focus("#type-text")
+    page.keyboard.type("Hello there")
+    page.keyboard.press("Enter")
+    closed_turns(page, 1)
+    page.focus("#end-keep")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('#connection-state[data-state="ended"]', timeout=WAIT_MS)
+    assert page.get_attribute("#transcript", "aria-live") == "polite"
 
 
-def test_dev_page_shows_the_raw_reply_with_the_secret_redacted(
-    web_url: str, page: Any, problems: list[str]
+def test_phone_size_dark_mode_and_reduced_motion(
+    web_url: str, chromium: Any, fake: FakeGateway, scenario: Callable[..., None]
 ) -> None:
-    page.goto(f"{web_url}/voice/realtime-dev")
-    page.click("#start-session")
-    page.wait_for_function("document.getElementById('raw-reply').textContent.includes('vs_')")
-    raw = page.text_content("#raw-reply")
-    assert '"value": "[redacted]"' in raw
-    assert SECRET not in page.content()
+    context = chromium.new_context(
+        viewport={"width": 375, "height": 740},
+        color_scheme="dark",
+        reduced_motion="reduce",
+        is_mobile=True,
+        has_touch=True,
+    )
+    try:
+        page = context.new_page()
+        page.goto(f"{web_url}/voice")
+        fits = page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+        background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        page.click("#connect")
+        animation = page.evaluate(
+            "() => getComputedStyle(document.getElementById('connection-state'), '::before').animationName"
+        )
+        page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
+    finally:
+        context.close()
+    assert fits
+    assert background == "rgb(23, 26, 28)"
+    assert animation == "none"
+
+
+def test_no_secret_reaches_the_page_or_its_assets(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    connect(page, web_url, path="/voice/realtime-dev")
+    say(page, "hello")
+    page.wait_for_selector("#events .event")
+    [secret] = fake.client_secrets
+    [session] = fake.sessions.values()
+    html = page.content()
+    assert secret not in html
+    assert session.token not in html
+    assert "[redacted]" in page.text_content("#session-reply")
+
+
+def test_the_inspector_logs_filters_and_exports_every_event(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None], problems: list[str]
+) -> None:
+    connect(page, web_url, persistent=True, path="/voice/realtime-dev")
+    say(page, "Is memory on?")
+    closed_turns(page, 1)
+    page.wait_for_selector("#tool-calls .tool-call[data-status='done']")
+    assert "show_memory_status" in page.text_content("#tool-calls")
+    marks = page.eval_on_selector_all("#latency [data-mark]", "n => n.map(e => e.dataset.mark)")
+    assert {"session_minted_ms", "connected_ms", "first_audio_ms"} <= set(marks)
+    directions = set(
+        page.eval_on_selector_all("#events .event", "n => n.map(e => e.dataset.direction)")
+    )
+    assert directions == {"in", "out"}
+
+    page.select_option("#filter-direction", "out")
+    out_types = set(page.eval_on_selector_all("#events .event", "n => n.map(e => e.dataset.type)"))
+    assert "response.create" in out_types
+    assert "session.created" not in out_types
+    page.select_option("#filter-direction", "")
+    page.fill("#filter-type", "function_call_arguments")
+    types = set(page.eval_on_selector_all("#events .event", "n => n.map(e => e.dataset.type)"))
+    assert types == {
+        "response.function_call_arguments.done",
+        "response.function_call_arguments.delta",
+    } or types == {"response.function_call_arguments.done"}
+
+    page.click("#end-keep")
+    page.wait_for_function(
+        "() => document.getElementById('finalization').textContent.includes('completed')",
+        timeout=WAIT_MS,
+    )
+    with page.expect_download() as download:
+        page.click("#export")
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert {e["direction"] for e in exported["events"]} == {"in", "out"}
+    assert any(g["call"] == "end" for g in exported["gateway"])
+    assert exported["latency"]["session_minted_ms"] >= 0
+    text = json.dumps(exported)
+    assert fake.client_secrets[0] not in text
+    assert all(s.token not in text for s in fake.sessions.values())
     assert problems == []
-
-
-def test_defaults_send_incognito_cedar_and_no_user_id(web_url: str, page: Any) -> None:
-    page.goto(f"{web_url}/voice")
-    page.click("#start-session")
-    page.wait_for_selector("#session:not([hidden])")
-    assert page.text_content("#session-memory").startswith("Incognito")
-    assert RECEIVED[-1] == {
-        "thread_id": page.input_value("#thread-id"),
-        "memory_mode": "incognito",
-        "assistant_voice": "cedar",
-    }

@@ -218,6 +218,8 @@ def running_stack(
                     "OPENAI_API_KEY": "",
                     "VOICE_GATEWAY_END_WAIT_SECONDS": "10",
                     "VOICE_GATEWAY_TOOL_TIMEOUT_SECONDS": "2",
+                    # The web client's random port is the one browser origin allowed.
+                    "VOICE_GATEWAY_CORS_ORIGINS": stack.web_url,
                 },
                 http_ok(f"http://127.0.0.1:{port}/readyz"),
             )
@@ -229,7 +231,12 @@ def running_stack(
             (
                 "web",
                 "opencouch.web",
-                {"WEB_PORT": str(web_port), "WEB_API_BASE_URL": stack.gateway_url},
+                {
+                    "WEB_PORT": str(web_port),
+                    "WEB_API_BASE_URL": stack.gateway_url,
+                    # The page's CSP must allow the emulator on its random port.
+                    "WEB_REALTIME_ORIGIN": stack.emulator_url,
+                },
                 http_ok(f"{stack.web_url}/healthz"),
             )
         )

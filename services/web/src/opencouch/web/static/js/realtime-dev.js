@@ -65,7 +65,9 @@ async function main() {
     const node = byId('connection-state');
     node.dataset.state = state;
     node.textContent = `${CONNECTION_LABELS[state] ?? state}${reason ? ` (${reason})` : ''}`;
-    byId('setup-fields').toggleAttribute('disabled', !['idle', 'ended', 'disconnected'].includes(state));
+    const idle = ['idle', 'ended', 'disconnected'].includes(state);
+    byId('setup-fields').toggleAttribute('disabled', !idle);
+    /** @type {HTMLButtonElement} */ (byId('connect')).disabled = !idle;
     for (const id of ['end-keep', 'end-discard']) /** @type {HTMLButtonElement} */ (byId(id)).disabled = !['connected', 'reconnecting'].includes(state);
     if (state === 'connecting') showProblem(null);
   });

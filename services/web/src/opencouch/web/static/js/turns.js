@@ -44,7 +44,8 @@ export class TurnTracker {
 
   /** A typed message: a turn of its own from the moment it is sent. */
   typed(text, itemId) {
-    const turn = Object.assign(this.#begin(itemId, true), { userText: text });
+    // Its first-audio latency counts from the moment it was sent.
+    const turn = Object.assign(this.#begin(itemId, true), { userText: text, speechStoppedAt: this.now() });
     this.onChange(turn);
     return turn;
   }

@@ -1,0 +1,217 @@
+"""Fixtures for the web client's browser tests: a real emulator, the fake voice API, the web app
+and Chromium with a WAV file (silence unless a test speaks) as its microphone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.types import ASGIApp
+
+from opencouch.realtime_emulator.settings import Settings as EmulatorSettings
+from opencouch.realtime_emulator.testing import (
+    RunningEmulator,
+    free_port,
+    running_emulator,
+    speech_tools_missing,
+)
+from opencouch.testing.browser import launch_chromium, running_playwright
+from opencouch.testing.processes import emulator_scenario
+from opencouch.web.app import create_app
+from opencouch.web.settings import Settings
+from opencouch.web.testing import FakeGateway
+
+REPO = Path(__file__).resolve().parents[3]
+ARTIFACTS = REPO / "test-artifacts" / "web"
+
+
+def serve_in_thread(app: ASGIApp, port: int) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on its own thread and loop; yield its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[RunningEmulator]:
+    """The real emulator in this process, following the product's scenario by default."""
+    settings = EmulatorSettings(
+        host="127.0.0.1", port=free_port(), api_keys=["sk-emulator-local"], scenario=None
+    )
+    with running_emulator(settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def product_scenario() -> str:
+    return emulator_scenario().read_text()
+
+
+@pytest.fixture
+def scenario(emulator: RunningEmulator, product_scenario: str) -> Iterator[Callable[..., None]]:
+    """Set the scenario new calls follow (a dict); the product's is put back afterwards."""
+
+    def put(value: dict[str, Any] | str) -> None:
+        body = value if isinstance(value, str) else json.dumps(value)
+        reply = httpx.put(f"{emulator.url}/_emulator/scenario", content=body, timeout=10)
+        assert reply.status_code == 200, reply.text
+
+    put(product_scenario)
+    yield put
+    put(product_scenario)
+
+
+@pytest.fixture(scope="session")
+def fake_and_web(emulator: RunningEmulator) -> Iterator[tuple[FakeGateway, str]]:
+    web_port = free_port()
+    fake = FakeGateway(emulator.url)
+    for gateway_url in serve_in_thread(fake.app(f"http://127.0.0.1:{web_port}"), free_port()):
+        settings = Settings(api_base_url=gateway_url, realtime_origin=emulator.url)
+        for web_url in serve_in_thread(create_app(settings), web_port):
+            yield fake, web_url
+
+
+@pytest.fixture
+def fake(fake_and_web: tuple[FakeGateway, str]) -> FakeGateway:
+    fake_and_web[0].reset()
+    return fake_and_web[0]
+
+
+@pytest.fixture
+def web_url(fake_and_web: tuple[FakeGateway, str]) -> str:
+    return fake_and_web[1]
+
+
+@pytest.fixture(scope="session")
+def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("audio")
+
+
+def sox(*args: str) -> None:
+    subprocess.run(["sox", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def silence(audio_dir: Path) -> Path:
+    """A quiet microphone, so that Chromium's default beep never counts as speech."""
+    if speech_tools_missing():
+        pytest.skip(speech_tools_missing() or "")
+    path = audio_dir / "silence.wav"
+    sox("-n", "-r", "48000", "-c", "1", "-b", "16", str(path), "trim", "0", "1")
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech(audio_dir: Path) -> Callable[..., Path]:
+    """A WAV of spoken parts: text is said by espeak-ng, a number is that many seconds of silence."""
+    if speech_tools_missing():
+        pytest.skip(speech_tools_missing() or "")
+    made = 0
+
+    def make(*parts: str | float) -> Path:
+        nonlocal made
+        made += 1
+        pieces = []
+        for index, part in enumerate(parts):
+            piece = audio_dir / f"speech-{made}-{index}.wav"
+            if isinstance(part, str):
+                said = subprocess.run(
+                    ["espeak-ng", "--stdout", part], check=True, capture_output=True
+                )
+                subprocess.run(
+                    ["sox", "-t", "wav", "-", "-r", "48000", "-c", "1", "-b", "16", str(piece)],
+                    input=said.stdout,
+                    check=True,
+                    capture_output=True,
+                )
+            else:
+                sox("-n", "-r", "48000", "-c", "1", "-b", "16", str(piece), "trim", "0", str(part))
+            pieces.append(str(piece))
+        path = audio_dir / f"speech-{made}.wav"
+        sox(*pieces, str(path))
+        return path
+
+    return make
+
+
+def microphone_flags(wav: Path) -> list[str]:
+    """Chromium's fake microphone plays ``wav`` once from when the page opens it, then silence."""
+    return [f"--use-file-for-fake-audio-capture={wav}%noloop"]
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Any]:
+    yield from running_playwright()
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright: Any, silence: Path) -> Iterator[Any]:
+    browser = launch_chromium(playwright, microphone_flags(silence))
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def launch(playwright: Any) -> Iterator[Callable[..., Any]]:
+    """Launch a Chromium of the test's own (e.g. with a speech WAV as its microphone)."""
+    browsers: list[Any] = []
+
+    def start(extra_flags: list[str] | None = None, without: list[str] | None = None) -> Any:
+        browsers.append(launch_chromium(playwright, extra_flags or [], without=without or []))
+        return browsers[-1]
+
+    yield start
+    for browser in browsers:
+        browser.close()
+
+
+@pytest.fixture
+def problems() -> list[str]:
+    """Console errors and warnings (CSP violations among them) and uncaught page errors."""
+    return []
+
+
+def watch(page: Any, problems: list[str]) -> Any:
+    page.on(
+        "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
+    )
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return page
+
+
+@pytest.fixture
+def context(chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: Any, problems: list[str]) -> Any:
+    return watch(context.new_page(), problems)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Screenshots and other test artifacts: test-artifacts/web/ at the repository root."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
