@@ -8,6 +8,8 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -107,6 +109,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         return JSONResponse(config, headers={"Cache-Control": "no-store"})
 
     app = Starlette(
+        # Pages, scripts and styles go out compressed: what the asset budget measures.
+        middleware=[Middleware(GZipMiddleware, minimum_size=500, compresslevel=9)],
         routes=[
             Route("/", root),
             Route("/voice", voice_page),

@@ -1,7 +1,7 @@
-// A voice conversation: one thread over one or more Realtime sessions ("segments"). It owns the
-// mic, the call, turn pairing, the tool relay, the turn outbox and the end, and tells the pages
-// as DOM events: state, turn, tool, event (data channel, in/out), session (redacted), latency,
-// level, finalization, history, outbox, gateway (each API reply) and problem.
+// One conversation (a thread) over one or more Realtime sessions, "segments": the mic, the call,
+// turn pairing, tool relay, turn outbox and the end. Pages listen for its DOM events: state, turn,
+// tool, event (data channel in/out), session, latency, level, finalization, history, outbox,
+// gateway (each API reply) and problem.
 
 import { ApiError, asApiError } from './api.js';
 import { RealtimeCall } from './call.js';
@@ -17,22 +17,21 @@ import { TurnTracker, continuationItem, recentLines, turnRequest } from './turns
 const SETTLE_MS = 30000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** @typedef {{reply: any, marks: LatencyMarks, call: RealtimeCall, tracker: TurnTracker, lost: boolean}} Segment */
-/** @typedef {Attempt & {body?: any, message?: string}} Outcome */
+/** @typedef {{reply: any, marks: LatencyMarks, call: RealtimeCall, tracker: TurnTracker, lost?: boolean}} Segment */
 
 export class VoiceConversation extends EventTarget {
-  /** @param {{api: import('./api.js').VoiceApi, storage: Storage | null, audio: HTMLAudioElement}} deps */
-  constructor(deps) {
+  /** @param {import('./api.js').VoiceApi} api @param {Storage | null} storage @param {HTMLAudioElement} audio */
+  constructor(api, storage, audio) {
     super();
-    this.api = deps.api;
-    this.storage = deps.storage;
-    this.audio = deps.audio;
+    this.api = api;
+    this.storage = storage;
+    this.audio = audio;
     this.state = 'idle';
     /** @type {Segment | null} */
     this.segment = null;
-    /** @type {Turn[]} closed turns, the context a reconnect gives the assistant */
+    /** @type {Turn[]} closed turns: the context a reconnect gives the assistant */
     this.closedTurns = [];
-    /** @type {SessionSetup | null} */
+    /** @type {any} the setup of the last connect */
     this.setup = null;
     /** @type {MediaStream | null} */
     this.mic = null;
@@ -42,8 +41,8 @@ export class VoiceConversation extends EventTarget {
     this.ending = null;
     this.pendingCreate = false;
     this.outbox = new Outbox({
-      storage: deps.storage,
-      send: (entry) => this.#attempt('turn', () => this.api.turn(entry.token, entry.body)),
+      storage,
+      send: (entry) => this.#attempt('turn', () => api.turn(entry.token, entry.body)),
       onChange: (entry, state) => this.#emit('outbox', { entry, state }),
     });
   }
@@ -55,22 +54,15 @@ export class VoiceConversation extends EventTarget {
 
   /** @param {string} state @param {string} [reason] */
   #state(state, reason) {
-    this.state = state;
-    this.#emit('state', { state, reason });
+    this.#emit('state', { state: (this.state = state), reason });
   }
 
-  /**
-   * On page load: deliver what an earlier visit left in the outbox, then end that visit's
-   * session if a reload left it open, so it is finalized and no longer counts as open.
-   */
+  /** On load: deliver what an earlier visit left, then end a session a reload left open. */
   async resume() {
     await this.outbox.flush();
-    const saved = loadConversation(this.storage);
-    const last = liveToken(saved);
+    const last = liveToken(loadConversation(this.storage));
     if (!last || last.ended || this.segment) return;
-    await this.outbox.settled(last.session_id, SETTLE_MS);
-    const { status } = await this.#attempt('end', () => this.api.end(last.token, { save: true }));
-    if (status && status < 500) this.#markEnded(last.session_id);
+    await this.#retire(last.session_id, last.token);
   }
 
   /** @param {SessionSetup} setup */
@@ -87,10 +79,10 @@ export class VoiceConversation extends EventTarget {
     try {
       this.meter = new LevelMeter(this.mic, (value) => this.#emit('level', value));
     } catch {
-      // No Web Audio: everything but the level meter still works.
+      // No Web Audio: all but the level meter still works.
     }
     try {
-      await this.#startSegment(null);
+      await this.#start(null);
     } catch (error) {
       this.#stopMic();
       this.#state('idle');
@@ -100,80 +92,66 @@ export class VoiceConversation extends EventTarget {
     if (setup.memory_mode === 'persistent') void this.loadHistory();
   }
 
-  /** A voice session and its call; `context` is the continuation item after a reconnect. */
-  async #startSegment(context) {
-    const setup = /** @type {SessionSetup} */ (this.setup);
+  /** A voice session and its call; `context` carries the conversation over after a reconnect. */
+  async #start(context) {
+    const setup = this.setup;
     const secret = threadSecret(this.storage, setup.thread_id);
     const started = performance.now();
     const { body: reply } = await this.api.createSession({ ...setup, ...(secret && { thread_secret: secret }) });
-    /** @type {LatencyMarks} */
     const marks = { session_minted_ms: performance.now() - started };
     if (reply.thread_secret) keepThreadSecret(this.storage, setup.thread_id, reply.thread_secret);
     const last = { session_id: reply.session_id, token: reply.token, token_expires_at: reply.token_expires_at };
-    saveConversation(this.storage, { ...setup, user_id: setup.user_id ?? '', last });
+    saveConversation(this.storage, { user_id: '', ...setup, last });
     this.#emit('session', redacted(reply));
     const tracker = new TurnTracker({
       newId: newTurnId,
       onChange: (turn) => this.#emit('turn', turn),
-      onClose: (turn) => this.#closed(segment, turn),
+      onClose: (turn) => {
+        this.closedTurns.push(turn);
+        const body = turnRequest(turn, marks);
+        this.#emit('latency', body.latency);
+        void this.outbox.add({ id: turn.id, sessionId: last.session_id, token: last.token, tokenExpiresAt: last.token_expires_at, body, persist: reply.memory_mode === 'persistent' });
+      },
     });
     const relay = new ToolRelay({
       run: (call) => this.#runTool(segment, call),
-      send: (event) => segment.call.send(event),
-      onUpdate: (call) => (tracker.toolUpdated(call), this.#emit('tool', call)),
+      send: (event) => call.send(event),
+      onUpdate: (c) => (tracker.toolUpdated(c), this.#emit('tool', c)),
     });
     const call = new RealtimeCall({
-      url: reply.realtime_calls_url, secret: reply.client_secret.value, audio: this.audio,
-      mic: /** @type {MediaStream} */ (this.mic),
+      url: reply.realtime_calls_url, secret: reply.client_secret.value, audio: this.audio, mic: /** @type {MediaStream} */ (this.mic),
+      onSent: (event) => this.#emit('event', { direction: 'out', event }),
+      onEnd: (reason) => void this.#lost(segment, reason),
       onEvent: (event) => {
         this.#emit('event', { direction: 'in', event });
         if (segment.lost) return;
         tracker.handle(event);
         relay.handle(event);
-        this.#received(segment, event);
+        if (event.type === 'response.done' && this.pendingCreate && !tracker.activeResponses) {
+          this.pendingCreate = false;
+          call.send({ type: 'response.create' });
+        }
+        if (event.error?.code === 'session_expired') void this.#lost(segment, 'session_expired');
       },
-      onSent: (event) => this.#emit('event', { direction: 'out', event }),
-      onEnd: (reason) => void this.#lost(segment, reason),
     });
     /** @type {Segment} */
-    const segment = { reply, marks, call, tracker, lost: false };
+    const segment = { reply, marks, call, tracker };
     const connecting = performance.now();
     try {
       await call.connect();
     } catch (error) {
       call.close();
-      void this.#retire(segment);
+      void this.#retire(last.session_id, last.token);
       throw error;
     }
-    marks.connected_ms = performance.now() - connecting;
-    this.#emit('latency', { ...marks });
+    this.#emit('latency', Object.assign(marks, { connected_ms: performance.now() - connecting }));
     this.segment = segment;
     if (context) call.send(context);
   }
 
-  /** @param {Segment} segment @param {RealtimeEvent} event */
-  #received(segment, event) {
-    if (event.type === 'response.done' && this.pendingCreate && !segment.tracker.activeResponses) {
-      this.pendingCreate = false;
-      segment.call.send({ type: 'response.create' });
-    }
-    if (event.type === 'error' && event.error?.code === 'session_expired') void this.#lost(segment, 'session_expired');
-  }
-
-  /** @param {Segment} segment @param {Turn} turn */
-  #closed({ reply, marks }, turn) {
-    this.closedTurns.push(turn);
-    const body = turnRequest(turn, marks);
-    this.#emit('latency', body.latency);
-    void this.outbox.add({
-      id: turn.id, sessionId: reply.session_id, token: reply.token, tokenExpiresAt: reply.token_expires_at,
-      body, persist: reply.memory_mode === 'persistent',
-    });
-  }
-
   /**
-   * POST /tools, retried while the gateway is briefly unavailable; any failure becomes an output
-   * the model can speak around, so the conversation never waits for ever.
+   * POST /tools, retried while the gateway is briefly away; a failure becomes an output the
+   * model can speak around, so the conversation never hangs on a tool.
    * @param {Segment} segment @param {ToolCall} call @returns {Promise<ToolResult>}
    */
   async #runTool(segment, call) {
@@ -186,7 +164,7 @@ export class VoiceConversation extends EventTarget {
     };
     const deadline = Date.now() + 20000;
     for (let tries = 1; ; tries += 1) {
-      const reply = await this.#attempt('tools', () => this.api.tool(segment.reply.token, body));
+      const reply = await this.#attempt('tools', () => this.api.tool(segment.reply.token, body), body);
       if (reply.body) return { ok: reply.body.ok !== false, output: reply.body.output ?? {} };
       const wait = backoff(tries, reply.retryAfterMs);
       if (verdict(reply) !== 'retry' || Date.now() + wait > deadline) {
@@ -198,8 +176,8 @@ export class VoiceConversation extends EventTarget {
 
   /**
    * The call ended without the person asking (session_expired, a dropped connection): a new
-   * session on the same thread carries on, given the recent turns. Handled once per call.
-   * @param {Segment} segment
+   * session on the same thread carries on with the recent turns. Once per call.
+   * @param {Segment} segment @param {string} reason
    */
   async #lost(segment, reason) {
     if (segment.lost || segment !== this.segment || this.ending) return;
@@ -207,13 +185,13 @@ export class VoiceConversation extends EventTarget {
     segment.tracker.closeAll('connection_interrupted');
     segment.call.close();
     this.#emit('event', { direction: 'in', event: { type: 'client.call_ended', reason } });
-    void this.#retire(segment);
+    void this.#retire(segment.reply.session_id, segment.reply.token);
     this.#state('reconnecting', reason);
     for (const delay of [300, 2000, 5000]) {
       await sleep(delay);
       if (this.ending) return;
       try {
-        await this.#startSegment(continuationItem(this.closedTurns));
+        await this.#start(continuationItem(this.closedTurns));
         return this.#state('connected');
       } catch {
         // Tried again after the next delay.
@@ -222,19 +200,17 @@ export class VoiceConversation extends EventTarget {
     this.segment = null;
     this.#stopMic();
     this.#state('disconnected', reason);
-    this.#emit('problem', {
-      code: 'connection_lost',
-      message: 'The connection was lost and could not be restored. What was said so far is kept; press Connect to carry on.',
-    });
+    this.#emit('problem', { code: 'connection_lost', message: 'The connection was lost and could not be restored. What was said so far is kept; press Connect to carry on.' });
   }
 
-  /** End an earlier session of this conversation once its turns are delivered, so it is finalized. @param {Segment} segment */
-  async #retire({ reply }) {
-    await this.outbox.settled(reply.session_id, SETTLE_MS);
-    await this.#attempt('end', () => this.api.end(reply.token, { save: true }));
+  /** End a session no longer in use once its turns are in, so it is finalized and closed. */
+  async #retire(sessionId, token) {
+    await this.outbox.settled(sessionId, SETTLE_MS);
+    const { status } = await this.#attempt('end', () => this.api.end(token, { save: true }));
+    if (status && status < 500) this.#markEnded(sessionId);
   }
 
-  /** Type instead of speaking; the reply is asked for once no response is running. */
+  /** Type instead of speaking; the reply is asked for once no response runs. */
   sendText(text) {
     const segment = this.segment;
     text = text.trim();
@@ -248,8 +224,7 @@ export class VoiceConversation extends EventTarget {
   }
 
   /**
-   * Hang up and end the session, calling /end only once every pending turn has settled. A second
-   * call returns the same promise.
+   * Hang up and end the session: /end once every pending turn has settled. Again: same promise.
    * @param {{save: boolean, feedback?: string}} options
    */
   end(options) {
@@ -264,21 +239,20 @@ export class VoiceConversation extends EventTarget {
     this.#stopMic();
     this.segment = null;
     if (!segment) return this.#state('ended');
-    const { reply } = segment;
-    await this.outbox.settled(reply.session_id, SETTLE_MS);
-    const end = () => this.#attempt('end', () => this.api.end(reply.token, options));
-    let result = await end();
+    const { session_id: id, token } = segment.reply;
+    await this.outbox.settled(id, SETTLE_MS);
+    let result = await this.#attempt('end', () => this.api.end(token, options));
     for (let tries = 1; verdict(result) === 'retry' && tries < 4; tries += 1) {
       await sleep(backoff(tries, result.retryAfterMs));
-      result = await end();
+      result = await this.#attempt('end', () => this.api.end(token, options));
     }
-    this.#markEnded(reply.session_id);
+    this.#markEnded(id);
     this.#state('ended');
     this.#emit('finalization', result.body ?? { status: 'failed', detail: result.message });
-    // 202: finalization still running; ask again, more slowly, for up to three minutes.
+    // 202: still finalizing; ask again, more slowly, for a few minutes.
     for (let tries = 1; result.status === 202 && tries < 40; tries += 1) {
       await sleep(Math.min(10000, 1000 * tries));
-      const next = await this.#attempt('finalization', () => this.api.finalization(reply.token, reply.session_id));
+      const next = await this.#attempt('finalization', () => this.api.finalization(token, id));
       if (next.body) this.#emit('finalization', (result = next).body);
     }
   }
@@ -290,17 +264,18 @@ export class VoiceConversation extends EventTarget {
   }
 
   /**
-   * A gateway call that never throws: its status and body, or its error; each one is reported.
-   * @param {string} name @param {() => Promise<{status: number, body: any}>} request @returns {Promise<Outcome>}
+   * A gateway call that never throws, reported to the inspector: its status and body, or error.
+   * @param {string} name @param {() => Promise<{status: number, body: any}>} request @param {any} [sent]
+   * @returns {Promise<Attempt & {body?: any, message?: string}>}
    */
-  async #attempt(name, request) {
+  async #attempt(name, request, sent) {
     try {
       const reply = await request();
-      this.#emit('gateway', { call: name, status: reply.status, reply: reply.body });
+      this.#emit('gateway', { call: name, request: sent, status: reply.status, reply: reply.body });
       return reply;
     } catch (error) {
       const { status, code, message, retryAfterMs } = asApiError(error);
-      this.#emit('gateway', { call: name, status, error: { code, message } });
+      this.#emit('gateway', { call: name, request: sent, status, error: { code, message } });
       return { status, code, message, retryAfterMs };
     }
   }
@@ -313,9 +288,8 @@ export class VoiceConversation extends EventTarget {
   /** Earlier turns of the thread (the page before `before`); quiet when unavailable. @param {string | null} [before] */
   async loadHistory(before = null) {
     const token = this.#token();
-    if (!token) return;
-    const threadId = this.setup?.thread_id ?? loadConversation(this.storage).thread_id;
-    const { body } = await this.#attempt('history', () => this.api.threadTurns(token, threadId, before));
+    const thread = this.setup?.thread_id ?? loadConversation(this.storage).thread_id;
+    const { body } = token ? await this.#attempt('history', () => this.api.threadTurns(token, thread, before)) : {};
     if (Array.isArray(body?.turns)) this.#emit('history', { ...body, older: Boolean(before) });
   }
 
@@ -326,7 +300,7 @@ export class VoiceConversation extends EventTarget {
     return (await this.api.erase(token)).body;
   }
 
-  /** The page is going away: open turns go to the outbox, kept for the next visit. */
+  /** The page is going away: open turns go to the outbox for the next visit. */
   leave() {
     if (this.segment && !this.segment.lost) this.segment.tracker.closeAll('connection_interrupted');
     this.segment?.call.close();

@@ -50,9 +50,7 @@ async function main() {
   const config = await loadConfig().catch((error) => void showProblem(asApiError(error)));
   if (!config) return;
   const storage = globalThis.localStorage ?? null;
-  const conversation = new VoiceConversation({
-    api: new VoiceApi(config.apiBaseUrl), storage, audio: /** @type {HTMLAudioElement} */ (byId('assistant-audio')),
-  });
+  const conversation = new VoiceConversation(new VoiceApi(config.apiBaseUrl), storage, /** @type {HTMLAudioElement} */ (byId('assistant-audio')));
   /** @param {string} name @param {(detail: any) => void} handler */
   const on = (name, handler) => conversation.addEventListener(name, (event) => handler(/** @type {CustomEvent} */ (event).detail));
 

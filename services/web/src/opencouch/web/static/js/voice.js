@@ -22,9 +22,7 @@ async function main() {
 
   const config = await loadConfig().catch((error) => void showProblem(asApiError(error)));
   if (!config) return;
-  const conversation = new VoiceConversation({
-    api: new VoiceApi(config.apiBaseUrl), storage, audio: /** @type {HTMLAudioElement} */ (byId('assistant-audio')),
-  });
+  const conversation = new VoiceConversation(new VoiceApi(config.apiBaseUrl), storage, /** @type {HTMLAudioElement} */ (byId('assistant-audio')));
   /** @param {string} type @param {(detail: any) => void} handler */
   const on = (type, handler) => conversation.addEventListener(type, (event) => handler(/** @type {CustomEvent} */ (event).detail));
 
