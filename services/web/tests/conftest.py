@@ -4,7 +4,6 @@ and Chromium with a WAV file (silence unless a test speaks) as its microphone.""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,13 +16,15 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from opencouch.realtime_emulator.settings import Settings as EmulatorSettings
-from opencouch.realtime_emulator.testing import (
-    RunningEmulator,
-    free_port,
-    running_emulator,
+from opencouch.realtime_emulator.testing import RunningEmulator, free_port, running_emulator
+from opencouch.testing.browser import (
+    fake_microphone,
+    launch_chromium,
+    running_playwright,
     speech_tools_missing,
+    spoken_wav,
+    watch_console,
 )
-from opencouch.testing.browser import launch_chromium, running_playwright
 from opencouch.testing.processes import emulator_scenario
 from opencouch.web.app import create_app
 from opencouch.web.settings import Settings
@@ -106,18 +107,12 @@ def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("audio")
 
 
-def sox(*args: str) -> None:
-    subprocess.run(["sox", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="session")
 def silence(audio_dir: Path) -> Path:
     """A quiet microphone, so that Chromium's default beep never counts as speech."""
     if speech_tools_missing():
         pytest.skip(speech_tools_missing() or "")
-    path = audio_dir / "silence.wav"
-    sox("-n", "-r", "48000", "-c", "1", "-b", "16", str(path), "trim", "0", "1")
-    return path
+    return spoken_wav(audio_dir / "silence.wav", 1.0)
 
 
 @pytest.fixture(scope="session")
@@ -125,37 +120,8 @@ def speech(audio_dir: Path) -> Callable[..., Path]:
     """A WAV of spoken parts: text is said by espeak-ng, a number is that many seconds of silence."""
     if speech_tools_missing():
         pytest.skip(speech_tools_missing() or "")
-    made = 0
-
-    def make(*parts: str | float) -> Path:
-        nonlocal made
-        made += 1
-        pieces = []
-        for index, part in enumerate(parts):
-            piece = audio_dir / f"speech-{made}-{index}.wav"
-            if isinstance(part, str):
-                said = subprocess.run(
-                    ["espeak-ng", "--stdout", part], check=True, capture_output=True
-                )
-                subprocess.run(
-                    ["sox", "-t", "wav", "-", "-r", "48000", "-c", "1", "-b", "16", str(piece)],
-                    input=said.stdout,
-                    check=True,
-                    capture_output=True,
-                )
-            else:
-                sox("-n", "-r", "48000", "-c", "1", "-b", "16", str(piece), "trim", "0", str(part))
-            pieces.append(str(piece))
-        path = audio_dir / f"speech-{made}.wav"
-        sox(*pieces, str(path))
-        return path
-
-    return make
-
-
-def microphone_flags(wav: Path) -> list[str]:
-    """Chromium's fake microphone plays ``wav`` once from when the page opens it, then silence."""
-    return [f"--use-file-for-fake-audio-capture={wav}%noloop"]
+    made = iter(range(1_000_000))
+    return lambda *parts: spoken_wav(audio_dir / f"speech-{next(made)}.wav", *parts)
 
 
 @pytest.fixture(scope="session")
@@ -165,7 +131,7 @@ def playwright() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def chromium(playwright: Any, silence: Path) -> Iterator[Any]:
-    browser = launch_chromium(playwright, microphone_flags(silence))
+    browser = launch_chromium(playwright, fake_microphone(silence))
     yield browser
     browser.close()
 
@@ -190,14 +156,6 @@ def problems() -> list[str]:
     return []
 
 
-def watch(page: Any, problems: list[str]) -> Any:
-    page.on(
-        "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
-    )
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    return page
-
-
 @pytest.fixture
 def context(chromium: Any) -> Iterator[Any]:
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
@@ -207,7 +165,7 @@ def context(chromium: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def page(context: Any, problems: list[str]) -> Any:
-    return watch(context.new_page(), problems)
+    return watch_console(context.new_page(), problems)
 
 
 @pytest.fixture(scope="session")

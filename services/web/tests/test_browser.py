@@ -8,7 +8,6 @@ every real service. Needs ``playwright``, Chromium, espeak-ng and sox; skips wit
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,57 +15,10 @@ from typing import Any
 import httpx
 
 from opencouch.realtime_emulator.testing import RunningEmulator
-from opencouch.web.testing import FakeGateway
-
-from .conftest import microphone_flags, watch
+from opencouch.testing.browser import fake_microphone, watch_console
+from opencouch.web.testing import FakeGateway, closed_turns, connect, eventually, say
 
 WAIT_MS = 30_000
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with its last value after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            assert value, f"never became true: {value!r}"
-            return value
-        time.sleep(0.1)
-
-
-def connect(page: Any, web_url: str, *, persistent: bool = False, path: str = "/voice") -> None:
-    page.goto(f"{web_url}{path}")
-    if persistent:
-        if path == "/voice":
-            page.check("#memory-persistent")
-        else:
-            page.select_option("#memory-mode", "persistent")
-    page.click("#connect")
-    page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
-
-
-def say(page: Any, text: str) -> None:
-    page.fill("#type-text", text)
-    page.press("#type-text", "Enter")
-
-
-def closed_turns(page: Any, count: int) -> list[dict[str, Any]]:
-    """Wait until ``count`` turns are complete in the transcript; their lines."""
-    page.wait_for_function(
-        "n => document.querySelectorAll('#transcript .turn[data-state=\"completed\"]').length >= n",
-        arg=count,
-        timeout=WAIT_MS,
-    )
-    return list(
-        page.eval_on_selector_all(
-            "#transcript .turn",
-            """items => items.map(item => ({
-                user: [...item.querySelectorAll('.user .said')].map(n => n.textContent).join(' '),
-                assistant: [...item.querySelectorAll('.assistant .said')].map(n => n.textContent),
-                state: item.dataset.state,
-            }))""",
-        )
-    )
 
 
 def call_log(emulator: RunningEmulator, call_id: str) -> list[dict[str, Any]]:
@@ -165,7 +117,7 @@ def test_two_spoken_utterances_show_both_user_lines_and_both_replies(
     )
     # Leading silence covers the call's setup; the gap lets the first reply finish playing.
     wav = speech(3.0, "I had a long day at work.", 7.0, "My manager moved a deadline.", 2.0)
-    page = watch(launch(microphone_flags(wav)).new_page(), problems)
+    page = watch_console(launch(fake_microphone(wav)).new_page(), problems)
     connect(page, web_url)
     turns = closed_turns(page, 2)
     assert [t["user"] for t in turns] == [
@@ -206,7 +158,7 @@ def test_barge_in_cuts_the_shown_reply_to_what_was_heard(
         }
     )
     wav = speech(3.0, "Can I tell you something?", 3.0, "Sorry, wait.", 3.0)
-    page = watch(launch(microphone_flags(wav)).new_page(), problems)
+    page = watch_console(launch(fake_microphone(wav)).new_page(), problems)
     connect(page, web_url)
     turns = closed_turns(page, 2)
     note = page.locator("#transcript .turn").first.locator(".assistant .note").text_content()
@@ -403,8 +355,8 @@ def test_a_refused_microphone_is_explained_in_plain_words(
     launch: Callable[..., Any],
     problems: list[str],
 ) -> None:
-    browser = launch(microphone_flags(silence), without=["--use-fake-ui-for-media-stream"])
-    page = watch(browser.new_page(), problems)
+    browser = launch(fake_microphone(silence), without=["--use-fake-ui-for-media-stream"])
+    page = watch_console(browser.new_page(), problems)
     page.goto(f"{web_url}/voice")
     page.click("#connect")
     page.wait_for_selector("#error:not([hidden])", timeout=WAIT_MS)
@@ -566,3 +518,41 @@ def test_the_inspector_logs_filters_and_exports_every_event(
     assert fake.client_secrets[0] not in text
     assert all(s.token not in text for s in fake.sessions.values())
     assert problems == []
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_screenshots_of_both_pages_at_desktop_and_phone_size(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None], artifacts: Path
+) -> None:
+    """Saved to test-artifacts/web/ for a person to look at; the test checks they were taken."""
+    fake.pending_polls = 1
+    connect(page, web_url, persistent=True)
+    say(page, "Sometimes I want to die.")
+    closed_turns(page, 1)
+    say(page, "Is memory on?")
+    closed_turns(page, 2)
+    page.click("#end-keep")
+    page.wait_for_selector('#finalization[data-status="completed"]', timeout=WAIT_MS)
+    taken = []
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for size, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", PHONE)):
+            page.set_viewport_size(viewport)
+            path = artifacts / f"voice-{size}-{scheme}.png"
+            page.screenshot(path=str(path), full_page=True)
+            taken.append(path)
+
+    page.emulate_media(color_scheme="light")
+    connect(page, web_url, path="/voice/realtime-dev")
+    say(page, "Is memory on?")
+    closed_turns(page, 1)
+    page.click("#end-keep")
+    page.wait_for_selector('#connection-state[data-state="ended"]', timeout=WAIT_MS)
+    for size, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", PHONE)):
+        page.set_viewport_size(viewport)
+        path = artifacts / f"realtime-dev-{size}.png"
+        page.screenshot(path=str(path), full_page=True)
+        taken.append(path)
+    assert all(path.stat().st_size > 10_000 for path in taken)

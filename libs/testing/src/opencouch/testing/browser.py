@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,3 +66,50 @@ def launched_chromium(
             yield browser
         finally:
             browser.close()
+
+
+def fake_microphone(wav: Path) -> list[str]:
+    """Chromium flags making ``wav`` its microphone: played once from when a page opens it."""
+    return [f"--use-file-for-fake-audio-capture={wav}%noloop"]
+
+
+def speech_tools_missing() -> str | None:
+    """Why spoken test audio cannot be made here (espeak-ng or sox missing), or None."""
+    missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
+    return f"needs {' and '.join(missing)} (apt-get install espeak-ng sox)" if missing else None
+
+
+def spoken_wav(path: Path, *parts: str | float) -> Path:
+    """A 48 kHz mono WAV at ``path``: each text part said by espeak-ng, each number that many
+    seconds of silence (lead with a few seconds, so the call is up before anyone speaks)."""
+    pieces = []
+    for index, part in enumerate(parts):
+        piece = path.with_name(f"{path.stem}-{index}.wav")
+        if isinstance(part, str):
+            said = subprocess.run(["espeak-ng", "--stdout", part], check=True, capture_output=True)
+            _sox(["-t", "wav", "-"], piece, input_bytes=said.stdout)
+        else:
+            _sox(["-n"], piece, "trim", "0", str(part))
+        pieces.append(piece)
+    subprocess.run(["sox", *map(str, pieces), str(path)], check=True, capture_output=True)
+    for piece in pieces:
+        piece.unlink()
+    return path
+
+
+def _sox(source: list[str], target: Path, *effects: str, input_bytes: bytes = b"") -> None:
+    subprocess.run(
+        ["sox", *source, "-r", "48000", "-c", "1", "-b", "16", str(target), *effects],
+        input=input_bytes,
+        check=True,
+        capture_output=True,
+    )
+
+
+def watch_console(page: Any, problems: list[str]) -> Any:
+    """Collect ``page``'s console errors and warnings (CSP violations too) and uncaught errors."""
+    page.on(
+        "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
+    )
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return page

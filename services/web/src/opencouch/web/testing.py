@@ -14,6 +14,7 @@ import json
 import secrets
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -373,3 +374,55 @@ class FakeGateway:
                 )
             ],
         )
+
+
+# -- driving the page (Playwright's sync API) -------------------------------------------------
+
+PAGE_WAIT_MS = 30_000
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with its last value on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            assert value, f"never became true: {value!r}"
+            return value
+        time.sleep(0.1)
+
+
+def connect(page: Any, web_url: str, *, persistent: bool = False, path: str = "/voice") -> None:
+    """Open a page of the client, choose the memory mode, connect, wait until connected."""
+    page.goto(f"{web_url}{path}")
+    if persistent and path == "/voice":
+        page.check("#memory-persistent")
+    elif persistent:
+        page.select_option("#memory-mode", "persistent")
+    page.click("#connect")
+    page.wait_for_selector('#connection-state[data-state="connected"]', timeout=PAGE_WAIT_MS)
+
+
+def say(page: Any, text: str) -> None:
+    """Type a message, as a person who cannot or would rather not speak."""
+    page.fill("#type-text", text)
+    page.press("#type-text", "Enter")
+
+
+def closed_turns(page: Any, count: int) -> list[dict[str, Any]]:
+    """Wait until ``count`` turns are complete in the transcript; every turn shown, in order."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('#transcript .turn[data-state=\"completed\"]').length >= n",
+        arg=count,
+        timeout=PAGE_WAIT_MS,
+    )
+    shown: list[dict[str, Any]] = page.eval_on_selector_all(
+        "#transcript .turn",
+        """items => items.map(item => ({
+            id: item.dataset.turnId,
+            user: [...item.querySelectorAll('.user .said')].map(n => n.textContent).join(' '),
+            assistant: [...item.querySelectorAll('.assistant .said')].map(n => n.textContent),
+            state: item.dataset.state,
+        }))""",
+    )
+    return shown

@@ -45,7 +45,11 @@ async function main() {
       showProblem(null);
       renderFinalization(null);
     }
-    if (state === 'connected') byId('transcript-empty').hidden = true;
+    if (state === 'connected' && !byId('transcript-empty').hidden) {
+      // First connect: take the person (and a screen reader) to the conversation.
+      byId('transcript-empty').hidden = true;
+      byId('conversation').focus();
+    }
   });
   on('problem', showProblem);
   on('level', (value) => (/** @type {HTMLMeterElement} */ (byId('mic-level')).value = value));
