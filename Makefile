@@ -1,5 +1,5 @@
 # One command per habit; CI calls the same targets a person does.
-.PHONY: setup up up-local down-local test lint bench load chaos
+.PHONY: setup up up-local down-local test lint lint-web bench load chaos
 
 # uv from PyPI when missing, then the whole workspace: every service, library and dev tool.
 setup:
@@ -20,8 +20,17 @@ down-local:
 test:
 	bash scripts/test.sh
 
-lint:
+lint: lint-web
 	uv run ruff check . && uv run ruff format --check . && uv run mypy libs services scripts tests benchmarks
+
+# The browser client's plain ES modules: eslint, and tsc --checkJs on their JSDoc types
+# (tools pinned in services/web/package-lock.json; their unit tests run under `make test`).
+lint-web: services/web/node_modules
+	npm --prefix services/web run --silent lint
+
+services/web/node_modules: services/web/package-lock.json
+	npm --prefix services/web ci --no-audit --no-fund
+	touch $@
 
 # Every benchmark in turn; the first failure stops the run.
 bench:
