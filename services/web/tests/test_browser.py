@@ -308,7 +308,8 @@ def test_ending_shows_the_finalization_card_after_the_turns_settle(
     say(page, "I had a long day.")
     closed_turns(page, 1)
     page.check('input[name="feedback"][value="positive"]')
-    page.click("#end-keep")
+    # A double click (or a second tab of thought) still ends the session once.
+    page.dblclick("#end-keep")
     page.wait_for_selector('#finalization[data-status="in_progress"]', timeout=WAIT_MS)
     page.wait_for_selector('#finalization[data-status="completed"]', timeout=WAIT_MS)
     card = page.text_content("#finalization")
@@ -320,7 +321,6 @@ def test_ending_shows_the_finalization_card_after_the_turns_settle(
     assert end["feedback"] == "positive"
     assert end["turns_acknowledged"] == 1
     assert page.get_attribute("#connection-state", "data-state") == "ended"
-    # Ending twice is one /end.
     assert page.is_hidden("#end-options")
 
 
@@ -556,3 +556,46 @@ def test_screenshots_of_both_pages_at_desktop_and_phone_size(
         page.screenshot(path=str(path), full_page=True)
         taken.append(path)
     assert all(path.stat().st_size > 10_000 for path in taken)
+
+
+def test_a_dropped_connection_continues_in_a_new_session_without_the_person_doing_anything(
+    web_url: str,
+    fake: FakeGateway,
+    page: Any,
+    emulator: RunningEmulator,
+    scenario: Callable[..., None],
+    product_scenario: str,
+) -> None:
+    scenario(product_scenario + "\nfaults: {drop_connection_after_seconds: 5}\n")
+    connect(page, web_url)
+    say(page, "My sister is visiting this weekend.")
+    closed_turns(page, 1)
+    scenario(product_scenario)
+    page.wait_for_selector('#connection-state[data-state="reconnecting"]', timeout=60_000)
+    page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
+    say(page, "I feel a bit stressed about it.")
+    closed_turns(page, 2)
+    assert len(fake.session_requests) == 2
+    assert (
+        len(
+            {
+                session_id
+                for session_id, _ in eventually(lambda: len(fake.turns) == 2 and fake.turns)
+            }
+        )
+        == 2
+    )
+
+
+def test_opening_a_second_tab_leaves_the_first_tabs_session_alone(
+    web_url: str, fake: FakeGateway, context: Any, scenario: Callable[..., None]
+) -> None:
+    first = context.new_page()
+    connect(first, web_url, persistent=True)
+    second = context.new_page()
+    second.goto(f"{web_url}/voice")
+    second.wait_for_load_state("networkidle")
+    say(first, "Still here.")
+    closed_turns(first, 1)
+    assert fake.ends == []
+    assert first.get_attribute("#connection-state", "data-state") == "connected"

@@ -15,6 +15,7 @@ import { ToolRelay, localError } from './tool-relay.js';
 import { TurnTracker, continuationItem, recentLines, turnRequest } from './turns.js';
 
 const SETTLE_MS = 30000;
+const TAB_KEY = 'opencouch.tab-session';
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** @typedef {{reply: any, marks: LatencyMarks, call: RealtimeCall, tracker: TurnTracker, lost?: boolean}} Segment */
@@ -57,11 +58,14 @@ export class VoiceConversation extends EventTarget {
     this.#emit('state', { state: (this.state = state), reason });
   }
 
-  /** On load: deliver what an earlier visit left, then end a session a reload left open. */
+  /**
+   * On load: deliver what an earlier visit left, then end the session a reload of this tab left
+   * open (sessionStorage is per tab: a session another tab is using is left alone).
+   */
   async resume() {
     await this.outbox.flush();
     const last = liveToken(loadConversation(this.storage));
-    if (!last || last.ended || this.segment) return;
+    if (!last || last.ended || this.segment || globalThis.sessionStorage?.getItem(TAB_KEY) !== last.session_id) return;
     await this.#retire(last.session_id, last.token);
   }
 
@@ -102,6 +106,7 @@ export class VoiceConversation extends EventTarget {
     if (reply.thread_secret) keepThreadSecret(this.storage, setup.thread_id, reply.thread_secret);
     const last = { session_id: reply.session_id, token: reply.token, token_expires_at: reply.token_expires_at };
     saveConversation(this.storage, { user_id: '', ...setup, last });
+    globalThis.sessionStorage?.setItem(TAB_KEY, last.session_id);
     this.#emit('session', redacted(reply));
     const tracker = new TurnTracker({
       newId: newTurnId,
