@@ -59,6 +59,23 @@ IDEATION_SIGNALS: Final[frozenset[Signal]] = frozenset(
 )
 
 
+REASON_CODES: Final = frozenset(
+    {
+        # level 3
+        "act_in_progress", "act_with_method", "plan", "means", "timeframe", "farewell",
+        "plan_after_ideation",
+        # level 2
+        "past_attempt", "suicidal_intent", "self_harm", "ideation", "shared_ideation",
+        "passive_ideation", "indirect_ideation", "affirmed_after_check",
+        # level 1
+        "distress", "unclear_after_check",
+        # level 0
+        "third_party", "negated", "accidental", "quoted", "idiom", "denied_after_check", "none",
+    }
+)  # fmt: skip
+"""Every reason the classifier gives: a closed set of codes, never the user's words."""
+
+
 @dataclass(frozen=True)
 class ScreeningContext:
     """What the conversation says around the utterance (never its text)."""
