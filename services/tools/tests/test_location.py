@@ -16,7 +16,7 @@ from opencouch.tools.places import Region, gazetteer, tokenize
 
 
 def where(message: str, *lines: tuple[str, str]) -> UserLocation:
-    transcript = [TranscriptLine(role=role, text=text) for role, text in lines]  # type: ignore[arg-type]
+    transcript = [TranscriptLine(role=role, text=text) for role, text in lines]
     return locate_user(message, transcript)
 
 
