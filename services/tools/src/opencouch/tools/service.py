@@ -25,6 +25,7 @@ from opencouch.tools.crisis import CrisisDirectory
 from opencouch.tools.exercises import ExerciseCatalog
 from opencouch.tools.grounded import GroundedLookup
 from opencouch.tools.handlers import ToolHandlers
+from opencouch.tools.places import gazetteer
 from opencouch.tools.retention import run_retention
 from opencouch.tools.screening import CrisisScreening
 from opencouch.tools.session_state import SessionState
@@ -50,6 +51,7 @@ class Content:
     def load(cls, content_dir: Path | None) -> Content:
         """Load and check the content; raises ``ContentError`` naming the bad file."""
         root = content_root(content_dir)
+        gazetteer()  # built now, so the first crisis lookup is as fast as the rest
         return cls(
             skills=ResponseSkills.load(root),
             exercises=ExerciseCatalog.load(root),
