@@ -98,6 +98,13 @@ def test_other_peoples_places_and_other_times_are_not_the_users(message: str) ->
     assert where(message).status == "not_provided"
 
 
+def test_where_they_are_from_is_used_only_when_nothing_says_where_they_are_now() -> None:
+    origin = where("I'm originally from Ireland")
+    assert (origin.status, origin.origin_only) == ("provided", True)
+    assert country("I'm in Canada", ("user", "I'm from Ireland")) == "CA"
+    assert not where("I'm from Ireland but I live in Leeds").origin_only
+
+
 def test_the_assistant_is_never_a_source() -> None:
     assert where("help", ("assistant", "You're in the United States, right?")).status == (
         "not_provided"

@@ -125,6 +125,12 @@ class CrisisDirectory:
     ) -> CrisisResourcesOutput:
         region = location.region.country if location.region else None
         emergency = self._emergency.get(region) if region else None
+        guidance = GUIDANCE[status]
+        if location.origin_only:
+            guidance += (
+                f" The user said they are from {location.label}, not that they are there now; "
+                "check gently before relying on it."
+            )
         return CrisisResourcesOutput.model_validate(
             {
                 "status": status,
@@ -133,7 +139,7 @@ class CrisisDirectory:
                 "region": region,
                 "emergency_number": emergency.number if emergency else None,
                 "resources": rows[:MAX_RESOURCES],
-                "guidance": GUIDANCE[status],
+                "guidance": guidance,
             }
         )
 

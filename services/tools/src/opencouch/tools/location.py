@@ -35,6 +35,8 @@ class UserLocation:
 
     status: LocationStatus
     region: Region | None = None
+    origin_only: bool = False
+    """The user said where they are from, never where they are now."""
 
     @property
     def label(self) -> str | None:
@@ -155,7 +157,7 @@ def locate_user(current_message: str, transcript: Sequence[TranscriptLine]) -> U
             return UserLocation(status="refused")
         origin = origin or finding.origin
     if origin is not None:
-        return UserLocation(status="provided", region=origin)
+        return UserLocation(status="provided", region=origin, origin_only=True)
     return UserLocation(status="not_provided")
 
 
