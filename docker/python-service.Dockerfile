@@ -16,7 +16,7 @@ LABEL org.opencouch.stage=build
 ARG SERVICE
 ARG UV_VERSION=0.13.9
 RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=<directory under services/>" >&2; exit 1; }
-# uv from PyPI, pinned, into a venv of its own: no other registry, and no pip in the image.
+# uv from PyPI, pinned, into a venv of its own: no other registry, and none of it in the image.
 RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir --quiet "uv==${UV_VERSION}"
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
