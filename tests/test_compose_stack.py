@@ -21,6 +21,7 @@ import pytest
 from opencouch.contracts.subjects import tool_subject
 from opencouch.testing.compose import ComposeProject, composed_project
 from opencouch.testing.processes import Stack
+from opencouch.testing.voice_client import VoiceClient
 
 pytestmark = [
     pytest.mark.e2e,
@@ -29,7 +30,6 @@ pytestmark = [
     ),
 ]
 
-API = "/api/voice/realtime"
 # Calls made at most before giving up on a replica that never gets one: with replicas chosen at
 # random by the queue group, all of them answer long before this.
 MAX_CALLS = 300
@@ -91,8 +91,8 @@ def test_every_replica_answers_tool_calls(
     tool: str,
 ) -> None:
     project.scale(service, replicas)
-    thread_id = f"thread-scale-{uuid.uuid4().hex[:12]}"
-    assert api.post(f"{API}/session", json={"thread_id": thread_id}).status_code == 200
+    browser = VoiceClient(api)
+    assert browser.start(f"thread-scale-{uuid.uuid4().hex[:12]}").status_code == 200
     subject = tool_subject(tool)
     name = f"opencouch-{service}"
     before = asyncio.run(requests_per_replica(stack.nats_url, name, subject, replicas))
@@ -100,7 +100,7 @@ def test_every_replica_answers_tool_calls(
 
     served: dict[str, int] = {}
     for calls in range(1, MAX_CALLS + 1):
-        reply = api.post(f"{API}/tools", json={"thread_id": thread_id, "tool_name": tool})
+        reply = browser.tool(tool)
         assert reply.status_code == 200, reply.text
         assert reply.json()["output"].get("status") != "error", reply.text
         if calls % 10 == 0:
