@@ -1,5 +1,8 @@
 """Voice sessions end to end, every service a real process on real NATS, Redis, Postgres.
 
+The ``stack`` fixture (opencouch.testing.fixtures) starts them here, or is the Docker Compose
+stack that scripts/compose-e2e names in ``OPENCOUCH_E2E_*``.
+
 /session (secret minted by the emulator through the openai SDK, token issued) -> /tools ->
 /turn -> /end -> the turns and the finalization row are in Postgres exactly once each, and
 every service stops cleanly on SIGTERM. Every later call carries the voice-session token.
@@ -12,7 +15,6 @@ import hashlib
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import nats
@@ -21,23 +23,10 @@ import pytest
 
 from opencouch.contracts.subjects import tool_subject
 from opencouch.testing.openai_spec import validate_against
-from opencouch.testing.processes import Stack, running_stack
+from opencouch.testing.processes import Stack
 from opencouch.testing.voice_client import API, VoiceClient
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack(
-    nats_url: str, redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    log_dir: Path = tmp_path_factory.mktemp("stack-logs")
-    with running_stack(
-        nats_url=nats_url, redis_url=redis_url, database_url=database_url, log_dir=log_dir
-    ) as running:
-        yield running
-    unclean = {name: code for name, code in running.exit_codes.items() if code != 0}
-    assert not unclean, f"services did not stop cleanly on SIGTERM: {unclean}"
 
 
 @pytest.fixture
