@@ -599,3 +599,42 @@ def test_opening_a_second_tab_leaves_the_first_tabs_session_alone(
     closed_turns(first, 1)
     assert fake.ends == []
     assert first.get_attribute("#connection-state", "data-state") == "connected"
+
+
+def test_a_refused_session_is_explained_and_the_microphone_released(
+    web_url: str, fake: FakeGateway, page: Any
+) -> None:
+    fake.session_failure = (503, "service_unavailable", "Memory is resting; try again soon.")
+    page.goto(f"{web_url}/voice")
+    page.click("#connect")
+    page.wait_for_selector("#error:not([hidden])", timeout=WAIT_MS)
+    assert page.text_content("#error-message") == "Memory is resting; try again soon."
+    assert page.text_content("#error-code") == "service_unavailable"
+    assert page.get_attribute("#connection-state", "data-state") == "idle"
+    assert page.is_enabled("#connect")
+
+
+def test_earlier_turns_page_back_in_time(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    fake.history_page = 2
+    connect(page, web_url, persistent=True)
+    for n, text in enumerate(["First thing.", "Second thing.", "Third thing."], start=1):
+        say(page, text)
+        closed_turns(page, n)
+    eventually(lambda: len(fake.turns) == 3)
+    page.reload()
+    page.wait_for_selector("#history:not([hidden]) .turn", timeout=WAIT_MS)
+
+    def shown() -> list[str]:
+        said: list[str] = page.eval_on_selector_all(
+            "#history-list .user .said", "n => n.map(e => e.textContent)"
+        )
+        return said
+
+    assert shown() == ["Second thing.", "Third thing."]
+    page.click("#history-more")
+    page.wait_for_function("() => document.querySelectorAll('#history-list .turn').length === 3")
+    assert shown() == ["First thing.", "Second thing.", "Third thing."]
+    assert page.is_hidden("#history-more")
+    assert len(set(fake.traceparents)) == len(fake.traceparents), "a fresh trace per call"

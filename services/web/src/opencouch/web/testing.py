@@ -128,6 +128,10 @@ class FakeGateway:
     """Tool name -> error code its output carries (ok=false)."""
     pending_polls: int = 0
     """How many finalization polls answer 202 before the final reply."""
+    session_failure: tuple[int, str, str] | None = None
+    """(status, code, message) every /session answers with, when set."""
+    history_page: int = 50
+    """Stored turns per page of the thread's history."""
 
     def reset(self) -> None:
         """Forget everything but the emulator's address."""
@@ -147,6 +151,8 @@ class FakeGateway:
         self.traceparents.append(request.headers.get("traceparent", ""))
         raw = await request.json()
         self.session_requests.append(raw)
+        if self.session_failure is not None:
+            return error(*self.session_failure, retry_after=5)
         try:
             body = SessionRequest.model_validate(raw)
         except ValidationError as problem:
@@ -336,7 +342,12 @@ class FakeGateway:
             if self.sessions[session_id].thread_id == thread_id
             and self.sessions[session_id].memory_mode is MemoryMode.PERSISTENT
         ]
-        reply = ThreadTurnsReply(thread_id=thread_id, turns=stored)
+        # Pages go back in time: the newest page first, `before` names where the next one ends.
+        end = int(request.query_params.get("before", len(stored)))
+        start = max(0, end - self.history_page)
+        reply = ThreadTurnsReply(
+            thread_id=thread_id, turns=stored[start:end], before=str(start) if start else None
+        )
         return JSONResponse(reply.model_dump(mode="json"))
 
     async def erase(self, request: Request) -> JSONResponse:
