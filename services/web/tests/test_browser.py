@@ -119,6 +119,10 @@ def test_two_spoken_utterances_show_both_user_lines_and_both_replies(
     wav = speech(3.0, "I had a long day at work.", 7.0, "My manager moved a deadline.", 2.0)
     page = watch_console(launch(fake_microphone(wav)).new_page(), problems)
     connect(page, web_url)
+    # The level meter moves while the person speaks.
+    page.wait_for_function(
+        "() => document.getElementById('mic-level').value > 0.2", timeout=WAIT_MS
+    )
     turns = closed_turns(page, 2)
     assert [t["user"] for t in turns] == [
         "I had a long day at work.",
@@ -160,6 +164,8 @@ def test_barge_in_cuts_the_shown_reply_to_what_was_heard(
     wav = speech(3.0, "Can I tell you something?", 3.0, "Sorry, wait.", 3.0)
     page = watch_console(launch(fake_microphone(wav)).new_page(), problems)
     connect(page, web_url)
+    # The reply streams into the transcript while it is still being spoken.
+    page.wait_for_selector('#transcript .turn[data-state="open"] .assistant', timeout=WAIT_MS)
     turns = closed_turns(page, 2)
     note = page.locator("#transcript .turn").first.locator(".assistant .note").text_content()
     [heard] = turns[0]["assistant"]
