@@ -64,8 +64,7 @@ def test_a_typed_turn_with_a_tool_call_shows_in_the_panel_and_its_output_reaches
     assert request["tool_name"] == "show_memory_status"
     assert request["current_user_message"] == "Is memory on?"
     # The output went back to the model, followed by one response.create.
-    [call] = [c for c in calls(emulator) if not c.get("ended")] or calls(emulator)[-1:]
-    sent = [e["event"] for e in call_log(emulator, call["call_id"]) if e["direction"] == "in"]
+    sent = client_events(emulator, latest_call(emulator))
     outputs = [
         e
         for e in sent
