@@ -144,13 +144,15 @@ export class VoiceConversation extends EventTarget {
     const connecting = performance.now();
     try {
       await call.connect();
+      // The person ended the conversation while this reconnect was on its way.
+      if (this.ending) throw new ApiError('ended', 'The conversation has ended.', 0);
     } catch (error) {
       call.close();
       void this.#retire(last.session_id, last.token);
       throw error;
     }
     this.#emit('latency', Object.assign(marks, { connected_ms: performance.now() - connecting }));
-    this.segment = segment;
+    Object.assign(this, { segment, pendingCreate: false });
     if (context) call.send(context);
   }
 
