@@ -366,29 +366,43 @@ async def count_dead_letters(js: JetStreamContext, durable: str) -> int:
     return (info.state.subjects or {}).get(subject, 0)
 
 
-async def dead_letters(js: JetStreamContext, durable: str) -> AsyncIterator[DeadLetter]:
-    """Every dead letter of ``durable``, oldest first."""
-    subject = subjects.dead_letters(durable)
+async def stored_messages(
+    js: JetStreamContext, stream: str, subject: str
+) -> AsyncIterator[tuple[int, bytes, dict[str, str]]]:
+    """Every message of ``stream`` on ``subject`` (wildcards allowed), oldest first:
+    its sequence, payload and headers. One request per message: for small or purged subjects.
+    """
     sequence = 1
     while True:
         try:
-            raw = await js.get_msg(
-                subjects.DEAD_LETTERS_STREAM, seq=sequence, subject=subject, next=True
-            )
+            raw = await js.get_msg(stream, seq=sequence, subject=subject, next=True)
         except nats.js.errors.NotFoundError:
             return
-        headers = raw.headers or {}
-        original = headers.get(ORIGINAL_SEQUENCE)
         assert raw.seq is not None  # a stored message always has its sequence
-        yield DeadLetter(
-            sequence=raw.seq,
-            data=raw.data or b"",
-            original_subject=headers.get(ORIGINAL_SUBJECT, ""),
-            original_sequence=int(original) if original and original.isdigit() else None,
-            reason=headers.get(DEAD_REASON, "unknown"),
-            attempts=int(headers.get(DEAD_ATTEMPTS, "0") or 0),
-        )
+        yield raw.seq, raw.data or b"", dict(raw.headers or {})
         sequence = raw.seq + 1
+
+
+async def stored_events(js: JetStreamContext, subject: str) -> AsyncIterator[tuple[int, bytes]]:
+    """Every event still in the events stream on ``subject``: its sequence and payload."""
+    async for sequence, data, _ in stored_messages(js, subjects.EVENTS_STREAM, subject):
+        yield sequence, data
+
+
+async def dead_letters(js: JetStreamContext, durable: str) -> AsyncIterator[DeadLetter]:
+    """Every dead letter of ``durable``, oldest first."""
+    stream, subject = subjects.DEAD_LETTERS_STREAM, subjects.dead_letters(durable)
+    async for sequence, data, headers in stored_messages(js, stream, subject):
+        original = headers.get(ORIGINAL_SEQUENCE, "")
+        attempts = headers.get(DEAD_ATTEMPTS, "")
+        yield DeadLetter(
+            sequence=sequence,
+            data=data,
+            original_subject=headers.get(ORIGINAL_SUBJECT, ""),
+            original_sequence=int(original) if original.isdigit() else None,
+            reason=headers.get(DEAD_REASON, "unknown"),
+            attempts=int(attempts) if attempts.isdigit() else 0,
+        )
 
 
 async def forget_dead_letter(js: JetStreamContext, sequence: int) -> bool:

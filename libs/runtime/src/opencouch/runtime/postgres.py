@@ -65,15 +65,27 @@ async def apply_migrations_async(database_url: str, migrations: Path, owner: str
 
 @asynccontextmanager
 async def connection_pool(
-    database_url: str, *, min_size: int = 1, max_size: int = 8
+    database_url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 8,
+    timeout: float = 30.0,
+    check_connections: bool = False,
 ) -> AsyncIterator[DictPool]:
-    """An open pool whose connections return rows as dicts."""
+    """An open pool whose connections return rows as dicts.
+
+    ``timeout``: how long a caller waits for a connection before ``PoolTimeout``.
+    ``check_connections``: test each connection as it is handed out, so one broken by a
+    Postgres restart is replaced instead of failing the caller's first statement.
+    """
     pool = AsyncConnectionPool(
         database_url,
         connection_class=AsyncConnection[DictRow],
         min_size=min_size,
         max_size=max_size,
+        timeout=timeout,
         kwargs={"row_factory": dict_row},
+        check=AsyncConnectionPool.check_connection if check_connections else None,
         open=False,
     )
     await pool.open(wait=True, timeout=30)
