@@ -33,19 +33,21 @@ _LAYERS: Final[dict[MemoryKind, _Layer]] = {
     "rule": _Layer("response_rules", "rule_text", "created_at"),
 }
 
-# An OR of the query's words, stemmed and without stop words: recall should find "my sister is
-# called Ana" for "what is my sister's name". Built by Postgres from plainto_tsquery, so the
-# user's words are never parsed as query syntax.
+# The query's words, stemmed and without stop words, all of them and any of them: recall should
+# find "my sister is called Ana" for "what is my sister's name". Built by Postgres from
+# plainto_tsquery, so the user's words are never parsed as query syntax.
 _ANY_WORD: Final = "replace(plainto_tsquery('english', %(query)s)::text, ' & ', ' | ')::tsquery"
 _ALL_WORDS: Final = "plainto_tsquery('english', %(query)s)"
+RANKED_MATCHES: Final = 200
 
 
 @dataclass(frozen=True)
 class FoundItem:
-    """A stored item and the row it lives in."""
+    """A stored item, the row it lives in, and whether it has every word searched for."""
 
     row_id: int
     item: MemoryItem
+    complete: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,8 @@ def _item(row: dict[str, Any]) -> MemoryItem:
     )
 
 
-def _select_layer(kind: MemoryKind, rank: sql.Composable | None = None) -> sql.Composed:
-    """One layer's rows as (kind, id, text, source_session_id, at[, rank]) for an owner."""
+def _select_layer(kind: MemoryKind, *extra: sql.Composable) -> sql.Composed:
+    """One layer's rows as (kind, id, text, source_session_id, at, *extra) for an owner."""
     layer = _LAYERS[kind]
     columns = [
         sql.SQL("{} AS kind").format(sql.Literal(kind)),
@@ -75,11 +77,20 @@ def _select_layer(kind: MemoryKind, rank: sql.Composable | None = None) -> sql.C
         sql.SQL("{} AS text").format(sql.Identifier(layer.text)),
         sql.SQL("source_session_id"),
         sql.SQL("{} AS at").format(sql.Identifier(layer.at)),
+        *extra,
     ]
-    if rank is not None:
-        columns.append(sql.SQL("{} AS rank").format(rank))
     return sql.SQL("SELECT {} FROM memory.{} WHERE owner_key = %(owner)s").format(
         sql.SQL(", ").join(columns), sql.Identifier(layer.table)
+    )
+
+
+def _newest_matches(kind: MemoryKind, which: str) -> sql.Composed:
+    """The layer's newest ``RANKED_MATCHES`` rows matching ``q.<which>``, with their vectors."""
+    return sql.SQL("({} AND search @@ q.{} ORDER BY {} DESC, id DESC LIMIT {})").format(
+        _select_layer(kind, sql.SQL("search")),
+        sql.Identifier(which),
+        sql.Identifier(_LAYERS[kind].at),
+        sql.Literal(RANKED_MATCHES),
     )
 
 
@@ -208,38 +219,57 @@ class MemoryStore:
         return FoundItem(row["id"], _item(row)) if row else None
 
     async def search(
-        self,
-        owner: str,
-        query: str,
-        kinds: Sequence[MemoryKind],
-        limit: int,
-        *,
-        every_word: bool = False,
+        self, owner: str, query: str, kinds: Sequence[MemoryKind], limit: int
     ) -> list[FoundItem]:
-        """The owner's items of ``kinds`` matching ``query``, best match first.
+        """The owner's items of ``kinds`` sharing a meaningful word with ``query``, best first.
 
-        By default an item matches when it shares any meaningful word with the query;
-        ``every_word`` asks for all of them.
+        Items with every word of the query come before those with only some. Only the newest
+        ``RANKED_MATCHES`` of each (per kind) are ranked, so a common word costs the same
+        however much is saved.
         """
-        tsquery = sql.SQL(_ALL_WORDS if every_word else _ANY_WORD)
-        rank = sql.SQL("ts_rank_cd(search, q.query)")
-        branches = [
-            sql.SQL("{} AND search @@ q.query").format(_select_layer(kind, rank)) for kind in kinds
-        ]
         statement = sql.SQL(
-            "WITH q AS (SELECT {tsquery} AS query), "
-            "hits AS (SELECT * FROM q CROSS JOIN LATERAL ({branches}) found "
+            "WITH q AS (SELECT {every} AS all_words, {some} AS any_words), "
+            "found AS (SELECT DISTINCT ON (kind, id) * FROM ({matches}) matches), "
+            "hits AS (SELECT kind, id, text, source_session_id, at, "
+            "search @@ all_words AS complete, "
+            "ts_rank_cd(search, any_words) + (search @@ all_words)::int AS rank FROM found "
             "ORDER BY rank DESC, at DESC, id DESC LIMIT %(limit)s) "
             "SELECT hits.*, {index} AS index FROM hits ORDER BY rank DESC, at DESC, id DESC"
         ).format(
-            tsquery=tsquery,
-            branches=sql.SQL(" UNION ALL ").join(branches),
+            every=sql.SQL(_ALL_WORDS),
+            some=sql.SQL(_ANY_WORD),
+            matches=sql.SQL(" UNION ALL ").join(
+                sql.SQL("SELECT * FROM q CROSS JOIN LATERAL {} m").format(
+                    _newest_matches(kind, which)
+                )
+                for kind in kinds
+                for which in ("all_words", "any_words")
+            ),
             index=_index_of_hit(),
         )
         async with self._pool.connection() as conn:
             cursor = await conn.execute(statement, {"owner": owner, "query": query, "limit": limit})
             rows = await cursor.fetchall()
-        return [FoundItem(row["id"], _item(row)) for row in rows]
+        return [FoundItem(row["id"], _item(row), row["complete"]) for row in rows]
+
+    async def matches(self, query: str, texts: Sequence[str]) -> list[tuple[bool, bool]]:
+        """For each text not stored yet: (shares a word with ``query``, has all its words),
+        by the same rules as ``search``."""
+        if not texts:
+            return []
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                f"""
+                WITH q AS (SELECT {_ALL_WORDS} AS all_words, {_ANY_WORD} AS any_words)
+                SELECT to_tsvector('english', text) @@ any_words AS shares_a_word,
+                       to_tsvector('english', text) @@ all_words AS has_every_word
+                FROM q CROSS JOIN unnest(%(texts)s::text[]) WITH ORDINALITY AS t(text, n)
+                ORDER BY n
+                """,
+                {"query": query, "texts": list(texts)},
+            )
+            rows = await cursor.fetchall()
+        return [(bool(row["shares_a_word"]), bool(row["has_every_word"])) for row in rows]
 
     async def delete(self, owner: str, kind: MemoryKind, row_id: int) -> str | None:
         """Delete one item of the owner and return its text; None when it was already gone."""

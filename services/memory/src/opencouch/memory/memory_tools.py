@@ -269,15 +269,17 @@ class MemoryTools:
         owner = mutation_owner(context)
         require_user_intent(arguments.user_quote, context)
         kinds: tuple[MemoryKind, ...] = ("fact", "session", "rule")
-        held = self._matching_held(await self._candidates.held(context.session_id), arguments.query)
-        exact = await self._store.search(
-            owner, arguments.query, kinds, CANDIDATES_SHOWN, every_word=True
-        )
-        if len(exact) + len(held) == 1:
-            return await self._stage_one(context, owner, exact, held)
-        loose = exact or await self._store.search(owner, arguments.query, kinds, CANDIDATES_SHOWN)
-        if len(loose) + len(held) == 1:
-            return await self._stage_one(context, owner, loose, held)
+        found = await self._store.search(owner, arguments.query, kinds, CANDIDATES_SHOWN)
+        pending = await self._candidates.held(context.session_id)
+        matched = await self._store.matches(arguments.query, [fact.text for fact in pending])
+        held = [fact for fact, (some, _) in zip(pending, matched, strict=True) if some]
+        held_complete = [fact for fact, (_, every) in zip(pending, matched, strict=True) if every]
+        complete = [hit for hit in found if hit.complete]
+        if len(complete) + len(held_complete) == 1:
+            return await self._stage_one(context, owner, complete, held_complete)
+        if len(found) + len(held) == 1:
+            return await self._stage_one(context, owner, found, held)
+        loose = found
         if not loose and not held:
             return DeletionOutput(
                 status="not_found",
@@ -329,11 +331,6 @@ class MemoryTools:
         return DeletionOutput(status="nothing_staged", guidance="Nothing was waiting.")
 
     # -- helpers ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _matching_held(held: list[HeldFact], query: str) -> list[HeldFact]:
-        words = set(normalise(query).split())
-        return [fact for fact in held if words & set(fact.key.split())]
 
     async def _stage_one(
         self,

@@ -44,7 +44,7 @@ CREATE TABLE memory.facts (
     search             tsvector GENERATED ALWAYS AS (to_tsvector('english', fact_text)) STORED,
     CONSTRAINT facts_once_per_owner UNIQUE (owner_key, fact_key)
 );
-CREATE INDEX facts_newest_first ON memory.facts (owner_key, stated_at DESC, id DESC);
+CREATE INDEX facts_in_order ON memory.facts (owner_key, stated_at, id);
 CREATE INDEX facts_search ON memory.facts USING gin (search);
 CREATE INDEX facts_by_source_session ON memory.facts (source_session_id);
 CREATE INDEX facts_by_source_thread ON memory.facts (source_thread_id);
@@ -61,8 +61,7 @@ CREATE TABLE memory.session_summaries (
     created_at         timestamptz NOT NULL DEFAULT now(),
     search             tsvector GENERATED ALWAYS AS (to_tsvector('english', summary_text)) STORED
 );
-CREATE INDEX session_summaries_newest_first
-    ON memory.session_summaries (owner_key, ended_at DESC, id DESC);
+CREATE INDEX session_summaries_in_order ON memory.session_summaries (owner_key, ended_at, id);
 CREATE INDEX session_summaries_search ON memory.session_summaries USING gin (search);
 CREATE INDEX session_summaries_by_source_thread ON memory.session_summaries (source_thread_id);
 
@@ -82,6 +81,7 @@ WHERE newer.owner_key = older.owner_key AND newer.rule_key = older.rule_key
 ALTER TABLE memory.response_rules
     ALTER COLUMN rule_key SET NOT NULL,
     ADD CONSTRAINT response_rules_once_per_owner UNIQUE (owner_key, rule_key);
+CREATE INDEX response_rules_in_order ON memory.response_rules (owner_key, created_at, id);
 CREATE INDEX response_rules_by_source_session ON memory.response_rules (source_session_id);
 CREATE INDEX response_rules_by_source_thread ON memory.response_rules (source_thread_id);
 
