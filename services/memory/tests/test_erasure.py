@@ -28,8 +28,8 @@ def word() -> str:
     return "Zq" + uuid.uuid4().hex[:10]
 
 
-async def lived(memory: MemoryClient, conversation: Conversation, name: str) -> None:
-    """A session that leaves something in every layer, then a second one still open."""
+async def lived(memory: MemoryClient, conversation: Conversation, name: str) -> str:
+    """A session that leaves something in every layer, then a second one still open (its id)."""
     turns = [
         conversation.turn(f"My sister is called {name}."),
         conversation.turn(f"please remember to call me {name} sometimes"),
@@ -80,6 +80,7 @@ async def lived(memory: MemoryClient, conversation: Conversation, name: str) -> 
     still_open = conversation.next_session()
     await memory.publish(still_open.turn(f"My brother is called {name}bert."))
     await memory.stored(still_open.session_id, 1)
+    return still_open.session_id
 
 
 def tables_holding(memory: MemoryClient, text: str) -> list[str]:
@@ -122,7 +123,7 @@ async def test_erasing_a_user_leaves_none_of_their_words_anywhere_and_keeps_ever
 ) -> None:
     erased_user, other_user = Conversation(), Conversation()
     theirs, others = word(), word()
-    await lived(memory, erased_user, theirs)
+    open_session = await lived(memory, erased_user, theirs)
     await lived(memory, other_user, others)
     assert set(tables_holding(memory, theirs)) >= {
         "turns",
@@ -139,6 +140,8 @@ async def test_erasing_a_user_leaves_none_of_their_words_anywhere_and_keeps_ever
     assert tables_holding(memory, erased_user.session_id) == []
     assert await stream_holding(memory, theirs) == 0
     assert reply.sessions == 2
+    assert set(reply.session_ids) == {erased_user.session_id, open_session}
+    assert reply.thread_ids == [erased_user.thread_id]
     assert reply.erased_rows["turns"] == 3
     assert reply.erased_rows["owner_settings"] == 1
     assert reply.pending_candidates == 1  # the open session's fact, never committed

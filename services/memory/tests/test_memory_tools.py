@@ -4,9 +4,11 @@ behind the intent gate and the incognito floor.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode, TranscriptLine
@@ -16,9 +18,12 @@ from opencouch.contracts.memory import (
     MemoryContextReply,
     MemoryContextRequest,
 )
-from opencouch.contracts.tools import TOOL_CATALOG, ToolOwner, tools_owned_by
+from opencouch.contracts.tools import TOOL_CATALOG, ToolErrorOutput, ToolOwner, tools_owned_by
+from opencouch.memory.service import build
+from opencouch.memory.settings import MemorySettings
 from opencouch.memory.testing import Conversation, MemoryClient
 from opencouch.runtime.errors import ServiceError
+from opencouch.runtime.postgres import connection_pool
 
 ASK_SHORT = "Please keep your answers short from now on."
 
@@ -226,6 +231,42 @@ async def test_incognito_sees_memory_off_and_every_persistent_tool_is_refused(
     assert refused.value.code == "memory_off"
 
 
+async def test_memory_itself_refuses_every_change_outside_persistent_mode(
+    memory: MemoryClient, migrated: str, redis_url: str
+) -> None:
+    """Defence in depth: even a caller that skipped the mode check changes nothing."""
+    settings = MemorySettings(database_url=migrated, redis_url=redis_url)
+    redis = Redis.from_url(redis_url)
+    incognito = Conversation(memory_mode=MemoryMode.INCOGNITO)
+    said = "please remember to keep it short"
+    quote = {"user_quote": said}
+    calls = {
+        "save_response_preference": {"preference_text": "Short.", **quote},
+        "set_proactive_memory_recall": {"enabled": True, **quote},
+        "prepare_memory_deletion_by_index": {"target_kind": "rule", "target_index": 1, **quote},
+        "prepare_memory_deletion_by_query": {"query": "short", **quote},
+        "confirm_memory_deletion": {},
+        "cancel_memory_deletion": {},
+    }
+    try:
+        async with connection_pool(migrated, max_size=1) as pool:
+            _, tools = build(settings, pool, redis, memory.js)
+            handlers = tools.handlers()
+            for tool, arguments in calls.items():
+                spec = TOOL_CATALOG[tool]
+                output = await handlers[tool](
+                    spec.arguments.model_validate(arguments), incognito.context(said)
+                )
+                assert isinstance(output, ToolErrorOutput), tool
+                assert output.error.code == "memory_off", tool
+    finally:
+        await redis.aclose()
+    assert incognito.user_id is not None
+    owner = f"user:{incognito.user_id}"
+    assert memory.rows("SELECT 1 FROM memory.response_rules WHERE owner_key = %s", owner) == []
+    assert memory.rows("SELECT 1 FROM memory.owner_settings WHERE owner_key = %s", owner) == []
+
+
 # -- seeing and recalling ------------------------------------------------------------------------
 
 
@@ -301,10 +342,15 @@ async def test_deleting_by_index_removes_exactly_the_confirmed_item_and_only_onc
     assert staged.output["status"] == "staged"
     assert staged.output["staged"]["text"] == "Rule two."
 
-    first = await memory.call("confirm_memory_deletion", conversation)
-    second = await memory.call("confirm_memory_deletion", conversation)
-    assert (first.output["status"], first.output["deleted"]) == ("deleted", 1)
-    assert (second.output["status"], second.output["deleted"]) == ("nothing_staged", 0)
+    # The user says yes and the model confirms twice at once: one deletion.
+    confirmations = await asyncio.gather(
+        memory.call("confirm_memory_deletion", conversation),
+        memory.call("confirm_memory_deletion", conversation),
+    )
+    assert sorted((c.output["status"], c.output["deleted"]) for c in confirmations) == [
+        ("deleted", 1),
+        ("nothing_staged", 0),
+    ]
     rules = (await memory.call("show_saved_memory", conversation)).output["rules"]
     assert [item["text"] for item in rules] == ["Rule three.", "Rule one."]
 

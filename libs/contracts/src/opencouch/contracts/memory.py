@@ -169,6 +169,10 @@ class EraseMemoryReply(Contract):
     """Rows deleted per table of the memory schema."""
     sessions: int
     """Voice sessions whose transcripts were erased."""
+    session_ids: list[SessionId] = []
+    """Those sessions, so the caller can erase what other services keep of them."""
+    thread_ids: list[Identifier] = []
+    """The threads involved (the user's, or the one erased)."""
     stream_messages: int
     """Turn messages deleted from JetStream (stored copies and dead letters)."""
     pending_candidates: int

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -270,7 +271,16 @@ async def _deliver(
             log.info("event deferred", extra={"consumer": durable, "reason": str(error)})
             delay = error.delay
         else:
-            log.exception("event handling failed", extra={"consumer": durable, "attempt": attempt})
+            # No exception text: a database error can quote the row, and rows hold user words.
+            log.error(
+                "event handling failed",
+                extra={
+                    "consumer": durable,
+                    "attempt": attempt,
+                    "error": type(error).__name__,
+                    "at": _raised_at(error),
+                },
+            )
             delay = policy.delay(attempt)
         if attempt < policy.max_deliver:
             await _settle(msg.nak(delay=delay), "nak", durable)
@@ -279,11 +289,23 @@ async def _deliver(
         if on_give_up is not None:
             try:
                 await on_give_up(event)
-            except Exception:
-                log.exception("give-up handler failed", extra={"consumer": durable})
+            except Exception as failure:
+                log.error(
+                    "give-up handler failed",
+                    extra={"consumer": durable, "error": type(failure).__name__},
+                )
         await _move_to_dead_letters(js, msg, durable, "retries_exhausted", attempt, policy)
         return
     await _settle(msg.ack_sync(timeout=_SETTLE_TIMEOUT), "ack", durable)
+
+
+def _raised_at(error: BaseException) -> str:
+    """Where ``error`` was raised (file:line in function): enough to debug, no values."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "unknown"
+    last = frames[-1]
+    return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"
 
 
 async def _settle(action: Awaitable[object], what: str, durable: str) -> None:

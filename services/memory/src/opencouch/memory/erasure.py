@@ -87,6 +87,8 @@ class Eraser:
         return EraseMemoryReply(
             erased_rows=counts,
             sessions=len(sessions),
+            session_ids=sorted(sessions),
+            thread_ids=sorted(threads),
             stream_messages=messages,
             pending_candidates=pending,
         )
