@@ -38,7 +38,7 @@ _LAYERS: Final[dict[MemoryKind, _Layer]] = {
 # plainto_tsquery, so the user's words are never parsed as query syntax.
 _ANY_WORD: Final = "replace(plainto_tsquery('english', %(query)s)::text, ' & ', ' | ')::tsquery"
 _ALL_WORDS: Final = "plainto_tsquery('english', %(query)s)"
-RANKED_MATCHES: Final = 200
+RANKED_MATCHES: Final = 100
 
 
 @dataclass(frozen=True)
