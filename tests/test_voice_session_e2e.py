@@ -1,8 +1,8 @@
-"""One voice session end to end, every service a real process on real NATS, Redis, Postgres.
+"""Voice sessions end to end, every service a real process on real NATS, Redis, Postgres.
 
-/session (secret minted by the emulator through the openai SDK) -> /tools
-lookup_crisis_resources -> three /turn -> /end -> the turns and the finalization row are in
-Postgres exactly once each, and every service stops cleanly on SIGTERM.
+/session (secret minted by the emulator through the openai SDK, token issued) -> /tools ->
+/turn -> /end -> the turns and the finalization row are in Postgres exactly once each, and
+every service stops cleanly on SIGTERM. Every later call carries the voice-session token.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import pytest
 from opencouch.contracts.subjects import tool_subject
 from opencouch.testing.openai_spec import validate_against
 from opencouch.testing.processes import Stack, running_stack
+from opencouch.testing.voice_client import API, VoiceClient
 
 pytestmark = pytest.mark.e2e
-
-API = "/api/voice/realtime"
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +46,11 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture
+def browser(api: httpx.Client) -> VoiceClient:
+    return VoiceClient(api)
+
+
 def unique(name: str) -> str:
     """Ids unique to this run: Redis and NATS outlive a test run, the database does not."""
     return f"{name}-{uuid.uuid4().hex[:12]}"
@@ -58,52 +62,41 @@ def rows(database_url: str, query: str, *params: object) -> list[tuple[object, .
 
 
 def test_a_persistent_voice_session_is_recorded_and_finalized_once(
-    stack: Stack, api: httpx.Client
+    stack: Stack, browser: VoiceClient
 ) -> None:
     thread_id, user_id = unique("thread-e2e"), unique("user-e2e")
 
-    created = api.post(
-        f"{API}/session",
-        json={
-            "thread_id": thread_id,
-            "user_id": user_id,
-            "memory_mode": "persistent",
-            "assistant_voice": "marin",
-        },
+    created = browser.start(
+        thread_id, user_id=user_id, memory_mode="persistent", assistant_voice="marin"
     )
     assert created.status_code == 200, created.text
     session = created.json()
     session_id = session["session_id"]
     assert session["client_secret"]["value"].startswith("ek_")
     assert session["realtime_calls_url"] == f"{stack.emulator_url}/v1/realtime/calls"
-    config = session["session"]
-    validate_against("RealtimeSessionCreateRequestGA", config)
-    assert config["audio"]["output"]["voice"] == "marin"
-    assert config["audio"]["input"]["turn_detection"]["interrupt_response"] is True
-    assert config["audio"]["input"]["transcription"]["model"]
-    assert all(tool["parameters"]["additionalProperties"] is False for tool in config["tools"])
-    assert {"show_saved_memory", "lookup_crisis_resources"} <= {t["name"] for t in config["tools"]}
+    shown = session["session"]
+    assert "instructions" not in shown, "private memory context stays out of the reply"
+    assert shown["audio"]["output"]["voice"] == "marin"
+    assert shown["audio"]["input"]["turn_detection"]["interrupt_response"] is True
+    assert all(tool["parameters"]["additionalProperties"] is False for tool in shown["tools"])
+    assert {"show_saved_memory", "lookup_crisis_resources"} <= {t["name"] for t in shown["tools"]}
 
     minted = httpx.get(
         f"{stack.emulator_url}/_emulator/client_secrets/{session['client_secret']['value']}"
     ).json()
+    validate_against("RealtimeSessionCreateRequestGA", minted["session"])
     assert minted["safety_identifier"] == hashlib.sha256(user_id.encode()).hexdigest()
-    assert minted["session"]["instructions"] == config["instructions"]
+    assert minted["session"]["instructions"]
+    assert minted["session"]["tools"] == shown["tools"]
 
-    tool = api.post(
-        f"{API}/tools",
-        json={
-            "thread_id": thread_id,
-            "session_id": session_id,
-            "memory_mode": "persistent",
-            "tool_name": "lookup_crisis_resources",
-            "arguments": {},
-            "current_user_message": "I'm in Toronto and I don't want to be here anymore",
-            "transcript": [{"role": "user", "text": "I don't want to be here anymore"}],
-        },
+    tool = browser.tool(
+        "lookup_crisis_resources",
+        current_user_message="I'm in Toronto and I don't want to be here anymore",
+        transcript=[{"role": "user", "text": "I don't want to be here anymore"}],
     )
     assert tool.status_code == 200, tool.text
     output = tool.json()["output"]
+    assert tool.json()["ok"] is True
     assert output["status"] == "found"
     assert output["location"] == "Canada"
     assert output["resources"][0]["name"] == "9-8-8 Suicide Crisis Helpline"
@@ -129,45 +122,20 @@ def test_a_persistent_voice_session_is_recorded_and_finalized_once(
         },
     ]
     counts = []
-    for turn in turns:
-        body = {
-            "thread_id": thread_id,
-            "session_id": session_id,
-            "memory_mode": "persistent",
-            **turn,
-        }
-        reply = api.post(f"{API}/turn", json=body)
+    for body in turns:
+        reply = browser.turn(**body)  # type: ignore[arg-type]
         assert reply.status_code == 200, reply.text
         assert reply.json()["recorded"] is True
         counts.append(reply.json()["message_count"])
         # The browser's retry of an acknowledged turn gets the same answer, stored once.
-        again = api.post(f"{API}/turn", json=body)
-        assert again.json() == reply.json()
+        assert browser.turn(**body).json() == reply.json()  # type: ignore[arg-type]
     assert counts == [2, 4, 6]
 
-    reused = api.post(
-        f"{API}/turn",
-        json={
-            "thread_id": thread_id,
-            "session_id": session_id,
-            "memory_mode": "persistent",
-            "client_turn_id": "turn-1",
-            "user_text": "something else",
-            "assistant_text": "entirely",
-        },
-    )
+    reused = browser.turn("turn-1", "something else", "entirely")
     assert reused.status_code == 409
     assert reused.json()["error"]["code"] == "turn_conflict"
 
-    ended = api.post(
-        f"{API}/end",
-        json={
-            "thread_id": thread_id,
-            "session_id": session_id,
-            "memory_mode": "persistent",
-            "feedback": "positive",
-        },
-    )
+    ended = browser.end(feedback="positive")
     assert ended.status_code == 200, ended.text
     result = ended.json()
     assert result["finalized"] is True
@@ -175,16 +143,15 @@ def test_a_persistent_voice_session_is_recorded_and_finalized_once(
     assert result["turn_count"] == 3
 
     # Ending again (a retry, or a second tab) reports the same finalization.
-    again = api.post(
-        f"{API}/end",
-        json={"thread_id": thread_id, "session_id": session_id, "memory_mode": "persistent"},
-    )
+    again = browser.end()
     assert again.status_code == 200
     assert again.json()["finalized_at"] == result["finalized_at"]
+    assert browser.finalization().json()["finalized_at"] == result["finalized_at"]
 
     stored = rows(
         stack.database_url,
-        "SELECT client_turn_id, route, response_style FROM memory.turns WHERE session_id = %s ORDER BY id",
+        "SELECT client_turn_id, route, response_style FROM memory.turns WHERE session_id = %s"
+        " ORDER BY client_turn_id",
         session_id,
     )
     assert stored == [
@@ -205,67 +172,44 @@ def test_a_persistent_voice_session_is_recorded_and_finalized_once(
     )
     assert feedback == [("positive", 3)]
 
-    # A later session of the same thread starts from the stored message count.
-    later = api.post(
-        f"{API}/session",
-        json={"thread_id": thread_id, "user_id": user_id, "memory_mode": "persistent"},
-    )
-    assert later.status_code == 200
-    next_turn = api.post(
-        f"{API}/turn",
-        json={
-            "thread_id": thread_id,
-            "memory_mode": "persistent",
-            "client_turn_id": "turn-4",
-            "user_text": "Back again.",
-            "assistant_text": "Welcome back.",
-        },
-    )
+    # A later session of the same thread starts from the stored message count, and may reuse a
+    # client_turn_id of the earlier session.
+    assert browser.start(thread_id, user_id=user_id, memory_mode="persistent").status_code == 200
+    next_turn = browser.turn("turn-1", "Back again.", "Welcome back.")
+    assert next_turn.status_code == 200, next_turn.text
     assert next_turn.json()["message_count"] == 8
 
 
 def test_incognito_keeps_nothing_and_refuses_persistent_tools(
-    stack: Stack, api: httpx.Client
+    stack: Stack, browser: VoiceClient
 ) -> None:
     thread_id = unique("thread-e2e-incognito")
-    created = api.post(f"{API}/session", json={"thread_id": thread_id})
+    created = browser.start(thread_id)
     assert created.status_code == 200, created.text
     session = created.json()
     assert session["memory_mode"] == "incognito"
     names = {tool["name"] for tool in session["session"]["tools"]}
     assert "show_saved_memory" not in names
     assert "show_memory_status" in names
-    assert "remember" not in session["session"]["instructions"].lower().split("never say")[0]
+    minted = httpx.get(
+        f"{stack.emulator_url}/_emulator/client_secrets/{session['client_secret']['value']}"
+    ).json()
+    assert "will remember" not in minted["session"]["instructions"].lower()
 
-    status = api.post(
-        f"{API}/tools",
-        json={
-            "thread_id": thread_id,
-            "tool_name": "show_memory_status",
-            "memory_mode": "persistent",
-        },
-    ).json()["output"]
-    # Incognito is a floor: asking for persistent on a later call does not raise it.
+    status = browser.tool("show_memory_status").json()["output"]
     assert status["memory_enabled"] is False
+    # Incognito is a floor: a body asking for persistent is refused, never obeyed.
+    raised = browser.tool("show_memory_status", memory_mode="persistent")
+    assert raised.status_code == 403
+    assert raised.json()["error"]["code"] == "token_mismatch"
 
-    refused = api.post(
-        f"{API}/tools", json={"thread_id": thread_id, "tool_name": "show_saved_memory"}
-    ).json()["output"]
-    assert refused["status"] == "error"
+    refused = browser.tool("show_saved_memory").json()["output"]
+    assert refused["status"] == "refused"
     assert refused["error"]["code"] == "tool_not_available_in_memory_mode"
 
-    turn = api.post(
-        f"{API}/turn",
-        json={
-            "thread_id": thread_id,
-            "memory_mode": "persistent",
-            "client_turn_id": "t1",
-            "user_text": "a secret",
-            "assistant_text": "kept safe",
-        },
-    )
+    turn = browser.turn("t1", "a secret", "kept safe")
     assert turn.json() == {"recorded": False, "thread_id": thread_id, "message_count": 0}
-    ended = api.post(f"{API}/end", json={"thread_id": thread_id})
+    ended = browser.end()
     assert ended.status_code == 200
     assert ended.json()["finalized"] is False
     assert (
@@ -282,43 +226,51 @@ def test_incognito_keeps_nothing_and_refuses_persistent_tools(
 
 
 @pytest.mark.parametrize(
-    ("path", "body", "status", "code"),
+    ("body", "code"),
     [
-        ("/session", {}, 422, "invalid_request"),
-        ("/session", {"thread_id": ""}, 422, "invalid_request"),
-        ("/session", {"thread_id": "t", "memory_mode": "forever"}, 422, "invalid_request"),
-        ("/session", {"thread_id": "t", "assistant_voice": "robot"}, 422, "invalid_request"),
-        ("/session", {"thread_id": "bad id with spaces"}, 422, "invalid_request"),
-        ("/session", {"thread_id": "t", "surprise": 1}, 422, "invalid_request"),
-        (
-            "/tools",
-            {"thread_id": "no-such-thread", "tool_name": "wait_for_user"},
-            404,
-            "voice_session_not_found",
-        ),
-        (
-            "/turn",
-            {
-                "thread_id": "no-such-thread",
-                "client_turn_id": "x",
-                "user_text": "",
-                "assistant_text": "",
-            },
-            404,
-            "voice_session_not_found",
-        ),
-        ("/turn", {"thread_id": "t"}, 422, "invalid_request"),
-        ("/end", {"thread_id": "no-such-thread"}, 404, "voice_session_not_found"),
-        ("/end", {"thread_id": "t", "feedback": "meh"}, 422, "invalid_request"),
+        ({}, "invalid_request"),
+        ({"thread_id": ""}, "invalid_request"),
+        ({"thread_id": "t", "memory_mode": "forever"}, "invalid_request"),
+        ({"thread_id": "t", "assistant_voice": "robot"}, "invalid_request"),
+        ({"thread_id": "bad id with spaces"}, "invalid_request"),
+        ({"thread_id": "t", "surprise": 1}, "invalid_request"),
     ],
 )
-def test_bad_input_gets_a_4xx_with_a_code(
+def test_a_bad_session_request_gets_a_4xx_with_a_code(
+    api: httpx.Client, body: dict[str, object], code: str
+) -> None:
+    reply = api.post(f"{API}/session", json=body)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["error"]["code"] == code
+    assert reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("/tools", {"tool_name": "wait_for_user", "call_id": "c1"}, 401, "token_missing"),
+        (
+            "/turn",
+            {"client_turn_id": "x", "user_text": "", "assistant_text": ""},
+            401,
+            "token_missing",
+        ),
+        ("/end", {}, 401, "token_missing"),
+    ],
+)
+def test_session_calls_without_a_token_are_refused(
     api: httpx.Client, path: str, body: dict[str, object], status: int, code: str
 ) -> None:
     reply = api.post(f"{API}{path}", json=body)
     assert reply.status_code == status, reply.text
     assert reply.json()["error"]["code"] == code
-    assert reply.json()["error"]["message"]
+
+
+def test_bad_bodies_with_a_token_get_a_4xx_with_a_code(browser: VoiceClient) -> None:
+    assert browser.start(unique("thread-e2e-bad")).status_code == 200
+    missing = browser.http.post(f"{API}/turn", json={}, headers=browser.auth())
+    assert missing.status_code == 422
+    assert browser.end(feedback="meh").status_code == 422
 
 
 def test_malformed_json_and_unknown_routes_are_clean_errors(api: httpx.Client) -> None:
@@ -336,16 +288,12 @@ def test_malformed_json_and_unknown_routes_are_clean_errors(api: httpx.Client) -
 
 
 def test_tool_calls_that_cannot_run_are_outputs_the_model_can_speak_around(
-    api: httpx.Client,
+    browser: VoiceClient,
 ) -> None:
-    thread_id = unique("thread-e2e-tools")
-    assert api.post(f"{API}/session", json={"thread_id": thread_id}).status_code == 200
+    assert browser.start(unique("thread-e2e-tools")).status_code == 200
 
     def output(tool_name: str, arguments: dict[str, object] | None = None) -> dict[str, object]:
-        reply = api.post(
-            f"{API}/tools",
-            json={"thread_id": thread_id, "tool_name": tool_name, "arguments": arguments or {}},
-        )
+        reply = browser.tool(tool_name, arguments)
         assert reply.status_code == 200, reply.text
         result: dict[str, object] = reply.json()["output"]
         return result
@@ -365,26 +313,16 @@ def test_tool_calls_that_cannot_run_are_outputs_the_model_can_speak_around(
 
 
 def test_turns_acknowledged_while_memory_is_down_are_stored_and_finalized_after_it_returns(
-    stack: Stack, api: httpx.Client
+    stack: Stack, browser: VoiceClient
 ) -> None:
-    thread_id = unique("thread-e2e-outage")
-    created = api.post(f"{API}/session", json={"thread_id": thread_id, "memory_mode": "persistent"})
+    created = browser.start(unique("thread-e2e-outage"), memory_mode="persistent")
     assert created.status_code == 200, created.text
-    session_id = created.json()["session_id"]
+    session_id = browser.session_id
 
     memory = stack.services["memory"]
     assert memory.stop() == 0
     for n in (1, 2):
-        turn = api.post(
-            f"{API}/turn",
-            json={
-                "thread_id": thread_id,
-                "memory_mode": "persistent",
-                "client_turn_id": f"outage-{n}",
-                "user_text": f"line {n}",
-                "assistant_text": f"reply {n}",
-            },
-        )
+        turn = browser.turn(f"outage-{n}", f"line {n}", f"reply {n}")
         # JetStream holds the turn, so it is acknowledged even with its consumer down.
         assert turn.status_code == 200, turn.text
     assert (
@@ -392,19 +330,19 @@ def test_turns_acknowledged_while_memory_is_down_are_stored_and_finalized_after_
         == []
     )
 
-    ended = api.post(f"{API}/end", json={"thread_id": thread_id, "memory_mode": "persistent"})
+    ended = browser.end()
     assert ended.status_code == 202, ended.text
     assert ended.json()["status"] in ("pending", "in_progress")
     assert ended.json()["finalized"] is False
 
     stack.services["memory"] = memory.restart()
     stack.services["memory"].wait_healthy()
-    final = api.post(f"{API}/end", json={"thread_id": thread_id, "memory_mode": "persistent"})
-    for _ in range(60):
+    final = browser.finalization()
+    for _ in range(120):
         if final.status_code == 200:
             break
         time.sleep(0.5)
-        final = api.post(f"{API}/end", json={"thread_id": thread_id, "memory_mode": "persistent"})
+        final = browser.finalization()
     assert final.status_code == 200, final.text
     assert final.json()["finalized"] is True
     assert final.json()["turn_count"] == 2
@@ -415,38 +353,42 @@ def test_turns_acknowledged_while_memory_is_down_are_stored_and_finalized_after_
     ) == [(2,)]
 
 
-def test_a_tool_nobody_serves_or_that_never_answers_is_a_bounded_error_output(
-    stack: Stack, api: httpx.Client
+def test_a_tool_whose_owner_is_down_or_never_answers_is_a_bounded_error_output(
+    stack: Stack, browser: VoiceClient
 ) -> None:
-    thread_id = unique("thread-e2e-slow-tool")
-    assert api.post(f"{API}/session", json={"thread_id": thread_id}).status_code == 200
+    assert browser.start(unique("thread-e2e-slow-tool")).status_code == 200
 
-    def call() -> dict[str, object]:
-        reply = api.post(
-            f"{API}/tools",
-            json={
-                "thread_id": thread_id,
-                "tool_name": "answer_grounded_lookup",
-                "arguments": {"query": "what is CBT"},
-            },
-        )
+    def call(tool_name: str, arguments: dict[str, object]) -> dict[str, object]:
+        reply = browser.tool(tool_name, arguments)
         assert reply.status_code == 200, reply.text
+        assert reply.json()["ok"] is False
         output: dict[str, object] = reply.json()["output"]
         return output
 
-    assert call()["error"]["code"] == "tool_unavailable"  # type: ignore[index]
+    tools = stack.services["tools"]
+    assert tools.stop() == 0
+    try:
+        down = call("lookup_crisis_resources", {})
+        assert down["error"]["code"] == "tool_unavailable"  # type: ignore[index]
+        # The crisis path tells the model what to do instead, never to recall a number itself.
+        assert "Do not name any hotline" in str(down["guidance"])
 
-    async def hold_calls_without_answering() -> None:
-        nc = await nats.connect(stack.nats_url)
-        await nc.subscribe(tool_subject("answer_grounded_lookup"), cb=_ignore)
-        await nc.flush()
-        try:
-            result = await asyncio.to_thread(call)
-        finally:
-            await nc.close()
-        assert result["error"]["code"] == "tool_timeout"  # type: ignore[index]
+        async def hold_calls_without_answering() -> None:
+            nc = await nats.connect(stack.nats_url)
+            await nc.subscribe(tool_subject("answer_grounded_lookup"), cb=_ignore)
+            await nc.flush()
+            try:
+                result = await asyncio.to_thread(
+                    call, "answer_grounded_lookup", {"query": "what is CBT"}
+                )
+            finally:
+                await nc.close()
+            assert result["error"]["code"] == "tool_timeout"  # type: ignore[index]
 
-    asyncio.run(hold_calls_without_answering())
+        asyncio.run(hold_calls_without_answering())
+    finally:
+        stack.services["tools"] = tools.restart()
+        stack.services["tools"].wait_healthy()
 
 
 async def _ignore(msg: object) -> None:

@@ -78,6 +78,9 @@ async def create_session(request: Request) -> JSONResponse:
         session_id="vs_" + "0" * 32,
         thread_id=body.thread_id,
         memory_mode=body.memory_mode,
+        token="header.payload.signature",
+        token_expires_at=int(time.time()) + 4500,
+        session_expires_at=int(time.time()) + 3600,
         client_secret=ClientSecret(value=SECRET, expires_at=int(time.time()) + 60),
         realtime_calls_url="http://127.0.0.1:9/v1/realtime/calls",
         session=RealtimeSessionConfig(

@@ -124,6 +124,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     TOO_MANY_SESSIONS = "too_many_sessions"
     CALL_ID_MISSING = "call_id_missing"
+    CALL_CONFLICT = "call_conflict"
     # Tool outputs: the model hears these and can speak around them.
     UNKNOWN_TOOL = "unknown_tool"
     INVALID_ARGUMENTS = "invalid_arguments"

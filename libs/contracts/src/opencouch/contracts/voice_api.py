@@ -149,6 +149,21 @@ RESPONSE_STYLE: Final[dict[Route, TurnResponseStyle]] = {
 """The response style a route implies."""
 
 
+class TurnLatency(Contract):
+    """The browser's latency marks for the session so far, in milliseconds (for metrics only)."""
+
+    session_minted_ms: Annotated[float, Field(ge=0, le=600_000)] | None = None
+    """``/session`` request to reply."""
+    connected_ms: Annotated[float, Field(ge=0, le=600_000)] | None = None
+    """Session reply to the ``oai-events`` channel open."""
+    first_audio_ms: Annotated[float, Field(ge=0, le=600_000)] | None = None
+    """End of the user's speech to the first assistant audio of this turn."""
+    tool_round_trips_ms: Annotated[
+        list[Annotated[float, Field(ge=0, le=600_000)]], Field(max_length=20)
+    ] = []
+    """Each tool call of this turn: arguments done to output sent back."""
+
+
 class TurnRequest(Contract):
     """A finished exchange: what the user said and what the assistant said back."""
 
@@ -162,6 +177,7 @@ class TurnRequest(Contract):
     response_style: TurnResponseStyle | None = None
     tool_calls: Annotated[list[TurnToolCall], Field(max_length=20)] = []
     outcome: TurnOutcome = TurnOutcome.COMPLETED
+    latency: TurnLatency | None = None
     # Checked against the token when present; never decide anything.
     thread_id: Identifier | None = None
     session_id: SessionId | None = None
@@ -227,3 +243,50 @@ class EndReply(Contract):
     resolved_threads: list[str] = []
     peak_crisis_level: int | None = None
     finalized_at: datetime | None = None
+
+
+# -- GET /threads/{thread_id}/turns -----------------------------------------------------------
+
+
+class ThreadTurn(Contract):
+    """One stored turn of a thread, as the page shows earlier conversation."""
+
+    session_id: SessionId
+    client_turn_id: Identifier
+    user_text: str
+    assistant_text: str
+    started_at: datetime | None = None
+    recorded_at: datetime
+    route: Route
+
+
+class ThreadTurnsReply(Contract):
+    """A page of a thread's stored turns, oldest first within the page.
+
+    Pages go back in time: pass ``before`` from one reply to get the page before it; None when
+    this page reaches the start of the thread.
+    """
+
+    thread_id: Identifier
+    turns: list[ThreadTurn]
+    before: str | None = None
+
+
+# -- POST /memory/erase -----------------------------------------------------------------------
+
+ERASE_CONFIRMATION: Final = "erase everything"
+
+
+class EraseRequest(Contract):
+    """Forget everything kept for the token's owner: its user id, else its thread."""
+
+    confirm: Literal["erase everything"]
+    """The exact words, so an erasure is never an accident."""
+
+
+class EraseReply(Contract):
+    """What was erased, by kind; the crisis log keeps no identity and is not touched."""
+
+    owner: Literal["user", "thread"]
+    erased: dict[str, int]
+    """Rows removed per kind (turns, facts, session summaries, rules, finalizations...)."""

@@ -62,6 +62,11 @@ class ContractService:
         await self._service.stop()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=grace)
+        # What outlived the grace is abandoned; its callers time out as if the owner died.
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=1)
 
     async def serve(self, endpoint: Endpoint[Any, Any], request: Request) -> None:
         async with self._slots:

@@ -33,6 +33,7 @@ HTTP_STATUS: Final[Mapping[ErrorCode, int]] = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.TOO_MANY_SESSIONS: 429,
     ErrorCode.CALL_ID_MISSING: 422,
+    ErrorCode.CALL_CONFLICT: 409,
     ErrorCode.REALTIME_UNAVAILABLE: 503,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.SERVICE_TIMEOUT: 504,

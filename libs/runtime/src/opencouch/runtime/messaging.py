@@ -70,8 +70,14 @@ async def nats_connection(url: str, name: str) -> AsyncIterator[NatsClient]:
     try:
         yield nc
     finally:
-        if not nc.is_closed:
-            await nc.drain()
+        try:
+            if nc.is_connected:
+                await nc.drain()
+            elif not nc.is_closed:
+                await nc.close()
+        except (OSError, nats.errors.Error) as error:
+            # Mid-outage there is nothing to drain to; a stop must still be clean.
+            log.warning("nats connection closed uncleanly", extra={"error": type(error).__name__})
 
 
 async def request(

@@ -1,8 +1,8 @@
-"""The one way a NATS service runs: its endpoints and its JetStream consumers, until SIGTERM.
+"""The one way a NATS service runs: its endpoints, JetStream consumers and core subscriptions.
 
 Tools, memory and finalizer each build their handlers, then hand them here; this module owns
-announcing the micro service, starting the consumers, the health-check id file, and a clean
-stop (leave the queue group, finish in-flight work, stop consuming).
+announcing the micro service, starting the consumers and subscriptions, the health-check id
+file, and a clean stop (leave the queue group, finish in-flight work, stop consuming).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from nats.aio.client import Client as NatsClient
-from pydantic import BaseModel
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from pydantic import BaseModel, ValidationError
 
 from opencouch.runtime.endpoints import Endpoint, start_service
 from opencouch.runtime.health import write_id_file
@@ -40,6 +42,21 @@ class Consumer(Generic[EventT]):
 
 
 @dataclass(frozen=True)
+class Subscription(Generic[EventT]):
+    """A core NATS queue subscription: fire-and-forget messages nothing retains.
+
+    For data that must leave no trace (a stream would keep it); replicas share ``queue``, so
+    each message goes to one. A message that is not a valid ``model`` is dropped; an error in
+    ``handle`` is logged and the message is lost, as core NATS promises no more.
+    """
+
+    subject: str
+    queue: str
+    model: type[EventT]
+    handle: Callable[[EventT], Awaitable[None]]
+
+
+@dataclass(frozen=True)
 class NatsService:
     """What a NATS service announces and runs."""
 
@@ -48,6 +65,7 @@ class NatsService:
     description: str
     endpoints: Sequence[Endpoint[Any, Any]]
     consumers: Sequence[Consumer[Any]] = ()
+    subscriptions: Sequence[Subscription[Any]] = ()
 
 
 async def run_nats_service(
@@ -63,7 +81,11 @@ async def run_nats_service(
         endpoints=service.endpoints,
         max_concurrency=settings.max_concurrency,
     )
+    in_flight: set[asyncio.Task[None]] = set()
+    subscribed: list[NatsSubscription] = []
     try:
+        for subscription in service.subscriptions:
+            subscribed.append(await _subscribe(nc, subscription, in_flight))
         consumers = [
             asyncio.create_task(
                 consume_events(
@@ -85,4 +107,31 @@ async def run_nats_service(
         await serve_until_stopped(stop, *consumers)
         log.info("service stopping", extra={"service": service.name})
     finally:
+        for sub in subscribed:
+            await sub.unsubscribe()
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=10.0)
         await running.stop()
+
+
+async def _subscribe(
+    nc: NatsClient, subscription: Subscription[Any], in_flight: set[asyncio.Task[None]]
+) -> NatsSubscription:
+    async def handle(model: BaseModel) -> None:
+        try:
+            await subscription.handle(model)
+        except Exception:
+            log.exception("subscription handler failed", extra={"subject": subscription.subject})
+
+    async def on_message(msg: Msg) -> None:
+        try:
+            model = subscription.model.model_validate_json(msg.data)
+        except ValidationError:
+            log.error("undecodable message dropped", extra={"subject": subscription.subject})
+            return
+        # Each message in its own task, as endpoints do: one slow write never queues the rest.
+        task = asyncio.create_task(handle(model))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+
+    return await nc.subscribe(subscription.subject, queue=subscription.queue, cb=on_message)

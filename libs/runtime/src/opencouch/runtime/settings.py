@@ -7,16 +7,21 @@ variable (``MEMORY_DATABASE_URL``) still wins for one service.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from opencouch.runtime.errors import describe_validation
 
 DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
 DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+SettingsT = TypeVar("SettingsT", bound="ServiceSettings")
 
 SHARED_INFRA_VARIABLES: Final = {
     "nats_url": "NATS_URL",
@@ -81,3 +86,17 @@ class NatsServiceSettings(ServiceSettings):
     def health_id_file(self) -> Path:
         """``id_file``, by default ``/tmp/opencouch/<service>.id``."""
         return self.id_file or Path(f"/tmp/opencouch/{self.service_name}.id")
+
+
+def load_settings(settings_cls: type[SettingsT]) -> SettingsT:
+    """The service's settings from the environment, or exit with what is wrong.
+
+    pydantic's own message quotes the input, which may be a key; this one names only the
+    setting and the problem, so a misconfigured start never prints a secret.
+    """
+    try:
+        return settings_cls()
+    except ValidationError as error:
+        sys.exit(
+            f"{settings_cls.__name__}: invalid settings: {describe_validation(error, root='settings')}"
+        )

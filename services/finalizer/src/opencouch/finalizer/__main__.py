@@ -7,11 +7,12 @@ from functools import partial
 from opencouch.finalizer.service import serve
 from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.runtime.lifecycle import run_service
+from opencouch.runtime.settings import load_settings
 
 
 def main() -> None:
     """Start the finalizer service with settings from the environment."""
-    settings = FinalizerSettings()
+    settings = load_settings(FinalizerSettings)
     run_service("finalizer", settings.log_level, partial(serve, settings))
 
 

@@ -7,11 +7,12 @@ from functools import partial
 from opencouch.memory.service import serve
 from opencouch.memory.settings import MemorySettings
 from opencouch.runtime.lifecycle import run_service
+from opencouch.runtime.settings import load_settings
 
 
 def main() -> None:
     """Start the memory service with settings from the environment."""
-    settings = MemorySettings()
+    settings = load_settings(MemorySettings)
     run_service("memory", settings.log_level, partial(serve, settings))
 
 

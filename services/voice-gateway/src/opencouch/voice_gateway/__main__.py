@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from opencouch.runtime.http import serve_app
 from opencouch.runtime.logs import configure_logging
+from opencouch.runtime.settings import load_settings
 from opencouch.voice_gateway.app import create_app
 from opencouch.voice_gateway.settings import GatewaySettings
 
 
 def main() -> None:
     """Start the gateway with settings from the environment; serve until SIGTERM."""
-    settings = GatewaySettings()
+    settings = load_settings(GatewaySettings)
     configure_logging("voice-gateway", settings.log_level)
     serve_app(create_app(settings), host=settings.host, port=settings.port)
 

@@ -1,4 +1,4 @@
-"""The FastAPI app: clients built in the lifespan, errors in one shape, CORS for the web page."""
+"""The FastAPI app: clients built in the lifespan, errors in one shape, limits and headers."""
 
 from __future__ import annotations
 
@@ -13,23 +13,31 @@ from redis.asyncio import Redis
 from opencouch.runtime.jetstream import ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
 from opencouch.voice_gateway.errors import install_error_handlers
-from opencouch.voice_gateway.routes import health, router
+from opencouch.voice_gateway.identity import IdentityVerifier
+from opencouch.voice_gateway.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from opencouch.voice_gateway.rate_limits import RateLimits
+from opencouch.voice_gateway.routes import API_PREFIX, health, router
+from opencouch.voice_gateway.served_tools import ServedTools
 from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.state import Gateway
+from opencouch.voice_gateway.tokens import TokenSigner
 from opencouch.voice_gateway.voice_sessions import VoiceSessionStore
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     """The gateway app for ``settings``; nothing connects until it starts."""
+    tokens = TokenSigner(settings)  # a bad key configuration fails here, before serving
+    identity = IdentityVerifier(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        identity.announce()
         async with AsyncExitStack() as stack:
             nc = await stack.enter_async_context(
                 nats_connection(settings.nats_url, "opencouch-voice-gateway")
             )
             js = await ensure_events_stream(nc)
-            redis = Redis.from_url(settings.redis_url)
+            redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
             stack.push_async_callback(redis.aclose)
             realtime = AsyncOpenAI(
                 api_key=settings.realtime_api_key,
@@ -43,25 +51,46 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 nc=nc,
                 js=js,
                 redis=redis,
-                sessions=VoiceSessionStore(redis, settings.session_ttl_seconds),
+                sessions=VoiceSessionStore(
+                    redis,
+                    session_seconds=settings.max_session_seconds,
+                    grace_seconds=settings.token_grace_seconds,
+                    thread_binding_seconds=settings.thread_binding_days * 86400,
+                    call_output_seconds=settings.call_output_ttl_seconds,
+                ),
+                tokens=tokens,
+                identity=identity,
+                limits=RateLimits(settings, redis.connection_pool),
+                served=ServedTools(nc),
                 realtime=realtime,
             )
             yield
 
     app = FastAPI(
         title="OpenCouch Voice gateway",
-        version="0.1.0",
+        version="0.2.0",
+        description=(
+            "The public voice API. `POST /session` returns a voice-session token; every other "
+            "call carries it as `Authorization: Bearer <token>`. Errors are "
+            '`{"error": {"code", "message"}}` with a machine-readable code.'
+        ),
         lifespan=lifespan,
         docs_url="/api/voice/docs",
         openapi_url="/api/voice/openapi.json",
     )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type"],
-    )
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(health)
+    # Added innermost first: headers wrap CORS, which wraps the body limit, so even a 413 is
+    # readable by the page and carries the security headers.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Content-Type", "Authorization", "traceparent", "tracestate"],
+        expose_headers=["Retry-After"],
+        max_age=600,
+    )
+    app.add_middleware(SecurityHeadersMiddleware, api_prefix=API_PREFIX)
     return app

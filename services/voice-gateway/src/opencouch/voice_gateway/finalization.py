@@ -1,7 +1,9 @@
-"""``/end``: publish the session's end once and report its finalization.
+"""``/end`` and the finalization status: end the session once, report its finalization.
 
-Waits up to ``end_wait_seconds`` for the finalizer; after that the browser gets the status so
-far (202) and may ask again: ending twice never finalizes twice.
+``/end`` first closes the session to new turns and tools, waits for turns in flight, and only
+then counts what the finalizer must wait for. It waits up to ``end_wait_seconds`` for the
+finalizer; after that the browser gets the status so far (202) and may poll the status route:
+ending twice never finalizes twice.
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from opencouch.contracts.finalizer import (
     FinalizationStatusRequest,
 )
 from opencouch.contracts.voice_api import EndReply, EndRequest, FinalizationStatus
+from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.jetstream import publish_event
-from opencouch.runtime.messaging import ServiceCallError, request
-from opencouch.voice_gateway.errors import ApiError
+from opencouch.runtime.messaging import OUTAGE_RETRY_SECONDS, request
 from opencouch.voice_gateway.state import Gateway
-from opencouch.voice_gateway.voice_sessions import VoiceSession
+from opencouch.voice_gateway.tokens import VoiceSessionClaims
 
 log = logging.getLogger(__name__)
 
 _FINAL = (FinalizationStatus.COMPLETED, FinalizationStatus.FAILED)
+# Turns in flight when /end closes the session finish within JetStream's publish timeout.
+_SETTLE_SECONDS = 6.0
 
 
 def _reply(record: FinalizationRecord) -> EndReply:
@@ -49,6 +53,27 @@ def _reply(record: FinalizationRecord) -> EndReply:
     )
 
 
+def _incognito(claims: VoiceSessionClaims) -> EndReply:
+    return EndReply(
+        finalized=False,
+        status=None,
+        session_id=claims.session_id,
+        thread_id=claims.thread_id,
+        detail="Incognito session: nothing was kept, so there is nothing to finalize.",
+    )
+
+
+def _pending(claims: VoiceSessionClaims, record: FinalizationRecord | None, turns: int) -> EndReply:
+    return EndReply(
+        finalized=False,
+        status=record.status if record else FinalizationStatus.PENDING,
+        session_id=claims.session_id,
+        thread_id=claims.thread_id,
+        detail="The session is being finalized; ask again shortly.",
+        turn_count=record.turn_count if record else turns,
+    )
+
+
 async def _current_record(gateway: Gateway, session_id: str) -> FinalizationRecord | None:
     try:
         reply = await request(
@@ -58,66 +83,71 @@ async def _current_record(gateway: Gateway, session_id: str) -> FinalizationReco
             FinalizationStatusReply,
             timeout=gateway.settings.finalizer_timeout_seconds,
         )
-    except ServiceCallError as error:
+    except ServiceError as error:
         # The end event is durable, so a finalizer that is down now still finalizes later.
         log.warning("finalizer status unavailable", extra={"code": error.code.value})
         return None
     return reply.record
 
 
-async def end_session(gateway: Gateway, body: EndRequest) -> tuple[int, EndReply]:
+async def end_session(
+    gateway: Gateway, body: EndRequest, claims: VoiceSessionClaims
+) -> tuple[int, EndReply]:
     """End the session; returns the HTTP status (200 final, 202 still running) and reply."""
-    session = await gateway.voice_session(body.thread_id, body.session_id)
-    if session.effective_mode(body.memory_mode) is MemoryMode.INCOGNITO:
-        return 200, EndReply(
-            finalized=False,
-            status=None,
-            session_id=session.session_id,
-            thread_id=session.thread_id,
-            detail="Incognito session: nothing was kept, so there is nothing to finalize.",
+    closed = await gateway.sessions.close(claims, settle_seconds=_SETTLE_SECONDS)
+    if not closed.existed:
+        raise ServiceError(
+            ErrorCode.VOICE_SESSION_NOT_FOUND, "This voice session is no longer known."
         )
+    if claims.memory_mode is MemoryMode.INCOGNITO:
+        return 200, _incognito(claims)
 
-    existing = await _current_record(gateway, session.session_id)
+    existing = await _current_record(gateway, claims.session_id)
     if existing is not None and existing.status in _FINAL:
         return 200, _reply(existing)
-
-    finished = await _publish_and_wait(gateway, session, body)
+    finished = await _publish_and_wait(gateway, claims, body, closed.turn_count)
     if finished is not None:
         return 200, _reply(finished)
-    latest = await _current_record(gateway, session.session_id) or existing
+    latest = await _current_record(gateway, claims.session_id) or existing
     if latest is not None and latest.status in _FINAL:
         return 200, _reply(latest)
-    return 202, EndReply(
-        finalized=False,
-        status=latest.status if latest else FinalizationStatus.PENDING,
-        session_id=session.session_id,
-        thread_id=session.thread_id,
-        detail="The session is being finalized; ask again shortly.",
-        turn_count=await gateway.sessions.turn_count(session.session_id),
-    )
+    return 202, _pending(claims, latest, closed.turn_count)
+
+
+async def finalization_status(gateway: Gateway, claims: VoiceSessionClaims) -> tuple[int, EndReply]:
+    """Where the session's finalization is: 200 once final, else 202 with the status so far."""
+    if claims.memory_mode is MemoryMode.INCOGNITO:
+        return 200, _incognito(claims)
+    record = await _current_record(gateway, claims.session_id)
+    if record is not None and record.status in _FINAL:
+        return 200, _reply(record)
+    return 202, _pending(claims, record, await gateway.sessions.turn_count(claims.session_id))
 
 
 async def _publish_and_wait(
-    gateway: Gateway, session: VoiceSession, body: EndRequest
+    gateway: Gateway, claims: VoiceSessionClaims, body: EndRequest, turn_count: int
 ) -> FinalizationRecord | None:
     # Subscribe before publishing so a fast finalizer's answer cannot be missed.
-    sub = await gateway.nc.subscribe(subjects.session_finalized(session.session_id), max_msgs=1)
+    sub = await gateway.nc.subscribe(subjects.session_finalized(claims.session_id), max_msgs=1)
     try:
         event = SessionEnded(
-            session_id=session.session_id,
-            thread_id=session.thread_id,
-            user_id=session.user_id,
-            memory_mode=MemoryMode.PERSISTENT,
+            session_id=claims.session_id,
+            thread_id=claims.thread_id,
+            user_id=claims.user_id,
+            memory_mode=claims.memory_mode,
             feedback=body.feedback,
-            expected_turn_count=await gateway.sessions.turn_count(session.session_id),
+            save=body.save,
+            expected_turn_count=turn_count,
             ended_at=datetime.now(UTC),
         )
         try:
             await publish_event(gateway.js, subjects.SESSION_ENDED, event, dedup_id=event.dedup_id)
         except (nats.errors.Error, TimeoutError) as error:
             log.error("session end publish failed", extra={"error": type(error).__name__})
-            raise ApiError(
-                503, ErrorCode.SERVICE_UNAVAILABLE, "The session end could not be stored; retry."
+            raise ServiceError(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                "The session end could not be stored yet; retry.",
+                retry_after=OUTAGE_RETRY_SECONDS,
             ) from None
         if gateway.settings.end_wait_seconds <= 0:
             return None

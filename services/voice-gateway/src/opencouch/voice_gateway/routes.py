@@ -1,14 +1,16 @@
-"""The public voice API. Routes are thin: parse, call the domain module, reply."""
+"""The public voice API. Routes are thin: authorise, parse, call the domain module, reply."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from opencouch.contracts.common import ErrorCode, ErrorResponse
+from opencouch.contracts.common import ErrorCode, ErrorResponse, SessionId
 from opencouch.contracts.voice_api import (
     EndReply,
     EndRequest,
@@ -19,42 +21,139 @@ from opencouch.contracts.voice_api import (
     TurnReply,
     TurnRequest,
 )
+from opencouch.runtime.errors import ServiceError
 from opencouch.voice_gateway.errors import error_response
-from opencouch.voice_gateway.finalization import end_session
+from opencouch.voice_gateway.finalization import end_session, finalization_status
 from opencouch.voice_gateway.session_config import start_session
-from opencouch.voice_gateway.state import GatewayDep
+from opencouch.voice_gateway.state import (
+    ClaimsDep,
+    ClientAddressDep,
+    GatewayDep,
+    require_agreement,
+)
+from opencouch.voice_gateway.tokens import VoiceSessionClaims
 from opencouch.voice_gateway.tool_calls import call_tool
 from opencouch.voice_gateway.turns import record_turn
 
 log = logging.getLogger(__name__)
 
-_ERRORS = {status: {"model": ErrorResponse} for status in (404, 409, 422, 502, 503)}
-router = APIRouter(prefix="/api/voice/realtime", responses=_ERRORS)  # type: ignore[arg-type]
+API_PREFIX = "/api/voice/realtime"
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        400: "The body is not JSON this API can read (`invalid_request`).",
+        401: "Missing, invalid or expired token (`token_missing`, `token_invalid`, `token_expired`).",
+        403: "The token is for another session or thread, or the body disagrees with it.",
+        404: "The voice session is no longer known.",
+        409: "Conflict: the session ended or expired, or an id was reused with another body.",
+        413: "The request body is too large.",
+        422: "The request does not fit its schema (`invalid_request`, `call_id_missing`).",
+        429: "Rate limited; see `Retry-After`.",
+        502: "Realtime refused to create the session.",
+        503: "A dependency is unavailable; retry after `Retry-After` seconds.",
+    }
+    return {
+        status: {"model": ErrorResponse, "description": described[status]} for status in statuses
+    }
+
+
+router = APIRouter(prefix=API_PREFIX)
 health = APIRouter()
 
 
-@router.post("/session")
-async def create_session(gateway: GatewayDep, body: SessionRequest) -> SessionReply:
-    """Configure a Realtime session for the thread and mint the browser's client secret."""
-    return await start_session(gateway, body)
+async def _live(gateway: GatewayDep, claims: VoiceSessionClaims, client_ip: str) -> None:
+    """A live session's call: not past the session's maximum duration, within its limits."""
+    if time.time() > claims.session_expires_at:
+        raise ServiceError(
+            ErrorCode.SESSION_EXPIRED,
+            "This voice session reached its maximum duration; start a new one.",
+        )
+    await gateway.limits.session_call(ip=client_ip, session_id=claims.session_id)
 
 
-@router.post("/tools")
-async def run_tool(gateway: GatewayDep, body: ToolsRequest) -> ToolsReply:
-    """Run a function call the model made; failures come back as a tool output."""
-    return await call_tool(gateway, body)
+@router.post(
+    "/session",
+    responses=_errors(400, 401, 403, 413, 422, 429, 502, 503),
+    response_model_exclude_none=True,
+)
+async def create_session(
+    gateway: GatewayDep, body: SessionRequest, client_ip: ClientAddressDep
+) -> SessionReply:
+    """Configure a Realtime session for the thread, mint the browser's client secret, and issue
+    the voice-session token every later call carries."""
+    return await start_session(gateway, body, client_ip)
 
 
-@router.post("/turn")
-async def post_turn(gateway: GatewayDep, body: TurnRequest) -> TurnReply:
+@router.post("/tools", responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503))
+async def run_tool(
+    gateway: GatewayDep, body: ToolsRequest, claims: ClaimsDep, client_ip: ClientAddressDep
+) -> ToolsReply:
+    """Run a function call the model made; tool failures come back as a tool output."""
+    require_agreement(
+        claims,
+        thread_id=body.thread_id,
+        session_id=body.session_id,
+        user_id=body.user_id,
+        memory_mode=body.memory_mode,
+    )
+    await _live(gateway, claims, client_ip)
+    return await call_tool(gateway, body, claims)
+
+
+@router.post("/turn", responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503))
+async def post_turn(
+    gateway: GatewayDep, body: TurnRequest, claims: ClaimsDep, client_ip: ClientAddressDep
+) -> TurnReply:
     """Record a finished exchange; answered once it is durable."""
-    return await record_turn(gateway, body)
+    require_agreement(
+        claims,
+        thread_id=body.thread_id,
+        session_id=body.session_id,
+        user_id=body.user_id,
+        memory_mode=body.memory_mode,
+    )
+    await _live(gateway, claims, client_ip)
+    return await record_turn(gateway, body, claims)
 
 
-@router.post("/end", responses={202: {"model": EndReply}})
-async def post_end(gateway: GatewayDep, body: EndRequest) -> JSONResponse:
+@router.post(
+    "/end",
+    responses={
+        202: {"model": EndReply, "description": "Finalization still running; poll its status."},
+        **_errors(400, 401, 403, 404, 413, 422, 429, 503),
+    },
+)
+async def post_end(
+    gateway: GatewayDep, body: EndRequest, claims: ClaimsDep, client_ip: ClientAddressDep
+) -> EndReply:
     """End the session and return its finalization, or its status while it runs."""
-    status, reply = await end_session(gateway, body)
+    require_agreement(
+        claims, thread_id=body.thread_id, session_id=body.session_id, memory_mode=body.memory_mode
+    )
+    await gateway.limits.session_call(ip=client_ip, session_id=claims.session_id)
+    status, reply = await end_session(gateway, body, claims)
+    return _with_status(status, reply)  # type: ignore[return-value]
+
+
+@router.get(
+    "/sessions/{session_id}/finalization",
+    responses={
+        202: {"model": EndReply, "description": "Finalization still running."},
+        **_errors(401, 403, 422, 429, 503),
+    },
+)
+async def get_finalization(
+    gateway: GatewayDep, session_id: SessionId, claims: ClaimsDep, client_ip: ClientAddressDep
+) -> EndReply:
+    """The session's finalization: final (200) or the status so far (202)."""
+    require_agreement(claims, session_id=session_id)
+    await gateway.limits.session_call(ip=client_ip, session_id=claims.session_id)
+    status, reply = await finalization_status(gateway, claims)
+    return _with_status(status, reply)  # type: ignore[return-value]
+
+
+def _with_status(status: int, reply: EndReply) -> JSONResponse:
     return JSONResponse(reply.model_dump(mode="json"), status_code=status)
 
 
@@ -64,7 +163,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@health.get("/readyz", response_model=None)
+@health.get(
+    "/readyz",
+    response_model=None,
+    responses={503: {"model": ErrorResponse, "description": "NATS or Redis is unreachable."}},
+)
 async def readyz(gateway: GatewayDep) -> Response | dict[str, str]:
     """NATS and Redis are reachable."""
     try:
@@ -73,7 +176,11 @@ async def readyz(gateway: GatewayDep) -> Response | dict[str, str]:
             await gateway.nc.flush(timeout=1)
     except Exception as error:
         log.warning("not ready", extra={"error": type(error).__name__})
-        return error_response(503, ErrorCode.SERVICE_UNAVAILABLE, "dependencies unreachable")
+        return error_response(
+            ServiceError(ErrorCode.SERVICE_UNAVAILABLE, "dependencies unreachable", retry_after=2)
+        )
     if not gateway.nc.is_connected:
-        return error_response(503, ErrorCode.SERVICE_UNAVAILABLE, "NATS not connected")
+        return error_response(
+            ServiceError(ErrorCode.SERVICE_UNAVAILABLE, "NATS not connected", retry_after=2)
+        )
     return {"status": "ready"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 
 import openai
 from openai import AsyncOpenAI
@@ -20,13 +21,14 @@ from opencouch.contracts.realtime import (
     RealtimeSessionConfig,
     ServerVad,
 )
-from opencouch.contracts.tools import tools_for_mode
+from opencouch.contracts.tools import ToolSpec
 from opencouch.contracts.voice_api import SessionReply, SessionRequest
-from opencouch.runtime.messaging import ServiceCallError, request
-from opencouch.voice_gateway.errors import ApiError
+from opencouch.runtime.errors import ServiceError
+from opencouch.runtime.messaging import request
 from opencouch.voice_gateway.instructions import compose_instructions
 from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.state import Gateway
+from opencouch.voice_gateway.voice_sessions import new_session_id
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,9 @@ def build_session_config(
     memory_mode: MemoryMode,
     memory_context: str,
     voice: AssistantVoice,
+    tools: Sequence[ToolSpec],
 ) -> RealtimeSessionConfig:
-    """Server VAD that can be interrupted, input transcription, and the mode's tools."""
+    """Server VAD that can be interrupted, input transcription, and the tools offered."""
     return RealtimeSessionConfig(
         model=settings.realtime_model,
         instructions=compose_instructions(memory_mode, memory_context),
@@ -49,7 +52,7 @@ def build_session_config(
             ),
             output=AudioOutputConfig(voice=voice),
         ),
-        tools=[spec.realtime_tool() for spec in tools_for_mode(memory_mode)],
+        tools=[spec.realtime_tool() for spec in tools],
     )
 
 
@@ -73,66 +76,110 @@ async def mint_client_secret(
         )
     except openai.APIStatusError as error:
         log.error("client secret refused", extra={"status": error.status_code})
-        raise ApiError(
-            502, ErrorCode.REALTIME_UNAVAILABLE, "Realtime refused the session"
+        raise ServiceError(
+            ErrorCode.REALTIME_UNAVAILABLE, "Realtime refused the session", status=502
         ) from None
     except openai.APIError as error:
         log.error("client secret failed", extra={"error": type(error).__name__})
-        raise ApiError(503, ErrorCode.REALTIME_UNAVAILABLE, "Realtime is unreachable") from None
+        raise ServiceError(
+            ErrorCode.REALTIME_UNAVAILABLE, "Realtime is unreachable", retry_after=5
+        ) from None
     return ClientSecret(value=created.value, expires_at=created.expires_at)
 
 
-async def _memory_context(gateway: Gateway, body: SessionRequest) -> MemoryContextReply:
+async def _memory_context(
+    gateway: Gateway, thread_id: str, user_id: str | None, mode: MemoryMode
+) -> MemoryContextReply:
     """Nothing in incognito (memory is not even asked); else memory's context, or a 503."""
-    if body.memory_mode is MemoryMode.INCOGNITO:
+    if mode is MemoryMode.INCOGNITO:
         return MemoryContextReply(memory_mode=MemoryMode.INCOGNITO)
     try:
         return await request(
             gateway.nc,
             subjects.MEMORY_CONTEXT,
-            MemoryContextRequest(
-                thread_id=body.thread_id, user_id=body.user_id, memory_mode=body.memory_mode
-            ),
+            MemoryContextRequest(thread_id=thread_id, user_id=user_id, memory_mode=mode),
             MemoryContextReply,
             timeout=gateway.settings.memory_timeout_seconds,
         )
-    except ServiceCallError as error:
+    except ServiceError as error:
         log.error("memory context unavailable", extra={"code": error.code.value})
-        raise ApiError(
-            503, ErrorCode.SERVICE_UNAVAILABLE, "Memory is unavailable; try again shortly."
+        raise ServiceError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            "Memory is unavailable; try again shortly.",
+            retry_after=2,
         ) from None
 
 
-async def start_session(gateway: Gateway, body: SessionRequest) -> SessionReply:
-    """Configure the session, mint its client secret, then record it as the thread's current."""
-    memory = await _memory_context(gateway, body)
+def _refuse_thread() -> ServiceError:
+    return ServiceError(
+        ErrorCode.THREAD_FORBIDDEN,
+        "This conversation belongs to someone else, or needs its thread secret.",
+    )
+
+
+async def start_session(gateway: Gateway, body: SessionRequest, client_ip: str) -> SessionReply:
+    """Check who may open the thread, configure the session, mint its secret, issue its token.
+
+    Limits and ownership are checked before anything is minted or read, so a refused request
+    costs no OpenAI call and reveals no memory. A new thread is bound to its caller only once
+    everything else succeeded, so a failed first session never locks a browser out.
+    """
+    user_id = await gateway.identity.user_id(body)
+    await gateway.limits.session_start(ip=client_ip, user_id=user_id, thread_id=body.thread_id)
+    owner = await gateway.sessions.thread_owner(body.thread_id)
+    if owner is not None and not owner.admits(user_id, body.thread_secret):
+        raise _refuse_thread()
+    memory = await _memory_context(gateway, body.thread_id, user_id, body.memory_mode)
     config = build_session_config(
         gateway.settings,
         memory_mode=body.memory_mode,
         memory_context=memory.context_text,
         voice=body.assistant_voice,
+        tools=await gateway.served.for_mode(body.memory_mode),
     )
-    secret = await mint_client_secret(
-        gateway.realtime,
-        gateway.settings,
-        config,
-        safety_identifier(body.user_id, body.thread_id),
-    )
-    session = await gateway.sessions.create(
+    token, claims = gateway.tokens.issue(
+        session_id=new_session_id(),
         thread_id=body.thread_id,
-        user_id=body.user_id,
+        user_id=user_id,
         memory_mode=body.memory_mode,
-        message_count=memory.message_count,
     )
+    if not await gateway.sessions.create(
+        claims,
+        message_count=memory.message_count,
+        max_live=gateway.settings.max_sessions_per_user,
+    ):
+        raise ServiceError(
+            ErrorCode.TOO_MANY_SESSIONS,
+            "Too many voice sessions are open at once; end one first.",
+            retry_after=30,
+        )
+    try:
+        secret = await mint_client_secret(
+            gateway.realtime,
+            gateway.settings,
+            config,
+            safety_identifier(user_id, body.thread_id),
+        )
+        owner, thread_secret = await gateway.sessions.bind_thread(body.thread_id, user_id)
+        if thread_secret is None and not owner.admits(user_id, body.thread_secret):
+            raise _refuse_thread()  # another caller bound the new thread a moment earlier
+    except BaseException:
+        await gateway.sessions.close(claims, settle_seconds=0)
+        raise
     log.info(
         "voice session created",
-        extra={"session_id": session.session_id, "memory_mode": body.memory_mode.value},
+        extra={"session_id": claims.session_id, "memory_mode": body.memory_mode.value},
     )
     return SessionReply(
-        session_id=session.session_id,
+        session_id=claims.session_id,
         thread_id=body.thread_id,
+        user_id=user_id,
         memory_mode=body.memory_mode,
+        token=token,
+        token_expires_at=claims.expires_at,
+        session_expires_at=claims.session_expires_at,
+        thread_secret=thread_secret,
         client_secret=secret,
         realtime_calls_url=gateway.settings.realtime_calls_url,
-        session=config,
+        session=config.model_copy(update={"instructions": None}),
     )

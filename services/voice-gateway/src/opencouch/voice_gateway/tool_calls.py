@@ -1,76 +1,137 @@
 """``/tools``: check a model's function call against the catalog, then run it at its owner.
 
-Whatever goes wrong, the reply is a tool output the model can speak around; a slow or dead
-tool costs at most ``tool_timeout_seconds``.
+Policy is decided before anything is forwarded: the tool must exist, be offered in the
+session's memory mode (from the token), and its arguments must fit its model. A ``call_id`` is
+claimed once per session, so a replayed call gets the first output without running again.
+Whatever goes wrong downstream, the reply is a tool output the model can speak around, after
+at most ``tool_timeout_seconds``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from pydantic import ValidationError
 
-from opencouch.contracts.common import ErrorBody, ErrorCode
+from opencouch.contracts.common import ErrorCode
 from opencouch.contracts.tools import (
     TOOL_CATALOG,
     ToolCallContext,
     ToolCallReply,
     ToolCallRequest,
     ToolErrorOutput,
+    ToolSpec,
 )
 from opencouch.contracts.voice_api import ToolsReply, ToolsRequest
-from opencouch.runtime.messaging import (
-    ServiceCallError,
-    ServiceTimeoutError,
-    ServiceUnavailableError,
-    request,
-)
+from opencouch.runtime.errors import ServiceError, describe_validation
+from opencouch.runtime.messaging import request
+from opencouch.runtime.tools import tool_error
 from opencouch.voice_gateway.state import Gateway
+from opencouch.voice_gateway.tokens import VoiceSessionClaims
+from opencouch.voice_gateway.voice_sessions import ClaimState, fingerprint
 
 log = logging.getLogger(__name__)
 
 
-def _error_output(code: ErrorCode, message: str) -> ToolsReply:
-    output = ToolErrorOutput(error=ErrorBody(code=code, message=message[:500]))
-    return ToolsReply(output=output.model_dump(mode="json"))
+def _reply(error: ToolErrorOutput) -> ToolsReply:
+    return ToolsReply(output=error.model_dump(mode="json", exclude_none=True), ok=False)
 
 
-def _describe(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in item['loc']) or 'arguments'}: {item['msg']}"
-        for item in error.errors(include_input=False)
-    )
+def _failed(spec: ToolSpec, code: ErrorCode, message: str) -> ToolsReply:
+    return _reply(tool_error(code, message, spec.failure_guidance))
 
 
-async def call_tool(gateway: Gateway, body: ToolsRequest) -> ToolsReply:
-    """Run ``body.tool_name`` for the session, as a tool output in every case."""
-    session = await gateway.voice_session(body.thread_id, body.session_id)
-    mode = session.effective_mode(body.memory_mode)
+def check_call(body: ToolsRequest, claims: VoiceSessionClaims) -> ToolSpec | ToolsReply:
+    """The catalog entry the call may run, or the refusal to give the model instead."""
     spec = TOOL_CATALOG.get(body.tool_name)
     if spec is None:
-        return _error_output(ErrorCode.UNKNOWN_TOOL, f"There is no tool named {body.tool_name!r}.")
-    if not spec.offered_in(mode):
-        return _error_output(
-            ErrorCode.TOOL_NOT_IN_MODE,
-            f"{spec.name} is not available in a {mode.value} conversation.",
+        return _reply(
+            tool_error(ErrorCode.UNKNOWN_TOOL, f"There is no tool named {body.tool_name!r}.")
+        )
+    if not spec.offered_in(claims.memory_mode):
+        return _reply(
+            tool_error(
+                ErrorCode.TOOL_NOT_IN_MODE,
+                f"{spec.name} is not available in a {claims.memory_mode.value} conversation.",
+            )
         )
     try:
-        arguments = spec.arguments.model_validate(body.arguments)
+        spec.arguments.model_validate(body.arguments)
     except ValidationError as error:
-        return _error_output(ErrorCode.INVALID_ARGUMENTS, _describe(error))
+        return _reply(
+            tool_error(
+                ErrorCode.INVALID_ARGUMENTS,
+                describe_validation(error, root="arguments"),
+                "Call the tool again with arguments that match its schema.",
+            )
+        )
+    return spec
 
+
+async def call_tool(gateway: Gateway, body: ToolsRequest, claims: VoiceSessionClaims) -> ToolsReply:
+    """Run ``body.tool_name`` for the token's session, as a tool output in every case."""
+    if body.call_id is None:
+        raise ServiceError(
+            ErrorCode.CALL_ID_MISSING, "A tool call needs the Realtime call_id it answers."
+        )
+    checked = check_call(body, claims)
+    if isinstance(checked, ToolsReply):
+        return checked
+    spec = checked
+    body_print = fingerprint(f"{spec.name}\n{body.model_dump_json(include={'arguments'})}")
+    timeout = gateway.settings.tool_timeout_seconds
+    claim = await gateway.sessions.claim_call(claims.session_id, body.call_id, body_print, timeout)
+    if claim.state is ClaimState.MISSING:
+        raise ServiceError(
+            ErrorCode.VOICE_SESSION_NOT_FOUND, "This voice session is no longer known."
+        )
+    if claim.state is ClaimState.ENDED:
+        raise ServiceError(ErrorCode.SESSION_ENDED, "This voice session has ended.")
+    if claim.state is ClaimState.SEEN:
+        if claim.conflicts_with(body_print):
+            raise ServiceError(
+                ErrorCode.CALL_CONFLICT, "This call_id was already used for a different call."
+            )
+        return await _replayed(gateway, spec, claims.session_id, body.call_id, timeout)
+
+    reply = await _run(gateway, spec, body, claims)
+    await gateway.sessions.store_call_output(
+        claims.session_id, body.call_id, body_print, reply.output, reply.ok
+    )
+    return reply
+
+
+async def _replayed(
+    gateway: Gateway, spec: ToolSpec, session_id: str, call_id: str, timeout: float
+) -> ToolsReply:
+    """The first call's output; if it is still running, wait for it as long as it may take."""
+    deadline = time.monotonic() + timeout + 1
+    while True:
+        record = await gateway.sessions.call_record(session_id, call_id)
+        if record is not None and "output" in record:
+            return ToolsReply(output=record["output"], ok=bool(record.get("ok", True)))
+        if time.monotonic() > deadline:
+            return _failed(spec, ErrorCode.TOOL_TIMEOUT, f"{spec.name} took too long to answer.")
+        await asyncio.sleep(0.05)
+
+
+async def _run(
+    gateway: Gateway, spec: ToolSpec, body: ToolsRequest, claims: VoiceSessionClaims
+) -> ToolsReply:
     call = ToolCallRequest(
         tool_name=spec.name,
-        arguments=arguments.model_dump(mode="json", exclude_none=True),
+        arguments=body.arguments,
         context=ToolCallContext(
-            session_id=session.session_id,
-            thread_id=session.thread_id,
-            user_id=session.user_id,
-            memory_mode=mode,
+            session_id=claims.session_id,
+            thread_id=claims.thread_id,
+            user_id=claims.user_id,
+            memory_mode=claims.memory_mode,
             current_user_message=body.current_user_message,
             transcript=body.transcript,
             client_turn_id=body.client_turn_id,
+            call_id=body.call_id,
         ),
     )
     started = time.perf_counter()
@@ -83,23 +144,29 @@ async def call_tool(gateway: Gateway, body: ToolsRequest) -> ToolsReply:
             ToolCallReply,
             timeout=gateway.settings.tool_timeout_seconds,
         )
-        return ToolsReply(output=reply.output)
-    except ServiceUnavailableError:
-        outcome = "unavailable"
-        return _error_output(ErrorCode.TOOL_UNAVAILABLE, f"{spec.name} is not available right now.")
-    except ServiceTimeoutError:
-        outcome = "timeout"
-        return _error_output(ErrorCode.TOOL_TIMEOUT, f"{spec.name} took too long to answer.")
-    except ServiceCallError as error:
-        outcome = "failed"
-        return _error_output(ErrorCode.TOOL_FAILED, error.message)
+        if not reply.ok:
+            outcome = "refused_or_failed"
+            if spec.failure_guidance and "guidance" not in reply.output:
+                reply = ToolCallReply(
+                    output={**reply.output, "guidance": spec.failure_guidance}, ok=False
+                )
+        return ToolsReply(output=reply.output, ok=reply.ok)
+    except ServiceError as error:
+        outcome = error.code.value
+        if error.code is ErrorCode.SERVICE_TIMEOUT:
+            return _failed(spec, ErrorCode.TOOL_TIMEOUT, f"{spec.name} took too long to answer.")
+        if error.code is ErrorCode.SERVICE_UNAVAILABLE:
+            return _failed(
+                spec, ErrorCode.TOOL_UNAVAILABLE, f"{spec.name} is not available right now."
+            )
+        return _failed(spec, ErrorCode.TOOL_FAILED, f"{spec.name} could not run.")
     finally:
         log.info(
             "tool call",
             extra={
                 "tool": spec.name,
                 "outcome": outcome,
-                "session_id": session.session_id,
+                "session_id": claims.session_id,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )

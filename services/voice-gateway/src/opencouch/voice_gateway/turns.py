@@ -1,13 +1,13 @@
 """``/turn``: record a finished exchange durably, exactly once.
 
-Answered only after JetStream stored the turn; deduplicated by ``(thread, client_turn_id)``
-in Redis (a retry gets the first answer, a different body with the same id a 409), by
-``Nats-Msg-Id`` in JetStream, and by a unique key in Postgres.
+Answered only after JetStream stored the turn; deduplicated by ``(voice session,
+client_turn_id)`` in Redis (a retry gets the first answer, a different body with the same id a
+409), by ``Nats-Msg-Id`` in JetStream, and by a unique key in Postgres. Incognito turns are
+stored nowhere: their user speech goes to the crisis classifier over core NATS, and is gone.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,28 +16,25 @@ import nats.errors
 
 from opencouch.contracts import subjects
 from opencouch.contracts.common import ErrorCode, MemoryMode
-from opencouch.contracts.events import TurnRecorded
-from opencouch.contracts.tools import TOOL_CATALOG, ToolOwner
+from opencouch.contracts.events import CrisisScreen, TurnRecorded
+from opencouch.contracts.tools import TOOL_CATALOG
 from opencouch.contracts.voice_api import (
+    RESPONSE_STYLE,
+    ROUTE_PRIORITY,
     Route,
     TurnReply,
     TurnRequest,
     TurnResponseStyle,
     TurnToolCall,
 )
+from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.jetstream import publish_event
-from opencouch.voice_gateway.errors import ApiError
+from opencouch.runtime.messaging import OUTAGE_RETRY_SECONDS
 from opencouch.voice_gateway.state import Gateway
+from opencouch.voice_gateway.tokens import VoiceSessionClaims
+from opencouch.voice_gateway.voice_sessions import ClaimState, fingerprint
 
 log = logging.getLogger(__name__)
-
-_CRISIS_TOOLS = frozenset({"lookup_crisis_resources", "get_crisis_support_template"})
-_EXERCISE_TOOLS = frozenset(
-    {"list_guided_exercise_skills", "load_guided_exercise_skill", "record_guided_exercise_progress"}
-)
-_MEMORY_TOOLS = frozenset(
-    name for name, spec in TOOL_CATALOG.items() if spec.owner is ToolOwner.MEMORY
-)
 
 
 def infer_turn_metadata(
@@ -45,52 +42,56 @@ def infer_turn_metadata(
     route: Route | None = None,
     response_style: TurnResponseStyle | None = None,
 ) -> tuple[Route, TurnResponseStyle]:
-    """Route and style from the tools the turn used; the first rule that matches wins.
+    """Route and style from the tools the turn used: the highest-priority route wins.
 
-    The browser's own route is only a fallback: policy is decided here, not by the client.
+    Each tool's route is a field of its catalog entry. The browser's own route is only a
+    fallback when no tool decides: policy is decided here, not by the client.
     """
-    used = {call.tool_name for call in tool_calls}
-    if used & _CRISIS_TOOLS:
-        return "crisis", "crisis_response"
-    if "answer_grounded_lookup" in used:
-        return "grounded_lookup", "grounded_lookup"
-    if used & _MEMORY_TOOLS:
-        return "memory_control", "memory_control"
-    if used & _EXERCISE_TOOLS:
-        return "guided_exercise", "guided_exercise"
+    routes = {
+        TOOL_CATALOG[call.tool_name].route for call in tool_calls if call.tool_name in TOOL_CATALOG
+    }
+    routes.discard("therapeutic")
+    for candidate in ROUTE_PRIORITY:
+        if candidate in routes:
+            return candidate, RESPONSE_STYLE[candidate]
     return route or "therapeutic", response_style or "voice"
 
 
-def fingerprint(body: TurnRequest) -> str:
-    """Identifies a turn body, to tell an honest retry from a conflicting reuse of an id."""
-    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-
-
-async def record_turn(gateway: Gateway, body: TurnRequest) -> TurnReply:
+async def record_turn(gateway: Gateway, body: TurnRequest, claims: VoiceSessionClaims) -> TurnReply:
     """Store the turn (persistent mode) and answer once it is durable."""
-    session = await gateway.voice_session(body.thread_id, body.session_id)
-    if session.effective_mode(body.memory_mode) is MemoryMode.INCOGNITO:
-        return TurnReply(recorded=False, thread_id=body.thread_id, message_count=0)
+    if claims.memory_mode is MemoryMode.INCOGNITO:
+        return await _screen_incognito(gateway, body, claims)
 
-    body_print = fingerprint(body)
-    claim = await gateway.sessions.claim_turn(body.thread_id, body.client_turn_id, body_print)
-    if claim.conflict:
-        raise ApiError(
-            409,
+    body_print = fingerprint(
+        body.model_dump_json(exclude={"thread_id", "session_id", "user_id", "memory_mode"})
+    )
+    claim = await gateway.sessions.claim_turn(claims.session_id, body.client_turn_id, body_print)
+    if claim.state is ClaimState.MISSING:
+        raise ServiceError(
+            ErrorCode.VOICE_SESSION_NOT_FOUND, "This voice session is no longer known."
+        )
+    if claim.state is ClaimState.ENDED:
+        raise ServiceError(ErrorCode.SESSION_ENDED, "This voice session has ended.")
+    if claim.conflicts_with(body_print):
+        raise ServiceError(
             ErrorCode.TURN_CONFLICT,
             "This client_turn_id was already recorded with a different body.",
         )
-    if claim.message_count is not None:
-        return TurnReply(recorded=True, thread_id=body.thread_id, message_count=claim.message_count)
+    if claim.record is not None and claim.record.get("message_count") is not None:
+        # An acknowledged turn keeps its place, even after the session ended.
+        return TurnReply(
+            recorded=True, thread_id=claims.thread_id, message_count=claim.record["message_count"]
+        )
 
     route, style = infer_turn_metadata(body.tool_calls, body.route, body.response_style)
     event = TurnRecorded(
-        session_id=session.session_id,
-        thread_id=session.thread_id,
-        user_id=session.user_id,
+        session_id=claims.session_id,
+        thread_id=claims.thread_id,
+        user_id=claims.user_id,
         client_turn_id=body.client_turn_id,
         user_text=body.user_text,
         assistant_text=body.assistant_text,
+        started_at=body.started_at,
         route=route,
         response_style=style,
         tool_calls=body.tool_calls,
@@ -100,15 +101,37 @@ async def record_turn(gateway: Gateway, body: TurnRequest) -> TurnReply:
     try:
         await publish_event(gateway.js, subjects.TURN_RECORDED, event, dedup_id=event.dedup_id)
     except (nats.errors.Error, TimeoutError) as error:
-        if claim.fresh:
-            await gateway.sessions.release_turn(body.thread_id, body.client_turn_id)
+        if claim.state is ClaimState.CLAIMED:
+            await gateway.sessions.release_turn(claims.session_id, body.client_turn_id)
         log.error("turn publish failed", extra={"error": type(error).__name__})
-        raise ApiError(
-            503, ErrorCode.SERVICE_UNAVAILABLE, "The turn could not be stored; retry it."
+        raise ServiceError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            "The turn could not be stored yet; retry it.",
+            retry_after=OUTAGE_RETRY_SECONDS,
         ) from None
-    count = await gateway.sessions.complete_turn(session, body.client_turn_id, body_print)
+    count = await gateway.sessions.complete_turn(claims.session_id, body.client_turn_id, body_print)
     log.info(
         "turn acknowledged",
-        extra={"session_id": session.session_id, "client_turn_id": body.client_turn_id},
+        extra={"session_id": claims.session_id, "client_turn_id": body.client_turn_id},
     )
-    return TurnReply(recorded=True, thread_id=body.thread_id, message_count=count)
+    return TurnReply(recorded=True, thread_id=claims.thread_id, message_count=count)
+
+
+async def _screen_incognito(
+    gateway: Gateway, body: TurnRequest, claims: VoiceSessionClaims
+) -> TurnReply:
+    """Nothing is kept; the user's words are only screened for crisis, on a path that forgets."""
+    if await gateway.sessions.has_ended(claims.session_id):
+        raise ServiceError(ErrorCode.SESSION_ENDED, "This voice session has ended.")
+    if body.user_text.strip():
+        screen = CrisisScreen(
+            session_id=claims.session_id,
+            client_turn_id=body.client_turn_id,
+            user_text=body.user_text,
+        )
+        try:
+            await gateway.nc.publish(subjects.CRISIS_SCREEN, screen.model_dump_json().encode())
+        except nats.errors.Error as error:
+            # Best effort by design: incognito keeps nothing to retry from.
+            log.warning("crisis screen not sent", extra={"error": type(error).__name__})
+    return TurnReply(recorded=False, thread_id=claims.thread_id, message_count=0)

@@ -1,69 +1,35 @@
-"""Live voice-session state in Redis: sessions, the thread's current session, turn claims.
+"""Live voice-session state in Redis: sessions, turn and tool-call claims, thread owners.
 
-A turn is claimed before it is published and completed after JetStream acknowledged it, so a
-retry with the same ``client_turn_id`` is answered from the claim and never counted twice.
+Every key is built by ``redis_key``, which escapes each id, so no two id tuples share a key.
+Each decision that reads and writes (claiming a turn, closing a session, binding a thread)
+is one Lua script: atomic, and one round trip.
+
+A turn is claimed before it is published and completed after JetStream acknowledged it; the
+session counts claims in flight, so ``/end`` can close the session, wait for them to settle,
+and only then count the turns the finalizer must wait for.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import json
 import secrets
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Final
+from enum import StrEnum
+from typing import Any, Final
+from urllib.parse import quote
 
 from redis.asyncio import Redis
 
-from opencouch.contracts.common import MemoryMode
-
-_SESSION: Final = "ocv:vs:{session_id}"
-_THREAD_CURRENT: Final = "ocv:thread:{thread_id}:session"
-_TURN: Final = "ocv:turn:{thread_id}:{client_turn_id}"
-
-# Completing a claim and counting the turn happen together, exactly once per claim.
-_COMPLETE_TURN: Final = """
-local raw = redis.call('GET', KEYS[1])
-if raw then
-  local claim = cjson.decode(raw)
-  if claim.message_count then return claim.message_count end
-end
-local count = redis.call('HINCRBY', KEYS[2], 'message_count', 2)
-redis.call('HINCRBY', KEYS[2], 'turn_count', 1)
-redis.call('SET', KEYS[1], cjson.encode({fp = ARGV[1], message_count = count}), 'EX', ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return count
-"""
+from opencouch.voice_gateway.tokens import VoiceSessionClaims
 
 
-@dataclass(frozen=True)
-class VoiceSession:
-    """One browser voice session of a thread, as ``/session`` created it."""
-
-    session_id: str
-    thread_id: str
-    user_id: str | None
-    memory_mode: MemoryMode
-    created_at: datetime
-
-    def effective_mode(self, requested: MemoryMode) -> MemoryMode:
-        """A request may lower the session to incognito, never raise it."""
-        return self.memory_mode.floor(requested)
-
-
-@dataclass(frozen=True)
-class TurnClaim:
-    """What the store knew of a ``client_turn_id`` when a request claimed it."""
-
-    fresh: bool
-    """This request made the claim; it must complete or release it."""
-    conflict: bool
-    """The id was claimed with a different body."""
-    message_count: int | None
-    """Set when the turn was already acknowledged: answer with it."""
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def redis_key(kind: str, *ids: str) -> str:
+    """``ocv:<kind>:<id>:<id>...`` with each id percent-escaped, so ``:`` in an id is harmless."""
+    return ":".join(["ocv", kind, *(quote(part, safe="") for part in ids)])
 
 
 def new_session_id() -> str:
@@ -71,101 +37,289 @@ def new_session_id() -> str:
     return f"vs_{secrets.token_hex(16)}"
 
 
-class VoiceSessionStore:
-    """Voice sessions and turn claims, expiring after ``ttl_seconds`` of inactivity."""
+def fingerprint(body: str) -> str:
+    """Identifies a request body, to tell an honest retry from a conflicting reuse of an id."""
+    return hashlib.sha256(body.encode()).hexdigest()
 
-    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+
+_CREATE_SESSION: Final = """
+-- KEYS: session, owner's live set.  ARGV: now, session expiry, ttl, cap, session id, fields...
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+_CLAIM: Final = """
+-- KEYS: session, claim.  ARGV: fingerprint, claim ttl, count in flight (1 for turns).
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+local raw = redis.call('GET', KEYS[2])
+if raw then return {'seen', raw} end
+if redis.call('HGET', KEYS[1], 'ended') == '1' then return {'ended'} end
+redis.call('SET', KEYS[2], cjson.encode({fp = ARGV[1]}), 'EX', ARGV[2])
+if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'inflight', 1) end
+return {'claimed'}
+"""
+
+_COMPLETE_TURN: Final = """
+-- KEYS: session, claim.  ARGV: fingerprint, ttl.  Counts the turn once per claim.
+local raw = redis.call('GET', KEYS[2])
+if raw then
+  local claim = cjson.decode(raw)
+  if claim.message_count then return claim.message_count end
+end
+local count = redis.call('HINCRBY', KEYS[1], 'message_count', 2)
+redis.call('HINCRBY', KEYS[1], 'turn_count', 1)
+redis.call('HINCRBY', KEYS[1], 'inflight', -1)
+redis.call('SET', KEYS[2], cjson.encode({fp = ARGV[1], message_count = count}), 'EX', ARGV[2])
+return count
+"""
+
+_RELEASE_TURN: Final = """
+-- KEYS: session, claim.  Drops a claim whose publish failed, so a retry can try again.
+local raw = redis.call('GET', KEYS[2])
+if raw and not cjson.decode(raw).message_count then
+  redis.call('DEL', KEYS[2])
+  redis.call('HINCRBY', KEYS[1], 'inflight', -1)
+end
+return 1
+"""
+
+_CLOSE: Final = """
+-- KEYS: session, owner's live set.  ARGV: session id.  Returns {was_open, inflight, turns}.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0} end
+local was_open = redis.call('HGET', KEYS[1], 'ended') ~= '1' and 1 or 0
+redis.call('HSET', KEYS[1], 'ended', '1')
+redis.call('ZREM', KEYS[2], ARGV[1])
+return {was_open,
+        tonumber(redis.call('HGET', KEYS[1], 'inflight') or '0'),
+        tonumber(redis.call('HGET', KEYS[1], 'turn_count') or '0')}
+"""
+
+_BIND_THREAD: Final = """
+-- KEYS: thread owner.  ARGV: owner json, ttl.  Binds once; returns the binding that holds.
+local raw = redis.call('GET', KEYS[1])
+if not raw then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return ARGV[1]
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return raw
+"""
+
+
+class ClaimState(StrEnum):
+    """What a claim script found."""
+
+    CLAIMED = "claimed"
+    SEEN = "seen"
+    ENDED = "ended"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of claiming a turn or a tool call for one request."""
+
+    state: ClaimState
+    record: dict[str, Any] | None = None
+    """What the first claimant stored (``fp``, and ``message_count`` or ``output`` once done)."""
+
+    def conflicts_with(self, body_print: str) -> bool:
+        """The id was claimed for a different body."""
+        return self.record is not None and self.record.get("fp") != body_print
+
+
+@dataclass(frozen=True)
+class ClosedSession:
+    """What closing a session found."""
+
+    existed: bool
+    was_open: bool
+    turn_count: int
+
+
+@dataclass(frozen=True)
+class ThreadOwner:
+    """Who a thread is bound to: a verified user, or whoever holds its secret."""
+
+    user_id: str | None
+    secret_sha256: str | None
+
+    def admits(self, user_id: str | None, thread_secret: str | None) -> bool:
+        """Whether a caller with ``user_id`` (verified) and ``thread_secret`` may open it."""
+        if self.user_id is not None:
+            return user_id == self.user_id
+        if thread_secret is None or self.secret_sha256 is None:
+            return False
+        presented = hashlib.sha256(thread_secret.encode()).hexdigest()
+        return hmac.compare_digest(presented, self.secret_sha256)
+
+
+class VoiceSessionStore:
+    """Voice sessions, claims and thread owners; session state expires with the session."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        session_seconds: int,
+        grace_seconds: int,
+        thread_binding_seconds: int,
+        call_output_seconds: int,
+    ) -> None:
         self._redis = redis
-        self._ttl = ttl_seconds
-        self._complete_turn = redis.register_script(_COMPLETE_TURN)
+        self._ttl = session_seconds + grace_seconds + 3600
+        self._thread_ttl = thread_binding_seconds
+        self._call_ttl = call_output_seconds
+        self._create = redis.register_script(_CREATE_SESSION)
+        self._claim = redis.register_script(_CLAIM)
+        self._complete = redis.register_script(_COMPLETE_TURN)
+        self._release = redis.register_script(_RELEASE_TURN)
+        self._close = redis.register_script(_CLOSE)
+        self._bind = redis.register_script(_BIND_THREAD)
+
+    # -- threads --------------------------------------------------------------------------
+
+    async def thread_owner(self, thread_id: str) -> ThreadOwner | None:
+        """Who the thread is bound to, if anyone."""
+        raw = await self._redis.get(redis_key("thread", thread_id))
+        return ThreadOwner(**json.loads(raw)) if raw else None
+
+    async def bind_thread(
+        self, thread_id: str, user_id: str | None
+    ) -> tuple[ThreadOwner, str | None]:
+        """The thread's owner, binding it to this caller if it has none.
+
+        Returns the owner and, when this call bound an anonymous thread, its new secret (shown
+        to the browser once; only its hash is kept).
+        """
+        secret = None if user_id else secrets.token_urlsafe(32)
+        proposed = {
+            "user_id": user_id,
+            "secret_sha256": hashlib.sha256(secret.encode()).hexdigest() if secret else None,
+        }
+        encoded = json.dumps(proposed, sort_keys=True)
+        held = await self._bind(
+            keys=[redis_key("thread", thread_id)], args=[encoded, self._thread_ttl]
+        )
+        held_text = held.decode() if isinstance(held, bytes) else str(held)
+        owner = ThreadOwner(**json.loads(held_text))
+        return owner, (secret if held_text == encoded else None)
+
+    # -- sessions -------------------------------------------------------------------------
 
     async def create(
-        self, *, thread_id: str, user_id: str | None, memory_mode: MemoryMode, message_count: int
-    ) -> VoiceSession:
-        """Start a session and make it the thread's current one."""
-        session = VoiceSession(
-            session_id=new_session_id(),
-            thread_id=thread_id,
-            user_id=user_id,
-            memory_mode=memory_mode,
-            created_at=datetime.now(UTC),
+        self, claims: VoiceSessionClaims, *, message_count: int, max_live: int
+    ) -> bool:
+        """Record the session; False when its owner already holds ``max_live`` live sessions."""
+        now = int(time.time())
+        fields = {
+            "thread_id": claims.thread_id,
+            "user_id": claims.user_id or "",
+            "memory_mode": claims.memory_mode.value,
+            "created_at": now,
+            "session_expires_at": claims.session_expires_at,
+            "ended": 0,
+            "inflight": 0,
+            "turn_count": 0,
+            "message_count": message_count,
+        }
+        args: list[Any] = [now, claims.session_expires_at, self._ttl, max_live, claims.session_id]
+        for name, value in fields.items():
+            args += [name, value]
+        created = await self._create(
+            keys=[redis_key("vs", claims.session_id), redis_key("live", claims.owner_id)],
+            args=args,
         )
-        key = _SESSION.format(session_id=session.session_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key,
-                mapping={
-                    "thread_id": thread_id,
-                    "user_id": user_id or "",
-                    "memory_mode": memory_mode.value,
-                    "created_at": session.created_at.isoformat(),
-                    "message_count": message_count,
-                    "turn_count": 0,
-                },
-            )
-            pipe.expire(key, self._ttl)
-            pipe.set(_THREAD_CURRENT.format(thread_id=thread_id), session.session_id, ex=self._ttl)
-            await pipe.execute()
-        return session
+        return bool(created)
 
-    async def get(self, session_id: str) -> VoiceSession | None:
-        """The session, or None if it never existed or expired."""
-        fields = await self._redis.hgetall(_SESSION.format(session_id=session_id))
-        if not fields:
-            return None
-        text = {_text(key): _text(value) for key, value in fields.items()}
-        return VoiceSession(
-            session_id=session_id,
-            thread_id=text["thread_id"],
-            user_id=text["user_id"] or None,
-            memory_mode=MemoryMode(text["memory_mode"]),
-            created_at=datetime.fromisoformat(text["created_at"]),
-        )
+    async def close(self, claims: VoiceSessionClaims, settle_seconds: float) -> ClosedSession:
+        """End the session to new turns and tools, wait for claims in flight, count its turns."""
+        keys = [redis_key("vs", claims.session_id), redis_key("live", claims.owner_id)]
+        was_open, inflight, turns = await self._close(keys=keys, args=[claims.session_id])
+        if was_open == -1:
+            return ClosedSession(existed=False, was_open=False, turn_count=0)
+        deadline = time.monotonic() + settle_seconds
+        while int(inflight) > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            raw_inflight, raw_turns = await self._redis.hmget(keys[0], ["inflight", "turn_count"])
+            inflight, turns = int(raw_inflight or 0), int(raw_turns or 0)
+        return ClosedSession(existed=True, was_open=bool(was_open), turn_count=int(turns))
 
-    async def find(self, thread_id: str, session_id: str | None) -> VoiceSession | None:
-        """The named session if it belongs to the thread, else the thread's current one."""
-        if session_id is None:
-            current = await self._redis.get(_THREAD_CURRENT.format(thread_id=thread_id))
-            if current is None:
-                return None
-            session_id = _text(current)
-        session = await self.get(session_id)
-        if session is None or session.thread_id != thread_id:
-            return None
-        return session
+    async def has_ended(self, session_id: str) -> bool:
+        """Whether the session was ended (or is no longer known)."""
+        ended = await self._redis.hget(redis_key("vs", session_id), "ended")
+        return ended is None or int(ended) == 1
 
     async def turn_count(self, session_id: str) -> int:
         """Turns acknowledged in this session."""
-        raw = await self._redis.hget(_SESSION.format(session_id=session_id), "turn_count")
-        return int(raw or 0)
+        return int(await self._redis.hget(redis_key("vs", session_id), "turn_count") or 0)
 
-    async def claim_turn(self, thread_id: str, client_turn_id: str, fingerprint: str) -> TurnClaim:
-        """Claim ``client_turn_id`` for a body with ``fingerprint``."""
-        key = _TURN.format(thread_id=thread_id, client_turn_id=client_turn_id)
-        claimed = await self._redis.set(key, json.dumps({"fp": fingerprint}), nx=True, ex=self._ttl)
-        if claimed:
-            return TurnClaim(fresh=True, conflict=False, message_count=None)
-        raw = await self._redis.get(key)
-        if raw is None:  # released between our SET and GET: claim again
-            return await self.claim_turn(thread_id, client_turn_id, fingerprint)
-        claim = json.loads(raw)
-        if claim["fp"] != fingerprint:
-            return TurnClaim(fresh=False, conflict=True, message_count=None)
-        return TurnClaim(fresh=False, conflict=False, message_count=claim.get("message_count"))
+    # -- turns ----------------------------------------------------------------------------
 
-    async def complete_turn(
-        self, session: VoiceSession, client_turn_id: str, fingerprint: str
-    ) -> int:
+    async def claim_turn(self, session_id: str, client_turn_id: str, body_print: str) -> Claim:
+        """Claim ``client_turn_id`` in this session for a body with ``body_print``."""
+        return await self._run_claim(
+            redis_key("turn", session_id, client_turn_id), session_id, body_print, inflight=True
+        )
+
+    async def complete_turn(self, session_id: str, client_turn_id: str, body_print: str) -> int:
         """Mark the turn acknowledged and count it once; returns the thread's message count."""
-        count = await self._complete_turn(
-            keys=[
-                _TURN.format(thread_id=session.thread_id, client_turn_id=client_turn_id),
-                _SESSION.format(session_id=session.session_id),
-            ],
-            args=[fingerprint, self._ttl],
+        count = await self._complete(
+            keys=[redis_key("vs", session_id), redis_key("turn", session_id, client_turn_id)],
+            args=[body_print, self._ttl],
         )
         return int(count)
 
-    async def release_turn(self, thread_id: str, client_turn_id: str) -> None:
+    async def release_turn(self, session_id: str, client_turn_id: str) -> None:
         """Drop a claim whose publish failed, so the browser's retry can try again."""
-        await self._redis.delete(_TURN.format(thread_id=thread_id, client_turn_id=client_turn_id))
+        await self._release(
+            keys=[redis_key("vs", session_id), redis_key("turn", session_id, client_turn_id)]
+        )
+
+    # -- tool calls -----------------------------------------------------------------------
+
+    async def claim_call(
+        self, session_id: str, call_id: str, body_print: str, hold: float
+    ) -> Claim:
+        """Claim a tool call; a replay finds the first call's record (and output once stored)."""
+        return await self._run_claim(
+            redis_key("call", session_id, call_id),
+            session_id,
+            body_print,
+            inflight=False,
+            claim_seconds=max(1, int(hold) + 1),
+        )
+
+    async def call_record(self, session_id: str, call_id: str) -> dict[str, Any] | None:
+        """The stored record of a tool call, if any."""
+        raw = await self._redis.get(redis_key("call", session_id, call_id))
+        return json.loads(raw) if raw else None
+
+    async def store_call_output(
+        self, session_id: str, call_id: str, body_print: str, output: dict[str, Any], ok: bool
+    ) -> None:
+        """Keep a call's output, so a replay of its ``call_id`` gets the same answer."""
+        record = json.dumps({"fp": body_print, "output": output, "ok": ok})
+        await self._redis.set(redis_key("call", session_id, call_id), record, ex=self._call_ttl)
+
+    async def _run_claim(
+        self,
+        key: str,
+        session_id: str,
+        body_print: str,
+        *,
+        inflight: bool,
+        claim_seconds: int | None = None,
+    ) -> Claim:
+        result = await self._claim(
+            keys=[redis_key("vs", session_id), key],
+            args=[body_print, claim_seconds or self._ttl, "1" if inflight else "0"],
+        )
+        state = ClaimState(result[0].decode() if isinstance(result[0], bytes) else result[0])
+        record = json.loads(result[1]) if state is ClaimState.SEEN else None
+        return Claim(state, record)

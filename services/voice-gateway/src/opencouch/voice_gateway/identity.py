@@ -1,0 +1,95 @@
+"""Who the user is: a ``user_id`` is trusted only from an identity token the host app signed.
+
+The host application (the site the companion is embedded in) signs a short JWT whose ``sub`` is
+the user id; the gateway checks its signature (shared key, PEM public key, or JWKS), issuer,
+audience and expiry. In ``development`` identity mode a plain ``user_id`` is accepted instead,
+and the gateway says so loudly at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import jwt
+
+from opencouch.contracts.common import ErrorCode
+from opencouch.contracts.voice_api import SessionRequest
+from opencouch.runtime.errors import ServiceError
+from opencouch.voice_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+class IdentityVerifier:
+    """Turns a ``/session`` request into the user id the gateway may trust (or None)."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._mode = settings.identity_mode
+        self._key = (
+            settings.identity_jwt_key.get_secret_value() if settings.identity_jwt_key else None
+        )
+        self._jwks = (
+            jwt.PyJWKClient(settings.identity_jwks_url) if settings.identity_jwks_url else None
+        )
+        self._issuer = settings.identity_issuer
+        self._audience = settings.identity_audience
+        self._algorithms = settings.identity_algorithms
+
+    def announce(self) -> None:
+        """Log, once at start, how user ids are trusted."""
+        if self._mode == "development":
+            log.warning(
+                "identity mode is development: a plain user_id is trusted without proof; "
+                "set VOICE_GATEWAY_IDENTITY_MODE=jwt before real users arrive"
+            )
+        else:
+            log.info("identity tokens required for user ids")
+
+    async def user_id(self, request: SessionRequest) -> str | None:
+        """The verified user id of the request, None for an anonymous one."""
+        if request.identity_token is not None and (self._key or self._jwks):
+            subject = await self._verify(request.identity_token)
+            if request.user_id is not None and request.user_id != subject:
+                raise ServiceError(
+                    ErrorCode.IDENTITY_INVALID,
+                    "user_id does not match the identity token.",
+                    status=403,
+                )
+            return subject
+        if request.user_id is None:
+            return None
+        if self._mode == "development":
+            return request.user_id
+        raise ServiceError(
+            ErrorCode.IDENTITY_REQUIRED, "A user_id needs an identity_token from the host app."
+        )
+
+    async def _verify(self, token: str) -> str:
+        try:
+            key: Any = self._key
+            if self._jwks is not None:
+                # PyJWKClient fetches (and caches) the key set with blocking I/O.
+                signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+                key = signing_key.key
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=self._algorithms,
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": ["exp", "sub", "aud"] + (["iss"] if self._issuer else [])},
+            )
+        except jwt.ExpiredSignatureError:
+            raise ServiceError(
+                ErrorCode.IDENTITY_INVALID, "The identity token has expired."
+            ) from None
+        except (jwt.InvalidTokenError, jwt.PyJWKClientError, ValueError):
+            raise ServiceError(
+                ErrorCode.IDENTITY_INVALID, "The identity token is not valid."
+            ) from None
+        subject = payload.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise ServiceError(ErrorCode.IDENTITY_INVALID, "The identity token names no user.")
+        return subject

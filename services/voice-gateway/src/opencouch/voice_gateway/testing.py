@@ -1,0 +1,276 @@
+"""Test support shipped with the gateway: run it in process against real NATS, Redis and the
+Realtime emulator, with its downstream services as small fakes of our own NATS interface.
+
+A pytest plugin (the repo's root conftest loads it). Tool owners, memory and the finalizer are
+served from a thread with its own event loop: tests using these check the gateway's policy, not
+the owners' (the end-to-end tests in tests/ run every real service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from opencouch.contracts import subjects
+from opencouch.contracts.care import WaitForUserOutput
+from opencouch.contracts.common import ErrorCode, MemoryMode
+from opencouch.contracts.finalizer import FinalizationStatusReply, FinalizationStatusRequest
+from opencouch.contracts.memory import MemoryContextReply, MemoryContextRequest, MemoryStatusOutput
+from opencouch.contracts.tools import ToolCallContext, ToolOwner, tools_owned_by
+from opencouch.runtime.endpoints import Endpoint, start_service
+from opencouch.runtime.errors import ServiceError
+from opencouch.runtime.tools import ToolHandler, tool_endpoints
+from opencouch.testing.processes import ServiceProcess, http_ok
+from opencouch.testing.processes import start_service as start_process
+from opencouch.testing.servers import ServerUnavailableError, free_port, nats_server
+from opencouch.voice_gateway.app import create_app
+from opencouch.voice_gateway.settings import GatewaySettings
+
+API = "/api/voice/realtime"
+SLOW_TOOL = "answer_grounded_lookup"
+
+
+class FakeOwners:
+    """Tools, memory and finalizer as thin fakes; counts every tool call that reached them."""
+
+    def __init__(self, nats_url: str) -> None:
+        self.nats_url = nats_url
+        self.calls: Counter[str] = Counter()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> FakeOwners:
+        self._thread.start()
+        if not self._ready.wait(20):
+            raise RuntimeError("fake owners did not start")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        self._loop.run_until_complete(self._serve())
+
+    def _handler(self, name: str) -> ToolHandler:
+        async def handle(_: Any, context: ToolCallContext) -> Any:
+            self.calls[name] += 1
+            if name == "wait_for_user":
+                return WaitForUserOutput()
+            if name == "show_memory_status":
+                return MemoryStatusOutput(
+                    memory_mode=context.memory_mode,
+                    memory_enabled=context.memory_mode is MemoryMode.PERSISTENT,
+                    proactive_recall_enabled=False,
+                    kept=[],
+                    summary="fake",
+                )
+            if name == SLOW_TOOL:
+                await asyncio.sleep(30)
+            raise ServiceError(ErrorCode.TOOL_FAILED, "not served by the fake")
+
+        return handle
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        nc = await nats.connect(self.nats_url)
+
+        async def memory_context(request: MemoryContextRequest) -> MemoryContextReply:
+            return MemoryContextReply(
+                memory_mode=request.memory_mode,
+                context_text="User prefers short answers."
+                if request.memory_mode == "persistent"
+                else "",
+            )
+
+        async def finalizer_status(request: FinalizationStatusRequest) -> FinalizationStatusReply:
+            return FinalizationStatusReply(record=None)
+
+        services = []
+        for owner, name, extra in (
+            (ToolOwner.TOOLS, subjects.TOOLS_SERVICE, []),
+            (
+                ToolOwner.MEMORY,
+                subjects.MEMORY_SERVICE,
+                [
+                    Endpoint(
+                        "context", subjects.MEMORY_CONTEXT, MemoryContextRequest, memory_context
+                    )
+                ],
+            ),
+        ):
+            handlers = {spec.name: self._handler(spec.name) for spec in tools_owned_by(owner)}
+            services.append(
+                await start_service(
+                    nc,
+                    name=name,
+                    version="0.0.0",
+                    description="fake",
+                    endpoints=[*tool_endpoints(owner, handlers), *extra],
+                )
+            )
+        services.append(
+            await start_service(
+                nc,
+                name=subjects.FINALIZER_SERVICE,
+                version="0.0.0",
+                description="fake",
+                endpoints=[
+                    Endpoint(
+                        "status",
+                        subjects.FINALIZER_STATUS,
+                        FinalizationStatusRequest,
+                        finalizer_status,
+                    )
+                ],
+            )
+        )
+        self._ready.set()
+        await self._stop.wait()
+        for service in services:
+            await service.stop(grace=1)
+        await nc.close()
+
+
+@pytest.fixture(scope="session")
+def gateway_nats_url() -> Iterator[str]:
+    """A NATS of the gateway tests' own: their fake owners must never answer real services."""
+    try:
+        with nats_server(private=True) as url:
+            yield url
+    except ServerUnavailableError as error:
+        pytest.skip(f"NATS unavailable: {error}")
+
+
+@pytest.fixture(scope="session")
+def owners(gateway_nats_url: str) -> Iterator[FakeOwners]:
+    with FakeOwners(gateway_nats_url) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process: ServiceProcess = start_process(
+        "realtime-emulator",
+        "opencouch.realtime_emulator",
+        {"REALTIME_EMULATOR_PORT": str(port), "REALTIME_EMULATOR_SPEECH": "tone"},
+        Path(tmp_path_factory.mktemp("emulator")),
+        http_ok(f"{url}/healthz"),
+    )
+    try:
+        process.wait_healthy()
+        yield url
+    finally:
+        process.stop()
+
+
+GatewayFactory = Callable[..., TestClient]
+
+
+def settings_for_tests(emulator_url: str, **overrides: Any) -> GatewaySettings:
+    """Gateway settings for a test: short timeouts, limits that one test address won't hit."""
+    defaults: dict[str, Any] = {
+        "emulator_base_url": f"{emulator_url}/v1",
+        "openai_api_key": None,
+        "tool_timeout_seconds": 1.0,
+        "end_wait_seconds": 0.5,
+        # Every test client comes from one address; tests of the limits set their own.
+        "rate_limit_session_per_ip": "100000/minute",
+        "rate_limit_calls_per_ip": "100000/minute",
+    }
+    return GatewaySettings(**{**defaults, **overrides})
+
+
+@pytest.fixture
+def make_gateway(
+    gateway_nats_url: str, redis_url: str, emulator_url: str, owners: FakeOwners
+) -> Iterator[GatewayFactory]:
+    """Start a gateway with settings overrides; every one started is stopped after the test."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        settings = settings_for_tests(
+            emulator_url, **{"nats_url": gateway_nats_url, "redis_url": redis_url, **overrides}
+        )
+        client = TestClient(create_app(settings), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@dataclass(frozen=True)
+class LiveGateway:
+    """A gateway served over real HTTP by uvicorn, as a browser or a fuzzer reaches it."""
+
+    url: str
+    app: FastAPI
+
+
+@pytest.fixture(scope="module")
+def live_gateway(
+    gateway_nats_url: str, redis_url: str, emulator_url: str, owners: FakeOwners
+) -> Iterator[LiveGateway]:
+    app = create_app(
+        settings_for_tests(emulator_url, nats_url=gateway_nats_url, redis_url=redis_url)
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the gateway did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveGateway(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def gateway(make_gateway: GatewayFactory) -> TestClient:
+    return make_gateway()
+
+
+def unique(name: str) -> str:
+    """Ids unique to this run: Redis outlives a test run."""
+    return f"{name}-{uuid.uuid4().hex[:12]}"
+
+
+def open_session(client: TestClient, **body: Any) -> dict[str, Any]:
+    """POST /session for a fresh thread (unless given); asserts it worked."""
+    body.setdefault("thread_id", unique("thread"))
+    reply = client.post(f"{API}/session", json=body)
+    assert reply.status_code == 200, reply.text
+    session: dict[str, Any] = reply.json()
+    return session
+
+
+def bearer(session: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {session['token']}"}

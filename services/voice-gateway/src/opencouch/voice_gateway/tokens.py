@@ -1,0 +1,125 @@
+"""Voice-session tokens: a signed capability for one voice session, issued by ``/session``.
+
+A token names the session, its thread, its user (if verified) and its memory mode; the gateway
+trusts those and never a request body. HS256 JWTs via PyJWT, each signed with the active key of
+``token_signing_keys`` and carrying its ``kid``, so keys rotate: add the new key, make it
+active, drop the old one once its tokens have expired.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+import jwt
+
+from opencouch.contracts.common import ErrorCode, MemoryMode
+from opencouch.runtime.errors import ServiceError
+from opencouch.voice_gateway.settings import GatewaySettings
+
+ISSUER: Final = "opencouch-voice-gateway"
+AUDIENCE: Final = "opencouch-voice-session"
+ALGORITHM: Final = "HS256"
+_REQUIRED: Final = ["exp", "iat", "iss", "aud", "sid", "tid", "mode", "ses_exp"]
+
+
+@dataclass(frozen=True)
+class VoiceSessionClaims:
+    """What a valid token says about the session it opens."""
+
+    session_id: str
+    thread_id: str
+    user_id: str | None
+    memory_mode: MemoryMode
+    session_expires_at: int
+    """Unix seconds after which tools and turns are refused."""
+    expires_at: int
+    """Unix seconds after which the token itself is refused (``/end`` included)."""
+
+    @property
+    def owner_id(self) -> str:
+        """Whose quota and memory this session counts against: the user, else the thread."""
+        return f"user:{self.user_id}" if self.user_id else f"thread:{self.thread_id}"
+
+
+class TokenSigner:
+    """Issues and verifies voice-session tokens with the settings' keys."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._keys = settings.signing_keys
+        self._active = settings.active_key_id
+        if self._active not in self._keys:
+            raise ValueError(f"token_active_key_id {self._active!r} is not among the signing keys")
+        self._session_seconds = settings.max_session_seconds
+        self._grace = settings.token_grace_seconds
+
+    def issue(
+        self,
+        *,
+        session_id: str,
+        thread_id: str,
+        user_id: str | None,
+        memory_mode: MemoryMode,
+        now: int | None = None,
+    ) -> tuple[str, VoiceSessionClaims]:
+        """A token for a session starting ``now``, and the claims it carries."""
+        issued = int(time.time()) if now is None else now
+        claims = VoiceSessionClaims(
+            session_id=session_id,
+            thread_id=thread_id,
+            user_id=user_id,
+            memory_mode=memory_mode,
+            session_expires_at=issued + self._session_seconds,
+            expires_at=issued + self._session_seconds + self._grace,
+        )
+        payload: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": issued,
+            "exp": claims.expires_at,
+            "sid": session_id,
+            "tid": thread_id,
+            "mode": memory_mode.value,
+            "ses_exp": claims.session_expires_at,
+        }
+        if user_id is not None:
+            payload["uid"] = user_id
+        token = jwt.encode(
+            payload, self._keys[self._active], algorithm=ALGORITHM, headers={"kid": self._active}
+        )
+        return token, claims
+
+    def verify(self, token: str) -> VoiceSessionClaims:
+        """The claims of a valid token; ``ServiceError`` (401) for anything else."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self._keys.get(kid) if isinstance(kid, str) else None
+            if key is None:
+                raise _invalid("The token was signed with an unknown key.")
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": _REQUIRED},
+            )
+            return VoiceSessionClaims(
+                session_id=str(payload["sid"]),
+                thread_id=str(payload["tid"]),
+                user_id=str(payload["uid"]) if payload.get("uid") is not None else None,
+                memory_mode=MemoryMode(payload["mode"]),
+                session_expires_at=int(payload["ses_exp"]),
+                expires_at=int(payload["exp"]),
+            )
+        except jwt.ExpiredSignatureError:
+            raise ServiceError(
+                ErrorCode.TOKEN_EXPIRED, "The voice-session token has expired; start a new session."
+            ) from None
+        except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
+            raise _invalid("The voice-session token is not valid.") from None
+
+
+def _invalid(message: str) -> ServiceError:
+    return ServiceError(ErrorCode.TOKEN_INVALID, message)

@@ -1,0 +1,542 @@
+"""Gateway security: one negative test per rule, against real NATS, Redis and the emulator."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+
+from opencouch.contracts.common import MemoryMode
+from opencouch.voice_gateway.settings import GatewaySettings
+from opencouch.voice_gateway.testing import (
+    API,
+    SLOW_TOOL,
+    FakeOwners,
+    GatewayFactory,
+    bearer,
+    open_session,
+    unique,
+)
+from opencouch.voice_gateway.tokens import TokenSigner
+
+
+def tool_call(name: str = "wait_for_user", **body: Any) -> dict[str, Any]:
+    return {"tool_name": name, "call_id": unique("call"), "arguments": {}, **body}
+
+
+def turn(**body: Any) -> dict[str, Any]:
+    return {
+        "client_turn_id": unique("turn"),
+        "user_text": "I had a long day.",
+        "assistant_text": "Tell me about it.",
+        **body,
+    }
+
+
+def error_code(reply: Any) -> str:
+    code: str = reply.json()["error"]["code"]
+    return code
+
+
+# -- the token ----------------------------------------------------------------------------------
+
+
+def test_session_reply_carries_a_token_and_no_private_instructions(gateway: TestClient) -> None:
+    session = open_session(gateway, memory_mode="persistent", user_id=unique("user"))
+    assert session["token"].count(".") == 2
+    assert session["token_expires_at"] > session["session_expires_at"] > time.time()
+    assert "instructions" not in session["session"]
+    assert "short answers" not in json.dumps(session)  # the fake's private memory context
+    assert session["client_secret"]["value"].startswith("ek_")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("post", "/tools", tool_call()),
+        ("post", "/turn", turn()),
+        ("post", "/end", {}),
+        ("get", "/sessions/vs_00000000000000000000000000000000/finalization", None),
+    ],
+)
+def test_every_session_route_needs_the_token(
+    gateway: TestClient, method: str, path: str, body: Any
+) -> None:
+    reply = gateway.request(method, f"{API}{path}", json=body)
+    assert reply.status_code == 401
+    assert error_code(reply) == "token_missing"
+    basic = gateway.request(
+        method, f"{API}{path}", json=body, headers={"Authorization": "Basic eDp5"}
+    )
+    assert error_code(basic) == "token_missing"
+
+
+def tampered(token: str) -> str:
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["mode"] = "persistent"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+def test_a_tampered_or_foreign_key_token_is_invalid(gateway: TestClient) -> None:
+    session = open_session(gateway)
+    for token in (
+        tampered(session["token"]),
+        session["token"][:-4] + "AAAA",
+        jwt.encode(
+            {"sid": session["session_id"]}, "x" * 40, algorithm="HS256", headers={"kid": "dev"}
+        ),
+        jwt.encode(
+            {"sid": session["session_id"]}, "x" * 40, algorithm="HS256", headers={"kid": "other"}
+        ),
+        "not-a-jwt-at-all-but-long-enough",
+    ):
+        reply = gateway.post(
+            f"{API}/turn", json=turn(), headers={"Authorization": f"Bearer {token}"}
+        )
+        assert reply.status_code == 401, token
+        assert error_code(reply) == "token_invalid"
+
+
+def test_an_expired_token_is_refused_as_expired(
+    gateway: TestClient, make_gateway: GatewayFactory
+) -> None:
+    signer = TokenSigner(GatewaySettings())
+    token, _ = signer.issue(
+        session_id="vs_" + "1" * 32,
+        thread_id="t",
+        user_id=None,
+        memory_mode=MemoryMode.INCOGNITO,
+        now=int(time.time()) - 10 * 3600,
+    )
+    reply = gateway.post(f"{API}/turn", json=turn(), headers={"Authorization": f"Bearer {token}"})
+    assert reply.status_code == 401
+    assert error_code(reply) == "token_expired"
+
+
+def test_keys_rotate_by_key_id(make_gateway: GatewayFactory) -> None:
+    old = make_gateway(token_signing_keys="k1:" + "a" * 40)
+    session = open_session(old)
+    rotated = make_gateway(
+        token_signing_keys=f"k2:{'b' * 40},k1:{'a' * 40}", token_active_key_id="k2"
+    )
+    assert rotated.post(f"{API}/turn", json=turn(), headers=bearer(session)).status_code == 200
+    assert jwt.get_unverified_header(open_session(rotated)["token"])["kid"] == "k2"
+    retired = make_gateway(token_signing_keys="k2:" + "b" * 40)
+    assert (
+        error_code(retired.post(f"{API}/turn", json=turn(), headers=bearer(session)))
+        == "token_invalid"
+    )
+
+
+def test_a_token_of_another_session_or_a_disagreeing_body_is_refused(gateway: TestClient) -> None:
+    mine, theirs = open_session(gateway, memory_mode="persistent"), open_session(gateway)
+    for path, body in (
+        ("/turn", turn(session_id=theirs["session_id"])),
+        ("/turn", turn(thread_id=theirs["thread_id"])),
+        ("/tools", tool_call(thread_id=theirs["thread_id"])),
+        ("/turn", turn(memory_mode="incognito")),
+        ("/end", {"session_id": theirs["session_id"]}),
+    ):
+        reply = gateway.post(f"{API}{path}", json=body, headers=bearer(mine))
+        assert reply.status_code == 403, (path, body)
+        assert error_code(reply) == "token_mismatch"
+    other = gateway.get(f"{API}/sessions/{theirs['session_id']}/finalization", headers=bearer(mine))
+    assert other.status_code == 403
+    # The body that agrees with the token is fine.
+    same = gateway.post(
+        f"{API}/turn",
+        json=turn(
+            session_id=mine["session_id"], thread_id=mine["thread_id"], memory_mode="persistent"
+        ),
+        headers=bearer(mine),
+    )
+    assert same.status_code == 200
+
+
+# -- who owns a thread --------------------------------------------------------------------------
+
+
+def test_an_anonymous_thread_needs_its_secret_after_the_first_session(gateway: TestClient) -> None:
+    first = open_session(gateway)
+    secret = first["thread_secret"]
+    assert secret
+    refused = gateway.post(f"{API}/session", json={"thread_id": first["thread_id"]})
+    assert refused.status_code == 403
+    assert error_code(refused) == "thread_forbidden"
+    wrong = gateway.post(
+        f"{API}/session", json={"thread_id": first["thread_id"], "thread_secret": "x" * 43}
+    )
+    assert error_code(wrong) == "thread_forbidden"
+    again = open_session(gateway, thread_id=first["thread_id"], thread_secret=secret)
+    assert "thread_secret" not in again
+
+
+def test_a_users_thread_is_theirs_alone_and_its_memory_goes_to_no_one_else(
+    gateway: TestClient, owners: FakeOwners
+) -> None:
+    thread, alice = unique("thread"), unique("alice")
+    open_session(gateway, thread_id=thread, user_id=alice, memory_mode="persistent")
+    for intruder in ({"user_id": unique("mallory")}, {}):
+        reply = gateway.post(
+            f"{API}/session", json={"thread_id": thread, "memory_mode": "persistent", **intruder}
+        )
+        assert reply.status_code == 403
+        assert error_code(reply) == "thread_forbidden"
+
+
+def test_identity_tokens_are_verified_in_jwt_mode(make_gateway: GatewayFactory) -> None:
+    key = "host-app-shared-key-" + "k" * 24
+    gateway = make_gateway(identity_mode="jwt", identity_jwt_key=key, identity_issuer="host-app")
+
+    def identity(sub: str, signing_key: str = key, **claims: Any) -> str:
+        payload = {
+            "sub": sub,
+            "aud": "opencouch-voice",
+            "iss": "host-app",
+            "exp": int(time.time()) + 60,
+        }
+        return jwt.encode({**payload, **claims}, signing_key, algorithm="HS256")
+
+    alice = unique("alice")
+    session = open_session(gateway, identity_token=identity(alice), memory_mode="persistent")
+    assert session["user_id"] == alice
+    for body, code, status in (
+        ({"user_id": alice}, "identity_required", 401),
+        ({"identity_token": identity(alice, "forged-" + "f" * 40)}, "identity_invalid", 401),
+        ({"identity_token": identity(alice, iss="someone-else")}, "identity_invalid", 401),
+        ({"identity_token": identity(alice, exp=int(time.time()) - 5)}, "identity_invalid", 401),
+        ({"identity_token": identity(alice), "user_id": unique("bob")}, "identity_invalid", 403),
+    ):
+        reply = gateway.post(f"{API}/session", json={"thread_id": unique("thread"), **body})
+        assert (reply.status_code, error_code(reply)) == (status, code), body
+
+
+# -- tool policy --------------------------------------------------------------------------------
+
+
+def test_an_incognito_session_cannot_run_a_persistent_only_tool(
+    gateway: TestClient, owners: FakeOwners
+) -> None:
+    session = open_session(gateway)
+    before = owners.calls["show_saved_memory"]
+    reply = gateway.post(
+        f"{API}/tools", json=tool_call("show_saved_memory"), headers=bearer(session)
+    )
+    assert reply.status_code == 200
+    assert reply.json()["ok"] is False
+    assert reply.json()["output"]["error"]["code"] == "tool_not_available_in_memory_mode"
+    assert owners.calls["show_saved_memory"] == before
+    offered = {tool["name"] for tool in session["session"]["tools"]}
+    assert "show_saved_memory" not in offered
+
+
+def test_a_replayed_call_id_returns_the_first_output_and_runs_once(
+    gateway: TestClient, owners: FakeOwners
+) -> None:
+    session = open_session(gateway)
+    call = tool_call("wait_for_user")
+    before = owners.calls["wait_for_user"]
+    first = gateway.post(f"{API}/tools", json=call, headers=bearer(session))
+    second = gateway.post(f"{API}/tools", json=call, headers=bearer(session))
+    assert first.status_code == second.status_code == 200
+    assert first.json() == second.json()
+    assert first.json()["ok"] is True
+    assert owners.calls["wait_for_user"] == before + 1
+    reused = gateway.post(
+        f"{API}/tools", json={**call, "tool_name": "show_memory_status"}, headers=bearer(session)
+    )
+    assert reused.status_code == 409
+    assert error_code(reused) == "call_conflict"
+
+
+def test_a_call_without_call_id_unknown_tools_and_bad_arguments_are_refused_before_forwarding(
+    gateway: TestClient, owners: FakeOwners
+) -> None:
+    session = open_session(gateway)
+    missing = gateway.post(
+        f"{API}/tools",
+        json={"tool_name": "wait_for_user", "arguments": {}},
+        headers=bearer(session),
+    )
+    assert missing.status_code == 422
+    assert error_code(missing) == "call_id_missing"
+    unknown = gateway.post(f"{API}/tools", json=tool_call("rm_rf"), headers=bearer(session))
+    assert unknown.json()["output"]["error"]["code"] == "unknown_tool"
+    before = sum(owners.calls.values())
+    bad = gateway.post(
+        f"{API}/tools",
+        json=tool_call("recall_saved_memory", arguments={"limit": 99}),
+        headers=bearer(open_session(gateway, memory_mode="persistent")),
+    )
+    assert bad.json()["output"]["error"]["code"] == "invalid_arguments"
+    assert sum(owners.calls.values()) == before
+
+
+def test_a_slow_crisis_or_other_tool_times_out_as_an_output_with_guidance(
+    gateway: TestClient,
+) -> None:
+    session = open_session(gateway)
+    slow = gateway.post(
+        f"{API}/tools",
+        json=tool_call(SLOW_TOOL, arguments={"query": "sleep"}),
+        headers=bearer(session),
+    )
+    assert slow.status_code == 200
+    assert slow.json()["output"]["error"]["code"] == "tool_timeout"
+    crisis = gateway.post(
+        f"{API}/tools", json=tool_call("lookup_crisis_resources"), headers=bearer(session)
+    )
+    output = crisis.json()["output"]
+    assert crisis.json()["ok"] is False
+    assert "emergency" in output["guidance"]
+    assert "Do not name any hotline" in output["guidance"]
+
+
+# -- the end of a session -----------------------------------------------------------------------
+
+
+def test_ending_revokes_tools_and_turns_but_an_acknowledged_turn_keeps_its_place(
+    gateway: TestClient,
+) -> None:
+    session = open_session(gateway, memory_mode="persistent", user_id=unique("user"))
+    acknowledged = turn()
+    first = gateway.post(f"{API}/turn", json=acknowledged, headers=bearer(session))
+    assert first.status_code == 200
+    ended = gateway.post(f"{API}/end", json={}, headers=bearer(session))
+    assert ended.status_code in (200, 202), ended.text
+    retried = gateway.post(f"{API}/turn", json=acknowledged, headers=bearer(session))
+    assert retried.status_code == 200
+    assert retried.json() == first.json()
+    for path, body in (("/turn", turn()), ("/tools", tool_call())):
+        late = gateway.post(f"{API}{path}", json=body, headers=bearer(session))
+        assert late.status_code == 409
+        assert error_code(late) == "session_ended"
+    status = gateway.get(
+        f"{API}/sessions/{session['session_id']}/finalization", headers=bearer(session)
+    )
+    assert status.status_code in (200, 202)
+
+
+def test_turns_and_tools_after_the_maximum_duration_are_refused(
+    make_gateway: GatewayFactory,
+) -> None:
+    gateway = make_gateway(max_session_seconds=60, token_grace_seconds=3600)
+    settings = GatewaySettings(max_session_seconds=60, token_grace_seconds=3600)
+    session = open_session(gateway)
+    claims = TokenSigner(settings).verify(session["token"])
+    late, _ = TokenSigner(settings).issue(
+        session_id=claims.session_id,
+        thread_id=claims.thread_id,
+        user_id=None,
+        memory_mode=MemoryMode.INCOGNITO,
+        now=int(time.time()) - 120,
+    )
+    for path, body in (("/turn", turn()), ("/tools", tool_call())):
+        reply = gateway.post(f"{API}{path}", json=body, headers={"Authorization": f"Bearer {late}"})
+        assert reply.status_code == 409
+        assert error_code(reply) == "session_expired"
+
+
+# -- limits -------------------------------------------------------------------------------------
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(gateway: TestClient) -> None:
+    session = open_session(gateway)
+    big = json.dumps(turn(user_text="x" * 300_000))
+    declared = gateway.post(
+        f"{API}/turn", content=big, headers={**bearer(session), "Content-Type": "application/json"}
+    )
+    assert declared.status_code == 413
+    assert error_code(declared) == "payload_too_large"
+
+    def chunks() -> Any:
+        for start in range(0, len(big), 16384):
+            yield big[start : start + 16384].encode()
+
+    streamed = gateway.post(
+        f"{API}/turn",
+        content=chunks(),
+        headers={**bearer(session), "Content-Type": "application/json"},
+    )
+    assert streamed.status_code == 413
+
+
+def test_session_starts_are_rate_limited_with_retry_after(make_gateway: GatewayFactory) -> None:
+    gateway = make_gateway(rate_limit_session_per_thread="2/minute")
+    first = open_session(gateway)
+    thread, secret = first["thread_id"], first["thread_secret"]
+    open_session(gateway, thread_id=thread, thread_secret=secret)
+    limited = gateway.post(f"{API}/session", json={"thread_id": thread, "thread_secret": secret})
+    assert limited.status_code == 429
+    assert error_code(limited) == "rate_limited"
+    assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_calls_of_a_session_are_rate_limited(make_gateway: GatewayFactory) -> None:
+    gateway = make_gateway(rate_limit_calls_per_session="3/minute")
+    session = open_session(gateway)
+    codes = [
+        gateway.post(f"{API}/turn", json=turn(), headers=bearer(session)).status_code
+        for _ in range(5)
+    ]
+    assert codes[:3] == [200, 200, 200]
+    assert codes[3:] == [429, 429]
+
+
+def test_concurrent_sessions_per_user_are_capped_and_ending_frees_a_slot(
+    make_gateway: GatewayFactory,
+) -> None:
+    gateway = make_gateway(max_sessions_per_user=2)
+    user = unique("user")
+    sessions = [open_session(gateway, user_id=user) for _ in range(2)]
+    capped = gateway.post(f"{API}/session", json={"thread_id": unique("thread"), "user_id": user})
+    assert capped.status_code == 429
+    assert error_code(capped) == "too_many_sessions"
+    assert gateway.post(f"{API}/end", json={}, headers=bearer(sessions[0])).status_code == 200
+    open_session(gateway, user_id=user)
+
+
+# -- bad input and outages: 4xx or 503, never 500, nothing written ------------------------------
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def test_deeply_nested_json_is_a_422_not_a_500(gateway: TestClient) -> None:
+    session = open_session(gateway, memory_mode="persistent")
+    call = {"tool_name": "x", "status": "completed", "output": nested(300)}
+    reply = gateway.post(f"{API}/turn", json=turn(tool_calls=[call]), headers=bearer(session))
+    assert reply.status_code == 422
+    raw = gateway.post(
+        f"{API}/turn",
+        content=b"[" * 100_000 + b"]" * 100_000,
+        headers={**bearer(session), "Content-Type": "application/json"},
+    )
+    assert raw.status_code in (400, 422)
+    assert error_code(raw) == "invalid_request"
+
+
+def test_an_oversized_non_ascii_transcript_is_refused_in_the_contract(gateway: TestClient) -> None:
+    session = open_session(gateway)
+    lines = [{"role": "user", "text": "\u00e9\u4e2d" * 2000} for _ in range(20)]
+    reply = gateway.post(f"{API}/tools", json=tool_call(transcript=lines), headers=bearer(session))
+    assert reply.status_code == 422
+    assert error_code(reply) == "invalid_request"
+
+
+def test_text_postgres_cannot_store_is_refused_and_never_claimed(gateway: TestClient) -> None:
+    session = open_session(gateway, memory_mode="persistent")
+    poisoned = turn(user_text="nul\u0000byte")
+    reply = gateway.post(f"{API}/turn", json=poisoned, headers=bearer(session))
+    assert reply.status_code == 422
+    clean = gateway.post(
+        f"{API}/turn", json={**poisoned, "user_text": "clean"}, headers=bearer(session)
+    )
+    assert clean.status_code == 200  # the refused body claimed nothing under its id
+
+
+def test_redis_down_is_a_503_with_retry_after(make_gateway: GatewayFactory) -> None:
+    from opencouch.testing.servers import free_port
+
+    gateway = make_gateway(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    reply = gateway.post(f"{API}/session", json={"thread_id": unique("thread")})
+    assert reply.status_code == 503
+    assert error_code(reply) == "service_unavailable"
+    assert int(reply.headers["Retry-After"]) >= 1
+
+
+# -- headers ------------------------------------------------------------------------------------
+
+
+def test_cors_is_only_for_the_web_origins_and_replies_are_never_cached(gateway: TestClient) -> None:
+    allowed = gateway.options(
+        f"{API}/turn",
+        headers={
+            "Origin": "http://localhost:8080",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert allowed.headers["access-control-allow-origin"] == "http://localhost:8080"
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    foreign = gateway.options(
+        f"{API}/turn",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in foreign.headers
+    reply = gateway.post(f"{API}/session", json={"thread_id": unique("thread")})
+    assert reply.headers["cache-control"] == "no-store"
+    assert reply.headers["x-content-type-options"] == "nosniff"
+
+
+def test_nats_down_is_a_503_for_turns_and_a_tool_output_for_tools(
+    make_gateway: GatewayFactory, redis_url: str
+) -> None:
+    from opencouch.testing.servers import nats_server
+
+    with nats_server(private=True) as url, FakeOwners(url):
+        gateway = make_gateway(nats_url=url)
+        session = open_session(gateway, memory_mode="persistent", user_id=unique("user"))
+        assert gateway.post(f"{API}/turn", json=turn(), headers=bearer(session)).status_code == 200
+    # NATS is gone now; the gateway keeps trying to reconnect.
+    down = gateway.post(f"{API}/turn", json=turn(), headers=bearer(session))
+    assert down.status_code == 503, down.text
+    assert error_code(down) == "service_unavailable"
+    assert int(down.headers["Retry-After"]) >= 1
+    tool = gateway.post(f"{API}/tools", json=tool_call(), headers=bearer(session))
+    assert tool.status_code == 200
+    assert tool.json()["output"]["error"]["code"] in ("tool_unavailable", "tool_timeout")
+    started = gateway.post(
+        f"{API}/session", json={"thread_id": unique("thread"), "memory_mode": "persistent"}
+    )
+    assert started.status_code == 503
+
+
+async def test_a_refused_turn_writes_nothing(
+    gateway: TestClient, gateway_nats_url: str, redis_url: str
+) -> None:
+    import nats
+    from redis.asyncio import Redis
+
+    from opencouch.contracts import subjects
+
+    session = open_session(gateway, memory_mode="persistent")
+    nc = await nats.connect(gateway_nats_url)
+    js = nc.jetstream()
+
+    async def stored_turns() -> int:
+        info = await js.stream_info(subjects.EVENTS_STREAM, subjects_filter=subjects.TURN_RECORDED)
+        return sum((info.state.subjects or {}).values())
+
+    before = await stored_turns()
+    refused = [
+        (turn(user_text="nul\u0000"), bearer(session)),
+        (
+            turn(tool_calls=[{"tool_name": "x", "status": "completed", "output": nested(50)}]),
+            bearer(session),
+        ),
+        (turn(thread_id=unique("other")), bearer(session)),
+        (turn(), {}),
+        (turn(user_text="x" * 9000), bearer(session)),
+    ]
+    for body, headers in refused:
+        assert 400 <= gateway.post(f"{API}/turn", json=body, headers=headers).status_code < 500
+    redis = Redis.from_url(redis_url)
+    try:
+        claims = [key async for key in redis.scan_iter(f"ocv:turn:{session['session_id']}:*")]
+    finally:
+        await redis.aclose()
+    assert claims == []
+    assert await stored_turns() == before
+    await nc.close()
