@@ -11,7 +11,7 @@ import pytest
 
 from opencouch.contracts import subjects
 from opencouch.contracts.events import TurnClassified
-from opencouch.contracts.memory import ThreadTurnsReply, ThreadTurnsRequest
+from opencouch.contracts.memory import ThreadHistoryReply, ThreadHistoryRequest
 from opencouch.memory.testing import Conversation, MemoryClient, eventually
 from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.jetstream import publish_event
@@ -136,25 +136,25 @@ async def test_thread_history_comes_in_pages_from_the_newest_with_a_cursor_to_ol
     while True:
         page = await memory.ask(
             subjects.MEMORY_THREAD_TURNS,
-            ThreadTurnsRequest(thread_id=conversation.thread_id, before=before, limit=2),
-            ThreadTurnsReply,
+            ThreadHistoryRequest(thread_id=conversation.thread_id, before=before, limit=2),
+            ThreadHistoryReply,
         )
         pages.append([turn.user_text for turn in page.turns])
-        if page.older is None:
+        if page.before is None:
             break
-        before = page.older
+        before = page.before
     assert pages == [["two-0", "two-1"], ["one-1", "one-2"], ["one-0"]]
 
     with pytest.raises(ServiceError) as refused:
         await memory.ask(
             subjects.MEMORY_THREAD_TURNS,
-            ThreadTurnsRequest(thread_id=conversation.thread_id, before="nonsense"),
-            ThreadTurnsReply,
+            ThreadHistoryRequest(thread_id=conversation.thread_id, before="nonsense"),
+            ThreadHistoryReply,
         )
     assert refused.value.code == "invalid_request"
     empty = await memory.ask(
         subjects.MEMORY_THREAD_TURNS,
-        ThreadTurnsRequest(thread_id="thread-never-used"),
-        ThreadTurnsReply,
+        ThreadHistoryRequest(thread_id="thread-never-used"),
+        ThreadHistoryReply,
     )
-    assert (empty.turns, empty.older) == ([], None)
+    assert (empty.turns, empty.before) == ([], None)

@@ -80,7 +80,7 @@ ThreadCursor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$"
 """An opaque position in a thread's history, as a previous page handed it out."""
 
 
-class ThreadTurnsRequest(Contract):
+class ThreadHistoryRequest(Contract):
     """Ask for a page of a thread's stored turns.
 
     Pages run backwards in time: without ``before`` the newest page; with it, the page just
@@ -92,12 +92,15 @@ class ThreadTurnsRequest(Contract):
     limit: Annotated[int, Field(ge=1, le=THREAD_PAGE_MAX_TURNS)] = 50
 
 
-class ThreadTurnsReply(Contract):
-    """A page of turns, oldest first within the page, and the cursor of the older page."""
+class ThreadHistoryReply(Contract):
+    """A page of turns, oldest first within the page, and the cursor of the older page.
+
+    Shaped like the gateway's ``voice_api.ThreadTurnsReply``, which it maps to one for one.
+    """
 
     thread_id: Identifier
     turns: list[StoredTurn]
-    older: ThreadCursor | None = None
+    before: ThreadCursor | None = None
     """Pass as ``before`` for the previous page; None when this page reaches the start."""
 
 

@@ -15,8 +15,8 @@ from opencouch.contracts.memory import (
     MemoryContextRequest,
     SessionTranscriptReply,
     SessionTranscriptRequest,
-    ThreadTurnsReply,
-    ThreadTurnsRequest,
+    ThreadHistoryReply,
+    ThreadHistoryRequest,
 )
 from opencouch.memory.candidates import CandidateStore
 from opencouch.memory.context import CONTEXT_FACTS, compose_context
@@ -77,7 +77,7 @@ class MemoryHandlers:
             peak_crisis_level=peak,
         )
 
-    async def thread_turns(self, request: ThreadTurnsRequest) -> ThreadTurnsReply:
+    async def thread_turns(self, request: ThreadHistoryRequest) -> ThreadHistoryReply:
         """A page of the thread's stored turns: the newest, or those older than ``before``."""
         before = None
         if request.before is not None:
@@ -85,10 +85,10 @@ class MemoryHandlers:
             if before is None:
                 raise ServiceError(ErrorCode.INVALID_REQUEST, "before: not a cursor of this API")
         turns, older = await self._transcripts.thread_page(request.thread_id, before, request.limit)
-        return ThreadTurnsReply(
+        return ThreadHistoryReply(
             thread_id=request.thread_id,
             turns=turns,
-            older=cursor_of(older) if older is not None else None,
+            before=cursor_of(older) if older is not None else None,
         )
 
     async def commit_candidates(

@@ -19,7 +19,7 @@ from opencouch.contracts.memory import (
     EraseMemoryRequest,
     MemoryContextRequest,
     SessionTranscriptRequest,
-    ThreadTurnsRequest,
+    ThreadHistoryRequest,
 )
 from opencouch.contracts.tools import ToolOwner
 from opencouch.memory.candidates import CandidateStore
@@ -73,7 +73,7 @@ def memory_service(
             Endpoint(
                 "thread_turns",
                 subjects.MEMORY_THREAD_TURNS,
-                ThreadTurnsRequest,
+                ThreadHistoryRequest,
                 handlers.thread_turns,
             ),
             Endpoint(
