@@ -29,6 +29,7 @@ TURN_RECORDED: Final = f"{EVENTS_PREFIX}.turn_recorded"
 TURN_CLASSIFIED: Final = f"{EVENTS_PREFIX}.turn_classified"
 TOOL_ACTIVITY: Final = f"{EVENTS_PREFIX}.tool_activity"
 SESSION_ENDED: Final = f"{EVENTS_PREFIX}.session_ended"
+OWNER_ERASED: Final = f"{EVENTS_PREFIX}.owner_erased"
 SESSION_FINALIZED_ALL: Final = f"{EVENTS_PREFIX}.session_finalized.*"
 
 # Dead letters: events a consumer could not handle, kept (no age limit) until replayed.
@@ -40,6 +41,8 @@ MEMORY_TURNS_CONSUMER: Final = "memory-turns"
 MEMORY_CLASSIFICATIONS_CONSUMER: Final = "memory-turn-classifications"
 FINALIZER_SESSION_END_CONSUMER: Final = "finalizer-session-end"
 TOOLS_CRISIS_CONSUMER: Final = "tools-crisis-classifier"
+TOOLS_ERASURE_CONSUMER: Final = "tools-erasure"
+FINALIZER_ERASURE_CONSUMER: Final = "finalizer-erasure"
 
 # Service names as nats.micro announces them ($SRV.PING.<name>).
 TOOLS_SERVICE: Final = "opencouch-tools"
