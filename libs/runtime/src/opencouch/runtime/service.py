@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from nats.aio.client import Client as NatsClient
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from opencouch.runtime.endpoints import Endpoint, start_service
 from opencouch.runtime.health import write_id_file
-from opencouch.runtime.jetstream import consume_events, ensure_events_stream
+from opencouch.runtime.jetstream import Redelivery, consume_events, ensure_events_stream
 from opencouch.runtime.lifecycle import serve_until_stopped
 from opencouch.runtime.settings import NatsServiceSettings
 
@@ -38,8 +38,7 @@ class Consumer(Generic[EventT]):
     event_model: type[EventT]
     handle: Callable[[EventT], Awaitable[None]]
     on_give_up: Callable[[EventT], Awaitable[None]] | None = None
-    max_deliver: int = 50
-    ack_wait: float = 30.0
+    redelivery: Redelivery = field(default_factory=Redelivery)
 
 
 @dataclass(frozen=True)
@@ -97,8 +96,7 @@ async def run_nats_service(
                     handle=consumer.handle,
                     on_give_up=consumer.on_give_up,
                     stop=stop,
-                    ack_wait=consumer.ack_wait,
-                    max_deliver=consumer.max_deliver,
+                    redelivery=consumer.redelivery,
                 ),
                 name=f"consumer:{consumer.durable}",
             )

@@ -13,7 +13,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from opencouch.contracts import subjects
-from opencouch.contracts.events import CrisisScreen, TurnRecorded
+from opencouch.contracts.events import CrisisScreen, OwnerErased, TurnRecorded
 from opencouch.contracts.tools import ToolOwner
 from opencouch.runtime.jetstream import ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
@@ -22,6 +22,7 @@ from opencouch.runtime.service import Consumer, NatsService, Subscription, run_n
 from opencouch.runtime.tools import ToolHandler, tool_endpoints
 from opencouch.tools.content import ContentError, content_root
 from opencouch.tools.crisis import CrisisDirectory
+from opencouch.tools.erasure import Erasure
 from opencouch.tools.exercises import ExerciseCatalog
 from opencouch.tools.grounded import GroundedLookup
 from opencouch.tools.handlers import ToolHandlers
@@ -59,8 +60,11 @@ class Content:
         )
 
 
-def tools_service(handlers: ToolHandlers, screening: CrisisScreening) -> NatsService:
-    """The tools service: every catalog tool it owns, and crisis screening of every turn."""
+def tools_service(
+    handlers: ToolHandlers, screening: CrisisScreening, erasure: Erasure
+) -> NatsService:
+    """The tools service: every catalog tool it owns, crisis screening of every turn, and
+    forgetting an owner's sessions when asked."""
     served: dict[str, ToolHandler] = {
         "wait_for_user": handlers.wait_for_user,
         "load_therapeutic_response_skill": handlers.load_therapeutic_response_skill,
@@ -83,7 +87,13 @@ def tools_service(handlers: ToolHandlers, screening: CrisisScreening) -> NatsSer
                 subject=subjects.TURN_RECORDED,
                 event_model=TurnRecorded,
                 handle=screening.on_turn_recorded,
-            )
+            ),
+            Consumer(
+                durable=subjects.TOOLS_ERASURE_CONSUMER,
+                subject=subjects.OWNER_ERASED,
+                event_model=OwnerErased,
+                handle=erasure.on_owner_erased,
+            ),
         ],
         subscriptions=[
             Subscription(
@@ -136,7 +146,10 @@ async def serve(settings: ToolsSettings, stop: asyncio.Event) -> None:
         )
         try:
             await run_nats_service(
-                nc, tools_service(handlers, CrisisScreening(store, state, js)), settings, stop
+                nc,
+                tools_service(handlers, CrisisScreening(store, state, js), Erasure(store, state)),
+                settings,
+                stop,
             )
         finally:
             stop.set()

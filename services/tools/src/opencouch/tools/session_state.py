@@ -55,6 +55,16 @@ class SessionState:
         self._redis = redis
         self._ttl = ttl
 
+    async def forget(self, session_ids: list[str]) -> None:
+        """Drop every part of these sessions' tool state."""
+        keys = [
+            session_key(session_id, part)
+            for session_id in session_ids
+            for part in ("crisis_lookup", "screening", "exercise")
+        ]
+        if keys:
+            await self._redis.delete(*keys)
+
     async def save_crisis_lookup(self, session_id: str, lookup: CrisisResourcesOutput) -> None:
         """Keep ``lookup`` as the session's latest verified lookup."""
         await self._redis.set(

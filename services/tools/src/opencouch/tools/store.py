@@ -153,6 +153,14 @@ class ToolsStore:
             row = await cursor.fetchone()
         return ExerciseRun.model_validate(row["state"]) if row else None
 
+    async def forget_exercise_runs(self, session_ids: list[str]) -> int:
+        """Delete the exercise runs of these sessions (an owner asked to forget everything)."""
+        async with self._pool.connection(timeout=self._timeout) as conn:
+            cursor = await conn.execute(
+                "DELETE FROM tools.exercise_runs WHERE session_id = ANY(%s)", (session_ids,)
+            )
+            return cursor.rowcount
+
     async def purge_exercise_runs(self, older_than: timedelta) -> int:
         """Delete exercise runs not touched for ``older_than``; returns how many."""
         async with self._pool.connection(timeout=self._timeout) as conn:

@@ -23,6 +23,7 @@ from opencouch.contracts.tools import TOOL_CATALOG, ToolCallContext, ToolCallRep
 from opencouch.runtime.jetstream import ensure_events_stream
 from opencouch.runtime.messaging import request
 from opencouch.runtime.service import run_nats_service
+from opencouch.tools.erasure import Erasure
 from opencouch.tools.grounded import GroundedLookup
 from opencouch.tools.handlers import ToolHandlers
 from opencouch.tools.screening import CrisisScreening
@@ -181,7 +182,12 @@ async def serving(
     screening = CrisisScreening(store, state, js)
     settings = ToolsSettings(id_file=f"/tmp/opencouch/tools-test-{uuid.uuid4().hex[:8]}.id")
     runner = asyncio.create_task(
-        run_nats_service(service_nc, tools_service(handlers, screening), settings, stop)
+        run_nats_service(
+            service_nc,
+            tools_service(handlers, screening, Erasure(store, state)),
+            settings,
+            stop,
+        )
     )
     try:
         await _until_served(client, runner)
