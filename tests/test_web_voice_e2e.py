@@ -521,3 +521,27 @@ def test_check_8_disconnecting_shows_the_finalization_result(
         "Saved and summarised",
         "Could not be summarised",
     )
+
+
+def test_erasing_forgets_the_persistent_conversation(
+    stack: Stack, page: Any, scenario: Callable[[str], None]
+) -> None:
+    connect(page, stack.web_url, persistent=True)
+    thread_id = page.input_value("#thread-id")
+    assert page.is_disabled("#erase"), "not while a conversation is live"
+    say(page, "I like long walks by the river.")
+    closed_turns(page, 1)
+    page.click("#end-keep")
+    page.wait_for_selector('#connection-state[data-state="ended"]', timeout=PAGE_WAIT_MS)
+    eventually(lambda: stored_turns(stack, thread_id))
+    page.reload()
+    page.wait_for_selector("#history:not([hidden]) .turn", timeout=PAGE_WAIT_MS)
+
+    page.click("#erase")
+    page.click("#erase-yes")
+    page.wait_for_function(
+        "() => document.getElementById('erase-result').textContent !== ''", timeout=PAGE_WAIT_MS
+    )
+    assert page.text_content("#erase-result").startswith("Erased ")
+    assert page.is_hidden("#history")
+    assert stored_turns(stack, thread_id) == []

@@ -38,7 +38,10 @@ async function main() {
     node.dataset.state = state;
     node.textContent = CONNECTION_LABELS[state] ?? state;
     const live = state === 'connected' || state === 'reconnecting';
-    byId('setup-fields').toggleAttribute('disabled', !['idle', 'ended', 'disconnected'].includes(state));
+    const idle = ['idle', 'ended', 'disconnected'].includes(state);
+    byId('setup-fields').toggleAttribute('disabled', !idle);
+    // Erasing ends the owner's live sessions: only between conversations.
+    button('erase').disabled = !idle;
     byId('end-options').hidden = !live;
     typeForm.hidden = state !== 'connected';
     if (state === 'connecting') {
