@@ -276,10 +276,10 @@ class VoiceSessionStore:
             if keys:
                 await self._redis.delete(*keys)
 
-    async def has_ended(self, session_id: str) -> bool:
-        """Whether the session was ended (or is no longer known)."""
+    async def has_ended(self, session_id: str) -> bool | None:
+        """Whether the session was ended; None when it is no longer known."""
         ended = await self._redis.hget(redis_key("vs", session_id), "ended")
-        return ended is None or int(ended) == 1
+        return None if ended is None else int(ended) == 1
 
     async def turn_count(self, session_id: str) -> int:
         """Turns acknowledged in this session."""
