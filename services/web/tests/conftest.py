@@ -124,12 +124,14 @@ def speech(audio_dir: Path) -> Callable[..., Path]:
     return lambda *parts: spoken_wav(audio_dir / f"speech-{next(made)}.wav", *parts)
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs one instance per thread at a time, and other test
+# modules (tests/, the emulator's) start their own.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
     yield from running_playwright()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(playwright: Any, silence: Path) -> Iterator[Any]:
     browser = launch_chromium(playwright, fake_microphone(silence))
     yield browser
