@@ -437,3 +437,21 @@ def closed_turns(page: Any, count: int) -> list[dict[str, Any]]:
         }))""",
     )
     return shown
+
+
+def record_states(page: Any) -> Callable[[], list[str]]:
+    """Start recording the connection states the page passes through; returns a reader."""
+    page.evaluate(
+        """() => {
+            const node = document.getElementById('connection-state');
+            window.seenStates = [];
+            new MutationObserver(() => window.seenStates.push(node.dataset.state))
+                .observe(node, {attributes: true, attributeFilter: ['data-state']});
+        }"""
+    )
+
+    def seen() -> list[str]:
+        states: list[str] = page.evaluate("() => window.seenStates")
+        return states
+
+    return seen
