@@ -182,7 +182,7 @@ def test_two_spoken_utterances_are_shown_and_stored_as_shown(
     )
     wav = spoken_wav(
         audio_dir / "two.wav",
-        3.0,
+        4.0,
         "I had a long day at work.",
         7.0,
         "My manager moved a deadline.",

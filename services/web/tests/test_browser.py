@@ -122,7 +122,7 @@ def test_two_spoken_utterances_show_both_user_lines_and_both_replies(
         }
     )
     # Leading silence covers the call's setup; the gap lets the first reply finish playing.
-    wav = speech(3.0, "I had a long day at work.", 7.0, "My manager moved a deadline.", 2.0)
+    wav = speech(4.0, "I had a long day at work.", 7.0, "My manager moved a deadline.", 2.0)
     page = watch_console(launch(fake_microphone(wav)).new_page(), problems)
     connect(page, web_url)
     # The level meter moves while the person speaks.
@@ -167,7 +167,7 @@ def test_barge_in_cuts_the_shown_reply_to_what_was_heard(
             "generation_speed": 1.0,
         }
     )
-    wav = speech(3.0, "Can I tell you something?", 3.0, "Sorry, wait.", 3.0)
+    wav = speech(4.0, "Can I tell you something?", 3.0, "Sorry, wait.", 3.0)
     page = watch_console(launch(fake_microphone(wav)).new_page(), problems)
     connect(page, web_url)
     # The reply streams into the transcript while it is still being spoken.
