@@ -20,6 +20,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from pydantic import BaseModel, ValidationError
 
 from opencouch.contracts import subjects
+from opencouch.runtime.observation import observed_handler, publishing
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,11 @@ async def publish_event(
     js: JetStreamContext, subject: str, event: BaseModel, *, dedup_id: str, timeout: float = 5.0
 ) -> int:
     """Publish ``event`` and return its stream sequence once JetStream has stored it."""
-    ack = await js.publish(
-        subject,
-        event.model_dump_json().encode(),
-        timeout=timeout,
-        stream=subjects.EVENTS_STREAM,
-        headers={"Nats-Msg-Id": dedup_id},
-    )
+    data = event.model_dump_json().encode()
+    with publishing(subject, type(event).__name__, {"Nats-Msg-Id": dedup_id}, len(data)) as headers:
+        ack = await js.publish(
+            subject, data, timeout=timeout, stream=subjects.EVENTS_STREAM, headers=headers
+        )
     return ack.seq
 
 
@@ -119,6 +118,7 @@ async def _deliver(
     durable: str,
     max_deliver: int,
 ) -> None:
+    handle = observed_handler(msg, durable, handle)  # the delivery's trace, lag and outcome
     try:
         event = event_model.model_validate_json(msg.data)
     except ValidationError:

@@ -8,10 +8,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from openai import AsyncOpenAI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from redis.asyncio import Redis
 
+from opencouch.runtime.http import UNOBSERVED_PATHS, RequestMetricsMiddleware
 from opencouch.runtime.jetstream import ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
+from opencouch.runtime.metrics import VOICE_SESSIONS_ACTIVE
+from opencouch.runtime.tracing import tracer_provider
 from opencouch.voice_gateway.errors import install_error_handlers
 from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -93,4 +97,25 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(SecurityHeadersMiddleware, api_prefix=API_PREFIX)
+    _observe(app)
     return app
+
+
+def _observe(app: FastAPI) -> None:
+    """``/metrics`` and request timing; with tracing on, a span per request that continues the
+    page's ``traceparent`` (FastAPI's instrumentation names spans by route template)."""
+
+    async def count_live_sessions() -> None:
+        gateway: Gateway | None = getattr(app.state, "gateway", None)
+        if gateway is not None:
+            VOICE_SESSIONS_ACTIVE.set(await gateway.sessions.live_sessions())
+
+    app.add_middleware(RequestMetricsMiddleware, before_scrape=count_live_sessions)
+    provider = tracer_provider()
+    if provider is not None:
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=provider,
+            excluded_urls=",".join(UNOBSERVED_PATHS),
+            exclude_spans=["receive", "send"],
+        )
