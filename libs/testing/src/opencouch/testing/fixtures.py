@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from opencouch.runtime.tracing import disable_tracing, enable_tracing
 from opencouch.testing.servers import (
     ServerUnavailableError,
     nats_server,
@@ -42,3 +47,21 @@ def database_url() -> Iterator[str]:
             yield url
     except ServerUnavailableError as error:
         pytest.skip(f"Postgres unavailable: {error}")
+
+
+@pytest.fixture
+def recorded_spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on in this process for one test (Redis and SQL included); its spans, in memory.
+
+    Tracing is off in every other test. Connections and apps that should be traced must be
+    made inside the test, after this fixture turned tracing on.
+    """
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "opencouch-test"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    enable_tracing(provider)
+    try:
+        yield exporter
+    finally:
+        disable_tracing()
+        provider.shutdown()
