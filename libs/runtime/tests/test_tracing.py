@@ -67,7 +67,7 @@ def parent_of(span: ReadableSpan) -> int | None:
 
 def span_id(span: ReadableSpan) -> int:
     assert span.context is not None
-    return span.context.span_id
+    return int(span.context.span_id)
 
 
 def only(spans: list[ReadableSpan], kind: SpanKind, name_start: str) -> ReadableSpan:
