@@ -1,5 +1,5 @@
 # One command per habit; CI calls the same targets a person does.
-.PHONY: setup up up-local down-local test lint bench
+.PHONY: setup up up-local down-local test lint bench load chaos
 
 # uv from PyPI when missing, then the whole workspace: every service, library and dev tool.
 setup:
@@ -29,3 +29,11 @@ bench:
 		[ -e "$$bench" ] || { echo "no benchmarks/bench_*.py yet"; break; }; \
 		echo "== $$bench"; uv run python "$$bench"; \
 	done
+
+# Many protocol-level voice sessions, then an exact accounting (LOAD_ARGS to size it).
+load:
+	uv run python benchmarks/load.py $(LOAD_ARGS)
+
+# The same load while services are killed and NATS and Postgres restart.
+chaos:
+	uv run python benchmarks/load.py --chaos $(CHAOS_ARGS)

@@ -89,6 +89,13 @@ SERVICES = [
     Service("web", "opencouch.web", "WEB_", "/healthz", 8080),
 ]
 
+# Variables a service gets unless the environment sets them: the emulator plays the product.
+DEFAULT_ENV = {
+    "realtime-emulator": {
+        "REALTIME_EMULATOR_SCENARIO": str(ROOT / "config" / "emulator" / "opencouch-companion.yaml")
+    },
+}
+
 INFRASTRUCTURE = {
     "NATS": ("NATS_URL", "nats://127.0.0.1:4222", 4222),
     "Redis": ("REDIS_URL", "redis://127.0.0.1:6379/0", 6379),
@@ -150,7 +157,7 @@ def start(service: Service) -> int:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**DEFAULT_ENV.get(service.name, {}), **os.environ, "PYTHONUNBUFFERED": "1"},
             # Its own group, so `down` can also reach whatever `uv run` started.
             start_new_session=True,
         )

@@ -1,20 +1,20 @@
-"""A real emulator on a free loopback port, served by uvicorn in its own thread."""
+"""The emulator's own pytest plugin serves one emulator for the tests that need no special
+settings; ``emulator`` is that one, under the name these tests always used."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from opencouch.realtime_emulator.testing import RunningEmulator, running_emulator
+from opencouch.realtime_emulator.testing import RunningEmulator
 
 
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[RunningEmulator]:
+def emulator(realtime_emulator: RunningEmulator) -> RunningEmulator:
     """One emulator shared by the tests that need no special settings."""
-    with running_emulator() as running:
-        yield running
+    return realtime_emulator
 
 
 @pytest.fixture

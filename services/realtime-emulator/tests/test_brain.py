@@ -1,19 +1,32 @@
-"""The brain on its own: keyword routes, tool offers, arguments valid for each schema."""
+"""The brain on its own: keyword routes, tool offers, arguments valid for each schema.
+
+The keyword routes are the product's (OpenCouch's scenario file); the emulator itself knows
+no tool by name.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from opencouch.realtime_emulator.brain import Brain, Offer, fill_arguments
+from opencouch.realtime_emulator.arguments import fill_arguments
+from opencouch.realtime_emulator.brain import Brain
+from opencouch.realtime_emulator.offer import Offer
+from opencouch.realtime_emulator.planner import Planner
 from opencouch.realtime_emulator.scenario import Scenario, load_scenario
-from opencouch.realtime_emulator.testing import (
-    PRODUCT_LIKE_TOOLS,
-    tools_named,
-)
+
+HERE = Path(__file__).parent
+PRODUCT_LIKE_TOOLS: list[dict[str, Any]] = json.loads((HERE / "product_tools.json").read_text())
+PRODUCT = load_scenario(HERE.parents[2] / "config" / "emulator" / "opencouch-companion.yaml")
+
+
+def tools_named(*names: str) -> list[dict[str, Any]]:
+    """The product tools with these names, in catalog order."""
+    return [tool for tool in PRODUCT_LIKE_TOOLS if tool["name"] in names]
 
 
 def offer(tools: list[dict[str, Any]] = PRODUCT_LIKE_TOOLS, choice: object = "auto") -> Offer:
@@ -36,13 +49,13 @@ def schema_of(name: str) -> dict[str, Any]:
     ],
 )
 def test_keywords_call_the_offered_tool_with_valid_arguments(said: str, tool: str) -> None:
-    plan = Brain(Scenario()).reply(None, said, offer())
+    plan = Brain(PRODUCT).reply(None, said, offer())
     assert [call.name for call in plan.tool_calls] == [tool]
     jsonschema.validate(plan.tool_calls[0].arguments, schema_of(tool))
 
 
 def test_breathing_picks_the_breathing_exercise() -> None:
-    plan = Brain(Scenario()).reply(None, "Let's breathe together", offer())
+    plan = Brain(PRODUCT).reply(None, "Let's breathe together", offer())
     assert plan.tool_calls[0].arguments == {
         "exercise_type": "grounding_box_breathing",
         "runtime_action": "start",
@@ -50,16 +63,14 @@ def test_breathing_picks_the_breathing_exercise() -> None:
 
 
 def test_exercise_list_when_loading_is_not_offered() -> None:
-    plan = Brain(Scenario()).reply(
+    plan = Brain(PRODUCT).reply(
         None, "breathing please", offer(tools_named("list_guided_exercise_skills"))
     )
     assert [call.name for call in plan.tool_calls] == ["list_guided_exercise_skills"]
 
 
 def test_no_tool_unless_offered() -> None:
-    plan = Brain(Scenario()).reply(
-        None, "I want to end it all", offer(tools_named("wait_for_user"))
-    )
+    plan = Brain(PRODUCT).reply(None, "I want to end it all", offer(tools_named("wait_for_user")))
     assert plan.tool_calls == []
     assert plan.say
 
@@ -79,15 +90,20 @@ def test_tool_choice_none_and_forced() -> None:
 
 
 def test_otherwise_a_short_reflection() -> None:
-    plan = Brain(Scenario()).reply(None, "I feel lonely since the move.", offer())
+    plan = Brain(PRODUCT).reply(None, "I feel lonely since the move.", offer())
     assert plan.tool_calls == []
     assert plan.say is not None
     assert "lonely" in plan.say
 
 
 def test_wait_for_user_follow_up_only_when_asked() -> None:
-    brain = Brain(Scenario())
-    plan = brain.follow_up(None, ["wait_for_user"], offer())
+    planner = Planner(Brain(PRODUCT))
+    planner.typed("item_user", "Wait, give me a second.")
+    asked, _ = planner.next_plan(offer(), out_of_band=False, idle=False, conversation_empty=False)
+    assert [call.name for call in asked.tool_calls] == ["wait_for_user"]
+    planner.tool_called("call_1", "wait_for_user", asked.after_tools)
+    planner.tool_output("call_1")
+    plan, _ = planner.next_plan(offer(), out_of_band=False, idle=False, conversation_empty=False)
     assert plan.tool_calls == []
     assert plan.say == "Take your time. I'm here whenever you're ready."
 
@@ -161,3 +177,128 @@ def test_scripted_tool_the_session_lacks_is_skipped_but_spoken_around() -> None:
     plan = brain.reply(brain.take_turn(), "hi", offer())
     assert plan.tool_calls == []
     assert plan.say == "Said anyway."
+
+
+# -- the generic brain: no scenario, only the session's own tools -----------------------------
+
+WEATHER_TOOLS: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "name": "get_moon_phase",
+        "description": "Tell the phase of the moon on a given night.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "night": {"type": "string", "format": "date"},
+                "hemisphere": {"type": "string", "enum": ["north", "south"]},
+            },
+            "required": ["night", "hemisphere"],
+        },
+    },
+    {
+        "type": "function",
+        "name": "forecastRain",
+        "description": "Chance of rain for a city over the next hours.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "hours": {"type": "integer", "maximum": 48}},
+            "required": ["city", "hours"],
+        },
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("said", "tool"),
+    [
+        ("What phase is the moon in tonight, down south?", "get_moon_phase"),
+        ("Will it rain in Lisbon later?", "forecastRain"),
+        ("please call forecastRain for me", "forecastRain"),
+    ],
+)
+def test_generic_brain_picks_the_tool_the_words_point_at(said: str, tool: str) -> None:
+    plan = Brain(Scenario()).reply(None, said, offer(WEATHER_TOOLS))
+    assert [call.name for call in plan.tool_calls] == [tool]
+    schema = next(t["parameters"] for t in WEATHER_TOOLS if t["name"] == tool)
+    jsonschema.validate(plan.tool_calls[0].arguments, schema)
+
+
+def test_generic_brain_chooses_the_enum_value_the_user_named() -> None:
+    plan = Brain(Scenario()).reply(None, "the moon phase in the south please", offer(WEATHER_TOOLS))
+    assert plan.tool_calls[0].arguments["hemisphere"] == "south"
+
+
+def test_generic_brain_only_talks_when_no_tool_fits() -> None:
+    brain = Brain(Scenario())
+    plan = brain.reply(None, "Hello there, how are you?", offer(WEATHER_TOOLS))
+    assert plan.tool_calls == []
+    assert plan.say in Scenario().fallback
+    unoffered = brain.reply(None, "What phase is the moon in?", offer([]))
+    assert unoffered.tool_calls == []
+
+
+# -- keyword rules --------------------------------------------------------------------------
+
+
+def rules_scenario() -> Scenario:
+    return Scenario.model_validate(
+        {
+            "rules": [
+                {
+                    "match": ["storm*", "lightning"],
+                    "tools": [{"name": "forecastRain", "arguments": {"city": "Oslo"}}],
+                    "after_tools": ["Bring a coat.", {"say": "Anything else?"}],
+                },
+                {"match": ["storm*"], "say": "No forecast today, but {match} sounds dramatic."},
+                {"match": ["full moon"], "tools": [{"name": "get_moon_phase"}]},
+            ],
+            "fallback": ["Only weather here."],
+        }
+    )
+
+
+def test_a_rule_calls_its_tool_with_given_and_made_up_arguments() -> None:
+    plan = Brain(rules_scenario()).reply(None, "Are STORMS coming?", offer(WEATHER_TOOLS))
+    assert [call.name for call in plan.tool_calls] == ["forecastRain"]
+    arguments = plan.tool_calls[0].arguments
+    assert arguments["city"] == "Oslo"
+    jsonschema.validate(arguments, WEATHER_TOOLS[1]["parameters"])
+    assert [step.say for step in plan.after_tools] == ["Bring a coat.", "Anything else?"]
+
+
+def test_a_rule_whose_tool_is_not_offered_gives_way_to_the_next() -> None:
+    moon_only = offer([WEATHER_TOOLS[0]])
+    plan = Brain(rules_scenario()).reply(None, "a stormy night", moon_only)
+    assert plan.tool_calls == []
+    assert plan.say == "No forecast today, but stormy sounds dramatic."
+
+
+@pytest.mark.parametrize(
+    ("said", "matched"),
+    [
+        ("A Full   moon rises", "full   moon"),
+        ("a fuller moon", None),
+        ("the moonfull", None),
+    ],
+)
+def test_rule_phrases_match_whole_words(said: str, matched: str | None) -> None:
+    full_moon = rules_scenario().rules[2]
+    assert full_moon.matched(said) == matched
+
+
+@pytest.mark.parametrize(
+    ("said", "matched"),
+    [
+        ("Stormy!", "stormy"),
+        ("storm", "storm"),
+        ("a brainstorm", None),
+        ("It\u2019s lightning", "lightning"),
+    ],
+)
+def test_a_star_matches_any_ending(said: str, matched: str | None) -> None:
+    assert rules_scenario().rules[0].matched(said) == matched
+
+
+def test_a_rule_without_phrases_is_refused() -> None:
+    with pytest.raises(ValueError, match="match"):
+        Scenario.model_validate({"rules": [{"match": [], "say": "never"}]})

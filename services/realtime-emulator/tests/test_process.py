@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
+from opencouch.realtime_emulator.__main__ import settings_from
 from opencouch.realtime_emulator.settings import Settings
 from opencouch.realtime_emulator.testing import (
     free_port,
@@ -64,3 +66,19 @@ def test_module_serves_and_stops_on_sigterm() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_command_line_options_win_over_the_environment(tmp_path: Path) -> None:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("name: cli\n", encoding="utf-8")
+    os.environ["REALTIME_EMULATOR_PORT"] = "9999"
+    os.environ["REALTIME_EMULATOR_LOG_LEVEL"] = "debug"
+    try:
+        settings = settings_from(
+            ["--port", "0", "--api-key", "sk-a", "--api-key", "sk-b", "--scenario", str(scenario)]
+        )
+    finally:
+        del os.environ["REALTIME_EMULATOR_PORT"]
+        del os.environ["REALTIME_EMULATOR_LOG_LEVEL"]
+    assert (settings.port, settings.api_keys, settings.scenario) == (0, ["sk-a", "sk-b"], scenario)
+    assert settings.log_level == "debug"

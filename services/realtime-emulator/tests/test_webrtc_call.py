@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from openai import AsyncOpenAI, AuthenticationError, NotFoundError
 
 from opencouch.realtime_emulator.testing import (
     API_KEY,
-    PRODUCT_LIKE_TOOLS,
     EventStream,
     RunningEmulator,
     TestPeer,
@@ -26,6 +26,12 @@ from opencouch.realtime_emulator.testing import (
 )
 from opencouch.testing.openai_spec import event_problems
 
+HERE = Path(__file__).parent
+PRODUCT_LIKE_TOOLS: list[dict[str, Any]] = json.loads((HERE / "product_tools.json").read_text())
+# The product's scenario (OpenCouch's keyword rules and phrases), as a call brings it inline.
+PRODUCT_SCENARIO = json.dumps(
+    yaml.safe_load((HERE.parents[2] / "config/emulator/opencouch-companion.yaml").read_text())
+)
 UTTERANCE = "I keep panicking. Can we do a breathing exercise together?"
 SCRIPT = {
     "turns": [
@@ -183,6 +189,7 @@ async def test_multipart_call_with_api_key_and_typed_text(emulator: RunningEmula
     created = await server.realtime.calls.create(
         sdp=await peer.offer(),
         session={"type": "realtime", "tools": PRODUCT_LIKE_TOOLS, "output_modalities": ["text"]},  # type: ignore[arg-type]
+        extra_headers={"X-Emulator-Scenario": PRODUCT_SCENARIO},
     )
     call_id = created.response.headers["location"].rsplit("/", 1)[-1]
     await peer.answer(created.text)

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 import websockets
+import yaml
 from openai import AsyncOpenAI
 
 from opencouch.realtime_emulator import audio
 from opencouch.realtime_emulator.speech import tone_speech
 from opencouch.realtime_emulator.testing import (
     API_KEY,
-    PRODUCT_LIKE_TOOLS,
     EventStream,
     RunningEmulator,
     accepted_client_events,
@@ -28,6 +28,13 @@ from opencouch.realtime_emulator.testing import (
     speech_tools_missing,
 )
 from opencouch.testing.openai_spec import event_problems
+
+HERE = Path(__file__).parent
+PRODUCT_LIKE_TOOLS: list[dict[str, Any]] = json.loads((HERE / "product_tools.json").read_text())
+# The product's scenario (OpenCouch's keyword rules and phrases), as a call brings it inline.
+PRODUCT_SCENARIO = json.dumps(
+    yaml.safe_load((HERE.parents[2] / "config/emulator/opencouch-companion.yaml").read_text())
+)
 
 needs_speech = pytest.mark.skipif(
     speech_tools_missing() is not None, reason=speech_tools_missing() or ""
@@ -93,6 +100,13 @@ async def session(emulator: RunningEmulator) -> AsyncIterator[Session]:
         yield opened
 
 
+@pytest.fixture
+async def product_session(emulator: RunningEmulator) -> AsyncIterator[Session]:
+    """A fresh WebSocket session following the product's scenario."""
+    async with open_session(emulator, {"X-Emulator-Scenario": PRODUCT_SCENARIO}) as opened:
+        yield opened
+
+
 async def session_log(emulator: RunningEmulator, stream: EventStream) -> dict[str, Any]:
     import httpx
 
@@ -117,8 +131,9 @@ async def assert_everything_valid(emulator: RunningEmulator, stream: EventStream
 
 
 async def test_typed_turn_with_tool_call_and_spoken_reply(
-    emulator: RunningEmulator, session: Session
+    emulator: RunningEmulator, product_session: Session
 ) -> None:
+    session = product_session
     stream = session.stream
     created = await stream.wait_for("session.created")
     assert created["session"]["model"] == "gpt-realtime"
@@ -514,7 +529,10 @@ async def test_push_to_talk_without_turn_detection(
     await assert_everything_valid(emulator, stream)
 
 
-async def test_idle_timeout_prompts_the_user(emulator: RunningEmulator, session: Session) -> None:
+async def test_idle_timeout_prompts_the_user(
+    emulator: RunningEmulator, product_session: Session
+) -> None:
+    session = product_session
     stream = session.stream
     await stream.wait_for("session.created")
     await session.send(

@@ -19,6 +19,17 @@ from pathlib import Path
 
 from opencouch.testing.servers import free_port
 
+# How the emulator behaves as the product (its keyword rules and phrases), at the repo root.
+EMULATOR_SCENARIO = Path("config") / "emulator" / "opencouch-companion.yaml"
+
+
+def emulator_scenario() -> Path:
+    """The product's emulator scenario file, found from this checkout's root."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / EMULATOR_SCENARIO).is_file():
+            return parent / EMULATOR_SCENARIO
+    raise FileNotFoundError(f"{EMULATOR_SCENARIO} not found above {__file__}")
+
 
 class ServiceFailedError(RuntimeError):
     """A service did not become healthy, or did not stop cleanly; carries its log tail."""
@@ -137,6 +148,8 @@ class Stack:
     nats_url: str
     redis_url: str
     database_url: str
+    gateway_urls: list[str] = field(default_factory=list)
+    """Every gateway replica's URL (the first is ``gateway_url``)."""
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
 
@@ -155,15 +168,19 @@ def running_stack(
     log_dir: Path,
     with_web: bool = True,
     env: Mapping[str, str] | None = None,
+    gateways: int = 1,
 ) -> Iterator[Stack]:
-    """Start emulator, tools, memory, finalizer, gateway (and web); stop all on exit.
+    """Start emulator, tools, memory, finalizer, gateway(s) (and web); stop all on exit.
 
-    ``env`` is added to every service's environment (after the defaults here). Exit codes after
-    a SIGTERM are left in ``Stack.exit_codes`` for the test to check.
+    ``env`` is added to every service's environment (after the defaults here). ``gateways``
+    replicas are named ``voice-gateway``, ``voice-gateway-2``... Exit codes after a SIGTERM are
+    left in ``Stack.exit_codes`` for the test to check.
     """
-    gateway_port, emulator_port, web_port = free_port(), free_port(), free_port()
+    gateway_ports = [free_port() for _ in range(gateways)]
+    emulator_port, web_port = free_port(), free_port()
     stack = Stack(
-        gateway_url=f"http://127.0.0.1:{gateway_port}",
+        gateway_url=f"http://127.0.0.1:{gateway_ports[0]}",
+        gateway_urls=[f"http://127.0.0.1:{port}" for port in gateway_ports],
         emulator_url=f"http://127.0.0.1:{emulator_port}",
         web_url=f"http://127.0.0.1:{web_port}",
         nats_url=nats_url,
@@ -176,7 +193,10 @@ def running_stack(
         (
             "realtime-emulator",
             "opencouch.realtime_emulator",
-            {"REALTIME_EMULATOR_PORT": str(emulator_port)},
+            {
+                "REALTIME_EMULATOR_PORT": str(emulator_port),
+                "REALTIME_EMULATOR_SCENARIO": str(emulator_scenario()),
+            },
             http_ok(f"{stack.emulator_url}/healthz"),
         ),
         *[
@@ -188,18 +208,21 @@ def running_stack(
             )
             for name in ("tools", "memory", "finalizer")
         ],
-        (
-            "voice-gateway",
-            "opencouch.voice_gateway",
-            {
-                "VOICE_GATEWAY_PORT": str(gateway_port),
-                "VOICE_GATEWAY_EMULATOR_BASE_URL": f"{stack.emulator_url}/v1",
-                "OPENAI_API_KEY": "",
-                "VOICE_GATEWAY_END_WAIT_SECONDS": "10",
-                "VOICE_GATEWAY_TOOL_TIMEOUT_SECONDS": "2",
-            },
-            http_ok(f"{stack.gateway_url}/readyz"),
-        ),
+        *[
+            (
+                "voice-gateway" if replica == 0 else f"voice-gateway-{replica + 1}",
+                "opencouch.voice_gateway",
+                {
+                    "VOICE_GATEWAY_PORT": str(port),
+                    "VOICE_GATEWAY_EMULATOR_BASE_URL": f"{stack.emulator_url}/v1",
+                    "OPENAI_API_KEY": "",
+                    "VOICE_GATEWAY_END_WAIT_SECONDS": "10",
+                    "VOICE_GATEWAY_TOOL_TIMEOUT_SECONDS": "2",
+                },
+                http_ok(f"http://127.0.0.1:{port}/readyz"),
+            )
+            for replica, port in enumerate(gateway_ports)
+        ],
     ]
     if with_web:
         plan.append(

@@ -1,13 +1,20 @@
-"""Run the emulator: ``python -m opencouch.realtime_emulator``; SIGTERM stops it cleanly."""
+"""Run the emulator: ``opencouch-realtime-emulator`` or ``python -m opencouch.realtime_emulator``.
+
+Settings come from ``REALTIME_EMULATOR_*`` variables; command-line options win over them.
+SIGTERM or SIGINT stops it cleanly.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -60,9 +67,32 @@ async def serve(settings: Settings) -> None:
     await server.serve()
 
 
+def settings_from(argv: Sequence[str] | None = None) -> Settings:
+    """Settings from the environment, overridden by command-line options."""
+    parser = argparse.ArgumentParser(
+        prog="opencouch-realtime-emulator",
+        description="An offline, wire-compatible stand-in for the OpenAI Realtime API.",
+        epilog="Every option can also be set as REALTIME_EMULATOR_<NAME> in the environment.",
+    )
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8090)")
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        help="a standard key to accept (repeatable; default sk-emulator-local)",
+    )
+    parser.add_argument("--scenario", type=Path, help="YAML or JSON scenario file")
+    parser.add_argument("--speech", choices=["auto", "espeak", "tone"], help="reply voice")
+    parser.add_argument("--log-level", help="debug, info, warning or error")
+    given = vars(parser.parse_args(argv))
+    overrides: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
+    return Settings(**overrides)
+
+
 def main() -> None:
-    """Entry point for ``python -m``."""
-    settings = Settings()
+    """Entry point of the console script and of ``python -m``."""
+    settings = settings_from()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

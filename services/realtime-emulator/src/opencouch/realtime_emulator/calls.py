@@ -1,59 +1,44 @@
-"""A live Realtime session (a WebRTC call or a WebSocket session) and the registry of them.
+"""A live Realtime session (a WebRTC call or a WebSocket session).
 
-A ``Call`` owns the session config, the conversation, the input audio buffer with its VAD,
-the response in progress and every connection attached to it (the data channel, sidebands,
-or the WebSocket). Events out go to all of them; each event in or out is logged.
+A ``Call`` wires its parts together and owns their lifetime: the ``Outbox`` (connections and
+faults), the ``Conversation``, ``InputAudio`` (buffer, VAD, idle timeout), the ``Planner``
+(what the model says), the ``Responder`` (responses in progress) and ``Playback`` (the WebRTC
+speaker). Client events come in through ``receive``; every event in or out is logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from . import audio
-from .audio import Samples
-from .brain import Brain, Offer, Plan
-from .errors import RealtimeError
+from .brain import Brain
+from .conversation import Conversation, user_text
+from .errors import RealtimeError, session_expired
 from .eventlog import EventLog, loggable_raw
-from .events import ClientEventError, audio_tokens, parse_client_event, text_tokens
+from .events import ClientEventError, parse_client_event
 from .faults import Faults
 from .ids import new_id
+from .input_audio import InputAudio
+from .outbox import Outbox
+from .planner import Planner
+from .playback import Playback
+from .responder import Responder
+from .response_output import ResponseContext
 from .responses import ResponseRun
-from .scenario import Scenario, Step, ToolCallStep, Turn
-from .sessions import apply_update, check_model_unchanged
+from .scenario import Scenario
+from .sessions import update_session
 from .speech import SpeechSynthesizer
-from .transports import AudioOutput, EventSink
-from .vad import EnergyVad, SpeechStarted, SpeechStopped
+from .transports import EventSink
 
 log = logging.getLogger(__name__)
 
 CallKind = Literal["webrtc", "websocket"]
-
-_MIN_COMMIT_MS = 100
-_ENDED_CALLS_KEPT = 200
-_PENDING_FOR_DATACHANNEL = 1000
-
-
-@dataclass
-class _UserTurn:
-    """What the brain knows about one user item."""
-
-    text: str
-    turn: Turn | None
-    plan: Plan | None = None
-
-
-@dataclass
-class _PendingToolCall:
-    name: str
-    follow_ups: list[Step]
+# A handler may return what it started; only raising matters to ``receive``.
+ClientEventHandler = Callable[[dict[str, Any], EventSink | None], object]
 
 
 class Call:
@@ -73,43 +58,71 @@ class Call:
     ) -> None:
         self.id = call_id
         self.kind = kind
+        # The wire object, updated in place by ``session.update``; the parts share it.
         self.session = session
         self.scenario = scenario
         self.faults = faults
-        self.synthesizer = synthesizer
         self.safety_identifier = safety_identifier
-        self.brain = Brain(scenario)
         self.log = EventLog()
         self.started_at = time.time()
-        self.conversation_id = new_id("conv_")
-        self.items: list[dict[str, Any]] = []
-        self.audio_out: AudioOutput | None = None
         self.ended = False
         self.end_reason: str | None = None
-        self._sinks: list[EventSink] = []
-        self._awaiting_datachannel = kind == "webrtc"
-        self._pending_datachannel: deque[str] = deque(maxlen=_PENDING_FOR_DATACHANNEL)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_end: list[Callable[[Call], None]] = []
-        self._vad: EnergyVad | None = None
-        self._speech_item_id: str | None = None
-        self._buffered_ms = 0.0
-        self._input_ms_total = 0.0
-        self._user_turns: dict[str, _UserTurn] = {}
-        self._unanswered_user_item: str | None = None
-        self._pending_tool_calls: dict[str, _PendingToolCall] = {}
-        self._answered_tool_calls: list[_PendingToolCall] = []
-        self.active_response: ResponseRun | None = None
-        self._side_responses: set[ResponseRun] = set()
-        self._late_events: list[dict[str, Any]] = []
-        self._drained_before_done: set[str] = set()
-        self._race_spent = False
-        self._auto_response_waiting = False
-        self._phantom_spent = False
         self._dropped_after_event = False
-        self._idle_timer: asyncio.Task[Any] | None = None
-        self.audio_emitted = False
-        self._configure_vad()
+
+        self.outbox = Outbox(self.log, faults, hold_for_datachannel=kind == "webrtc")
+        self.conversation = Conversation(self.emit)
+        self.planner = Planner(Brain(scenario), unanswered_tool_call=faults.unanswered_tool_call)
+        self.playback = Playback(
+            self.emit,
+            self.conversation,
+            running=lambda response_id: self.responder.running(response_id),
+            settled=self._playback_settled,
+        )
+        self.responder = Responder(
+            ResponseContext(
+                session=session,
+                conversation=self.conversation,
+                emit=self.emit,
+                synthesizer=synthesizer,
+                generation_speed=scenario.generation_speed,
+                audio_as_events=kind == "websocket",
+                player=lambda: self.playback.output,
+                tool_called=self.planner.tool_called,
+            ),
+            self.planner,
+            spawn=self.spawn,
+            racing_response_create=faults.racing_response_create,
+            on_started=self._response_started,
+            on_finished=self._response_finished,
+        )
+        self.input = InputAudio(
+            session,
+            emit=self.emit,
+            conversation=self.conversation,
+            turns=self,
+            spawn=self.spawn,
+            late_transcription=faults.late_transcription,
+        )
+        self._handlers: dict[str, ClientEventHandler] = {
+            "session.update": self._session_update,
+            "input_audio_buffer.append": lambda e, _: self.input.append(e["audio"]),
+            "input_audio_buffer.commit": lambda e, _: self.input.commit(),
+            "input_audio_buffer.clear": lambda e, _: self.input.clear(),
+            "conversation.item.create": self._item_create,
+            "conversation.item.retrieve": self._item_retrieve,
+            "conversation.item.truncate": lambda e, _: self.conversation.truncate(
+                e["item_id"], e["content_index"], e["audio_end_ms"]
+            ),
+            "conversation.item.delete": lambda e, _: self.conversation.delete(e["item_id"]),
+            "response.create": lambda e, _: self.responder.start(
+                e.get("response") or {}, auto=False
+            ),
+            "response.cancel": lambda e, _: self.responder.cancel(e.get("response_id")),
+            "output_audio_buffer.clear": self._output_clear,
+        }
+
         max_seconds = faults.max_session_seconds or max_session_seconds
         self.session["expires_at"] = int(self.started_at + max_seconds)
         self.spawn(self._expire_after(max_seconds))
@@ -121,22 +134,18 @@ class Call:
     @property
     def transports(self) -> list[str]:
         """The kinds of connection attached right now."""
-        return [sink.transport for sink in self._sinks]
+        return self.outbox.transports
 
     def attach(self, sink: EventSink, *, announce: bool) -> None:
         """Add a connection; ``announce`` greets it with ``session.created``."""
-        self._sinks.append(sink)
+        self.outbox.attach(sink)
         if announce:
             self.emit({"type": "session.created", "session": self.public_session()}, only=sink)
-        if sink.transport == "datachannel" and self._awaiting_datachannel:
-            self._awaiting_datachannel = False
-            while self._pending_datachannel:
-                sink.deliver(self._pending_datachannel.popleft())
+        self.outbox.release_held(sink)
 
     def detach(self, sink: EventSink) -> None:
         """Forget a connection that went away."""
-        if sink in self._sinks:
-            self._sinks.remove(sink)
+        self.outbox.detach(sink)
 
     def on_end(self, callback: Callable[[Call], None]) -> None:
         """Run ``callback`` once, when the call ends."""
@@ -153,27 +162,11 @@ class Call:
         if self.ended:
             return
         event = {"event_id": new_id("event_"), **event}
-        kind = str(event["type"])
-        targets = [only] if only is not None else list(self._sinks)
-        dropped = kind in self.faults.drop
-        duplicated = kind in self.faults.duplicate
-        self.log.record(
-            "out",
-            [sink.transport for sink in targets],
-            event,
-            dropped=dropped,
-            duplicated=duplicated and not dropped,
-        )
-        if dropped:
-            return
-        text = json.dumps(event, separators=(",", ":"))
-        copies = 2 if duplicated else 1
-        for _ in range(copies):
-            for sink in targets:
-                sink.deliver(text)
-            if only is None and self._awaiting_datachannel:
-                self._pending_datachannel.append(text)
-        if kind == self.faults.drop_connection_after_event and not self._dropped_after_event:
+        self.outbox.send(event, only=only)
+        if (
+            event["type"] == self.faults.drop_connection_after_event
+            and not self._dropped_after_event
+        ):
             self._dropped_after_event = True
             self.spawn(self.end("connection_dropped", abrupt=True))
 
@@ -198,165 +191,28 @@ class Call:
             self.emit_error(error, error.client_event_id, sink)
             return
         self.log.record("in", transports, event)
-        client_event_id = event.get("event_id")
         try:
-            self._dispatch(event, sink)
+            self._handlers[event["type"]](event, sink)
         except RealtimeError as error:
             log.info("call %s: %s refused (%s)", self.id, event["type"], error.code)
-            self.emit_error(error, client_event_id, sink)
-
-    def _dispatch(self, event: dict[str, Any], sink: EventSink | None) -> None:
-        kind = event["type"]
-        handlers: dict[str, Callable[[dict[str, Any], EventSink | None], None]] = {
-            "session.update": self._session_update,
-            "input_audio_buffer.append": self._audio_append,
-            "input_audio_buffer.commit": self._audio_commit,
-            "input_audio_buffer.clear": self._audio_clear,
-            "conversation.item.create": self._item_create,
-            "conversation.item.retrieve": self._item_retrieve,
-            "conversation.item.truncate": self._item_truncate,
-            "conversation.item.delete": self._item_delete,
-            "response.create": self._response_create,
-            "response.cancel": self._response_cancel,
-            "output_audio_buffer.clear": self._output_clear,
-        }
-        handlers[kind](event, sink)
+            self.emit_error(error, event.get("event_id"), sink)
 
     def _session_update(self, event: dict[str, Any], sink: EventSink | None) -> None:
-        update = event["session"]
-        if update.get("type") != self.session.get("type"):
-            raise RealtimeError(
-                message="Cannot change the session type of a running session.",
-                code="invalid_value",
-                param="session.type",
-            )
-        check_model_unchanged(self.session, update)
-        voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
-        current_voice = self.session["audio"]["output"].get("voice")
-        if voice is not None and voice != current_voice and self.audio_emitted:
-            raise RealtimeError(
-                message="Cannot update a conversation's voice if assistant audio is present.",
-                code="cannot_update_voice",
-                param="session.audio.output.voice",
-            )
-        apply_update(self.session, update)
-        self._configure_vad()
+        update_session(self.session, event["session"], assistant_spoke=self.responder.voiced())
+        self.input.configure()
         self.emit({"type": "session.updated", "session": self.public_session()})
 
-    def _audio_append(self, event: dict[str, Any], sink: EventSink | None) -> None:
-        audio_format = self.session["audio"]["input"].get("format")
-        try:
-            samples = audio.decode(event["audio"], audio_format)
-        except ValueError as error:
-            raise RealtimeError(
-                message="Invalid 'audio'. Expected base64-encoded audio bytes.",
-                code="invalid_value",
-                param="audio",
-            ) from error
-        self.feed_audio(samples, audio.format_rate(audio_format))
-
-    def _audio_commit(self, event: dict[str, Any], sink: EventSink | None) -> None:
-        if self._buffered_ms < _MIN_COMMIT_MS:
-            raise RealtimeError(
-                message=(
-                    "Error committing input audio buffer: buffer too small. Expected at least "
-                    f"{_MIN_COMMIT_MS}ms of audio, but buffer only has {self._buffered_ms:.2f}ms of audio."
-                ),
-                code="input_audio_buffer_commit_empty",
-            )
-        item_id = self._speech_item_id or new_id("item_")
-        self._speech_item_id = None
-        if self._vad is not None:
-            self._vad.reset()
-        self._commit(item_id, respond=False)
-
-    def _audio_clear(self, event: dict[str, Any], sink: EventSink | None) -> None:
-        self._buffered_ms = 0.0
-        self._speech_item_id = None
-        if self._vad is not None:
-            self._vad.reset()
-        self.emit({"type": "input_audio_buffer.cleared"})
-
     def _item_create(self, event: dict[str, Any], sink: EventSink | None) -> None:
-        item = copy.deepcopy(event["item"])
-        item_id = item.get("id") or new_id("item_")
-        if any(existing["id"] == item_id for existing in self.items):
-            raise RealtimeError(
-                message=f"Item with id '{item_id}' already exists.",
-                code="item_id_already_exists",
-                param="item.id",
-            )
-        item["id"] = item_id
-        item["object"] = "realtime.item"
-        item.setdefault("status", "completed")
-        previous = event.get("previous_item_id")
-        if previous is not None and previous != "root" and not self._has_item(previous):
-            raise RealtimeError(
-                message=f"Previous item with id '{previous}' does not exist.",
-                code="item_not_found",
-                param="previous_item_id",
-            )
-        self.add_item(item, after=previous)
-        self.emit(
-            {
-                "type": "conversation.item.done",
-                "previous_item_id": self._previous_id(item_id),
-                "item": copy.deepcopy(item),
-            }
-        )
-        if item.get("type") == "message" and item.get("role") == "user":
-            text = " ".join(
-                str(part.get("text") or part.get("transcript") or "")
-                for part in item.get("content", [])
-                if isinstance(part, dict)
-            ).strip()
-            self._user_turns[item_id] = _UserTurn(text=text, turn=self.brain.take_turn())
-            self._unanswered_user_item = item_id
+        item = self.conversation.create(event["item"], event.get("previous_item_id"))
+        text = user_text(item)
+        if text is not None:
+            self.planner.typed(item["id"], text)
         elif item.get("type") == "function_call_output":
-            pending = self._pending_tool_calls.pop(str(item.get("call_id")), None)
-            if pending is not None:
-                self._answered_tool_calls.append(pending)
+            self.planner.tool_output(str(item.get("call_id")))
 
     def _item_retrieve(self, event: dict[str, Any], sink: EventSink | None) -> None:
-        item = self._find_item(event["item_id"])
-        self.emit({"type": "conversation.item.retrieved", "item": copy.deepcopy(item)}, only=sink)
-
-    def _item_truncate(self, event: dict[str, Any], sink: EventSink | None) -> None:
-        item = self._find_item(event["item_id"])
-        if item.get("role") != "assistant":
-            raise RealtimeError(
-                message="Only assistant messages can be truncated.",
-                code="invalid_value",
-                param="item_id",
-            )
-        self.emit(
-            {
-                "type": "conversation.item.truncated",
-                "item_id": item["id"],
-                "content_index": event["content_index"],
-                "audio_end_ms": event["audio_end_ms"],
-            }
-        )
-
-    def _item_delete(self, event: dict[str, Any], sink: EventSink | None) -> None:
-        item = self._find_item(event["item_id"])
-        self.items.remove(item)
-        self.emit({"type": "conversation.item.deleted", "item_id": item["id"]})
-
-    def _response_create(self, event: dict[str, Any], sink: EventSink | None) -> None:
-        self.start_response(event.get("response") or {}, auto=False)
-
-    def _response_cancel(self, event: dict[str, Any], sink: EventSink | None) -> None:
-        wanted = event.get("response_id")
-        runs = [self.active_response, *self._side_responses]
-        for run in runs:
-            if run is not None and not run.finished and (wanted is None or run.id == wanted):
-                run.cancel("client_cancelled")
-                return
-        raise RealtimeError(
-            message="Cancellation failed: no active response found.",
-            code="response_cancel_not_active",
-        )
+        item = self.conversation.retrieve(event["item_id"])
+        self.emit({"type": "conversation.item.retrieved", "item": item}, only=sink)
 
     def _output_clear(self, event: dict[str, Any], sink: EventSink | None) -> None:
         if self.kind != "webrtc":
@@ -364,367 +220,43 @@ class Call:
                 message="output_audio_buffer.clear is only supported for WebRTC and SIP connections.",
                 code="invalid_request_error",
             )
-        self._clear_playback()
+        self.playback.clear()
 
-    # -- conversation -----------------------------------------------------------------------
+    # -- how the parts meet -----------------------------------------------------------------
 
-    def add_item(self, item: dict[str, Any], *, after: str | None = None) -> None:
-        """Insert an item (after ``after``, ``"root"`` or the end) and announce it."""
-        if after == "root":
-            self.items.insert(0, item)
-        elif after is not None:
-            index = next(i for i, existing in enumerate(self.items) if existing["id"] == after)
-            self.items.insert(index + 1, item)
-        else:
-            self.items.append(item)
-        self.emit(
-            {
-                "type": "conversation.item.added",
-                "previous_item_id": self._previous_id(item["id"]),
-                "item": copy.deepcopy(item),
-            }
-        )
+    def heard(self, item_id: str) -> str:
+        """Turn detection committed speech: the scenario says what it was."""
+        return self.planner.heard(item_id)
 
-    def replace_item(self, item: dict[str, Any]) -> None:
-        """Store the final form of an item already in the conversation."""
-        for index, existing in enumerate(self.items):
-            if existing["id"] == item["id"]:
-                self.items[index] = copy.deepcopy(item)
-                return
+    def interrupt(self) -> None:
+        """The user spoke over the assistant: stop the reply and the audio playing."""
+        self.responder.interrupt()
+        self.playback.clear()
 
-    def previous_item_id(self, item_id: str) -> str | None:
-        """The id of the item just before ``item_id``."""
-        return self._previous_id(item_id)
+    def respond(self) -> None:
+        """Turn detection ended a user turn: VAD's own response."""
+        self.responder.start({}, auto=True)
 
-    def _previous_id(self, item_id: str) -> str | None:
-        ids = [item["id"] for item in self.items]
-        if item_id not in ids:
-            return ids[-1] if ids else None
-        index = ids.index(item_id)
-        return ids[index - 1] if index > 0 else None
+    def check_in(self) -> None:
+        """The user stayed silent too long."""
+        self.responder.begin({}, out_of_band=False, idle=True)
 
-    def _has_item(self, item_id: str) -> bool:
-        return any(item["id"] == item_id for item in self.items)
+    def _response_started(self, run: ResponseRun) -> None:
+        if not run.out_of_band:
+            self.input.disarm_idle_timer()
 
-    def _find_item(self, item_id: str) -> dict[str, Any]:
-        for item in self.items:
-            if item["id"] == item_id:
-                return item
-        raise RealtimeError(
-            message=f"Item with item_id '{item_id}' not found.",
-            code="item_not_found",
-            param="item_id",
-        )
-
-    # -- input audio ------------------------------------------------------------------------
-
-    def _configure_vad(self) -> None:
-        turn_detection = self.session.get("audio", {}).get("input", {}).get("turn_detection")
-        if turn_detection is None:
-            self._vad = None
-        elif self._vad is None:
-            self._vad = EnergyVad(turn_detection)
-            self._vad.position_ms = self._input_ms_total
-        else:
-            self._vad.configure(turn_detection)
-
-    @property
-    def turn_detection(self) -> dict[str, Any] | None:
-        """The session's current turn detection, or None when the client commits by hand."""
-        value = self.session.get("audio", {}).get("input", {}).get("turn_detection")
-        return value if isinstance(value, dict) else None
-
-    def feed_audio(self, samples: Samples, rate: int) -> None:
-        """User audio from the mic track or ``input_audio_buffer.append``."""
-        if self.ended or samples.size == 0:
+    def _response_finished(self, run: ResponseRun) -> None:
+        self.playback.response_done(run.id)
+        self.input.release_late_events()
+        if self.ended or self.responder.resume_waiting():
             return
-        milliseconds = samples.size * 1000 / rate
-        self._buffered_ms += milliseconds
-        self._input_ms_total += milliseconds
-        if self._vad is None:
-            return
-        for change in self._vad.feed(samples, rate):
-            if isinstance(change, SpeechStarted):
-                self._speech_started(change.audio_start_ms)
-            elif isinstance(change, SpeechStopped):
-                self._speech_stopped(change.audio_end_ms)
+        if not run.out_of_band:
+            self.input.arm_idle_timer()
 
-    def _speech_started(self, audio_start_ms: int) -> None:
-        self._disarm_idle_timer()
-        self._speech_item_id = new_id("item_")
-        self.emit(
-            {
-                "type": "input_audio_buffer.speech_started",
-                "audio_start_ms": audio_start_ms,
-                "item_id": self._speech_item_id,
-            }
-        )
-        turn = self.turn_detection or {}
-        if turn.get("interrupt_response", True):
-            self._interrupt()
-
-    def _speech_stopped(self, audio_end_ms: int) -> None:
-        item_id = self._speech_item_id or new_id("item_")
-        self._speech_item_id = None
-        self.emit(
-            {
-                "type": "input_audio_buffer.speech_stopped",
-                "audio_end_ms": audio_end_ms,
-                "item_id": item_id,
-            }
-        )
-        turn = self.turn_detection or {}
-        self._commit(item_id, respond=bool(turn.get("create_response", True)))
-
-    def _commit(self, item_id: str, *, respond: bool, heard_words: bool = True) -> None:
-        buffered_ms = self._buffered_ms
-        self._buffered_ms = 0.0
-        self.emit(
-            {
-                "type": "input_audio_buffer.committed",
-                "previous_item_id": self.items[-1]["id"] if self.items else None,
-                "item_id": item_id,
-            }
-        )
-        self._disarm_idle_timer()
-        turn = self.brain.take_turn() if heard_words else None
-        transcript = self.brain.spoken_transcript(turn) if heard_words else ""
-        item: dict[str, Any] = {
-            "id": item_id,
-            "object": "realtime.item",
-            "type": "message",
-            "status": "completed",
-            "role": "user",
-            "content": [{"type": "input_audio"}],
-        }
-        self.add_item(item)
-        self.emit(
-            {
-                "type": "conversation.item.done",
-                "previous_item_id": self._previous_id(item_id),
-                "item": copy.deepcopy(item),
-            }
-        )
-        if not heard_words:
-            return
-        self._user_turns[item_id] = _UserTurn(text=transcript, turn=turn)
-        self._unanswered_user_item = item_id
-        if self.session.get("audio", {}).get("input", {}).get("transcription"):
-            stored = next(i for i in self.items if i["id"] == item_id)
-            stored["content"][0]["transcript"] = transcript
-            transcription = self._transcription_events(item_id, transcript, buffered_ms)
-            if self.faults.late_transcription and respond:
-                self._late_events.extend(transcription)
-            else:
-                for event in transcription:
-                    self.emit(event)
-        if respond:
-            self.start_response({}, auto=True)
-
-    def _transcription_events(
-        self, item_id: str, transcript: str, audio_ms: float
-    ) -> list[dict[str, Any]]:
-        tokens_in = audio_tokens(audio_ms, output=False)
-        tokens_out = text_tokens(transcript)
-        return [
-            {
-                "type": "conversation.item.input_audio_transcription.delta",
-                "item_id": item_id,
-                "content_index": 0,
-                "delta": transcript,
-            },
-            {
-                "type": "conversation.item.input_audio_transcription.completed",
-                "item_id": item_id,
-                "content_index": 0,
-                "transcript": transcript,
-                "usage": {
-                    "type": "tokens",
-                    "total_tokens": tokens_in + tokens_out,
-                    "input_tokens": tokens_in,
-                    "input_token_details": {"text_tokens": 0, "audio_tokens": tokens_in},
-                    "output_tokens": tokens_out,
-                },
-            },
-        ]
-
-    # -- responses --------------------------------------------------------------------------
-
-    def start_response(self, params: dict[str, Any], *, auto: bool) -> ResponseRun | None:
-        """Begin a response (VAD's or the client's), refusing a second one in the conversation."""
-        out_of_band = params.get("conversation") == "none"
-        busy = self.active_response is not None and not self.active_response.finished
-        if auto and busy:
-            # VAD's response waits for the one being cancelled (or finishing) to close first.
-            self._auto_response_waiting = True
-            return None
-        if not out_of_band:
-            if not auto and self.faults.racing_response_create and not self._race_spent:
-                # The server's own response gets there first, as when VAD fires just as the
-                # client asks; the client's request then loses the race.
-                self._race_spent = True
-                self._begin_response({}, out_of_band=False)
-            if self.active_response is not None and not self.active_response.finished:
-                raise RealtimeError(
-                    message=(
-                        "Conversation already has an active response in progress: "
-                        f"{self.active_response.id}. Wait until the response is finished "
-                        "before creating a new one."
-                    ),
-                    code="conversation_already_has_active_response",
-                )
-        return self._begin_response(params, out_of_band=out_of_band)
-
-    def _begin_response(
-        self, params: dict[str, Any], *, out_of_band: bool, idle: bool = False
-    ) -> ResponseRun:
-        if not out_of_band:
-            self._disarm_idle_timer()
-        offer = Offer.from_config(
-            params.get("tools", self.session.get("tools")),
-            params.get("tool_choice", self.session.get("tool_choice", "auto")),
-        )
-        trigger: str | None = None
-        if out_of_band:
-            plan = Plan(say="Here is a short summary of the conversation so far.")
-        elif self._answered_tool_calls:
-            answered, self._answered_tool_calls = self._answered_tool_calls, []
-            step = answered[-1].follow_ups.pop(0) if answered[-1].follow_ups else None
-            plan = self.brain.follow_up(step, [call.name for call in answered], offer)
-            plan.after_tools = answered[-1].follow_ups
-        elif self._unanswered_user_item is not None:
-            trigger = self._unanswered_user_item
-            self._unanswered_user_item = None
-            user_turn = self._user_turns[trigger]
-            if user_turn.plan is None:
-                user_turn.plan = self.brain.reply(user_turn.turn, user_turn.text, offer)
-            plan = copy.deepcopy(user_turn.plan)
-            if self.faults.unanswered_tool_call and not self._phantom_spent:
-                self._phantom_spent = True
-                plan.tool_calls.append(
-                    ToolCallStep(name=self.faults.unanswered_tool_call, arguments={})
-                )
-        elif idle:
-            plan = self.brain.check_in()
-        else:
-            has_user_items = any(item.get("role") == "user" for item in self.items)
-            plan = self.brain.unprompted(not has_user_items, offer)
-        run = ResponseRun(self, plan, params, out_of_band=out_of_band, trigger_item=trigger)
-        if out_of_band:
-            self._side_responses.add(run)
-        else:
-            self.active_response = run
-        self.spawn(run.run())
-        return run
-
-    def expect_tool_output(self, call_id: str, name: str, follow_ups: list[Step]) -> None:
-        """A function call went out; remember what to say once its output returns."""
-        self._pending_tool_calls[call_id] = _PendingToolCall(name=name, follow_ups=list(follow_ups))
-
-    def response_finished(self, run: ResponseRun) -> None:
-        """Bookkeeping once ``response.done`` went out."""
-        self._side_responses.discard(run)
-        if self.active_response is run:
-            self.active_response = None
-        if run.status == "cancelled" and run.trigger_item and self._unanswered_user_item is None:
-            newer_user = any(
-                item.get("role") == "user"
-                for item in self.items[self._index(run.trigger_item) + 1 :]
-            )
-            if not newer_user:
-                self._unanswered_user_item = run.trigger_item
-        if run.id in self._drained_before_done:
-            self._drained_before_done.discard(run.id)
-            self.emit({"type": "output_audio_buffer.stopped", "response_id": run.id})
-        late, self._late_events = self._late_events, []
-        for event in late:
-            self.emit(event)
-        if self._auto_response_waiting and self.active_response is None and not self.ended:
-            self._auto_response_waiting = False
-            self._begin_response({}, out_of_band=False)
-        elif not run.out_of_band:
-            self._arm_idle_timer()
-
-    def _index(self, item_id: str) -> int:
-        for index, item in enumerate(self.items):
-            if item["id"] == item_id:
-                return index
-        return len(self.items)
-
-    def _interrupt(self) -> None:
-        run = self.active_response
-        if run is not None and not run.finished:
-            run.cancel("turn_detected")
-        self._clear_playback()
-
-    def _clear_playback(self) -> None:
-        if self.audio_out is None:
-            return
-        cut = self.audio_out.clear()
-        if cut is None:
-            return
-        self._drained_before_done.discard(cut.response_id)
-        self.emit({"type": "output_audio_buffer.cleared", "response_id": cut.response_id})
-        self.emit(
-            {
-                "type": "conversation.item.truncated",
-                "item_id": cut.item_id,
-                "content_index": 0,
-                "audio_end_ms": cut.played_ms,
-            }
-        )
-
-    # -- playback callbacks from the WebRTC speaker ----------------------------------------
-
-    def playback_started(self, response_id: str) -> None:
-        """The first audio of a response reached the wire."""
-        self.emit({"type": "output_audio_buffer.started", "response_id": response_id})
-
-    def playback_drained(self, response_id: str) -> None:
-        """Everything queued for a response has been played."""
-        run = self.active_response
-        if run is not None and run.id == response_id and not run.finished:
-            # OpenAI reports the buffer stopped only after response.done.
-            self._drained_before_done.add(response_id)
-            return
-        self.emit({"type": "output_audio_buffer.stopped", "response_id": response_id})
-        if self.active_response is None:
-            # The idle clock starts when the reply has finished playing, not when it was sent.
-            self._arm_idle_timer()
-
-    # -- idle timeout -----------------------------------------------------------------------
-
-    def _arm_idle_timer(self) -> None:
-        turn = self.turn_detection
-        timeout_ms = (
-            turn.get("idle_timeout_ms") if turn and turn.get("type") == "server_vad" else None
-        )
-        self._disarm_idle_timer()
-        if timeout_ms and not self.ended:
-            self._idle_timer = self.spawn(self._idle_after(timeout_ms / 1000, self._input_ms_total))
-
-    def _disarm_idle_timer(self) -> None:
-        if self._idle_timer is not None and self._idle_timer is not asyncio.current_task():
-            self._idle_timer.cancel()
-        self._idle_timer = None
-
-    async def _idle_after(self, seconds: float, start_ms: float) -> None:
-        await asyncio.sleep(seconds)
-        self._idle_timer = None
-        if self._vad is not None and self._vad.speaking:
-            return
-        item_id = new_id("item_")
-        self.emit(
-            {
-                "type": "input_audio_buffer.timeout_triggered",
-                "audio_start_ms": round(start_ms),
-                "audio_end_ms": round(max(self._input_ms_total, start_ms)),
-                "item_id": item_id,
-            }
-        )
-        # The silence becomes a (wordless) user turn, and the model prompts the user to go on.
-        self._commit(item_id, respond=False, heard_words=False)
-        self._begin_response({}, out_of_band=False, idle=True)
+    def _playback_settled(self) -> None:
+        # The idle clock starts when the reply has finished playing, not when it was sent.
+        if self.responder.active is None and not self.ended:
+            self.input.arm_idle_timer()
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -742,20 +274,7 @@ class Call:
 
     async def _expire_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-        minutes = seconds / 60
-        duration = f"{minutes:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
-        self.emit(
-            {
-                "type": "error",
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "session_expired",
-                    "message": f"Your session hit the maximum duration of {duration}.",
-                    "param": None,
-                    "event_id": None,
-                },
-            }
-        )
+        self.emit({"type": "error", "error": session_expired(seconds).event_error(None)})
         await self.end("session_expired")
 
     async def _drop_after(self, seconds: float) -> None:
@@ -768,15 +287,10 @@ class Call:
             return
         log.info("call %s ended (%s)", self.id, reason)
         self.end_reason = reason
-        for run in [self.active_response, *self._side_responses]:
-            if run is not None:
-                run.cancel("client_cancelled")
+        self.responder.cancel_all()
         self.ended = True
-        if self.audio_out is not None:
-            self.audio_out.stop()
-        for sink in list(self._sinks):
-            sink.close(code=1000, reason=reason, abrupt=abrupt)
-        self._sinks.clear()
+        self.playback.stop()
+        self.outbox.close_all(reason, abrupt=abrupt)
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:
@@ -797,40 +311,3 @@ class Call:
             "transports": self.transports,
             "events": len(self.log.entries),
         }
-
-
-class CallRegistry:
-    """Live calls by id, and the logs of recently ended ones."""
-
-    def __init__(self) -> None:
-        self._live: dict[str, Call] = {}
-        self._ended: deque[Call] = deque(maxlen=_ENDED_CALLS_KEPT)
-
-    def add(self, call: Call) -> None:
-        """Track a new call until it ends."""
-        self._live[call.id] = call
-        call.on_end(self._ended_call)
-
-    def _ended_call(self, call: Call) -> None:
-        self._live.pop(call.id, None)
-        self._ended.append(call)
-
-    def live(self, call_id: str) -> Call | None:
-        """A call that has not ended."""
-        return self._live.get(call_id)
-
-    def find(self, call_or_session_id: str) -> Call | None:
-        """A live or recently ended call, by call id or session id."""
-        for call in [*self._live.values(), *reversed(self._ended)]:
-            if call_or_session_id in (call.id, call.session.get("id")):
-                return call
-        return None
-
-    def all(self) -> list[Call]:
-        """Live calls first, then recently ended ones."""
-        return [*self._live.values(), *reversed(self._ended)]
-
-    async def end_all(self) -> None:
-        """End every live call (shutdown)."""
-        for call in list(self._live.values()):
-            await call.end("server_shutdown")

@@ -7,9 +7,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .calls import Call, CallKind, CallRegistry
+from .calls import Call, CallKind
 from .faults import Faults
 from .ids import new_call_id, new_id
+from .registry import CallRegistry
 from .scenario import Scenario, load_scenario
 from .secrets import SecretStore
 from .sessions import new_session

@@ -60,3 +60,11 @@ def invalid_api_key(key: str) -> RealtimeError:
         code="invalid_api_key",
         status=401,
     )
+
+
+def session_expired(seconds: float) -> RealtimeError:
+    """What OpenAI sends when a session reaches its maximum duration."""
+    duration = f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
+    return RealtimeError(
+        message=f"Your session hit the maximum duration of {duration}.", code="session_expired"
+    )

@@ -1,13 +1,16 @@
-"""Scenarios: what the emulated model hears and does, turn by turn (YAML or JSON).
+"""Scenarios: what the emulated model hears and does (YAML or JSON).
 
 The emulator has no speech recognition, so a scenario supplies the transcript of each
 detected utterance in order, what to call for it and what to say once tool outputs return.
-When the script runs out the keyword-driven default brain carries on.
+Once the script runs out, keyword rules (match words -> speak and call offered tools) answer,
+then the generic brain, which picks a tool by the session's own names and descriptions.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +21,8 @@ from .errors import RealtimeError
 from .faults import Faults
 
 SCENARIO_HEADER = "X-Emulator-Scenario"
+# Where a rule's ``say`` puts the words that matched.
+MATCH_PLACEHOLDER = "{match}"
 
 
 class ToolCallStep(BaseModel):
@@ -38,44 +43,107 @@ class Step(BaseModel):
     tools: list[ToolCallStep] = Field(default_factory=list)
 
 
-class Turn(Step):
-    """What happens for one user utterance, spoken or typed."""
+class Reply(Step):
+    """A reply to the user, and the responses that follow once its tools have outputs."""
 
-    # The transcript of this utterance when it is spoken; typed text keeps its own words.
-    user: str | None = None
     # Responses after the tool outputs return, one per ``response.create``; a string is a
-    # short way to write ``{say: ...}``.
+    # short way to write ``{say: ...}``, and one step needs no list.
     after_tools: list[Step] = Field(default_factory=list)
 
     @field_validator("after_tools", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [{"say": value}]
-        if isinstance(value, dict):
-            return [value]
-        return value
+        steps = value if isinstance(value, list) else [value]
+        return [{"say": step} if isinstance(step, str) else step for step in steps]
+
+
+class Turn(Reply):
+    """What happens for one user utterance, spoken or typed."""
+
+    # The transcript of this utterance when it is spoken; typed text keeps its own words.
+    user: str | None = None
+
+
+class Rule(Reply):
+    """A keyword rule: when the user's words match, reply like this.
+
+    A rule applies only when every tool it calls is offered to the response (and allowed by
+    its ``tool_choice``), so a later rule can be the fallback for a tool that is missing.
+    Arguments given are used where the tool's schema accepts them; the rest are made up
+    to satisfy the schema.
+    """
+
+    # Phrases, any of which matches: whole words, case-insensitive; a word ending in ``*``
+    # matches any ending (``breath*`` matches "breathe" and "breathing").
+    match: list[str] = Field(min_length=1)
+
+    @field_validator("match")
+    @classmethod
+    def _phrases_compile(cls, phrases: list[str]) -> list[str]:
+        for phrase in phrases:
+            if not phrase.strip():
+                raise ValueError("a phrase must not be empty")
+            phrase_pattern(phrase)
+        return phrases
+
+    def matched(self, text: str) -> str | None:
+        """The words of ``text`` that matched, or None."""
+        normalised = normalise(text)
+        for phrase in self.match:
+            found = phrase_pattern(phrase).search(normalised)
+            if found:
+                return found.group(0)
+        return None
 
 
 class Scenario(BaseModel):
-    """A whole call's script, its faults and its pace."""
+    """A whole call's script, its rules, its faults and its pace."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = "default"
     # Said when the client asks for a response before the user has said anything.
-    greeting: str = "Hi, I'm here with you. What's on your mind today?"
+    greeting: str = "Hello! How can I help you today?"
     # Said when the user stays silent past the session's ``idle_timeout_ms``.
-    idle_check_in: str = "Are you still there? Take all the time you need."
+    idle_check_in: str = "Are you still there?"
     turns: list[Turn] = Field(default_factory=list)
     # Transcript of a spoken utterance once the script has run out.
-    unscripted_transcript: str = "I've been feeling a bit overwhelmed lately."
-    # What to do once the script has run out: keyword-driven replies, or say nothing.
+    unscripted_transcript: str = "Hello, can you hear me?"
+    # What to do once the script has run out: rules and the generic brain, or say nothing.
     after_script: Literal["keywords", "silence"] = "keywords"
+    # Checked in order against what the user said, once the script has run out.
+    rules: list[Rule] = Field(default_factory=list)
+    # Said, in turn, when nothing else applies.
+    fallback: list[str] = Field(
+        default_factory=lambda: [
+            "I hear you. Could you tell me a little more?",
+            "Okay. What would you like to do next?",
+            "Thanks for telling me. Go on, I'm listening.",
+        ],
+        min_length=1,
+    )
+    # Said after tool outputs return when the reply that called them said nothing more.
+    after_tool_outputs: str = "Thanks for waiting. I have the result now."
     # How many times faster than real time replies are generated (audio still plays in real
     # time over WebRTC); 1.0 keeps a response in progress for as long as its audio lasts.
     generation_speed: float = Field(default=4.0, gt=0, le=1000)
     faults: Faults = Field(default_factory=Faults)
+
+
+def normalise(text: str) -> str:
+    """Lower case with typographic apostrophes made plain, as rules match it."""
+    return text.lower().replace("\u2019", "'")
+
+
+@lru_cache(maxsize=1024)
+def phrase_pattern(phrase: str) -> re.Pattern[str]:
+    """A rule phrase as a regular expression over normalised text."""
+    words = []
+    for word in normalise(phrase).split():
+        open_ended = word.endswith("*")
+        escaped = re.escape(word.rstrip("*"))
+        words.append(escaped + (r"[\w'-]*" if open_ended else ""))
+    return re.compile(r"(?<![\w'])" + r"\s+".join(words) + r"(?![\w'])")
 
 
 def load_scenario(path: Path) -> Scenario:

@@ -21,7 +21,7 @@ from .ids import new_id
 from .params import check_params, check_range
 
 DEFAULT_INSTRUCTIONS = (
-    "You are a helpful, warm voice assistant running in the OpenCouch offline emulator."
+    "You are a helpful, warm voice assistant running in an offline Realtime emulator."
 )
 
 SERVER_VAD_DEFAULTS: dict[str, Any] = {
@@ -195,3 +195,26 @@ def check_model_unchanged(session: dict[str, Any], update: dict[str, Any]) -> No
             code="invalid_value",
             param="session.model",
         )
+
+
+def update_session(
+    session: dict[str, Any], update: dict[str, Any], *, assistant_spoke: bool
+) -> None:
+    """Apply a validated ``session.update`` to a running session, refusing what OpenAI refuses:
+    another session type or model, or a new voice once the assistant has spoken."""
+    if update.get("type") != session.get("type"):
+        raise RealtimeError(
+            message="Cannot change the session type of a running session.",
+            code="invalid_value",
+            param="session.type",
+        )
+    check_model_unchanged(session, update)
+    voice = ((update.get("audio") or {}).get("output") or {}).get("voice")
+    current_voice = session["audio"]["output"].get("voice")
+    if voice is not None and voice != current_voice and assistant_spoke:
+        raise RealtimeError(
+            message="Cannot update a conversation's voice if assistant audio is present.",
+            code="cannot_update_voice",
+            param="session.audio.output.voice",
+        )
+    apply_update(session, update)

@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8090, ge=0, le=65535)
     # Standard API keys (sk-...) the emulator accepts; ephemeral ek_ keys are minted on demand.
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["sk-emulator-local"])
-    # A YAML or JSON scenario file; without one the keyword-driven default brain answers.
+    # A YAML or JSON scenario file; without one the generic brain answers from the tools offered.
     scenario: Path | None = None
     default_model: str = "gpt-realtime"
     default_voice: str = "alloy"

@@ -1,13 +1,20 @@
-"""What a call talks through: connections that carry its events, and the WebRTC speaker."""
+"""What a call talks through (connections that carry its events, the WebRTC speaker) and
+what its parts are handed to send events and run work."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from .audio import Samples
 
 Transport = Literal["datachannel", "websocket", "sideband"]
+# Sends one server event (without its ``event_id``) to the call's connections.
+Emit = Callable[[dict[str, Any]], None]
+# Runs work owned by the call; it is cancelled when the call ends.
+Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
 
 
 class EventSink(Protocol):

@@ -22,6 +22,7 @@ from av import AudioFrame
 from .audio import WEBRTC_RATE, Samples
 from .calls import Call
 from .errors import RealtimeError
+from .playback import Playback
 from .transports import PlaybackCut, Transport
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,9 @@ class SpeechTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, playback: Playback) -> None:
         super().__init__()
-        self._call = call
+        self._playback = playback
         # Queue of [response_id, item_id, samples, offset].
         self._queue: deque[list[Any]] = deque()
         self._played: dict[str, int] = {}
@@ -110,7 +111,7 @@ class SpeechTrack(MediaStreamTrack):
             response_id, item_id, samples, offset = entry
             if self._current is None or self._current[0] != response_id:
                 self._current = (response_id, item_id)
-                self._call.playback_started(response_id)
+                self._playback.started(response_id)
             self._current = (response_id, item_id)
             take = min(_FRAME_SAMPLES - filled, samples.size - offset)
             out[filled : filled + take] = samples[offset : offset + take]
@@ -122,7 +123,7 @@ class SpeechTrack(MediaStreamTrack):
         if not self._queue and self._current is not None and filled < _FRAME_SAMPLES:
             finished = self._current[0]
             self._current = None
-            self._call.playback_drained(finished)
+            self._playback.drained(finished)
         return out
 
 
@@ -136,8 +137,8 @@ async def answer_offer(call: Call, offer_sdp: str) -> tuple[RTCPeerConnection, s
         )
     # No STUN servers: aiortc would otherwise try Google's and stall without internet.
     peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    speaker = SpeechTrack(call)
-    call.audio_out = speaker
+    speaker = SpeechTrack(call.playback)
+    call.playback.output = speaker
 
     @peer.on("datachannel")
     def on_datachannel(channel: RTCDataChannel) -> None:
@@ -208,7 +209,7 @@ async def _listen(call: Call, track: MediaStreamTrack) -> None:
         if frame.format.is_planar and channels > 1:
             data = data.mean(axis=0)
             channels = 1
-        call.feed_audio(samples_from_frame(data, channels), frame.sample_rate)
+        call.input.feed(samples_from_frame(data, channels), frame.sample_rate)
 
 
 def samples_from_frame(data: np.ndarray[Any, Any], channels: int) -> Samples:

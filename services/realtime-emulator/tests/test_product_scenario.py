@@ -1,0 +1,119 @@
+"""The product's side of the emulator: OpenCouch's scenario file against OpenCouch's real tool
+catalog, the stack's wiring of that file, and an emulator source that knows none of it.
+
+This is the one emulator test module that reads the product's contracts; the emulator itself
+never imports them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, get_args
+
+import httpx
+import jsonschema
+import pytest
+
+from opencouch.contracts.care import ExerciseId
+from opencouch.contracts.tools import TOOL_CATALOG
+from opencouch.realtime_emulator.arguments import fill_arguments
+from opencouch.realtime_emulator.brain import Brain
+from opencouch.realtime_emulator.offer import Offer
+from opencouch.realtime_emulator.scenario import load_scenario
+from opencouch.realtime_emulator.testing import free_port
+from opencouch.testing.processes import emulator_scenario, http_ok, start_service
+
+SOURCE = Path(__file__).parents[1] / "src"
+PRODUCT_FILE = emulator_scenario()
+CATALOG_TOOLS: list[dict[str, Any]] = [
+    spec.realtime_tool().model_dump(mode="json") for spec in TOOL_CATALOG.values()
+]
+
+
+def catalog_schema(name: str) -> dict[str, Any]:
+    return TOOL_CATALOG[name].realtime_tool().parameters
+
+
+def test_the_product_file_names_only_catalog_tools_with_valid_arguments() -> None:
+    scenario = load_scenario(PRODUCT_FILE)
+    assert scenario.name == "opencouch-companion"
+    named = [call for rule in scenario.rules for call in rule.tools]
+    assert named, "the product file should route words to tools"
+    for call in named:
+        assert call.name in TOOL_CATALOG, call.name
+        arguments = fill_arguments(catalog_schema(call.name), call.arguments, "user words")
+        jsonschema.validate(arguments, catalog_schema(call.name))
+        # Literal arguments must survive the schema, not be replaced by made-up values.
+        assert {key: arguments[key] for key in call.arguments} == call.arguments
+
+
+@pytest.mark.parametrize(
+    ("said", "tool"),
+    [
+        ("I don't want to live any more, I want to die", "lookup_crisis_resources"),
+        ("Hold on a second", "wait_for_user"),
+        ("Do you remember what I told you?", "show_memory_status"),
+        ("Could we breathe together?", "load_guided_exercise_skill"),
+        ("I'm panicking", "load_guided_exercise_skill"),
+    ],
+)
+def test_the_product_rules_work_with_the_real_catalog(said: str, tool: str) -> None:
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
+    )
+    assert [call.name for call in plan.tool_calls] == [tool]
+    jsonschema.validate(plan.tool_calls[0].arguments, catalog_schema(tool))
+    assert plan.after_tools, "every product rule says something once its tool has answered"
+
+
+def test_the_stack_starts_the_emulator_as_the_product(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    emulator = start_service(
+        "realtime-emulator",
+        "opencouch.realtime_emulator",
+        {"REALTIME_EMULATOR_PORT": str(port), "REALTIME_EMULATOR_SCENARIO": str(PRODUCT_FILE)},
+        tmp_path,
+        http_ok(f"{url}/healthz"),
+    )
+    try:
+        emulator.wait_healthy()
+        scenario = httpx.get(f"{url}/_emulator/scenario", timeout=10).json()
+        assert scenario["name"] == "opencouch-companion"
+    finally:
+        assert emulator.stop() == 0
+
+
+def product_words() -> list[str]:
+    """Every tool name and exercise id of the product, and the words of the brief's check."""
+    return [*TOOL_CATALOG, *get_args(ExerciseId)]
+
+
+def test_the_emulator_source_names_no_product_tool_or_exercise() -> None:
+    pattern = re.compile(
+        r"lookup_crisis|wait_for_user|memory_status|guided_exercise|crisis_resources|"
+        r"box_breathing|grounding_5|" + "|".join(re.escape(word) for word in product_words()),
+        re.IGNORECASE,
+    )
+    files = [
+        path for path in SOURCE.rglob("*") if path.is_file() and "__pycache__" not in path.parts
+    ]
+    assert len(files) > 20
+    found = {
+        f"{path.relative_to(SOURCE)}:{number}: {match.group(0)}"
+        for path in files
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        for match in pattern.finditer(line)
+    }
+    assert not found
+
+
+def test_the_emulator_imports_no_other_workspace_package() -> None:
+    workspace_import = re.compile(r"^\s*(from|import)\s+opencouch\.(?!realtime_emulator\b)", re.M)
+    offenders = [
+        str(path.relative_to(SOURCE))
+        for path in SOURCE.rglob("*.py")
+        if workspace_import.search(path.read_text())
+    ]
+    assert offenders == []
