@@ -21,6 +21,7 @@ from opencouch.finalizer.store import FinalizationStore
 from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.jetstream import RetryLater, publish_event
 from opencouch.runtime.messaging import request
+from opencouch.runtime.metrics import record_finalization
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class FinalizerHandlers:
             detail=f"Session finalized with {stored} recorded turns.",
             feedback=event.feedback,
         )
+        if completed is not None:
+            record_finalization("completed", event.ended_at)  # duration since the session ended
         final = completed or await self._store.get(event.session_id)
         if final is not None:
             log.info(
@@ -88,6 +91,7 @@ class FinalizerHandlers:
             event.session_id, "Finalization could not complete; the transcript is kept."
         )
         if failed is not None:
+            record_finalization("failed", event.ended_at)  # duration since the session ended
             await self._announce(failed)
 
     async def _announce(self, record: FinalizationRecord) -> None:
