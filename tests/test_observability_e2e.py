@@ -184,8 +184,9 @@ def test_a_turn_is_one_trace_from_turn_through_jetstream_into_memorys_insert(
         s for s in spans if s.service == "opencouch-voice-gateway" and s.kind == "server"
     )
     assert gateway.parent_span_id == page_span
-    published = next(s for s in spans if s.kind == "producer")
-    assert published.name == "publish TurnRecorded"
+    published = next(s for s in spans if s.name == "publish TurnRecorded")
+    assert published.kind == "producer"
+    assert published.service == "opencouch-voice-gateway"
     assert gateway in ancestors(published, spans)
     processed = next(s for s in spans if s.service == "opencouch-memory" and s.kind == "consumer")
     assert processed.parent_span_id == published.span_id
@@ -283,15 +284,32 @@ def test_a_session_leaves_what_was_said_in_no_log_line_and_no_span(
         browser.tool("answer_grounded_lookup", {"query": TOOL_QUERY}),
         browser.tool("lookup_crisis_resources", current_user_message=spoken, transcript=transcript),
     ]
+    # A standing preference in the user's words: the next session's instructions carry it.
+    asked = f"Please always call me {SAID} from now on"
+    calls.append(
+        browser.tool(
+            "save_response_preference",
+            {"preference_text": f"Call the user {SAID}.", "user_quote": asked},
+            current_user_message=asked,
+            transcript=[{"role": "user", "text": asked}],
+        )
+    )
     for call in calls:
         assert call.status_code == 200, call.text
+        assert call.json()["ok"] is True, call.json()
     for number in range(3):
         turned = browser.turn(f"turn-{number}", f"{spoken} ({number})", f"{REPLIED} ({number})")
         assert turned.status_code == 200, turned.text
     ended = browser.end(feedback="positive")
     assert ended.status_code == 200, ended.text
-    # A later session builds its memory context from what was stored: it passes through too.
-    assert browser.start(thread, user_id=user, memory_mode="persistent").status_code == 200
+    # A later session's memory context holds the user's words, and the gateway sends them on.
+    again = browser.start(thread, user_id=user, memory_mode="persistent")
+    assert again.status_code == 200, again.text
+    minted = httpx.get(
+        f"{traced.stack.emulator_url}/_emulator/client_secrets/"
+        f"{again.json()['client_secret']['value']}"
+    ).json()
+    assert SAID in minted["session"]["instructions"]
     assert browser.turn("turn-again", SAID, REPLIED).status_code == 200
     assert browser.end().status_code == 200
 

@@ -25,7 +25,7 @@ _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "color_message",  # uvicorn's copy of msg with terminal colour codes
 }
 
-BODY_LOGGERS: Final = ("openai", "httpx", "httpcore", "hpack")
+BODY_LOGGERS: Final = ("openai", "httpx", "httpcore", "httpx2", "httpcore2", "hpack")
 """Libraries whose DEBUG lines carry request bodies or headers (a session's instructions, a key):
 never below INFO, whatever the service's level."""
 
