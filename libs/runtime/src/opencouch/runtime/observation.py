@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Final, TypeVar
 
 from nats.aio.msg import Msg
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from opencouch.runtime import metrics
 from opencouch.runtime.tracing import tracer, tracing_enabled
@@ -23,6 +24,8 @@ from opencouch.runtime.tracing import tracer, tracing_enabled
 EventT = TypeVar("EventT")
 
 _SYSTEM: Final = "nats"
+# Only the W3C trace context travels (no baggage): one propagator, no composite to walk.
+_PROPAGATOR: Final = TraceContextTextMapPropagator()
 # Codes that mean the serving side failed, rather than refused the caller's request.
 _SERVER_FAULTS: Final = frozenset({"internal", "service_unavailable", "service_timeout"})
 
@@ -49,7 +52,7 @@ def with_trace_context(headers: Mapping[str, str] | None = None) -> dict[str, st
     if not tracing_enabled():
         return dict(headers) if headers is not None else None
     carrier = dict(headers or {})
-    propagate.inject(carrier)
+    _PROPAGATOR.inject(carrier)
     return carrier or None
 
 
@@ -63,7 +66,7 @@ def describe_current_span(attributes: Mapping[str, str | int]) -> None:
 @contextmanager
 def requesting(subject: str, size: int) -> Iterator[MessageSpan]:
     """The client side of a NATS request: a span, and the headers that carry it."""
-    with _span(f"request {subject}", SpanKind.CLIENT, _attributes(subject, size, "send")) as span:
+    with _span(f"request {subject}", SpanKind.CLIENT, _attributes(subject, size)) as span:
         yield MessageSpan(span, with_trace_context())
 
 
@@ -73,8 +76,7 @@ def serving(
 ) -> Iterator[MessageSpan]:
     """The serving side of a NATS request: continues the caller's trace, times the request."""
     started = time.perf_counter()
-    attributes = _attributes(subject, size, "process")
-    attributes["opencouch.endpoint"] = endpoint
+    attributes = _attributes(subject, size)
     with _span(f"serve {service}.{endpoint}", SpanKind.SERVER, attributes, parent=headers) as span:
         served = _Served(span)
         try:
@@ -100,7 +102,7 @@ def publishing(
     subject: str, event_type: str, headers: Mapping[str, str], size: int
 ) -> Iterator[dict[str, str]]:
     """A JetStream publish: a producer span; yields ``headers`` with its trace context."""
-    attributes = _attributes(subject, size, "publish")
+    attributes = _attributes(subject, size)
     attributes["opencouch.event"] = event_type
     with _span(f"publish {event_type}", SpanKind.PRODUCER, attributes):
         yield with_trace_context(headers) or dict(headers)
@@ -129,7 +131,7 @@ def observed_handler(
             metrics.JETSTREAM_EVENT_AGE_SECONDS.labels(durable).observe(max(age, 0.0))
 
     async def handle_observed(event: EventT) -> None:
-        attributes = _attributes(msg.subject, len(msg.data), "process")
+        attributes = _attributes(msg.subject, len(msg.data))
         attributes["messaging.consumer.group.name"] = durable
         attributes["opencouch.delivery_attempt"] = attempt
         with _span(f"process {durable}", SpanKind.CONSUMER, attributes, parent=msg.headers) as span:
@@ -152,11 +154,30 @@ def observed_handler(
     return handle_observed
 
 
-def _attributes(subject: str, size: int, operation: str) -> dict[str, str | int]:
+@contextmanager
+def serving_http(method: str, headers: Mapping[str, str] | None) -> Iterator[trace.Span]:
+    """The server side of an HTTP request: a span continuing the caller's ``traceparent``,
+    named ``method`` until the caller names it by route (``name_http_span``)."""
+    with _span(method, SpanKind.SERVER, {"http.request.method": method}, parent=headers) as span:
+        yield span
+
+
+def name_http_span(span: trace.Span, method: str, route: str, status: int) -> None:
+    """Name a request's span by its route template (the raw path holds ids); record its status."""
+    if not span.is_recording():
+        return
+    span.update_name(f"{method} {route}")
+    span.set_attributes({"http.route": route, "http.response.status_code": status})
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR, str(status)))
+
+
+def _attributes(subject: str, size: int) -> dict[str, str | int]:
+    # Few attributes: each costs a few microseconds to record and export, on every message.
+    # The span's kind and name already say the operation and the endpoint.
     return {
         "messaging.system": _SYSTEM,
         "messaging.destination.name": subject,
-        "messaging.operation.type": operation,
         "messaging.message.body.size": size,
     }
 
@@ -172,7 +193,7 @@ def _span(
     if not tracing_enabled():
         yield trace.INVALID_SPAN
         return
-    context = propagate.extract(parent) if parent else None
+    context = _PROPAGATOR.extract(parent) if parent else None
     with tracer().start_as_current_span(
         name,
         context=context,

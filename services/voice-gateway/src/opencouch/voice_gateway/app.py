@@ -8,14 +8,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from openai import AsyncOpenAI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from redis.asyncio import Redis
 
-from opencouch.runtime.http import UNOBSERVED_PATHS, RequestMetricsMiddleware
+from opencouch.runtime.http import RequestObserver
 from opencouch.runtime.jetstream import ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
 from opencouch.runtime.metrics import VOICE_SESSIONS_ACTIVE
-from opencouch.runtime.tracing import tracer_provider
 from opencouch.voice_gateway.errors import install_error_handlers
 from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -79,6 +77,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             '`{"error": {"code", "message"}}` with a machine-readable code.'
         ),
         lifespan=lifespan,
+        # FastAPI's own telemetry starts as soon as a tracer provider is set: spans for every
+        # dependency and serialisation (a third of a tool call's tracing cost) and log records of
+        # validation errors with their input. RequestObserver makes the one server span instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         docs_url="/api/voice/docs",
         openapi_url="/api/voice/openapi.json",
     )
@@ -102,20 +104,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
 
 def _observe(app: FastAPI) -> None:
-    """``/metrics`` and request timing; with tracing on, a span per request that continues the
-    page's ``traceparent`` (FastAPI's instrumentation names spans by route template)."""
+    """``/metrics``, request timing and, while tracing is on, a span per request that continues
+    the page's ``traceparent``. Outermost, so every request is seen, refused ones too."""
 
     async def count_live_sessions() -> None:
         gateway: Gateway | None = getattr(app.state, "gateway", None)
         if gateway is not None:
             VOICE_SESSIONS_ACTIVE.set(await gateway.sessions.live_sessions())
 
-    app.add_middleware(RequestMetricsMiddleware, before_scrape=count_live_sessions)
-    provider = tracer_provider()
-    if provider is not None:
-        FastAPIInstrumentor.instrument_app(
-            app,
-            tracer_provider=provider,
-            excluded_urls=",".join(UNOBSERVED_PATHS),
-            exclude_spans=["receive", "send"],
-        )
+    app.add_middleware(RequestObserver, before_scrape=count_live_sessions)
