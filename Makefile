@@ -1,14 +1,17 @@
 # One command per habit; CI calls the same targets a person does.
-.PHONY: setup up up-local down-local test lint bench load chaos
+.PHONY: setup up down up-local down-local test lint bench load chaos compose-e2e
 
 # uv from PyPI when missing, then the whole workspace: every service, library and dev tool.
 setup:
 	command -v uv >/dev/null 2>&1 || python3 -m pip install uv
 	uv sync --all-packages
 
-# The whole stack in containers, offline by default (see .env.example).
+# The whole stack in containers, offline by default (see .env.example); returns once healthy.
 up:
-	docker compose up --build
+	docker compose up --build --wait
+
+down:
+	docker compose down
 
 # Every service as a local process against NATS, Redis and Postgres already running here.
 up-local:
@@ -19,6 +22,10 @@ down-local:
 
 test:
 	bash scripts/test.sh
+
+# The stack built, started and tested end to end in Docker, then removed (CI runs it too).
+compose-e2e:
+	bash scripts/compose-e2e
 
 lint:
 	uv run ruff check . && uv run ruff format --check . && uv run mypy libs services scripts tests benchmarks

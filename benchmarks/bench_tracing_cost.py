@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from opencouch.testing.processes import running_stack
+from opencouch.testing.processes import RunningService, ServiceProcess, running_stack
 from opencouch.testing.servers import free_port, nats_server, postgres_database, redis_server
 from opencouch.testing.voice_client import API, VoiceClient
 
@@ -77,6 +77,12 @@ def otlp_sink() -> Iterator[tuple[str, Any]]:
     finally:
         process.terminate()
         process.join(5)
+
+
+def pid_of(service: RunningService) -> int:
+    """The process id of a service ``running_stack`` started."""
+    assert isinstance(service, ServiceProcess)
+    return service.process.pid
 
 
 def cpu_seconds(pid: int) -> float:
@@ -136,7 +142,7 @@ def main() -> None:
                 raise RuntimeError(f"/session failed: {started.text[:200]}")
             sides[side] = client
             pids[side] = {
-                name: running.services[name].process.pid for name in ("voice-gateway", "tools")
+                name: pid_of(running.services[name]) for name in ("voice-gateway", "tools")
             }
 
         order = list(sides)

@@ -36,7 +36,7 @@ import httpx
 import psycopg
 
 from opencouch.testing.infra import PrivateInfra
-from opencouch.testing.processes import Stack, running_stack
+from opencouch.testing.processes import ServiceProcess, Stack, running_stack
 
 API = "/api/voice/realtime"
 CALL_TIMEOUT = 30.0
@@ -197,6 +197,7 @@ async def chaos(
     for name in ("tools", "memory", "finalizer", "voice-gateway-2"):
         await asyncio.sleep(pause)
         service = stack.services[name]
+        assert isinstance(service, ServiceProcess)  # a local process, so SIGKILL is ours to send
         service.process.kill()
         service.process.wait()
         await asyncio.sleep(1.0)

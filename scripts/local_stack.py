@@ -59,7 +59,7 @@ class Service:
         return f"http://{host}:{port}{self.health_path}"
 
     def health_command(self) -> list[str]:
-        """The NATS health CLI for this instance (the same one the Dockerfiles use)."""
+        """The NATS health CLI for this instance (the same one docker-compose.yml uses)."""
         short = self.name
         id_file = os.environ.get(f"{self.prefix}ID_FILE", f"/tmp/opencouch/{short}.id")
         nats_url = os.environ.get(

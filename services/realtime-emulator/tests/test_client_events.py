@@ -9,11 +9,14 @@ import pytest
 
 from opencouch.realtime_emulator.errors import RealtimeError
 from opencouch.realtime_emulator.events import CLIENT_EVENTS, check_client_event
-from opencouch.testing.openai_spec import shared_dir, validate_against
+from opencouch.testing.openai_spec import official_spec, validate_against
 
 
 def documented_examples() -> list[tuple[str, dict[str, Any]]]:
-    spec = json.loads((shared_dir() / "openai-realtime" / "openapi-realtime.json").read_text())
+    """The examples in the official spec; none when it is not beside the clone."""
+    spec = official_spec()
+    if spec is None:
+        return []
     examples = []
     for name, schema in spec["components"]["schemas"].items():
         example = schema.get("x-oaiMeta", {}).get("example")
@@ -38,7 +41,8 @@ def test_documented_examples_are_accepted(name: str, event: dict[str, Any]) -> N
 
 def test_every_ga_client_event_is_known() -> None:
     assert len(CLIENT_EVENTS) == 11
-    assert len(documented_examples()) >= 10
+    if official_spec() is not None:
+        assert len(documented_examples()) >= 10
 
 
 @pytest.mark.parametrize(

@@ -88,10 +88,12 @@ GroundedLookupStatus = Literal[
 
 
 class GroundedLookupOutput(Contract):
-    """An answer built only from verified passages, with their citations; never a guess."""
+    """An answer built only from verified passages, with their citations; never a guess.
+
+    The query is not echoed back: the model has it, and an output holds only verified text.
+    """
 
     status: GroundedLookupStatus
-    query: str
     answer: str | None = None
     citations: list[Citation] = []
     guidance: str
@@ -101,7 +103,10 @@ class GroundedLookupOutput(Contract):
 
 
 class CrisisResource(Contract):
-    """One verified crisis service; every row carries where and when it was verified."""
+    """One verified crisis service; every row carries where and when it was verified.
+
+    ``region`` is an ISO 3166-1 country code, or ``INTL`` for a directory that covers many.
+    """
 
     name: str
     region: str
@@ -126,6 +131,9 @@ class CrisisResourcesOutput(Contract):
     status: CrisisLookupStatus
     location_status: LocationStatus
     location: str | None = None
+    """Where the user said they are, readable ("New South Wales, Australia")."""
+    region: str | None = None
+    """That place's country, as an ISO 3166-1 code."""
     emergency_number: str | None = None
     """The region's emergency number, when the region is known."""
     resources: Annotated[list[CrisisResource], Field(max_length=5)] = []

@@ -125,3 +125,21 @@ class SessionFinalized(Contract):
     def dedup_id(self) -> str:
         """One result per session and status."""
         return f"finalized:{self.record.session_id}:{self.record.status}"
+
+
+class OwnerErased(Contract):
+    """A user (or an anonymous thread) asked to forget everything.
+
+    Memory has already erased its tables; every other service that keeps anything of these
+    sessions drops it when it sees this. Carries ids only, never content.
+    """
+
+    erasure_id: Identifier
+    session_ids: list[SessionId]
+    thread_ids: list[Identifier]
+    erased_at: datetime
+
+    @property
+    def dedup_id(self) -> str:
+        """One event per erasure request."""
+        return f"erased:{self.erasure_id}"

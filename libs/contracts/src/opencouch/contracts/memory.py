@@ -1,16 +1,24 @@
-"""The memory service's NATS requests and replies."""
+"""The memory service's NATS requests and replies, and its tool outputs.
+
+Durable memory belongs to an owner: the user when a user id is known, else the thread. It has
+three layers: facts the user stated about themselves, summaries of past sessions, and rules
+(response preferences and the proactive-recall flag). Every item carries its source.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints, model_validator
 
-from opencouch.contracts.common import Contract, Identifier, MemoryMode, SessionId
+from opencouch.contracts.common import Contract, Identifier, MemoryMode, SessionId, StorableText
+from opencouch.contracts.events import CrisisLevel
 from opencouch.contracts.voice_api import Route, TurnOutcome, TurnResponseStyle, TurnToolCall
 
-MEMORY_CONTEXT_MAX_CHARS = 2000
+MEMORY_CONTEXT_MAX_CHARS: Final = 2000
+SUMMARY_MAX_CHARS: Final = 600
+THREAD_PAGE_MAX_TURNS: Final = 100
 
 
 class MemoryContextRequest(Contract):
@@ -22,13 +30,16 @@ class MemoryContextRequest(Contract):
 
 
 class MemoryContextReply(Contract):
-    """Private context for the instructions; empty in incognito."""
+    """Private context for the instructions; empty in incognito. Never transcript text."""
 
     memory_mode: MemoryMode
     context_text: Annotated[str, Field(max_length=MEMORY_CONTEXT_MAX_CHARS)] = ""
     proactive_recall_enabled: bool = False
     message_count: int = 0
     """Messages already stored in the thread (two per turn)."""
+
+
+# -- transcripts ------------------------------------------------------------------------------
 
 
 class SessionTranscriptRequest(Contract):
@@ -40,6 +51,7 @@ class SessionTranscriptRequest(Contract):
 class StoredTurn(Contract):
     """One turn as memory stored it."""
 
+    session_id: SessionId
     client_turn_id: Identifier
     user_text: str
     assistant_text: str
@@ -47,15 +59,127 @@ class StoredTurn(Contract):
     response_style: TurnResponseStyle
     tool_calls: list[TurnToolCall] = []
     outcome: TurnOutcome
+    started_at: datetime | None = None
+    """When the user started speaking, if the browser said; turns are ordered by it."""
     recorded_at: datetime
 
 
 class SessionTranscriptReply(Contract):
-    """The session's turns in the order they were recorded."""
+    """The session's turns in speech order (``started_at``, else ``recorded_at``)."""
 
     session_id: SessionId
     thread_id: Identifier | None
     turns: list[StoredTurn]
+    classified_turns: int = 0
+    """How many of the session's turns have a crisis level yet."""
+    peak_crisis_level: CrisisLevel | None = None
+    """The highest crisis level of the session's classified turns; None when none is."""
+
+
+ThreadCursor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+"""An opaque position in a thread's history, as a previous page handed it out."""
+
+
+class ThreadHistoryRequest(Contract):
+    """Ask for a page of a thread's stored turns.
+
+    Pages run backwards in time: without ``before`` the newest page; with it, the page just
+    older than the one that handed out the cursor.
+    """
+
+    thread_id: Identifier
+    before: ThreadCursor | None = None
+    limit: Annotated[int, Field(ge=1, le=THREAD_PAGE_MAX_TURNS)] = 50
+
+
+class ThreadHistoryReply(Contract):
+    """A page of turns, oldest first within the page, and the cursor of the older page.
+
+    Shaped like the gateway's ``voice_api.ThreadTurnsReply``, which it maps to one for one.
+    """
+
+    thread_id: Identifier
+    turns: list[StoredTurn]
+    before: ThreadCursor | None = None
+    """Pass as ``before`` for the previous page; None when this page reaches the start."""
+
+
+# -- memory candidates and the finalizer's commit ---------------------------------------------
+
+
+class SessionSummary(Contract):
+    """A finished session's summary, kept as episodic memory of its owner."""
+
+    summary: Annotated[StorableText, StringConstraints(min_length=1, max_length=SUMMARY_MAX_CHARS)]
+    themes: Annotated[
+        list[Annotated[StorableText, StringConstraints(min_length=1, max_length=60)]],
+        Field(max_length=3),
+    ] = []
+    ended_at: datetime
+
+
+class CommitMemoryCandidatesRequest(Contract):
+    """Commit the memory candidates held for a session (sent by the finalizer at its end).
+
+    Idempotent per session: a second commit of the same session commits nothing more.
+    ``save=False`` (the user ended without saving) drops the candidates and commits nothing.
+    """
+
+    session_id: SessionId
+    thread_id: Identifier
+    user_id: Identifier | None = None
+    memory_mode: MemoryMode
+    save: bool = True
+    summary: SessionSummary | None = None
+
+
+class CommitMemoryCandidatesReply(Contract):
+    """What the commit kept; ``already_committed`` when the session was committed before."""
+
+    session_id: SessionId
+    facts_committed: int
+    summary_stored: bool
+    already_committed: bool = False
+    discarded: int = 0
+    """Candidates dropped: ``save=False``, or facts the owner already had."""
+
+
+# -- forgetting everything --------------------------------------------------------------------
+
+
+class EraseMemoryRequest(Contract):
+    """Erase every durable memory and transcript of a user, or of one thread.
+
+    Exactly one of ``user_id`` and ``thread_id``. The gateway asks the user to confirm first;
+    ``confirmed`` says it did.
+    """
+
+    user_id: Identifier | None = None
+    thread_id: Identifier | None = None
+    confirmed: Literal[True]
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> EraseMemoryRequest:
+        if (self.user_id is None) == (self.thread_id is None):
+            raise ValueError("give exactly one of user_id and thread_id")
+        return self
+
+
+class EraseMemoryReply(Contract):
+    """How many rows each memory table lost, and what else was cleared."""
+
+    erased_rows: dict[str, int]
+    """Rows deleted per table of the memory schema."""
+    sessions: int
+    """Voice sessions whose transcripts were erased."""
+    session_ids: list[SessionId] = []
+    """Those sessions, so the caller can erase what other services keep of them."""
+    thread_ids: list[Identifier] = []
+    """The threads involved (the user's, or the one erased)."""
+    stream_messages: int
+    """Turn messages deleted from JetStream (stored copies and dead letters)."""
+    pending_candidates: int
+    """Unsaved memory candidates dropped from Redis."""
 
 
 # -- memory tool outputs ------------------------------------------------------------------------
@@ -71,10 +195,12 @@ class MemorySource(Contract):
 
 
 class MemoryItem(Contract):
-    """One saved memory as the user is shown it; ``index`` is 1-based within its kind."""
+    """One memory as the user is shown it, with where it came from."""
 
     kind: MemoryKind
-    index: int
+    index: int | None
+    """1-based within its kind, newest first, as ``show_saved_memory`` numbers it; None for a
+    fact from this conversation that is held until it ends and is not saved yet."""
     text: str
     source: MemorySource
 
@@ -87,16 +213,27 @@ class MemoryStatusOutput(Contract):
     memory_enabled: bool
     proactive_recall_enabled: bool
     kept: list[str]
+    saved_facts: int = 0
+    saved_sessions: int = 0
+    saved_rules: int = 0
     summary: str
 
 
 class SavedMemoryOutput(Contract):
-    """Everything saved for the owner, numbered per kind, newest first."""
+    """What is saved for the owner, numbered per kind, newest first.
+
+    Each list shows only its newest items; the totals count them all.
+    """
 
     status: Literal["ok"] = "ok"
     facts: list[MemoryItem]
     sessions: list[MemoryItem]
     rules: list[MemoryItem]
+    pending_facts: list[MemoryItem] = []
+    """Facts from this conversation, saved when it ends unless the user deletes them first."""
+    total_facts: int
+    total_sessions: int
+    total_rules: int
     proactive_recall_enabled: bool
     guidance: str
 

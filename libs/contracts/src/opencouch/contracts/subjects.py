@@ -13,6 +13,9 @@ ROOT: Final = "opencouch.v1"
 TOOLS_PREFIX: Final = f"{ROOT}.tools"
 MEMORY_CONTEXT: Final = f"{ROOT}.memory.context"
 MEMORY_SESSION_TRANSCRIPT: Final = f"{ROOT}.memory.session_transcript"
+MEMORY_THREAD_TURNS: Final = f"{ROOT}.memory.thread_turns"
+MEMORY_COMMIT_CANDIDATES: Final = f"{ROOT}.memory.commit_candidates"
+MEMORY_ERASE: Final = f"{ROOT}.memory.erase"
 FINALIZER_STATUS: Final = f"{ROOT}.finalizer.status"
 
 # Core NATS (no stream keeps it): incognito user speech for the crisis classifier.
@@ -26,12 +29,20 @@ TURN_RECORDED: Final = f"{EVENTS_PREFIX}.turn_recorded"
 TURN_CLASSIFIED: Final = f"{EVENTS_PREFIX}.turn_classified"
 TOOL_ACTIVITY: Final = f"{EVENTS_PREFIX}.tool_activity"
 SESSION_ENDED: Final = f"{EVENTS_PREFIX}.session_ended"
+OWNER_ERASED: Final = f"{EVENTS_PREFIX}.owner_erased"
 SESSION_FINALIZED_ALL: Final = f"{EVENTS_PREFIX}.session_finalized.*"
+
+# Dead letters: events a consumer could not handle, kept (no age limit) until replayed.
+DEAD_LETTERS_PREFIX: Final = f"{ROOT}.dead_letters"
+DEAD_LETTERS_STREAM: Final = "OPENCOUCH_V1_DEAD_LETTERS"
 
 # Durable consumers; replicas of a service share one, so each message goes to one replica.
 MEMORY_TURNS_CONSUMER: Final = "memory-turns"
+MEMORY_CLASSIFICATIONS_CONSUMER: Final = "memory-turn-classifications"
 FINALIZER_SESSION_END_CONSUMER: Final = "finalizer-session-end"
 TOOLS_CRISIS_CONSUMER: Final = "tools-crisis-classifier"
+TOOLS_ERASURE_CONSUMER: Final = "tools-erasure"
+FINALIZER_ERASURE_CONSUMER: Final = "finalizer-erasure"
 
 # Service names as nats.micro announces them ($SRV.PING.<name>).
 TOOLS_SERVICE: Final = "opencouch-tools"
@@ -42,6 +53,11 @@ FINALIZER_SERVICE: Final = "opencouch-finalizer"
 def tool_subject(tool_name: str) -> str:
     """The subject a tool call is sent on; its owner service serves it."""
     return f"{TOOLS_PREFIX}.{tool_name}"
+
+
+def dead_letters(durable: str) -> str:
+    """The subject the dead letters of one durable consumer are kept on."""
+    return f"{DEAD_LETTERS_PREFIX}.{durable}"
 
 
 def session_finalized(session_id: str) -> str:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, sql
@@ -65,15 +66,34 @@ async def apply_migrations_async(database_url: str, migrations: Path, owner: str
 
 @asynccontextmanager
 async def connection_pool(
-    database_url: str, *, min_size: int = 1, max_size: int = 8
+    database_url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 8,
+    timeout: float = 30.0,
+    check_connections: bool = False,
+    session_settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[DictPool]:
-    """An open pool whose connections return rows as dicts."""
+    """An open pool whose connections return rows as dicts.
+
+    ``timeout``: how long a caller waits for a connection before ``PoolTimeout``.
+    ``check_connections``: test each connection as it is handed out, so one broken by a
+    Postgres restart is replaced instead of failing the caller's first statement.
+    ``session_settings``: server settings for every connection (``SET name = value``).
+    """
+    kwargs: dict[str, Any] = {"row_factory": dict_row}
+    if session_settings:
+        kwargs["options"] = " ".join(
+            f"-c {name}={value}" for name, value in session_settings.items()
+        )
     pool = AsyncConnectionPool(
         database_url,
         connection_class=AsyncConnection[DictRow],
         min_size=min_size,
         max_size=max_size,
-        kwargs={"row_factory": dict_row},
+        timeout=timeout,
+        kwargs=kwargs,
+        check=AsyncConnectionPool.check_connection if check_connections else None,
         open=False,
     )
     await pool.open(wait=True, timeout=30)

@@ -1,8 +1,8 @@
-"""The one way a NATS service runs: its endpoints and its JetStream consumers, until SIGTERM.
+"""The one way a NATS service runs: its endpoints, JetStream consumers and core subscriptions.
 
 Tools, memory and finalizer each build their handlers, then hand them here; this module owns
-announcing the micro service, starting the consumers, the health-check id file, and a clean
-stop (leave the queue group, finish in-flight work, stop consuming).
+announcing the micro service, starting the consumers and subscriptions, the health-check id
+file, and a clean stop (leave the queue group, finish in-flight work, stop consuming).
 """
 
 from __future__ import annotations
@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from nats.aio.client import Client as NatsClient
-from pydantic import BaseModel
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from pydantic import BaseModel, ValidationError
 
 from opencouch.runtime.endpoints import Endpoint, start_service
 from opencouch.runtime.health import write_id_file
-from opencouch.runtime.jetstream import consume_events, ensure_events_stream
+from opencouch.runtime.jetstream import Redelivery, consume_events, ensure_events_stream
 from opencouch.runtime.lifecycle import serve_until_stopped
 from opencouch.runtime.settings import NatsServiceSettings
 
@@ -36,8 +38,22 @@ class Consumer(Generic[EventT]):
     event_model: type[EventT]
     handle: Callable[[EventT], Awaitable[None]]
     on_give_up: Callable[[EventT], Awaitable[None]] | None = None
-    max_deliver: int = 50
-    ack_wait: float = 30.0
+    redelivery: Redelivery = field(default_factory=Redelivery)
+
+
+@dataclass(frozen=True)
+class Subscription(Generic[EventT]):
+    """A core NATS queue subscription: fire-and-forget messages nothing retains.
+
+    For data that must leave no trace (a stream would keep it); replicas share ``queue``, so
+    each message goes to one. A message that is not a valid ``model`` is dropped; an error in
+    ``handle`` is logged and the message is lost, as core NATS promises no more.
+    """
+
+    subject: str
+    queue: str
+    model: type[EventT]
+    handle: Callable[[EventT], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,7 @@ class NatsService:
     description: str
     endpoints: Sequence[Endpoint[Any, Any]]
     consumers: Sequence[Consumer[Any]] = ()
+    subscriptions: Sequence[Subscription[Any]] = ()
 
 
 async def run_nats_service(
@@ -64,7 +81,11 @@ async def run_nats_service(
         endpoints=service.endpoints,
         max_concurrency=settings.max_concurrency,
     )
+    in_flight: set[asyncio.Task[None]] = set()
+    subscribed: list[NatsSubscription] = []
     try:
+        for subscription in service.subscriptions:
+            subscribed.append(await _subscribe(nc, subscription, in_flight))
         consumers = [
             asyncio.create_task(
                 consume_events(
@@ -75,8 +96,7 @@ async def run_nats_service(
                     handle=consumer.handle,
                     on_give_up=consumer.on_give_up,
                     stop=stop,
-                    ack_wait=consumer.ack_wait,
-                    max_deliver=consumer.max_deliver,
+                    redelivery=consumer.redelivery,
                 ),
                 name=f"consumer:{consumer.durable}",
             )
@@ -87,4 +107,31 @@ async def run_nats_service(
         await serve_until_stopped(stop, *consumers)
         log.info("service stopping", extra={"service": service.name})
     finally:
+        for sub in subscribed:
+            await sub.unsubscribe()
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=10.0)
         await running.stop()
+
+
+async def _subscribe(
+    nc: NatsClient, subscription: Subscription[Any], in_flight: set[asyncio.Task[None]]
+) -> NatsSubscription:
+    async def handle(model: BaseModel) -> None:
+        try:
+            await subscription.handle(model)
+        except Exception:
+            log.exception("subscription handler failed", extra={"subject": subscription.subject})
+
+    async def on_message(msg: Msg) -> None:
+        try:
+            model = subscription.model.model_validate_json(msg.data)
+        except ValidationError:
+            log.error("undecodable message dropped", extra={"subject": subscription.subject})
+            return
+        # Each message in its own task, as endpoints do: one slow write never queues the rest.
+        task = asyncio.create_task(handle(model))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+
+    return await nc.subscribe(subscription.subject, queue=subscription.queue, cb=on_message)

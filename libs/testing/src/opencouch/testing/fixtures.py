@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.resources import Resource
@@ -11,6 +12,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from opencouch.runtime.tracing import disable_tracing, enable_tracing
+from opencouch.testing.compose import composed_stack
+from opencouch.testing.processes import Stack, running_stack
 from opencouch.testing.servers import (
     ServerUnavailableError,
     nats_server,
@@ -47,6 +50,32 @@ def database_url() -> Iterator[str]:
             yield url
     except ServerUnavailableError as error:
         pytest.skip(f"Postgres unavailable: {error}")
+
+
+@pytest.fixture(scope="module")
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The whole product, for end-to-end tests.
+
+    The composed stack ``scripts/compose-e2e`` names in ``OPENCOUCH_E2E_*`` (that script checks
+    the clean stop itself, at its end); else every service as a local process on this session's
+    NATS, Redis and Postgres, each of which must stop cleanly on SIGTERM.
+    """
+    composed = composed_stack()
+    if composed is not None:
+        yield composed
+        return
+    log_dir: Path = tmp_path_factory.mktemp("stack-logs")
+    with running_stack(
+        nats_url=request.getfixturevalue("nats_url"),
+        redis_url=request.getfixturevalue("redis_url"),
+        database_url=request.getfixturevalue("database_url"),
+        log_dir=log_dir,
+    ) as running:
+        yield running
+    unclean = {name: code for name, code in running.exit_codes.items() if code != 0}
+    assert not unclean, f"services did not stop cleanly on SIGTERM: {unclean}"
 
 
 @pytest.fixture

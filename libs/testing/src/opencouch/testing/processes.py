@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from opencouch.testing.servers import free_port
 
@@ -138,6 +139,19 @@ def start_service(
     return ServiceProcess(name, process, log_path, healthy, module, env)
 
 
+class RunningService(Protocol):
+    """A service a test can stop and start again: a local process, or a composed container."""
+
+    def stop(self, timeout: float = ...) -> int:
+        """SIGTERM and wait; the exit code."""
+
+    def restart(self) -> RunningService:
+        """Start it again after ``stop``."""
+
+    def wait_healthy(self, timeout: float = ...) -> None:
+        """Block until its health check passes."""
+
+
 @dataclass
 class Stack:
     """Every service of the product, running against real infrastructure."""
@@ -150,7 +164,7 @@ class Stack:
     database_url: str
     gateway_urls: list[str] = field(default_factory=list)
     """Every gateway replica's URL (the first is ``gateway_url``)."""
-    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    services: dict[str, RunningService] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
 
 
@@ -217,6 +231,8 @@ def running_stack(
                     "VOICE_GATEWAY_EMULATOR_BASE_URL": f"{stack.emulator_url}/v1",
                     "OPENAI_API_KEY": "",
                     "VOICE_GATEWAY_END_WAIT_SECONDS": "10",
+                    # The web page below calls the gateway from its own origin.
+                    "VOICE_GATEWAY_CORS_ORIGINS": stack.web_url,
                     "VOICE_GATEWAY_TOOL_TIMEOUT_SECONDS": "2",
                 },
                 http_ok(f"http://127.0.0.1:{port}/readyz"),
@@ -229,7 +245,11 @@ def running_stack(
             (
                 "web",
                 "opencouch.web",
-                {"WEB_PORT": str(web_port), "WEB_API_BASE_URL": stack.gateway_url},
+                {
+                    "WEB_PORT": str(web_port),
+                    "WEB_API_BASE_URL": stack.gateway_url,
+                    "WEB_REALTIME_ORIGIN": stack.emulator_url,
+                },
                 http_ok(f"{stack.web_url}/healthz"),
             )
         )

@@ -13,7 +13,7 @@ from opencouch.finalizer.handlers import FinalizerHandlers
 from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.finalizer.store import FinalizationStore
 from opencouch.runtime.endpoints import Endpoint
-from opencouch.runtime.jetstream import ensure_events_stream
+from opencouch.runtime.jetstream import Redelivery, ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
 from opencouch.runtime.postgres import apply_migrations_async, connection_pool
 from opencouch.runtime.service import Consumer, NatsService, run_nats_service
@@ -40,7 +40,7 @@ def finalizer_service(handlers: FinalizerHandlers, settings: FinalizerSettings) 
                 event_model=SessionEnded,
                 handle=handlers.on_session_ended,
                 on_give_up=handlers.on_give_up,
-                max_deliver=settings.max_deliveries,
+                redelivery=Redelivery(max_deliver=settings.max_deliveries),
             )
         ],
     )

@@ -1,90 +1,154 @@
-"""Thin handlers: validated request in, store call, contract out."""
+"""Thin handlers for memory's NATS requests and its JetStream consumers."""
 
 from __future__ import annotations
 
 import logging
 
-from opencouch.contracts.common import MemoryMode
-from opencouch.contracts.events import TurnRecorded
+from opencouch.contracts.common import ErrorCode, MemoryMode
+from opencouch.contracts.events import TurnClassified, TurnRecorded
 from opencouch.contracts.memory import (
+    CommitMemoryCandidatesReply,
+    CommitMemoryCandidatesRequest,
+    EraseMemoryReply,
+    EraseMemoryRequest,
     MemoryContextReply,
     MemoryContextRequest,
-    MemoryStatusOutput,
     SessionTranscriptReply,
     SessionTranscriptRequest,
+    ThreadHistoryReply,
+    ThreadHistoryRequest,
 )
-from opencouch.contracts.tools import NoArguments, ToolCallContext
-from opencouch.memory.context import compose_context
-from opencouch.memory.store import MemoryStore, owner_key
+from opencouch.memory.candidates import CandidateStore
+from opencouch.memory.context import CONTEXT_FACTS, compose_context
+from opencouch.memory.erasure import Eraser
+from opencouch.memory.extraction import CandidateExtractor
+from opencouch.memory.memory_store import MemoryStore
+from opencouch.memory.policy import owner_key, require_persistent
+from opencouch.memory.store import TranscriptStore, cursor_of, row_of
+from opencouch.runtime.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
 
 class MemoryHandlers:
-    """The memory service's requests and its turn consumer, over one store."""
+    """Memory context, transcripts, commits and erasure, and the two event consumers."""
 
-    def __init__(self, store: MemoryStore) -> None:
-        self._store = store
+    def __init__(
+        self,
+        transcripts: TranscriptStore,
+        memory: MemoryStore,
+        candidates: CandidateStore,
+        extractor: CandidateExtractor,
+        eraser: Eraser,
+    ) -> None:
+        self._transcripts = transcripts
+        self._memory = memory
+        self._candidates = candidates
+        self._extractor = extractor
+        self._eraser = eraser
 
     async def memory_context(self, request: MemoryContextRequest) -> MemoryContextReply:
-        """Nothing in incognito; otherwise preferences, the recall flag and the thread size."""
+        """Nothing in incognito; else preferences, the recall flag and, with recall, facts."""
         if request.memory_mode is MemoryMode.INCOGNITO:
             return MemoryContextReply(memory_mode=MemoryMode.INCOGNITO)
         owner = owner_key(request.thread_id, request.user_id)
-        recall = await self._store.proactive_recall_enabled(owner)
+        recall = await self._memory.proactive_recall_enabled(owner)
+        facts = (
+            [item.text for item in await self._memory.newest(owner, "fact", CONTEXT_FACTS)]
+            if recall
+            else []
+        )
         return MemoryContextReply(
             memory_mode=MemoryMode.PERSISTENT,
-            context_text=compose_context(await self._store.response_rules(owner), recall),
+            context_text=compose_context(await self._memory.rules(owner), recall, facts),
             proactive_recall_enabled=recall,
-            message_count=await self._store.message_count(request.thread_id),
+            message_count=await self._transcripts.message_count(request.thread_id),
         )
 
     async def session_transcript(self, request: SessionTranscriptRequest) -> SessionTranscriptReply:
-        """Every stored turn of a session, oldest first."""
-        thread_id, turns = await self._store.session_turns(request.session_id)
+        """Every stored turn of a session in speech order, and its peak crisis level."""
+        thread_id, turns = await self._transcripts.session_turns(request.session_id)
+        classified, peak = await self._transcripts.session_crisis(request.session_id)
         return SessionTranscriptReply(
-            session_id=request.session_id, thread_id=thread_id, turns=turns
+            session_id=request.session_id,
+            thread_id=thread_id,
+            turns=turns,
+            classified_turns=classified,
+            peak_crisis_level=peak,
         )
 
-    async def show_memory_status(
-        self, _: NoArguments, context: ToolCallContext
-    ) -> MemoryStatusOutput:
-        """The ``show_memory_status`` tool: is memory on, and what does it keep."""
-        if context.memory_mode is MemoryMode.INCOGNITO:
-            status = MemoryStatusOutput(
-                memory_mode=MemoryMode.INCOGNITO,
-                memory_enabled=False,
-                proactive_recall_enabled=False,
-                kept=[],
-                summary=(
-                    "Memory is off: this is an incognito conversation. Nothing said here is "
-                    "saved after it ends."
-                ),
+    async def thread_turns(self, request: ThreadHistoryRequest) -> ThreadHistoryReply:
+        """A page of the thread's stored turns: the newest, or those older than ``before``."""
+        before = None
+        if request.before is not None:
+            before = row_of(request.before)
+            if before is None:
+                raise ServiceError(ErrorCode.INVALID_REQUEST, "before: not a cursor of this API")
+        turns, older = await self._transcripts.thread_page(request.thread_id, before, request.limit)
+        return ThreadHistoryReply(
+            thread_id=request.thread_id,
+            turns=turns,
+            before=cursor_of(older) if older is not None else None,
+        )
+
+    async def commit_candidates(
+        self, request: CommitMemoryCandidatesRequest
+    ) -> CommitMemoryCandidatesReply:
+        """Keep a finished session's candidates and summary, once; or drop them unsaved."""
+        require_persistent(request.memory_mode)
+        held = await self._candidates.held(request.session_id)
+        if not request.save:
+            dropped = await self._candidates.drop_session(request.session_id)
+            return CommitMemoryCandidatesReply(
+                session_id=request.session_id,
+                facts_committed=0,
+                summary_stored=False,
+                discarded=dropped,
             )
-        else:
-            recall = await self._store.proactive_recall_enabled(
-                owner_key(context.thread_id, context.user_id)
-            )
-            status = MemoryStatusOutput(
-                memory_mode=MemoryMode.PERSISTENT,
-                memory_enabled=True,
-                proactive_recall_enabled=recall,
-                kept=[
-                    "the transcript of this conversation",
-                    "a short summary when the session ends",
-                    "preferences the user explicitly asks to save",
-                ],
-                summary=(
-                    "Memory is on. This conversation is saved, and saved memory can be shown "
-                    "or deleted on request."
-                ),
-            )
-        return status
+        result = await self._memory.commit(
+            session_id=request.session_id,
+            thread_id=request.thread_id,
+            owner=owner_key(request.thread_id, request.user_id),
+            facts=held,
+            summary=request.summary,
+        )
+        await self._candidates.drop_session(request.session_id)
+        log.info(
+            "memory candidates committed",
+            extra={
+                "session_id": request.session_id,
+                "facts": result.facts_committed,
+                "already": result.already_committed,
+            },
+        )
+        return CommitMemoryCandidatesReply(
+            session_id=request.session_id,
+            facts_committed=result.facts_committed,
+            summary_stored=result.summary_stored,
+            already_committed=result.already_committed,
+            discarded=0 if result.already_committed else len(held) - result.facts_committed,
+        )
+
+    async def erase(self, request: EraseMemoryRequest) -> EraseMemoryReply:
+        """Erase all durable memory and transcripts of a user, or of one thread."""
+        return await self._eraser.erase(user_id=request.user_id, thread_id=request.thread_id)
 
     async def on_turn_recorded(self, turn: TurnRecorded) -> None:
-        """Store a turn from the stream; a duplicate is a no-op, so redelivery is safe."""
-        inserted = await self._store.record_turn(turn)
+        """Store a turn once, then hold the facts its user stated for the session's commit."""
+        inserted = await self._transcripts.record_turn(turn)
+        await self._candidates.hold(
+            session_id=turn.session_id,
+            thread_id=turn.thread_id,
+            owner=owner_key(turn.thread_id, turn.user_id),
+            client_turn_id=turn.client_turn_id,
+            stated_at=turn.started_at or turn.recorded_at,
+            facts=self._extractor.extract(turn.user_text),
+        )
         log.info(
             "turn stored" if inserted else "turn already stored",
             extra={"session_id": turn.session_id, "client_turn_id": turn.client_turn_id},
         )
+
+    async def on_turn_classified(self, event: TurnClassified) -> None:
+        """Keep a turn's crisis level, so a session's peak is one query."""
+        await self._transcripts.record_classification(event)

@@ -1,21 +1,41 @@
-"""SQL for the memory schema. Every statement is parameterised; callers own no transactions."""
+"""SQL for transcripts: threads, turns and their crisis levels. Parameterised statements only.
+
+Turns are unique per (voice session, client turn id) and read in speech order: when the user
+started speaking, else when the turn was recorded, then the order they were stored in.
+"""
 
 from __future__ import annotations
 
+from typing import Any, Final
+
 from psycopg.types.json import Jsonb
 
-from opencouch.contracts.events import TurnRecorded
+from opencouch.contracts.events import CrisisLevel, TurnClassified, TurnRecorded
 from opencouch.contracts.memory import StoredTurn
 from opencouch.runtime.postgres import DictPool
 
+_TURN_COLUMNS: Final = """
+    id, session_id, client_turn_id, user_text, assistant_text, route, response_style,
+    tool_calls, outcome, started_at, recorded_at
+"""
 
-def owner_key(thread_id: str, user_id: str | None) -> str:
-    """Durable memory belongs to the user when known, else to the thread."""
-    return f"user:{user_id}" if user_id else f"thread:{thread_id}"
+
+def _turn(row: dict[str, Any]) -> StoredTurn:
+    return StoredTurn.model_validate({k: v for k, v in row.items() if k != "id"})
 
 
-class MemoryStore:
-    """Reads and writes of the memory service's tables."""
+def cursor_of(row_id: int) -> str:
+    """The opaque cursor of a thread page ending at this turn."""
+    return f"t{row_id}"
+
+
+def row_of(cursor: str) -> int | None:
+    """The turn a cursor points at; None when it is no cursor of ours."""
+    return int(cursor[1:]) if cursor.startswith("t") and cursor[1:].isdigit() else None
+
+
+class TranscriptStore:
+    """Reads and writes of the stored turns."""
 
     def __init__(self, pool: DictPool) -> None:
         self._pool = pool
@@ -34,26 +54,51 @@ class MemoryStore:
             cursor = await conn.execute(
                 """
                 INSERT INTO memory.turns (
-                    thread_id, client_turn_id, session_id, user_text, assistant_text,
-                    route, response_style, tool_calls, outcome, recorded_at
-                ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                ON CONFLICT ON CONSTRAINT turns_once_per_client_id DO NOTHING
+                    thread_id, client_turn_id, session_id, user_id, user_text, assistant_text,
+                    route, response_style, tool_calls, outcome, started_at, recorded_at
+                ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT ON CONSTRAINT turns_once_per_session DO NOTHING
                 RETURNING id
                 """,
                 (
                     turn.thread_id,
                     turn.client_turn_id,
                     turn.session_id,
+                    turn.user_id,
                     turn.user_text,
                     turn.assistant_text,
                     turn.route,
                     turn.response_style,
                     Jsonb([call.model_dump(mode="json") for call in turn.tool_calls]),
                     turn.outcome.value,
+                    turn.started_at,
                     turn.recorded_at,
                 ),
             )
             return await cursor.fetchone() is not None
+
+    async def record_classification(self, event: TurnClassified) -> None:
+        """Keep a turn's crisis level; a newer classification of the same turn replaces it."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """
+                INSERT INTO memory.turn_classifications (
+                    session_id, client_turn_id, thread_id, level, reason, classified_at
+                ) VALUES (%s, %s, %s, %s, %s, %s)
+                ON CONFLICT (session_id, client_turn_id) DO UPDATE
+                SET level = EXCLUDED.level, reason = EXCLUDED.reason,
+                    classified_at = EXCLUDED.classified_at
+                WHERE turn_classifications.classified_at <= EXCLUDED.classified_at
+                """,
+                (
+                    event.session_id,
+                    event.client_turn_id,
+                    event.thread_id,
+                    event.level,
+                    event.reason,
+                    event.classified_at,
+                ),
+            )
 
     async def message_count(self, thread_id: str) -> int:
         """Messages stored in the thread: a user and an assistant message per turn."""
@@ -65,43 +110,63 @@ class MemoryStore:
         return 2 * int(row["turns"]) if row else 0
 
     async def session_turns(self, session_id: str) -> tuple[str | None, list[StoredTurn]]:
-        """The thread and the stored turns of one voice session, oldest first."""
+        """The thread and the stored turns of one voice session, in speech order."""
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                """
-                SELECT thread_id, client_turn_id, user_text, assistant_text, route,
-                       response_style, tool_calls, outcome, recorded_at
-                FROM memory.turns WHERE session_id = %s ORDER BY id
+                f"""
+                SELECT thread_id, {_TURN_COLUMNS} FROM memory.turns
+                WHERE session_id = %s ORDER BY spoken_at, id
                 """,
                 (session_id,),
             )
             rows = await cursor.fetchall()
         thread_id = rows[0]["thread_id"] if rows else None
-        turns = [
-            StoredTurn.model_validate({k: v for k, v in row.items() if k != "thread_id"})
-            for row in rows
-        ]
+        turns = [_turn({k: v for k, v in row.items() if k != "thread_id"}) for row in rows]
         return thread_id, turns
 
-    async def proactive_recall_enabled(self, owner: str) -> bool:
-        """Whether the owner allowed saved memory to be brought up unprompted."""
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT proactive_recall_enabled FROM memory.owner_settings WHERE owner_key = %s",
-                (owner,),
-            )
-            row = await cursor.fetchone()
-        return bool(row and row["proactive_recall_enabled"])
-
-    async def response_rules(self, owner: str, limit: int = 20) -> list[str]:
-        """The owner's standing response preferences, oldest first."""
+    async def session_crisis(self, session_id: str) -> tuple[int, CrisisLevel | None]:
+        """How many of the session's turns are classified, and their highest level."""
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
                 """
-                SELECT rule_text FROM memory.response_rules
-                WHERE owner_key = %s ORDER BY id LIMIT %s
+                SELECT count(*) AS classified, max(level) AS peak
+                FROM memory.turn_classifications WHERE session_id = %s
                 """,
-                (owner, limit),
+                (session_id,),
             )
+            row = await cursor.fetchone()
+        if row is None or row["peak"] is None:
+            return 0, None
+        peak: CrisisLevel = int(row["peak"])  # type: ignore[assignment]  # CHECK 0..3
+        return int(row["classified"]), peak
+
+    async def thread_page(
+        self, thread_id: str, before: int | None, limit: int
+    ) -> tuple[list[StoredTurn], int | None]:
+        """Up to ``limit`` turns of the thread just older than turn ``before`` (or the newest),
+        oldest first, and the row id the next older page starts before (None at the start).
+        """
+        async with self._pool.connection() as conn:
+            if before is None:
+                cursor = await conn.execute(
+                    f"""
+                    SELECT {_TURN_COLUMNS} FROM memory.turns WHERE thread_id = %s
+                    ORDER BY spoken_at DESC, id DESC LIMIT %s
+                    """,
+                    (thread_id, limit + 1),
+                )
+            else:
+                cursor = await conn.execute(
+                    f"""
+                    SELECT {_TURN_COLUMNS} FROM memory.turns
+                    WHERE thread_id = %s AND (spoken_at, id) < (
+                        SELECT spoken_at, id FROM memory.turns WHERE id = %s AND thread_id = %s
+                    )
+                    ORDER BY spoken_at DESC, id DESC LIMIT %s
+                    """,
+                    (thread_id, before, thread_id, limit + 1),
+                )
             rows = await cursor.fetchall()
-        return [row["rule_text"] for row in rows]
+        page = rows[:limit]
+        older = page[-1]["id"] if len(rows) > limit else None
+        return [_turn(row) for row in reversed(page)], older

@@ -1,260 +1,153 @@
-"""Crisis resources: where the user said they are, and the verified lines for that place.
+"""Crisis resources: the verified lines for where the user said they are, and nothing else.
 
-Location comes only from the user's own words in this conversation: never from IP, timezone
-or accent, never from quoted text, and never from places that belong to someone else ("my
-sister lives in Canada"). The resources come only from the verified data file.
+Every row comes from the packaged data file, which names the page each row was checked against
+and when. The region's emergency number comes from its own sourced file. Nothing here invents
+a number, a name or a link: if the data has no line for a place, the answer says so.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
+from datetime import date
 from importlib import resources
 from typing import Final
 
-from opencouch.contracts.care import CrisisResource, CrisisResourcesOutput, LocationStatus
-from opencouch.contracts.common import TranscriptLine
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from opencouch.contracts.care import CrisisResource, CrisisResourcesOutput
+from opencouch.contracts.tools import CRISIS_FALLBACK
+from opencouch.tools.content import ContentError
+from opencouch.tools.location import UserLocation
 
 MAX_RESOURCES: Final = 5
 DIRECTORY_REGION: Final = "INTL"
 
-# Place names a user might say, by the region code the data file uses.
-_PLACES: Final[dict[str, tuple[str, ...]]] = {
-    "US": (
-        "united states",
-        "the us",
-        "the u.s.",
-        "usa",
-        "u.s.a.",
-        "america",
-        "the states",
-        "california",
-        "texas",
-        "new york",
-        "florida",
-        "illinois",
-        "washington state",
-        "ohio",
-        "georgia",
-        "michigan",
-        "pennsylvania",
-        "arizona",
-        "massachusetts",
-        "oregon",
-        "colorado",
-        "chicago",
-        "los angeles",
-        "seattle",
-        "boston",
-        "san francisco",
+
+class EmergencyNumber(BaseModel):
+    """A region's emergency number, and the page that says so."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: str
+    number: str
+    source_url: str
+    verified_on: date
+
+
+GUIDANCE: Final = {
+    "found": (
+        "Name only these resources, exactly as given, and offer one clearly. If the user may be "
+        "in immediate danger, say that the emergency number can help right away."
     ),
-    "CA": (
-        "canada",
-        "ontario",
-        "quebec",
-        "québec",
-        "british columbia",
-        "alberta",
-        "manitoba",
-        "nova scotia",
-        "saskatchewan",
-        "toronto",
-        "montreal",
-        "montréal",
-        "vancouver",
-        "calgary",
-        "ottawa",
+    "no_location": (
+        "The user has not said where they are. Ask gently which country they are in before "
+        "naming a line; until then name only the international directory listed here, and say "
+        "that local emergency services can help right away if they are in danger."
     ),
-    "GB": (
-        "united kingdom",
-        "the uk",
-        "the u.k.",
-        "britain",
-        "great britain",
-        "england",
-        "scotland",
-        "wales",
-        "northern ireland",
-        "london",
-        "manchester",
-        "birmingham",
-        "glasgow",
-        "edinburgh",
-        "cardiff",
-        "belfast",
-        "leeds",
-        "liverpool",
-        "bristol",
+    "location_refused": (
+        "The user would rather not say where they are; respect that and do not ask again now. "
+        "Offer the international directory listed here, and say that local emergency services "
+        "can help right away if they are in danger."
     ),
-    "IE": ("ireland", "republic of ireland", "dublin", "cork", "galway", "limerick"),
-    "AU": (
-        "australia",
-        "sydney",
-        "melbourne",
-        "brisbane",
-        "perth",
-        "adelaide",
-        "canberra",
-        "hobart",
-        "darwin",
-        "queensland",
-        "victoria, australia",
-        "new south wales",
+    "no_verified_results": (
+        "There is no verified crisis line for that place in our data. Offer the international "
+        "directory listed here and the emergency number if one is given; name no other number "
+        "or service."
     ),
+    "lookup_error": CRISIS_FALLBACK,
 }
-_REGION_NAMES: Final = {
-    "US": "the United States",
-    "CA": "Canada",
-    "GB": "the United Kingdom",
-    "IE": "Ireland",
-    "AU": "Australia",
-}
-
-# First-person phrasing that puts the speaker in a place.
-_SELF_LOCATORS: Final = (
-    r"i'?m (?:currently |now |living |staying |based )?(?:in|from|near|over in|out in)",
-    r"i am (?:currently |now |living |staying |based )?(?:in|from|near)",
-    r"i live (?:in|near)",
-    r"i'?ve been living in",
-    r"we'?re (?:in|from)",
-    r"we live in",
-    r"i'?m calling from",
-    r"i'?m based in",
-    r"(?:here|back home) in",
-    r"my (?:home|location) is (?:in )?",
-)
-_REFUSALS: Final = (
-    r"(?:don'?t|do not|won'?t|will not|rather not|prefer not to|not going to) "
-    r"(?:want to )?(?:say|tell|share|give)(?: you)? where",
-    r"(?:don'?t|do not|won'?t|will not) (?:want to )?(?:share|give|tell)(?: you)? my location",
-    r"not telling you where",
-    r"none of your business where",
-    r"keep my location (?:private|to myself)",
-)
-# Only double quotes mark quoted speech: a single quote is too often an apostrophe.
-_QUOTED: Final = re.compile('"[^"]*"|\u201c[^\u201d]*\u201d')
-
-
-@dataclass(frozen=True)
-class UserLocation:
-    """What the user's words say about where they are."""
-
-    status: LocationStatus
-    region: str | None = None
-
-    @property
-    def label(self) -> str | None:
-        """A readable name of the region, if one was provided."""
-        return _REGION_NAMES.get(self.region) if self.region else None
-
-
-def _normalise(text: str) -> str:
-    text = _QUOTED.sub(" ", text)
-    text = text.replace("\u2019", "'").lower()
-    return re.sub(r"\s+", " ", text)
-
-
-def _place_pattern(place: str) -> str:
-    return r"(?<![\w])" + re.escape(place) + r"(?![\w])"
-
-
-def locate_user(current_message: str, transcript: Sequence[TranscriptLine]) -> UserLocation:
-    """Where the user said they are: the latest statement wins, and a refusal counts as one."""
-    user_lines = [line.text for line in transcript if line.role == "user"]
-    if current_message and (not user_lines or user_lines[-1] != current_message):
-        user_lines.append(current_message)
-    for raw in reversed(user_lines):
-        text = _normalise(raw)
-        if any(re.search(refusal, text) for refusal in _REFUSALS):
-            return UserLocation(status="refused")
-        region = _stated_region(text)
-        if region is not None:
-            return UserLocation(status="provided", region=region)
-    return UserLocation(status="not_provided")
-
-
-def _stated_region(text: str) -> str | None:
-    """The region of the last place the speaker puts themselves in ("I'm from X, I live in Y")."""
-    best: tuple[int, str] | None = None
-    for locator in _SELF_LOCATORS:
-        for match in re.finditer(locator, text):
-            # The place must follow the locator closely: "I'm in Toronto", not a later clause.
-            window = text[match.end() : match.end() + 40]
-            for region, places in _PLACES.items():
-                for place in places:
-                    hit = re.search(_place_pattern(place), window)
-                    if hit and (best is None or match.end() + hit.start() > best[0]):
-                        best = (match.end() + hit.start(), region)
-    return best[1] if best else None
 
 
 class CrisisDirectory:
-    """The verified crisis resources, loaded once from the packaged data file."""
+    """The verified crisis resources and emergency numbers, loaded once from packaged data."""
 
-    def __init__(self, rows: Iterable[CrisisResource]) -> None:
+    def __init__(
+        self, rows: Iterable[CrisisResource], emergency_numbers: Iterable[EmergencyNumber]
+    ) -> None:
         self._rows = list(rows)
+        self._emergency = {entry.region: entry for entry in emergency_numbers}
 
     @classmethod
     def packaged(cls) -> CrisisDirectory:
-        """The directory shipped with this service."""
-        raw = resources.files(__package__).joinpath("data/crisis_resources.json").read_text()
-        return cls(CrisisResource.model_validate(row) for row in json.loads(raw)["resources"])
+        """The directory shipped with this service; a malformed file stops the service."""
+        data = resources.files(__package__).joinpath("data")
+        try:
+            rows = [
+                CrisisResource.model_validate(row)
+                for row in json.loads(data.joinpath("crisis_resources.json").read_text())[
+                    "resources"
+                ]
+            ]
+            numbers = [
+                EmergencyNumber.model_validate(row)
+                for row in json.loads(data.joinpath("emergency_numbers.json").read_text())[
+                    "numbers"
+                ]
+            ]
+        except (KeyError, ValueError, ValidationError) as error:
+            raise ContentError(f"crisis data is malformed: {error}") from error
+        for row in rows:
+            if not (row.phone or row.text or row.url):
+                raise ContentError(f"crisis resource {row.name!r} has no way to reach it")
+            if not row.source_url.startswith("https://"):
+                raise ContentError(f"crisis resource {row.name!r} has no https source")
+        return cls(rows, numbers)
 
-    def for_region(self, region: str) -> list[CrisisResource]:
-        """The rows for ``region``, then the international directory, at most five."""
-        rows = [row for row in self._rows if row.region == region]
-        rows += [row for row in self._rows if row.region == DIRECTORY_REGION]
-        return rows[:MAX_RESOURCES]
+    @property
+    def rows(self) -> list[CrisisResource]:
+        """Every verified row."""
+        return list(self._rows)
+
+    @property
+    def emergency_numbers(self) -> list[EmergencyNumber]:
+        """Every sourced emergency number."""
+        return list(self._emergency.values())
 
     def international(self) -> list[CrisisResource]:
-        """The international directory rows only."""
+        """The rows that serve anyone, anywhere."""
         return [row for row in self._rows if row.region == DIRECTORY_REGION]
 
     def lookup(self, location: UserLocation) -> CrisisResourcesOutput:
-        """Crisis lines for ``location``, with guidance for the model on how to use them."""
+        """Crisis lines for ``location``, with guidance on how the model may use them."""
         if location.status == "refused":
-            return CrisisResourcesOutput(
-                status="location_refused",
-                location_status="refused",
-                resources=self.international(),
-                guidance=(
-                    "The user does not want to share where they are; respect that. Offer the "
-                    "international directory, and say that local emergency services can help "
-                    "right away if they are in danger."
-                ),
-            )
+            return self._answer("location_refused", location, self.international())
         if location.status == "not_provided" or location.region is None:
-            return CrisisResourcesOutput(
-                status="no_location",
-                location_status="not_provided",
-                resources=self.international(),
-                guidance=(
-                    "The user has not said where they are. Ask gently which country they are "
-                    "in before naming a line; meanwhile only the international directory may "
-                    "be named, and local emergency services if they are in danger."
-                ),
+            return self._answer("no_location", location, self.international())
+        country = location.region.country
+        local = [row for row in self._rows if row.region == country]
+        if not local:
+            return self._answer("no_verified_results", location, self.international())
+        return self._answer("found", location, local + self.international())
+
+    def _answer(
+        self, status: str, location: UserLocation, rows: list[CrisisResource]
+    ) -> CrisisResourcesOutput:
+        region = location.region.country if location.region else None
+        emergency = self._emergency.get(region) if region else None
+        guidance = GUIDANCE[status]
+        if location.origin_only:
+            guidance += (
+                f" The user said they are from {location.label}, not that they are there now; "
+                "check gently before relying on it."
             )
-        rows = [row for row in self.for_region(location.region) if row.region != DIRECTORY_REGION]
-        if not rows:
-            return CrisisResourcesOutput(
-                status="no_verified_results",
-                location_status="provided",
-                location=location.label,
-                resources=self.international(),
-                guidance=(
-                    "There is no verified line for that place. Offer the international "
-                    "directory and local emergency services; do not name any other number."
-                ),
-            )
-        return CrisisResourcesOutput(
-            status="found",
-            location_status="provided",
-            location=location.label,
-            resources=self.for_region(location.region),
-            guidance=(
-                "Name only these resources, exactly as given. Offer one clearly, and say that "
-                "local emergency services can help right away if the user is in danger."
-            ),
+        return CrisisResourcesOutput.model_validate(
+            {
+                "status": status,
+                "location_status": location.status,
+                "location": location.label,
+                "region": region,
+                "emergency_number": emergency.number if emergency else None,
+                "resources": rows[:MAX_RESOURCES],
+                "guidance": guidance,
+            }
         )
+
+
+def lookup_failed() -> CrisisResourcesOutput:
+    """What the lookup says when it could not run: no resource, and the safe fallback."""
+    return CrisisResourcesOutput(
+        status="lookup_error",
+        location_status="not_provided",
+        guidance=GUIDANCE["lookup_error"],
+    )

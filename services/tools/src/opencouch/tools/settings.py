@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from opencouch.runtime.settings import NatsServiceSettings
+from opencouch.runtime.settings import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_REDIS_URL,
+    NatsServiceSettings,
+)
+
+CRISIS_LOG_MIN_RETENTION_DAYS = 90
 
 
 class ToolsSettings(NatsServiceSettings):
-    """Where the tools service connects and how much it takes on at once."""
+    """Where the tools service connects, what content it serves, and how long it keeps state."""
 
     model_config = SettingsConfigDict(env_prefix="TOOLS_")
     service_name: ClassVar[str] = "tools"
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    db_pool_size: int = Field(8, ge=1)
+    db_timeout_seconds: float = Field(1.0, gt=0, le=30)
+    """How long a tool waits for a Postgres connection before it reports the store down.
+
+    Shorter than the gateway's tool timeout, so the model hears ``search_unavailable`` rather
+    than a timeout."""
+    session_state_ttl_seconds: int = Field(24 * 3600, ge=60)
+    """How long a voice session's tool state (crisis lookup, exercise) lives in Redis."""
+    content_dir: Path | None = None
+    """A directory with ``skills/`` and ``exercises/`` to serve instead of the packaged ones."""
+    crisis_log_retention_days: int = Field(
+        CRISIS_LOG_MIN_RETENTION_DAYS, ge=CRISIS_LOG_MIN_RETENTION_DAYS
+    )
+    retention_interval_seconds: float = Field(3600.0, gt=0)
+    """How often the crisis-log retention job runs."""

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
-from opencouch.contracts.common import ErrorCode, ErrorResponse, SessionId
+from opencouch.contracts.common import ErrorCode, ErrorResponse, Identifier, SessionId
+from opencouch.contracts.memory import THREAD_PAGE_MAX_TURNS, ThreadCursor
 from opencouch.contracts.voice_api import (
     EndReply,
     EndRequest,
+    EraseReply,
+    EraseRequest,
     SessionReply,
     SessionRequest,
+    ThreadTurnsReply,
     ToolsReply,
     ToolsRequest,
     TurnReply,
@@ -24,6 +28,7 @@ from opencouch.contracts.voice_api import (
 from opencouch.runtime.errors import ServiceError
 from opencouch.voice_gateway.errors import error_response
 from opencouch.voice_gateway.finalization import end_session, finalization_status
+from opencouch.voice_gateway.memory_access import erase_owner, thread_turns
 from opencouch.voice_gateway.session_config import start_session
 from opencouch.voice_gateway.state import (
     ClaimsDep,
@@ -151,6 +156,33 @@ async def get_finalization(
     await gateway.limits.session_call(ip=client_ip, session_id=claims.session_id)
     status, reply = await finalization_status(gateway, claims)
     return _with_status(status, reply)  # type: ignore[return-value]
+
+
+@router.get("/threads/{thread_id}/turns", responses=_errors(401, 403, 422, 429, 503))
+async def get_thread_turns(
+    gateway: GatewayDep,
+    thread_id: Identifier,
+    claims: ClaimsDep,
+    client_ip: ClientAddressDep,
+    before: Annotated[ThreadCursor | None, Query(description="`before` of the newer page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=THREAD_PAGE_MAX_TURNS)] = 50,
+) -> ThreadTurnsReply:
+    """A page of the thread's stored turns (newest page first), for the token's thread only."""
+    require_agreement(claims, thread_id=thread_id)
+    await gateway.limits.session_call(ip=client_ip, session_id=claims.session_id)
+    return await thread_turns(gateway, claims, before, limit)
+
+
+@router.post("/memory/erase", responses=_errors(400, 401, 404, 413, 422, 429, 503))
+async def post_erase(
+    gateway: GatewayDep, body: EraseRequest, claims: ClaimsDep, client_ip: ClientAddressDep
+) -> EraseReply:
+    """Forget everything kept for the token's owner (its user, else its thread), everywhere.
+
+    Ends the owner's live sessions first; the crisis log keeps no identity and is not touched.
+    """
+    await gateway.limits.session_call(ip=client_ip, session_id=claims.session_id)
+    return await erase_owner(gateway, claims)
 
 
 def _with_status(status: int, reply: EndReply) -> JSONResponse:

@@ -126,7 +126,12 @@ async def _screen_incognito(
     gateway: Gateway, body: TurnRequest, claims: VoiceSessionClaims
 ) -> TurnReply:
     """Nothing is kept; the user's words are only screened for crisis, on a path that forgets."""
-    if await gateway.sessions.has_ended(claims.session_id):
+    ended = await gateway.sessions.has_ended(claims.session_id)
+    if ended is None:
+        raise ServiceError(
+            ErrorCode.VOICE_SESSION_NOT_FOUND, "This voice session is no longer known."
+        )
+    if ended:
         raise ServiceError(ErrorCode.SESSION_ENDED, "This voice session has ended.")
     if body.user_text.strip():
         screen = CrisisScreen(

@@ -293,10 +293,36 @@ class VoiceSessionStore:
             inflight, turns = int(raw_inflight or 0), int(raw_turns or 0)
         return ClosedSession(existed=True, was_open=bool(was_open), turn_count=int(turns))
 
-    async def has_ended(self, session_id: str) -> bool:
-        """Whether the session was ended (or is no longer known)."""
+    async def close_all_live(self, claims: VoiceSessionClaims) -> int:
+        """End every live session of the token's owner (the current one too); how many."""
+        live = redis_key("live", claims.owner_id)
+        members = {
+            m.decode() if isinstance(m, bytes) else str(m)
+            for m in await self._redis.zrange(live, 0, -1)
+        }
+        members.add(claims.session_id)
+        for session_id in members:
+            await self._close(keys=[redis_key("vs", session_id), live], args=[session_id])
+        return len(members)
+
+    async def forget(self, session_ids: list[str]) -> None:
+        """Drop what is kept of these sessions' content: turn claims and tool outputs.
+
+        The (ended) session records stay until they expire: they hold counters and an id, and
+        keep a late call answered ``session_ended`` rather than ``not found``.
+        """
+        for session_id in session_ids:
+            keys: list[str] = []
+            for kind in ("turn", "call"):
+                pattern = redis_key(kind, session_id) + ":*"
+                keys += [key async for key in self._redis.scan_iter(match=pattern, count=500)]
+            if keys:
+                await self._redis.delete(*keys)
+
+    async def has_ended(self, session_id: str) -> bool | None:
+        """Whether the session was ended; None when it is no longer known."""
         ended = await self._redis.hget(redis_key("vs", session_id), "ended")
-        return ended is None or int(ended) == 1
+        return None if ended is None else int(ended) == 1
 
     async def turn_count(self, session_id: str) -> int:
         """Turns acknowledged in this session."""

@@ -1,0 +1,235 @@
+"""Forget everything: erase a user's (or a thread's) durable memory and transcripts.
+
+Postgres first, in one transaction across every memory table; then the copies elsewhere: turn
+messages still in JetStream (and kept as dead letters), and candidates held in Redis.
+
+For a user: everything they own, their sessions' turns and crisis levels, and anything sourced
+from those sessions. For a thread: everything the thread owns, its turns, and anything sourced
+from it (also facts and summaries its sessions gave a user). A turn still on its way (being
+stored at this very moment) can outlive the erasure: end the user's sessions first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final, LiteralString
+
+from nats.js import JetStreamContext
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from opencouch.contracts import subjects
+from opencouch.contracts.events import TurnRecorded
+from opencouch.contracts.memory import EraseMemoryReply
+from opencouch.memory.candidates import CandidateStore
+from opencouch.memory.policy import owner_key
+from opencouch.runtime.jetstream import (
+    dead_letters,
+    forget_dead_letter,
+    forget_events,
+    purge_acknowledged,
+    stored_events,
+)
+from opencouch.runtime.postgres import DictPool
+
+log = logging.getLogger(__name__)
+
+MEMORY_TABLES: Final = (
+    "turns",
+    "turn_classifications",
+    "facts",
+    "session_summaries",
+    "response_rules",
+    "owner_settings",
+    "committed_sessions",
+    "threads",
+)
+"""Every table of the memory schema that holds a user's data; erasure reports each."""
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """Whose data goes: a user (with the threads they used) or one thread."""
+
+    user_id: str | None
+    thread_id: str | None
+
+    @property
+    def owner(self) -> str:
+        if self.user_id is not None:
+            return owner_key("", self.user_id)
+        assert self.thread_id is not None  # the request names exactly one
+        return owner_key(self.thread_id, None)
+
+
+class Eraser:
+    """Erases across Postgres, JetStream and Redis."""
+
+    def __init__(self, pool: DictPool, js: JetStreamContext, candidates: CandidateStore) -> None:
+        self._pool = pool
+        self._js = js
+        self._candidates = candidates
+
+    async def erase(self, *, user_id: str | None, thread_id: str | None) -> EraseMemoryReply:
+        """Erase everything of ``user_id`` (or of ``thread_id``); returns what went."""
+        subject = _Subject(user_id, thread_id)
+        async with self._pool.connection() as conn, conn.transaction():
+            sessions, threads = await _sessions_and_threads(conn, subject)
+            counts = await _delete_rows(conn, subject, sessions)
+        # Held candidates are listed under their owner and their thread: one key covers both.
+        pending = await self._candidates.drop_everything_of([subject.owner])
+        messages = await self._erase_stream_copies(subject, set(sessions), set(threads))
+        log.info(
+            "memory erased",
+            extra={"sessions": len(sessions), "rows": sum(counts.values()), "messages": messages},
+        )
+        return EraseMemoryReply(
+            erased_rows=counts,
+            sessions=len(sessions),
+            session_ids=sorted(sessions),
+            thread_ids=sorted(threads),
+            stream_messages=messages,
+            pending_candidates=pending,
+        )
+
+    async def _erase_stream_copies(
+        self, subject: _Subject, sessions: set[str], threads: set[str]
+    ) -> int:
+        """Delete turn messages of the subject from the events stream and the dead letters."""
+
+        def theirs(data: bytes) -> bool:
+            try:
+                turn = TurnRecorded.model_validate_json(data)
+            except ValueError:
+                return False
+            if subject.user_id is not None:
+                return turn.user_id == subject.user_id or turn.session_id in sessions
+            return turn.thread_id == subject.thread_id
+
+        # What every reader acknowledged goes anyway; what is left is usually little.
+        await purge_acknowledged(self._js, subjects.TURN_RECORDED)
+        doomed = [
+            sequence
+            async for sequence, data in stored_events(self._js, subjects.TURN_RECORDED)
+            if theirs(data)
+        ]
+        erased = await forget_events(self._js, doomed)
+        async for letter in dead_letters(self._js, subjects.MEMORY_TURNS_CONSUMER):
+            if theirs(letter.data):
+                erased += await forget_dead_letter(self._js, letter.sequence)
+        return erased
+
+
+async def _sessions_and_threads(
+    conn: AsyncConnection[DictRow], subject: _Subject
+) -> tuple[list[str], list[str]]:
+    """The voice sessions whose transcripts go, and the threads involved."""
+    if subject.user_id is not None:
+        cursor = await conn.execute(
+            """
+            SELECT session_id FROM memory.turns WHERE user_id = %(user)s
+            UNION SELECT t.session_id FROM memory.turns t
+                  JOIN memory.threads th USING (thread_id)
+                  WHERE th.user_id = %(user)s AND t.user_id IS NULL
+            UNION SELECT session_id FROM memory.committed_sessions WHERE owner_key = %(owner)s
+            UNION SELECT source_session_id FROM memory.facts WHERE owner_key = %(owner)s
+            UNION SELECT source_session_id FROM memory.session_summaries
+                  WHERE owner_key = %(owner)s
+            UNION SELECT source_session_id FROM memory.response_rules WHERE owner_key = %(owner)s
+            """,
+            {"user": subject.user_id, "owner": subject.owner},
+        )
+        sessions = [row["session_id"] for row in await cursor.fetchall() if row["session_id"]]
+        cursor = await conn.execute(
+            "SELECT thread_id FROM memory.threads WHERE user_id = %s", (subject.user_id,)
+        )
+        return sessions, [row["thread_id"] for row in await cursor.fetchall()]
+    cursor = await conn.execute(
+        """
+        SELECT session_id FROM memory.turns WHERE thread_id = %(thread)s
+        UNION SELECT session_id FROM memory.turn_classifications WHERE thread_id = %(thread)s
+        UNION SELECT session_id FROM memory.committed_sessions WHERE thread_id = %(thread)s
+        """,
+        {"thread": subject.thread_id},
+    )
+    sessions = [row["session_id"] for row in await cursor.fetchall()]
+    return sessions, [subject.thread_id] if subject.thread_id else []
+
+
+# Rows sourced from the subject's sessions (or thread) go, whoever owns them. A thread the
+# user shared with someone else keeps its row, without the user's id.
+_BY_USER: Final[dict[str, LiteralString]] = {
+    "turns": "DELETE FROM memory.turns WHERE session_id = ANY(%(sessions)s)",
+    "turn_classifications": (
+        "DELETE FROM memory.turn_classifications WHERE session_id = ANY(%(sessions)s)"
+    ),
+    "facts": (
+        "DELETE FROM memory.facts "
+        "WHERE owner_key = %(owner)s OR source_session_id = ANY(%(sessions)s)"
+    ),
+    "session_summaries": (
+        "DELETE FROM memory.session_summaries "
+        "WHERE owner_key = %(owner)s OR source_session_id = ANY(%(sessions)s)"
+    ),
+    "response_rules": (
+        "DELETE FROM memory.response_rules "
+        "WHERE owner_key = %(owner)s OR source_session_id = ANY(%(sessions)s)"
+    ),
+    "owner_settings": "DELETE FROM memory.owner_settings WHERE owner_key = %(owner)s",
+    "committed_sessions": (
+        "DELETE FROM memory.committed_sessions "
+        "WHERE owner_key = %(owner)s OR session_id = ANY(%(sessions)s)"
+    ),
+    "threads": (
+        "DELETE FROM memory.threads th WHERE th.user_id = %(user)s AND NOT EXISTS "
+        "(SELECT 1 FROM memory.turns t WHERE t.thread_id = th.thread_id)"
+    ),
+}
+_BY_THREAD: Final[dict[str, LiteralString]] = {
+    "turns": "DELETE FROM memory.turns WHERE thread_id = %(thread)s",
+    "turn_classifications": (
+        "DELETE FROM memory.turn_classifications "
+        "WHERE thread_id = %(thread)s OR session_id = ANY(%(sessions)s)"
+    ),
+    "facts": (
+        "DELETE FROM memory.facts WHERE owner_key = %(owner)s OR source_thread_id = %(thread)s"
+    ),
+    "session_summaries": (
+        "DELETE FROM memory.session_summaries "
+        "WHERE owner_key = %(owner)s OR source_thread_id = %(thread)s"
+    ),
+    "response_rules": (
+        "DELETE FROM memory.response_rules "
+        "WHERE owner_key = %(owner)s OR source_thread_id = %(thread)s"
+    ),
+    "owner_settings": "DELETE FROM memory.owner_settings WHERE owner_key = %(owner)s",
+    "committed_sessions": (
+        "DELETE FROM memory.committed_sessions WHERE owner_key = %(owner)s "
+        "OR thread_id = %(thread)s OR session_id = ANY(%(sessions)s)"
+    ),
+    "threads": "DELETE FROM memory.threads WHERE thread_id = %(thread)s",
+}
+
+
+async def _delete_rows(
+    conn: AsyncConnection[DictRow], subject: _Subject, sessions: list[str]
+) -> dict[str, int]:
+    """Delete the subject's rows from every memory table; rows deleted per table."""
+    params = {
+        "user": subject.user_id,
+        "thread": subject.thread_id,
+        "owner": subject.owner,
+        "sessions": sessions,
+    }
+    by_user = subject.user_id is not None
+    statements = _BY_USER if by_user else _BY_THREAD
+    counts: dict[str, int] = {}
+    for table in MEMORY_TABLES:
+        cursor = await conn.execute(statements[table], params)
+        counts[table] = max(cursor.rowcount, 0)
+    if by_user:
+        await conn.execute(
+            "UPDATE memory.threads SET user_id = NULL WHERE user_id = %(user)s", params
+        )
+    return counts

@@ -1,0 +1,178 @@
+"""Forget everything: after erasing a user (or a thread), no table of the memory schema, no turn
+message in JetStream and no held candidate keeps their words; everyone else's stays.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from psycopg import sql
+
+from opencouch.contracts import subjects
+from opencouch.contracts.events import TurnClassified
+from opencouch.contracts.memory import (
+    CommitMemoryCandidatesReply,
+    CommitMemoryCandidatesRequest,
+    EraseMemoryReply,
+    EraseMemoryRequest,
+    SessionSummary,
+)
+from opencouch.memory.erasure import MEMORY_TABLES
+from opencouch.memory.testing import Conversation, MemoryClient
+from opencouch.runtime.jetstream import publish_event, stored_events
+
+
+def word() -> str:
+    """A word nobody else says: if it is anywhere, it is this test's."""
+    return "Zq" + uuid.uuid4().hex[:10]
+
+
+async def lived(memory: MemoryClient, conversation: Conversation, name: str) -> str:
+    """A session that leaves something in every layer, then a second one still open (its id)."""
+    turns = [
+        conversation.turn(f"My sister is called {name}."),
+        conversation.turn(f"please remember to call me {name} sometimes"),
+    ]
+    for turn in turns:
+        await memory.publish(turn)
+    await memory.stored(conversation.session_id, len(turns))
+    classified = TurnClassified(
+        session_id=conversation.session_id,
+        thread_id=conversation.thread_id,
+        client_turn_id=turns[0].client_turn_id,
+        level=1,
+        reason="ambiguous_distress",
+        classified_at=datetime.now(UTC),
+    )
+    await publish_event(
+        memory.js, subjects.TURN_CLASSIFIED, classified, dedup_id=classified.dedup_id
+    )
+    said = f"please remember to call me {name} sometimes"
+    saved = await memory.call(
+        "save_response_preference",
+        conversation,
+        said,
+        preference_text=f"Call the user {name} sometimes.",
+        user_quote=said,
+    )
+    assert saved.output["status"] == "saved"
+    said = "yes, turn recall on please"
+    await memory.call(
+        "set_proactive_memory_recall", conversation, said, enabled=True, user_quote=said
+    )
+    committed = await memory.ask(
+        subjects.MEMORY_COMMIT_CANDIDATES,
+        CommitMemoryCandidatesRequest(
+            session_id=conversation.session_id,
+            thread_id=conversation.thread_id,
+            user_id=conversation.user_id,
+            memory_mode=conversation.memory_mode,
+            summary=SessionSummary(
+                summary=f"They talked about their sister {name}.",
+                themes=["family"],
+                ended_at=datetime.now(UTC),
+            ),
+        ),
+        CommitMemoryCandidatesReply,
+    )
+    assert (committed.facts_committed, committed.summary_stored) == (1, True)
+    still_open = conversation.next_session()
+    await memory.publish(still_open.turn(f"My brother is called {name}bert."))
+    await memory.stored(still_open.session_id, 1)
+    return still_open.session_id
+
+
+def tables_holding(memory: MemoryClient, text: str) -> list[str]:
+    """Every table of the memory schema with a row that contains ``text`` anywhere."""
+    tables = [
+        row[0]
+        for row in memory.rows(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'memory' AND table_type = 'BASE TABLE'"
+        )
+    ]
+    assert set(MEMORY_TABLES) <= set(tables)
+    holding = []
+    for table in tables:
+        query = sql.SQL("SELECT 1 FROM memory.{} AS r WHERE r::text ILIKE %s LIMIT 1").format(
+            sql.Identifier(table)
+        )
+        if memory.rows(query.as_string(), f"%{text}%"):
+            holding.append(table)
+    return holding
+
+
+async def stream_holding(memory: MemoryClient, text: str) -> int:
+    return sum(
+        [
+            text.encode() in data
+            async for _, data in stored_events(memory.js, subjects.TURN_RECORDED)
+        ]
+    )
+
+
+async def erase(memory: MemoryClient, **subject: str | None) -> EraseMemoryReply:
+    return await memory.ask(
+        subjects.MEMORY_ERASE, EraseMemoryRequest(confirmed=True, **subject), EraseMemoryReply
+    )
+
+
+async def test_erasing_a_user_leaves_none_of_their_words_anywhere_and_keeps_everyone_elses(
+    memory: MemoryClient,
+) -> None:
+    erased_user, other_user = Conversation(), Conversation()
+    theirs, others = word(), word()
+    open_session = await lived(memory, erased_user, theirs)
+    await lived(memory, other_user, others)
+    assert set(tables_holding(memory, theirs)) >= {
+        "turns",
+        "facts",
+        "session_summaries",
+        "response_rules",
+    }
+
+    reply = await erase(memory, user_id=erased_user.user_id)
+
+    assert tables_holding(memory, theirs) == []
+    assert erased_user.user_id is not None
+    assert tables_holding(memory, erased_user.user_id) == []
+    assert tables_holding(memory, erased_user.session_id) == []
+    assert await stream_holding(memory, theirs) == 0
+    assert reply.sessions == 2
+    assert set(reply.session_ids) == {erased_user.session_id, open_session}
+    assert reply.thread_ids == [erased_user.thread_id]
+    assert reply.erased_rows["turns"] == 3
+    assert reply.erased_rows["owner_settings"] == 1
+    assert reply.pending_candidates == 1  # the open session's fact, never committed
+    shown = await memory.call("show_saved_memory", erased_user.next_session())
+    assert shown.output["total_facts"] == shown.output["total_rules"] == 0
+
+    assert set(tables_holding(memory, others)) >= {
+        "turns",
+        "facts",
+        "session_summaries",
+        "response_rules",
+    }
+    kept = await memory.call("show_saved_memory", other_user)
+    assert kept.output["total_facts"] == 1
+    assert [item["index"] for item in kept.output["pending_facts"]] == []
+
+
+async def test_erasing_a_thread_takes_its_transcripts_and_the_memory_it_gave(
+    memory: MemoryClient,
+) -> None:
+    anonymous = Conversation(user_id=None)
+    neighbour = Conversation(user_id=None)
+    theirs, others = word(), word()
+    await lived(memory, anonymous, theirs)
+    await lived(memory, neighbour, others)
+
+    reply = await erase(memory, thread_id=anonymous.thread_id)
+
+    assert tables_holding(memory, theirs) == []
+    assert tables_holding(memory, anonymous.thread_id) == []
+    assert await stream_holding(memory, theirs) == 0
+    assert reply.erased_rows["threads"] == 1
+    assert reply.pending_candidates == 1
+    assert "turns" in tables_holding(memory, others)

@@ -1,0 +1,160 @@
+"""Transcripts from the turn stream: each turn once, in speech order, per voice session; crisis
+levels per turn; and a thread's history in pages.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from opencouch.contracts import subjects
+from opencouch.contracts.events import TurnClassified
+from opencouch.contracts.memory import ThreadHistoryReply, ThreadHistoryRequest
+from opencouch.memory.testing import Conversation, MemoryClient, eventually
+from opencouch.runtime.errors import ServiceError
+from opencouch.runtime.jetstream import publish_event
+
+
+async def consumer_idle(memory: MemoryClient, durable: str) -> None:
+    """Wait until the consumer has acknowledged everything published so far."""
+
+    async def idle() -> bool:
+        info = await memory.js.consumer_info(subjects.EVENTS_STREAM, durable)
+        return not info.num_pending and not info.num_ack_pending
+
+    await eventually(idle)
+
+
+async def test_duplicates_redeliveries_and_late_arrivals_store_each_turn_once_in_speech_order(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    turns = [
+        conversation.turn(f"utterance {n}", started_at=start + timedelta(seconds=30 * n))
+        for n in range(8)
+    ]
+    arrival = turns[:]
+    random.Random(7).shuffle(arrival)
+    for turn in arrival:
+        await memory.publish(turn)
+        await memory.publish(turn)  # a retried publish: JetStream keeps one
+    # The same turn again as new messages, as after the duplicate window or a redelivery.
+    for turn in arrival[:4]:
+        await memory.publish(turn, dedup_id=f"again:{turn.dedup_id}")
+
+    await memory.stored(conversation.session_id, len(turns))
+    await consumer_idle(memory, subjects.MEMORY_TURNS_CONSUMER)
+    stored = await memory.transcript(conversation.session_id)
+    assert [turn.user_text for turn in stored.turns] == [f"utterance {n}" for n in range(8)]
+    assert stored.thread_id == conversation.thread_id
+    assert all(turn.session_id == conversation.session_id for turn in stored.turns)
+
+
+async def test_without_a_speech_start_a_turn_is_placed_by_when_it_was_recorded(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    now = datetime.now(UTC)
+    spoken_early = conversation.turn("first, with a start", started_at=now - timedelta(minutes=5))
+    unknown_start = conversation.turn("second, no start").model_copy(
+        update={"started_at": None, "recorded_at": now - timedelta(minutes=4)}
+    )
+    spoken_late = conversation.turn("third, with a start", started_at=now - timedelta(minutes=3))
+    for turn in (spoken_late, unknown_start, spoken_early):
+        await memory.publish(turn)
+    await memory.stored(conversation.session_id, 3)
+    stored = await memory.transcript(conversation.session_id)
+    assert [turn.user_text for turn in stored.turns] == [
+        "first, with a start",
+        "second, no start",
+        "third, with a start",
+    ]
+
+
+async def test_a_client_turn_id_reused_by_a_later_session_of_the_thread_is_stored_for_both(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    later = conversation.next_session()
+    await memory.publish(conversation.turn("in the first session", client_turn_id="turn-1"))
+    await memory.publish(later.turn("in the second session", client_turn_id="turn-1"))
+    await memory.stored(conversation.session_id, 1)
+    await memory.stored(later.session_id, 1)
+    first = await memory.transcript(conversation.session_id)
+    second = await memory.transcript(later.session_id)
+    assert [t.user_text for t in first.turns] == ["in the first session"]
+    assert [t.user_text for t in second.turns] == ["in the second session"]
+
+
+async def test_a_sessions_peak_crisis_level_is_one_query_whatever_arrives_first(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    calm, worried, last = (conversation.turn(text) for text in ("hi", "it is a lot", "bye"))
+
+    async def classify(turn_id: str, level: int, reason: str) -> None:
+        event = TurnClassified(
+            session_id=conversation.session_id,
+            thread_id=conversation.thread_id,
+            client_turn_id=turn_id,
+            level=level,
+            reason=reason,
+            classified_at=datetime.now(UTC),
+        )
+        await publish_event(memory.js, subjects.TURN_CLASSIFIED, event, dedup_id=event.dedup_id)
+
+    await classify(worried.client_turn_id, 2, "explicit_ideation")  # before its turn arrives
+    for turn in (calm, worried, last):
+        await memory.publish(turn)
+    await memory.stored(conversation.session_id, 3)
+    await classify(calm.client_turn_id, 0, "none")
+    await consumer_idle(memory, subjects.MEMORY_CLASSIFICATIONS_CONSUMER)
+
+    stored = await memory.transcript(conversation.session_id)
+    assert (stored.classified_turns, stored.peak_crisis_level) == (2, 2)
+    unclassified = await memory.transcript(conversation.next_session().session_id)
+    assert (unclassified.classified_turns, unclassified.peak_crisis_level) == (0, None)
+
+
+async def test_thread_history_comes_in_pages_from_the_newest_with_a_cursor_to_older_ones(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    start = datetime.now(UTC) - timedelta(hours=2)
+    first_session = [
+        conversation.turn(f"one-{n}", started_at=start + timedelta(minutes=n)) for n in range(3)
+    ]
+    later = conversation.next_session()
+    second_session = [
+        later.turn(f"two-{n}", started_at=start + timedelta(minutes=30 + n)) for n in range(2)
+    ]
+    for turn in reversed(first_session + second_session):
+        await memory.publish(turn)
+    await memory.stored(conversation.session_id, 3)
+    await memory.stored(later.session_id, 2)
+
+    pages: list[list[str]] = []
+    before = None
+    while True:
+        page = await memory.ask(
+            subjects.MEMORY_THREAD_TURNS,
+            ThreadHistoryRequest(thread_id=conversation.thread_id, before=before, limit=2),
+            ThreadHistoryReply,
+        )
+        pages.append([turn.user_text for turn in page.turns])
+        if page.before is None:
+            break
+        before = page.before
+    assert pages == [["two-0", "two-1"], ["one-1", "one-2"], ["one-0"]]
+
+    with pytest.raises(ServiceError) as refused:
+        await memory.ask(
+            subjects.MEMORY_THREAD_TURNS,
+            ThreadHistoryRequest(thread_id=conversation.thread_id, before="nonsense"),
+            ThreadHistoryReply,
+        )
+    assert refused.value.code == "invalid_request"
+    empty = await memory.ask(
+        subjects.MEMORY_THREAD_TURNS,
+        ThreadHistoryRequest(thread_id="thread-never-used"),
+        ThreadHistoryReply,
+    )
+    assert (empty.turns, empty.before) == ([], None)

@@ -1,0 +1,634 @@
+"""The crisis classifier: deterministic rules that put a user's utterance at a risk level.
+
+Levels: 0 none; 1 ambiguous distress (one direct safety question, no hotline push); 2 clear
+self-harm or suicidal ideation; 3 imminent (a plan, means at hand, a time, or an act under way).
+Code decides the level, never a model, and the same words always get the same level.
+
+How it reads an utterance, in order:
+1. Quoted speech and song lyrics are removed, unless the user is quoting themselves
+   ("I told my therapist 'I want to die'").
+2. Idioms are removed ("work is killing me", "dead tired", "I could die of embarrassment"), so
+   "work is killing me and I want to die" still reads as ideation.
+3. Each clause is matched against signal patterns. A signal is dropped when it is negated in its
+   clause ("I would never hurt myself", "killing myself is not something I'd do"), when its
+   subject is someone else ("my friend wants to kill herself"), or when it is an accident
+   ("I burned myself on the stove").
+4. Signals combine into a level; context from the conversation (the assistant just asked a
+   safety question; the user spoke of ideation earlier) can raise or settle it.
+The reason is a short code for reviewers and the crisis log, never the user's words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+CrisisLevel = Literal[0, 1, 2, 3]
+
+Signal = Literal[
+    "ideation",
+    "passive_ideation",
+    "indirect_ideation",
+    "self_harm",
+    "past_attempt",
+    "suicidal_intent",
+    "act_with_method",
+    "act_in_progress",
+    "plan",
+    "means",
+    "acquired_means",
+    "time_future",
+    "time_now",
+    "do_it",
+    "farewell",
+    "distress",
+    "third_party",
+    "shared",
+]
+IDEATION_SIGNALS: Final[frozenset[Signal]] = frozenset(
+    {
+        "ideation",
+        "passive_ideation",
+        "indirect_ideation",
+        "self_harm",
+        "past_attempt",
+        "suicidal_intent",
+    }
+)
+
+
+REASON_CODES: Final = frozenset(
+    {
+        # level 3
+        "act_in_progress", "act_with_method", "plan", "means", "timeframe", "farewell",
+        "plan_after_ideation",
+        # level 2
+        "past_attempt", "suicidal_intent", "self_harm", "ideation", "shared_ideation",
+        "passive_ideation", "indirect_ideation", "affirmed_after_check",
+        # level 1
+        "distress", "unclear_after_check",
+        # level 0
+        "third_party", "negated", "accidental", "quoted", "idiom", "denied_after_check", "none",
+    }
+)  # fmt: skip
+"""Every reason the classifier gives: a closed set of codes, never the user's words."""
+
+
+@dataclass(frozen=True)
+class ScreeningContext:
+    """What the conversation says around the utterance (never its text)."""
+
+    after_safety_check: bool = False
+    """The assistant's previous line asked the user directly about suicide or self-harm."""
+    ideation_earlier: bool = False
+    """An earlier user turn of this conversation was at level 2 or more."""
+
+
+@dataclass(frozen=True)
+class CrisisAssessment:
+    """A level and the reason code for it."""
+
+    level: CrisisLevel
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Rule:
+    signal: Signal
+    pattern: re.Pattern[str]
+    negatable: bool = True
+    """Dropped when negated in its clause ("I'm not suicidal")."""
+    needs_own_subject: bool = False
+    """Dropped when its subject is someone else ("my friend wants to die")."""
+    reason: str | None = None
+
+
+def _rule(
+    signal: Signal,
+    pattern: str,
+    *,
+    negatable: bool = True,
+    own_subject: bool = False,
+    reason: str | None = None,
+) -> _Rule:
+    return _Rule(signal, re.compile(pattern), negatable, own_subject, reason)
+
+
+# -- normalising ------------------------------------------------------------------------------
+
+_CONTRACTIONS: Final = [
+    (re.compile(p), r)
+    for p, r in (
+        (r"[\u2018\u2019\u02bc`]", "'"),
+        (r"[\u201c\u201d]", '"'),
+        (r"\bcan'?t\b", "cannot"),
+        (r"\bwon'?t\b", "will not"),
+        (r"\bi'?m\b", "i am"),
+        (r"\b(it|that|what|there|here|who)'s\b", r"\1 is"),
+        (r"\b(do|does|did|is|are|was|were|have|has|had|would|could|should|must|need)n'?t\b",
+         r"\1 not"),
+        (r"\b(i|you|we|they|he|she|it)'d\b", r"\1 would"),
+        (r"\b(i|you|we|they)'?ve\b", r"\1 have"),
+        (r"\b(i|you|we|they|he|she|it)'ll\b", r"\1 will"),
+        (r"\b(you|we|they)'re\b", r"\1 are"),
+        (r"\bwanna\b", "want to"),
+        (r"\bgonna\b", "going to"),
+        (r"\bgotta\b", "got to"),
+        (r"\bkinda\b", "kind of"),
+        (r"\bself[- ]harm", "selfharm"),
+        (r"\bunalive\b", "kill"),
+        (r"\s+", " "),
+    )
+]  # fmt: skip
+
+# Quoted spans: double quotes, or single quotes that open after a space (so "I'm" is a word).
+_QUOTE_SPAN: Final = re.compile(r"\"[^\"]*\"|(?:(?<=\s)|^)'.+?'(?=[\s,.!?;:]|$)")
+# A quote is the user's own words when they say they said (wrote, thought) it.
+_OWN_SPEECH: Final = re.compile(
+    r"\bi (?:\w+ ){0,2}?(?:said|say|saying|told|tell|telling|wrote|write|writing|texted|typed|"
+    r"thought|think|thinking|screamed|yelled|whispered|posted|journaled)\b[^.!?\"']{0,40}$"
+)
+_LYRIC_OR_READING: Final = re.compile(
+    r"\b(?:song|lyrics?|line|chorus|verse|poem|quote|headline|caption|title)"
+    r" (?:goes|says|is|was|went|that goes|reads|read)\b[^.!?;]*"
+)
+
+_IDIOMS: Final = re.compile(
+    "|".join(
+        (
+            r"\b\w+ (?:is|are|was|were) (?:\w+ )?killing me\b",
+            r"\b(?:it|this|that) is killing me\b",
+            r"\bdead (?:tired|beat|on my feet|serious|set|end|last|inside lol)\b",
+            r"\b(?:die|died|dying|dead) (?:of|from) (?:embarrassment|shame|laughter|laughing|"
+            r"boredom|thirst|hunger|curiosity|heat|the heat|cold|cuteness|jealousy|envy|"
+            r"excitement|happiness)\b",
+            r"\b(?:died|dying|dead) laughing\b",
+            r"\bdying to (?:see|know|try|go|meet|hear|get|watch|read|tell|find|have|eat|visit)\b",
+            r"\bto die for\b",
+            r"\bdie ?-?hard\b",
+            r"\b(?:would|could) kill for\b",
+            r"\bkill(?:ing|ed)? (?:it|time|some time)\b",
+            r"\b(?:that|the|this|your|his|her) (?:joke|comment|video|meme|show|story) "
+            r"(?:killed|kills|is killing) me\b",
+            r"\b(?:bored|scared|sick|tired|worried|frightened|freezing|starving) to death\b",
+            r"\b(?:phone|battery|laptop|car|plant|plants|computer|tablet|torch|flashlight|"
+            r"headphones|charger|engine) (?:is |was |has |just )?(?:died|dead|dying)\b",
+            r"\b(?:the )?death of me\b",
+            r"\b(?:will|would|is going to|going to) kill me if\b",
+            r"\bso (?:hungry|happy|embarrassed|excited|full|thirsty|bored) (?:that )?i could "
+            r"(?:just )?die\b",
+            r"\bover my dead body\b",
+            r"\bdrop dead\b",
+            r"\bkill two birds\b",
+            r"\bdead to me\b",
+        )
+    )
+)
+
+_SENTENCE_BREAK: Final = re.compile(r"[.!?;]+")
+# Negation and subjects reach only within a clause; patterns may span clauses ("...sleep and
+# never wake up").
+_CLAUSE_BREAK: Final = re.compile(r",|\b(?:but|and|so|because|though|although|however|yet|or)\b")
+
+# -- signals -----------------------------------------------------------------------------------
+
+_PEOPLE: Final = (
+    r"friend|friends|brother|sister|mum|mom|mother|dad|father|son|daughter|wife|husband|"
+    r"partner|boyfriend|girlfriend|roommate|flatmate|coworker|colleague|cousin|aunt|uncle|"
+    r"grandma|grandpa|grandmother|grandfather|neighbour|neighbor|boss|kid|child|teenager|man|"
+    r"woman|guy|girl|boy|character|celebrity|singer|student|patient|client|classmate|teacher|"
+    r"family|parents|ex|bestie|baby"
+)
+_OTHER_SUBJECT: Final = re.compile(
+    rf"\b(?:he|she|they|him|her|them|his|their|you|your|someone|somebody|people|"
+    rf"he is|she is|(?:my|our|a|the|his|her|their|your) (?:\w+ )?(?:{_PEOPLE}))\b"
+)
+_OWN_SUBJECT: Final = re.compile(r"\b(?:i|me|myself)\b")
+
+_RULES: Final = [
+    # Third parties: someone else's self-harm, recorded so "I feel the same" can refer to it.
+    _rule(
+        "third_party",
+        r"\b(?:kill|killed|killing|kills|hurt|hurting|hurts|harm|harming|harms|cut|cutting|"
+        r"cuts|burn|burning|burns)(?: \w+)? (?:himself|herself|themselves|themself)\b"
+        r"|\b(?:end|ended|ending|ends|take|took|taken|taking|takes) (?:his|her|their) "
+        r"(?:own )?life\b",
+        negatable=False,
+    ),
+    # Acts under way, and acts announced with their method: imminent on their own.
+    _rule(
+        "act_in_progress",
+        r"\b(?:i have |i |i just |i have just )(?:took|taken|swallowed|downed) "
+        r"(?:a (?:whole )?bottle of|all (?:of )?(?:my|the)|an overdose|too many|a bunch of|"
+        r"a handful of)\b|\bi (?:have )?(?:just )?overdosed\b",
+        negatable=False,
+    ),
+    _rule(
+        "act_with_method",
+        r"\b(?:going to|about to|will|decided to) (?:jump(?: off| from| in front)\b|jump *$|"
+        r"jump(?= *(?:now|tonight|today)\b)|drive (?:my car )?(?:into|off)\b|overdose\b|"
+        r"take (?:them all|all (?:of )?(?:my|the|these|those) (?:pills|tablets)|all of them|"
+        r"the whole bottle)\b|hang myself\b|shoot myself\b|drown myself\b|cut (?:deep|deeper|"
+        r"my wrists?)\b|slit my wrists?\b)",
+        own_subject=True,
+    ),
+    # Ideation in the user's own voice.
+    _rule(
+        "suicidal_intent",
+        r"\b(?:going to|about to|will|decided to|plan to|planning to|i am) "
+        r"(?:kill myself|end my (?:own )?life|end it all|take my (?:own )?life|"
+        r"ending it(?! with| between)|end it(?! with| between| all))\b",
+        own_subject=True,
+    ),
+    _rule(
+        "past_attempt",
+        r"\b(?:tried|attempted) to (?:kill myself|end my (?:own )?life|take my (?:own )?life)\b"
+        r"|\b(?:attempted|tried) suicide\b|\bsuicide attempt\b",
+        own_subject=True,
+    ),
+    _rule(
+        "ideation",
+        r"\b(?:kill|killing|killed|kills) myself\b"
+        r"|\b(?:end|ending|ended|take|taking|took) my (?:own )?life\b"
+        r"|\bend(?:ing)? (?:it|things) all\b|\bend(?:ing)? it all\b"
+        r"|\b(?:use|using) (?:it|that|them|a gun|the gun|a knife|the knife|the pills) on myself\b"
+        r"|\b(?:shoot|shooting|hang|hanging|drown|drowning|poison|poisoning) myself\b"
+        r"|\bways to (?:die|kill myself|end my life)\b"
+        r"|\b(?:so i can|want to|going to) overdose\b",
+    ),
+    _rule(
+        "ideation",
+        r"\bsuicidal\b|\b(?:think|thinking|thought|thoughts) (?:about|of) (?:suicide|"
+        r"not being here|not existing|ending things|ending it all)\b"
+        r"|\b(?:consider|considering|contemplate|contemplating|commit|committing) suicide\b"
+        r"|\bsuicide (?:is|seems|feels like) (?:the only|an option|my only)\b"
+        r"|\b(?:want|wants|wanted|wanting) to die\b|\bready to die\b"
+        r"|\b(?:should|deserve to) (?:just )?die\b",
+        own_subject=True,
+    ),
+    _rule(
+        "passive_ideation",
+        r"\bwish (?:that )?i (?:was|were|had been) dead\b"
+        r"|\bwish i (?:was|were|had) never (?:been )?born\b"
+        r"|\bwish i could (?:just )?die\b|\b(?:want|wish) to be dead\b|\bbetter off dead\b"
+        r"|\bwish (?:that )?i (?:was|were) not (?:alive|here|around|born)\b"
+        r"|\bfeel(?:ing)? like dying\b"
+        r"|\b(?:want|wish) to (?:stop existing|stop living|stop being alive|not exist|"
+        r"not be alive|not be here anymore|cease to exist|no longer exist|no longer be alive)\b"
+        r"|\b(?:go|going|fall|falling) to sleep (?:and|then) (?:never|not) wake up\b"
+        r"|\b(?:hope|wish|want)\b[^.;]*\bnever wake up\b"
+        r"|\b(?:want|wish|hope) (?:someone|somebody|something|a car|a bus|god) "
+        r"(?:would |to |will )?(?:just )?(?:kill|hit) me\b"
+        r"|\bwish i (?:would|could) (?:get|be) (?:hit|run over)\b",
+    ),
+    # Statements whose "not" is the ideation itself ("I don't want to live").
+    _rule(
+        "passive_ideation",
+        r"\b(?:do|does) not (?:really )?(?:think i )?(?:want|wish) to (?:live|be alive|exist|"
+        r"be here anymore|be here any more|be around anymore|keep living|go on living|"
+        r"be in this world)\b(?! forever| like this| with| in| there)"
+        r"|\b(?:do|does) not (?:really )?want to wake up\b(?! early| at| before| so early| for)"
+        r"|\bnot wanting to (?:live|be alive|exist|be here)\b"
+        r"|\bnot sure (?:if |whether |that )?i (?:want|wish) to (?:live|be alive|be here|"
+        r"keep going|go on)\b"
+        r"|\bno (?:reason|point) (?:for me )?(?:to|in) (?:live|living|be alive|being alive|go on|"
+        r"going on|stay alive|staying alive|exist|existing)\b"
+        r"|\b(?:life is not|not) worth living\b|\blife is not worth it\b"
+        r"|\btired of (?:living|being alive|life)\b"
+        r"|\b(?:do|does) not feel like (?:living|being alive|being here) (?:anymore|any more)\b",
+        negatable=False,
+        own_subject=True,
+    ),
+    _rule(
+        "indirect_ideation",
+        r"\bbetter (?:off )?without me\b"
+        r"|\b(?:better|easier|happier) (?:off )?(?:for (?:everyone|everybody|them) )?if i "
+        r"(?:was|were|am) (?:not here|not around|gone|dead|never born)\b"
+        r"|\bbetter off not (?:existing|being here|being alive|being around)\b"
+        r"|\b(?:better|easier) (?:off )?if i (?:just )?did not exist\b|\bwish i did not exist\b"
+        r"|\b(?:no one|nobody|no-one) would (?:even )?(?:notice|care|miss me)\b[^.;]*\bif i "
+        r"(?:was|were|died|disappeared|was gone|were gone)\b",
+        negatable=False,
+    ),
+    _rule(
+        "self_harm",
+        r"\b(?:cut|cutting|cuts|burn|burned|burnt|burning|hurt|hurting|harm|harming|hit|"
+        r"hitting|punch|punching|scratch|scratching|injure|injuring|starve|starving|bruise|"
+        r"bruising) myself\b"
+        r"|\bselfharm(?:ed|ing|s)?\b"
+        r"|\b(?:cut|cutting|slit|slash|slashing|burn|burned|burnt|burning) my (?:wrists?|arms?|"
+        r"legs?|thighs?|skin|stomach|hands?)\b"
+        r"|\b(?:cutting|cut) again\b|\b(?:want|wants|urge) to cut\b"
+        r"|\buntil (?:it|i) (?:bleeds?|bled)\b"
+        r"|\b(?:hit|hitting|bang|banging) my head (?:against|on)\b",
+    ),
+    # What turns ideation into imminent risk.
+    _rule(
+        "plan",
+        r"\b(?:have|got|made|making) a plan\b"
+        r"|\b(?:planned|planning|worked out|figured out|decided) (?:how|when|where|to)\b"
+        r"|\bknow (?:how|when|where|exactly how|exactly when) i (?:am going to|would|will|could)"
+        r" (?:do it|end it|kill myself)\b"
+        r"|\b(?:written|wrote|writing) (?:my |a )?(?:suicide|goodbye) (?:note|letter|notes|"
+        r"letters)\b|\bsuicide note\b"
+        r"|\bresearch(?:ing|ed)? (?:ways|how) to (?:die|kill myself|end my life|overdose)\b"
+        r"|\b(?:saving|saved|stockpiling|hoarding|collecting) (?:up )?(?:my |the )?(?:pills|"
+        r"tablets|meds|medication)\b",
+        negatable=False,
+    ),
+    _rule(
+        "acquired_means",
+        r"\b(?:bought|got|have|found|ordered|getting) (?:a|the|some) (?:rope|noose|gun|pistol|"
+        r"rifle)\b",
+        negatable=False,
+    ),
+    _rule(
+        "means",
+        r"\b(?:pills|tablets|overdose|rope|noose|gun|firearm|pistol|rifle|knife|knives|razor|"
+        r"blade|blades|bridge|ledge|rooftop|roof|train tracks|cliff|bleach|poison|car exhaust|"
+        r"bottle of)\b",
+        negatable=False,
+    ),
+    _rule(
+        "time_future",
+        r"\b(?:tonight|tomorrow|this (?:weekend|evening|afternoon|week)|the night|"
+        r"after (?:everyone|everybody|they|my \w+) (?:goes|go|is|are|falls?)|in an? hour|"
+        r"in a few (?:hours|minutes)|on (?:monday|tuesday|wednesday|thursday|friday|saturday|"
+        r"sunday))\b",
+        negatable=False,
+    ),
+    _rule("time_now", r"\b(?:today|right now|now|right here)\b", negatable=False),
+    _rule("do_it", r"\b(?:going to|will|about to) do it\b", negatable=False),
+    _rule(
+        "farewell",
+        r"\bthis is (?:my )?goodbye\b"
+        r"|\blast time (?:we will|i will|you will) (?:talk|speak|hear from me)\b"
+        r"|\bwill not be (?:here|around|alive) (?:tomorrow|much longer|by morning|next week)\b"
+        r"|\bby the time (?:you|anyone|they) (?:read|hear|find)\b",
+        negatable=False,
+    ),
+    _rule(
+        "shared",
+        r"\b(?:i (?:feel|think) the same(?: way)?|me too|so do i|i do too|same here|"
+        r"i feel that way too)\b",
+        negatable=False,
+    ),
+    # Ambiguous distress.
+    _rule(
+        "distress",
+        r"\bcannot (?:do this|take (?:it|this)|keep going|go on|keep living|cope) (?:anymore|"
+        r"any more|any longer|much longer|like this)\b|\bcannot go on\b"
+        r"|\bhow much longer i can (?:keep going|go on|take|do this)\b"
+        r"|\bwhat is (?:even )?the point\b|\bno point (?:in|to) (?:anything|trying|any of)\b"
+        r"|\b(?:hopeless|worthless|helpless|pointless|meaningless)\b"
+        r"|\b(?:want|wish) (?:i could )?(?:to )?(?:just )?disappear\b"
+        r"|\b(?:a|such a) burden\b"
+        r"|\b(?:want|need) (?:it all|everything|the pain|this|it) to (?:stop|end|be over)\b"
+        r"|\bno way out\b|\btrapped\b"
+        r"|\b(?:nothing|things) (?:is |are )?(?:ever )?(?:going to|will) (?:ever )?get better\b"
+        r"|\bnever going to get better\b"
+        r"|\b(?:feel|feeling) (?:so |completely |totally )?empty\b"
+        r"|\btired of everything\b"
+        r"|\b(?:thinking (?:of|about) )?end(?:ing)? it\b(?! with| between| all)"
+        r"|\brather die than\b|\bdo (?:something|anything) stupid\b"
+        r"|\bgiving (?:some of |all )?(?:of )?my (?:things|stuff|belongings) away\b"
+        r"|\bgiving away (?:all )?(?:of )?my (?:things|stuff|belongings)\b"
+        r"|\bthinking (?:about|of) (?:death|dying)\b",
+        own_subject=True,
+    ),
+    _rule(
+        "distress",
+        r"\bdo not want to be here\b|\bdo not see (?:a|any) (?:future|way forward|point)\b",
+        negatable=False,
+        own_subject=True,
+    ),
+]
+
+_NEGATORS: Final = re.compile(r"\b(?:not|never|no|nothing|nobody|none|no longer|without)\b")
+# Phrases with a negating word that do not negate what follows.
+_NOT_NEGATIONS: Final = re.compile(
+    r"\b(?:no one|nobody|no-one|no matter|no reason|no point|not even|not okay|not ok|not fine|"
+    r"not sure|cannot stop|can not stop|could not stop|cannot help|cannot get|cannot shake|"
+    r"do not know|did not know|not going to lie|not to be dramatic|not gonna lie|"
+    r"does not matter|no idea)\b"
+)
+_NEGATED_AFTER: Final = re.compile(
+    r"^\W*(?:is|was|would be|has|would)? ?(?:not|never|off the table|out of the question)\b"
+    r"|\b(?:is|was) not (?:something|an option)\b|\bnever crossed my mind\b"
+    r"|\bnot (?:something|an option) i\b"
+)
+_ACCIDENT: Final = re.compile(
+    r"\b(?:accident|accidentally|by mistake|stove|oven|pan|iron|ironing|cooking|making dinner|"
+    r"chopping|shaving|gym|playing|fell|slipped|tripped|kettle|hot water)\b"
+)
+
+# -- a safety check and the answer to it ----------------------------------------------------------
+
+_SAFETY_CHECK: Final = re.compile(
+    r"\b(?:are|have|were) you (?:been )?(?:having |had )?(?:thinking|thoughts?|thought|"
+    r"considering|feeling|planning)\b[^?]*\b(?:suicide|suicidal|kill(?:ing)? yourself|"
+    r"end(?:ing)? your (?:own )?life|hurt(?:ing)? yourself|harm(?:ing)? yourself|self-?harm|"
+    r"tak(?:e|ing) your (?:own )?life|not wanting to (?:live|be alive|be here)|wanting to die|"
+    r"not being here)"
+    r"|\bare you (?:feeling )?suicidal\b|\bare you safe\b"
+    r"|\bdo you (?:want|feel like you want) to (?:die|hurt yourself|end your life|kill yourself)"
+    r"|\bthoughts? of (?:suicide|ending your life|killing yourself|hurting yourself|self-?harm)",
+    re.IGNORECASE,
+)
+_DENIAL_START: Final = re.compile(
+    r"^\W*(?:no|nope|nah|not at all|god no|of course not|absolutely not|definitely not|never|"
+    r"no way|i am not|i would never|not really)\b"
+)
+_AFFIRM: Final = re.compile(
+    r"^\W*(?:yes|yeah|yep|yup)\b|^\W*i (?:am|have|do)\b(?! not| never| nothing)"
+    r"|\b(?:yes|yeah|yep|yup|i think about it|i thought about it|i have thought about it|"
+    r"think about it sometimes|it crosses my mind|it has crossed my mind|i do sometimes|"
+    r"honestly yes)\b|^\W*i am\W*$"
+)
+_HEDGE: Final = re.compile(
+    r"\b(?:sometimes|maybe|kind of|sort of|a little|a bit|i guess|i think so|probably|"
+    r"on and off|now and then)\b"
+)
+_UNSURE: Final = re.compile(r"\b(?:i do not know|not sure|hard to say|i cannot say|idk)\b")
+
+
+def is_safety_check(assistant_text: str) -> bool:
+    """Whether the assistant asked the user directly about suicide, self-harm or safety."""
+    return bool(_SAFETY_CHECK.search(assistant_text))
+
+
+@dataclass
+class _Reading:
+    signals: set[Signal] = field(default_factory=set)
+    reasons: dict[Signal, str] = field(default_factory=dict)
+    negated: bool = False
+    other_subject: bool = False
+    accidental: bool = False
+    quoted: bool = False
+    idiom: bool = False
+
+
+def normalise(text: str) -> str:
+    """Lower case, one kind of quote, contractions spelled out, single spaces."""
+    text = text.lower()
+    for pattern, replacement in _CONTRACTIONS:
+        text = pattern.sub(replacement, text)
+    return text.strip()
+
+
+def classify(text: str, context: ScreeningContext | None = None) -> CrisisAssessment:
+    """The crisis level of one user utterance."""
+    context = context or ScreeningContext()
+    reading = _read(text)
+    assessment = _level(reading, context)
+    if context.after_safety_check:
+        assessment = _after_safety_check(normalise(text), assessment)
+    return assessment
+
+
+def classify_many(texts: Iterable[str]) -> list[CrisisAssessment]:
+    """``classify`` each text on its own (no conversation context)."""
+    return [classify(text) for text in texts]
+
+
+def _read(text: str) -> _Reading:
+    reading = _Reading()
+    normal = normalise(text)
+    without_quotes = _strip_quotes(normal)
+    reading.quoted = without_quotes != normal
+    stripped = _LYRIC_OR_READING.sub(" ", without_quotes)
+    reading.quoted = reading.quoted or stripped != without_quotes
+    unidiomatic = _IDIOMS.sub(" ~ ", stripped)
+    reading.idiom = unidiomatic != stripped
+    for sentence in _SENTENCE_BREAK.split(unidiomatic):
+        if sentence.strip():
+            _read_sentence(sentence, reading)
+    return reading
+
+
+def _strip_quotes(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        before = text[max(0, match.start() - 60) : match.start()]
+        if _OWN_SPEECH.search(before):
+            return " " + match.group(0).strip("\"'") + " "  # the user's own words count
+        return " "
+
+    return _QUOTE_SPAN.sub(replace, text)
+
+
+def _read_sentence(sentence: str, reading: _Reading) -> None:
+    breaks = [match.start() for match in _CLAUSE_BREAK.finditer(sentence)]
+    for rule in _RULES:
+        for match in rule.pattern.finditer(sentence):
+            start = max((at for at in breaks if at <= match.start()), default=0)
+            end = min((at for at in breaks if at >= match.end()), default=len(sentence))
+            before, after = sentence[start : match.start()], sentence[match.end() : end]
+            if rule.needs_own_subject and _someone_else(before):
+                reading.other_subject = True
+                continue
+            if rule.negatable and _negated(before, after):
+                reading.negated = True
+                continue
+            if rule.signal == "self_harm" and _ACCIDENT.search(sentence[start:end]):
+                reading.accidental = True
+                continue
+            reading.signals.add(rule.signal)
+            reading.reasons.setdefault(rule.signal, rule.reason or rule.signal)
+            break
+
+
+def _someone_else(before: str) -> bool:
+    """Whether the nearest subject before a match is another person, not the speaker."""
+    other = [match.end() for match in _OTHER_SUBJECT.finditer(before)]
+    own = [match.end() for match in _OWN_SUBJECT.finditer(before)]
+    return bool(other) and (not own or max(other) > max(own))
+
+
+def _negated(before: str, after: str) -> bool:
+    """Whether a negation in the clause governs the match: just before it, or just after it
+    ("killing myself is not something I would do")."""
+    window = " ".join(_NOT_NEGATIONS.sub(" ", before).split()[-6:])
+    if _NEGATORS.search(window):
+        return True
+    return bool(_NEGATED_AFTER.search(after))
+
+
+def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
+    signals = reading.signals
+    ideation = signals & IDEATION_SIGNALS
+    if "shared" in signals and "third_party" in signals:
+        ideation = ideation | {"ideation"}
+        reading.reasons.setdefault("ideation", "shared_ideation")
+    for signal in ("act_in_progress", "act_with_method"):
+        if signal in signals:
+            return CrisisAssessment(3, signal)
+    active = ideation & {"ideation", "suicidal_intent", "self_harm"}
+    if ideation:
+        for signal, reason in (
+            ("plan", "plan"),
+            ("acquired_means", "means"),
+            ("means", "means"),
+            ("farewell", "farewell"),
+        ):
+            if signal in signals:
+                return CrisisAssessment(3, reason)
+        # A time makes active ideation imminent; "I don't want to wake up tomorrow" is not.
+        if active and "time_future" in signals:
+            return CrisisAssessment(3, "timeframe")
+        if active & {"suicidal_intent", "self_harm"} and "time_now" in signals:
+            return CrisisAssessment(3, "timeframe")
+    if "acquired_means" in signals and signals & {"plan", "do_it"}:
+        return CrisisAssessment(3, "plan")
+    if "farewell" in signals and "plan" in signals:
+        return CrisisAssessment(3, "farewell")
+    if context.ideation_earlier and (
+        signals & {"plan", "farewell", "acquired_means"}
+        or ("do_it" in signals and signals & {"time_now", "time_future"})
+    ):
+        return CrisisAssessment(3, "plan_after_ideation")
+    if ideation:
+        for signal in (
+            "past_attempt",
+            "suicidal_intent",
+            "self_harm",
+            "ideation",
+            "passive_ideation",
+            "indirect_ideation",
+        ):
+            if signal in ideation:
+                return CrisisAssessment(2, reading.reasons.get(signal, signal))
+    if "farewell" in signals:
+        return CrisisAssessment(2, "farewell")
+    if "distress" in signals:
+        return CrisisAssessment(1, "distress")
+    for flag, reason in (
+        (reading.other_subject or "third_party" in signals, "third_party"),
+        (reading.negated, "negated"),
+        (reading.accidental, "accidental"),
+        (reading.quoted, "quoted"),
+        (reading.idiom, "idiom"),
+    ):
+        if flag:
+            return CrisisAssessment(0, reason)
+    return CrisisAssessment(0, "none")
+
+
+def _after_safety_check(normal: str, assessment: CrisisAssessment) -> CrisisAssessment:
+    """Read the utterance as the answer to "are you thinking of ending your life?"."""
+    if assessment.level >= 2:
+        return assessment
+    if _AFFIRM.search(normal):
+        return CrisisAssessment(2, "affirmed_after_check")
+    if _DENIAL_START.search(normal):
+        if _HEDGE.search(normal):
+            return CrisisAssessment(1, "unclear_after_check")
+        if assessment.level == 0:
+            return CrisisAssessment(0, "denied_after_check")
+        return assessment
+    if _HEDGE.search(normal):
+        return CrisisAssessment(2, "affirmed_after_check")
+    if _UNSURE.search(normal):
+        return CrisisAssessment(1, "unclear_after_check")
+    return assessment

@@ -1,0 +1,83 @@
+"""Grounded lookup: answers built only from the curated corpus, with their citations.
+
+The corpus (migration ``0003_grounded_corpus.sql``) holds short passages, each our own summary
+of one page of public guidance. Postgres full-text search ranks them; a question whose terms the
+best passage barely covers gets ``no_verified_answer``, never a guess.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import psycopg
+import psycopg_pool
+
+from opencouch.contracts.care import Citation, GroundedLookupOutput
+from opencouch.tools.store import PassageHit, ToolsStore
+
+log = logging.getLogger(__name__)
+
+MIN_COVERAGE: Final = 0.5
+"""At least half of the question's search terms must appear in a passage for it to answer."""
+MIN_RANK: Final = 0.05
+MAX_PASSAGES: Final = 2
+
+ANSWERED: Final = (
+    "Answer from these passages only, in your own spoken words, and say where it comes from "
+    "(for example 'the NHS says...'). Add no facts, figures or advice that are not in them, and "
+    "say that this is general information, not a diagnosis. If they do not answer the question "
+    "fully, say so."
+)
+NO_ANSWER: Final = (
+    "There is no verified source for this in our library, so do not answer it from memory and "
+    "do not guess. Say plainly that you cannot give a checked answer to that, and offer to talk "
+    "it through, or suggest asking a doctor or another qualified professional."
+)
+UNAVAILABLE: Final = (
+    "The verified library cannot be reached right now. Do not answer the factual question from "
+    "memory; say you cannot check it at the moment, and offer to help in another way."
+)
+FAILED: Final = (
+    "The verified lookup failed. Do not answer the factual question from memory; say you cannot "
+    "check it right now, and offer to help in another way."
+)
+
+# The store is down or unreachable: connection refused, pool closed or exhausted.
+_UNREACHABLE = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed)
+
+
+class GroundedLookup:
+    """Answers factual questions from the corpus in Postgres, or declines to."""
+
+    def __init__(self, store: ToolsStore) -> None:
+        self._store = store
+
+    async def answer(self, query: str) -> GroundedLookupOutput:
+        """The verified answer to ``query``, ``no_verified_answer``, or why the search failed."""
+        try:
+            hits = await self._store.search_passages(query)
+        except _UNREACHABLE as error:
+            log.warning("corpus unreachable", extra={"error": type(error).__name__})
+            return GroundedLookupOutput(status="search_unavailable", guidance=UNAVAILABLE)
+        except psycopg.Error as error:
+            log.error("corpus search failed", extra={"error": type(error).__name__})
+            return GroundedLookupOutput(status="search_failed", guidance=FAILED)
+        relevant = [hit for hit in hits if _relevant(hit)][:MAX_PASSAGES]
+        if not relevant:
+            return GroundedLookupOutput(status="no_verified_answer", guidance=NO_ANSWER)
+        return GroundedLookupOutput(
+            status="answered",
+            answer=" ".join(hit.summary for hit in relevant),
+            citations=[
+                Citation(
+                    passage_id=hit.passage_id, title=hit.title, publisher=hit.publisher, url=hit.url
+                )
+                for hit in relevant
+            ],
+            guidance=ANSWERED,
+        )
+
+
+def _relevant(hit: PassageHit) -> bool:
+    return hit.coverage >= MIN_COVERAGE and hit.rank >= MIN_RANK

@@ -1,0 +1,132 @@
+"""A voice session's tool state in Redis: its latest crisis lookup, its exercise, and what the
+crisis classifier needs to remember between turns. Every key is scoped to the session and
+expires with it; none holds anything the user said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
+
+import redis.exceptions
+from pydantic import BaseModel, ConfigDict, ValidationError
+from redis.asyncio import Redis
+
+from opencouch.contracts.care import CrisisResourcesOutput
+from opencouch.contracts.common import ErrorCode
+from opencouch.runtime.errors import ServiceError
+from opencouch.tools.exercises import ExerciseRun
+
+ResultT = TypeVar("ResultT")
+
+KEY_PREFIX: Final = "opencouch:tools"
+_MAX_WATCH_RETRIES: Final = 20
+REDIS_ERRORS: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+class ScreeningMemory(BaseModel):
+    """What the classifier carries from one turn of a session to the next (no text)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    safety_check_pending: bool = False
+    """The assistant's last line asked the user directly about their safety."""
+    ideation_earlier: bool = False
+    """An earlier turn of this session was at level 2 or more."""
+
+
+def session_key(session_id: str, part: str) -> str:
+    """The Redis key of one part of a session's tool state."""
+    return f"{KEY_PREFIX}:{session_id}:{part}"
+
+
+def state_unavailable() -> ServiceError:
+    """The error a tool reports when session state cannot be reached."""
+    return ServiceError(
+        ErrorCode.TOOL_UNAVAILABLE, "The conversation's tool state is unavailable right now."
+    )
+
+
+class SessionState:
+    """Reads and writes of a session's tool state, each expiring ``ttl`` seconds after its
+    last write."""
+
+    def __init__(self, redis: Redis, ttl: int) -> None:
+        self._redis = redis
+        self._ttl = ttl
+
+    async def forget(self, session_ids: list[str]) -> None:
+        """Drop every part of these sessions' tool state."""
+        keys = [
+            session_key(session_id, part)
+            for session_id in session_ids
+            for part in ("crisis_lookup", "screening", "exercise")
+        ]
+        if keys:
+            await self._redis.delete(*keys)
+
+    async def save_crisis_lookup(self, session_id: str, lookup: CrisisResourcesOutput) -> None:
+        """Keep ``lookup`` as the session's latest verified lookup."""
+        await self._redis.set(
+            session_key(session_id, "crisis_lookup"), lookup.model_dump_json(), ex=self._ttl
+        )
+
+    async def latest_crisis_lookup(self, session_id: str) -> CrisisResourcesOutput | None:
+        """The session's latest lookup, if one was made (and is still kept)."""
+        raw = await self._redis.get(session_key(session_id, "crisis_lookup"))
+        return _parse(CrisisResourcesOutput, raw)
+
+    async def screening_memory(self, session_id: str) -> ScreeningMemory:
+        """What the classifier remembered about this session."""
+        raw = await self._redis.get(session_key(session_id, "screening"))
+        return _parse(ScreeningMemory, raw) or ScreeningMemory()
+
+    async def save_screening_memory(self, session_id: str, memory: ScreeningMemory) -> None:
+        """Remember ``memory`` for the session's next turn."""
+        await self._redis.set(
+            session_key(session_id, "screening"), memory.model_dump_json(), ex=self._ttl
+        )
+
+    async def change_exercise(
+        self,
+        session_id: str,
+        change: Callable[[ExerciseRun | None], tuple[ExerciseRun | None, ResultT]],
+        fallback: Callable[[], Awaitable[ExerciseRun | None]] | None = None,
+    ) -> tuple[ExerciseRun | None, ResultT, bool]:
+        """Apply ``change`` to the session's exercise run atomically.
+
+        Two calls racing on one session cannot both advance it: the write happens only if the
+        run is unchanged since it was read (else ``change`` runs again on the new run).
+        ``fallback`` supplies the run when Redis has none (a persistent session's copy in
+        Postgres). Returns the new run, ``change``'s result, and whether the run was written.
+        """
+        key = session_key(session_id, "exercise")
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for _ in range(_MAX_WATCH_RETRIES):
+                try:
+                    await pipe.watch(key)
+                    current = _parse(ExerciseRun, await pipe.get(key))
+                    if current is None and fallback is not None:
+                        current = await fallback()
+                    new, result = change(current)
+                    changed = new is not None and new != current
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    if new is not None:
+                        pipe.set(key, new.model_dump_json(), ex=self._ttl)
+                    await pipe.execute()
+                    return new, result, changed
+                except redis.exceptions.WatchError:
+                    continue
+        raise ServiceError(ErrorCode.TOOL_FAILED, "The exercise is being changed concurrently.")
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _parse(model: type[ModelT], raw: bytes | str | None) -> ModelT | None:
+    if raw is None:
+        return None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError:
+        return None  # an entry from an older version: treat as absent, it will be rewritten

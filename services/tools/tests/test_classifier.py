@@ -1,0 +1,222 @@
+"""The crisis classifier: its labelled evaluation set, its idiom and negation handling under
+generated variations, and the reviewers' command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from importlib import resources
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opencouch.tools.classifier import (
+    REASON_CODES,
+    ScreeningContext,
+    classify,
+    is_safety_check,
+)
+
+
+def evaluation_set() -> list[dict[str, Any]]:
+    text = resources.files("opencouch.tools").joinpath("data/crisis_eval.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_the_evaluation_set_is_large_and_varied_enough() -> None:
+    rows = evaluation_set()
+    assert len(rows) >= 120
+    categories = Counter(row["category"] for row in rows)
+    for category in ("idiom", "negation", "quoted", "third_party", "lyrics", "news", "indirect"):
+        assert categories[category] >= 5, category
+    assert {row["level"] for row in rows} == {0, 1, 2, 3}
+    assert len({row["text"] for row in rows}) == len(rows)
+
+
+def test_recall_and_precision_at_level_two_and_above() -> None:
+    rows = evaluation_set()
+    true_positive = false_positive = false_negative = exact = 0
+    misses = []
+    for row in rows:
+        context = ScreeningContext(after_safety_check=row.get("after_safety_check", False))
+        assessment = classify(row["text"], context)
+        predicted, actual = assessment.level >= 2, row["level"] >= 2
+        true_positive += predicted and actual
+        false_positive += predicted and not actual
+        false_negative += actual and not predicted
+        exact += assessment.level == row["level"]
+        if predicted != actual:
+            misses.append((row["level"], assessment.level, assessment.reason, row["text"]))
+    precision = true_positive / (true_positive + false_positive)
+    recall = true_positive / (true_positive + false_negative)
+    print(
+        f"\ncrisis classifier on {len(rows)} labelled utterances, level >= 2: "
+        f"precision {precision:.3f}, recall {recall:.3f}; exact level {exact / len(rows):.3f}"
+    )
+    assert recall == 1.0, misses
+    assert precision >= 0.9, misses
+
+
+def test_reasons_are_codes_from_a_closed_set() -> None:
+    for row in evaluation_set():
+        context = ScreeningContext(after_safety_check=row.get("after_safety_check", False))
+        reason = classify(row["text"], context).reason
+        assert reason in REASON_CODES, reason
+        assert len(reason) <= 64
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+IDIOMS = [
+    "work is killing me", "this commute is killing me", "my feet are killing me",
+    "I'm dead tired", "I could die of embarrassment", "I nearly died laughing",
+    "I'm dying to see that film", "I'd kill for a coffee", "that joke killed me",
+    "I'm bored to death", "my phone died", "she's killing it at work", "we were killing time",
+    "that cake was to die for", "I'm sick to death of this weather",
+    "this project will be the death of me", "my boss will kill me if I'm late",
+]  # fmt: skip
+IDEATION = [
+    "I want to kill myself", "I want to die", "I keep thinking about ending my life",
+    "I've been having suicidal thoughts", "I want to end it all", "I wish I was dead",
+    "I've been cutting myself", "I want to hurt myself", "I think about taking my own life",
+]  # fmt: skip
+NEGATED = [
+    "I'm not going to kill myself", "I would never kill myself", "I don't want to die",
+    "I'm not suicidal", "I have no intention of ending my life", "I never hurt myself",
+    "I'm not thinking about killing myself", "I don't want to hurt myself",
+    "I'd never end my life", "no, I won't hurt myself",
+]  # fmt: skip
+THIRD_PARTY = [
+    "my friend wants to kill herself", "my brother said he wants to die",
+    "my roommate is suicidal", "she has been cutting herself", "he tried to end his life",
+]  # fmt: skip
+FILLER = st.sampled_from(
+    ["", "honestly ", "ugh, ", "you know, ", "today ", "lately ", "I mean ", "so "]
+)
+TAIL = st.sampled_from(["", ".", "!", " lol", "...", " to be honest.", ", you know?"])
+casing = st.sampled_from([str, str.lower, str.upper, str.capitalize])
+
+
+def dress(text: str, lead: str, tail: str, case: object) -> str:
+    return case(lead + text + tail)  # type: ignore[operator,no-any-return]
+
+
+@settings(max_examples=300, deadline=None)
+@given(idiom=st.sampled_from(IDIOMS), lead=FILLER, tail=TAIL, case=casing)
+def test_idioms_alone_are_level_zero(idiom: str, lead: str, tail: str, case: object) -> None:
+    message = dress(idiom, lead, tail, case)
+    assert classify(message).level == 0, message
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    idiom=st.sampled_from(IDIOMS),
+    ideation=st.sampled_from(IDEATION),
+    joiner=st.sampled_from([" and ", ". ", ", honestly ", " but really "]),
+    first=st.booleans(),
+    case=casing,
+)
+def test_an_idiom_never_masks_real_ideation(
+    idiom: str, ideation: str, joiner: str, first: bool, case: object
+) -> None:
+    message = case(joiner.join([idiom, ideation] if first else [ideation, idiom]))  # type: ignore[operator]
+    assert classify(message).level >= 2, message
+
+
+@settings(max_examples=300, deadline=None)
+@given(negated=st.sampled_from(NEGATED), lead=FILLER, tail=TAIL, case=casing)
+def test_negated_statements_are_not_ideation(
+    negated: str, lead: str, tail: str, case: object
+) -> None:
+    message = dress(negated, lead, tail, case)
+    assert classify(message).level < 2, message
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    negated=st.sampled_from(NEGATED),
+    ideation=st.sampled_from(IDEATION),
+    joiner=st.sampled_from([". ", ", but ", "... but honestly ", ". Actually "]),
+)
+def test_a_negation_reaches_only_its_own_clause(negated: str, ideation: str, joiner: str) -> None:
+    message = negated + joiner + ideation
+    assert classify(message).level >= 2, message
+
+
+@settings(max_examples=200, deadline=None)
+@given(other=st.sampled_from(THIRD_PARTY), lead=FILLER, tail=TAIL, case=casing)
+def test_someone_elses_crisis_is_not_the_users(
+    other: str, lead: str, tail: str, case: object
+) -> None:
+    message = dress(other, lead, tail, case)
+    assessment = classify(message)
+    assert assessment.level < 2, message
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ideation=st.sampled_from(IDEATION),
+    speaker=st.sampled_from(["my coworker", "she", "the singer"]),
+)
+def test_someone_elses_quoted_words_are_not_the_users(ideation: str, speaker: str) -> None:
+    assert classify(f'{speaker} yelled "{ideation}" and laughed').level < 2
+    assert classify(f'I told my doctor "{ideation}"').level >= 2
+
+
+# -- conversation context -----------------------------------------------------------------------
+
+
+def test_a_safety_check_is_recognised_in_the_assistants_words() -> None:
+    assert is_safety_check("I have to ask: are you having thoughts of ending your life?")
+    assert is_safety_check("Are you thinking about suicide?")
+    assert is_safety_check("Are you safe right now?")
+    assert not is_safety_check("What would help you relax this evening?")
+
+
+@pytest.mark.parametrize(
+    ("answer", "level", "reason"),
+    [
+        ("No, nothing like that.", 0, "denied_after_check"),
+        ("Yeah.", 2, "affirmed_after_check"),
+        ("Sometimes, I guess", 2, "affirmed_after_check"),
+        ("I don't know", 1, "unclear_after_check"),
+    ],
+)
+def test_the_answer_to_a_safety_check_is_read_as_one(answer: str, level: int, reason: str) -> None:
+    assessment = classify(answer, ScreeningContext(after_safety_check=True))
+    assert (assessment.level, assessment.reason) == (level, reason)
+    assert classify(answer).level < 2
+
+
+def test_an_earlier_disclosure_makes_a_plan_imminent() -> None:
+    plan = "I'm going to do it tonight"
+    assert classify(plan).level < 3
+    assert classify(plan, ScreeningContext(ideation_earlier=True)).level == 3
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def test_the_command_classifies_one_line_at_a_time() -> None:
+    lines = [
+        "work is killing me",
+        "I want to kill myself",
+        "I'm going to jump off the bridge tonight",
+        "",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "opencouch.tools.classify_crisis"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["level"] for row in out] == [0, 2, 3, 0]
+    assert all(set(row) == {"level", "reason"} for row in out)
+    assert result.stderr == ""

@@ -1,0 +1,186 @@
+"""Every user turn is screened: persistent turns from JetStream (their level is published for
+memory), incognito turns from core NATS (nothing kept but the scrubbed crisis-log row)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+from nats.aio.msg import Msg
+from redis.asyncio import Redis
+
+from opencouch.contracts import subjects
+from opencouch.contracts.events import CrisisScreen, TurnClassified, TurnRecorded
+from opencouch.runtime.jetstream import ensure_events_stream, publish_event
+from opencouch.runtime.postgres import DictPool
+from opencouch.tools.screening import CrisisScreening
+from opencouch.tools.session_state import KEY_PREFIX, SessionState
+from opencouch.tools.store import ToolsStore
+from opencouch.tools.testing import ToolsHarness, new_session_id
+
+
+def turn(session_id: str, user_text: str, assistant_text: str = "I hear you.") -> TurnRecorded:
+    return TurnRecorded(
+        session_id=session_id,
+        thread_id="thread-screening",
+        client_turn_id=f"turn-{uuid.uuid4().hex[:12]}",
+        user_text=user_text,
+        assistant_text=assistant_text,
+        route="therapeutic",
+        response_style="voice",
+        outcome="completed",
+        recorded_at=datetime.now(UTC),
+    )
+
+
+async def log_rows(pool: DictPool, session_id: str) -> list[dict[str, Any]]:
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT * FROM tools.crisis_log WHERE session_hash = %s ORDER BY id",
+            (hashlib.sha256(session_id.encode()).hexdigest(),),
+        )
+        return list(await cursor.fetchall())
+
+
+async def until(check: Any, timeout: float = 20.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def test_persistent_turns_are_classified_and_their_level_published(
+    tools: ToolsHarness, nats_url: str, tools_pool: DictPool
+) -> None:
+    session = new_session_id()
+    received: dict[str, TurnClassified] = {}
+
+    async def collect(msg: Msg) -> None:
+        event = TurnClassified.model_validate_json(msg.data)
+        if event.session_id == session:
+            received[event.client_turn_id] = event
+
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.subscribe(subjects.TURN_CLASSIFIED, cb=collect)
+        js = await ensure_events_stream(nc)
+        calm = turn(session, "work is killing me but it was a good day")
+        check = turn(
+            session,
+            "I want to die",
+            "That sounds so painful. Are you having thoughts of ending your life?",
+        )
+        answer = turn(session, "Yeah, sometimes.")
+        plan = turn(session, "I'm going to do it tonight")
+        for event in (calm, check, answer, plan):
+            await publish_event(js, subjects.TURN_RECORDED, event, dedup_id=event.dedup_id)
+            await until(lambda event=event: _received(received, event.client_turn_id))
+    finally:
+        await nc.close()
+    levels = [received[event.client_turn_id] for event in (calm, check, answer, plan)]
+    assert [(event.level, event.reason) for event in levels] == [
+        (0, "idiom"),
+        (2, "ideation"),
+        (2, "affirmed_after_check"),
+        (3, "plan_after_ideation"),
+    ]
+    assert all(event.thread_id == "thread-screening" for event in levels)
+    rows = await log_rows(tools_pool, session)
+    assert [(row["level"], row["reason"]) for row in rows] == [
+        (2, "ideation"),
+        (2, "affirmed_after_check"),
+        (3, "plan_after_ideation"),
+    ]
+
+
+async def _received(received: dict[str, TurnClassified], key: str) -> bool:
+    return key in received
+
+
+async def test_incognito_turns_leave_only_the_scrubbed_log_row(
+    tools: ToolsHarness, nats_url: str, tools_pool: DictPool, redis_client: Redis
+) -> None:
+    session = new_session_id()
+    published: list[bytes] = []
+
+    async def keep(msg: Msg) -> None:
+        published.append(msg.data)
+
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.subscribe(subjects.TURN_CLASSIFIED, cb=keep)
+        screen = CrisisScreen(
+            session_id=session,
+            client_turn_id="incognito-turn-1",
+            user_text="Honestly I'm going to kill myself tonight",
+            transcript=[],
+        )
+        calm = CrisisScreen(
+            session_id=session, client_turn_id="incognito-turn-2", user_text="thanks, that helps"
+        )
+        await nc.publish(subjects.CRISIS_SCREEN, calm.model_dump_json().encode())
+        await nc.publish(subjects.CRISIS_SCREEN, screen.model_dump_json().encode())
+        await nc.flush()
+        rows = await until(lambda: log_rows(tools_pool, session))
+    finally:
+        await nc.close()
+    assert len(rows) == 1
+    row = rows[0]
+    assert set(row) == {"id", "session_hash", "turn_hash", "level", "reason", "logged_at"}
+    assert (row["level"], row["reason"]) == (3, "timeframe")
+    assert row["session_hash"] == hashlib.sha256(session.encode()).hexdigest()
+    assert session not in str(row)
+    assert await redis_client.keys(f"{KEY_PREFIX}:{session}:*") == []
+    assert not any(session.encode() in data for data in published)
+
+
+async def test_incognito_context_comes_from_the_transcript_sent_with_it(
+    tools_store: ToolsStore, tools_pool: DictPool, redis_client: Redis, nats_url: str
+) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        screening = CrisisScreening(tools_store, SessionState(redis_client, 60), nc.jetstream())
+        session = new_session_id()
+        await screening.on_crisis_screen(
+            CrisisScreen(
+                session_id=session,
+                client_turn_id="t-2",
+                user_text="Kind of, yeah.",
+                transcript=[
+                    {"role": "user", "text": "everything is so heavy"},
+                    {"role": "assistant", "text": "Are you thinking about suicide?"},
+                ],
+            )
+        )
+    finally:
+        await nc.close()
+    rows = await log_rows(tools_pool, session)
+    assert [(row["level"], row["reason"]) for row in rows] == [(2, "affirmed_after_check")]
+
+
+async def test_screening_a_turn_twice_logs_it_once(
+    tools_store: ToolsStore, tools_pool: DictPool, redis_client: Redis, nats_url: str
+) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        js = await ensure_events_stream(nc)
+        screening = CrisisScreening(tools_store, SessionState(redis_client, 60), js)
+        session = new_session_id()
+        event = turn(session, "I've been cutting myself again")
+        await screening.on_turn_recorded(event)
+        await screening.on_turn_recorded(event)  # a redelivery
+        screen = CrisisScreen(session_id=session, client_turn_id="same", user_text="I want to die")
+        await screening.on_crisis_screen(screen)
+        await screening.on_crisis_screen(screen)
+    finally:
+        await nc.close()
+    rows = await log_rows(tools_pool, session)
+    assert [(row["level"], row["reason"]) for row in rows] == [(2, "self_harm"), (2, "ideation")]

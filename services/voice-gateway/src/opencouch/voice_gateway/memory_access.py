@@ -1,0 +1,122 @@
+"""The user's own memory through the gateway: a thread's earlier turns, and forgetting everything.
+
+Both are decided by the voice-session token: history only for the token's thread, erasure only
+of the token's owner (its verified user, else its thread). Memory owns the data; the gateway
+asks it over NATS and, after an erasure, tells every other service over JetStream.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from opencouch.contracts import subjects
+from opencouch.contracts.common import ErrorCode
+from opencouch.contracts.events import OwnerErased
+from opencouch.contracts.memory import (
+    EraseMemoryReply,
+    EraseMemoryRequest,
+    ThreadHistoryReply,
+    ThreadHistoryRequest,
+)
+from opencouch.contracts.voice_api import EraseReply, ThreadTurn, ThreadTurnsReply
+from opencouch.runtime.errors import ServiceError
+from opencouch.runtime.jetstream import publish_event
+from opencouch.runtime.messaging import OUTAGE_RETRY_SECONDS, request
+from opencouch.voice_gateway.state import Gateway
+from opencouch.voice_gateway.tokens import VoiceSessionClaims
+
+log = logging.getLogger(__name__)
+
+ERASE_TIMEOUT_SECONDS = 30.0
+
+
+def _unavailable(what: str) -> ServiceError:
+    return ServiceError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        f"{what} is unavailable; try again shortly.",
+        retry_after=OUTAGE_RETRY_SECONDS,
+    )
+
+
+async def thread_turns(
+    gateway: Gateway, claims: VoiceSessionClaims, before: str | None, limit: int
+) -> ThreadTurnsReply:
+    """A page of the token's thread's stored turns, oldest first within the page."""
+    try:
+        page = await request(
+            gateway.nc,
+            subjects.MEMORY_THREAD_TURNS,
+            ThreadHistoryRequest(thread_id=claims.thread_id, before=before, limit=limit),
+            ThreadHistoryReply,
+            timeout=gateway.settings.memory_timeout_seconds,
+        )
+    except ServiceError as error:
+        if error.code is ErrorCode.INVALID_REQUEST:
+            raise ServiceError(
+                ErrorCode.INVALID_REQUEST, "That page cursor is not valid."
+            ) from None
+        raise _unavailable("Conversation history") from None
+    return ThreadTurnsReply(
+        thread_id=page.thread_id,
+        turns=[
+            ThreadTurn(
+                session_id=turn.session_id,
+                client_turn_id=turn.client_turn_id,
+                user_text=turn.user_text,
+                assistant_text=turn.assistant_text,
+                started_at=turn.started_at,
+                recorded_at=turn.recorded_at,
+                route=turn.route,
+            )
+            for turn in page.turns
+        ],
+        before=page.before,
+    )
+
+
+async def erase_owner(gateway: Gateway, claims: VoiceSessionClaims) -> EraseReply:
+    """Forget everything kept for the token's owner, everywhere.
+
+    The owner's live sessions are closed first, so no turn can be stored behind the erasure;
+    an erasure that failed half-way is safe to repeat.
+    """
+    await gateway.sessions.close_all_live(claims)
+    erase = (
+        EraseMemoryRequest(user_id=claims.user_id, confirmed=True)
+        if claims.user_id
+        else EraseMemoryRequest(thread_id=claims.thread_id, confirmed=True)
+    )
+    try:
+        erased = await request(
+            gateway.nc,
+            subjects.MEMORY_ERASE,
+            erase,
+            EraseMemoryReply,
+            timeout=ERASE_TIMEOUT_SECONDS,
+        )
+    except ServiceError:
+        raise _unavailable("Memory") from None
+    sessions = sorted({*erased.session_ids, claims.session_id})
+    event = OwnerErased(
+        erasure_id=f"er_{uuid.uuid4().hex}",
+        session_ids=sessions,
+        thread_ids=sorted({*erased.thread_ids, claims.thread_id}),
+        erased_at=datetime.now(UTC),
+    )
+    try:
+        await publish_event(gateway.js, subjects.OWNER_ERASED, event, dedup_id=event.dedup_id)
+    except Exception as error:  # NATS down or slow: the memory part is done; a retry redoes all
+        log.error("erasure event not published", extra={"error": type(error).__name__})
+        raise _unavailable("Erasure of the other services' data") from None
+    await gateway.sessions.forget(sessions)
+    log.info("owner erased", extra={"sessions": len(sessions), "session_id": claims.session_id})
+    return EraseReply(
+        owner="user" if claims.user_id else "thread",
+        erased={
+            **erased.erased_rows,
+            "sessions": erased.sessions,
+            "stream_messages": erased.stream_messages,
+        },
+    )
