@@ -9,7 +9,7 @@ the two stacks in random order, so both see the same machine load. Besides laten
 the gateway and tools processes spent per call is reported, which other load on the machine
 disturbs less. Prints one JSON line; exits 1 when tracing adds 10 % or more to the median.
 
-    uv run python benchmarks/bench_tracing_cost.py [--calls 300]
+    uv run python benchmarks/bench_tracing_cost.py [--calls 500] [--sample-ratio 1.0]
 
 Needs NATS (nats-server), Redis and Postgres as the tests find them (REDIS_URL, DATABASE_URL).
 """
@@ -114,6 +114,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=500, help="tool calls per side")
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument(
+        "--sample-ratio",
+        type=float,
+        default=1.0,
+        help="share of traces recorded on the traced side (OTEL_TRACES_SAMPLER=traceidratio)",
+    )
     args = parser.parse_args()
 
     with ExitStack() as stack:
@@ -123,7 +129,12 @@ def main() -> None:
         sink_url, exports = stack.enter_context(otlp_sink())
         sides = {}
         pids: dict[str, dict[str, int]] = {}
-        for side, tracing in (("on", {"OTEL_EXPORTER_OTLP_ENDPOINT": sink_url}), ("off", {})):
+        traced = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
+            "OTEL_TRACES_SAMPLER": "traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": str(args.sample_ratio),
+        }
+        for side, tracing in (("on", traced), ("off", {})):
             (logs / side).mkdir()
             running = stack.enter_context(
                 running_stack(
@@ -182,6 +193,7 @@ def main() -> None:
                 "benchmark": "tracing_cost_per_tool_call",
                 "route": f"POST {API}/tools answer_grounded_lookup",
                 "calls_per_side": args.calls,
+                "sample_ratio": args.sample_ratio,
                 "tracing_on": on,
                 "tracing_off": off,
                 "median_paired_difference_ms": round(statistics.median(differences) * 1000, 3),
