@@ -57,6 +57,10 @@ def traced(
             "LOG_LEVEL": "DEBUG",
             "WEB_LOG_LEVEL": "DEBUG",
             "REALTIME_EMULATOR_LOG_LEVEL": "debug",
+            # Limits of their own: every test of the run opens sessions from 127.0.0.1, and
+            # the limiter keeps a count per limit, so this module spends no other's budget.
+            "VOICE_GATEWAY_RATE_LIMIT_SESSION_PER_IP": "1000/minute",
+            "VOICE_GATEWAY_RATE_LIMIT_CALLS_PER_IP": "100000/minute",
             **{f"{name.upper()}_METRICS_PORT": str(port) for name, port in ports.items()},
         }
         with running_stack(

@@ -302,7 +302,9 @@ class VoiceSessionStore:
         }
         members.add(claims.session_id)
         for session_id in members:
-            await self._close(keys=[redis_key("vs", session_id), live], args=[session_id])
+            await self._close(
+                keys=[redis_key("vs", session_id), live, LIVE_SESSIONS_KEY], args=[session_id]
+            )
         return len(members)
 
     async def forget(self, session_ids: list[str]) -> None:
