@@ -169,7 +169,6 @@ async def test_retried_until_ready_and_what_never_succeeds_is_kept_as_a_dead_let
     assert by_reason["retries_exhausted"].original_subject == subject
 
 
-
 async def test_an_event_the_handler_gives_up_on_goes_to_the_dead_letters_at_once(
     nats_url: str,
 ) -> None:
@@ -209,6 +208,7 @@ def test_the_retry_horizon_is_every_wait_between_the_attempts() -> None:
     assert [policy.delay(n) for n in range(1, 5)] == [1.0, 2.0, 4.0, 5.0]
     assert policy.horizon == 12.0
     assert Redelivery(max_deliver=1).horizon == 0.0
+
 
 async def test_a_dead_letter_replays_once_the_cause_is_fixed_and_leaves_the_rest(
     nats_url: str,
