@@ -90,8 +90,9 @@ class SpokenTurn:
 class ArcDraft(BaseModel):
     """A session arc as a summariser drafts it; also the language model's output schema.
 
-    Lengths are asked for in the descriptions, not the schema: strict structured outputs do
-    not take string length limits, so ``settle`` enforces them.
+    Limits are asked for in the descriptions, not enforced by the schema: strict structured
+    outputs take no string lengths, and a draft over a limit is still worth keeping in part.
+    ``settle`` enforces every limit.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -103,7 +104,6 @@ class ArcDraft(BaseModel):
         )
     )
     themes: list[str] = Field(
-        max_length=MAX_THEMES,
         description="Up to three short topic labels of one to three words, most central first.",
     )
     mood_opened: str | None = Field(
@@ -115,12 +115,12 @@ class ArcDraft(BaseModel):
         "null when it cannot be told."
     )
     open_loops: list[str] = Field(
-        max_length=MAX_THREADS,
-        description="Questions or concerns still open when the session ended, one short line each.",
+        description="Up to five questions or concerns still open when the session ended, "
+        "one short line each.",
     )
     resolved_threads: list[str] = Field(
-        max_length=MAX_THREADS,
-        description="Concerns the session settled or next steps the user chose, one short line each.",
+        description="Up to five concerns the session settled or next steps the user chose, "
+        "one short line each.",
     )
 
 

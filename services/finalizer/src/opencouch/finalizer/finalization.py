@@ -176,7 +176,7 @@ class Finalizer:
         if attempt.arc is not None:
             return attempt.arc, ""
         if counts.stored_turns < MIN_SUBSTANTIVE_TURNS:
-            return None, _too_thin(counts.stored_turns, "user turns")
+            return None, _too_thin(counts.stored_turns, "user turn")
         stored = await self._ask(
             event, attempt, "the transcript", self._memory.transcript(event.session_id)
         )
@@ -191,7 +191,7 @@ class Finalizer:
         ]
         said = substantive_turns(turns)
         if said < MIN_SUBSTANTIVE_TURNS:
-            return None, _too_thin(said, "substantive user turns")
+            return None, _too_thin(said, "substantive user turn")
         arc = await self._summariser.summarise(turns, owner_digest=owner_digest(event))
         await self._store.keep_arc(event.session_id, arc)
         return arc, ""
@@ -234,8 +234,8 @@ def _duration(counts: SessionTurnCountsReply, event: SessionEnded) -> int | None
 
 def _too_thin(count: int, what: str) -> str:
     return (
-        f"Too short for a session summary: {count} {what}, and a summary needs "
-        f"{MIN_SUBSTANTIVE_TURNS} substantive user turns."
+        f"Too short for a session summary: {count} {what}{'' if count == 1 else 's'}, "
+        f"and a summary needs {MIN_SUBSTANTIVE_TURNS} substantive user turns."
     )
 
 
