@@ -93,6 +93,17 @@ def test_a_question_answered_only_with_a_question_or_cut_off_stays_open() -> Non
     assert "2 questions were left open." in arc.summary
 
 
+def test_moods_are_what_the_user_says_of_themselves() -> None:
+    turns = conversation(
+        ("I've been feeling down since the move, honestly.", "I'm sorry."),
+        ("The new flat is small and the street is loud at night.", "That's a lot."),
+        ("I'll write the worries down before bed and see.", "Good plan."),
+    )
+    arc = extract_arc(turns)
+    assert arc.mood_opened == "low"
+    assert arc.mood_closed is None  # "write the worries down" is no mood
+
+
 def test_moods_said_in_the_negative_do_not_count() -> None:
     turns = conversation(
         ("I'm not anxious, just really tired after the long week.", "Okay."),

@@ -72,7 +72,8 @@ MOODS: Final = _lexicon(
     {
         "anxious": "anxi*, nervous*, worried, worrying, panick*, on edge, scared, afraid, "
         "frightened, tense",
-        "low": "sad, down, depressed, hopeless, empty, miserable, low, flat, numb",
+        "low": "sad, depressed, hopeless, empty, miserable, numb, feeling down, feel down, "
+        "felt down, so down, feeling low, feel low, felt low",
         "overwhelmed": "overwhelm*, too much, swamped, drowning",
         "stressed": "stress*",
         "angry": "angry, furious, annoyed, irritated, frustrat*",
