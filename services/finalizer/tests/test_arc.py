@@ -102,6 +102,11 @@ def test_moods_are_what_the_user_says_of_themselves() -> None:
     arc = extract_arc(turns)
     assert arc.mood_opened == "low"
     assert arc.mood_closed is None  # "write the worries down" is no mood
+    assert arc.resolved_threads == ("I'll write the worries down before bed and see.",)
+    wishes = extract_arc(
+        conversation(*[(f"I want to talk about my week, part {n}.", "Go on.") for n in range(3)])
+    )
+    assert wishes.resolved_threads == ()  # wanting to talk is no next step
 
 
 def test_moods_said_in_the_negative_do_not_count() -> None:

@@ -88,7 +88,7 @@ MOODS: Final = _lexicon(
 
 _NEGATION: Final = re.compile(r"\b(?:not|never|no|isn't|wasn't|don't|didn't|n't)\W+(?:\w+\W+)?$")
 _NEXT_STEP: Final = re.compile(
-    r"\b(?:i(?:'ll| will| can| could| am going to|'m going to| want to| plan to| might)"
+    r"\b(?:i(?:'ll| will| can| am going to|'m going to| plan to)"
     r"\s+(?:try|call|talk|ask|text|write|go|do|start|book|make|take|tell|reach)"
     r"|i(?:'ve| have) decided|that (?:helps|helped|makes sense)|good idea)\b",
     re.IGNORECASE,
