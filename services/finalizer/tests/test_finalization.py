@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode
-from opencouch.contracts.events import SessionFinalized
+from opencouch.contracts.events import OwnerErased, SessionFinalized
 from opencouch.contracts.finalizer import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, SessionReport
 from opencouch.contracts.voice_api import Feedback
 from opencouch.finalizer.finalization import UNSAVED_DETAIL
@@ -27,7 +27,12 @@ from opencouch.finalizer.testing import (
     stored_turn,
 )
 from opencouch.finalizer.webhooks import verify_signature
-from opencouch.runtime.jetstream import dead_letters, forget_dead_letter
+from opencouch.runtime.jetstream import (
+    dead_letters,
+    forget_dead_letter,
+    publish_event,
+    stored_events,
+)
 
 SECRET = "whsec-finalizer-tests-0123456789"
 SAID = [
@@ -332,3 +337,40 @@ async def test_a_report_nobody_takes_is_given_up_after_the_last_attempt(
 
             await eventually(given_up)
             assert len(receiver.received) == 3
+
+
+async def test_an_erased_owners_sessions_leave_nothing_and_a_late_end_writes_nothing(
+    memory: FakeMemory, run_finalizer: RunFinalizer, receiver: WebhookReceiver
+) -> None:
+    session_id, thread_id = hold(memory, SAID)
+    async with run_finalizer(webhook_url=receiver.url, webhook_secret=SECRET) as finalizer:
+        await finalizer.end(session_id, thread_id, 5, feedback=Feedback.POSITIVE)
+        record = await finalizer.final(session_id)
+        assert record.summary is not None
+        announced = [
+            s async for s, _ in stored_events(finalizer.js, subjects.session_finalized(session_id))
+        ]
+        assert announced  # the event that carried the arc
+
+        erased = OwnerErased(
+            erasure_id=f"er_{uuid.uuid4().hex}",
+            session_ids=[session_id],
+            thread_ids=[thread_id],
+            erased_at=datetime.now(UTC),
+        )
+        await publish_event(finalizer.js, subjects.OWNER_ERASED, erased, dedup_id=erased.dedup_id)
+        await finalizer.idle(subjects.FINALIZER_ERASURE_CONSUMER)
+        for table in ("finalizations", "session_feedback", "webhook_deliveries"):
+            assert (
+                finalizer.rows(f"SELECT 1 FROM finalizer.{table} WHERE session_id = %s", session_id)
+                == []
+            ), table
+        assert [
+            s async for s, _ in stored_events(finalizer.js, subjects.session_finalized(session_id))
+        ] == []
+
+        # The same end again (a redelivery, a retried /end): nothing is written for it.
+        await finalizer.end(session_id, thread_id, 5, dedup_id=f"late-{uuid.uuid4().hex}")
+        await finalizer.idle()
+        assert await finalizer.status(session_id) is None
+        assert len(memory.committed(session_id)) == 1
