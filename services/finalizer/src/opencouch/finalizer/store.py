@@ -118,7 +118,8 @@ class FinalizationStore:
             cursor = await conn.execute(
                 """
                 UPDATE finalizer.finalizations
-                SET status = 'in_progress', attempts = attempts + 1, updated_at = now()
+                SET status = 'in_progress', attempts = attempts + 1, waiting_for = NULL,
+                    updated_at = now()
                 WHERE session_id = %s AND status IN ('pending', 'in_progress')
                 RETURNING attempts, extract(epoch FROM now() - created_at) AS waited,
                           summary, themes, mood_opened, mood_closed, open_loops,
