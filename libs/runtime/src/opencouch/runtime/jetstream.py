@@ -36,6 +36,7 @@ from nats.js.api import (
 from pydantic import BaseModel
 
 from opencouch.contracts import subjects
+from opencouch.runtime.observation import observed_handler, publishing
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +104,11 @@ async def publish_event(
     js: JetStreamContext, subject: str, event: BaseModel, *, dedup_id: str, timeout: float = 5.0
 ) -> int:
     """Publish ``event`` and return its stream sequence once JetStream has stored it."""
-    ack = await js.publish(
-        subject,
-        event.model_dump_json().encode(),
-        timeout=timeout,
-        stream=subjects.EVENTS_STREAM,
-        headers={"Nats-Msg-Id": dedup_id},
-    )
+    data = event.model_dump_json().encode()
+    with publishing(subject, type(event).__name__, {"Nats-Msg-Id": dedup_id}, len(data)) as headers:
+        ack = await js.publish(
+            subject, data, timeout=timeout, stream=subjects.EVENTS_STREAM, headers=headers
+        )
     return ack.seq
 
 
@@ -273,6 +272,7 @@ async def _deliver(
     durable: str,
     policy: Redelivery,
 ) -> None:
+    handle = observed_handler(msg, durable, handle)  # the delivery's trace, lag and outcome
     attempt = msg.metadata.num_delivered
     try:
         event = event_model.model_validate_json(msg.data)

@@ -36,6 +36,7 @@ from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.finalizer.store import Attempt, Completion, FinalizationStore
 from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.jetstream import GiveUp, RetryLater
+from opencouch.runtime.metrics import record_finalization
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class Finalizer:
             return
         failed = await self._store.fail(event.session_id, report=self._reports)
         if failed is not None:
+            record_finalization("failed", event.ended_at)  # duration since the session ended
             log.error("session finalization failed", extra=_ids(event))
             await self._announce(failed)
 
@@ -155,6 +157,7 @@ class Finalizer:
             report=self._reports,
         )
         if record is not None:
+            record_finalization("completed", event.ended_at)  # duration since the session ended
             log.info(
                 "session finalized",
                 extra={
