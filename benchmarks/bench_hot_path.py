@@ -189,13 +189,12 @@ async def open_loop(
 
 async def nats_floor(url: str, calls: int) -> float:
     subject = f"bench.echo.{uuid.uuid4().hex[:8]}"
-    responder = subprocess.Popen(
-        [sys.executable, str(HERE / "floors" / "nats_echo.py"), url, subject],
-        stdout=subprocess.PIPE,
+    responder = await asyncio.create_subprocess_exec(
+        sys.executable, str(HERE / "floors" / "nats_echo.py"), url, subject, stdout=subprocess.PIPE
     )
     try:
         assert responder.stdout is not None
-        responder.stdout.readline()
+        await responder.stdout.readline()
         nc = await nats.connect(url)
         payload = (
             ToolCallRequest(
@@ -219,7 +218,7 @@ async def nats_floor(url: str, calls: int) -> float:
         return statistics.median(samples)
     finally:
         responder.terminate()
-        responder.wait()
+        await responder.wait()
 
 
 async def in_process_handler(calls: int) -> float:
