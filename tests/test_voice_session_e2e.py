@@ -393,19 +393,32 @@ def test_history_after_a_reload_and_forgetting_everything(
     assert browser.start(thread_id, user_id=user_id, memory_mode="persistent").status_code == 200
     first_session = browser.session_id
     words = f"my sister is called Zephyrine-{uuid.uuid4().hex[:6]}"
-    for n, text in enumerate((f"I want to talk about {words}.", "I work nights at the bakery.")):
+    said = (
+        f"I want to talk about {words}.",
+        "I work nights at the bakery.",
+        "It has been a strange few weeks for all of us.",
+    )
+    for n, text in enumerate(said):
         assert browser.turn(f"f-{n}", text, "Tell me more.").status_code == 200
     started = browser.tool(
         "start_guided_exercise", {"exercise_type": "grounding_box_breathing"}
     ).json()
     assert started["ok"] is True
-    assert browser.end().status_code in (200, 202)
+    ended = browser.end()
+    assert ended.status_code in (200, 202)
+    for _ in range(240):
+        if ended.status_code == 200:
+            break
+        time.sleep(0.25)
+        ended = browser.finalization()
+    # The session's arc quotes the user: the words are in the finalizer's and memory's rows.
+    assert words in ended.json()["summary"]
 
     # A reload: a new session on the same thread shows the earlier turns.
     assert browser.start(thread_id, user_id=user_id, memory_mode="persistent").status_code == 200
     history = browser.http.get(f"{API}/threads/{thread_id}/turns", headers=browser.auth())
     assert history.status_code == 200, history.text
-    assert [turn["client_turn_id"] for turn in history.json()["turns"]] == ["f-0", "f-1"]
+    assert [turn["client_turn_id"] for turn in history.json()["turns"]] == ["f-0", "f-1", "f-2"]
     other = browser.http.get(
         f"{API}/threads/{unique('someone-else')}/turns", headers=browser.auth()
     )
@@ -428,6 +441,15 @@ def test_history_after_a_reload_and_forgetting_everything(
         == []
     )
 
+    # The finalizer forgets on the erasure event; a late end of the session writes nothing.
+    for _ in range(240):
+        if not rows(
+            stack.database_url,
+            "SELECT 1 FROM finalizer.finalizations WHERE session_id = %s",
+            first_session,
+        ):
+            break
+        time.sleep(0.25)
     dump = "\n".join(
         str(row)
         for schema in ("memory", "tools", "finalizer")

@@ -22,6 +22,7 @@ from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.events import SessionEnded
 from opencouch.runtime.jetstream import (
+    GiveUp,
     Redelivery,
     RetryLater,
     consume_events,
@@ -166,6 +167,47 @@ async def test_retried_until_ready_and_what_never_succeeds_is_kept_as_a_dead_let
     assert kept == never_ready
     assert by_reason["retries_exhausted"].attempts == 3
     assert by_reason["retries_exhausted"].original_subject == subject
+
+
+async def test_an_event_the_handler_gives_up_on_goes_to_the_dead_letters_at_once(
+    nats_url: str,
+) -> None:
+    nc = await nats.connect(nats_url)
+    js = await ensure_events_stream(nc)
+    subject = own_subject("give_up")
+    hopeless = ended(1)
+    attempts: list[str] = []
+    given_up: list[str] = []
+
+    async def handle(event: SessionEnded) -> None:
+        attempts.append(event.session_id)
+        raise GiveUp("waited_too_long")
+
+    async def give_up(event: SessionEnded) -> None:
+        given_up.append(event.session_id)
+
+    await publish_event(js, subject, hopeless, dedup_id=hopeless.dedup_id)
+    try:
+        async with consuming(
+            js, handle, subject=subject, on_give_up=give_up, redelivery=Redelivery(max_deliver=50)
+        ) as durable:
+
+            async def dead() -> bool:
+                return await count_dead_letters(js, durable) == 1
+
+            await eventually(dead)
+            letters = [letter async for letter in dead_letters(js, durable)]
+    finally:
+        await nc.close()
+    assert attempts == given_up == [hopeless.session_id]
+    assert [(letter.reason, letter.attempts) for letter in letters] == [("given_up", 1)]
+
+
+def test_the_retry_horizon_is_every_wait_between_the_attempts() -> None:
+    policy = Redelivery(max_deliver=5, first_delay=1.0, max_delay=5.0)
+    assert [policy.delay(n) for n in range(1, 5)] == [1.0, 2.0, 4.0, 5.0]
+    assert policy.horizon == 12.0
+    assert Redelivery(max_deliver=1).horizon == 0.0
 
 
 async def test_a_dead_letter_replays_once_the_cause_is_fixed_and_leaves_the_rest(

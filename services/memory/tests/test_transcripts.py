@@ -11,7 +11,14 @@ import pytest
 
 from opencouch.contracts import subjects
 from opencouch.contracts.events import TurnClassified
-from opencouch.contracts.memory import ThreadHistoryReply, ThreadHistoryRequest
+from opencouch.contracts.memory import (
+    SessionTranscriptReply,
+    SessionTranscriptRequest,
+    SessionTurnCountsReply,
+    SessionTurnCountsRequest,
+    ThreadHistoryReply,
+    ThreadHistoryRequest,
+)
 from opencouch.memory.testing import Conversation, MemoryClient, eventually
 from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.jetstream import publish_event
@@ -158,3 +165,116 @@ async def test_thread_history_comes_in_pages_from_the_newest_with_a_cursor_to_ol
         ThreadHistoryReply,
     )
     assert (empty.turns, empty.before) == ([], None)
+
+
+async def test_a_sessions_counts_are_one_query_over_its_stored_turns_and_their_levels(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    start = datetime.now(UTC) - timedelta(minutes=20)
+    turns = [
+        conversation.turn(f"counted {n}", started_at=start + timedelta(minutes=n)) for n in range(3)
+    ]
+    for turn in turns:
+        await memory.publish(turn)
+    await memory.stored(conversation.session_id, 3)
+
+    async def classify(turn_id: str, level: int) -> None:
+        event = TurnClassified(
+            session_id=conversation.session_id,
+            thread_id=conversation.thread_id,
+            client_turn_id=turn_id,
+            level=level,
+            reason="test",
+            classified_at=datetime.now(UTC),
+        )
+        await publish_event(memory.js, subjects.TURN_CLASSIFIED, event, dedup_id=event.dedup_id)
+
+    await classify(turns[0].client_turn_id, 1)
+    await classify(turns[2].client_turn_id, 0)
+    await classify("turn-never-stored", 3)  # a level with no stored turn counts for nothing
+    await consumer_idle(memory, subjects.MEMORY_CLASSIFICATIONS_CONSUMER)
+
+    counts = await memory.ask(
+        subjects.MEMORY_SESSION_COUNTS,
+        SessionTurnCountsRequest(session_id=conversation.session_id),
+        SessionTurnCountsReply,
+    )
+    assert (counts.thread_id, counts.stored_turns, counts.classified_turns) == (
+        conversation.thread_id,
+        3,
+        2,
+    )
+    assert counts.peak_crisis_level == 1
+    assert counts.first_spoken_at == turns[0].started_at
+    assert counts.last_recorded_at == max(turn.recorded_at for turn in turns)
+
+    nothing = await memory.ask(
+        subjects.MEMORY_SESSION_COUNTS,
+        SessionTurnCountsRequest(session_id=conversation.next_session().session_id),
+        SessionTurnCountsReply,
+    )
+    assert (nothing.thread_id, nothing.stored_turns, nothing.classified_turns) == (None, 0, 0)
+    assert (nothing.peak_crisis_level, nothing.first_spoken_at) == (None, None)
+
+
+async def test_a_long_transcript_comes_in_pages_each_well_under_the_nats_payload_limit(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    start = datetime.now(UTC) - timedelta(hours=1)
+    # 40 turns of 16,000 characters: 640 kB, more than one page may carry.
+    long_turns = [
+        conversation.turn(
+            f"{n:03d} " + "a" * 7996, "b" * 8000, started_at=start + timedelta(seconds=n)
+        )
+        for n in range(40)
+    ]
+    for turn in long_turns:
+        await memory.publish(turn)
+    await memory.stored(conversation.session_id, 40)
+
+    seen: list[str] = []
+    sizes: list[int] = []
+    after = None
+    while True:
+        raw = await memory.nc.request(
+            subjects.MEMORY_SESSION_TRANSCRIPT,
+            SessionTranscriptRequest(session_id=conversation.session_id, after=after)
+            .model_dump_json()
+            .encode(),
+            timeout=30,
+        )
+        sizes.append(len(raw.data))
+        page = SessionTranscriptReply.model_validate_json(raw.data)
+        seen += [turn.user_text[:3] for turn in page.turns]
+        if page.after is None:
+            break
+        after = page.after
+    assert seen == [f"{n:03d}" for n in range(40)]
+    assert len(sizes) >= 2
+    assert max(sizes) < 1024 * 1024
+
+    short = Conversation()
+    for n in range(7):
+        await memory.publish(short.turn(f"short {n}", started_at=start + timedelta(seconds=n)))
+    await memory.stored(short.session_id, 7)
+    pages: list[list[str]] = []
+    after = None
+    while True:
+        page = await memory.ask(
+            subjects.MEMORY_SESSION_TRANSCRIPT,
+            SessionTranscriptRequest(session_id=short.session_id, after=after, limit=3),
+            SessionTranscriptReply,
+        )
+        pages.append([turn.user_text for turn in page.turns])
+        if page.after is None:
+            break
+        after = page.after
+    assert pages == [[f"short {n}" for n in r] for r in (range(3), range(3, 6), range(6, 7))]
+
+    with pytest.raises(ServiceError) as refused:
+        await memory.ask(
+            subjects.MEMORY_SESSION_TRANSCRIPT,
+            SessionTranscriptRequest(session_id=short.session_id, after="nonsense"),
+            SessionTranscriptReply,
+        )
+    assert refused.value.code == "invalid_request"

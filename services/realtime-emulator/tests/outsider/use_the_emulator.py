@@ -116,6 +116,17 @@ async def talk(base_url: str) -> None:
                 assert event.response.output[0].type == "message"
                 break
 
+    # A structured output, as a service summarising something would ask for one.
+    counted = await server_side.responses.create(
+        model="gpt-4.1-mini",
+        input="Count the blue marbles in jar 2.",
+        text={"format": {"type": "json_schema", "name": "Count", "strict": True,
+                         "schema": MARBLES["parameters"]}},
+    )  # fmt: skip
+    value = json.loads(counted.output_text)
+    assert value["colour"] == "blue", value
+    assert 1 <= value["jar"] <= 3, value
+
 
 def main() -> None:
     only_the_wheel_is_here()

@@ -19,6 +19,8 @@ from opencouch.contracts.voice_api import Route, TurnOutcome, TurnResponseStyle,
 MEMORY_CONTEXT_MAX_CHARS: Final = 2000
 SUMMARY_MAX_CHARS: Final = 600
 THREAD_PAGE_MAX_TURNS: Final = 100
+SESSION_PAGE_MAX_TURNS: Final = 200
+TRANSCRIPT_PAGE_MAX_BYTES: Final = 512 * 1024
 
 
 class MemoryContextRequest(Contract):
@@ -42,10 +44,42 @@ class MemoryContextReply(Contract):
 # -- transcripts ------------------------------------------------------------------------------
 
 
-class SessionTranscriptRequest(Contract):
-    """Ask for every stored turn of one voice session."""
+ThreadCursor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+"""An opaque position in a thread's (or a session's) turns, as a previous page handed it out."""
+
+
+class SessionTurnCountsRequest(Contract):
+    """Ask how far memory has got with one voice session: counts only, never text."""
 
     session_id: SessionId
+
+
+class SessionTurnCountsReply(Contract):
+    """One COUNT query over the session's stored turns and their crisis levels."""
+
+    session_id: SessionId
+    thread_id: Identifier | None
+    """None while no turn of the session is stored."""
+    stored_turns: int
+    classified_turns: int
+    """How many of the stored turns have a crisis level yet."""
+    peak_crisis_level: CrisisLevel | None
+    """The highest level among the stored turns' classifications; None when none is."""
+    first_spoken_at: datetime | None = None
+    """When the first stored turn was spoken (or recorded)."""
+    last_recorded_at: datetime | None = None
+    """When the last stored turn was recorded."""
+
+
+class SessionTranscriptRequest(Contract):
+    """Ask for a page of one voice session's stored turns, in speech order.
+
+    Without ``after`` the first page; with it, the page after the one that handed it out.
+    """
+
+    session_id: SessionId
+    after: ThreadCursor | None = None
+    limit: Annotated[int, Field(ge=1, le=SESSION_PAGE_MAX_TURNS)] = SESSION_PAGE_MAX_TURNS
 
 
 class StoredTurn(Contract):
@@ -65,19 +99,21 @@ class StoredTurn(Contract):
 
 
 class SessionTranscriptReply(Contract):
-    """The session's turns in speech order (``started_at``, else ``recorded_at``)."""
+    """A page of the session's turns in speech order (``started_at``, else ``recorded_at``).
+
+    A page holds at most ``limit`` turns and stops early at about
+    ``TRANSCRIPT_PAGE_MAX_BYTES``, so a reply stays well under NATS's 1 MB payload limit.
+    """
 
     session_id: SessionId
     thread_id: Identifier | None
     turns: list[StoredTurn]
+    after: ThreadCursor | None = None
+    """Pass as ``after`` for the next page; None when this page reaches the last turn."""
     classified_turns: int = 0
     """How many of the session's turns have a crisis level yet."""
     peak_crisis_level: CrisisLevel | None = None
     """The highest crisis level of the session's classified turns; None when none is."""
-
-
-ThreadCursor = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-"""An opaque position in a thread's history, as a previous page handed it out."""
 
 
 class ThreadHistoryRequest(Contract):

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from opencouch.contracts.common import ErrorCode
 from opencouch.runtime.errors import ServiceError, describe_validation
+from opencouch.runtime.observation import serving
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,9 @@ class Endpoint(Generic[RequestT, ReplyT]):
 class ContractService:
     """A running nats.micro service; ``stop`` stops taking requests and finishes in-flight ones."""
 
-    def __init__(self, service: Service, max_concurrency: int) -> None:
+    def __init__(self, service: Service, max_concurrency: int, name: str) -> None:
         self._service = service
+        self._name = name
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -71,32 +73,39 @@ class ContractService:
     async def serve(self, endpoint: Endpoint[Any, Any], request: Request) -> None:
         async with self._slots:
             started = time.perf_counter()
-            try:
-                payload = endpoint.request_model.model_validate_json(request.data)
-            except ValidationError as error:
-                await _respond_error(
-                    request, ServiceError(ErrorCode.INVALID_REQUEST, describe_validation(error))
-                )
-                return
-            try:
-                reply = await endpoint.handler(payload)
-            except ServiceError as error:
-                await _respond_error(request, error)
-                return
-            except Exception:
-                log.exception("handler failed", extra={"endpoint": endpoint.name})
-                await _respond_error(
-                    request, ServiceError(ErrorCode.INTERNAL, f"{endpoint.name} failed")
-                )
-                return
-            await request.respond(reply.model_dump_json().encode())
+            with serving(
+                self._name, endpoint.name, request.subject, request.headers, len(request.data)
+            ) as served:
+                outcome = await self._answer(endpoint, request)
+                served.outcome(outcome)
             log.debug(
                 "served",
                 extra={
                     "endpoint": endpoint.name,
+                    "outcome": outcome,
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
+
+    async def _answer(self, endpoint: Endpoint[Any, Any], request: Request) -> str:
+        """Reply to ``request``; returns ``ok`` or the error code replied."""
+        try:
+            payload = endpoint.request_model.model_validate_json(request.data)
+        except ValidationError as error:
+            return await _respond_error(
+                request, ServiceError(ErrorCode.INVALID_REQUEST, describe_validation(error))
+            )
+        try:
+            reply = await endpoint.handler(payload)
+        except ServiceError as error:
+            return await _respond_error(request, error)
+        except Exception:
+            log.exception("handler failed", extra={"endpoint": endpoint.name})
+            return await _respond_error(
+                request, ServiceError(ErrorCode.INTERNAL, f"{endpoint.name} failed")
+            )
+        await request.respond(reply.model_dump_json().encode())
+        return "ok"
 
 
 async def start_service(
@@ -110,7 +119,7 @@ async def start_service(
 ) -> ContractService:
     """Announce a micro service on ``nc`` and start serving ``endpoints``."""
     service = await add_service(nc, name=name, version=version, description=description)
-    running = ContractService(service, max_concurrency)
+    running = ContractService(service, max_concurrency, name)
     for endpoint in endpoints:
         await service.add_endpoint(
             name=endpoint.name,
@@ -129,7 +138,8 @@ def _dispatcher(
     return dispatch
 
 
-async def _respond_error(request: Request, error: ServiceError) -> None:
+async def _respond_error(request: Request, error: ServiceError) -> str:
     await request.respond_error(
         str(error.status), error.message[:200], data=error.response().model_dump_json().encode()
     )
+    return error.code.value

@@ -1,15 +1,110 @@
-"""Serve an ASGI app with uvicorn under the same SIGTERM lifecycle as every other service."""
+"""Serve an ASGI app with uvicorn under the same SIGTERM lifecycle as every other service, and
+observe it: ``/metrics``, request latency by route template, and (when tracing is on) a span
+per request that continues the caller's ``traceparent``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Final
 
 import uvicorn
-from starlette.types import ASGIApp
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opencouch.runtime.lifecycle import run_until_stopped
+from opencouch.runtime.metrics import HTTP_REQUEST_SECONDS
+from opencouch.runtime.observation import name_http_span, serving_http
+from opencouch.runtime.tracing import tracing_enabled
+
+log = logging.getLogger(__name__)
+
+METRICS_PATH: Final = "/metrics"
+UNOBSERVED_PATHS: Final = ("/healthz", "/readyz", METRICS_PATH)
+"""Probes and scrapes: neither traced nor timed."""
+
+
+def observe_http_app(app: ASGIApp) -> ASGIApp:
+    """``app`` with ``/metrics``, request timing by route, and (when tracing is on) a span per
+    request continuing the caller's ``traceparent``. Wrap before serving."""
+    return RequestObserver(app)
+
+
+class RequestObserver:
+    """Serves ``/metrics``; times every other request by its route template (never by the raw
+    path: it holds ids) and, while tracing is on, makes its server span.
+
+    The span is made here rather than by OpenTelemetry's ASGI instrumentation, which collects a
+    dozen attributes per request and cost as much as the rest of a tool call's tracing.
+    ``before_scrape`` brings gauges read from elsewhere up to date before a scrape; if it fails,
+    the rest is still served.
+    """
+
+    def __init__(
+        self, app: ASGIApp, before_scrape: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        self.app = app
+        self.before_scrape = before_scrape
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == METRICS_PATH and scope["method"] == "GET":
+            await self._scrape(scope, receive, send)
+            return
+        if scope["path"] in UNOBSERVED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        method: str = scope["method"]
+        status = 500  # what the client gets if the app fails before answering
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with serving_http(method, _trace_headers(scope)) as span:
+            try:
+                await self.app(scope, receive, send_observed)
+            finally:
+                # The router records the matched route in the scope; nothing matched: "unmatched".
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                HTTP_REQUEST_SECONDS.labels(route, method, str(status)).observe(
+                    time.perf_counter() - started
+                )
+                name_http_span(span, method, route, status)
+
+    async def _scrape(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.before_scrape is not None:
+            try:
+                await self.before_scrape()
+            except Exception as error:
+                log.warning("metrics not refreshed", extra={"error": type(error).__name__})
+        response = Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        await response(scope, receive, send)
+
+
+def _trace_headers(scope: Scope) -> dict[str, str] | None:
+    """The request's W3C trace context headers, if tracing is on and it sent any."""
+    if not tracing_enabled():
+        return None
+    found = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in _TRACE_HEADERS
+    }
+    return found or None
+
+
+_TRACE_HEADERS: Final = frozenset({b"traceparent", b"tracestate"})
 
 
 class _Server(uvicorn.Server):

@@ -36,6 +36,7 @@ from nats.js.api import (
 from pydantic import BaseModel
 
 from opencouch.contracts import subjects
+from opencouch.runtime.observation import observed_handler, publishing
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,14 @@ class RetryLater(Exception):
         self.delay = delay
 
 
+class GiveUp(Exception):
+    """Raised by a consumer's handler: this event can never be handled, whatever the retries.
+
+    The consumer gives up at once, as after its last attempt: ``on_give_up``, then the dead
+    letters. The message is a reason code for the logs, never user text.
+    """
+
+
 async def ensure_events_stream(nc: NatsClient) -> JetStreamContext:
     """Create (or align) the events and dead-letter streams; anyone may call it."""
     js = nc.jetstream()
@@ -95,13 +104,11 @@ async def publish_event(
     js: JetStreamContext, subject: str, event: BaseModel, *, dedup_id: str, timeout: float = 5.0
 ) -> int:
     """Publish ``event`` and return its stream sequence once JetStream has stored it."""
-    ack = await js.publish(
-        subject,
-        event.model_dump_json().encode(),
-        timeout=timeout,
-        stream=subjects.EVENTS_STREAM,
-        headers={"Nats-Msg-Id": dedup_id},
-    )
+    data = event.model_dump_json().encode()
+    with publishing(subject, type(event).__name__, {"Nats-Msg-Id": dedup_id}, len(data)) as headers:
+        ack = await js.publish(
+            subject, data, timeout=timeout, stream=subjects.EVENTS_STREAM, headers=headers
+        )
     return ack.seq
 
 
@@ -124,6 +131,14 @@ class Redelivery:
     def delay(self, attempt: int) -> float:
         """The wait before attempt ``attempt + 1``."""
         return min(self.first_delay * 2.0 ** min(max(attempt - 1, 0), 16), self.max_delay)
+
+    @property
+    def horizon(self) -> float:
+        """Seconds the retries of one failing event span at least: every wait between attempts.
+
+        Whoever waits on this consumer's work should wait at least this long.
+        """
+        return sum(self.delay(attempt) for attempt in range(1, self.max_deliver))
 
 
 async def consume_events(
@@ -257,6 +272,7 @@ async def _deliver(
     durable: str,
     policy: Redelivery,
 ) -> None:
+    handle = observed_handler(msg, durable, handle)  # the delivery's trace, lag and outcome
     attempt = msg.metadata.num_delivered
     try:
         event = event_model.model_validate_json(msg.data)
@@ -270,6 +286,9 @@ async def _deliver(
         if isinstance(error, RetryLater):
             log.info("event deferred", extra={"consumer": durable, "reason": str(error)})
             delay = error.delay
+        elif isinstance(error, GiveUp):
+            log.error("event cannot be handled", extra={"consumer": durable, "reason": str(error)})
+            delay = 0.0
         else:
             # No exception text: a database error can quote the row, and rows hold user words.
             log.error(
@@ -282,7 +301,7 @@ async def _deliver(
                 },
             )
             delay = policy.delay(attempt)
-        if attempt < policy.max_deliver:
+        if attempt < policy.max_deliver and not isinstance(error, GiveUp):
             await _settle(msg.nak(delay=delay), "nak", durable)
             return
         log.error("event given up", extra={"consumer": durable, "attempts": attempt})
@@ -294,7 +313,8 @@ async def _deliver(
                     "give-up handler failed",
                     extra={"consumer": durable, "error": type(failure).__name__},
                 )
-        await _move_to_dead_letters(js, msg, durable, "retries_exhausted", attempt, policy)
+        reason = "given_up" if isinstance(error, GiveUp) else "retries_exhausted"
+        await _move_to_dead_letters(js, msg, durable, reason, attempt, policy)
         return
     await _settle(msg.ack_sync(timeout=_SETTLE_TIMEOUT), "ack", durable)
 

@@ -7,6 +7,9 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from opencouch.runtime.logs import configure_logging
+from opencouch.runtime.metrics import serve_metrics
+from opencouch.runtime.settings import NatsServiceSettings
+from opencouch.runtime.tracing import configure_tracing, disable_tracing
 
 
 def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -41,8 +44,17 @@ async def serve_until_stopped(stop: asyncio.Event, *workers: asyncio.Task[None])
 
 
 def run_service(
-    name: str, log_level: str, serve: Callable[[asyncio.Event], Awaitable[None]]
+    name: str, settings: NatsServiceSettings, serve: Callable[[asyncio.Event], Awaitable[None]]
 ) -> None:
-    """A service's whole ``main``: JSON logs tagged ``name``, then ``serve`` until SIGTERM."""
-    configure_logging(name, log_level)
-    run_until_stopped(serve)
+    """A NATS service's whole ``main``: JSON logs tagged ``name``, traces when configured,
+    ``/metrics`` on its own port, then ``serve`` until SIGTERM (spans flushed on the way out).
+
+    Tracing starts before ``serve`` opens any connection, so every SQL connection is traced.
+    """
+    configure_logging(name, settings.log_level)
+    configure_tracing(f"opencouch-{name}", settings.otlp_endpoint)
+    try:
+        with serve_metrics(settings.metrics_host, settings.serving_metrics_port):
+            run_until_stopped(serve)
+    finally:
+        disable_tracing()

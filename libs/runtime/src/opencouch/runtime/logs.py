@@ -1,7 +1,9 @@
-"""Structured logs on stderr, one JSON object a line.
+"""Structured logs on stderr, one JSON object a line, with the trace and span ids when in a trace.
 
 Privacy rule for every caller: log ids, types, counts and durations, never transcript text,
-tool arguments or outputs, or secrets.
+tool arguments or outputs, or secrets. Two guards back the rule up: libraries that print request
+bodies at DEBUG stay at INFO, and a logged error keeps its traceback but not the parts of its
+message that quote data (a validation error's input, a database error's row).
 """
 
 from __future__ import annotations
@@ -9,14 +11,23 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from opencouch.runtime.tracing import current_trace_ids
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
     "color_message",  # uvicorn's copy of msg with terminal colour codes
 }
+
+BODY_LOGGERS: Final = ("openai", "httpx", "httpcore", "httpx2", "httpcore2", "hpack")
+"""Libraries whose DEBUG lines carry request bodies or headers (a session's instructions, a key):
+never below INFO, whatever the service's level."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,10 +45,51 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        ids = current_trace_ids()
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        if record.exc_info and record.exc_info[1] is not None:
+            entry["exc"] = format_error(record.exc_info[1])
         return json.dumps(entry, default=str)
+
+
+def format_error(error: BaseException) -> str:
+    """``error``'s traceback (with its causes), its message reduced to what quotes no data."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    parts: list[str] = []
+    for link in reversed(chain):
+        if parts:
+            parts.append("\nwhich led to:\n")
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_tb(link.__traceback__))
+        parts.append(f"{type(link).__module__}.{type(link).__qualname__}: {error_message(link)}")
+    return "".join(parts)
+
+
+def error_message(error: BaseException) -> str:
+    """An error's message without the data it may quote."""
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            for item in error.errors(include_input=False, include_url=False)
+        )
+    diagnostic = getattr(error, "diag", None)  # a psycopg error: its DETAIL may quote a row
+    if diagnostic is not None:
+        sqlstate = str(getattr(error, "sqlstate", None) or "")
+        if sqlstate.startswith(_DATA_EXCEPTIONS):  # "invalid input syntax ...: <the value>"
+            return f"sqlstate {sqlstate}"
+        return f"sqlstate {sqlstate}: {diagnostic.message_primary}"
+    return str(error)
+
+
+_DATA_EXCEPTIONS: Final = "22"
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -47,3 +99,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    floor = max(root.level, logging.INFO)
+    for name in BODY_LOGGERS:
+        logging.getLogger(name).setLevel(floor)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from opencouch.contracts.common import ErrorCode, ErrorResponse
 from opencouch.runtime.errors import ServiceError
+from opencouch.runtime.observation import requesting
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,27 @@ async def request(
     ``service_unavailable`` (nobody answers, or NATS is down), ``service_timeout``, or
     ``payload_too_large``.
     """
+    data = payload.model_dump_json().encode()
+    with requesting(subject, len(data)) as sent:
+        try:
+            reply = await _request(nc, subject, data, reply_model, timeout, sent.headers)
+        except ServiceError as error:
+            sent.outcome(error.code.value)
+            raise
+        sent.outcome("ok")
+        return reply
+
+
+async def _request(
+    nc: NatsClient,
+    subject: str,
+    data: bytes,
+    reply_model: type[ReplyT],
+    timeout: float,
+    headers: dict[str, str] | None,
+) -> ReplyT:
     try:
-        msg = await nc.request(subject, payload.model_dump_json().encode(), timeout=timeout)
+        msg = await nc.request(subject, data, timeout=timeout, headers=headers)
     except nats.errors.TimeoutError as error:
         raise ServiceError(
             ErrorCode.SERVICE_TIMEOUT, f"{subject} did not answer in {timeout:g}s"

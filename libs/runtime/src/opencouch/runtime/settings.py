@@ -1,7 +1,8 @@
 """Settings every service shares: one env prefix per service, plus the shared infrastructure URLs.
 
-``NATS_URL``, ``REDIS_URL`` and ``DATABASE_URL`` configure a whole stack at once; a prefixed
-variable (``MEMORY_DATABASE_URL``) still wins for one service.
+``NATS_URL``, ``REDIS_URL``, ``DATABASE_URL``, ``LOG_LEVEL``, ``OTEL_EXPORTER_OTLP_ENDPOINT`` and
+``METRICS_HOST`` configure a whole stack at once; a prefixed variable (``MEMORY_DATABASE_URL``)
+still wins for one service.
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
 DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+DEFAULT_METRICS_PORTS: Final = {"tools": 9471, "memory": 9472, "finalizer": 9473}
+"""Each NATS service's own ``/metrics`` port, distinct so a whole stack can share one host."""
+
 SettingsT = TypeVar("SettingsT", bound="ServiceSettings")
 
 SHARED_INFRA_VARIABLES: Final = {
     "nats_url": "NATS_URL",
     "redis_url": "REDIS_URL",
     "database_url": "DATABASE_URL",
+    "log_level": "LOG_LEVEL",
+    "otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "metrics_host": "METRICS_HOST",
 }
 """Fields any service may have, and the unprefixed variable that sets them for every service."""
 
@@ -59,6 +66,9 @@ class ServiceSettings(BaseSettings):
 
     nats_url: str = DEFAULT_NATS_URL
     log_level: str = "INFO"
+    otlp_endpoint: str | None = None
+    """Where to send traces (OTLP over HTTP, e.g. ``http://otel-collector:4318``); unset means
+    tracing is off. Sampling follows the standard ``OTEL_TRACES_SAMPLER`` variables."""
 
     @classmethod
     def settings_customise_sources(
@@ -81,11 +91,22 @@ class NatsServiceSettings(ServiceSettings):
     id_file: Path | None = None
     """Where this instance writes its nats.micro id for the health check."""
     max_concurrency: int = Field(64, ge=1)
+    metrics_host: str = "127.0.0.1"
+    """Where ``/metrics`` listens; ``0.0.0.0`` in a container that Prometheus scrapes."""
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    """Where ``/metrics`` listens; default from ``DEFAULT_METRICS_PORTS``, ``0`` any free port."""
 
     @property
     def health_id_file(self) -> Path:
         """``id_file``, by default ``/tmp/opencouch/<service>.id``."""
         return self.id_file or Path(f"/tmp/opencouch/{self.service_name}.id")
+
+    @property
+    def serving_metrics_port(self) -> int:
+        """``metrics_port``, by default this service's entry in ``DEFAULT_METRICS_PORTS``."""
+        if self.metrics_port is not None:
+            return self.metrics_port
+        return DEFAULT_METRICS_PORTS.get(self.service_name, 0)
 
 
 def load_settings(settings_cls: type[SettingsT]) -> SettingsT:

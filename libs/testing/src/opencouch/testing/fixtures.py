@@ -6,7 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from opencouch.runtime.tracing import disable_tracing, enable_tracing
 from opencouch.testing.compose import composed_stack
 from opencouch.testing.processes import Stack, running_stack
 from opencouch.testing.servers import (
@@ -71,3 +76,21 @@ def stack(
         yield running
     unclean = {name: code for name, code in running.exit_codes.items() if code != 0}
     assert not unclean, f"services did not stop cleanly on SIGTERM: {unclean}"
+
+
+@pytest.fixture
+def recorded_spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on in this process for one test (Redis and SQL included); its spans, in memory.
+
+    Tracing is off in every other test. Connections and apps that should be traced must be
+    made inside the test, after this fixture turned tracing on.
+    """
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "opencouch-test"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    enable_tracing(provider)
+    try:
+        yield exporter
+    finally:
+        disable_tracing()
+        provider.shutdown()

@@ -32,6 +32,11 @@ def emulator_scenario() -> Path:
     raise FileNotFoundError(f"{EMULATOR_SCENARIO} not found above {__file__}")
 
 
+# Offline, as the gateways are given no key below: an OpenAI key in the environment of a test
+# run must not send anything to OpenAI. A test's own ``env`` may still choose otherwise.
+OFFLINE: dict[str, dict[str, str]] = {"finalizer": {"FINALIZER_SUMMARISER": "extractive"}}
+
+
 class ServiceFailedError(RuntimeError):
     """A service did not become healthy, or did not stop cleanly; carries its log tail."""
 
@@ -217,7 +222,7 @@ def running_stack(
             (
                 name,
                 f"opencouch.{name}",
-                {f"{name.upper()}_ID_FILE": str(ids[name])},
+                {f"{name.upper()}_ID_FILE": str(ids[name]), **OFFLINE.get(name, {})},
                 nats_ping(f"opencouch-{name}", ids[name], nats_url),
             )
             for name in ("tools", "memory", "finalizer")

@@ -13,7 +13,7 @@ from opencouch.runtime.settings import load_settings
 def main() -> None:
     """Start the finalizer service with settings from the environment."""
     settings = load_settings(FinalizerSettings)
-    run_service("finalizer", settings.log_level, partial(serve, settings))
+    run_service("finalizer", settings, partial(serve, settings))
 
 
 if __name__ == "__main__":

@@ -1,100 +1,34 @@
-"""Thin handlers: the status request, and the session-end consumer."""
+"""Thin handlers: the status request, the session-end consumer and the erasure consumer."""
 
 from __future__ import annotations
 
-import logging
-
-from nats.aio.client import Client as NatsClient
-from nats.js import JetStreamContext
-
-from opencouch.contracts import subjects
-from opencouch.contracts.events import SessionEnded, SessionFinalized
-from opencouch.contracts.finalizer import (
-    FinalizationRecord,
-    FinalizationStatusReply,
-    FinalizationStatusRequest,
-)
-from opencouch.contracts.memory import SessionTranscriptReply, SessionTranscriptRequest
-from opencouch.contracts.voice_api import FinalizationStatus
-from opencouch.finalizer.settings import FinalizerSettings
+from opencouch.contracts.events import OwnerErased, SessionEnded
+from opencouch.contracts.finalizer import FinalizationStatusReply, FinalizationStatusRequest
+from opencouch.finalizer.erasure import Erasure
+from opencouch.finalizer.finalization import Finalizer
 from opencouch.finalizer.store import FinalizationStore
-from opencouch.runtime.errors import ServiceError
-from opencouch.runtime.jetstream import RetryLater, publish_event
-from opencouch.runtime.messaging import request
-
-log = logging.getLogger(__name__)
 
 
 class FinalizerHandlers:
-    """Finalization over one store, asking memory for transcripts over NATS."""
+    """The finalizer's NATS requests and JetStream events, each handed to its domain."""
 
-    def __init__(
-        self,
-        store: FinalizationStore,
-        nc: NatsClient,
-        js: JetStreamContext,
-        settings: FinalizerSettings,
-    ) -> None:
+    def __init__(self, store: FinalizationStore, finalizer: Finalizer, erasure: Erasure) -> None:
         self._store = store
-        self._nc = nc
-        self._js = js
-        self._settings = settings
+        self._finalizer = finalizer
+        self._erasure = erasure
 
     async def status(self, req: FinalizationStatusRequest) -> FinalizationStatusReply:
         """The session's finalization record, or None if its end has not been seen."""
         return FinalizationStatusReply(record=await self._store.get(req.session_id))
 
     async def on_session_ended(self, event: SessionEnded) -> None:
-        """Finalize once: wait for memory to hold every acknowledged turn, then complete."""
-        record = await self._store.begin(event.session_id, event.thread_id)
-        if record.status in (FinalizationStatus.COMPLETED, FinalizationStatus.FAILED):
-            await self._announce(record)
-            return
-        try:
-            transcript = await request(
-                self._nc,
-                subjects.MEMORY_SESSION_TRANSCRIPT,
-                SessionTranscriptRequest(session_id=event.session_id),
-                SessionTranscriptReply,
-                timeout=self._settings.memory_timeout_seconds,
-            )
-        except ServiceError as error:
-            raise RetryLater(
-                f"memory: {error.code}", self._settings.turn_wait_retry_seconds
-            ) from error
-        stored = len(transcript.turns)
-        if stored < event.expected_turn_count:
-            raise RetryLater(
-                f"memory holds {stored} of {event.expected_turn_count} turns",
-                self._settings.turn_wait_retry_seconds,
-            )
-        completed = await self._store.complete(
-            event.session_id,
-            turn_count=stored,
-            detail=f"Session finalized with {stored} recorded turns.",
-            feedback=event.feedback,
-        )
-        final = completed or await self._store.get(event.session_id)
-        if final is not None:
-            log.info(
-                "session finalized",
-                extra={"session_id": event.session_id, "turn_count": final.turn_count},
-            )
-            await self._announce(final)
+        """Finalize the session once (retried by JetStream while memory catches up)."""
+        await self._finalizer.finalize(event)
 
     async def on_give_up(self, event: SessionEnded) -> None:
         """Retries ran out: record the failure so status queries stop saying in progress."""
-        failed = await self._store.fail(
-            event.session_id, "Finalization could not complete; the transcript is kept."
-        )
-        if failed is not None:
-            await self._announce(failed)
+        await self._finalizer.give_up(event)
 
-    async def _announce(self, record: FinalizationRecord) -> None:
-        result = SessionFinalized(record=record)
-        await publish_event(
-            self._js,
-            subjects.session_finalized(record.session_id),
-            result,
-            dedup_id=result.dedup_id,
-        )
+    async def on_owner_erased(self, event: OwnerErased) -> None:
+        """Forget the erased owner's sessions."""
+        await self._erasure.on_owner_erased(event)

@@ -13,7 +13,7 @@ from opencouch.runtime.settings import load_settings
 def main() -> None:
     """Start the memory service with settings from the environment."""
     settings = load_settings(MemorySettings)
-    run_service("memory", settings.log_level, partial(serve, settings))
+    run_service("memory", settings, partial(serve, settings))
 
 
 if __name__ == "__main__":

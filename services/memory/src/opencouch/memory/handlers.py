@@ -7,6 +7,7 @@ import logging
 from opencouch.contracts.common import ErrorCode, MemoryMode
 from opencouch.contracts.events import TurnClassified, TurnRecorded
 from opencouch.contracts.memory import (
+    TRANSCRIPT_PAGE_MAX_BYTES,
     CommitMemoryCandidatesReply,
     CommitMemoryCandidatesRequest,
     EraseMemoryReply,
@@ -15,6 +16,9 @@ from opencouch.contracts.memory import (
     MemoryContextRequest,
     SessionTranscriptReply,
     SessionTranscriptRequest,
+    SessionTurnCountsReply,
+    SessionTurnCountsRequest,
+    StoredTurn,
     ThreadHistoryReply,
     ThreadHistoryRequest,
 )
@@ -66,16 +70,42 @@ class MemoryHandlers:
         )
 
     async def session_transcript(self, request: SessionTranscriptRequest) -> SessionTranscriptReply:
-        """Every stored turn of a session in speech order, and its peak crisis level."""
-        thread_id, turns = await self._transcripts.session_turns(request.session_id)
+        """A page of a session's stored turns in speech order, and its peak crisis level.
+
+        The page stops early once it holds ``TRANSCRIPT_PAGE_MAX_BYTES`` of turns (always at
+        least one), so no reply nears NATS's payload limit however long the turns are.
+        """
+        after = None
+        if request.after is not None:
+            after = row_of(request.after)
+            if after is None:
+                raise ServiceError(ErrorCode.INVALID_REQUEST, "after: not a cursor of this API")
+        thread_id, rows = await self._transcripts.session_page(
+            request.session_id, after, request.limit
+        )
+        page: list[StoredTurn] = []
+        size = last = 0
+        for row_id, turn in rows[: request.limit]:
+            size += len(turn.model_dump_json())
+            if page and size > TRANSCRIPT_PAGE_MAX_BYTES:
+                break
+            page.append(turn)
+            last = row_id
+        more = len(page) < len(rows)
         classified, peak = await self._transcripts.session_crisis(request.session_id)
         return SessionTranscriptReply(
             session_id=request.session_id,
             thread_id=thread_id,
-            turns=turns,
+            turns=page,
+            after=cursor_of(last) if page and more else None,
             classified_turns=classified,
             peak_crisis_level=peak,
         )
+
+    async def session_counts(self, request: SessionTurnCountsRequest) -> SessionTurnCountsReply:
+        """How many of the session's turns are stored and classified, and their peak level."""
+        counts = await self._transcripts.session_counts(request.session_id)
+        return SessionTurnCountsReply(session_id=request.session_id, **counts)
 
     async def thread_turns(self, request: ThreadHistoryRequest) -> ThreadHistoryReply:
         """A page of the thread's stored turns: the newest, or those older than ``before``."""

@@ -19,6 +19,7 @@ from opencouch.contracts.memory import (
     EraseMemoryRequest,
     MemoryContextRequest,
     SessionTranscriptRequest,
+    SessionTurnCountsRequest,
     ThreadHistoryRequest,
 )
 from opencouch.contracts.tools import ToolOwner
@@ -69,6 +70,12 @@ def memory_service(
                 subjects.MEMORY_SESSION_TRANSCRIPT,
                 SessionTranscriptRequest,
                 handlers.session_transcript,
+            ),
+            Endpoint(
+                "session_counts",
+                subjects.MEMORY_SESSION_COUNTS,
+                SessionTurnCountsRequest,
+                handlers.session_counts,
             ),
             Endpoint(
                 "thread_turns",

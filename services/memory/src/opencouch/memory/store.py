@@ -109,20 +109,57 @@ class TranscriptStore:
             row = await cursor.fetchone()
         return 2 * int(row["turns"]) if row else 0
 
-    async def session_turns(self, session_id: str) -> tuple[str | None, list[StoredTurn]]:
-        """The thread and the stored turns of one voice session, in speech order."""
+    async def session_page(
+        self, session_id: str, after: int | None, limit: int
+    ) -> tuple[str | None, list[tuple[int, StoredTurn]]]:
+        """The thread, and up to ``limit + 1`` stored turns of one voice session in speech
+        order (with their row ids), from the start or just after turn ``after``.
+        """
+        async with self._pool.connection() as conn:
+            if after is None:
+                cursor = await conn.execute(
+                    f"""
+                    SELECT thread_id, {_TURN_COLUMNS} FROM memory.turns
+                    WHERE session_id = %s ORDER BY spoken_at, id LIMIT %s
+                    """,
+                    (session_id, limit + 1),
+                )
+            else:
+                cursor = await conn.execute(
+                    f"""
+                    SELECT thread_id, {_TURN_COLUMNS} FROM memory.turns
+                    WHERE session_id = %s AND (spoken_at, id) > (
+                        SELECT spoken_at, id FROM memory.turns WHERE id = %s AND session_id = %s
+                    )
+                    ORDER BY spoken_at, id LIMIT %s
+                    """,
+                    (session_id, after, session_id, limit + 1),
+                )
+            rows = await cursor.fetchall()
+        thread_id = rows[0]["thread_id"] if rows else None
+        return thread_id, [
+            (row["id"], _turn({k: v for k, v in row.items() if k != "thread_id"})) for row in rows
+        ]
+
+    async def session_counts(self, session_id: str) -> dict[str, Any]:
+        """One COUNT over the session's stored turns and their classifications."""
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                f"""
-                SELECT thread_id, {_TURN_COLUMNS} FROM memory.turns
-                WHERE session_id = %s ORDER BY spoken_at, id
+                """
+                SELECT max(t.thread_id) AS thread_id, count(*) AS stored_turns,
+                       count(c.level) AS classified_turns, max(c.level) AS peak_crisis_level,
+                       min(t.spoken_at) AS first_spoken_at,
+                       max(t.recorded_at) AS last_recorded_at
+                FROM memory.turns t
+                LEFT JOIN memory.turn_classifications c
+                  ON c.session_id = t.session_id AND c.client_turn_id = t.client_turn_id
+                WHERE t.session_id = %s
                 """,
                 (session_id,),
             )
-            rows = await cursor.fetchall()
-        thread_id = rows[0]["thread_id"] if rows else None
-        turns = [_turn({k: v for k, v in row.items() if k != "thread_id"}) for row in rows]
-        return thread_id, turns
+            row = await cursor.fetchone()
+        assert row is not None  # an aggregate always yields one row
+        return dict(row)
 
     async def session_crisis(self, session_id: str) -> tuple[int, CrisisLevel | None]:
         """How many of the session's turns are classified, and their highest level."""

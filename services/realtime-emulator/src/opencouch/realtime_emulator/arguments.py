@@ -14,16 +14,22 @@ from typing import Any
 from .words import content_words, overlap
 
 
-def fill_arguments(schema: dict[str, Any], hints: dict[str, Any], user_text: str) -> Any:
-    """A value valid for ``schema``: hints where they fit, else sensible made-up values."""
-    return _Filler(schema, user_text).value(schema, hints, name="")
+def fill_arguments(
+    schema: dict[str, Any], hints: dict[str, Any], user_text: str, *, array_items: int = 0
+) -> Any:
+    """A value valid for ``schema``: hints where they fit, else sensible made-up values.
+
+    An array gets ``minItems`` items, or ``array_items`` when more and ``maxItems`` allows.
+    """
+    return _Filler(schema, user_text, array_items).value(schema, hints, name="")
 
 
 class _Filler:
-    def __init__(self, root: dict[str, Any], user_text: str) -> None:
+    def __init__(self, root: dict[str, Any], user_text: str, array_items: int = 0) -> None:
         self._root = root
         self._text = user_text.strip() or "emulated request"
         self._words = content_words(user_text)
+        self._array_items = array_items
 
     def value(self, schema: dict[str, Any], hint: Any, name: str) -> Any:
         schema = self._resolve(schema)
@@ -49,7 +55,9 @@ class _Filler:
             return copy.deepcopy(schema["default"])
         if kind == "array":
             items = schema.get("items") or {"type": "string"}
-            return [self.value(items, None, name) for _ in range(int(schema.get("minItems", 0)))]
+            count = max(int(schema.get("minItems", 0)), self._array_items)
+            count = min(count, int(schema.get("maxItems", count)))
+            return [self.value(items, None, name) for _ in range(count)]
         if kind == "boolean":
             return True
         if kind in ("integer", "number"):

@@ -19,6 +19,7 @@ from .faults import FAULTS_HEADER, parse_faults_header
 from .scenario import SCENARIO_HEADER, Scenario, parse_scenario
 from .secrets import check_create_request
 from .sessions import check_session_config
+from .text_responses import check_response_request, create_response
 from .webrtc import answer_offer
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,18 @@ async def create_client_secret(
     secret = emulator.secrets.mint(body, openai_safety_identifier)
     log.info("client secret minted session=%s", secret.session["id"])
     return JSONResponse(secret.response())
+
+
+@router.post("/v1/responses")
+async def create_text_response(
+    request: Request, emulator: EmulatorDep, authorization: AuthorizationHeader = None
+) -> JSONResponse:
+    """A Responses API reply: JSON valid for the request's schema, or a fixed line of text."""
+    require_api_key(authorization, emulator.settings.api_keys)
+    body = check_response_request(await read_json_body(request))
+    response = create_response(body)
+    log.info("response %s created", response["id"])
+    return JSONResponse(response)
 
 
 @router.post("/v1/realtime/calls")

@@ -13,7 +13,7 @@ from opencouch.tools.settings import ToolsSettings
 def main() -> None:
     """Start the tools service with settings from the environment."""
     settings = load_settings(ToolsSettings)
-    run_service("tools", settings.log_level, partial(serve, settings))
+    run_service("tools", settings, partial(serve, settings))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from opencouch.contracts import subjects
 from opencouch.contracts.common import TranscriptLine
 from opencouch.contracts.events import CrisisScreen, TurnClassified, TurnRecorded
 from opencouch.runtime.jetstream import publish_event
+from opencouch.runtime.metrics import record_crisis_turn
 from opencouch.tools.classifier import CrisisAssessment, ScreeningContext, classify, is_safety_check
 from opencouch.tools.session_state import REDIS_ERRORS, ScreeningMemory, SessionState
 from opencouch.tools.store import ToolsStore
@@ -76,6 +77,7 @@ class CrisisScreening:
                 ideation_earlier=memory.ideation_earlier or assessment.level >= LOGGED_LEVEL,
             ),
         )
+        record_crisis_turn(assessment.level, "persistent")  # crisis turns by level
         log.info(
             "turn classified",
             extra={"level": assessment.level, "reason": assessment.reason},
@@ -84,6 +86,7 @@ class CrisisScreening:
     async def on_crisis_screen(self, screen: CrisisScreen) -> None:
         """Classify an incognito utterance; only a crisis-log row may outlive this call."""
         assessment = classify(screen.user_text, screening_context(screen))
+        record_crisis_turn(assessment.level, "incognito")  # crisis turns by level
         if assessment.level < LOGGED_LEVEL:
             return
         for attempt in range(1, _SCREEN_LOG_ATTEMPTS + 1):

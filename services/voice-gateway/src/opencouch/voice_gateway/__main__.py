@@ -5,6 +5,7 @@ from __future__ import annotations
 from opencouch.runtime.http import serve_app
 from opencouch.runtime.logs import configure_logging
 from opencouch.runtime.settings import load_settings
+from opencouch.runtime.tracing import configure_tracing, disable_tracing
 from opencouch.voice_gateway.app import create_app
 from opencouch.voice_gateway.settings import GatewaySettings
 
@@ -13,7 +14,11 @@ def main() -> None:
     """Start the gateway with settings from the environment; serve until SIGTERM."""
     settings = load_settings(GatewaySettings)
     configure_logging("voice-gateway", settings.log_level)
-    serve_app(create_app(settings), host=settings.host, port=settings.port)
+    configure_tracing("opencouch-voice-gateway", settings.otlp_endpoint)
+    try:
+        serve_app(create_app(settings), host=settings.host, port=settings.port)
+    finally:
+        disable_tracing()  # flushes the spans still buffered
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from openai import AsyncOpenAI
 from redis.asyncio import Redis
 
+from opencouch.runtime.http import RequestObserver
 from opencouch.runtime.jetstream import ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
+from opencouch.runtime.metrics import VOICE_SESSIONS_ACTIVE
 from opencouch.voice_gateway.errors import install_error_handlers
 from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -75,6 +77,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             '`{"error": {"code", "message"}}` with a machine-readable code.'
         ),
         lifespan=lifespan,
+        # FastAPI's own telemetry starts as soon as a tracer provider is set: spans for every
+        # dependency and serialisation (a third of a tool call's tracing cost) and log records of
+        # validation errors with their input. RequestObserver makes the one server span instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         docs_url="/api/voice/docs",
         openapi_url="/api/voice/openapi.json",
     )
@@ -93,4 +99,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(SecurityHeadersMiddleware, api_prefix=API_PREFIX)
+    _observe(app)
     return app
+
+
+def _observe(app: FastAPI) -> None:
+    """``/metrics``, request timing and, while tracing is on, a span per request that continues
+    the page's ``traceparent``. Outermost, so every request is seen, refused ones too."""
+
+    async def count_live_sessions() -> None:
+        gateway: Gateway | None = getattr(app.state, "gateway", None)
+        if gateway is not None:
+            VOICE_SESSIONS_ACTIVE.set(await gateway.sessions.live_sessions())
+
+    app.add_middleware(RequestObserver, before_scrape=count_live_sessions)

@@ -35,24 +35,6 @@ _FINAL = (FinalizationStatus.COMPLETED, FinalizationStatus.FAILED)
 _SETTLE_SECONDS = 6.0
 
 
-def _reply(record: FinalizationRecord) -> EndReply:
-    return EndReply(
-        finalized=record.status is FinalizationStatus.COMPLETED,
-        status=record.status,
-        session_id=record.session_id,
-        thread_id=record.thread_id,
-        detail=record.detail,
-        summary=record.summary,
-        themes=record.themes,
-        mood_opened=record.mood_opened,
-        mood_closed=record.mood_closed,
-        turn_count=record.turn_count,
-        open_loops=record.open_loops,
-        resolved_threads=record.resolved_threads,
-        finalized_at=record.updated_at if record.status in _FINAL else None,
-    )
-
-
 def _incognito(claims: VoiceSessionClaims) -> EndReply:
     return EndReply(
         finalized=False,
@@ -104,13 +86,13 @@ async def end_session(
 
     existing = await _current_record(gateway, claims.session_id)
     if existing is not None and existing.status in _FINAL:
-        return 200, _reply(existing)
+        return 200, existing.end_reply()
     finished = await _publish_and_wait(gateway, claims, body, closed.turn_count)
     if finished is not None:
-        return 200, _reply(finished)
+        return 200, finished.end_reply()
     latest = await _current_record(gateway, claims.session_id) or existing
     if latest is not None and latest.status in _FINAL:
-        return 200, _reply(latest)
+        return 200, latest.end_reply()
     return 202, _pending(claims, latest, closed.turn_count)
 
 
@@ -120,7 +102,7 @@ async def finalization_status(gateway: Gateway, claims: VoiceSessionClaims) -> t
         return 200, _incognito(claims)
     record = await _current_record(gateway, claims.session_id)
     if record is not None and record.status in _FINAL:
-        return 200, _reply(record)
+        return 200, record.end_reply()
     return 202, _pending(claims, record, await gateway.sessions.turn_count(claims.session_id))
 
 

@@ -13,6 +13,7 @@ import time
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio import ConnectionPool
 
 from opencouch.contracts.common import ErrorCode
@@ -54,7 +55,11 @@ class RateLimits:
         await self._hit(self._calls["ip"], "call", "ip", ip)
 
     async def _hit(self, item: RateLimitItem, *identifiers: str) -> None:
-        if await self._limiter.hit(item, *identifiers):
+        # Counters are not traced: two Redis spans on every call that the session store's own
+        # spans already say (how Redis is doing), and tracing must stay cheap.
+        with suppress_instrumentation():
+            allowed = await self._limiter.hit(item, *identifiers)
+        if allowed:
             return
         stats = await self._limiter.get_window_stats(item, *identifiers)
         wait = max(1, math.ceil(stats.reset_time - time.time()))

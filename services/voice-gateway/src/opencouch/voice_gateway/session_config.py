@@ -25,6 +25,7 @@ from opencouch.contracts.tools import ToolSpec
 from opencouch.contracts.voice_api import SessionReply, SessionRequest
 from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.messaging import request
+from opencouch.runtime.metrics import VOICE_SESSIONS_STARTED
 from opencouch.voice_gateway.instructions import compose_instructions
 from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.state import Gateway
@@ -170,6 +171,7 @@ async def start_session(gateway: Gateway, body: SessionRequest, client_ip: str) 
         "voice session created",
         extra={"session_id": claims.session_id, "memory_mode": body.memory_mode.value},
     )
+    VOICE_SESSIONS_STARTED.labels(body.memory_mode.value).inc()
     return SessionReply(
         session_id=claims.session_id,
         thread_id=body.thread_id,

@@ -28,7 +28,15 @@ from opencouch.contracts import subjects
 from opencouch.contracts.care import WaitForUserOutput
 from opencouch.contracts.common import ErrorCode, MemoryMode
 from opencouch.contracts.finalizer import FinalizationStatusReply, FinalizationStatusRequest
-from opencouch.contracts.memory import MemoryContextReply, MemoryContextRequest, MemoryStatusOutput
+from opencouch.contracts.memory import (
+    EraseMemoryReply,
+    EraseMemoryRequest,
+    MemoryContextReply,
+    MemoryContextRequest,
+    MemoryStatusOutput,
+    ThreadHistoryReply,
+    ThreadHistoryRequest,
+)
 from opencouch.contracts.tools import ToolCallContext, ToolOwner, tools_owned_by
 from opencouch.runtime.endpoints import Endpoint, start_service
 from opencouch.runtime.errors import ServiceError
@@ -49,6 +57,7 @@ class FakeOwners:
     def __init__(self, nats_url: str) -> None:
         self.nats_url = nats_url
         self.calls: Counter[str] = Counter()
+        self.erasures: list[EraseMemoryRequest] = []
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -102,8 +111,17 @@ class FakeOwners:
         async def finalizer_status(request: FinalizationStatusRequest) -> FinalizationStatusReply:
             return FinalizationStatusReply(record=None)
 
+        async def thread_turns(request: ThreadHistoryRequest) -> ThreadHistoryReply:
+            return ThreadHistoryReply(thread_id=request.thread_id, turns=[])
+
+        async def erase(request: EraseMemoryRequest) -> EraseMemoryReply:
+            self.erasures.append(request)
+            return EraseMemoryReply(
+                erased_rows={}, sessions=0, stream_messages=0, pending_candidates=0
+            )
+
         services = []
-        for owner, name, extra in (
+        extras: tuple[tuple[ToolOwner, str, list[Endpoint[Any, Any]]], ...] = (
             (ToolOwner.TOOLS, subjects.TOOLS_SERVICE, []),
             (
                 ToolOwner.MEMORY,
@@ -111,10 +129,18 @@ class FakeOwners:
                 [
                     Endpoint(
                         "context", subjects.MEMORY_CONTEXT, MemoryContextRequest, memory_context
-                    )
+                    ),
+                    Endpoint(
+                        "thread_turns",
+                        subjects.MEMORY_THREAD_TURNS,
+                        ThreadHistoryRequest,
+                        thread_turns,
+                    ),
+                    Endpoint("erase", subjects.MEMORY_ERASE, EraseMemoryRequest, erase),
                 ],
             ),
-        ):
+        )
+        for owner, name, extra in extras:
             handlers = {spec.name: self._handler(spec.name) for spec in tools_owned_by(owner)}
             services.append(
                 await start_service(

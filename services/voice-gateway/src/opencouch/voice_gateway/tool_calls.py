@@ -27,6 +27,8 @@ from opencouch.contracts.tools import (
 from opencouch.contracts.voice_api import ToolsReply, ToolsRequest
 from opencouch.runtime.errors import ServiceError, describe_validation
 from opencouch.runtime.messaging import request
+from opencouch.runtime.metrics import TOOL_CALL_SECONDS
+from opencouch.runtime.observation import describe_current_span
 from opencouch.runtime.tools import tool_error
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
@@ -135,7 +137,7 @@ async def _run(
         ),
     )
     started = time.perf_counter()
-    outcome = "ok"
+    outcome = "failed"
     try:
         reply = await request(
             gateway.nc,
@@ -144,29 +146,37 @@ async def _run(
             ToolCallReply,
             timeout=gateway.settings.tool_timeout_seconds,
         )
-        if not reply.ok:
-            outcome = "refused_or_failed"
-            if spec.failure_guidance and "guidance" not in reply.output:
-                reply = ToolCallReply(
-                    output={**reply.output, "guidance": spec.failure_guidance}, ok=False
-                )
+        outcome = "ok" if reply.ok else _declined(reply)
+        if not reply.ok and spec.failure_guidance and "guidance" not in reply.output:
+            reply = ToolCallReply(
+                output={**reply.output, "guidance": spec.failure_guidance}, ok=False
+            )
         return ToolsReply(output=reply.output, ok=reply.ok)
     except ServiceError as error:
-        outcome = error.code.value
         if error.code is ErrorCode.SERVICE_TIMEOUT:
+            outcome = "timeout"
             return _failed(spec, ErrorCode.TOOL_TIMEOUT, f"{spec.name} took too long to answer.")
         if error.code is ErrorCode.SERVICE_UNAVAILABLE:
+            outcome = "unavailable"
             return _failed(
                 spec, ErrorCode.TOOL_UNAVAILABLE, f"{spec.name} is not available right now."
             )
         return _failed(spec, ErrorCode.TOOL_FAILED, f"{spec.name} could not run.")
     finally:
+        elapsed = time.perf_counter() - started
+        TOOL_CALL_SECONDS.labels(spec.name, outcome).observe(elapsed)
+        describe_current_span({"opencouch.tool.name": spec.name, "opencouch.tool.outcome": outcome})
         log.info(
             "tool call",
             extra={
                 "tool": spec.name,
                 "outcome": outcome,
                 "session_id": claims.session_id,
-                "ms": round((time.perf_counter() - started) * 1000, 1),
+                "ms": round(elapsed * 1000, 1),
             },
         )
+
+
+def _declined(reply: ToolCallReply) -> str:
+    """``refused`` when the owner declined on purpose, else ``failed``."""
+    return "refused" if reply.output.get("status") == "refused" else "failed"

@@ -30,6 +30,9 @@ from opencouch.contracts.voice_api import (
 from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.jetstream import publish_event
 from opencouch.runtime.messaging import OUTAGE_RETRY_SECONDS
+from opencouch.runtime.metrics import TURNS_RECORDED
+from opencouch.runtime.observation import with_trace_context
+from opencouch.voice_gateway.latency_marks import record_latency_marks
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
 from opencouch.voice_gateway.voice_sessions import ClaimState, fingerprint
@@ -114,6 +117,8 @@ async def record_turn(gateway: Gateway, body: TurnRequest, claims: VoiceSessionC
         "turn acknowledged",
         extra={"session_id": claims.session_id, "client_turn_id": body.client_turn_id},
     )
+    TURNS_RECORDED.labels(claims.memory_mode.value, route).inc()
+    await record_latency_marks(gateway, claims, body)
     return TurnReply(recorded=True, thread_id=claims.thread_id, message_count=count)
 
 
@@ -135,8 +140,15 @@ async def _screen_incognito(
             user_text=body.user_text,
         )
         try:
-            await gateway.nc.publish(subjects.CRISIS_SCREEN, screen.model_dump_json().encode())
+            await gateway.nc.publish(
+                subjects.CRISIS_SCREEN,
+                screen.model_dump_json().encode(),
+                headers=with_trace_context(),
+            )
         except nats.errors.Error as error:
             # Best effort by design: incognito keeps nothing to retry from.
             log.warning("crisis screen not sent", extra={"error": type(error).__name__})
+    route, _ = infer_turn_metadata(body.tool_calls, body.route, body.response_style)
+    TURNS_RECORDED.labels(claims.memory_mode.value, route).inc()
+    await record_latency_marks(gateway, claims, body)
     return TurnReply(recorded=False, thread_id=claims.thread_id, message_count=0)

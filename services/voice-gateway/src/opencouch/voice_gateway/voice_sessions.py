@@ -42,12 +42,17 @@ def fingerprint(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+LIVE_SESSIONS_KEY: Final = "ocv:live-sessions"
+"""Every live session, scored by its expiry: what the active-sessions gauge counts."""
+
 _CREATE_SESSION: Final = """
--- KEYS: session, owner's live set.  ARGV: now, session expiry, ttl, cap, session id, fields...
+-- KEYS: session, owner's live set, every live session.
+-- ARGV: now, session expiry, ttl, cap, session id, fields...
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5])
 for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
@@ -89,11 +94,13 @@ return 1
 """
 
 _CLOSE: Final = """
--- KEYS: session, owner's live set.  ARGV: session id.  Returns {was_open, inflight, turns}.
+-- KEYS: session, owner's live set, every live session.  ARGV: session id.
+-- Returns {was_open, inflight, turns}.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0} end
 local was_open = redis.call('HGET', KEYS[1], 'ended') ~= '1' and 1 or 0
 redis.call('HSET', KEYS[1], 'ended', '1')
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 return {was_open,
         tonumber(redis.call('HGET', KEYS[1], 'inflight') or '0'),
         tonumber(redis.call('HGET', KEYS[1], 'turn_count') or '0')}
@@ -232,14 +239,50 @@ class VoiceSessionStore:
         for name, value in fields.items():
             args += [name, value]
         created = await self._create(
-            keys=[redis_key("vs", claims.session_id), redis_key("live", claims.owner_id)],
+            keys=[
+                redis_key("vs", claims.session_id),
+                redis_key("live", claims.owner_id),
+                LIVE_SESSIONS_KEY,
+            ],
             args=args,
         )
         return bool(created)
 
+    async def live_sessions(self) -> int:
+        """How many voice sessions are live now, across every gateway."""
+        now = int(time.time())
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(LIVE_SESSIONS_KEY, "-inf", now)
+            pipe.zcard(LIVE_SESSIONS_KEY)
+            _, count = await pipe.execute()
+        return int(count)
+
+    async def first_latency_report(
+        self, session_id: str, client_turn_id: str, *, session_marks: bool, turn_marks: bool
+    ) -> tuple[bool, bool]:
+        """Whether this is the first report of the session's marks, and of this turn's marks.
+
+        The browser repeats its session marks with every turn and retries turns, so each is
+        counted once, whichever gateway replica sees it.
+        """
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if session_marks:
+                pipe.set(redis_key("marks", session_id), 1, nx=True, ex=self._ttl)
+            if turn_marks:
+                pipe.set(redis_key("marks", session_id, client_turn_id), 1, nx=True, ex=self._ttl)
+            firsts = iter(await pipe.execute())
+        return (
+            bool(next(firsts)) if session_marks else False,
+            bool(next(firsts)) if turn_marks else False,
+        )
+
     async def close(self, claims: VoiceSessionClaims, settle_seconds: float) -> ClosedSession:
         """End the session to new turns and tools, wait for claims in flight, count its turns."""
-        keys = [redis_key("vs", claims.session_id), redis_key("live", claims.owner_id)]
+        keys = [
+            redis_key("vs", claims.session_id),
+            redis_key("live", claims.owner_id),
+            LIVE_SESSIONS_KEY,
+        ]
         was_open, inflight, turns = await self._close(keys=keys, args=[claims.session_id])
         if was_open == -1:
             return ClosedSession(existed=False, was_open=False, turn_count=0)
@@ -259,7 +302,9 @@ class VoiceSessionStore:
         }
         members.add(claims.session_id)
         for session_id in members:
-            await self._close(keys=[redis_key("vs", session_id), live], args=[session_id])
+            await self._close(
+                keys=[redis_key("vs", session_id), live, LIVE_SESSIONS_KEY], args=[session_id]
+            )
         return len(members)
 
     async def forget(self, session_ids: list[str]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opencouch.runtime.http import serve_app
+from opencouch.runtime.http import observe_http_app, serve_app
 from opencouch.runtime.logs import configure_logging
 
 from .app import create_app
@@ -13,7 +13,7 @@ def main() -> None:
     """Serve until SIGINT or SIGTERM: open requests finish, then the process exits 0."""
     settings = Settings()
     configure_logging("opencouch-web", settings.log_level)
-    serve_app(create_app(settings), host=settings.host, port=settings.port)
+    serve_app(observe_http_app(create_app(settings)), host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":

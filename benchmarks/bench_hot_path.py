@@ -1,0 +1,448 @@
+"""The hot path against its floors, measured in one run on this machine.
+
+Full path: HTTP -> gateway -> NATS -> tools -> back, a ``wait_for_user`` call with a fresh
+``call_id`` each time. Floors measured in the same run: a bare FastAPI echo on uvicorn with
+uvloop and httptools (HTTP floor), a bare nats-py request/reply echo (NATS floor), and the same
+tool handler called in process. Load comes from wrk (C, a Lua script adds the token and a fresh
+call_id per request); the open-loop run at a fixed rate uses a lean asyncio HTTP/1.1 client that
+is measured against the HTTP echo at the same rate, so its own cost shows.
+
+Prints a table, writes JSON (``--json``), exits 1 when a target is missed:
+  sequential full-path p50 <= 1.5 x (HTTP floor + NATS floor); p99 <= 10 ms at 300 calls/s
+  open loop; >= 1,500 tool calls/s and >= 1,000 acknowledged turns/s with one gateway process;
+  <= 150 MB resident per service.
+
+    uv run python benchmarks/bench_hot_path.py [--seconds 8] [--json benchmarks/results/hot-path.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import uvloop
+
+from opencouch.contracts.care import WaitForUserOutput
+from opencouch.contracts.common import MemoryMode
+from opencouch.contracts.tools import ToolCallContext, ToolCallRequest, ToolOwner, tools_owned_by
+from opencouch.runtime.tools import tool_endpoints
+from opencouch.testing.infra import PrivateInfra
+from opencouch.testing.processes import ServiceProcess, Stack, running_stack
+from opencouch.testing.servers import free_port, wait_reachable
+from opencouch.testing.voice_client import API, VoiceClient
+
+HERE = Path(__file__).parent
+UNLIMITED = {
+    "VOICE_GATEWAY_RATE_LIMIT_CALLS_PER_SESSION": "100000000/minute",
+    "VOICE_GATEWAY_RATE_LIMIT_CALLS_PER_IP": "100000000/minute",
+    "VOICE_GATEWAY_RATE_LIMIT_SESSION_PER_IP": "1000000/minute",
+    "LOG_LEVEL": "WARNING",
+}
+
+WRK_SCRIPT = """
+local counter = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  prefix = "b" .. tid .. "x" .. math.random(1, 1000000000) .. "x"
+end
+request = function()
+  counter = counter + 1
+  local body = string.format(os.getenv("OCV_BODY"), prefix .. counter)
+  return wrk.format("POST", os.getenv("OCV_PATH"), nil, body)
+end
+"""
+
+
+@dataclass
+class Load:
+    """What wrk measured."""
+
+    p50_ms: float
+    p99_ms: float
+    per_second: float
+    errors: int
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(
+    base: str, path: str, body: str, *, connections: int, seconds: float, token: str | None = None
+) -> Load:
+    """Run wrk with a fresh id per request (``%s`` in ``body``)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    headers = ["-H", "Content-Type: application/json"]
+    if token:
+        headers += ["-H", f"Authorization: Bearer {token}"]
+    result = subprocess.run(
+        ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
+         "--latency", "-s", script.name, *headers, base],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "OCV_PATH": path, "OCV_BODY": body},
+    )  # fmt: skip
+    os.unlink(script.name)
+    out = result.stdout
+    percentiles = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)", out, re.M))
+
+    def pct(key: str) -> float:
+        value, unit = re.match(r"([\d.]+)(\w+)", percentiles[key]).groups()  # type: ignore[union-attr]
+        return _ms(value, unit)
+
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    failed = re.search(r"Socket errors:.*?(\d+) timeout", out)
+    errors = (int(bad.group(1)) if bad else 0) + (int(failed.group(1)) if failed else 0)
+    return Load(p50_ms=pct("50"), p99_ms=pct("99"), per_second=rate, errors=errors)
+
+
+class OpenLoopClient:
+    """A lean HTTP/1.1 client: keep-alive connections, requests sent on a schedule.
+
+    Latency runs from when a request was due, not when it was sent, so a backlog shows.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host, self._port = host, port
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def _one(self, request: bytes) -> int:
+        conn = (
+            self._idle.pop()
+            if self._idle
+            else await asyncio.open_connection(self._host, self._port)
+        )
+        reader, writer = conn
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+        await reader.readexactly(length)
+        self._idle.append(conn)
+        return status
+
+    async def run(self, make_request: Any, rate: float, seconds: float) -> tuple[list[float], int]:
+        latencies: list[float] = []
+        errors = 0
+        start = time.perf_counter() + 0.2
+        count = int(rate * seconds)
+
+        async def fire(n: int) -> None:
+            nonlocal errors
+            due = start + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            status = await self._one(make_request(n))
+            latencies.append((time.perf_counter() - due) * 1000)
+            errors += status != 200
+
+        await asyncio.gather(*(fire(n) for n in range(count)))
+        return latencies, errors
+
+
+def http_request(path: str, body: str, token: str | None) -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    data = body.encode()
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n{auth}"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def open_loop(
+    url: str, path: str, body: str, token: str | None, rate: float, seconds: float
+) -> dict[str, float]:
+    parts = httpx.URL(url)
+    client = OpenLoopClient(parts.host, parts.port or 80)
+    latencies, errors = await client.run(
+        lambda n: http_request(path, body % f"o{uuid.uuid4().hex[:8]}{n}", token), rate, seconds
+    )
+    return {"p50_ms": round(percentile(latencies, 0.5), 3), "p99_ms": round(percentile(latencies, 0.99), 3),
+            "errors": errors}  # fmt: skip
+
+
+async def nats_floor(url: str, calls: int) -> float:
+    subject = f"bench.echo.{uuid.uuid4().hex[:8]}"
+    responder = await asyncio.create_subprocess_exec(
+        sys.executable, str(HERE / "floors" / "nats_echo.py"), url, subject, stdout=subprocess.PIPE
+    )
+    try:
+        assert responder.stdout is not None
+        await responder.stdout.readline()
+        nc = await nats.connect(url)
+        payload = (
+            ToolCallRequest(
+                tool_name="wait_for_user",
+                arguments={},
+                context=ToolCallContext(
+                    session_id="vs_" + "0" * 32, thread_id="t", memory_mode=MemoryMode.PERSISTENT
+                ),
+            )
+            .model_dump_json()
+            .encode()
+        )
+        for _ in range(200):
+            await nc.request(subject, payload, timeout=5)
+        samples = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            await nc.request(subject, payload, timeout=5)
+            samples.append((time.perf_counter() - started) * 1000)
+        await nc.close()
+        return statistics.median(samples)
+    finally:
+        responder.terminate()
+        await responder.wait()
+
+
+async def in_process_handler(calls: int) -> float:
+    async def wait_for_user(_: Any, __: ToolCallContext) -> WaitForUserOutput:
+        return WaitForUserOutput()
+
+    handlers = dict.fromkeys((s.name for s in tools_owned_by(ToolOwner.TOOLS)), wait_for_user)
+    endpoint = next(
+        e for e in tool_endpoints(ToolOwner.TOOLS, handlers) if e.name == "wait_for_user"
+    )
+    call = ToolCallRequest(
+        tool_name="wait_for_user",
+        arguments={},
+        context=ToolCallContext(
+            session_id="vs_" + "0" * 32, thread_id="t", memory_mode=MemoryMode.PERSISTENT
+        ),
+    )
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        reply = await endpoint.handler(ToolCallRequest.model_validate_json(call.model_dump_json()))
+        reply.model_dump_json()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def resident_mb(stack: Stack) -> dict[str, float]:
+    sizes = {}
+    for name, service in stack.services.items():
+        assert isinstance(service, ServiceProcess)
+        status = Path(f"/proc/{service.process.pid}/status").read_text()
+        sizes[name] = round(int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024, 1)  # type: ignore[union-attr]
+    return sizes
+
+
+def session_latency(gateway_url: str, count: int) -> float:
+    samples = []
+    with httpx.Client(base_url=gateway_url, timeout=30) as http:
+        for n in range(count + 3):
+            browser = VoiceClient(http)
+            started = time.perf_counter()
+            reply = browser.start(f"bench-{uuid.uuid4().hex[:10]}", user_id=f"u{uuid.uuid4().hex[:10]}",
+                                  memory_mode="persistent")  # fmt: skip
+            elapsed = (time.perf_counter() - started) * 1000
+            assert reply.status_code == 200, reply.text
+            browser.end()
+            if n >= 3:
+                samples.append(elapsed)
+    return statistics.median(samples)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    seconds = args.seconds
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()}}
+    echo_port = free_port()
+    echo = subprocess.Popen(
+        [sys.executable, str(HERE / "floors" / "http_echo.py"), str(echo_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    echo_url = f"http://127.0.0.1:{echo_port}"
+    try:
+        wait_reachable(echo_url)
+        with (
+            PrivateInfra() as infra,
+            running_stack(
+                nats_url=infra.nats.url,
+                redis_url=infra.redis.url,
+                database_url=infra.postgres.url,
+                log_dir=Path(tempfile.mkdtemp(prefix="opencouch-bench-")),
+                with_web=False,
+                env=UNLIMITED,
+            ) as stack,
+        ):
+            results["resident_mb_idle"] = resident_mb(stack)
+            with httpx.Client(base_url=stack.gateway_url, timeout=30) as http:
+                browser = VoiceClient(http)
+                assert (
+                    browser.start(
+                        f"bench-{uuid.uuid4().hex[:10]}", memory_mode="persistent"
+                    ).status_code
+                    == 200
+                )
+                token = browser.token
+            tool_body = '{"tool_name":"wait_for_user","call_id":"%s","arguments":{}}'
+            turn_body = (
+                '{"client_turn_id":"%s","user_text":"a long day","assistant_text":"tell me more"}'
+            )
+            echo_body = '{"call_id":"%s","arguments":{}}'
+            # Warm every process up before measuring.
+            wrk(stack.gateway_url, f"{API}/tools", tool_body, connections=4, seconds=2, token=token)
+            wrk(echo_url, "/echo", echo_body, connections=4, seconds=2)
+            floors = {
+                "http_echo_p50_ms": wrk(
+                    echo_url, "/echo", echo_body, connections=1, seconds=seconds
+                ).p50_ms,
+                "nats_echo_p50_ms": round(asyncio.run(nats_floor(infra.nats.url, 2000)), 3),
+                "in_process_handler_p50_ms": round(asyncio.run(in_process_handler(2000)), 4),
+            }
+            echo_32 = wrk(echo_url, "/echo", echo_body, connections=32, seconds=seconds)
+            floors["http_echo_32_per_second"] = echo_32.per_second
+            results["floors"] = floors
+            sequential = wrk(
+                stack.gateway_url,
+                f"{API}/tools",
+                tool_body,
+                connections=1,
+                seconds=seconds,
+                token=token,
+            )
+            concurrent = wrk(
+                stack.gateway_url,
+                f"{API}/tools",
+                tool_body,
+                connections=32,
+                seconds=seconds,
+                token=token,
+            )
+            floor_sum = floors["http_echo_p50_ms"] + floors["nats_echo_p50_ms"]
+            results["tool_call"] = {
+                "sequential": asdict(sequential),
+                "concurrency_32": asdict(concurrent),
+                "ratio_to_floor_sum": round(sequential.p50_ms / floor_sum, 2),
+            }
+            results["open_loop_300"] = {
+                "tool_call": asyncio.run(
+                    open_loop(stack.gateway_url, f"{API}/tools", tool_body, token, 300, seconds)
+                ),
+                "client_against_http_echo": asyncio.run(
+                    open_loop(echo_url, "/echo", echo_body, None, 300, seconds)
+                ),
+            }
+            turns = wrk(
+                stack.gateway_url,
+                f"{API}/turn",
+                turn_body,
+                connections=32,
+                seconds=seconds,
+                token=token,
+            )
+            results["turns_acknowledged"] = asdict(turns)
+            results["session_p50_ms"] = round(session_latency(stack.gateway_url, 30), 2)
+            results["resident_mb_after_load"] = resident_mb(stack)
+    finally:
+        echo.terminate()
+        echo.wait()
+    return results
+
+
+def verdict(results: dict[str, Any]) -> list[str]:
+    problems = []
+    if results["tool_call"]["ratio_to_floor_sum"] > 1.5:
+        problems.append(
+            f"sequential p50 is {results['tool_call']['ratio_to_floor_sum']}x the floor sum (target 1.5)"
+        )
+    if results["open_loop_300"]["tool_call"]["p99_ms"] > 10:
+        problems.append(
+            f"p99 at 300/s is {results['open_loop_300']['tool_call']['p99_ms']} ms (target 10)"
+        )
+    if results["tool_call"]["concurrency_32"]["per_second"] < 1500:
+        problems.append(
+            f"{results['tool_call']['concurrency_32']['per_second']:.0f} tool calls/s (target 1500)"
+        )
+    if results["turns_acknowledged"]["per_second"] < 1000:
+        problems.append(f"{results['turns_acknowledged']['per_second']:.0f} turns/s (target 1000)")
+    for name, size in results["resident_mb_after_load"].items():
+        if size > 150:
+            problems.append(f"{name} holds {size} MB (target 150)")
+    for name in ("tool_call",):
+        for run in ("sequential", "concurrency_32"):
+            if results[name][run]["errors"]:
+                problems.append(f"{name} {run}: {results[name][run]['errors']} errors")
+    if results["turns_acknowledged"]["errors"]:
+        problems.append(f"turns: {results['turns_acknowledged']['errors']} errors")
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/hot-path.json"))
+    args = parser.parse_args()
+    results = measure(args)
+    problems = verdict(results)
+    results["problems"] = problems
+    f = results["floors"]
+    t = results["tool_call"]
+    print(f"{'figure':<44}{'p50 ms':>10}{'p99 ms':>10}{'per s':>10}")
+    print(
+        f"{'HTTP floor (FastAPI echo, uvloop+httptools)':<44}{f['http_echo_p50_ms']:>10}{'':>10}{f['http_echo_32_per_second']:>10.0f}"
+    )
+    print(f"{'NATS floor (nats-py request/reply echo)':<44}{f['nats_echo_p50_ms']:>10}")
+    print(f"{'tool handler in process':<44}{f['in_process_handler_p50_ms']:>10}")
+    print(
+        f"{'tool call, sequential':<44}{t['sequential']['p50_ms']:>10}{t['sequential']['p99_ms']:>10}{t['sequential']['per_second']:>10.0f}"
+    )
+    print(
+        f"{'tool call, 32 connections':<44}{t['concurrency_32']['p50_ms']:>10}{t['concurrency_32']['p99_ms']:>10}{t['concurrency_32']['per_second']:>10.0f}"
+    )
+    print(f"{'  ratio to (HTTP floor + NATS floor)':<44}{t['ratio_to_floor_sum']:>10}")
+    o = results["open_loop_300"]
+    print(
+        f"{'tool call, open loop 300/s':<44}{o['tool_call']['p50_ms']:>10}{o['tool_call']['p99_ms']:>10}"
+    )
+    print(
+        f"{'  the same client against the HTTP echo':<44}{o['client_against_http_echo']['p50_ms']:>10}{o['client_against_http_echo']['p99_ms']:>10}"
+    )
+    turns = results["turns_acknowledged"]
+    print(
+        f"{'turns acknowledged, 32 connections':<44}{turns['p50_ms']:>10}{turns['p99_ms']:>10}{turns['per_second']:>10.0f}"
+    )
+    print(f"{'/session (memory context + config + mint)':<44}{results['session_p50_ms']:>10}")
+    print(f"resident MB idle:       {results['resident_mb_idle']}")
+    print(f"resident MB after load: {results['resident_mb_after_load']}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+    for problem in problems:
+        print(f"MISS {problem}")
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    uvloop.install()
+    main()

@@ -1,0 +1,96 @@
+"""A NATS service's own /metrics, and what its endpoints and consumers record there."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+
+import nats
+import pytest
+from prometheus_client import REGISTRY
+
+from opencouch.contracts import subjects
+from opencouch.contracts.common import MemoryMode
+from opencouch.contracts.events import SessionEnded
+from opencouch.runtime.jetstream import (
+    RetryLater,
+    consume_events,
+    ensure_events_stream,
+    publish_event,
+)
+from opencouch.runtime.metrics import serve_metrics
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text: str = response.read().decode()
+        return text
+
+
+def test_metrics_are_served_on_a_port_of_their_own_and_a_taken_port_is_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with serve_metrics("127.0.0.1", 0) as port:
+        assert port is not None
+        text = scrape(port)
+        assert "# TYPE opencouch_jetstream_consumer_pending gauge" in text
+        assert "# TYPE opencouch_nats_request_duration_seconds histogram" in text
+        with caplog.at_level(logging.ERROR), serve_metrics("127.0.0.1", port) as second:
+            assert second is None
+        assert "metrics not served" in caplog.text
+        assert scrape(port)  # the first server still serves
+
+
+async def test_a_consumer_records_its_lag_redeliveries_and_outcomes(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    js = await ensure_events_stream(nc)
+    durable = f"test-metrics-{uuid.uuid4().hex[:8]}"
+    event = SessionEnded(
+        session_id=f"vs_{uuid.uuid4().hex}",
+        thread_id="thread-metrics",
+        memory_mode=MemoryMode.PERSISTENT,
+        expected_turn_count=0,
+        ended_at=datetime.now(UTC),
+    )
+    stop = asyncio.Event()
+    attempts = 0
+
+    async def handle(seen: SessionEnded) -> None:
+        nonlocal attempts
+        if seen.session_id != event.session_id:
+            return
+        attempts += 1
+        if attempts == 1:
+            raise RetryLater("memory has not stored the turns yet", delay=0.05)
+        stop.set()
+
+    await publish_event(js, subjects.SESSION_ENDED, event, dedup_id=event.dedup_id)
+    await asyncio.wait_for(
+        consume_events(
+            js,
+            subject=subjects.SESSION_ENDED,
+            durable=durable,
+            event_model=SessionEnded,
+            handle=handle,
+            stop=stop,
+        ),
+        60,
+    )
+    await nc.close()
+    assert attempts == 2
+    assert sample("opencouch_jetstream_redeliveries_total", consumer=durable) >= 1
+    assert sample("opencouch_jetstream_events_handled_total", consumer=durable, outcome="ok") >= 1
+    assert (
+        sample("opencouch_jetstream_events_handled_total", consumer=durable, outcome="retry_later")
+        == 1
+    )
+    assert sample("opencouch_jetstream_event_age_seconds_count", consumer=durable) >= 1
+    # Every earlier event of the shared stream was delivered first; ours was the last.
+    assert sample("opencouch_jetstream_consumer_pending", consumer=durable) == 0

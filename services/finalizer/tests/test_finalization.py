@@ -1,0 +1,376 @@
+"""Finalizing ended sessions on real NATS and Postgres, memory answered by a fake of its three
+endpoints: the arc, the peak crisis level, one commit, feedback, the status, the signed report;
+waiting for memory, and failing with why once waited long enough; thin, unsaved and incognito
+sessions; a long transcript read in pages; and ending again."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from opencouch.contracts import subjects
+from opencouch.contracts.common import MemoryMode
+from opencouch.contracts.events import OwnerErased, SessionFinalized
+from opencouch.contracts.finalizer import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, SessionReport
+from opencouch.contracts.voice_api import Feedback
+from opencouch.finalizer.finalization import UNSAVED_DETAIL
+from opencouch.finalizer.testing import (
+    FakeMemory,
+    FinalizerClient,
+    RunFinalizer,
+    WebhookReceiver,
+    eventually,
+    new_session,
+    stored_turn,
+)
+from opencouch.finalizer.webhooks import verify_signature
+from opencouch.runtime.jetstream import (
+    dead_letters,
+    forget_dead_letter,
+    publish_event,
+    stored_events,
+)
+
+SECRET = "whsec-finalizer-tests-0123456789"
+SAID = [
+    "I've been really anxious about work lately, my boss keeps moving the deadline.",
+    "I lie awake at night going over emails, so my sleep is a mess.",
+    "Is it normal to feel this wiped out after only a few bad nights of sleep?",
+    "Thanks, that helps. I think I'll try to stop checking email after nine.",
+    "I feel a bit calmer now, and hopeful about tomorrow.",
+]
+
+
+def hold(
+    memory: FakeMemory, texts: list[str], levels: list[int | None] | None = None
+) -> tuple[str, str]:
+    """A new session whose turns memory holds (classified at ``levels``, default 0)."""
+    session_id, thread_id = new_session()
+    for n, text in enumerate(texts):
+        level = levels[n] if levels is not None else 0
+        memory.hold(thread_id, stored_turn(session_id, n, text), level)
+    return session_id, thread_id
+
+
+async def waiting_for(finalizer: FinalizerClient, session_id: str, phrase: str) -> None:
+    """Wait until the session is in progress, waiting for ``phrase``."""
+
+    async def says() -> bool:
+        rows = finalizer.rows(
+            "SELECT status, waiting_for FROM finalizer.finalizations WHERE session_id = %s",
+            session_id,
+        )
+        return bool(rows) and rows[0][0] == "in_progress" and phrase in (rows[0][1] or "")
+
+    await eventually(says)
+
+
+async def test_a_session_is_finalized_once_with_its_arc_peak_memory_feedback_and_report(
+    memory: FakeMemory, run_finalizer: RunFinalizer, receiver: WebhookReceiver
+) -> None:
+    session_id, thread_id = hold(memory, SAID, levels=[0, 1, 0, 2, 0])
+    async with run_finalizer(webhook_url=receiver.url, webhook_secret=SECRET) as finalizer:
+        announced = await finalizer.nc.subscribe(subjects.session_finalized(session_id))
+        event = await finalizer.end(session_id, thread_id, 5, feedback=Feedback.POSITIVE)
+        record = await finalizer.final(session_id)
+
+        assert record.status == "completed"
+        assert record.turn_count == 5
+        assert record.summary_method == "extractive"
+        assert record.summary is not None
+        assert record.summary.startswith("In 5 turns over about 4 minutes")
+        assert record.themes == ["sleep", "work", "anxiety"]
+        assert (record.mood_opened, record.mood_closed) == ("anxious", "calmer and hopeful")
+        assert record.peak_crisis_level == 2
+        first_spoken = memory.turns[session_id][0].started_at
+        assert first_spoken is not None
+        assert record.duration_seconds == round((event.ended_at - first_spoken).total_seconds())
+        assert record.memories_committed == 1
+        assert record.detail == (
+            "Finalized 5 turns. The session summary was saved to memory. 1 new memory saved."
+        )
+        reply = record.end_reply()
+        assert (reply.finalized, reply.peak_crisis_level) == (True, 2)
+        assert reply.finalized_at == record.finalized_at is not None
+
+        message = await announced.next_msg(timeout=30)
+        assert SessionFinalized.model_validate_json(message.data).record == record
+
+        (commit,) = memory.committed(session_id)
+        assert commit.save is True
+        assert commit.memory_mode is MemoryMode.PERSISTENT
+        assert commit.summary is not None
+        assert commit.summary.summary == record.summary
+        assert commit.summary.themes == record.themes
+
+        ((label, turns, kept_for),) = finalizer.rows(
+            "SELECT label, turn_count, expires_at - created_at FROM finalizer.session_feedback "
+            "WHERE session_id = %s",
+            session_id,
+        )
+        assert (label, turns, kept_for) == ("positive", 5, timedelta(days=180))
+
+        async def reported() -> bool:
+            return len(receiver.delivered()) == 1
+
+        await eventually(reported)
+        (sent,) = receiver.delivered()
+        assert verify_signature(SECRET, sent.headers[SIGNATURE_HEADER], sent.body)
+        assert sent.headers[IDEMPOTENCY_HEADER] == f"fin_{session_id}"
+        report = SessionReport.model_validate_json(sent.body)
+        assert report.summary == record.summary
+        assert (report.peak_crisis_level, report.feedback) == (2, Feedback.POSITIVE)
+        assert report.transcript is None
+        assert SAID[1] not in sent.body.decode()  # no transcript unless configured
+
+        # Ending again, as a new message after the duplicate window: the same result.
+        await finalizer.end(session_id, thread_id, 5, dedup_id=f"again-{uuid.uuid4().hex}")
+        await finalizer.idle()
+        assert await finalizer.status(session_id) == record
+        assert len(memory.committed(session_id)) == 1
+        assert finalizer.rows(
+            "SELECT status, attempts FROM finalizer.webhook_deliveries WHERE session_id = %s",
+            session_id,
+        ) == [("delivered", 1)]
+        await announced.unsubscribe()
+
+
+async def test_the_end_waits_for_every_acknowledged_turn_and_every_crisis_level(
+    memory: FakeMemory, run_finalizer: RunFinalizer
+) -> None:
+    session_id, thread_id = hold(memory, SAID[:2])
+    async with run_finalizer() as finalizer:
+        await finalizer.end(session_id, thread_id, 4)
+        await waiting_for(finalizer, session_id, "memory holds 2 of the 4 acknowledged turns")
+        assert (await finalizer.status(session_id)).status == "in_progress"  # type: ignore[union-attr]
+
+        for n in (2, 3):
+            memory.hold(thread_id, stored_turn(session_id, n, SAID[n]), level=None)
+        await waiting_for(finalizer, session_id, "2 of 4 turns have no crisis level yet")
+        memory.classify(session_id, "turn-2", 3)
+        memory.classify(session_id, "turn-3", 1)
+
+        record = await finalizer.final(session_id)
+        assert (record.status, record.turn_count, record.peak_crisis_level) == ("completed", 4, 3)
+        assert len(memory.committed(session_id)) == 1
+
+
+async def test_memory_not_answering_is_waited_out(
+    memory: FakeMemory, run_finalizer: RunFinalizer
+) -> None:
+    session_id, thread_id = hold(memory, SAID)
+    await memory.stop()
+    async with run_finalizer() as finalizer:
+        await finalizer.end(session_id, thread_id, 5)
+        await waiting_for(finalizer, session_id, "memory did not answer")
+        await memory.start(finalizer.nc)
+        record = await finalizer.final(session_id)
+        assert (record.status, record.turn_count) == ("completed", 5)
+
+
+async def test_waiting_past_memorys_horizon_fails_with_why_and_keeps_a_dead_letter(
+    memory: FakeMemory, run_finalizer: RunFinalizer, receiver: WebhookReceiver
+) -> None:
+    session_id, thread_id = hold(memory, SAID[:1])
+    async with run_finalizer(
+        memory_wait_seconds=2.0, webhook_url=receiver.url, webhook_secret=SECRET
+    ) as finalizer:
+        await finalizer.end(session_id, thread_id, 3)
+        record = await finalizer.final(session_id)
+        assert record.status == "failed"
+        assert record.detail == (
+            "Finalization failed: memory holds 1 of the 3 acknowledged turns. "
+            "The transcript is kept."
+        )
+        assert record.end_reply().finalized is False
+        assert memory.committed(session_id) == []
+
+        async def dead_letter() -> bool:
+            async for letter in dead_letters(finalizer.js, subjects.FINALIZER_SESSION_END_CONSUMER):
+                if json.loads(letter.data)["session_id"] == session_id:
+                    assert letter.reason == "given_up"
+                    await forget_dead_letter(finalizer.js, letter.sequence)
+                    return True
+            return False
+
+        await eventually(dead_letter)
+
+        async def reported() -> bool:
+            return len(receiver.delivered()) == 1
+
+        await eventually(reported)
+        report = SessionReport.model_validate_json(receiver.delivered()[0].body)
+        assert (report.status, report.summary) == ("failed", None)
+
+
+async def test_a_thin_session_is_finalized_without_an_arc_and_says_why(
+    memory: FakeMemory, run_finalizer: RunFinalizer
+) -> None:
+    thin, thread_id = hold(memory, [SAID[0], "okay thanks", SAID[1]])
+    single, single_thread = hold(memory, [SAID[0]])
+    async with run_finalizer() as finalizer:
+        await finalizer.end(thin, thread_id, 3)
+        await finalizer.end(single, single_thread, 1)
+        record = await finalizer.final(thin)
+        assert (record.status, record.summary, record.themes) == ("completed", None, [])
+        assert record.detail == (
+            "Finalized 3 turns. Too short for a session summary: 2 substantive user turns, "
+            "and a summary needs 3 substantive user turns. 1 new memory saved."
+        )
+        (commit,) = memory.committed(thin)
+        assert (commit.save, commit.summary) == (True, None)
+        one = await finalizer.final(single)
+        assert "Too short for a session summary: 1 user turn," in one.detail
+
+
+async def test_ending_without_saving_keeps_no_arc_and_drops_the_memory_candidates(
+    memory: FakeMemory, run_finalizer: RunFinalizer
+) -> None:
+    session_id, thread_id = hold(memory, SAID)
+    async with run_finalizer() as finalizer:
+        await finalizer.end(session_id, thread_id, 5, save=False, feedback=Feedback.SKIP)
+        record = await finalizer.final(session_id)
+    assert (record.status, record.summary, record.memories_committed) == ("completed", None, 0)
+    assert record.detail == f"Finalized 5 turns. {UNSAVED_DETAIL}"
+    (commit,) = memory.committed(session_id)
+    assert (commit.save, commit.summary) == (False, None)
+    assert memory.page_requests == 0  # no arc, so the transcript was never read
+
+
+async def test_an_incognito_end_leaves_nothing_behind(
+    memory: FakeMemory, run_finalizer: RunFinalizer
+) -> None:
+    session_id, thread_id = new_session()
+    async with run_finalizer() as finalizer:
+        await finalizer.end(session_id, thread_id, 2, mode=MemoryMode.INCOGNITO)
+        await finalizer.idle()
+        assert await finalizer.status(session_id) is None
+        for table in ("finalizations", "session_feedback", "webhook_deliveries"):
+            assert (
+                finalizer.rows(f"SELECT 1 FROM finalizer.{table} WHERE session_id = %s", session_id)
+                == []
+            )
+    assert memory.committed(session_id) == []
+
+
+async def test_a_long_transcript_is_read_in_pages_to_its_end(
+    memory: FakeMemory, run_finalizer: RunFinalizer
+) -> None:
+    memory.page_size = 7
+    quiet = [
+        f"Today I mostly sat by the window and watched the street, hour {n}." for n in range(40)
+    ]
+    money = [f"The rent is due again and my debt keeps growing, week {n}." for n in range(10)]
+    session_id, thread_id = hold(memory, quiet + money)
+    async with run_finalizer() as finalizer:
+        await finalizer.end(session_id, thread_id, 50)
+        record = await finalizer.final(session_id)
+    assert memory.page_requests >= 8  # 50 turns, 7 a page
+    assert record.themes[0] == "money"  # said only on the last pages
+
+
+@pytest.mark.parametrize("transcript", [False, True])
+async def test_a_report_the_receiver_refuses_is_retried_until_taken(
+    memory: FakeMemory, run_finalizer: RunFinalizer, transcript: bool
+) -> None:
+    session_id, thread_id = hold(memory, SAID)
+    with WebhookReceiver(statuses=[500, 503]) as receiver:
+        async with run_finalizer(
+            webhook_url=receiver.url,
+            webhook_secret=SECRET,
+            webhook_include_transcript=transcript,
+        ) as finalizer:
+            await finalizer.end(session_id, thread_id, 5)
+            await finalizer.final(session_id)
+
+            async def delivered() -> bool:
+                return bool(
+                    finalizer.rows(
+                        "SELECT 1 FROM finalizer.webhook_deliveries "
+                        "WHERE session_id = %s AND status = 'delivered'",
+                        session_id,
+                    )
+                )
+
+            await eventually(delivered)
+            assert [r.status for r in receiver.received] == [500, 503, 200]
+            assert {r.headers[IDEMPOTENCY_HEADER] for r in receiver.received} == {
+                f"fin_{session_id}"
+            }
+            assert all(
+                verify_signature(SECRET, r.headers[SIGNATURE_HEADER], r.body)
+                for r in receiver.received
+            )
+            report = SessionReport.model_validate_json(receiver.delivered()[0].body)
+            if transcript:
+                assert report.transcript is not None
+                assert [turn.user_text for turn in report.transcript] == SAID
+            else:
+                assert report.transcript is None
+            assert finalizer.rows(
+                "SELECT attempts, last_status_code FROM finalizer.webhook_deliveries "
+                "WHERE session_id = %s",
+                session_id,
+            ) == [(3, 200)]
+
+
+async def test_a_report_nobody_takes_is_given_up_after_the_last_attempt(
+    memory: FakeMemory, run_finalizer: RunFinalizer
+) -> None:
+    session_id, thread_id = hold(memory, SAID)
+    with WebhookReceiver(statuses=[500, 500, 500, 500]) as receiver:
+        async with run_finalizer(
+            webhook_url=receiver.url, webhook_secret=SECRET, webhook_max_attempts=3
+        ) as finalizer:
+            await finalizer.end(session_id, thread_id, 5)
+            await finalizer.final(session_id)
+
+            async def given_up() -> bool:
+                return finalizer.rows(
+                    "SELECT status, attempts, last_status_code, last_error "
+                    "FROM finalizer.webhook_deliveries WHERE session_id = %s",
+                    session_id,
+                ) == [("failed", 3, 500, "HTTP 500")]
+
+            await eventually(given_up)
+            assert len(receiver.received) == 3
+
+
+async def test_an_erased_owners_sessions_leave_nothing_and_a_late_end_writes_nothing(
+    memory: FakeMemory, run_finalizer: RunFinalizer, receiver: WebhookReceiver
+) -> None:
+    session_id, thread_id = hold(memory, SAID)
+    async with run_finalizer(webhook_url=receiver.url, webhook_secret=SECRET) as finalizer:
+        await finalizer.end(session_id, thread_id, 5, feedback=Feedback.POSITIVE)
+        record = await finalizer.final(session_id)
+        assert record.summary is not None
+        announced = [
+            s async for s, _ in stored_events(finalizer.js, subjects.session_finalized(session_id))
+        ]
+        assert announced  # the event that carried the arc
+
+        erased = OwnerErased(
+            erasure_id=f"er_{uuid.uuid4().hex}",
+            session_ids=[session_id],
+            thread_ids=[thread_id],
+            erased_at=datetime.now(UTC),
+        )
+        await publish_event(finalizer.js, subjects.OWNER_ERASED, erased, dedup_id=erased.dedup_id)
+        await finalizer.idle(subjects.FINALIZER_ERASURE_CONSUMER)
+        for table in ("finalizations", "session_feedback", "webhook_deliveries"):
+            assert (
+                finalizer.rows(f"SELECT 1 FROM finalizer.{table} WHERE session_id = %s", session_id)
+                == []
+            ), table
+        assert [
+            s async for s, _ in stored_events(finalizer.js, subjects.session_finalized(session_id))
+        ] == []
+
+        # The same end again (a redelivery, a retried /end): nothing is written for it.
+        await finalizer.end(session_id, thread_id, 5, dedup_id=f"late-{uuid.uuid4().hex}")
+        await finalizer.idle()
+        assert await finalizer.status(session_id) is None
+        assert len(memory.committed(session_id)) == 1
