@@ -62,7 +62,7 @@ function setup(thread)
   thread:set("tid", threads)
 end
 function init(args)
-  prefix = "b" .. tid .. "x" .. math.random(1, 1000000000) .. "x"
+  prefix = "b" .. tid .. "x" .. os.getenv("OCV_RUN") .. "x"
 end
 request = function()
   counter = counter + 1
@@ -99,7 +99,7 @@ def wrk(
         ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
          "--latency", "-s", script.name, *headers, base],
         capture_output=True, text=True, check=True,
-        env={**os.environ, "OCV_PATH": path, "OCV_BODY": body},
+        env={**os.environ, "OCV_PATH": path, "OCV_BODY": body, "OCV_RUN": uuid.uuid4().hex[:12]},
     )  # fmt: skip
     os.unlink(script.name)
     out = result.stdout

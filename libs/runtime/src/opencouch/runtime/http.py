@@ -128,6 +128,7 @@ def serve_app(app: ASGIApp, *, host: str, port: int, graceful_seconds: int = 10)
             port=port,
             log_config=None,  # our JSON logging is set up; uvicorn's loggers propagate to it
             access_log=False,
+            http="httptools",
             timeout_graceful_shutdown=graceful_seconds,
         )
     )

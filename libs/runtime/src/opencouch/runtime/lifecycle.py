@@ -6,6 +6,8 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 
+import uvloop
+
 from opencouch.runtime.logs import configure_logging
 from opencouch.runtime.metrics import serve_metrics
 from opencouch.runtime.settings import NatsServiceSettings
@@ -22,7 +24,8 @@ def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
             loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    asyncio.run(runner())
+    # uvloop: the same asyncio API, with a loop and transports written in C.
+    uvloop.run(runner())
 
 
 async def serve_until_stopped(stop: asyncio.Event, *workers: asyncio.Task[None]) -> None:

@@ -17,11 +17,11 @@ from opencouch.runtime.metrics import VOICE_SESSIONS_ACTIVE
 from opencouch.voice_gateway.errors import install_error_handlers
 from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from opencouch.voice_gateway.rate_limits import RateLimits
+from opencouch.voice_gateway.rate_limits import RateLimits, call_limit
 from opencouch.voice_gateway.routes import API_PREFIX, health, router
 from opencouch.voice_gateway.served_tools import ServedTools
 from opencouch.voice_gateway.settings import GatewaySettings
-from opencouch.voice_gateway.state import Gateway
+from opencouch.voice_gateway.state import Background, Gateway
 from opencouch.voice_gateway.tokens import TokenSigner
 from opencouch.voice_gateway.voice_sessions import VoiceSessionStore
 
@@ -48,6 +48,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 timeout=10.0,
             )
             stack.push_async_callback(realtime.close)
+            background = Background()
+            # Last in, first out: what runs after replies finishes before Redis and NATS close.
+            stack.push_async_callback(background.drain)
             app.state.gateway = Gateway(
                 settings=settings,
                 nc=nc,
@@ -59,12 +62,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                     grace_seconds=settings.token_grace_seconds,
                     thread_binding_seconds=settings.thread_binding_days * 86400,
                     call_output_seconds=settings.call_output_ttl_seconds,
+                    call_limit=call_limit(settings),
                 ),
                 tokens=tokens,
                 identity=identity,
                 limits=RateLimits(settings, redis.connection_pool),
                 served=ServedTools(nc),
                 realtime=realtime,
+                background=background,
             )
             yield
 

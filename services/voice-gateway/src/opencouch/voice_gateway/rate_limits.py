@@ -1,8 +1,11 @@
-"""Rate limits in Redis, shared by every gateway replica (the ``limits`` library).
+"""Rate limits (the ``limits`` library).
 
-``/session`` is limited per client address, per user and per thread, since each one mints an
-OpenAI client secret on the operator's bill; the calls of a live session are limited per voice
-session and per client address.
+``/session`` is limited in Redis, shared by every gateway replica, per client address, per user
+and per thread, since each one mints an OpenAI client secret on the operator's bill. The calls
+of a live session are limited per voice session in Redis too, but counted inside the round trip
+that already decides the call (``VoiceSessionStore``), and per client address in this process:
+a flood from one address is refused before it costs a round trip, at the price of each replica
+counting alone.
 """
 
 from __future__ import annotations
@@ -11,14 +14,15 @@ import math
 import time
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import FixedWindowRateLimiter, SlidingWindowCounterRateLimiter
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio import ConnectionPool
 
 from opencouch.contracts.common import ErrorCode
 from opencouch.runtime.errors import ServiceError
 from opencouch.voice_gateway.settings import GatewaySettings
+from opencouch.voice_gateway.voice_sessions import CallLimit
 
 
 class RateLimits:
@@ -37,10 +41,8 @@ class RateLimits:
             "user": parse(settings.rate_limit_session_per_user),
             "thread": parse(settings.rate_limit_session_per_thread),
         }
-        self._calls: dict[str, RateLimitItem] = {
-            "session": parse(settings.rate_limit_calls_per_session),
-            "ip": parse(settings.rate_limit_calls_per_ip),
-        }
+        self._calls_per_ip = parse(settings.rate_limit_calls_per_ip)
+        self._local = FixedWindowRateLimiter(MemoryStorage())
 
     async def session_start(self, *, ip: str, user_id: str | None, thread_id: str) -> None:
         """Count a ``/session``; ``ServiceError`` 429 with ``retry_after`` when over a limit."""
@@ -49,10 +51,12 @@ class RateLimits:
             await self._hit(self._session_start["user"], "session-start", "user", user_id)
         await self._hit(self._session_start["thread"], "session-start", "thread", thread_id)
 
-    async def session_call(self, *, ip: str, session_id: str) -> None:
-        """Count a call of a live session (tool, turn, end)."""
-        await self._hit(self._calls["session"], "call", "session", session_id)
-        await self._hit(self._calls["ip"], "call", "ip", ip)
+    async def client_call(self, ip: str) -> None:
+        """Count a call of a live session from ``ip`` (in this process)."""
+        if await self._local.hit(self._calls_per_ip, "call", ip):
+            return
+        stats = await self._local.get_window_stats(self._calls_per_ip, "call", ip)
+        raise limited(self._calls_per_ip, stats.reset_time - time.time())
 
     async def _hit(self, item: RateLimitItem, *identifiers: str) -> None:
         # Counters are not traced: two Redis spans on every call that the session store's own
@@ -62,9 +66,20 @@ class RateLimits:
         if allowed:
             return
         stats = await self._limiter.get_window_stats(item, *identifiers)
-        wait = max(1, math.ceil(stats.reset_time - time.time()))
-        raise ServiceError(
-            ErrorCode.RATE_LIMITED,
-            f"Too many requests ({item}); try again in {wait} s.",
-            retry_after=wait,
-        )
+        raise limited(item, stats.reset_time - time.time())
+
+
+def limited(item: RateLimitItem | str, seconds: float) -> ServiceError:
+    """The 429 for going over ``item``, to try again in ``seconds``."""
+    wait = max(1, math.ceil(seconds))
+    return ServiceError(
+        ErrorCode.RATE_LIMITED,
+        f"Too many requests ({item}); try again in {wait} s.",
+        retry_after=wait,
+    )
+
+
+def call_limit(settings: GatewaySettings) -> CallLimit:
+    """The per-session call limit, as the session store counts it."""
+    item = parse(settings.rate_limit_calls_per_session)
+    return CallLimit(calls=item.amount, window_seconds=item.get_expiry())

@@ -29,16 +29,18 @@ from opencouch.runtime.errors import ServiceError
 from opencouch.voice_gateway.errors import error_response
 from opencouch.voice_gateway.finalization import end_session, finalization_status
 from opencouch.voice_gateway.memory_access import erase_owner, thread_turns
+from opencouch.voice_gateway.rate_limits import limited
 from opencouch.voice_gateway.session_config import start_session
 from opencouch.voice_gateway.state import (
-    ClaimsDep,
     ClientAddressDep,
     GatewayDep,
+    SessionCall,
+    SessionCallDep,
     require_agreement,
 )
-from opencouch.voice_gateway.tokens import VoiceSessionClaims
 from opencouch.voice_gateway.tool_calls import call_tool
 from opencouch.voice_gateway.turns import record_turn
+from opencouch.voice_gateway.voice_sessions import ClaimState
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +69,21 @@ router = APIRouter(prefix=API_PREFIX)
 health = APIRouter()
 
 
-async def _live(gateway: GatewayDep, claims: VoiceSessionClaims, client_ip: str) -> None:
-    """A live session's call: not past the session's maximum duration, within its limits."""
-    if time.time() > claims.session_expires_at:
+def _live(call: SessionCall) -> None:
+    """Tools and turns only within the session's maximum duration."""
+    if time.time() > call.claims.session_expires_at:
         raise ServiceError(
             ErrorCode.SESSION_EXPIRED,
             "This voice session reached its maximum duration; start a new one.",
         )
-    await gateway.limits.session_call(ip=client_ip, session_id=claims.session_id)
+
+
+async def _counted(call: SessionCall) -> None:
+    """Count a call that claims nothing against its session's limit (tools and turns are
+    counted in the round trip that claims them)."""
+    counted = await call.gateway.sessions.count_call(call.claims.session_id)
+    if counted.state is ClaimState.LIMITED:
+        raise limited("calls of this voice session", counted.retry_after)
 
 
 @router.post(
@@ -91,35 +100,31 @@ async def create_session(
 
 
 @router.post("/tools", responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503))
-async def run_tool(
-    gateway: GatewayDep, body: ToolsRequest, claims: ClaimsDep, client_ip: ClientAddressDep
-) -> ToolsReply:
+async def run_tool(body: ToolsRequest, call: SessionCallDep) -> ToolsReply:
     """Run a function call the model made; tool failures come back as a tool output."""
     require_agreement(
-        claims,
+        call.claims,
         thread_id=body.thread_id,
         session_id=body.session_id,
         user_id=body.user_id,
         memory_mode=body.memory_mode,
     )
-    await _live(gateway, claims, client_ip)
-    return await call_tool(gateway, body, claims)
+    _live(call)
+    return await call_tool(call.gateway, body, call.claims)
 
 
 @router.post("/turn", responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503))
-async def post_turn(
-    gateway: GatewayDep, body: TurnRequest, claims: ClaimsDep, client_ip: ClientAddressDep
-) -> TurnReply:
+async def post_turn(body: TurnRequest, call: SessionCallDep) -> TurnReply:
     """Record a finished exchange; answered once it is durable."""
     require_agreement(
-        claims,
+        call.claims,
         thread_id=body.thread_id,
         session_id=body.session_id,
         user_id=body.user_id,
         memory_mode=body.memory_mode,
     )
-    await _live(gateway, claims, client_ip)
-    return await record_turn(gateway, body, claims)
+    _live(call)
+    return await record_turn(call.gateway, body, call.claims)
 
 
 @router.post(
@@ -129,15 +134,16 @@ async def post_turn(
         **_errors(400, 401, 403, 404, 413, 422, 429, 503),
     },
 )
-async def post_end(
-    gateway: GatewayDep, body: EndRequest, claims: ClaimsDep, client_ip: ClientAddressDep
-) -> EndReply:
+async def post_end(body: EndRequest, call: SessionCallDep) -> EndReply:
     """End the session and return its finalization, or its status while it runs."""
     require_agreement(
-        claims, thread_id=body.thread_id, session_id=body.session_id, memory_mode=body.memory_mode
+        call.claims,
+        thread_id=body.thread_id,
+        session_id=body.session_id,
+        memory_mode=body.memory_mode,
     )
-    await gateway.limits.session_call(ip=client_ip, session_id=claims.session_id)
-    status, reply = await end_session(gateway, body, claims)
+    await _counted(call)
+    status, reply = await end_session(call.gateway, body, call.claims)
     return _with_status(status, reply)  # type: ignore[return-value]
 
 
@@ -148,41 +154,35 @@ async def post_end(
         **_errors(401, 403, 422, 429, 503),
     },
 )
-async def get_finalization(
-    gateway: GatewayDep, session_id: SessionId, claims: ClaimsDep, client_ip: ClientAddressDep
-) -> EndReply:
+async def get_finalization(session_id: SessionId, call: SessionCallDep) -> EndReply:
     """The session's finalization: final (200) or the status so far (202)."""
-    require_agreement(claims, session_id=session_id)
-    await gateway.limits.session_call(ip=client_ip, session_id=claims.session_id)
-    status, reply = await finalization_status(gateway, claims)
+    require_agreement(call.claims, session_id=session_id)
+    await _counted(call)
+    status, reply = await finalization_status(call.gateway, call.claims)
     return _with_status(status, reply)  # type: ignore[return-value]
 
 
 @router.get("/threads/{thread_id}/turns", responses=_errors(401, 403, 422, 429, 503))
 async def get_thread_turns(
-    gateway: GatewayDep,
     thread_id: Identifier,
-    claims: ClaimsDep,
-    client_ip: ClientAddressDep,
+    call: SessionCallDep,
     before: Annotated[ThreadCursor | None, Query(description="`before` of the newer page.")] = None,
     limit: Annotated[int, Query(ge=1, le=THREAD_PAGE_MAX_TURNS)] = 50,
 ) -> ThreadTurnsReply:
     """A page of the thread's stored turns (newest page first), for the token's thread only."""
-    require_agreement(claims, thread_id=thread_id)
-    await gateway.limits.session_call(ip=client_ip, session_id=claims.session_id)
-    return await thread_turns(gateway, claims, before, limit)
+    require_agreement(call.claims, thread_id=thread_id)
+    await _counted(call)
+    return await thread_turns(call.gateway, call.claims, before, limit)
 
 
 @router.post("/memory/erase", responses=_errors(400, 401, 404, 413, 422, 429, 503))
-async def post_erase(
-    gateway: GatewayDep, body: EraseRequest, claims: ClaimsDep, client_ip: ClientAddressDep
-) -> EraseReply:
+async def post_erase(body: EraseRequest, call: SessionCallDep) -> EraseReply:
     """Forget everything kept for the token's owner (its user, else its thread), everywhere.
 
     Ends the owner's live sessions first; the crisis log keeps no identity and is not touched.
     """
-    await gateway.limits.session_call(ip=client_ip, session_id=claims.session_id)
-    return await erase_owner(gateway, claims)
+    await _counted(call)
+    return await erase_owner(call.gateway, call.claims)
 
 
 def _with_status(status: int, reply: EndReply) -> JSONResponse:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,6 +24,32 @@ from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.tokens import TokenSigner, VoiceSessionClaims
 from opencouch.voice_gateway.voice_sessions import VoiceSessionStore
 
+log = logging.getLogger(__name__)
+
+
+class Background:
+    """Work finished after a reply was sent: kept until done, logged if it fails, drained at
+    shutdown so a stop never drops it."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` without the caller waiting for it."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background work failed", extra={"error": type(task.exception()).__name__})
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait (up to ``timeout``) for what is still running."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
+
 
 @dataclass(frozen=True)
 class Gateway:
@@ -36,9 +65,10 @@ class Gateway:
     limits: RateLimits
     served: ServedTools
     realtime: AsyncOpenAI
+    background: Background
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     """The app's ``Gateway``, as a FastAPI dependency."""
     gateway: Gateway = request.app.state.gateway
     return gateway
@@ -53,25 +83,7 @@ _bearer = HTTPBearer(
 )
 
 
-def session_claims(
-    gateway: GatewayDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> VoiceSessionClaims:
-    """The verified claims of the request's voice-session token (401 without a valid one)."""
-    if credentials is None:
-        raise ServiceError(
-            ErrorCode.TOKEN_MISSING,
-            "This call needs the voice-session token from /session as 'Authorization: Bearer'.",
-        )
-    return gateway.tokens.verify(credentials.credentials)
-
-
-ClaimsDep = Annotated[VoiceSessionClaims, Depends(session_claims)]
-
-
-def client_address(request: Request) -> str:
-    """The caller's address, for per-client limits (``X-Forwarded-For`` only when trusted)."""
-    gateway = get_gateway(request)
+def _address(request: Request, gateway: Gateway) -> str:
     if gateway.settings.trust_forwarded_for:
         forwarded = request.headers.get("x-forwarded-for", "")
         first = forwarded.split(",", 1)[0].strip()
@@ -80,7 +92,42 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+async def client_address(request: Request) -> str:
+    """The caller's address, for per-client limits (``X-Forwarded-For`` only when trusted)."""
+    return _address(request, request.app.state.gateway)
+
+
 ClientAddressDep = Annotated[str, Depends(client_address)]
+
+
+@dataclass(frozen=True)
+class SessionCall:
+    """A call of a live voice session: the gateway, the token's verified claims, the caller."""
+
+    gateway: Gateway
+    claims: VoiceSessionClaims
+    client_ip: str
+
+
+async def session_call(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> SessionCall:
+    """The verified session a request calls for (401 without a valid token), counted against
+    its caller's limit. One dependency, as resolving each costs more than its own work."""
+    if credentials is None:
+        raise ServiceError(
+            ErrorCode.TOKEN_MISSING,
+            "This call needs the voice-session token from /session as 'Authorization: Bearer'.",
+        )
+    gateway: Gateway = request.app.state.gateway
+    claims = gateway.tokens.verify(credentials.credentials)
+    client_ip = _address(request, gateway)
+    await gateway.limits.client_call(client_ip)
+    return SessionCall(gateway, claims, client_ip)
+
+
+SessionCallDep = Annotated[SessionCall, Depends(session_call)]
 
 
 def require_agreement(

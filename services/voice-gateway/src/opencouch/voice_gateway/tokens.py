@@ -9,6 +9,7 @@ active, drop the old one once its tokens have expired.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -22,6 +23,7 @@ ISSUER: Final = "opencouch-voice-gateway"
 AUDIENCE: Final = "opencouch-voice-session"
 ALGORITHM: Final = "HS256"
 _REQUIRED: Final = ["exp", "iat", "iss", "aud", "sid", "tid", "mode", "ses_exp"]
+VERIFIED_CACHE_SIZE: Final = 5_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class TokenSigner:
             raise ValueError(f"token_active_key_id {self._active!r} is not among the signing keys")
         self._session_seconds = settings.max_session_seconds
         self._grace = settings.token_grace_seconds
+        # Tokens already verified: every call of a session carries the same one, and checking
+        # its signature again each time is a fifth of a tool call's work. Expiry is re-checked.
+        self._verified: OrderedDict[str, VoiceSessionClaims] = OrderedDict()
 
     def issue(
         self,
@@ -92,6 +97,20 @@ class TokenSigner:
 
     def verify(self, token: str) -> VoiceSessionClaims:
         """The claims of a valid token; ``ServiceError`` (401) for anything else."""
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at <= time.time():
+                del self._verified[token]
+                raise _expired()
+            self._verified.move_to_end(token)
+            return known
+        claims = self._decode(token)
+        self._verified[token] = claims
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _decode(self, token: str) -> VoiceSessionClaims:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             key = self._keys.get(kid) if isinstance(kid, str) else None
@@ -114,11 +133,15 @@ class TokenSigner:
                 expires_at=int(payload["exp"]),
             )
         except jwt.ExpiredSignatureError:
-            raise ServiceError(
-                ErrorCode.TOKEN_EXPIRED, "The voice-session token has expired; start a new session."
-            ) from None
+            raise _expired() from None
         except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
             raise _invalid("The voice-session token is not valid.") from None
+
+
+def _expired() -> ServiceError:
+    return ServiceError(
+        ErrorCode.TOKEN_EXPIRED, "The voice-session token has expired; start a new session."
+    )
 
 
 def _invalid(message: str) -> ServiceError:

@@ -30,6 +30,7 @@ from opencouch.runtime.messaging import request
 from opencouch.runtime.metrics import TOOL_CALL_SECONDS
 from opencouch.runtime.observation import describe_current_span
 from opencouch.runtime.tools import tool_error
+from opencouch.voice_gateway.rate_limits import limited
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
 from opencouch.voice_gateway.voice_sessions import ClaimState, fingerprint
@@ -91,6 +92,8 @@ async def call_tool(gateway: Gateway, body: ToolsRequest, claims: VoiceSessionCl
         )
     if claim.state is ClaimState.ENDED:
         raise ServiceError(ErrorCode.SESSION_ENDED, "This voice session has ended.")
+    if claim.state is ClaimState.LIMITED:
+        raise limited("calls of this voice session", claim.retry_after)
     if claim.state is ClaimState.SEEN:
         if claim.conflicts_with(body_print):
             raise ServiceError(
@@ -99,8 +102,11 @@ async def call_tool(gateway: Gateway, body: ToolsRequest, claims: VoiceSessionCl
         return await _replayed(gateway, spec, claims.session_id, body.call_id, timeout)
 
     reply = await _run(gateway, spec, body, claims)
-    await gateway.sessions.store_call_output(
-        claims.session_id, body.call_id, body_print, reply.output, reply.ok
+    # Kept after the reply is sent: a replay that comes first waits for it (see _replayed).
+    gateway.background.spawn(
+        gateway.sessions.store_call_output(
+            claims.session_id, body.call_id, body_print, reply.output, reply.ok
+        )
     )
     return reply
 
@@ -166,7 +172,7 @@ async def _run(
         elapsed = time.perf_counter() - started
         TOOL_CALL_SECONDS.labels(spec.name, outcome).observe(elapsed)
         describe_current_span({"opencouch.tool.name": spec.name, "opencouch.tool.outcome": outcome})
-        log.info(
+        log.debug(
             "tool call",
             extra={
                 "tool": spec.name,

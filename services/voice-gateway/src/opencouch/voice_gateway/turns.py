@@ -33,6 +33,7 @@ from opencouch.runtime.messaging import OUTAGE_RETRY_SECONDS
 from opencouch.runtime.metrics import TURNS_RECORDED
 from opencouch.runtime.observation import with_trace_context
 from opencouch.voice_gateway.latency_marks import record_latency_marks
+from opencouch.voice_gateway.rate_limits import limited
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
 from opencouch.voice_gateway.voice_sessions import ClaimState, fingerprint
@@ -62,24 +63,35 @@ def infer_turn_metadata(
 
 async def record_turn(gateway: Gateway, body: TurnRequest, claims: VoiceSessionClaims) -> TurnReply:
     """Store the turn (persistent mode) and answer once it is durable."""
-    if claims.memory_mode is MemoryMode.INCOGNITO:
-        return await _screen_incognito(gateway, body, claims)
-
+    incognito = claims.memory_mode is MemoryMode.INCOGNITO
     body_print = fingerprint(
         body.model_dump_json(exclude={"thread_id", "session_id", "user_id", "memory_mode"})
     )
-    claim = await gateway.sessions.claim_turn(claims.session_id, body.client_turn_id, body_print)
+    # An incognito claim holds a fingerprint only; it is never completed, so /end waits for it
+    # not at all (nothing of it is stored for the finalizer to wait for).
+    claim = await gateway.sessions.claim_turn(
+        claims.session_id, body.client_turn_id, body_print, in_flight=not incognito
+    )
     if claim.state is ClaimState.MISSING:
         raise ServiceError(
             ErrorCode.VOICE_SESSION_NOT_FOUND, "This voice session is no longer known."
         )
     if claim.state is ClaimState.ENDED:
         raise ServiceError(ErrorCode.SESSION_ENDED, "This voice session has ended.")
+    if claim.state is ClaimState.LIMITED:
+        raise limited("calls of this voice session", claim.retry_after)
     if claim.conflicts_with(body_print):
         raise ServiceError(
             ErrorCode.TURN_CONFLICT,
             "This client_turn_id was already recorded with a different body.",
         )
+    if incognito:
+        if claim.state is ClaimState.CLAIMED:
+            await _screen_incognito(gateway, body, claims)
+            route, _ = infer_turn_metadata(body.tool_calls, body.route, body.response_style)
+            TURNS_RECORDED.labels(claims.memory_mode.value, route).inc()
+            record_latency_marks(body, first_turn=claim.nth_turn == 1)
+        return TurnReply(recorded=False, thread_id=claims.thread_id, message_count=0)
     if claim.record is not None and claim.record.get("message_count") is not None:
         # An acknowledged turn keeps its place, even after the session ended.
         return TurnReply(
@@ -112,27 +124,23 @@ async def record_turn(gateway: Gateway, body: TurnRequest, claims: VoiceSessionC
             "The turn could not be stored yet; retry it.",
             retry_after=OUTAGE_RETRY_SECONDS,
         ) from None
-    count = await gateway.sessions.complete_turn(claims.session_id, body.client_turn_id, body_print)
-    log.info(
+    count, nth = await gateway.sessions.complete_turn(
+        claims.session_id, body.client_turn_id, body_print
+    )
+    log.debug(
         "turn acknowledged",
         extra={"session_id": claims.session_id, "client_turn_id": body.client_turn_id},
     )
-    TURNS_RECORDED.labels(claims.memory_mode.value, route).inc()
-    await record_latency_marks(gateway, claims, body)
+    if nth:  # this request recorded it (not a concurrent duplicate)
+        TURNS_RECORDED.labels(claims.memory_mode.value, route).inc()
+        record_latency_marks(body, first_turn=nth == 1)
     return TurnReply(recorded=True, thread_id=claims.thread_id, message_count=count)
 
 
 async def _screen_incognito(
     gateway: Gateway, body: TurnRequest, claims: VoiceSessionClaims
-) -> TurnReply:
+) -> None:
     """Nothing is kept; the user's words are only screened for crisis, on a path that forgets."""
-    ended = await gateway.sessions.has_ended(claims.session_id)
-    if ended is None:
-        raise ServiceError(
-            ErrorCode.VOICE_SESSION_NOT_FOUND, "This voice session is no longer known."
-        )
-    if ended:
-        raise ServiceError(ErrorCode.SESSION_ENDED, "This voice session has ended.")
     if body.user_text.strip():
         screen = CrisisScreen(
             session_id=claims.session_id,
@@ -148,7 +156,3 @@ async def _screen_incognito(
         except nats.errors.Error as error:
             # Best effort by design: incognito keeps nothing to retry from.
             log.warning("crisis screen not sent", extra={"error": type(error).__name__})
-    route, _ = infer_turn_metadata(body.tool_calls, body.route, body.response_style)
-    TURNS_RECORDED.labels(claims.memory_mode.value, route).inc()
-    await record_latency_marks(gateway, claims, body)
-    return TurnReply(recorded=False, thread_id=claims.thread_id, message_count=0)

@@ -23,6 +23,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
 
@@ -58,29 +59,56 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
-_CLAIM: Final = """
--- KEYS: session, claim.  ARGV: fingerprint, claim ttl, count in flight (1 for turns).
+# Every call of a live session is counted in the same round trip that decides it: a window
+# counter per session (``limited`` and the seconds left when over), then the claim.
+_COUNT_CALL: Final = """
+local window = KEYS[3] .. ':' .. math.floor(tonumber(ARGV[4]) / tonumber(ARGV[5]))
+local calls = redis.call('INCR', window)
+if calls == 1 then redis.call('EXPIRE', window, ARGV[5]) end
+if calls > tonumber(ARGV[6]) then return {'limited', tostring(redis.call('TTL', window))} end
+"""
+
+_CLAIM: Final = (
+    """
+-- KEYS: session, claim, rate counter.  ARGV: fingerprint, claim ttl, count in flight, now,
+-- window seconds, calls per window, count claimed turns (1 for turns).
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+"""
+    + _COUNT_CALL
+    + """
 local raw = redis.call('GET', KEYS[2])
 if raw then return {'seen', raw} end
 if redis.call('HGET', KEYS[1], 'ended') == '1' then return {'ended'} end
 redis.call('SET', KEYS[2], cjson.encode({fp = ARGV[1]}), 'EX', ARGV[2])
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'inflight', 1) end
-return {'claimed'}
+local nth = 0
+if ARGV[7] == '1' then nth = redis.call('HINCRBY', KEYS[1], 'claimed_turns', 1) end
+return {'claimed', tostring(nth)}
 """
+)
+
+_CALL: Final = (
+    """
+-- KEYS: session, (unused), rate counter.  ARGV: -, -, -, now, window seconds, calls per window.
+"""
+    + _COUNT_CALL
+    + """
+return {'counted'}
+"""
+)
 
 _COMPLETE_TURN: Final = """
 -- KEYS: session, claim.  ARGV: fingerprint, ttl.  Counts the turn once per claim.
 local raw = redis.call('GET', KEYS[2])
 if raw then
   local claim = cjson.decode(raw)
-  if claim.message_count then return claim.message_count end
+  if claim.message_count then return {claim.message_count, 0} end
 end
 local count = redis.call('HINCRBY', KEYS[1], 'message_count', 2)
-redis.call('HINCRBY', KEYS[1], 'turn_count', 1)
+local turns = redis.call('HINCRBY', KEYS[1], 'turn_count', 1)
 redis.call('HINCRBY', KEYS[1], 'inflight', -1)
 redis.call('SET', KEYS[2], cjson.encode({fp = ARGV[1], message_count = count}), 'EX', ARGV[2])
-return count
+return {count, turns}
 """
 
 _RELEASE_TURN: Final = """
@@ -125,6 +153,8 @@ class ClaimState(StrEnum):
     SEEN = "seen"
     ENDED = "ended"
     MISSING = "missing"
+    LIMITED = "limited"
+    COUNTED = "counted"
 
 
 @dataclass(frozen=True)
@@ -134,10 +164,26 @@ class Claim:
     state: ClaimState
     record: dict[str, Any] | None = None
     """What the first claimant stored (``fp``, and ``message_count`` or ``output`` once done)."""
+    retry_after: int = 0
+    """Seconds until the session may call again, when ``LIMITED``."""
+    nth_turn: int = 0
+    """For a fresh turn claim: how many turn claims the session has made, this one included."""
 
     def conflicts_with(self, body_print: str) -> bool:
         """The id was claimed for a different body."""
         return self.record is not None and self.record.get("fp") != body_print
+
+
+@dataclass(frozen=True)
+class CallLimit:
+    """How many calls a live session may make per window."""
+
+    calls: int
+    window_seconds: int
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True)
@@ -177,6 +223,7 @@ class VoiceSessionStore:
         grace_seconds: int,
         thread_binding_seconds: int,
         call_output_seconds: int,
+        call_limit: CallLimit,
     ) -> None:
         self._redis = redis
         self._ttl = session_seconds + grace_seconds + 3600
@@ -184,6 +231,8 @@ class VoiceSessionStore:
         self._call_ttl = call_output_seconds
         self._create = redis.register_script(_CREATE_SESSION)
         self._claim = redis.register_script(_CLAIM)
+        self._call = redis.register_script(_CALL)
+        self._call_limit = call_limit
         self._complete = redis.register_script(_COMPLETE_TURN)
         self._release = redis.register_script(_RELEASE_TURN)
         self._close = redis.register_script(_CLOSE)
@@ -257,25 +306,6 @@ class VoiceSessionStore:
             _, count = await pipe.execute()
         return int(count)
 
-    async def first_latency_report(
-        self, session_id: str, client_turn_id: str, *, session_marks: bool, turn_marks: bool
-    ) -> tuple[bool, bool]:
-        """Whether this is the first report of the session's marks, and of this turn's marks.
-
-        The browser repeats its session marks with every turn and retries turns, so each is
-        counted once, whichever gateway replica sees it.
-        """
-        async with self._redis.pipeline(transaction=False) as pipe:
-            if session_marks:
-                pipe.set(redis_key("marks", session_id), 1, nx=True, ex=self._ttl)
-            if turn_marks:
-                pipe.set(redis_key("marks", session_id, client_turn_id), 1, nx=True, ex=self._ttl)
-            firsts = iter(await pipe.execute())
-        return (
-            bool(next(firsts)) if session_marks else False,
-            bool(next(firsts)) if turn_marks else False,
-        )
-
     async def close(self, claims: VoiceSessionClaims, settle_seconds: float) -> ClosedSession:
         """End the session to new turns and tools, wait for claims in flight, count its turns."""
         keys = [
@@ -321,30 +351,40 @@ class VoiceSessionStore:
             if keys:
                 await self._redis.delete(*keys)
 
-    async def has_ended(self, session_id: str) -> bool | None:
-        """Whether the session was ended; None when it is no longer known."""
-        ended = await self._redis.hget(redis_key("vs", session_id), "ended")
-        return None if ended is None else int(ended) == 1
-
     async def turn_count(self, session_id: str) -> int:
         """Turns acknowledged in this session."""
         return int(await self._redis.hget(redis_key("vs", session_id), "turn_count") or 0)
 
     # -- turns ----------------------------------------------------------------------------
 
-    async def claim_turn(self, session_id: str, client_turn_id: str, body_print: str) -> Claim:
-        """Claim ``client_turn_id`` in this session for a body with ``body_print``."""
+    async def claim_turn(
+        self, session_id: str, client_turn_id: str, body_print: str, *, in_flight: bool = True
+    ) -> Claim:
+        """Claim ``client_turn_id`` in this session for a body with ``body_print``.
+
+        ``in_flight`` claims count until completed or released, so ``close`` waits for them.
+        """
         return await self._run_claim(
-            redis_key("turn", session_id, client_turn_id), session_id, body_print, inflight=True
+            redis_key("turn", session_id, client_turn_id),
+            session_id,
+            body_print,
+            inflight=in_flight,
+            turn=True,
         )
 
-    async def complete_turn(self, session_id: str, client_turn_id: str, body_print: str) -> int:
-        """Mark the turn acknowledged and count it once; returns the thread's message count."""
-        count = await self._complete(
+    async def complete_turn(
+        self, session_id: str, client_turn_id: str, body_print: str
+    ) -> tuple[int, int]:
+        """Mark the turn acknowledged and count it once.
+
+        Returns the thread's message count, and which turn of the session this one became
+        (0 when another request had already completed it).
+        """
+        count, nth = await self._complete(
             keys=[redis_key("vs", session_id), redis_key("turn", session_id, client_turn_id)],
             args=[body_print, self._ttl],
         )
-        return int(count)
+        return int(count), int(nth)
 
     async def release_turn(self, session_id: str, client_turn_id: str) -> None:
         """Drop a claim whose publish failed, so the browser's retry can try again."""
@@ -378,6 +418,10 @@ class VoiceSessionStore:
         record = json.dumps({"fp": body_print, "output": output, "ok": ok})
         await self._redis.set(redis_key("call", session_id, call_id), record, ex=self._call_ttl)
 
+    async def count_call(self, session_id: str) -> Claim:
+        """Count a call of the session that claims nothing (end, status, history)."""
+        return await self._decide(self._call, session_id, "-", ["-", "-", "-"], turn=False)
+
     async def _run_claim(
         self,
         key: str,
@@ -385,12 +429,24 @@ class VoiceSessionStore:
         body_print: str,
         *,
         inflight: bool,
+        turn: bool = False,
         claim_seconds: int | None = None,
     ) -> Claim:
-        result = await self._claim(
-            keys=[redis_key("vs", session_id), key],
-            args=[body_print, claim_seconds or self._ttl, "1" if inflight else "0"],
+        head = [body_print, claim_seconds or self._ttl, "1" if inflight else "0"]
+        return await self._decide(self._claim, session_id, key, head, turn=turn)
+
+    async def _decide(
+        self, script: AsyncScript, session_id: str, key: str, head: list[Any], *, turn: bool
+    ) -> Claim:
+        limit = self._call_limit
+        result = await script(
+            keys=[redis_key("vs", session_id), key, redis_key("rate", session_id)],
+            args=[*head, int(time.time()), limit.window_seconds, limit.calls, "1" if turn else "0"],
         )
-        state = ClaimState(result[0].decode() if isinstance(result[0], bytes) else result[0])
+        state = ClaimState(_text(result[0]))
+        if state is ClaimState.LIMITED:
+            return Claim(state, retry_after=max(1, int(_text(result[1]))))
+        if state is ClaimState.CLAIMED:
+            return Claim(state, nth_turn=int(_text(result[1])) if len(result) > 1 else 0)
         record = json.loads(result[1]) if state is ClaimState.SEEN else None
         return Claim(state, record)
