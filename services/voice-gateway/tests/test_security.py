@@ -329,19 +329,33 @@ def test_turns_and_tools_after_the_maximum_duration_are_refused(
 ) -> None:
     gateway = make_gateway(max_session_seconds=60, token_grace_seconds=3600)
     settings = GatewaySettings(max_session_seconds=60, token_grace_seconds=3600)
-    session = open_session(gateway)
+    session = open_session(gateway, memory_mode="persistent")
     claims = TokenSigner(settings).verify(session["token"])
     late, _ = TokenSigner(settings).issue(
         session_id=claims.session_id,
         thread_id=claims.thread_id,
         user_id=None,
-        memory_mode=MemoryMode.INCOGNITO,
+        memory_mode=MemoryMode.PERSISTENT,
         now=int(time.time()) - 120,
     )
+    answered_turn, answered_call = turn(), tool_call()
+    first_turn = gateway.post(f"{API}/turn", json=answered_turn, headers=bearer(session))
+    first_call = gateway.post(f"{API}/tools", json=answered_call, headers=bearer(session))
+    assert first_turn.json()["recorded"] is True
     for path, body in (("/turn", turn()), ("/tools", tool_call())):
         reply = gateway.post(f"{API}{path}", json=body, headers={"Authorization": f"Bearer {late}"})
         assert reply.status_code == 409
         assert error_code(reply) == "session_expired"
+    # What was answered before the end of the session keeps its answer when retried after it.
+    late_auth = {"Authorization": f"Bearer {late}"}
+    assert (
+        gateway.post(f"{API}/turn", json=answered_turn, headers=late_auth).json()
+        == first_turn.json()
+    )
+    assert (
+        gateway.post(f"{API}/tools", json=answered_call, headers=late_auth).json()
+        == first_call.json()
+    )
 
 
 # -- limits -------------------------------------------------------------------------------------

@@ -239,6 +239,9 @@ def running_stack(
                     # The web page below calls the gateway from its own origin.
                     "VOICE_GATEWAY_CORS_ORIGINS": stack.web_url,
                     "VOICE_GATEWAY_TOOL_TIMEOUT_SECONDS": "2",
+                    # Every test browser comes from 127.0.0.1, and runs on this machine may
+                    # overlap: the per-address limit of /session is a test of its own.
+                    "VOICE_GATEWAY_RATE_LIMIT_SESSION_PER_IP": "100000/minute",
                 },
                 http_ok(f"http://127.0.0.1:{port}/readyz"),
             )

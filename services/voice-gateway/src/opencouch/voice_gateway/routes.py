@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -69,15 +68,6 @@ router = APIRouter(prefix=API_PREFIX)
 health = APIRouter()
 
 
-def _live(call: SessionCall) -> None:
-    """Tools and turns only within the session's maximum duration."""
-    if time.time() > call.claims.session_expires_at:
-        raise ServiceError(
-            ErrorCode.SESSION_EXPIRED,
-            "This voice session reached its maximum duration; start a new one.",
-        )
-
-
 async def _counted(call: SessionCall) -> None:
     """Count a call that claims nothing against its session's limit (tools and turns are
     counted in the round trip that claims them)."""
@@ -109,7 +99,6 @@ async def run_tool(body: ToolsRequest, call: SessionCallDep) -> ToolsReply:
         user_id=body.user_id,
         memory_mode=body.memory_mode,
     )
-    _live(call)
     return await call_tool(call.gateway, body, call.claims)
 
 
@@ -123,7 +112,6 @@ async def post_turn(body: TurnRequest, call: SessionCallDep) -> TurnReply:
         user_id=body.user_id,
         memory_mode=body.memory_mode,
     )
-    _live(call)
     return await record_turn(call.gateway, body, call.claims)
 
 

@@ -39,6 +39,17 @@ class VoiceSessionClaims:
     expires_at: int
     """Unix seconds after which the token itself is refused (``/end`` included)."""
 
+    def refuse_if_expired(self) -> None:
+        """Refuse a new tool call or turn after the session's maximum duration (409).
+
+        A retry of one answered before keeps its answer: callers check this after the claim.
+        """
+        if time.time() > self.session_expires_at:
+            raise ServiceError(
+                ErrorCode.SESSION_EXPIRED,
+                "This voice session reached its maximum duration; start a new one.",
+            )
+
     @property
     def owner_id(self) -> str:
         """Whose quota and memory this session counts against: the user, else the thread."""

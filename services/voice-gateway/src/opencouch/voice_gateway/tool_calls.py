@@ -100,6 +100,11 @@ async def call_tool(gateway: Gateway, body: ToolsRequest, claims: VoiceSessionCl
                 ErrorCode.CALL_CONFLICT, "This call_id was already used for a different call."
             )
         return await _replayed(gateway, spec, claims.session_id, body.call_id, timeout)
+    try:
+        claims.refuse_if_expired()
+    except ServiceError:
+        await gateway.sessions.forget_call(claims.session_id, body.call_id)
+        raise
 
     reply = await _run(gateway, spec, body, claims)
     # Kept after the reply is sent: a replay that comes first waits for it (see _replayed).

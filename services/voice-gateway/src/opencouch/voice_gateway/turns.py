@@ -36,7 +36,7 @@ from opencouch.voice_gateway.latency_marks import record_latency_marks
 from opencouch.voice_gateway.rate_limits import limited
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
-from opencouch.voice_gateway.voice_sessions import ClaimState, fingerprint
+from opencouch.voice_gateway.voice_sessions import Claim, ClaimState, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,15 @@ async def record_turn(gateway: Gateway, body: TurnRequest, claims: VoiceSessionC
             ErrorCode.TURN_CONFLICT,
             "This client_turn_id was already recorded with a different body.",
         )
+    if claim.state is ClaimState.CLAIMED or (not incognito and _unanswered(claim)):
+        try:
+            claims.refuse_if_expired()
+        except ServiceError:
+            if claim.state is ClaimState.CLAIMED:
+                await gateway.sessions.release_turn(
+                    claims.session_id, body.client_turn_id, in_flight=not incognito
+                )
+            raise
     if incognito:
         if claim.state is ClaimState.CLAIMED:
             await _screen_incognito(gateway, body, claims)
@@ -135,6 +144,11 @@ async def record_turn(gateway: Gateway, body: TurnRequest, claims: VoiceSessionC
         TURNS_RECORDED.labels(claims.memory_mode.value, route).inc()
         record_latency_marks(body, first_turn=nth == 1)
     return TurnReply(recorded=True, thread_id=claims.thread_id, message_count=count)
+
+
+def _unanswered(claim: Claim) -> bool:
+    """A turn not acknowledged yet (a first try, or a duplicate of one still in flight)."""
+    return claim.record is None or claim.record.get("message_count") is None
 
 
 async def _screen_incognito(

@@ -112,11 +112,12 @@ return {count, turns}
 """
 
 _RELEASE_TURN: Final = """
--- KEYS: session, claim.  Drops a claim whose publish failed, so a retry can try again.
+-- KEYS: session, claim.  ARGV: '1' when the claim counted as in flight.  Drops a claim that
+-- was not acknowledged (its publish failed, or it came too late), so a retry can try again.
 local raw = redis.call('GET', KEYS[2])
 if raw and not cjson.decode(raw).message_count then
   redis.call('DEL', KEYS[2])
-  redis.call('HINCRBY', KEYS[1], 'inflight', -1)
+  if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'inflight', -1) end
 end
 return 1
 """
@@ -386,11 +387,18 @@ class VoiceSessionStore:
         )
         return int(count), int(nth)
 
-    async def release_turn(self, session_id: str, client_turn_id: str) -> None:
-        """Drop a claim whose publish failed, so the browser's retry can try again."""
+    async def release_turn(
+        self, session_id: str, client_turn_id: str, *, in_flight: bool = True
+    ) -> None:
+        """Drop a claim that was not acknowledged, so the browser's retry can try again."""
         await self._release(
-            keys=[redis_key("vs", session_id), redis_key("turn", session_id, client_turn_id)]
+            keys=[redis_key("vs", session_id), redis_key("turn", session_id, client_turn_id)],
+            args=["1" if in_flight else "0"],
         )
+
+    async def forget_call(self, session_id: str, call_id: str) -> None:
+        """Drop a tool call's claim that was refused before it ran."""
+        await self._redis.delete(redis_key("call", session_id, call_id))
 
     # -- tool calls -----------------------------------------------------------------------
 
