@@ -159,6 +159,39 @@ async def test_erasing_a_user_leaves_none_of_their_words_anywhere_and_keeps_ever
     assert [item["index"] for item in kept.output["pending_facts"]] == []
 
 
+async def test_what_arrives_for_an_erased_session_after_the_erasure_is_dropped(
+    memory: MemoryClient,
+) -> None:
+    conversation = Conversation()
+    name = word()
+    await lived(memory, conversation, name)
+    await erase(memory, user_id=conversation.user_id)
+
+    # A finalizer still at work commits the session's summary after the erasure...
+    late_commit = await memory.ask(
+        subjects.MEMORY_COMMIT_CANDIDATES,
+        CommitMemoryCandidatesRequest(
+            session_id=conversation.session_id,
+            thread_id=conversation.thread_id,
+            user_id=conversation.user_id,
+            memory_mode=conversation.memory_mode,
+            summary=SessionSummary(
+                summary=f"They talked about {name} again.", themes=[], ended_at=datetime.now(UTC)
+            ),
+        ),
+        CommitMemoryCandidatesReply,
+    )
+    # ...and a turn of that session is delivered late.
+    late_turn = conversation.turn(f"Late words about {name}.")
+    await memory.publish(late_turn)
+    probe = Conversation()
+    await memory.publish(probe.turn("A later turn of someone else, stored after the late one."))
+    await memory.stored(probe.session_id, 1)
+
+    assert (late_commit.facts_committed, late_commit.summary_stored) == (0, False)
+    assert tables_holding(memory, name) == []
+
+
 async def test_erasing_a_thread_takes_its_transcripts_and_the_memory_it_gave(
     memory: MemoryClient,
 ) -> None:

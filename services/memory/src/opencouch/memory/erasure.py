@@ -24,6 +24,7 @@ from opencouch.contracts.events import TurnRecorded
 from opencouch.contracts.memory import EraseMemoryReply
 from opencouch.memory.candidates import CandidateStore
 from opencouch.memory.policy import owner_key
+from opencouch.memory.store import session_hash
 from opencouch.runtime.jetstream import (
     dead_letters,
     forget_dead_letter,
@@ -77,6 +78,7 @@ class Eraser:
         async with self._pool.connection() as conn, conn.transaction():
             sessions, threads = await _sessions_and_threads(conn, subject)
             counts = await _delete_rows(conn, subject, sessions)
+            await _remember_erased(conn, sessions)
         # Held candidates are listed under their owner and their thread: one key covers both.
         pending = await self._candidates.drop_everything_of([subject.owner])
         messages = await self._erase_stream_copies(subject, set(sessions), set(threads))
@@ -210,6 +212,24 @@ _BY_THREAD: Final[dict[str, LiteralString]] = {
     ),
     "threads": "DELETE FROM memory.threads WHERE thread_id = %(thread)s",
 }
+
+
+ERASED_SESSION_DAYS: Final = 31
+"""How long an erased session's id is remembered: longer than any event waits in JetStream."""
+
+
+async def _remember_erased(conn: AsyncConnection[DictRow], sessions: list[str]) -> None:
+    """Remember the erased sessions (hashes of their ids), and forget the ones remembered long
+    enough."""
+    await conn.execute(
+        "INSERT INTO memory.erased_sessions (session_hash) SELECT unnest(%s::text[]) "
+        "ON CONFLICT (session_hash) DO NOTHING",
+        ([session_hash(session) for session in sessions],),
+    )
+    await conn.execute(
+        "DELETE FROM memory.erased_sessions WHERE erased_at < now() - make_interval(days => %s)",
+        (ERASED_SESSION_DAYS,),
+    )
 
 
 async def _delete_rows(

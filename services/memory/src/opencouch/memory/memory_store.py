@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from opencouch.contracts.memory import MemoryItem, MemoryKind, MemorySource, SessionSummary
 from opencouch.memory.candidates import HeldFact
 from opencouch.memory.intent import normalise
+from opencouch.memory.store import session_erased
 from opencouch.runtime.postgres import DictPool
 
 
@@ -293,8 +294,11 @@ class MemoryStore:
         facts: Sequence[HeldFact],
         summary: SessionSummary | None,
     ) -> CommitResult:
-        """Keep the session's facts and summary once; a second commit changes nothing."""
+        """Keep the session's facts and summary once; a second commit changes nothing, and a
+        session erased before its commit arrived commits nothing."""
         async with self._pool.connection() as conn, conn.transaction():
+            if await session_erased(conn, session_id):
+                return CommitResult(True, 0, False)
             cursor = await conn.execute(
                 """
                 INSERT INTO memory.committed_sessions (

@@ -6,8 +6,11 @@ started speaking, else when the turn was recorded, then the order they were stor
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Final
 
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from opencouch.contracts.events import CrisisLevel, TurnClassified, TurnRecorded
@@ -41,8 +44,11 @@ class TranscriptStore:
         self._pool = pool
 
     async def record_turn(self, turn: TurnRecorded) -> bool:
-        """Store ``turn`` once; False when it was already stored (a redelivery or retry)."""
+        """Store ``turn`` once; False when it was already stored (a redelivery or retry), or
+        when its session was erased (a late delivery must not bring it back)."""
         async with self._pool.connection() as conn, conn.transaction():
+            if await session_erased(conn, turn.session_id):
+                return False
             await conn.execute(
                 """
                 INSERT INTO memory.threads (thread_id, user_id) VALUES (%s, %s)
@@ -207,3 +213,17 @@ class TranscriptStore:
         page = rows[:limit]
         older = page[-1]["id"] if len(rows) > limit else None
         return [_turn(row) for row in reversed(page)], older
+
+
+def session_hash(session_id: str) -> str:
+    """How an erased session is remembered: not even its id is kept."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+async def session_erased(conn: AsyncConnection[DictRow], session_id: str) -> bool:
+    """Whether the session's owner asked to forget everything since it began."""
+    cursor = await conn.execute(
+        "SELECT 1 FROM memory.erased_sessions WHERE session_hash = %s",
+        (session_hash(session_id),),
+    )
+    return await cursor.fetchone() is not None
