@@ -9,15 +9,15 @@ their arguments, SQL without its parameters).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
-from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -93,8 +93,8 @@ def disable_tracing() -> None:
     active, _active = _active, None
     if active is None:
         return
-    PsycopgInstrumentor().uninstrument()
-    RedisInstrumentor().uninstrument()
+    for instrumentor in _client_instrumentors():
+        instrumentor.uninstrument()
     if active.owned and hasattr(active.provider, "shutdown"):
         active.provider.force_flush(_FLUSH_MILLIS)  # type: ignore[attr-defined]
         active.provider.shutdown()
@@ -103,11 +103,27 @@ def disable_tracing() -> None:
 def _enable(provider: trace.TracerProvider, *, owned: bool) -> None:
     global _active
     # Without their arguments: a command or statement says what ran, never with what data.
-    PsycopgInstrumentor().instrument(
-        tracer_provider=provider, capture_parameters=False, skip_dep_check=True
-    )
-    RedisInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
+    for instrumentor in _client_instrumentors():
+        instrumentor.instrument(
+            tracer_provider=provider, capture_parameters=False, skip_dep_check=True
+        )
     _active = _Tracing(provider, provider.get_tracer(TRACER_NAME), owned)
+
+
+# The database clients a service may use, and their instrumentations. A service has only the
+# clients it needs (its image installs nothing else), so each is instrumented only if present.
+_CLIENT_INSTRUMENTATIONS: Final = (
+    ("psycopg", "opentelemetry.instrumentation.psycopg", "PsycopgInstrumentor"),
+    ("redis", "opentelemetry.instrumentation.redis", "RedisInstrumentor"),
+)
+
+
+def _client_instrumentors() -> list[Any]:
+    found = []
+    for client, module, name in _CLIENT_INSTRUMENTATIONS:
+        if importlib.util.find_spec(client) is not None:
+            found.append(getattr(importlib.import_module(module), name)())
+    return found
 
 
 def current_trace_ids() -> tuple[str, str] | None:
