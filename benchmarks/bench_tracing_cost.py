@@ -9,7 +9,7 @@ the two stacks in random order, so both see the same machine load. Besides laten
 the gateway and tools processes spent per call is reported, which other load on the machine
 disturbs less. Prints one JSON line; exits 1 when tracing adds 10 % or more to the median.
 
-    uv run python benchmarks/bench_tracing_cost.py [--calls 500] [--sample-ratio 1.0]
+    uv run python benchmarks/bench_tracing_cost.py [--calls 500] [--sample-ratio R]
 
 Needs NATS (nats-server), Redis and Postgres as the tests find them (REDIS_URL, DATABASE_URL).
 """
@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from opencouch.runtime.tracing import DEFAULT_SAMPLE_RATIO
 from opencouch.testing.processes import RunningService, ServiceProcess, running_stack
 from opencouch.testing.servers import free_port, nats_server, postgres_database, redis_server
 from opencouch.testing.voice_client import API, VoiceClient
@@ -117,8 +118,9 @@ def main() -> None:
     parser.add_argument(
         "--sample-ratio",
         type=float,
-        default=1.0,
-        help="share of traces recorded on the traced side (OTEL_TRACES_SAMPLER=traceidratio)",
+        default=None,
+        help="share of traces recorded on the traced side (OTEL_TRACES_SAMPLER=traceidratio); "
+        "default: the product's own default sampling",
     )
     args = parser.parse_args()
 
@@ -129,11 +131,12 @@ def main() -> None:
         sink_url, exports = stack.enter_context(otlp_sink())
         sides = {}
         pids: dict[str, dict[str, int]] = {}
-        traced = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
-            "OTEL_TRACES_SAMPLER": "traceidratio",
-            "OTEL_TRACES_SAMPLER_ARG": str(args.sample_ratio),
-        }
+        traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink_url}
+        if args.sample_ratio is not None:
+            traced |= {
+                "OTEL_TRACES_SAMPLER": "traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": str(args.sample_ratio),
+            }
         for side, tracing in (("on", traced), ("off", {})):
             (logs / side).mkdir()
             running = stack.enter_context(
@@ -193,7 +196,7 @@ def main() -> None:
                 "benchmark": "tracing_cost_per_tool_call",
                 "route": f"POST {API}/tools answer_grounded_lookup",
                 "calls_per_side": args.calls,
-                "sample_ratio": args.sample_ratio,
+                "sample_ratio": args.sample_ratio or f"default ({DEFAULT_SAMPLE_RATIO})",
                 "tracing_on": on,
                 "tracing_off": off,
                 "median_paired_difference_ms": round(statistics.median(differences) * 1000, 3),

@@ -54,6 +54,7 @@ def traced(
         env = {
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
             "OTEL_BSP_SCHEDULE_DELAY": "200",  # export within a fifth of a second
+            "OTEL_TRACES_SAMPLER": "always_on",  # every trace, not the default one in ten
             "LOG_LEVEL": "DEBUG",
             "WEB_LOG_LEVEL": "DEBUG",
             "REALTIME_EMULATOR_LOG_LEVEL": "debug",

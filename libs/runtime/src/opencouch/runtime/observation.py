@@ -15,11 +15,12 @@ from typing import Final, TypeVar
 
 from nats.aio.msg import Msg
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from opencouch.runtime import metrics
-from opencouch.runtime.tracing import tracer, tracing_enabled
+from opencouch.runtime.tracing import starts_traces, tracer, tracing_enabled
 
 EventT = TypeVar("EventT")
 
@@ -48,8 +49,12 @@ class MessageSpan:
 
 
 def with_trace_context(headers: Mapping[str, str] | None = None) -> dict[str, str] | None:
-    """``headers`` plus the current trace context (as they were while tracing is off)."""
-    if not tracing_enabled():
+    """``headers`` plus the current trace context, when the current trace is recorded.
+
+    An unrecorded trace travels no further: a receiver never starts a trace of its own (see
+    ``tracing``), so it does no tracing work for it at all.
+    """
+    if not tracing_enabled() or not trace.get_current_span().is_recording():
         return dict(headers) if headers is not None else None
     carrier = dict(headers or {})
     _PROPAGATOR.inject(carrier)
@@ -77,7 +82,10 @@ def serving(
     """The serving side of a NATS request: continues the caller's trace, times the request."""
     started = time.perf_counter()
     attributes = _attributes(subject, size)
-    with _span(f"serve {service}.{endpoint}", SpanKind.SERVER, attributes, parent=headers) as span:
+    with (
+        _traced_if_continued(headers),
+        _span(f"serve {service}.{endpoint}", SpanKind.SERVER, attributes, parent=headers) as span,
+    ):
         served = _Served(span)
         try:
             yield served
@@ -134,7 +142,10 @@ def observed_handler(
         attributes = _attributes(msg.subject, len(msg.data))
         attributes["messaging.consumer.group.name"] = durable
         attributes["opencouch.delivery_attempt"] = attempt
-        with _span(f"process {durable}", SpanKind.CONSUMER, attributes, parent=msg.headers) as span:
+        with (
+            _traced_if_continued(msg.headers),
+            _span(f"process {durable}", SpanKind.CONSUMER, attributes, parent=msg.headers) as span,
+        ):
             outcome = "failed"
             try:
                 await handle(event)
@@ -155,11 +166,30 @@ def observed_handler(
 
 
 @contextmanager
+def _traced_if_continued(headers: Mapping[str, str] | None) -> Iterator[None]:
+    """Behind the edge, a message with no recorded trace context is handled with every
+    instrumentation suppressed: no span, no wrapper's work, nothing sent onward."""
+    if not tracing_enabled() or starts_traces() or (headers and "traceparent" in headers):
+        yield
+        return
+    with suppress_instrumentation():
+        yield
+
+
+@contextmanager
 def serving_http(method: str, headers: Mapping[str, str] | None) -> Iterator[trace.Span]:
     """The server side of an HTTP request: a span continuing the caller's ``traceparent``,
-    named ``method`` until the caller names it by route (``name_http_span``)."""
+    named ``method`` until the caller names it by route (``name_http_span``).
+
+    Where the trace is decided: a request whose trace is not recorded runs with every
+    instrumentation suppressed, so it costs no span, no wrapper's work and no headers.
+    """
     with _span(method, SpanKind.SERVER, {"http.request.method": method}, parent=headers) as span:
-        yield span
+        if span.is_recording() or not tracing_enabled():
+            yield span
+            return
+        with suppress_instrumentation():
+            yield span
 
 
 def name_http_span(span: trace.Span, method: str, route: str, status: int) -> None:
@@ -190,7 +220,7 @@ def _span(
     *,
     parent: Mapping[str, str] | None = None,
 ) -> Iterator[trace.Span]:
-    if not tracing_enabled():
+    if not tracing_enabled() or not is_instrumentation_enabled():
         yield trace.INVALID_SPAN
         return
     context = _PROPAGATOR.extract(parent) if parent else None

@@ -14,7 +14,7 @@ def main() -> None:
     """Start the gateway with settings from the environment; serve until SIGTERM."""
     settings = load_settings(GatewaySettings)
     configure_logging("voice-gateway", settings.log_level)
-    configure_tracing("opencouch-voice-gateway", settings.otlp_endpoint)
+    configure_tracing("opencouch-voice-gateway", settings.otlp_endpoint, edge=True)
     try:
         serve_app(create_app(settings), host=settings.host, port=settings.port)
     finally:
