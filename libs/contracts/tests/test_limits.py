@@ -103,3 +103,43 @@ def test_the_largest_valid_tool_call_still_fits_one_nats_message() -> None:
     )
     assert len(call.model_dump_json().encode()) < NATS_MAX_PAYLOAD
     assert len(json.dumps(arguments, ensure_ascii=False).encode()) <= JSON_MAX_BYTES
+
+
+def test_the_largest_valid_turn_still_fits_one_nats_message() -> None:
+    """A turn too large for NATS must be a 422 at the edge, never a 503 the browser retries.
+
+    Control characters are the worst case for the JSON on the wire (six bytes each, ``\\u0001``);
+    four-byte characters the worst for UTF-8: the event is built from each and must fit.
+    """
+    from datetime import UTC, datetime
+
+    from opencouch.contracts.common import UTTERANCE_MAX_CHARS
+    from opencouch.contracts.events import TurnRecorded
+
+    for char in ("\x01", "\U0001f600"):
+        # The largest tool output the contract takes, in this character.
+        size = len(json.dumps(char, ensure_ascii=False).encode()) - 2
+        output = {"q": char * ((JSON_MAX_BYTES - 16) // size)}
+        call = {"tool_name": "t" * 64, "status": "completed", "output": output, "error": char * 500}
+        request = TurnRequest.model_validate(
+            turn(
+                client_turn_id="c" * 128,
+                user_text=char * UTTERANCE_MAX_CHARS,
+                assistant_text=char * UTTERANCE_MAX_CHARS,
+                tool_calls=[call] * 20,
+            )
+        )
+        event = TurnRecorded(
+            session_id="vs_" + "0" * 32,
+            thread_id="t" * 128,
+            user_id="u" * 128,
+            client_turn_id=request.client_turn_id,
+            user_text=request.user_text,
+            assistant_text=request.assistant_text,
+            route="therapeutic",
+            response_style="voice",
+            tool_calls=request.tool_calls,
+            outcome=request.outcome,
+            recorded_at=datetime.now(UTC),
+        )
+        assert len(event.model_dump_json().encode()) < NATS_MAX_PAYLOAD

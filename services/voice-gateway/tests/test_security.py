@@ -62,6 +62,8 @@ def test_session_reply_carries_a_token_and_no_private_instructions(gateway: Test
         ("post", "/turn", turn()),
         ("post", "/end", {}),
         ("get", "/sessions/vs_00000000000000000000000000000000/finalization", None),
+        ("get", "/threads/some-thread/turns", None),
+        ("post", "/memory/erase", {"confirm": "erase everything"}),
     ],
 )
 def test_every_session_route_needs_the_token(
@@ -149,6 +151,8 @@ def test_a_token_of_another_session_or_a_disagreeing_body_is_refused(gateway: Te
         assert error_code(reply) == "token_mismatch"
     other = gateway.get(f"{API}/sessions/{theirs['session_id']}/finalization", headers=bearer(mine))
     assert other.status_code == 403
+    history = gateway.get(f"{API}/threads/{theirs['thread_id']}/turns", headers=bearer(mine))
+    assert (history.status_code, error_code(history)) == (403, "token_mismatch")
     # The body that agrees with the token is fine.
     same = gateway.post(
         f"{API}/turn",
@@ -211,11 +215,83 @@ def test_identity_tokens_are_verified_in_jwt_mode(make_gateway: GatewayFactory) 
         ({"user_id": alice}, "identity_required", 401),
         ({"identity_token": identity(alice, "forged-" + "f" * 40)}, "identity_invalid", 401),
         ({"identity_token": identity(alice, iss="someone-else")}, "identity_invalid", 401),
+        ({"identity_token": identity(alice, aud="another-app")}, "identity_invalid", 401),
         ({"identity_token": identity(alice, exp=int(time.time()) - 5)}, "identity_invalid", 401),
         ({"identity_token": identity(alice), "user_id": unique("bob")}, "identity_invalid", 403),
     ):
         reply = gateway.post(f"{API}/session", json={"thread_id": unique("thread"), **body})
         assert (reply.status_code, error_code(reply)) == (status, code), body
+
+
+@pytest.fixture
+def jwks_url() -> Any:
+    """A host application's JWKS endpoint, served over real HTTP, and its private key."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    body = json.dumps({"keys": [{**public, "kid": "host-1", "use": "sig", "alg": "RS256"}]})
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json", key
+    server.shutdown()
+    thread.join(5)
+
+
+def test_identity_tokens_are_verified_against_a_jwks(
+    make_gateway: GatewayFactory, jwks_url: Any
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    url, key = jwks_url
+    gateway = make_gateway(identity_mode="jwt", identity_jwks_url=url, identity_issuer="host-app")
+    claims = {"aud": "opencouch-voice", "iss": "host-app", "exp": int(time.time()) + 60}
+    alice = unique("alice")
+    signed = jwt.encode({"sub": alice, **claims}, key, algorithm="RS256", headers={"kid": "host-1"})
+    session = open_session(gateway, identity_token=signed, memory_mode="persistent")
+    assert session["user_id"] == alice
+    impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(
+        {"sub": alice, **claims}, impostor, algorithm="RS256", headers={"kid": "host-1"}
+    )
+    unknown = jwt.encode(
+        {"sub": alice, **claims}, key, algorithm="RS256", headers={"kid": "host-2"}
+    )
+    for token in (forged, unknown):
+        reply = gateway.post(
+            f"{API}/session", json={"thread_id": unique("thread"), "identity_token": token}
+        )
+        assert (reply.status_code, error_code(reply)) == (401, "identity_invalid")
+
+
+def test_development_identity_mode_says_so_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    from opencouch.voice_gateway.identity import IdentityVerifier
+
+    with caplog.at_level("INFO", logger="opencouch.voice_gateway.identity"):
+        IdentityVerifier(GatewaySettings()).announce()
+    assert any(
+        record.levelname == "WARNING" and "identity mode is development" in record.getMessage()
+        for record in caplog.records
+    )
+    caplog.clear()
+    with caplog.at_level("INFO", logger="opencouch.voice_gateway.identity"):
+        IdentityVerifier(GatewaySettings(identity_mode="jwt", identity_jwt_key="k" * 40)).announce()
+    assert not any("development" in record.getMessage() for record in caplog.records)
 
 
 # -- tool policy --------------------------------------------------------------------------------
@@ -393,6 +469,49 @@ def test_session_starts_are_rate_limited_with_retry_after(make_gateway: GatewayF
     assert int(limited.headers["Retry-After"]) >= 1
 
 
+def test_session_starts_are_rate_limited_per_client_address_and_per_user(
+    make_gateway: GatewayFactory,
+) -> None:
+    per_ip = make_gateway(rate_limit_session_per_ip="2/minute")
+    for _ in range(2):
+        open_session(per_ip)
+    limited = per_ip.post(f"{API}/session", json={"thread_id": unique("thread")})
+    assert (limited.status_code, error_code(limited)) == (429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+
+    per_user = make_gateway(rate_limit_session_per_user="2/minute")
+    user = unique("user")
+    for _ in range(2):
+        ended = open_session(per_user, user_id=user)
+        per_user.post(f"{API}/end", json={}, headers=bearer(ended))
+    limited = per_user.post(f"{API}/session", json={"thread_id": unique("thread"), "user_id": user})
+    assert (limited.status_code, error_code(limited)) == (429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+    open_session(per_user, user_id=unique("someone-else"))  # another user is not limited
+
+
+def test_calls_from_one_client_address_are_rate_limited(make_gateway: GatewayFactory) -> None:
+    gateway = make_gateway(rate_limit_calls_per_ip="3/minute")
+    sessions = [open_session(gateway) for _ in range(2)]
+    codes = [
+        gateway.post(f"{API}/turn", json=turn(), headers=bearer(session)).status_code
+        for session in sessions * 2
+    ]
+    assert codes == [200, 200, 200, 429]
+    limited = gateway.post(f"{API}/tools", json=tool_call(), headers=bearer(sessions[1]))
+    assert (limited.status_code, error_code(limited)) == (429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_the_client_secret_lives_sixty_seconds_unless_configured(
+    make_gateway: GatewayFactory,
+) -> None:
+    default = open_session(make_gateway())
+    assert abs(default["client_secret"]["expires_at"] - (time.time() + 60)) <= 5
+    longer = open_session(make_gateway(client_secret_ttl_seconds=300))
+    assert abs(longer["client_secret"]["expires_at"] - (time.time() + 300)) <= 5
+
+
 def test_calls_of_a_session_are_rate_limited(make_gateway: GatewayFactory) -> None:
     gateway = make_gateway(rate_limit_calls_per_session="3/minute")
     session = open_session(gateway)
@@ -492,6 +611,19 @@ def test_cors_is_only_for_the_web_origins_and_replies_are_never_cached(gateway: 
     reply = gateway.post(f"{API}/session", json={"thread_id": unique("thread")})
     assert reply.headers["cache-control"] == "no-store"
     assert reply.headers["x-content-type-options"] == "nosniff"
+    # Every other response too: refusals, errors, health and the schema.
+    for other in (
+        gateway.post(f"{API}/turn", json=turn()),
+        gateway.post(
+            f"{API}/turn",
+            content=b"x" * 300_000,
+            headers={"Authorization": f"Bearer {reply.json()['token']}"},
+        ),
+        gateway.get(f"{API}/no-such-route"),
+        gateway.get("/healthz"),
+        gateway.get("/api/voice/openapi.json"),
+    ):
+        assert other.headers["x-content-type-options"] == "nosniff", other.status_code
 
 
 def test_nats_down_is_a_503_for_turns_and_a_tool_output_for_tools(
