@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from opencouch.contracts.common import MemoryMode
-from opencouch.voice_gateway.settings import GatewaySettings
+from opencouch.voice_gateway.settings import DEVELOPMENT_TOKEN_KEY, GatewaySettings
 from opencouch.voice_gateway.testing import (
     API,
     SLOW_TOOL,
@@ -86,8 +86,39 @@ def tampered(token: str) -> str:
     return f"{header}.{forged}.{signature}"
 
 
+def valid_claims(session: dict[str, Any]) -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "iss": "opencouch-voice-gateway",
+        "aud": "opencouch-voice-session",
+        "iat": now,
+        "exp": now + 600,
+        "ses_exp": now + 300,
+        "sid": session["session_id"],
+        "tid": session["thread_id"],
+        "mode": session["memory_mode"],
+    }
+
+
+def signed_like_a_token(session: dict[str, Any], **claims: Any) -> str:
+    """Signed with the gateway's own (development) key, with ``claims`` changed."""
+    return jwt.encode(
+        {**valid_claims(session), **claims},
+        DEVELOPMENT_TOKEN_KEY,
+        algorithm="HS256",
+        headers={"kid": "dev"},
+    )
+
+
 def test_a_tampered_or_foreign_key_token_is_invalid(gateway: TestClient) -> None:
     session = open_session(gateway)
+    # The helper builds a token the gateway accepts: each variant below differs in one way only.
+    accepted = gateway.post(
+        f"{API}/turn",
+        json=turn(),
+        headers={"Authorization": f"Bearer {signed_like_a_token(session)}"},
+    )
+    assert accepted.status_code == 200, accepted.text
     for token in (
         tampered(session["token"]),
         session["token"][:-4] + "AAAA",
@@ -98,6 +129,10 @@ def test_a_tampered_or_foreign_key_token_is_invalid(gateway: TestClient) -> None
             {"sid": session["session_id"]}, "x" * 40, algorithm="HS256", headers={"kid": "other"}
         ),
         "not-a-jwt-at-all-but-long-enough",
+        # The gateway's own key, but not a voice-session token: another audience or issuer.
+        signed_like_a_token(session, aud="opencouch-voice"),
+        signed_like_a_token(session, iss="someone-else"),
+        jwt.encode({**valid_claims(session)}, None, algorithm="none", headers={"kid": "dev"}),
     ):
         reply = gateway.post(
             f"{API}/turn", json=turn(), headers={"Authorization": f"Bearer {token}"}
