@@ -132,7 +132,7 @@ def test_a_tampered_or_foreign_key_token_is_invalid(gateway: TestClient) -> None
         # The gateway's own key, but not a voice-session token: another audience or issuer.
         signed_like_a_token(session, aud="opencouch-voice"),
         signed_like_a_token(session, iss="someone-else"),
-        jwt.encode({**valid_claims(session)}, None, algorithm="none", headers={"kid": "dev"}),
+        jwt.encode(valid_claims(session), "", algorithm="none", headers={"kid": "dev"}),
     ):
         reply = gateway.post(
             f"{API}/turn", json=turn(), headers={"Authorization": f"Bearer {token}"}
