@@ -325,7 +325,9 @@ def test_development_identity_mode_says_so_at_start(caplog: pytest.LogCaptureFix
     )
     caplog.clear()
     with caplog.at_level("INFO", logger="opencouch.voice_gateway.identity"):
-        IdentityVerifier(GatewaySettings(identity_mode="jwt", identity_jwt_key="k" * 40)).announce()
+        IdentityVerifier(
+            GatewaySettings(identity_mode="jwt", identity_jwt_key="k" * 40, identity_issuer="a")
+        ).announce()
     assert not any("development" in record.getMessage() for record in caplog.records)
 
 

@@ -57,6 +57,7 @@ def test_production_refuses_a_missing_placeholder_or_short_signing_key(keys: str
         "openai_api_key": OPENAI_KEY,
         "identity_mode": "jwt",
         "identity_jwt_key": "h" * 40,
+        "identity_issuer": "host-app",
     }
     if keys:
         fields["token_signing_keys"] = keys
@@ -71,6 +72,7 @@ def test_production_starts_with_a_real_key_and_verified_identities() -> None:
         token_signing_keys=f"k1:{SIGNING_KEY}",
         identity_mode="jwt",
         identity_jwt_key="h" * 40,
+        identity_issuer="host-app",
     )
     assert settings.active_key_id == "k1"
     with pytest.raises(ValidationError, match="development"):
@@ -79,3 +81,11 @@ def test_production_starts_with_a_real_key_and_verified_identities() -> None:
             openai_api_key=OPENAI_KEY,
             token_signing_keys=f"k1:{SIGNING_KEY}",
         )
+
+
+def test_jwt_identity_mode_needs_a_key_and_an_issuer() -> None:
+    with pytest.raises(ValidationError, match="JWT_KEY or _JWKS_URL"):
+        GatewaySettings(identity_mode="jwt", identity_issuer="host-app")
+    with pytest.raises(ValidationError, match="IDENTITY_ISSUER"):
+        GatewaySettings(identity_mode="jwt", identity_jwt_key="h" * 40)
+    GatewaySettings(identity_mode="jwt", identity_jwt_key="h" * 40, identity_issuer="host-app")

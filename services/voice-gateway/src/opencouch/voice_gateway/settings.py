@@ -81,6 +81,7 @@ class GatewaySettings(ServiceSettings):
     identity_jwks_url: str | None = None
     """A JWKS endpoint for identity tokens, instead of a fixed key."""
     identity_issuer: str | None = None
+    """The ``iss`` identity tokens must carry; required in ``jwt`` identity mode."""
     identity_audience: str = "opencouch-voice"
     identity_algorithms: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["HS256", "RS256", "ES256"]
@@ -145,6 +146,10 @@ class GatewaySettings(ServiceSettings):
     def _identity_needs_a_key(self) -> GatewaySettings:
         if self.identity_mode == "jwt" and not (self.identity_jwt_key or self.identity_jwks_url):
             raise ValueError("identity_mode=jwt needs VOICE_GATEWAY_IDENTITY_JWT_KEY or _JWKS_URL")
+        if self.identity_mode == "jwt" and not self.identity_issuer:
+            # Without it, a token any holder of the key (or any key in a shared JWKS) signed
+            # for another purpose would pass: the issuer is checked, never optional.
+            raise ValueError("identity_mode=jwt needs VOICE_GATEWAY_IDENTITY_ISSUER")
         return self
 
     @property
