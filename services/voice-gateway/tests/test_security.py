@@ -178,6 +178,8 @@ def test_a_token_of_another_session_or_a_disagreeing_body_is_refused(gateway: Te
         ("/turn", turn(session_id=theirs["session_id"])),
         ("/turn", turn(thread_id=theirs["thread_id"])),
         ("/tools", tool_call(thread_id=theirs["thread_id"])),
+        ("/tools", tool_call(session_id=theirs["session_id"])),
+        ("/tools", tool_call(memory_mode="incognito")),
         ("/turn", turn(memory_mode="incognito")),
         ("/end", {"session_id": theirs["session_id"]}),
     ):
