@@ -688,6 +688,49 @@ def test_nats_down_is_a_503_for_turns_and_a_tool_output_for_tools(
     assert started.status_code == 503
 
 
+def test_a_turn_too_large_for_the_message_bus_is_a_413_not_a_503(
+    make_gateway: GatewayFactory, tmp_path: Any
+) -> None:
+    """A NATS whose payload limit is below what the contracts allow: the turn cannot be stored
+    by retrying it, so it is refused (413), never answered "retry it" (503) forever."""
+    import shutil
+    import subprocess
+
+    from opencouch.testing.servers import free_port, wait_reachable
+
+    binary = shutil.which("nats-server")
+    if binary is None:
+        pytest.skip("needs a nats-server binary")
+    port = free_port()
+    config = tmp_path / "nats.conf"
+    config.write_text(
+        f'listen: "127.0.0.1:{port}"\nmax_payload: 65536\n'
+        f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
+    )
+    process = subprocess.Popen(
+        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        url = f"nats://127.0.0.1:{port}"
+        wait_reachable(url)
+        with FakeOwners(url):
+            gateway = make_gateway(nats_url=url)
+            session = open_session(gateway, memory_mode="persistent")
+            output = {"q": "x" * 12_000}
+            big = turn(tool_calls=[{"tool_name": "x", "status": "completed", "output": output}] * 8)
+            reply = gateway.post(f"{API}/turn", json=big, headers=bearer(session))
+            assert (reply.status_code, error_code(reply)) == (413, "payload_too_large")
+            assert "Retry-After" not in reply.headers
+            # Its claim was dropped: the same id with a body that fits is recorded.
+            small = gateway.post(
+                f"{API}/turn", json={**big, "tool_calls": []}, headers=bearer(session)
+            )
+            assert small.status_code == 200, small.text
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 async def test_a_refused_turn_writes_nothing(
     gateway: TestClient, gateway_nats_url: str, redis_url: str
 ) -> None:

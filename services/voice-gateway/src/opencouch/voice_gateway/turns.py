@@ -128,6 +128,10 @@ async def record_turn(gateway: Gateway, body: TurnRequest, claims: VoiceSessionC
         if claim.state is ClaimState.CLAIMED:
             await gateway.sessions.release_turn(claims.session_id, body.client_turn_id)
         log.error("turn publish failed", extra={"error": type(error).__name__})
+        if isinstance(error, nats.errors.MaxPayloadError):  # retrying cannot help
+            raise ServiceError(
+                ErrorCode.PAYLOAD_TOO_LARGE, "This turn is too large to store."
+            ) from None
         raise ServiceError(
             ErrorCode.SERVICE_UNAVAILABLE,
             "The turn could not be stored yet; retry it.",
