@@ -75,13 +75,15 @@ def test_transcripts_are_bounded_in_lines_and_in_total_size() -> None:
         ToolsRequest.model_validate({"tool_name": "x", "transcript": [line] * too_long})
 
 
-def test_the_largest_valid_tool_call_still_fits_one_nats_message() -> None:
-    # Four-byte characters everywhere a client controls text: the worst case for UTF-8 size.
-    wide = "\U0001f600"
+@pytest.mark.parametrize("wide", ["\U0001f600", "\x01"])
+def test_the_largest_valid_tool_call_still_fits_one_nats_message(wide: str) -> None:
+    # Everywhere a client controls text: four-byte characters (the worst case for UTF-8) or
+    # control characters (six bytes each in JSON, ``\u0001``).
     lines = [
         {"role": "user", "text": wide * (TRANSCRIPT_MAX_CHARS // TRANSCRIPT_MAX_LINES)}
     ] * TRANSCRIPT_MAX_LINES
-    arguments = {"q": wide * (JSON_MAX_BYTES // 4 - 10)}
+    size = len(json.dumps(wide, ensure_ascii=False).encode()) - 2
+    arguments = {"q": wide * (JSON_MAX_BYTES // size - 10)}
     request = ToolsRequest.model_validate(
         {
             "tool_name": "x",
