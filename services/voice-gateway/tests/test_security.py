@@ -511,12 +511,33 @@ def test_session_starts_are_rate_limited_with_retry_after(make_gateway: GatewayF
 def test_session_starts_are_rate_limited_per_client_address_and_per_user(
     make_gateway: GatewayFactory,
 ) -> None:
-    per_ip = make_gateway(rate_limit_session_per_ip="2/minute")
-    for _ in range(2):
-        open_session(per_ip)
-    limited = per_ip.post(f"{API}/session", json={"thread_id": unique("thread")})
+    key = "host-app-shared-key-" + "k" * 24
+    per_ip = make_gateway(
+        rate_limit_session_per_ip="2/minute",
+        trust_forwarded_for=True,
+        identity_mode="jwt",
+        identity_jwt_key=key,
+        identity_issuer="host-app",
+    )
+
+    def start(address: str, **body: Any) -> Any:
+        return per_ip.post(
+            f"{API}/session",
+            json={"thread_id": unique("thread"), **body},
+            headers={"X-Forwarded-For": f"{address}, 10.0.0.1"},
+        )
+
+    # Redis outlives a test run: each case comes from an address of its own.
+    address = unique("client")
+    assert [start(address).status_code for _ in range(2)] == [200, 200]
+    limited = start(address)
     assert (limited.status_code, error_code(limited)) == (429, "rate_limited")
     assert int(limited.headers["Retry-After"]) >= 1
+    assert start(unique("client")).status_code == 200  # another address is not limited
+    # Refusals count too: a flood of forged identity tokens is limited like any other.
+    forger = unique("client")
+    forged = "forged." + "f" * 40 + ".x"
+    assert [start(forger, identity_token=forged).status_code for _ in range(3)] == [401, 401, 429]
 
     per_user = make_gateway(rate_limit_session_per_user="2/minute")
     user = unique("user")

@@ -44,9 +44,13 @@ class RateLimits:
         self._calls_per_ip = parse(settings.rate_limit_calls_per_ip)
         self._local = FixedWindowRateLimiter(MemoryStorage())
 
-    async def session_start(self, *, ip: str, user_id: str | None, thread_id: str) -> None:
-        """Count a ``/session``; ``ServiceError`` 429 with ``retry_after`` when over a limit."""
+    async def session_from(self, ip: str) -> None:
+        """Count a ``/session`` from ``ip`` before any work is done for it (identity checks
+        included), so no kind of refusal escapes the limit; 429 when over it."""
         await self._hit(self._session_start["ip"], "session-start", "ip", ip)
+
+    async def session_start(self, *, user_id: str | None, thread_id: str) -> None:
+        """Count a ``/session`` for its user and thread; 429 with ``retry_after`` when over."""
         if user_id is not None:
             await self._hit(self._session_start["user"], "session-start", "user", user_id)
         await self._hit(self._session_start["thread"], "session-start", "thread", thread_id)

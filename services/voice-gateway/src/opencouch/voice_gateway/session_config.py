@@ -125,8 +125,9 @@ async def start_session(gateway: Gateway, body: SessionRequest, client_ip: str) 
     costs no OpenAI call and reveals no memory. A new thread is bound to its caller only once
     everything else succeeded, so a failed first session never locks a browser out.
     """
+    await gateway.limits.session_from(client_ip)
     user_id = await gateway.identity.user_id(body)
-    await gateway.limits.session_start(ip=client_ip, user_id=user_id, thread_id=body.thread_id)
+    await gateway.limits.session_start(user_id=user_id, thread_id=body.thread_id)
     owner = await gateway.sessions.thread_owner(body.thread_id)
     if owner is not None and not owner.admits(user_id, body.thread_secret):
         raise _refuse_thread()
