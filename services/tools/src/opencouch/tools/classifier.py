@@ -264,6 +264,7 @@ _RULES: Final = [
         r"not being here|not existing|ending things|ending it all)\b"
         r"|\b(?:consider|considering|contemplate|contemplating|commit|committing) suicide\b"
         r"|\bsuicide (?:is|seems|feels like) (?:the only|an option|my only)\b"
+        r"|\bsuicide (?:is|has been|was|keeps) (?:\w+ )?(?:on|in|crossing) my mind\b"
         r"|\b(?:want|wants|wanted|wanting) to die\b|\bready to die\b"
         r"|\b(?:should|deserve to) (?:just )?die\b",
         own_subject=True,
@@ -281,7 +282,10 @@ _RULES: Final = [
         r"|\b(?:hope|wish|want)\b[^.;]*\bnever wake up\b"
         r"|\b(?:want|wish|hope) (?:someone|somebody|something|a car|a bus|god) "
         r"(?:would |to |will )?(?:just )?(?:kill|hit) me\b"
-        r"|\bwish i (?:would|could) (?:get|be) (?:hit|run over)\b",
+        r"|\bwish i (?:would|could) (?:get|be) (?:hit|run over)\b"
+        r"|\b(?:want|wish|wanting|hope) (?:i could |to )?(?:just )?(?:go to )?sleep forever\b"
+        r"|\bi am (?:so |just |really )?(?:done|finished) with (?:life|living|being alive)\b"
+        r"(?! (?:in|at|with|on|near|there|here|together|abroad|alone|by)\b)",
     ),
     # Statements whose "not" is the ideation itself ("I don't want to live").
     _rule(
@@ -297,6 +301,9 @@ _RULES: Final = [
         r"going on|stay alive|staying alive|exist|existing)\b"
         r"|\b(?:life is not|not) worth living\b|\blife is not worth it\b"
         r"|\btired of (?:living|being alive|life)\b"
+        r"|\b(?:do not|does not|cannot|can not|could not) see (?:the|any|a|much) (?:point|reason) "
+        r"(?:in|of|to|for) (?:me )?(?:live|living|be alive|being alive|life|go on|going on|"
+        r"keep living|keep going|stay alive|staying alive|exist|existing)\b"
         r"|\b(?:do|does) not feel like (?:living|being alive|being here) (?:anymore|any more)\b",
         negatable=False,
         own_subject=True,
@@ -360,7 +367,7 @@ _RULES: Final = [
         negatable=False,
     ),
     _rule("time_now", r"\b(?:today|right now|now|right here)\b", negatable=False),
-    _rule("do_it", r"\b(?:going to|will|about to) do it\b", negatable=False),
+    _rule("do_it", r"\b(?:going to|will|about to) (?:do it|use it)\b", negatable=False),
     _rule(
         "farewell",
         r"\bthis is (?:my )?goodbye\b"
@@ -395,7 +402,7 @@ _RULES: Final = [
         r"|\brather die than\b|\bdo (?:something|anything) stupid\b"
         r"|\bgiving (?:some of |all )?(?:of )?my (?:things|stuff|belongings) away\b"
         r"|\bgiving away (?:all )?(?:of )?my (?:things|stuff|belongings)\b"
-        r"|\bthinking (?:about|of) (?:death|dying)\b",
+        r"|\b(?:think|thinking|thought) (?:about|of) (?:death|dying)\b",
         own_subject=True,
     ),
     _rule(
