@@ -138,6 +138,8 @@ _CONTRACTIONS: Final = [
         (r"\bgotta\b", "got to"),
         (r"\bkinda\b", "kind of"),
         (r"\bself[- ]harm", "selfharm"),
+        (r"\bunaliving\b", "killing"),
+        (r"\bunalived\b", "killed"),
         (r"\bunalive\b", "kill"),
         (r"\s+", " "),
     )
@@ -266,13 +268,20 @@ _RULES: Final = [
         r"|\bsuicide (?:is|seems|feels like) (?:the only|an option|my only)\b"
         r"|\bsuicide (?:is|has been|was|keeps) (?:\w+ )?(?:on|in|crossing) my mind\b"
         r"|\b(?:want|wants|wanted|wanting) to die\b|\bready to die\b"
-        r"|\b(?:should|deserve to) (?:just )?die\b",
+        r"|\b(?:should|deserve to) (?:just )?die\b"
+        r"|\b(?:want|wants|wanted|wanting) to (?:jump (?:off|from) (?:a|the|that|this) "
+        r"(?:bridge|building|roof|cliff|balcony|ledge|tower)|jump in front of (?:a|the) "
+        r"(?:train|bus|car|truck|lorry)|throw myself (?:off|in front of|under))\b",
         own_subject=True,
     ),
     _rule(
         "passive_ideation",
         r"\bwish (?:that )?i (?:was|were|had been) dead\b"
-        r"|\bwish i (?:was|were|had) never (?:been )?born\b"
+        r"|\bwish i (?:was|were|had|would|would have) never (?:been |have been )?born\b"
+        r"|\b(?:hope|wish) (?:that )?i (?:do not|did not|had not|never|will not|would not) "
+        r"wake up\b"
+        r"(?! (?:late|early|at|before|the|in time|so|too|with|to|on|hungover|sick|tired|my|"
+        r"anyone|everyone|him|her|them|you|the baby|the kids)\b)"
         r"|\bwish i could (?:just )?die\b|\b(?:want|wish) to be dead\b|\bbetter off dead\b"
         r"|\bwish (?:that )?i (?:was|were) not (?:alive|here|around|born)\b"
         r"|\bfeel(?:ing)? like dying\b"
@@ -297,6 +306,8 @@ _RULES: Final = [
         r"|\bnot wanting to (?:live|be alive|exist|be here)\b"
         r"|\bnot sure (?:if |whether |that )?i (?:want|wish) to (?:live|be alive|be here|"
         r"keep going|go on)\b"
+        r"|\bno (?:reason|point) (?:in|for) me (?:being alive|living|existing|staying alive|"
+        r"going on|to live|to be alive|to go on)\b"
         r"|\bno (?:reason|point) (?:for me )?(?:to|in) (?:live|living|be alive|being alive|go on|"
         r"going on|stay alive|staying alive|exist|existing)\b"
         r"|\b(?:life is not|not) worth living\b|\blife is not worth it\b"
