@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from psycopg import sql
 
 from opencouch.contracts import subjects
-from opencouch.contracts.events import TurnClassified
+from opencouch.contracts.events import TurnClassified, TurnRecorded
 from opencouch.contracts.memory import (
     CommitMemoryCandidatesReply,
     CommitMemoryCandidatesRequest,
@@ -20,7 +20,13 @@ from opencouch.contracts.memory import (
 )
 from opencouch.memory.erasure import MEMORY_TABLES
 from opencouch.memory.testing import Conversation, MemoryClient
-from opencouch.runtime.jetstream import publish_event, stored_events
+from opencouch.runtime.jetstream import (
+    ORIGINAL_SEQUENCE,
+    ORIGINAL_SUBJECT,
+    dead_letters,
+    publish_event,
+    stored_events,
+)
 
 
 def word() -> str:
@@ -209,3 +215,36 @@ async def test_erasing_a_thread_takes_its_transcripts_and_the_memory_it_gave(
     assert reply.erased_rows["threads"] == 1
     assert reply.pending_candidates == 1
     assert "turns" in tables_holding(memory, others)
+
+
+async def dead_letter(memory: MemoryClient, durable: str, turn: TurnRecorded) -> None:
+    """A turn that ``durable`` gave up on, kept as ``consume_events`` keeps one."""
+    await memory.js.publish(
+        subjects.dead_letters(durable),
+        turn.model_dump_json().encode(),
+        stream=subjects.DEAD_LETTERS_STREAM,
+        headers={ORIGINAL_SUBJECT: subjects.TURN_RECORDED, ORIGINAL_SEQUENCE: "1"},
+    )
+
+
+async def dead_letters_holding(memory: MemoryClient, durable: str, text: str) -> int:
+    return sum([text.encode() in letter.data async for letter in dead_letters(memory.js, durable)])
+
+
+async def test_erasure_reaches_the_turns_any_reader_kept_as_dead_letters(
+    memory: MemoryClient,
+) -> None:
+    # The crisis classifier reads every turn too: a turn it gave up on holds the user's words.
+    erased_user, other_user = Conversation(), Conversation()
+    theirs, others = word(), word()
+    await lived(memory, erased_user, theirs)
+    readers = (subjects.MEMORY_TURNS_CONSUMER, subjects.TOOLS_CRISIS_CONSUMER)
+    for durable in readers:
+        await dead_letter(memory, durable, erased_user.turn(f"I am {theirs} and I give up."))
+        await dead_letter(memory, durable, other_user.turn(f"I am {others} and I give up."))
+
+    await erase(memory, user_id=erased_user.user_id)
+
+    for durable in readers:
+        assert await dead_letters_holding(memory, durable, theirs) == 0, durable
+        assert await dead_letters_holding(memory, durable, others) == 1, durable

@@ -47,6 +47,8 @@ def test_regressions_of_the_old_parser(message: str, expected: str) -> None:
         ("I used to live in London but now I'm in Sydney", "AU"),
         ("I moved from London to Toronto last year", "CA"),
         ("I'm not in London anymore, I'm in Sydney", "AU"),
+        ("i'm in sydney not in london anymore", "AU"),
+        ("I live in Toronto not Vancouver anymore", "CA"),
         ("I was born in Ireland but I live in London now", "GB"),
         ("I've lived in Canada for ten years", "CA"),
         ("I'm staying with my mum in Leeds", "GB"),
@@ -56,6 +58,8 @@ def test_regressions_of_the_old_parser(message: str, expected: str) -> None:
         ("i live in the u.s.", "US"),
         ("Britain", "GB"),
         ("I'm in Oz", "AU"),
+        ("Actually I'm in NZ", "NZ"),
+        ("i live in n.z.", "NZ"),
         ("we're in Wales", "GB"),
         ("I'm in London, Ontario", "CA"),
         ("I'm in Perth, Scotland", "GB"),
@@ -256,12 +260,13 @@ def test_my_place_wins_over_quoted_speech_and_other_peoples_places(
 
 
 @settings(max_examples=200, deadline=None)
-@given(now=place, then=other_place, form=st.integers(0, 3))
+@given(now=place, then=other_place, form=st.integers(0, 4))
 def test_the_current_place_wins_over_the_last_place_named(
     now: tuple[str, str], then: tuple[str, str], form: int
 ) -> None:
     message = [
         f"I'm in {now[0]}, not in {then[0]} anymore",
+        f"I'm in {now[0]} not in {then[0]} anymore",
         f"I used to live in {then[0]} but now I'm in {now[0]}",
         f"I'm in {now[0]}. I lived in {then[0]} before",
         f"I'm from {then[0]} but I live in {now[0]}",

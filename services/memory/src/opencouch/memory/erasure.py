@@ -117,8 +117,10 @@ class Eraser:
             if theirs(data)
         ]
         erased = await forget_events(self._js, doomed)
-        async for letter in dead_letters(self._js, subjects.MEMORY_TURNS_CONSUMER):
-            if theirs(letter.data):
+        # Every reader of turns keeps those it gave up on (the crisis classifier too), not only
+        # memory's own consumer: ">" reaches all of them.
+        async for letter in dead_letters(self._js, ">"):
+            if letter.original_subject == subjects.TURN_RECORDED and theirs(letter.data):
                 erased += await forget_dead_letter(self._js, letter.sequence)
         return erased
 

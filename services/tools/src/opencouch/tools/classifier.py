@@ -138,6 +138,8 @@ _CONTRACTIONS: Final = [
         (r"\bgotta\b", "got to"),
         (r"\bkinda\b", "kind of"),
         (r"\bself[- ]harm", "selfharm"),
+        (r"\bunaliving\b", "killing"),
+        (r"\bunalived\b", "killed"),
         (r"\bunalive\b", "kill"),
         (r"\s+", " "),
     )
@@ -264,14 +266,22 @@ _RULES: Final = [
         r"not being here|not existing|ending things|ending it all)\b"
         r"|\b(?:consider|considering|contemplate|contemplating|commit|committing) suicide\b"
         r"|\bsuicide (?:is|seems|feels like) (?:the only|an option|my only)\b"
+        r"|\bsuicide (?:is|has been|was|keeps) (?:\w+ )?(?:on|in|crossing) my mind\b"
         r"|\b(?:want|wants|wanted|wanting) to die\b|\bready to die\b"
-        r"|\b(?:should|deserve to) (?:just )?die\b",
+        r"|\b(?:should|deserve to) (?:just )?die\b"
+        r"|\b(?:want|wants|wanted|wanting) to (?:jump (?:off|from) (?:a|the|that|this) "
+        r"(?:bridge|building|roof|cliff|balcony|ledge|tower)|jump in front of (?:a|the) "
+        r"(?:train|bus|car|truck|lorry)|throw myself (?:off|in front of|under))\b",
         own_subject=True,
     ),
     _rule(
         "passive_ideation",
         r"\bwish (?:that )?i (?:was|were|had been) dead\b"
-        r"|\bwish i (?:was|were|had) never (?:been )?born\b"
+        r"|\bwish i (?:was|were|had|would|would have) never (?:been |have been )?born\b"
+        r"|\b(?:hope|wish) (?:that )?i (?:do not|did not|had not|never|will not|would not) "
+        r"wake up\b"
+        r"(?! (?:late|early|at|before|the|in time|so|too|with|to|on|hungover|sick|tired|my|"
+        r"anyone|everyone|him|her|them|you|the baby|the kids)\b)"
         r"|\bwish i could (?:just )?die\b|\b(?:want|wish) to be dead\b|\bbetter off dead\b"
         r"|\bwish (?:that )?i (?:was|were) not (?:alive|here|around|born)\b"
         r"|\bfeel(?:ing)? like dying\b"
@@ -281,7 +291,10 @@ _RULES: Final = [
         r"|\b(?:hope|wish|want)\b[^.;]*\bnever wake up\b"
         r"|\b(?:want|wish|hope) (?:someone|somebody|something|a car|a bus|god) "
         r"(?:would |to |will )?(?:just )?(?:kill|hit) me\b"
-        r"|\bwish i (?:would|could) (?:get|be) (?:hit|run over)\b",
+        r"|\bwish i (?:would|could) (?:get|be) (?:hit|run over)\b"
+        r"|\b(?:want|wish|wanting|hope) (?:i could |to )?(?:just )?(?:go to )?sleep forever\b"
+        r"|\bi am (?:so |just |really )?(?:done|finished) with (?:life|living|being alive)\b"
+        r"(?! (?:in|at|with|on|near|there|here|together|abroad|alone|by)\b)",
     ),
     # Statements whose "not" is the ideation itself ("I don't want to live").
     _rule(
@@ -293,10 +306,15 @@ _RULES: Final = [
         r"|\bnot wanting to (?:live|be alive|exist|be here)\b"
         r"|\bnot sure (?:if |whether |that )?i (?:want|wish) to (?:live|be alive|be here|"
         r"keep going|go on)\b"
+        r"|\bno (?:reason|point) (?:in|for) me (?:being alive|living|existing|staying alive|"
+        r"going on|to live|to be alive|to go on)\b"
         r"|\bno (?:reason|point) (?:for me )?(?:to|in) (?:live|living|be alive|being alive|go on|"
         r"going on|stay alive|staying alive|exist|existing)\b"
         r"|\b(?:life is not|not) worth living\b|\blife is not worth it\b"
         r"|\btired of (?:living|being alive|life)\b"
+        r"|\b(?:do not|does not|cannot|can not|could not) see (?:the|any|a|much) (?:point|reason) "
+        r"(?:in|of|to|for) (?:me )?(?:live|living|be alive|being alive|life|go on|going on|"
+        r"keep living|keep going|stay alive|staying alive|exist|existing)\b"
         r"|\b(?:do|does) not feel like (?:living|being alive|being here) (?:anymore|any more)\b",
         negatable=False,
         own_subject=True,
@@ -360,7 +378,7 @@ _RULES: Final = [
         negatable=False,
     ),
     _rule("time_now", r"\b(?:today|right now|now|right here)\b", negatable=False),
-    _rule("do_it", r"\b(?:going to|will|about to) do it\b", negatable=False),
+    _rule("do_it", r"\b(?:going to|will|about to) (?:do it|use it)\b", negatable=False),
     _rule(
         "farewell",
         r"\bthis is (?:my )?goodbye\b"
@@ -395,7 +413,7 @@ _RULES: Final = [
         r"|\brather die than\b|\bdo (?:something|anything) stupid\b"
         r"|\bgiving (?:some of |all )?(?:of )?my (?:things|stuff|belongings) away\b"
         r"|\bgiving away (?:all )?(?:of )?my (?:things|stuff|belongings)\b"
-        r"|\bthinking (?:about|of) (?:death|dying)\b",
+        r"|\b(?:think|thinking|thought) (?:about|of) (?:death|dying)\b",
         own_subject=True,
     ),
     _rule(

@@ -209,6 +209,9 @@ def _frame(tokens: Sequence[Token], mention: Mention, mentions: Sequence[Mention
     start = _clause_start(tokens, mention.start, mentions)
     end = _clause_end(tokens, mention.end, mentions)
     before = _words(tokens, start, mention.start, mentions)
+    # What follows belongs to this place only up to the next one: in "I'm in Sydney not in
+    # London anymore", "anymore" is London's.
+    end = min([end, *(other.start for other in mentions if other.start >= mention.end)])
     after = [token.text for token in tokens[mention.end : end]]
     if any(word in _NO_LONGER for word in after):
         return "none"

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from opencouch.contracts import subjects
 from opencouch.contracts.events import CrisisScreen, OwnerErased, TurnRecorded
 from opencouch.contracts.tools import ToolOwner
-from opencouch.runtime.jetstream import ensure_events_stream
+from opencouch.runtime.jetstream import count_dead_letters, ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
 from opencouch.runtime.postgres import apply_migrations_async, connection_pool
 from opencouch.runtime.service import Consumer, NatsService, Subscription, run_nats_service
@@ -124,6 +124,13 @@ async def serve(settings: ToolsSettings, stop: asyncio.Event) -> None:
             nats_connection(settings.nats_url, subjects.TOOLS_SERVICE)
         )
         js = await ensure_events_stream(nc)
+        for durable in (subjects.TOOLS_CRISIS_CONSUMER, subjects.TOOLS_ERASURE_CONSUMER):
+            waiting = await count_dead_letters(js, durable)
+            if waiting:
+                log.warning(
+                    "dead letters waiting; run python -m opencouch.tools.replay_dead_letters",
+                    extra={"consumer": durable, "waiting": waiting},
+                )
         store = ToolsStore(pool, settings.db_timeout_seconds)
         state = SessionState(redis, settings.session_state_ttl_seconds)
         handlers = ToolHandlers(
