@@ -2,6 +2,7 @@
 
 - A tool call is one trace: the page's span -> gateway -> NATS -> the owning service -> its SQL.
 - A turn is one trace: /turn -> JetStream publish -> memory's consumer -> its INSERT.
+- The web service, an edge like the gateway, continues a caller's trace too.
 - Every service serves /metrics with the product's metrics.
 - A session full of distinctive words, with DEBUG logging everywhere, leaves them in no log line
   and no span.
@@ -222,6 +223,22 @@ def test_a_turn_is_one_trace_from_turn_through_jetstream_into_memorys_insert(
         and statement(s).lstrip().startswith("INSERT INTO memory.turns")
     )
     assert processed in ancestors(insert, spans)
+
+
+def test_the_web_service_continues_a_callers_trace_too(traced: Traced) -> None:
+    trace_id, caller_span, traceparent = new_trace()
+    page = httpx.get(f"{traced.stack.web_url}/voice", headers={"traceparent": traceparent})
+    assert page.status_code == 200, page.text
+
+    def served(span: ReceivedSpan) -> bool:
+        return span.service == "opencouch-web" and span.kind == "server"
+
+    spans = in_trace(trace_id)(
+        traced.receiver.wait_for(lambda spans: any(served(s) for s in in_trace(trace_id)(spans)))
+    )
+    (web,) = [s for s in spans if served(s)]
+    assert web.parent_span_id == caller_span
+    assert web.name.startswith("GET ")
 
 
 def scrape(url: str) -> str:
