@@ -284,3 +284,11 @@ def test_offline_base_images_have_a_recipe(name: str) -> None:
 def test_dockerignore_keeps_local_state_out() -> None:
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".git", ".venv", ".run", ".env"} <= ignored
+
+
+def test_compose_e2e_runs_its_tests_where_a_skip_is_a_failure() -> None:
+    # Without Chromium (or playwright) the page test would skip and the stack pass unproven.
+    script = (ROOT / "scripts" / "compose-e2e").read_text()
+    runs = re.findall(r"^uv run .*pytest .*$", script, re.M)
+    assert runs, "compose-e2e runs no pytest"
+    assert all("--fail-on-skip" in run for run in runs), runs

@@ -2,6 +2,7 @@
 
 - A tool call is one trace: the page's span -> gateway -> NATS -> the owning service -> its SQL.
 - A turn is one trace: /turn -> JetStream publish -> memory's consumer -> its INSERT.
+- The web service, an edge like the gateway, continues a caller's trace too.
 - Every service serves /metrics with the product's metrics.
 - A session full of distinctive words, with DEBUG logging everywhere, leaves them in no log line
   and no span.
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from opencouch.contracts.subjects import MEMORY_TURNS_CONSUMER
 from opencouch.testing.otlp import OtlpReceiver, ReceivedSpan, ancestors, otlp_receiver
 from opencouch.testing.processes import Stack, running_stack
 from opencouch.testing.servers import free_port
@@ -134,9 +136,12 @@ def test_a_tool_call_is_one_trace_from_the_page_through_the_owner_into_its_sql(
     select = in_trace(trace_id)
 
     def complete(spans: list[ReceivedSpan]) -> bool:
+        # Each process exports in batches of its own: wait for every span the test looks at.
         mine = select(spans)
-        return any(s.service == "opencouch-tools" and is_sql(s) for s in mine) and any(
-            s.service == "opencouch-voice-gateway" and s.kind == "server" for s in mine
+        return (
+            any(s.service == "opencouch-tools" and is_sql(s) for s in mine)
+            and any(s.service == "opencouch-tools" and s.kind == "server" for s in mine)
+            and any(s.service == "opencouch-voice-gateway" and s.kind == "server" for s in mine)
         )
 
     spans = select(traced.receiver.wait_for(complete))
@@ -177,11 +182,27 @@ def test_a_turn_is_one_trace_from_turn_through_jetstream_into_memorys_insert(
 
     select = in_trace(trace_id)
 
+    def turns_consumer(span: ReceivedSpan) -> bool:
+        # Memory consumes this trace twice: the turn, then the crisis level the tools service
+        # publishes for it (TurnClassified, its own consumer). The insert is the turn's.
+        return (
+            span.service == "opencouch-memory"
+            and span.kind == "consumer"
+            and span.attributes.get("messaging.consumer.group.name") == MEMORY_TURNS_CONSUMER
+        )
+
     def inserted(spans: list[ReceivedSpan]) -> bool:
-        return any(
-            s.service == "opencouch-memory"
-            and statement(s).lstrip().startswith("INSERT INTO memory.turns")
-            for s in select(spans)
+        # Each process exports in batches of its own: wait for every span the test looks at.
+        mine = select(spans)
+        return (
+            any(
+                s.service == "opencouch-memory"
+                and statement(s).lstrip().startswith("INSERT INTO memory.turns")
+                for s in mine
+            )
+            and any(turns_consumer(s) for s in mine)
+            and any(s.name == "publish TurnRecorded" for s in mine)
+            and any(s.service == "opencouch-voice-gateway" and s.kind == "server" for s in mine)
         )
 
     spans = select(traced.receiver.wait_for(inserted))
@@ -193,7 +214,7 @@ def test_a_turn_is_one_trace_from_turn_through_jetstream_into_memorys_insert(
     assert published.kind == "producer"
     assert published.service == "opencouch-voice-gateway"
     assert gateway in ancestors(published, spans)
-    processed = next(s for s in spans if s.service == "opencouch-memory" and s.kind == "consumer")
+    processed = next(s for s in spans if turns_consumer(s))
     assert processed.parent_span_id == published.span_id
     insert = next(
         s
@@ -202,6 +223,22 @@ def test_a_turn_is_one_trace_from_turn_through_jetstream_into_memorys_insert(
         and statement(s).lstrip().startswith("INSERT INTO memory.turns")
     )
     assert processed in ancestors(insert, spans)
+
+
+def test_the_web_service_continues_a_callers_trace_too(traced: Traced) -> None:
+    trace_id, caller_span, traceparent = new_trace()
+    page = httpx.get(f"{traced.stack.web_url}/voice", headers={"traceparent": traceparent})
+    assert page.status_code == 200, page.text
+
+    def served(span: ReceivedSpan) -> bool:
+        return span.service == "opencouch-web" and span.kind == "server"
+
+    spans = in_trace(trace_id)(
+        traced.receiver.wait_for(lambda spans: any(served(s) for s in in_trace(trace_id)(spans)))
+    )
+    (web,) = [s for s in spans if served(s)]
+    assert web.parent_span_id == caller_span
+    assert web.name.startswith("GET ")
 
 
 def scrape(url: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,40 @@ from opencouch.testing.servers import (
     postgres_database,
     redis_server,
 )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fail-on-skip",
+        action="store_true",
+        help="a skipped test fails the run: a proof (scripts/compose-e2e) that skips proves nothing",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """With ``--fail-on-skip``, a skipped test is reported failed, with the skip's reason."""
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail") and item.config.getoption("fail_on_skip"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, which --fail-on-skip makes a failure: {reason}"
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """With ``--fail-on-skip``, a module skipped whole (``allow_module_level``) fails too."""
+    report = yield
+    if report.skipped and collector.config.getoption("fail_on_skip"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, which --fail-on-skip makes a failure: {reason}"
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     # A full URL is accepted and reduced to its origin, since CSP connect-src is per origin.
     realtime_origin: str = "http://127.0.0.1:8090"
     log_level: str = "INFO"
+    # Where to send traces (OTLP over HTTP), as every service reads it; unset: tracing is off.
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("WEB_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    )
 
     @field_validator("api_base_url")
     @classmethod
