@@ -401,7 +401,10 @@ def test_setup_is_kept_in_local_storage_and_new_conversation_starts_afresh(
     page.click("#new-thread")
     assert page.input_value("#thread-id") != first
     page.reload()
+    # The form is filled once the page's script has its settings: wait for it, not an empty box.
+    page.wait_for_function("() => document.getElementById('thread-id').value !== ''")
     second = page.input_value("#thread-id")
+    assert second.startswith("thread-")
     assert second != first
     # The session is opened with what the form says: the thread, user id, mode and voice.
     page.click("#connect")
