@@ -262,6 +262,42 @@ def test_a_turn_whose_turn_call_failed_is_delivered_after_a_reload_exactly_once(
     assert len(stored_turns(stack, thread_id)) == 1
 
 
+def test_a_turn_stored_whose_reply_was_lost_is_stored_once_after_a_reload(
+    stack: Stack, page: Any, scenario: Callable[[str], None]
+) -> None:
+    """The gateway stores the turn but its answer never reaches the page: the page retries it
+    with the same client_turn_id, also after a reload, and it is still stored once."""
+
+    def reply_lost(route: Any) -> None:
+        route.fetch()  # the gateway gets the turn and stores it
+        route.abort("connectionreset")  # the page never hears back
+
+    page.route("**/api/voice/realtime/turn", reply_lost)
+    connect(page, stack.web_url, persistent=True)
+    thread_id = page.input_value("#thread-id")
+    say(page, "Please keep this one too.")
+    [turn] = closed_turns(page, 1)
+    page.wait_for_function(
+        "() => document.getElementById('outbox-status').textContent.includes('waiting')"
+    )
+    stored = eventually(lambda: stored_turns(stack, thread_id))
+    assert [(t[0], t[1]) for t in stored] == [(turn["id"], "Please keep this one too.")]
+
+    page.unroute("**/api/voice/realtime/turn")
+    page.reload()
+    page.wait_for_function(
+        "() => localStorage.getItem('opencouch.outbox.v1') === null", timeout=PAGE_WAIT_MS
+    )
+    eventually(
+        lambda: rows(
+            stack, "SELECT status FROM finalizer.finalizations WHERE thread_id = %s", thread_id
+        )
+    )
+    assert [(t[0], t[1]) for t in stored_turns(stack, thread_id)] == [
+        (turn["id"], "Please keep this one too.")
+    ]
+
+
 def test_session_expired_continues_the_conversation(
     stack: Stack, page: Any, scenario: Callable[[str], None]
 ) -> None:

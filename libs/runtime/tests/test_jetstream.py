@@ -399,3 +399,63 @@ async def test_the_consumer_outlives_a_nats_restart_and_then_carries_on() -> Non
         server.stop()
         shutil.rmtree(store, ignore_errors=True)
     assert handled == [before.session_id, after.session_id]
+
+
+async def test_an_ack_that_times_out_is_not_fatal_and_the_event_comes_back() -> None:
+    """The server goes away while a handler works: its ack cannot be answered. The consumer
+    must carry on (the event is redelivered later), never end its loop and the process."""
+    binary = shutil.which("nats-server")
+    if binary is None:
+        pytest.skip("no nats-server binary to restart")
+    store = tempfile.mkdtemp(prefix="opencouch-nats-ack-")
+    server = RestartableNats(binary, store)
+    handled: list[str] = []
+    server_gone = asyncio.Event()
+
+    async def handle(event: SessionEnded) -> None:
+        handled.append(event.session_id)
+        if not server_gone.is_set():
+            server.stop()  # the ack that follows gets no answer
+            server_gone.set()
+
+    try:
+        server.start()
+        nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        js = await ensure_events_stream(nc)
+        before, after = ended(1), ended(1)
+        await publish_event(js, subjects.SESSION_ENDED, before, dedup_id=before.dedup_id)
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            consume_events(
+                js,
+                subject=subjects.SESSION_ENDED,
+                durable="ack-timeout",
+                event_model=SessionEnded,
+                handle=handle,
+                stop=stop,
+                redelivery=Redelivery(ack_wait=3.0),
+            )
+        )
+        await asyncio.wait_for(server_gone.wait(), 30)
+        await asyncio.sleep(7.0)  # longer than the ack's own timeout: it has failed by now
+        assert not task.done(), "a failed ack ended the consumer"
+        server.start()
+
+        async def published() -> bool:
+            try:
+                await publish_event(js, subjects.SESSION_ENDED, after, dedup_id=after.dedup_id)
+            except (nats.errors.Error, TimeoutError):
+                return False
+            return True
+
+        await eventually(published)
+        await eventually(lambda: after.session_id in handled, timeout=60)
+        # Never acknowledged, so delivered again: at least once, nothing dropped.
+        await eventually(lambda: handled.count(before.session_id) >= 2, timeout=60)
+        assert not task.done()
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await nc.close()
+    finally:
+        server.stop()
+        shutil.rmtree(store, ignore_errors=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from openai import AsyncOpenAI
 
 from opencouch.contracts.voice_api import TurnOutcome
@@ -16,6 +17,8 @@ from opencouch.finalizer.model_summary import (
     ModelSummariser,
     transcript_text,
 )
+from opencouch.finalizer.service import openai_client, summariser_for
+from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.realtime_emulator.testing import RunningEmulator
 
 START = datetime(2025, 3, 1, 21, 0, tzinfo=UTC)
@@ -70,3 +73,22 @@ def test_a_long_transcript_keeps_its_start_and_end_within_the_cap() -> None:
     assert "User: turn 599 " in text
     assert "turns left out here]" in text
     assert transcript_text(turns[:3]).count("User:") == 3
+
+
+def test_the_model_drafts_arcs_when_a_key_is_configured_else_the_extractive_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("OPENAI_API_KEY", "FINALIZER_OPENAI_API_KEY", "FINALIZER_SUMMARISER"):
+        monkeypatch.delenv(name, raising=False)
+    offline = FinalizerSettings()
+    assert openai_client(offline) is None
+    assert isinstance(summariser_for(offline, openai_client(offline)), ExtractiveSummariser)
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-only")
+    keyed = FinalizerSettings()
+    client = openai_client(keyed)
+    assert client is not None
+    assert isinstance(summariser_for(keyed, client), ModelSummariser)
+    # A key does not override an operator who chose the extractive rules.
+    monkeypatch.setenv("FINALIZER_SUMMARISER", "extractive")
+    assert openai_client(FinalizerSettings()) is None

@@ -8,6 +8,7 @@ every real service. Needs ``playwright``, Chromium, espeak-ng and sox; skips wit
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -383,7 +384,7 @@ def test_a_refused_microphone_is_explained_in_plain_words(
 
 
 def test_setup_is_kept_in_local_storage_and_new_conversation_starts_afresh(
-    web_url: str, fake: FakeGateway, page: Any
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
 ) -> None:
     page.goto(f"{web_url}/voice")
     first = page.input_value("#thread-id")
@@ -400,7 +401,18 @@ def test_setup_is_kept_in_local_storage_and_new_conversation_starts_afresh(
     page.click("#new-thread")
     assert page.input_value("#thread-id") != first
     page.reload()
-    assert page.input_value("#thread-id") != first
+    # The form is filled once the page's script has its settings: wait for it, not an empty box.
+    page.wait_for_function("() => document.getElementById('thread-id').value !== ''")
+    second = page.input_value("#thread-id")
+    assert second.startswith("thread-")
+    assert second != first
+    # The session is opened with what the form says: the thread, user id, mode and voice.
+    page.click("#connect")
+    page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
+    [opened] = fake.session_requests
+    assert opened["thread_id"] == second
+    assert (opened["user_id"], opened["memory_mode"]) == ("user-7", "persistent")
+    assert opened["assistant_voice"] == "marin"
 
 
 def test_earlier_turns_show_after_a_reload_and_erase_forgets_them(
@@ -498,7 +510,17 @@ def test_the_inspector_logs_filters_and_exports_every_event(
     page.wait_for_selector("#tool-calls .tool-call[data-status='done']")
     assert "show_memory_status" in page.text_content("#tool-calls")
     marks = page.eval_on_selector_all("#latency [data-mark]", "n => n.map(e => e.dataset.mark)")
-    assert {"session_minted_ms", "connected_ms", "first_audio_ms"} <= set(marks)
+    assert {"session_minted_ms", "connected_ms", "first_audio_ms", "tool_round_trips_ms"} <= set(
+        marks
+    )
+    assert page.text_content('#latency [data-mark="tool_round_trips_ms"] dd') != "none"
+    # Each tool call with its request, its output and its round trip.
+    tool = page.locator("#tool-calls .tool-call[data-status='done']")
+    assert re.search(r"round trip \d+(\.\d)? m?s", tool.locator(".tool-time").text_content())
+    request, output = tool.locator("details pre").all_text_contents()
+    assert json.loads(request)["call_id"] == fake.tool_requests[0]["call_id"]
+    [reply] = fake.tool_replies.values()
+    assert json.loads(output) == reply.output
     directions = set(
         page.eval_on_selector_all("#events .event", "n => n.map(e => e.dataset.direction)")
     )

@@ -15,8 +15,16 @@ import { ToolRelay, localError } from './tool-relay.js';
 import { TurnTracker, continuationItem, recentLines, turnRequest } from './turns.js';
 
 const SETTLE_MS = 30000;
+/** How long a finalization still in progress is polled: past the finalizer's 30-minute wait for memory. */
+export const FINALIZATION_POLL_MS = 35 * 60 * 1000;
 const TAB_KEY = 'opencouch.tab-session';
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The wait before finalization poll `tries + 1`, or null once `elapsedMs` of polling is enough.
+ * @param {number} tries @param {number} elapsedMs @returns {number | null}
+ */
+export const finalizationPollDelay = (tries, elapsedMs) => (elapsedMs < FINALIZATION_POLL_MS ? Math.min(10000, 1000 * tries) : null);
 
 /** @typedef {{reply: any, marks: LatencyMarks, call: RealtimeCall, tracker: TurnTracker, lost?: boolean}} Segment */
 
@@ -256,11 +264,13 @@ export class VoiceConversation extends EventTarget {
     this.#markEnded(id);
     this.#state('ended');
     this.#emit('finalization', result.body ?? { status: 'failed', detail: result.message });
-    // 202: still finalizing; ask again, more slowly, for a few minutes.
-    for (let tries = 1; result.status === 202 && tries < 40; tries += 1) {
-      await sleep(Math.min(10000, 1000 * tries));
+    // 202: still finalizing; ask again, more slowly, for as long as the finalizer may take.
+    const since = Date.now();
+    for (let tries = 1, wait; result.status === 202 && (wait = finalizationPollDelay(tries, Date.now() - since)) !== null; tries += 1) {
+      await sleep(wait);
       const next = await this.#attempt('finalization', () => this.api.finalization(token, id));
       if (next.body) this.#emit('finalization', (result = next).body);
+      else if (verdict(next) === 'drop') break; // the token expired, say: asking again cannot help
     }
   }
 

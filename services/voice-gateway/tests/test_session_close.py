@@ -1,0 +1,56 @@
+"""Closing a voice session for ``/end``, on a real Redis: closed to new turns first, then the
+turns still in flight are waited for and counted, so the finalizer waits for every turn the
+gateway acknowledged (a turn acknowledged after the count would be left out of the session)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from redis.asyncio import Redis
+
+from opencouch.contracts.common import MemoryMode
+from opencouch.voice_gateway.tokens import VoiceSessionClaims
+from opencouch.voice_gateway.voice_sessions import CallLimit, ClaimState, VoiceSessionStore
+
+
+async def test_end_closes_to_new_turns_then_counts_the_turns_in_flight(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    store = VoiceSessionStore(
+        redis,
+        session_seconds=3600,
+        grace_seconds=60,
+        thread_binding_seconds=3600,
+        call_output_seconds=3600,
+        call_limit=CallLimit(calls=1000, window_seconds=60),
+    )
+    now = int(time.time())
+    claims = VoiceSessionClaims(
+        session_id=f"vs_{uuid.uuid4().hex}",
+        thread_id=f"thread-close-{uuid.uuid4().hex[:8]}",
+        user_id=None,
+        memory_mode=MemoryMode.PERSISTENT,
+        session_expires_at=now + 3600,
+        expires_at=now + 3700,
+    )
+    try:
+        assert await store.create(claims, message_count=0, max_live=5)
+        session = claims.session_id
+        assert (await store.claim_turn(session, "done", "fp-done")).state is ClaimState.CLAIMED
+        await store.complete_turn(session, "done", "fp-done")
+        # A turn JetStream has not acknowledged yet when /end arrives.
+        assert (await store.claim_turn(session, "flying", "fp-fly")).state is ClaimState.CLAIMED
+
+        closing = asyncio.create_task(store.close(claims, settle_seconds=10))
+        await asyncio.sleep(0.3)
+        assert not closing.done(), "the count must wait for the turn in flight"
+        # Closed already: a new turn is refused while the one in flight may still finish.
+        late = await store.claim_turn(session, "late", "fp-late")
+        assert late.state is ClaimState.ENDED
+        await store.complete_turn(session, "flying", "fp-fly")
+        closed = await asyncio.wait_for(closing, 10)
+    finally:
+        await redis.aclose()
+
+    assert (closed.existed, closed.was_open, closed.turn_count) == (True, True, 2)
