@@ -442,7 +442,7 @@ def test_ending_revokes_tools_and_turns_but_an_acknowledged_turn_keeps_its_place
 def test_turns_and_tools_after_the_maximum_duration_are_refused(
     make_gateway: GatewayFactory,
 ) -> None:
-    gateway = make_gateway(max_session_seconds=60, token_grace_seconds=3600)
+    gateway = make_gateway(max_session_seconds=60, token_grace_seconds=3600, late_turn_seconds=120)
     settings = GatewaySettings(max_session_seconds=60, token_grace_seconds=3600)
     session = open_session(gateway, memory_mode="persistent")
     claims = TokenSigner(settings).verify(session["token"])
@@ -451,7 +451,7 @@ def test_turns_and_tools_after_the_maximum_duration_are_refused(
         thread_id=claims.thread_id,
         user_id=None,
         memory_mode=MemoryMode.PERSISTENT,
-        now=int(time.time()) - 120,
+        now=int(time.time()) - 300,  # its session ended 240 s ago, past the late-turn grace
     )
     answered_turn, answered_call = turn(), tool_call()
     first_turn = gateway.post(f"{API}/turn", json=answered_turn, headers=bearer(session))
@@ -471,6 +471,31 @@ def test_turns_and_tools_after_the_maximum_duration_are_refused(
         gateway.post(f"{API}/tools", json=answered_call, headers=late_auth).json()
         == first_call.json()
     )
+
+
+def test_a_turn_arriving_just_after_the_maximum_duration_is_still_recorded_but_not_a_tool_call(
+    make_gateway: GatewayFactory,
+) -> None:
+    # Realtime hangs up at its own cap while an exchange is still open; the page posts that
+    # turn a moment later. It is what was said, so it is kept; no new tool may run.
+    gateway = make_gateway(max_session_seconds=60, token_grace_seconds=3600, late_turn_seconds=120)
+    settings = GatewaySettings(max_session_seconds=60, token_grace_seconds=3600)
+    session = open_session(gateway, memory_mode="persistent")
+    claims = TokenSigner(settings).verify(session["token"])
+    just_ended, _ = TokenSigner(settings).issue(
+        session_id=claims.session_id,
+        thread_id=claims.thread_id,
+        user_id=None,
+        memory_mode=MemoryMode.PERSISTENT,
+        now=int(time.time()) - 90,  # its session ended 30 s ago
+    )
+    auth = {"Authorization": f"Bearer {just_ended}"}
+    recorded = gateway.post(f"{API}/turn", json=turn(), headers=auth)
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["recorded"] is True
+    refused = gateway.post(f"{API}/tools", json=tool_call(), headers=auth)
+    assert refused.status_code == 409
+    assert error_code(refused) == "session_expired"
 
 
 # -- limits -------------------------------------------------------------------------------------

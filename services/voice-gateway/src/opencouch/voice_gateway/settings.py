@@ -65,6 +65,9 @@ class GatewaySettings(ServiceSettings):
     """A voice session's longest life (OpenAI ends a Realtime session after 60 minutes)."""
     token_grace_seconds: int = Field(900, ge=0, le=24 * 3600)
     """How long after the session's end a token still serves ``/end`` and status polls."""
+    late_turn_seconds: int = Field(120, ge=0, le=900)
+    """How long after the session's end a new turn is still recorded: the exchange still open
+    when Realtime hangs up at its own cap reaches ``/turn`` after it. Tool calls get no grace."""
     max_sessions_per_user: int = Field(3, ge=1)
     """Concurrent live voice sessions one user (or anonymous thread) may hold."""
     thread_binding_days: int = Field(365, ge=1)

@@ -87,7 +87,8 @@ async def record_turn(gateway: Gateway, body: TurnRequest, claims: VoiceSessionC
         )
     if claim.state is ClaimState.CLAIMED or (not incognito and _unanswered(claim)):
         try:
-            claims.refuse_if_expired()
+            # The exchange still open when Realtime ends the call at its cap arrives late.
+            claims.refuse_if_expired(grace=gateway.settings.late_turn_seconds)
         except ServiceError:
             if claim.state is ClaimState.CLAIMED:
                 await gateway.sessions.release_turn(
