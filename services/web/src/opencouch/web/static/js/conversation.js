@@ -116,12 +116,17 @@ export class VoiceConversation extends EventTarget {
     saveConversation(this.storage, { user_id: '', ...setup, last });
     globalThis.sessionStorage?.setItem(TAB_KEY, last.session_id);
     this.#emit('session', redacted(reply));
+    // What was said before this session (a reconnect's earlier sessions), for the crisis screen.
+    const carried = [...this.closedTurns];
+    const incognito = reply.memory_mode !== 'persistent';
     const tracker = new TurnTracker({
       newId: newTurnId,
       onChange: (turn) => this.#emit('turn', turn),
       onClose: (turn) => {
         this.closedTurns.push(turn);
-        const body = turnRequest(turn, marks);
+        // An incognito turn carries the lines said before it: the service keeps nothing to
+        // screen it in context with. A persistent turn's context is kept by the service.
+        const body = turnRequest(turn, marks, incognito ? [...carried, ...tracker.before(turn)] : null);
         this.#emit('latency', body.latency);
         void this.outbox.add({ id: turn.id, sessionId: last.session_id, token: last.token, tokenExpiresAt: last.token_expires_at, body, persist: reply.memory_mode === 'persistent' });
       },
