@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { TurnTracker, assistantText, continuationItem, heardPart, recentLines, turnRequest } from '../../src/opencouch/web/static/js/turns.js';
+import { TurnTracker, assistantText, clip, continuationItem, heardPart, recentLines, turnRequest } from '../../src/opencouch/web/static/js/turns.js';
 
 function tracker() {
   let n = 0;
@@ -162,4 +162,23 @@ test('a turn that closes after a later one carries only what was said before it,
   assert.deepEqual(second.transcript, [{ role: 'assistant', text: 'Mm-hm.' }]);
   assert.deepEqual(first.transcript, []);
   assert.deepEqual(t.before({ ...t.turns[0] }), []); // not one of its turns
+});
+
+test('text is cut to the gateway bounds in code points, never inside a surrogate pair', () => {
+  const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+  const text = `a${'\u{1F600}'.repeat(9000)}`; // a pair would straddle every odd cut
+  assert.equal(clip('short', 8000), 'short');
+  for (const max of [1, 2, 999, 1000, 8000]) {
+    const cut = clip(text, max);
+    assert.equal(Array.from(cut).length, max);
+    assert.equal(lone.test(cut), false, `cut at ${max}`);
+  }
+  const { t, closed } = tracker();
+  t.typed(text, 'item_u');
+  for (const e of [...reply('r1', 'a1', text), stopped('r1')]) t.handle(e);
+  const body = turnRequest(closed[0], {}, closed);
+  for (const value of [body.user_text, body.assistant_text, ...body.transcript.map((l) => l.text)]) {
+    assert.equal(lone.test(value), false);
+  }
+  assert.equal(Array.from(body.transcript[0].text).length, 1000);
 });

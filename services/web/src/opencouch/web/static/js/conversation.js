@@ -12,7 +12,7 @@ import { LevelMeter, openMicrophone } from './mic.js';
 import { Outbox, backoff, verdict } from './outbox.js';
 import { micProblem } from './presenters.js';
 import { ToolRelay, localError } from './tool-relay.js';
-import { TurnTracker, continuationItem, recentLines, turnRequest } from './turns.js';
+import { TurnTracker, clip, continuationItem, recentLines, turnRequest } from './turns.js';
 
 const SETTLE_MS = 30000;
 /** How long a finalization still in progress is polled: past the finalizer's 30-minute wait for memory. */
@@ -178,7 +178,7 @@ export class VoiceConversation extends EventTarget {
     const turn = segment.tracker.owner.get(call.responseId);
     const body = {
       tool_name: call.name, call_id: call.callId, arguments: call.arguments ?? {},
-      current_user_message: (turn?.userText ?? '').slice(0, 8000),
+      current_user_message: clip(turn?.userText ?? '', 8000),
       transcript: recentLines([...this.closedTurns, ...(turn ? [turn] : [])]),
       ...(turn && { client_turn_id: turn.id }),
     };
