@@ -21,6 +21,7 @@ import httpx
 import nats
 import psycopg
 import pytest
+import redis
 
 from opencouch.contracts.subjects import tool_subject
 from opencouch.testing.openai_spec import validate_against
@@ -219,16 +220,17 @@ def test_incognito_keeps_nothing_and_refuses_persistent_tools(
 
 def redis_value(client: Any, key: bytes) -> bytes:
     """Everything a Redis key holds, as plain bytes (DUMP may compress it)."""
-    kind = client.type(key).decode()
-    parts: list[Any] = {
-        "string": lambda: [client.get(key) or b""],
-        "hash": lambda: [*client.hgetall(key).items()],
-        "list": lambda: client.lrange(key, 0, -1),
-        "set": lambda: list(client.smembers(key)),
-        "zset": lambda: client.zrange(key, 0, -1),
-        "stream": lambda: [str(client.xrange(key)).encode()],
-    }.get(kind, lambda: [])()
-    return repr(parts).encode()
+    kind = client.type(key)
+    if kind == b"string":
+        return bytes(client.get(key) or b"")
+    if kind == b"hash":
+        return b"\n".join(k + b"=" + v for k, v in client.hgetall(key).items())
+    if kind == b"list":
+        return b"\n".join(client.lrange(key, 0, -1))
+    if kind in (b"set", b"zset"):
+        members = client.smembers(key) if kind == b"set" else client.zrange(key, 0, -1)
+        return b"\n".join(members)
+    return repr(client.xrange(key) if kind == b"stream" else kind).encode()
 
 
 def test_incognito_turns_are_screened_in_context_and_leave_only_crisis_log_rows(
@@ -237,8 +239,6 @@ def test_incognito_turns_are_screened_in_context_and_leave_only_crisis_log_rows(
     """A "yes" to a safety check, and a plan after earlier ideation, mean nothing alone: the
     recent lines the browser sends with each incognito turn are what the classifier needs, and
     they are kept nowhere (no Redis screening memory, no row, no log line)."""
-    import redis
-
     thread_id = unique("thread-e2e-incognito-context")
     marker = f"Quillon-{uuid.uuid4().hex[:8]}"
     assert browser.start(thread_id).status_code == 200
@@ -285,7 +285,7 @@ def test_incognito_turns_are_screened_in_context_and_leave_only_crisis_log_rows(
             )
             for trace in (session_id, thread_id, marker, "Are you thinking about suicide"):
                 assert trace not in dump, f"{trace} in {schema}.{table}"
-    client = redis.Redis.from_url(stack.redis_url)
+    client: Any = redis.Redis.from_url(stack.redis_url)
     try:
         assert list(client.scan_iter(f"opencouch:tools:{session_id}:*")) == []
         for key in client.scan_iter(f"*{session_id}*"):

@@ -9,6 +9,7 @@ from typing import Any
 
 import nats
 from fastapi.testclient import TestClient
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from opencouch.contracts import subjects
@@ -30,7 +31,7 @@ def turn(**body: Any) -> dict[str, Any]:
     }
 
 
-async def collected(nc: nats.NATS, seen: list[bytes], count: int) -> list[bytes]:
+async def collected(nc: NATS, seen: list[bytes], count: int) -> list[bytes]:
     """The messages seen so far, once there are ``count`` (and a moment for any extra)."""
     await nc.flush()
     for _ in range(100):

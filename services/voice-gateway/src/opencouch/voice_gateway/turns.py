@@ -41,9 +41,7 @@ from opencouch.voice_gateway.voice_sessions import Claim, ClaimState, fingerprin
 
 log = logging.getLogger(__name__)
 
-_NOT_THE_TURN: Final = frozenset(
-    {"thread_id", "session_id", "user_id", "memory_mode", "transcript"}
-)
+_NOT_THE_TURN: Final[set[str]] = {"thread_id", "session_id", "user_id", "memory_mode", "transcript"}
 """Fields outside a turn's identity. The ids are checked against the token; the transcript is
 screening context only, stored nowhere, so a retry with another window is the same turn (and a
 turn claimed before the field existed keeps its fingerprint)."""
