@@ -7,11 +7,11 @@ import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from openai import AsyncOpenAI
 
 from opencouch.contracts import subjects
 from opencouch.contracts.events import OwnerErased, SessionEnded, SessionFinalized
@@ -22,7 +22,6 @@ from opencouch.finalizer.extractive import ExtractiveSummariser
 from opencouch.finalizer.finalization import FINAL, Finalizer
 from opencouch.finalizer.handlers import FinalizerHandlers
 from opencouch.finalizer.memory_link import MemoryLink
-from opencouch.finalizer.model_summary import ModelSummariser
 from opencouch.finalizer.retention import apply_retention
 from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.finalizer.store import FinalizationStore, ReportOutbox
@@ -32,6 +31,11 @@ from opencouch.runtime.jetstream import ensure_events_stream, publish_event
 from opencouch.runtime.messaging import nats_connection
 from opencouch.runtime.postgres import DictPool, apply_migrations_async, connection_pool
 from opencouch.runtime.service import Consumer, NatsService, run_nats_service
+
+if TYPE_CHECKING:
+    # The openai SDK is most of this service's import time and only a configured model uses
+    # it: it is imported when one is (a restarted finalizer is back sooner without it).
+    from openai import AsyncOpenAI
 
 VERSION = "0.2.0"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -72,6 +76,8 @@ def summariser_for(settings: FinalizerSettings, model: AsyncOpenAI | None) -> Su
     extractive = ExtractiveSummariser()
     if model is None:
         return extractive
+    from opencouch.finalizer.model_summary import ModelSummariser
+
     return ModelSummariser(model, settings.summary_model, fallback=extractive)
 
 
@@ -79,6 +85,8 @@ def openai_client(settings: FinalizerSettings) -> AsyncOpenAI | None:
     """The SDK client for summaries, when a model drafts them."""
     if not settings.uses_model or settings.openai_api_key is None:
         return None
+    from openai import AsyncOpenAI
+
     return AsyncOpenAI(
         api_key=settings.openai_api_key.get_secret_value(),
         base_url=settings.openai_base_url,
