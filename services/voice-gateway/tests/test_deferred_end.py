@@ -341,3 +341,28 @@ async def test_a_deferred_session_whose_end_cannot_be_published_is_kept_for_the_
     finally:
         await redis.aclose()
     assert (kept.session_id, kept.turn_count) == (dropped["session_id"], 1)
+
+
+async def test_an_erasure_drops_the_owners_deferred_sessions(
+    gateway: TestClient, redis_url: str, ends: EndsSeen
+) -> None:
+    user = unique("user")
+    dropped = open_session(gateway, user_id=user, memory_mode="persistent")
+    record_turns(gateway, dropped, 1)
+    assert (
+        gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(dropped))
+    ).status_code == 202
+    current = open_session(
+        gateway, thread_id=dropped["thread_id"], user_id=user, memory_mode="persistent"
+    )
+    erased = gateway.post(
+        f"{API}/memory/erase", json={"confirm": "erase everything"}, headers=bearer(current)
+    )
+    assert erased.status_code == 200, erased.text
+    # Its turns are gone: a later end must not finalize it.
+    later = open_session(
+        gateway, thread_id=dropped["thread_id"], user_id=user, memory_mode="persistent"
+    )
+    assert gateway.post(f"{API}/end", json={}, headers=bearer(later)).status_code in (200, 202)
+    await ends.settle()
+    assert ends.of(dropped["session_id"]) == []
