@@ -15,11 +15,13 @@ import hashlib
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import nats
 import psycopg
 import pytest
+import redis
 
 from opencouch.contracts.subjects import tool_subject
 from opencouch.testing.openai_spec import validate_against
@@ -214,6 +216,88 @@ def test_incognito_keeps_nothing_and_refuses_persistent_tools(
         )
         == []
     )
+
+
+def redis_value(client: Any, key: bytes) -> bytes:
+    """Everything a Redis key holds, as plain bytes (DUMP may compress it)."""
+    kind = client.type(key)
+    if kind == b"string":
+        return bytes(client.get(key) or b"")
+    if kind == b"hash":
+        return b"\n".join(k + b"=" + v for k, v in client.hgetall(key).items())
+    if kind == b"list":
+        return b"\n".join(client.lrange(key, 0, -1))
+    if kind in (b"set", b"zset"):
+        members = client.smembers(key) if kind == b"set" else client.zrange(key, 0, -1)
+        return b"\n".join(members)
+    return repr(client.xrange(key) if kind == b"stream" else kind).encode()
+
+
+def test_incognito_turns_are_screened_in_context_and_leave_only_crisis_log_rows(
+    stack: Stack, browser: VoiceClient
+) -> None:
+    """A "yes" to a safety check, and a plan after earlier ideation, mean nothing alone: the
+    recent lines the browser sends with each incognito turn are what the classifier needs, and
+    they are kept nowhere (no Redis screening memory, no row, no log line)."""
+    thread_id = unique("thread-e2e-incognito-context")
+    marker = f"Quillon-{uuid.uuid4().hex[:8]}"
+    assert browser.start(thread_id).status_code == 200
+    session_id = browser.session_id
+    exchanges = [
+        (f"Everything feels pointless lately, {marker}.", "Are you thinking about suicide?"),
+        ("Yes.", "Thank you for telling me. I'm here with you."),
+        ("I don't want to be alive anymore.", "I'm really glad you said it out loud."),
+        ("I'm going to do it tonight.", "Please stay with me. Let's find someone to call."),
+    ]
+    lines: list[dict[str, str]] = []
+    for n, (user_text, assistant_text) in enumerate(exchanges, 1):
+        reply = browser.turn(f"inc-{n}", user_text, assistant_text, transcript=lines[-20:])
+        assert reply.json() == {"recorded": False, "thread_id": thread_id, "message_count": 0}
+        lines += [
+            {"role": "user", "text": user_text},
+            {"role": "assistant", "text": assistant_text},
+        ]
+    ended = browser.end()
+    assert ended.status_code == 200
+    assert ended.json()["finalized"] is False
+
+    session_hash = hashlib.sha256(session_id.encode()).hexdigest()
+    query = "SELECT level, reason FROM tools.crisis_log WHERE session_hash = %s ORDER BY level"
+    deadline = time.monotonic() + 60
+    while len(logged := rows(stack.database_url, query, session_hash)) < 3:
+        assert time.monotonic() < deadline, f"crisis log rows so far: {logged}"
+        time.sleep(0.2)
+    time.sleep(0.5)  # anything screened later would be a row too many
+    assert sorted(rows(stack.database_url, query, session_hash)) == [
+        (2, "affirmed_after_check"),
+        (2, "passive_ideation"),
+        (3, "plan_after_ideation"),
+    ]
+
+    for schema in ("memory", "finalizer", "tools"):
+        for (table,) in rows(
+            stack.database_url,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            schema,
+        ):
+            dump = "\n".join(
+                str(row) for row in rows(stack.database_url, f'SELECT * FROM {schema}."{table}"')
+            )
+            for trace in (session_id, thread_id, marker, "Are you thinking about suicide"):
+                assert trace not in dump, f"{trace} in {schema}.{table}"
+    client: Any = redis.Redis.from_url(stack.redis_url)
+    try:
+        assert list(client.scan_iter(f"opencouch:tools:{session_id}:*")) == []
+        for key in client.scan_iter(f"*{session_id}*"):
+            value = redis_value(client, key)
+            assert marker.encode() not in value, key
+            assert b"Are you thinking about suicide" not in value, key
+    finally:
+        client.close()
+    for service in stack.services.values():
+        log_path = getattr(service, "log_path", None)
+        if log_path is not None and log_path.exists():
+            assert marker not in log_path.read_text(errors="replace"), log_path.name
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,43 @@ def test_transcripts_are_bounded_in_lines_and_in_total_size() -> None:
         ToolsRequest.model_validate({"tool_name": "x", "transcript": [line] * too_long})
 
 
+def test_a_turns_transcript_is_bounded_as_a_tool_calls_is() -> None:
+    line = {"role": "assistant", "text": "Are you thinking about suicide?"}
+    accepted = TurnRequest.model_validate(turn(transcript=[line] * TRANSCRIPT_MAX_LINES))
+    assert len(accepted.transcript) == TRANSCRIPT_MAX_LINES
+    assert TurnRequest.model_validate(turn()).transcript == []
+    with pytest.raises(ValidationError):
+        TurnRequest.model_validate(turn(transcript=[line] * (TRANSCRIPT_MAX_LINES + 1)))
+    long_line = {"role": "user", "text": "x" * 4000}
+    with pytest.raises(ValidationError, match="characters in all"):
+        TurnRequest.model_validate(
+            turn(transcript=[long_line] * (TRANSCRIPT_MAX_CHARS // 4000 + 1))
+        )
+    for bad in ({"role": "system", "text": "hi"}, {"role": "user", "text": "nul\x00"}, "hi"):
+        with pytest.raises(ValidationError):
+            TurnRequest.model_validate(turn(transcript=[bad]))
+
+
+@pytest.mark.parametrize("wide", ["\U0001f600", "\x01"])
+def test_the_largest_valid_incognito_screen_still_fits_one_nats_message(wide: str) -> None:
+    from opencouch.contracts.common import UTTERANCE_MAX_CHARS
+    from opencouch.contracts.events import CrisisScreen
+
+    lines = [
+        {"role": "user", "text": wide * (TRANSCRIPT_MAX_CHARS // TRANSCRIPT_MAX_LINES)}
+    ] * TRANSCRIPT_MAX_LINES
+    request = TurnRequest.model_validate(
+        turn(client_turn_id="c" * 128, user_text=wide * UTTERANCE_MAX_CHARS, transcript=lines)
+    )
+    screen = CrisisScreen(
+        session_id="vs_" + "0" * 32,
+        client_turn_id=request.client_turn_id,
+        user_text=request.user_text,
+        transcript=request.transcript,
+    )
+    assert len(screen.model_dump_json().encode()) < NATS_MAX_PAYLOAD
+
+
 @pytest.mark.parametrize("wide", ["\U0001f600", "\x01"])
 def test_the_largest_valid_tool_call_still_fits_one_nats_message(wide: str) -> None:
     # Everywhere a client controls text: four-byte characters (the worst case for UTF-8) or

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from opencouch.realtime_emulator.testing import RunningEmulator
 from opencouch.testing.browser import fake_microphone, watch_console
@@ -364,6 +365,31 @@ def test_end_without_saving_sends_save_false_and_incognito_keeps_nothing_on_the_
     page.wait_for_selector('#connection-state[data-state="ended"]', timeout=WAIT_MS)
     assert fake.ends[-1]["save"] is False
     assert "feedback" not in fake.ends[-1]
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_incognito_turns_carry_the_lines_said_before_them_and_persistent_turns_do_not(
+    web_url: str, fake: FakeGateway, page: Any, persistent: bool, problems: list[str]
+) -> None:
+    connect(page, web_url, persistent=persistent)
+    say(page, "I had a long day.")
+    closed_turns(page, 1)
+    say(page, "Thanks for listening.")
+    turns = closed_turns(page, 2)
+    recorded = eventually(lambda: len(fake.turns) == 2 and list(fake.turns.values()))
+    first, second = sorted(recorded, key=lambda body: body["started_at"])
+    assert [first["user_text"], second["user_text"]] == [t["user"] for t in turns]
+    if persistent:
+        # The service keeps a persistent session's screening context itself.
+        assert "transcript" not in first
+        assert "transcript" not in second
+    else:
+        assert first["transcript"] == []
+        assert second["transcript"] == [
+            {"role": "user", "text": "I had a long day."},
+            {"role": "assistant", "text": " ".join(turns[0]["assistant"])},
+        ]
+    assert problems == []
 
 
 def test_a_refused_microphone_is_explained_in_plain_words(

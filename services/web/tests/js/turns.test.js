@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { TurnTracker, assistantText, continuationItem, heardPart, recentLines, turnRequest } from '../../src/opencouch/web/static/js/turns.js';
+import { TurnTracker, assistantText, clip, continuationItem, heardPart, recentLines, turnRequest } from '../../src/opencouch/web/static/js/turns.js';
 
 function tracker() {
   let n = 0;
@@ -133,4 +133,52 @@ test('recent lines and the continuation item carry the conversation over', () =>
   assert.equal(item.item.role, 'system');
   assert.match(item.item.content[0].text, /User: my sister is visiting\nAssistant: How is that going\?/);
   assert.equal(continuationItem([]), null);
+});
+
+test('an incognito turn carries the lines said before it, and only those', () => {
+  const { t, closed } = tracker();
+  for (const e of [...speech('u1'), transcript('u1', 'Everything feels pointless.'), ...reply('r1', 'a1', 'Are you thinking about suicide?'), stopped('r1')]) t.handle(e);
+  for (const e of [...speech('u2'), transcript('u2', 'Yes.'), ...reply('r2', 'a2', 'Thank you for telling me.'), stopped('r2')]) t.handle(e);
+  const [first, second] = closed;
+  const earlier = [{ role: 'user', text: 'Long ago.' }];
+  const carried = [{ ...first, userText: 'Long ago.', lines: [] }]; // a turn of an earlier session
+  assert.deepEqual(turnRequest(first, {}, [...carried, ...t.before(first)]).transcript, earlier);
+  assert.deepEqual(turnRequest(second, {}, t.before(second)).transcript, [
+    { role: 'user', text: 'Everything feels pointless.' }, { role: 'assistant', text: 'Are you thinking about suicide?' },
+  ]);
+  // A persistent turn's body is as it was: the service keeps its context itself.
+  assert.equal('transcript' in turnRequest(second, {}), false);
+});
+
+test('a turn that closes after a later one carries only what was said before it, as known then', () => {
+  const bodies = [];
+  let n = 0;
+  const t = new TurnTracker({ newId: () => `turn-${++n}`, now: () => 1000, onClose: (turn) => bodies.push(turnRequest(turn, {}, t.before(turn))) });
+  for (const e of [...speech('u1'), ...reply('r1', 'a1', 'Mm-hm.'), stopped('r1')]) t.handle(e);
+  for (const e of [...speech('u2'), transcript('u2', 'And then it rained.'), ...reply('r2', 'a2', 'Oh no.'), stopped('r2')]) t.handle(e);
+  t.handle(transcript('u1', 'I went for a walk.')); // the first turn's words come last
+  const [second, first] = bodies;
+  assert.deepEqual([second.user_text, first.user_text], ['And then it rained.', 'I went for a walk.']);
+  assert.deepEqual(second.transcript, [{ role: 'assistant', text: 'Mm-hm.' }]);
+  assert.deepEqual(first.transcript, []);
+  assert.deepEqual(t.before({ ...t.turns[0] }), []); // not one of its turns
+});
+
+test('text is cut to the gateway bounds in code points, never inside a surrogate pair', () => {
+  const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+  const text = `a${'\u{1F600}'.repeat(9000)}`; // a pair would straddle every odd cut
+  assert.equal(clip('short', 8000), 'short');
+  for (const max of [1, 2, 999, 1000, 8000]) {
+    const cut = clip(text, max);
+    assert.equal(Array.from(cut).length, max);
+    assert.equal(lone.test(cut), false, `cut at ${max}`);
+  }
+  const { t, closed } = tracker();
+  t.typed(text, 'item_u');
+  for (const e of [...reply('r1', 'a1', text), stopped('r1')]) t.handle(e);
+  const body = turnRequest(closed[0], {}, closed);
+  for (const value of [body.user_text, body.assistant_text, ...body.transcript.map((l) => l.text)]) {
+    assert.equal(lone.test(value), false);
+  }
+  assert.equal(Array.from(body.transcript[0].text).length, 1000);
 });

@@ -178,6 +178,15 @@ class TurnRequest(Contract):
     tool_calls: Annotated[list[TurnToolCall], Field(max_length=20)] = []
     outcome: TurnOutcome = TurnOutcome.COMPLETED
     latency: TurnLatency | None = None
+    transcript: Transcript = []
+    """The recent lines before this turn, oldest first, bounded as a tool call's are.
+
+    Read only to screen an incognito turn for crisis in context (a "yes" right after the
+    assistant asked about suicide, a plan after earlier ideation): it travels with the user's
+    words over core NATS to the classifier and is never stored, logged or published as an event.
+    A persistent turn's context comes from the service's own screening memory, so there it is
+    ignored. Not part of the turn's identity: a retry with another window is the same turn.
+    """
     # Checked against the token when present; never decide anything.
     thread_id: Identifier | None = None
     session_id: SessionId | None = None

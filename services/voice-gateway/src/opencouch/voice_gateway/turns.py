@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Final
 
 import nats.errors
 
@@ -40,6 +41,11 @@ from opencouch.voice_gateway.voice_sessions import Claim, ClaimState, fingerprin
 
 log = logging.getLogger(__name__)
 
+_NOT_THE_TURN: Final[set[str]] = {"thread_id", "session_id", "user_id", "memory_mode", "transcript"}
+"""Fields outside a turn's identity. The ids are checked against the token; the transcript is
+screening context only, stored nowhere, so a retry with another window is the same turn (and a
+turn claimed before the field existed keeps its fingerprint)."""
+
 
 def infer_turn_metadata(
     tool_calls: Sequence[TurnToolCall],
@@ -64,9 +70,7 @@ def infer_turn_metadata(
 async def record_turn(gateway: Gateway, body: TurnRequest, claims: VoiceSessionClaims) -> TurnReply:
     """Store the turn (persistent mode) and answer once it is durable."""
     incognito = claims.memory_mode is MemoryMode.INCOGNITO
-    body_print = fingerprint(
-        body.model_dump_json(exclude={"thread_id", "session_id", "user_id", "memory_mode"})
-    )
+    body_print = fingerprint(body.model_dump_json(exclude=_NOT_THE_TURN))
     # An incognito claim holds a fingerprint only; it is never completed, so /end waits for it
     # not at all (nothing of it is stored for the finalizer to wait for).
     claim = await gateway.sessions.claim_turn(
@@ -159,12 +163,17 @@ def _unanswered(claim: Claim) -> bool:
 async def _screen_incognito(
     gateway: Gateway, body: TurnRequest, claims: VoiceSessionClaims
 ) -> None:
-    """Nothing is kept; the user's words are only screened for crisis, on a path that forgets."""
+    """Nothing is kept; the user's words are only screened for crisis, on a path that forgets.
+
+    The recent lines the browser sent go with them: incognito keeps no screening memory, so
+    they are all the classifier knows of what came before (a safety check, earlier ideation).
+    """
     if body.user_text.strip():
         screen = CrisisScreen(
             session_id=claims.session_id,
             client_turn_id=body.client_turn_id,
             user_text=body.user_text,
+            transcript=body.transcript,
         )
         try:
             await gateway.nc.publish(

@@ -2,7 +2,8 @@
 
 Every key is built by ``redis_key``, which escapes each id, so no two id tuples share a key.
 Each decision that reads and writes (claiming a turn, closing a session, binding a thread)
-is one Lua script: atomic, and one round trip.
+is one Lua script: atomic, and one round trip. The commands of the hot path (claims, turn
+completion, tool outputs) go through a ``CommandBatcher``: concurrent requests share a pipeline.
 
 A turn is claimed before it is published and completed after JetStream acknowledged it; the
 session counts claims in flight, so ``/end`` can close the session, wait for them to settle,
@@ -25,6 +26,7 @@ from urllib.parse import quote
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from opencouch.voice_gateway.redis_batching import CommandBatcher
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
 
 
@@ -227,6 +229,7 @@ class VoiceSessionStore:
         call_limit: CallLimit,
     ) -> None:
         self._redis = redis
+        self._batch = CommandBatcher(redis)
         self._ttl = session_seconds + grace_seconds + 3600
         self._thread_ttl = thread_binding_seconds
         self._call_ttl = call_output_seconds
@@ -381,9 +384,10 @@ class VoiceSessionStore:
         Returns the thread's message count, and which turn of the session this one became
         (0 when another request had already completed it).
         """
-        count, nth = await self._complete(
-            keys=[redis_key("vs", session_id), redis_key("turn", session_id, client_turn_id)],
-            args=[body_print, self._ttl],
+        count, nth = await self._batch.run_script(
+            self._complete,
+            [redis_key("vs", session_id), redis_key("turn", session_id, client_turn_id)],
+            [body_print, self._ttl],
         )
         return int(count), int(nth)
 
@@ -424,7 +428,9 @@ class VoiceSessionStore:
     ) -> None:
         """Keep a call's output, so a replay of its ``call_id`` gets the same answer."""
         record = json.dumps({"fp": body_print, "output": output, "ok": ok})
-        await self._redis.set(redis_key("call", session_id, call_id), record, ex=self._call_ttl)
+        await self._batch.execute(
+            "SET", redis_key("call", session_id, call_id), record, "EX", self._call_ttl
+        )
 
     async def count_call(self, session_id: str) -> Claim:
         """Count a call of the session that claims nothing (end, status, history)."""
@@ -447,9 +453,10 @@ class VoiceSessionStore:
         self, script: AsyncScript, session_id: str, key: str, head: list[Any], *, turn: bool
     ) -> Claim:
         limit = self._call_limit
-        result = await script(
-            keys=[redis_key("vs", session_id), key, redis_key("rate", session_id)],
-            args=[*head, int(time.time()), limit.window_seconds, limit.calls, "1" if turn else "0"],
+        result = await self._batch.run_script(
+            script,
+            [redis_key("vs", session_id), key, redis_key("rate", session_id)],
+            [*head, int(time.time()), limit.window_seconds, limit.calls, "1" if turn else "0"],
         )
         state = ClaimState(_text(result[0]))
         if state is ClaimState.LIMITED:

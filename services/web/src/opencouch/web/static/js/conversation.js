@@ -12,7 +12,7 @@ import { LevelMeter, openMicrophone } from './mic.js';
 import { Outbox, backoff, verdict } from './outbox.js';
 import { micProblem } from './presenters.js';
 import { ToolRelay, localError } from './tool-relay.js';
-import { TurnTracker, continuationItem, recentLines, turnRequest } from './turns.js';
+import { TurnTracker, clip, continuationItem, recentLines, turnRequest } from './turns.js';
 
 const SETTLE_MS = 30000;
 /** How long a finalization still in progress is polled: past the finalizer's 30-minute wait for memory. */
@@ -123,12 +123,17 @@ export class VoiceConversation extends EventTarget {
     saveConversation(this.storage, { user_id: '', ...setup, last });
     globalThis.sessionStorage?.setItem(TAB_KEY, last.session_id);
     this.#emit('session', redacted(reply));
+    // What was said before this session (a reconnect's earlier sessions), for the crisis screen.
+    const carried = [...this.closedTurns];
+    const incognito = reply.memory_mode !== 'persistent';
     const tracker = new TurnTracker({
       newId: newTurnId,
       onChange: (turn) => this.#emit('turn', turn),
       onClose: (turn) => {
         this.closedTurns.push(turn);
-        const body = turnRequest(turn, marks);
+        // An incognito turn carries the lines said before it: the service keeps nothing to
+        // screen it in context with. A persistent turn's context is kept by the service.
+        const body = turnRequest(turn, marks, incognito ? [...carried, ...tracker.before(turn)] : null);
         this.#emit('latency', body.latency);
         void this.outbox.add({ id: turn.id, sessionId: last.session_id, token: last.token, tokenExpiresAt: last.token_expires_at, body, persist: reply.memory_mode === 'persistent' });
       },
@@ -180,7 +185,7 @@ export class VoiceConversation extends EventTarget {
     const turn = segment.tracker.owner.get(call.responseId);
     const body = {
       tool_name: call.name, call_id: call.callId, arguments: call.arguments ?? {},
-      current_user_message: (turn?.userText ?? '').slice(0, 8000),
+      current_user_message: clip(turn?.userText ?? '', 8000),
       transcript: recentLines([...this.closedTurns, ...(turn ? [turn] : [])]),
       ...(turn && { client_turn_id: turn.id }),
     };

@@ -66,6 +66,12 @@ export class TurnTracker {
     }
   }
 
+  /** The turns of this tracker that started before `turn`, oldest first. @param {Turn} turn */
+  before(turn) {
+    const i = this.turns.indexOf(turn);
+    return i < 0 ? [] : this.turns.slice(0, i);
+  }
+
   /** A tool call's progress, from the relay. @param {ToolCall} call */
   toolUpdated(call) {
     const turn = this.owner.get(call.responseId);
@@ -188,11 +194,23 @@ export class TurnTracker {
 }
 
 // The gateway's bounds (TurnRequest): text 8000 characters, marks 0..600000 ms, 20 tool calls.
+
+/**
+ * `text` cut to at most `max` characters as the gateway counts them (code points), never
+ * between the halves of a surrogate pair: a lone half is text no store can keep, so the
+ * gateway refuses the whole body, and a refused turn is dropped, never retried.
+ */
+export const clip = (text, max) => (text.length <= max ? text : Array.from(text).slice(0, max).join(''));
 const mark = (ms) => (typeof ms === 'number' && ms >= 0 ? Math.min(Math.round(ms * 10) / 10, 600000) : undefined);
 const STATUS = { running: 'started', done: 'completed', failed: 'failed' };
 
-/** The body of POST /turn for a closed turn. @param {Turn} turn @param {LatencyMarks} marks its session's */
-export function turnRequest(turn, marks) {
+/**
+ * The body of POST /turn for a closed turn.
+ * @param {Turn} turn @param {LatencyMarks} marks its session's
+ * @param {Turn[] | null} [earlier] the turns said before it, for an incognito turn only: their
+ *   recent lines go with it to the crisis screen (the one context it can have), kept nowhere
+ */
+export function turnRequest(turn, marks, earlier = null) {
   const latency = {
     session_minted_ms: mark(marks.session_minted_ms),
     connected_ms: mark(marks.connected_ms),
@@ -201,8 +219,8 @@ export function turnRequest(turn, marks) {
   };
   return {
     client_turn_id: turn.id,
-    user_text: turn.userText.slice(0, 8000),
-    assistant_text: assistantText(turn).slice(0, 8000),
+    user_text: clip(turn.userText, 8000),
+    assistant_text: clip(assistantText(turn), 8000),
     started_at: new Date(turn.startedAt).toISOString(),
     tool_calls: turn.tools.slice(0, 20).map((c) => ({
       tool_name: c.name,
@@ -213,13 +231,14 @@ export function turnRequest(turn, marks) {
     })),
     outcome: turn.outcome,
     latency: JSON.parse(JSON.stringify(latency)),
+    ...(earlier && { transcript: recentLines(earlier) }),
   };
 }
 
-/** The recent conversation as /tools takes it: the last lines, each bounded. @param {Turn[]} turns */
+/** The recent conversation as /tools and /turn take it: the last lines, each bounded. @param {Turn[]} turns */
 export const recentLines = (turns, max = 20) =>
   turns.flatMap((t) => [{ role: 'user', text: t.userText.trim() }, { role: 'assistant', text: assistantText(t) }])
-    .filter((l) => l.text).slice(-max).map((l) => ({ ...l, text: l.text.slice(0, 1000) }));
+    .filter((l) => l.text).slice(-max).map((l) => ({ ...l, text: clip(l.text, 1000) }));
 
 /**
  * A system message giving a new Realtime session the recent turns, so after a reconnect the
