@@ -254,9 +254,13 @@ def test_session_expired_continues_in_a_new_session_with_the_recent_turns(
     assert "User: My sister is visiting this weekend." in context[0]["item"]["content"][0]["text"]
     recorded = eventually(lambda: len(fake.turns) == 2 and list(fake.turns))
     assert len({session_id for session_id, _ in recorded}) == 2
-    # The expired session was ended once its turn was in.
+    # The expired session was ended once its turn was in, as continued: the conversation's
+    # last End decides whether any of it is kept.
     [ended] = eventually(lambda: fake.ends)
     assert ended["session_id"] == recorded[0][0]
+    assert ended["continued"] is True
+    assert "save" not in ended
+    assert "feedback" not in ended
 
 
 def test_a_duplicated_function_call_runs_the_tool_once(
@@ -628,7 +632,7 @@ def test_a_dropped_connection_continues_in_a_new_session_without_the_person_doin
     product_scenario: str,
 ) -> None:
     scenario(product_scenario + "\nfaults: {drop_connection_after_seconds: 10}\n")
-    connect(page, web_url)
+    connect(page, web_url, persistent=True)
     seen = record_states(page)
     scenario(product_scenario)  # for the next call
     say(page, "My sister is visiting this weekend.")
@@ -647,6 +651,18 @@ def test_a_dropped_connection_continues_in_a_new_session_without_the_person_doin
         )
         == 2
     )
+    # The dropped session was closed as continued; ending without saving is the one decision,
+    # and it is the last end.
+    first, second = list(fake.sessions)
+    eventually(lambda: [e["session_id"] for e in fake.ends] == [first])
+    assert fake.ends[0]["continued"] is True
+    assert "save" not in fake.ends[0]
+    page.click("#end-discard")
+    page.wait_for_selector('#connection-state[data-state="ended"]', timeout=WAIT_MS)
+    assert [(e["session_id"], e.get("continued"), e.get("save")) for e in fake.ends] == [
+        (first, True, None),
+        (second, None, False),
+    ]
 
 
 def test_opening_a_second_tab_leaves_the_first_tabs_session_alone(

@@ -228,6 +228,13 @@ class EndRequest(Contract):
     feedback: Feedback | None = None
     save: bool = True
     """False ends the session without a summary or new memories ("end without saving")."""
+    continued: bool = False
+    """True: the conversation goes on in a new voice session of the same thread (the call
+    dropped, or Realtime expired the session). This session is closed now, like any end, but
+    not finalized yet: the conversation's last ``/end`` (by the same owner, on the same thread)
+    finalizes it with its own ``save`` and ``feedback``. ``save`` and ``feedback`` sent with
+    ``continued`` are ignored. Ending the session again without it finalizes it normally.
+    No effect in incognito, where nothing is finalized."""
     # Checked against the token when present; never decide anything.
     thread_id: Identifier | None = None
     session_id: SessionId | None = None

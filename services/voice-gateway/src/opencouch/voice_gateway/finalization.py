@@ -4,6 +4,13 @@
 then counts what the finalizer must wait for. It waits up to ``end_wait_seconds`` for the
 finalizer; after that the browser gets the status so far (202) and may poll the status route:
 ending twice never finalizes twice.
+
+A conversation may span several voice sessions of one thread: when the call drops or Realtime
+expires the session, the page goes on in a new one and ends the old one with ``continued``.
+That end closes the session like any other, but defers its finalization (``VoiceSessionStore``
+keeps it under its thread and owner, without publishing ``SessionEnded``): the conversation's
+last ``/end`` decides for all of them, so "end without saving" keeps no summary or new memory
+of any part of the conversation, and feedback covers all of it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from opencouch.runtime.jetstream import publish_event
 from opencouch.runtime.messaging import OUTAGE_RETRY_SECONDS, request
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
+from opencouch.voice_gateway.voice_sessions import DeferredEnd
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,20 @@ def _pending(claims: VoiceSessionClaims, record: FinalizationRecord | None, turn
         thread_id=claims.thread_id,
         detail="The session is being finalized; ask again shortly.",
         turn_count=record.turn_count if record else turns,
+    )
+
+
+def _deferred(claims: VoiceSessionClaims, turns: int) -> EndReply:
+    return EndReply(
+        finalized=False,
+        status=FinalizationStatus.PENDING,
+        session_id=claims.session_id,
+        thread_id=claims.thread_id,
+        detail=(
+            "The session is closed; the conversation goes on in a new session, and this one "
+            "will be finalized when the conversation ends."
+        ),
+        turn_count=turns,
     )
 
 
@@ -85,6 +107,16 @@ async def end_session(
         return 200, _incognito(claims)
 
     existing = await _current_record(gateway, claims.session_id)
+    if body.continued:
+        if existing is None:
+            await gateway.sessions.defer_end(claims, closed.turn_count)
+            return 202, _deferred(claims, closed.turn_count)
+        # Already ended for good (its finalization started): nothing left to defer.
+        if existing.status in _FINAL:
+            return 200, existing.end_reply()
+        return 202, _pending(claims, existing, closed.turn_count)
+
+    await _finalize_deferred(gateway, body, claims)
     if existing is not None and existing.status in _FINAL:
         return 200, existing.end_reply()
     finished = await _publish_and_wait(gateway, claims, body, closed.turn_count)
@@ -112,25 +144,19 @@ async def _publish_and_wait(
     # Subscribe before publishing so a fast finalizer's answer cannot be missed.
     sub = await gateway.nc.subscribe(subjects.session_finalized(claims.session_id), max_msgs=1)
     try:
-        event = SessionEnded(
-            session_id=claims.session_id,
-            thread_id=claims.thread_id,
-            user_id=claims.user_id,
-            memory_mode=claims.memory_mode,
-            feedback=body.feedback,
-            save=body.save,
-            expected_turn_count=turn_count,
-            ended_at=datetime.now(UTC),
+        await _publish_end(
+            gateway,
+            SessionEnded(
+                session_id=claims.session_id,
+                thread_id=claims.thread_id,
+                user_id=claims.user_id,
+                memory_mode=claims.memory_mode,
+                feedback=body.feedback,
+                save=body.save,
+                expected_turn_count=turn_count,
+                ended_at=datetime.now(UTC),
+            ),
         )
-        try:
-            await publish_event(gateway.js, subjects.SESSION_ENDED, event, dedup_id=event.dedup_id)
-        except (nats.errors.Error, TimeoutError) as error:
-            log.error("session end publish failed", extra={"error": type(error).__name__})
-            raise ServiceError(
-                ErrorCode.SERVICE_UNAVAILABLE,
-                "The session end could not be stored yet; retry.",
-                retry_after=OUTAGE_RETRY_SECONDS,
-            ) from None
         if gateway.settings.end_wait_seconds <= 0:
             return None
         try:
@@ -140,3 +166,55 @@ async def _publish_and_wait(
         return SessionFinalized.model_validate_json(msg.data).record
     finally:
         await sub.unsubscribe()
+
+
+async def _publish_end(gateway: Gateway, event: SessionEnded) -> None:
+    """Publish a session's end (idempotent: one dedup id per session); 503 if it cannot be."""
+    try:
+        await publish_event(gateway.js, subjects.SESSION_ENDED, event, dedup_id=event.dedup_id)
+    except (nats.errors.Error, TimeoutError) as error:
+        log.error("session end publish failed", extra={"error": type(error).__name__})
+        raise ServiceError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            "The session end could not be stored yet; retry.",
+            retry_after=OUTAGE_RETRY_SECONDS,
+        ) from None
+
+
+async def _finalize_deferred(
+    gateway: Gateway, body: EndRequest, claims: VoiceSessionClaims
+) -> None:
+    """Finalize the earlier sessions of this conversation with this end's save and feedback.
+
+    They are taken from Redis atomically, so of two ends racing only one publishes each; any
+    not published yet go back, so the browser's retry of this (503) end finalizes them.
+    """
+    taken = await gateway.sessions.take_deferred_ends(claims)
+    # The session being ended now is finalized below, as any session is.
+    earlier = [entry for entry in taken if entry.session_id != claims.session_id]
+    for done, entry in enumerate(earlier):
+        try:
+            await _publish_end(gateway, _deferred_end_event(entry, claims, body))
+        except ServiceError:
+            await gateway.sessions.restore_deferred_ends(claims, earlier[done:])
+            raise
+    if earlier:
+        log.info(
+            "deferred sessions ended",
+            extra={"session_id": claims.session_id, "sessions": len(earlier)},
+        )
+
+
+def _deferred_end_event(
+    entry: DeferredEnd, claims: VoiceSessionClaims, body: EndRequest
+) -> SessionEnded:
+    return SessionEnded(
+        session_id=entry.session_id,
+        thread_id=entry.thread_id,
+        user_id=entry.user_id,
+        memory_mode=claims.memory_mode,
+        feedback=body.feedback,
+        save=body.save,
+        expected_turn_count=entry.turn_count,
+        ended_at=datetime.fromtimestamp(entry.deferred_at, UTC),
+    )

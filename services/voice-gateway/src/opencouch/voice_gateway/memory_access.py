@@ -83,6 +83,8 @@ async def erase_owner(gateway: Gateway, claims: VoiceSessionClaims) -> EraseRepl
     an erasure that failed half-way is safe to repeat.
     """
     await gateway.sessions.close_all_live(claims)
+    # A deferred session must not be finalized after its turns are gone.
+    await gateway.sessions.forget_deferred_ends(claims.owner_id)
     erase = (
         EraseMemoryRequest(user_id=claims.user_id, confirmed=True)
         if claims.user_id

@@ -118,12 +118,24 @@ async def post_turn(body: TurnRequest, call: SessionCallDep) -> TurnReply:
 @router.post(
     "/end",
     responses={
-        202: {"model": EndReply, "description": "Finalization still running; poll its status."},
+        202: {
+            "model": EndReply,
+            "description": "Finalization still running (poll its status), or deferred: the "
+            "session was ended with `continued`.",
+        },
         **_errors(400, 401, 403, 404, 413, 422, 429, 503),
     },
 )
 async def post_end(body: EndRequest, call: SessionCallDep) -> EndReply:
-    """End the session and return its finalization, or its status while it runs."""
+    """End the session and return its finalization, or its status while it runs.
+
+    Sessions of the same thread and owner ended earlier with `continued: true` are finalized
+    by this end too, with its `save` and `feedback`.
+
+    With `continued: true` (the call dropped or expired, and the conversation goes on in a new
+    session of the same thread), the session is closed now but finalized only by the
+    conversation's last `/end`: the reply is 202, `pending`. No effect in incognito.
+    """
     require_agreement(
         call.claims,
         thread_id=body.thread_id,

@@ -465,3 +465,101 @@ class VoiceSessionStore:
             return Claim(state, nth_turn=int(_text(result[1])) if len(result) > 1 else 0)
         record = json.loads(result[1]) if state is ClaimState.SEEN else None
         return Claim(state, record)
+
+    # -- deferred ends --------------------------------------------------------------------
+    # A session ended with ``continued`` (the call dropped; the conversation goes on in a new
+    # session of the same thread) is closed but not finalized: it waits here, under its owner
+    # and thread, for the conversation's last ``/end``, which finalizes it with its own save
+    # and feedback. Only ids and counts are kept, never content.
+
+    async def defer_end(self, claims: VoiceSessionClaims, turn_count: int) -> None:
+        """Keep the (closed) session for the conversation's last ``/end`` to finalize.
+
+        Kept as long as a session's own state (its maximum duration, the token's grace and an
+        hour), renewed by every later deferral of the conversation: longer than the token of any
+        session the conversation goes on in can still call ``/end``. Never ended, it expires
+        unfinalized: its turns stay stored, but no summary or memory is made of them.
+        """
+        entry = DeferredEnd(
+            session_id=claims.session_id,
+            thread_id=claims.thread_id,
+            user_id=claims.user_id,
+            owner=claims.owner_id,
+            turn_count=turn_count,
+            deferred_at=time.time(),
+        )
+        key = _deferred_key(claims.owner_id, claims.thread_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, entry.session_id, entry.encoded())
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
+
+    async def take_deferred_ends(self, claims: VoiceSessionClaims) -> list[DeferredEnd]:
+        """Remove and return every deferred session of the token's thread and owner, at once:
+        of two ends racing, only one gets each."""
+        script = self._redis.register_script(_TAKE_DEFERRED)
+        raw = await script(
+            keys=[_deferred_key(claims.owner_id, claims.thread_id)], args=[claims.owner_id]
+        )
+        return [DeferredEnd.decoded(_text(item)) for item in raw]
+
+    async def restore_deferred_ends(
+        self, claims: VoiceSessionClaims, entries: list[DeferredEnd]
+    ) -> None:
+        """Put back taken sessions whose end could not be published, for a retry to take."""
+        if not entries:
+            return
+        key = _deferred_key(claims.owner_id, claims.thread_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for entry in entries:
+                pipe.hsetnx(key, entry.session_id, entry.encoded())
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
+
+    async def forget_deferred_ends(self, owner_id: str) -> None:
+        """Drop every deferred session of an owner, in all its threads (an erasure)."""
+        pattern = redis_key("deferred", owner_id) + ":*"
+        keys = [key async for key in self._redis.scan_iter(match=pattern, count=500)]
+        if keys:
+            await self._redis.delete(*keys)
+
+
+_TAKE_DEFERRED: Final = """
+-- KEYS: the thread's deferred sessions of one owner.  ARGV: owner.
+-- Removes and returns those the owner deferred, in one step.
+local raw = redis.call('HGETALL', KEYS[1])
+local taken = {}
+for i = 1, #raw, 2 do
+  if cjson.decode(raw[i + 1]).owner == ARGV[1] then
+    redis.call('HDEL', KEYS[1], raw[i])
+    taken[#taken + 1] = raw[i + 1]
+  end
+end
+return taken
+"""
+
+
+def _deferred_key(owner_id: str, thread_id: str) -> str:
+    return redis_key("deferred", owner_id, thread_id)
+
+
+@dataclass(frozen=True)
+class DeferredEnd:
+    """A session closed with ``continued``, waiting for its conversation's last ``/end``."""
+
+    session_id: str
+    thread_id: str
+    user_id: str | None
+    owner: str
+    turn_count: int
+    """Its turns, counted when it was closed (in-flight turns settled)."""
+    deferred_at: float
+
+    def encoded(self) -> str:
+        """As kept in Redis."""
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    @classmethod
+    def decoded(cls, raw: str) -> DeferredEnd:
+        """From what ``encoded`` kept."""
+        return cls(**json.loads(raw))

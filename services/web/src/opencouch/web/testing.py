@@ -307,6 +307,16 @@ class FakeGateway:
         except ValidationError as problem:
             return error(422, "invalid_request", str(problem)[:400])
         session.ended = True
+        if raw.get("continued") and session.memory_mode is MemoryMode.PERSISTENT:
+            # As the gateway does: closed now, finalized by the conversation's last /end.
+            deferred = EndReply(
+                finalized=False,
+                status=FinalizationStatus.PENDING,
+                session_id=session.session_id,
+                thread_id=session.thread_id,
+                detail="Closed; finalized when the conversation ends.",
+            )
+            return JSONResponse(deferred.model_dump(mode="json"), status_code=202)
         reply = self._end_reply(session)
         return JSONResponse(
             reply.model_dump(mode="json"), status_code=200 if reply.status != "in_progress" else 202

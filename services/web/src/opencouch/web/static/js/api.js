@@ -35,6 +35,14 @@ export async function loadConfig() {
 
 /** @typedef {{status: number, body: any}} Reply */
 
+/**
+ * The /end body. `save: false` keeps no summary or new memory; `continued: true` says the
+ * conversation goes on in a new session of the same thread (the call dropped or expired): the
+ * session is closed now and finalized, with `save` and `feedback`, by the conversation's last
+ * /end (the gateway ignores them beside `continued`).
+ * @typedef {{save?: boolean, feedback?: string, continued?: boolean}} EndBody
+ */
+
 export class VoiceApi {
   /** @param {string} baseUrl the gateway's browser-facing base */
   constructor(baseUrl) {
@@ -45,7 +53,7 @@ export class VoiceApi {
   createSession = (body) => this.#call('POST', '/session', null, body);
   tool = (token, body) => this.#call('POST', '/tools', token, body);
   turn = (token, body) => this.#call('POST', '/turn', token, body);
-  /** @param {string} token @param {{save: boolean, feedback?: string}} body */
+  /** @param {string} token @param {EndBody} body */
   end = (token, body) => this.#call('POST', '/end', token, body);
   finalization = (token, sessionId) => this.#call('GET', `/sessions/${encodeURIComponent(sessionId)}/finalization`, token);
   /** A page of the thread's stored turns, going back from `before`. */

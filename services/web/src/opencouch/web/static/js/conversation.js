@@ -26,7 +26,14 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export const finalizationPollDelay = (tries, elapsedMs) => (elapsedMs < FINALIZATION_POLL_MS ? Math.min(10000, 1000 * tries) : null);
 
-/** @typedef {{reply: any, marks: LatencyMarks, call: RealtimeCall, tracker: TurnTracker, lost?: boolean}} Segment */
+/**
+ * How a session the person did not end themselves is ended. A call that dropped or expired, or
+ * one that never connected, is `continued`: the gateway closes it now and finalizes it with the
+ * conversation's last /end, so "End without saving" covers every part of the conversation.
+ */
+export const CONTINUED_END = Object.freeze({ continued: true });
+
+/** @typedef {{reply: any, marks: LatencyMarks, call: RealtimeCall, tracker: TurnTracker, lost?: boolean, retired?: Promise<void>}} Segment */
 
 export class VoiceConversation extends EventTarget {
   /** @param {import('./api.js').VoiceApi} api @param {Storage | null} storage @param {HTMLAudioElement} audio */
@@ -74,7 +81,7 @@ export class VoiceConversation extends EventTarget {
     await this.outbox.flush();
     const last = liveToken(loadConversation(this.storage));
     if (!last || last.ended || this.segment || globalThis.sessionStorage?.getItem(TAB_KEY) !== last.session_id) return;
-    await this.#retire(last.session_id, last.token);
+    await this.#retire(last.session_id, last.token, { save: true });
   }
 
   /** @param {SessionSetup} setup */
@@ -161,7 +168,7 @@ export class VoiceConversation extends EventTarget {
       if (this.ending) throw new ApiError('ended', 'The conversation has ended.', 0);
     } catch (error) {
       call.close();
-      void this.#retire(last.session_id, last.token);
+      void this.#retire(last.session_id, last.token, CONTINUED_END);
       throw error;
     }
     this.#emit('latency', Object.assign(marks, { connected_ms: performance.now() - connecting }));
@@ -196,7 +203,8 @@ export class VoiceConversation extends EventTarget {
 
   /**
    * The call ended without the person asking (session_expired, a dropped connection): a new
-   * session on the same thread carries on with the recent turns. Once per call.
+   * session on the same thread carries on with the recent turns. Once per call. The old session
+   * is ended as continued: closed, but finalized only by the conversation's last /end.
    * @param {Segment} segment @param {string} reason
    */
   async #lost(segment, reason) {
@@ -205,7 +213,7 @@ export class VoiceConversation extends EventTarget {
     segment.tracker.closeAll('connection_interrupted');
     segment.call.close();
     this.#emit('event', { direction: 'in', event: { type: 'client.call_ended', reason } });
-    void this.#retire(segment.reply.session_id, segment.reply.token);
+    segment.retired = this.#retire(segment.reply.session_id, segment.reply.token, CONTINUED_END);
     this.#state('reconnecting', reason);
     for (const delay of [300, 2000, 5000]) {
       await sleep(delay);
@@ -223,10 +231,13 @@ export class VoiceConversation extends EventTarget {
     this.#emit('problem', { code: 'connection_lost', message: 'The connection was lost and could not be restored. What was said so far is kept; press Connect to carry on.' });
   }
 
-  /** End a session no longer in use once its turns are in, so it is finalized and closed. */
-  async #retire(sessionId, token) {
+  /**
+   * End a session no longer in use once its turns are in.
+   * @param {string} sessionId @param {string} token @param {import('./api.js').EndBody} body
+   */
+  async #retire(sessionId, token, body) {
     await this.outbox.settled(sessionId, SETTLE_MS);
-    const { status } = await this.#attempt('end', () => this.api.end(token, { save: true }));
+    const { status } = await this.#attempt('end', () => this.api.end(token, body), body);
     if (status && status < 500) this.#markEnded(sessionId);
   }
 
@@ -260,6 +271,8 @@ export class VoiceConversation extends EventTarget {
     this.segment = null;
     if (!segment) return this.#state('ended');
     const { session_id: id, token } = segment.reply;
+    // A dropped call's session is ended as continued first, so this end is the last one.
+    await segment.retired;
     await this.outbox.settled(id, SETTLE_MS);
     let result = await this.#attempt('end', () => this.api.end(token, options));
     for (let tries = 1; verdict(result) === 'retry' && tries < 4; tries += 1) {
