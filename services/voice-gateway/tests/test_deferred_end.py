@@ -34,7 +34,7 @@ from opencouch.voice_gateway.testing import (
     unique,
 )
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
-from opencouch.voice_gateway.voice_sessions import CallLimit, VoiceSessionStore
+from opencouch.voice_gateway.voice_sessions import CallLimit, CallLimits, VoiceSessionStore
 
 
 class EndsSeen:
@@ -253,7 +253,7 @@ async def test_concurrent_takes_get_each_deferred_session_once(redis_url: str) -
         grace_seconds=60,
         thread_binding_seconds=3600,
         call_output_seconds=3600,
-        call_limit=CallLimit(calls=1000, window_seconds=60),
+        call_limits=CallLimits.uniform(CallLimit(calls=1000, window_seconds=60)),
     )
     now = int(time.time())
     thread, user = f"thread-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:8]}"
@@ -325,7 +325,7 @@ async def test_a_deferred_session_whose_end_cannot_be_published_is_kept_for_the_
         grace_seconds=60,
         thread_binding_seconds=3600,
         call_output_seconds=3600,
-        call_limit=CallLimit(calls=1000, window_seconds=60),
+        call_limits=CallLimits.uniform(CallLimit(calls=1000, window_seconds=60)),
     )
     now = int(time.time())
     owner = VoiceSessionClaims(

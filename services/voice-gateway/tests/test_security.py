@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from typing import Any
 
 import jwt
@@ -575,17 +576,68 @@ def test_session_starts_are_rate_limited_per_client_address_and_per_user(
     open_session(per_user, user_id=unique("someone-else"))  # another user is not limited
 
 
-def test_calls_from_one_client_address_are_rate_limited(make_gateway: GatewayFactory) -> None:
-    gateway = make_gateway(rate_limit_calls_per_ip="3/minute")
-    sessions = [open_session(gateway) for _ in range(2)]
+def test_calls_from_one_client_address_are_rate_limited_across_gateways(
+    make_gateway: GatewayFactory,
+) -> None:
+    # Two replicas behind one proxy: the counter is in Redis, so they count together.
+    replicas = [
+        make_gateway(rate_limit_calls_per_ip="3/minute", trust_forwarded_for=True) for _ in range(2)
+    ]
+    address = {"X-Forwarded-For": f"198.51.100.{uuid.uuid4().int % 250 + 1}, 10.0.0.1"}
+    sessions = [open_session(replicas[0]) for _ in range(2)]
+    codes = [
+        replica.post(f"{API}/turn", json=turn(), headers={**bearer(session), **address}).status_code
+        for replica, session in zip(replicas * 2, sessions * 2, strict=True)
+    ]
+    assert codes == [200, 200, 200, 429]
+    limited = replicas[1].post(
+        f"{API}/tools", json=tool_call(), headers={**bearer(sessions[1]), **address}
+    )
+    assert (limited.status_code, error_code(limited)) == (429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+    # Another address is not held back by this one.
+    other = {"X-Forwarded-For": "203.0.113.7"}
+    fresh = open_session(replicas[1])
+    ok = replicas[1].post(f"{API}/turn", json=turn(), headers={**bearer(fresh), **other})
+    assert ok.status_code == 200, ok.text
+
+
+def test_calls_of_one_user_are_rate_limited_across_their_sessions(
+    make_gateway: GatewayFactory,
+) -> None:
+    gateway = make_gateway(rate_limit_calls_per_user="3/minute")
+    user = unique("user")
+    sessions = [open_session(gateway, user_id=user) for _ in range(2)]
     codes = [
         gateway.post(f"{API}/turn", json=turn(), headers=bearer(session)).status_code
         for session in sessions * 2
     ]
     assert codes == [200, 200, 200, 429]
-    limited = gateway.post(f"{API}/tools", json=tool_call(), headers=bearer(sessions[1]))
-    assert (limited.status_code, error_code(limited)) == (429, "rate_limited")
-    assert int(limited.headers["Retry-After"]) >= 1
+    # Someone else's session is not held back by this user's calls.
+    other = open_session(gateway, user_id=unique("user"))
+    assert gateway.post(f"{API}/turn", json=turn(), headers=bearer(other)).status_code == 200
+
+
+def test_calls_of_one_thread_are_rate_limited_across_its_sessions(
+    make_gateway: GatewayFactory,
+) -> None:
+    gateway = make_gateway(rate_limit_calls_per_thread="3/minute")
+    first = open_session(gateway)
+    codes = [
+        gateway.post(f"{API}/turn", json=turn(), headers=bearer(first)).status_code
+        for _ in range(2)
+    ]
+    # A second session of the same thread (its secret proves the browser) shares the count.
+    second = open_session(
+        gateway, thread_id=first["thread_id"], thread_secret=first["thread_secret"]
+    )
+    codes += [
+        gateway.post(f"{API}/turn", json=turn(), headers=bearer(second)).status_code
+        for _ in range(2)
+    ]
+    assert codes == [200, 200, 200, 429]
+    refused = gateway.post(f"{API}/end", json={}, headers=bearer(second))
+    assert (refused.status_code, error_code(refused)) == (429, "rate_limited")
 
 
 def test_the_client_secret_lives_sixty_seconds_unless_configured(

@@ -12,7 +12,13 @@ from redis.asyncio import Redis
 
 from opencouch.contracts.common import MemoryMode
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
-from opencouch.voice_gateway.voice_sessions import CallLimit, ClaimState, VoiceSessionStore
+from opencouch.voice_gateway.voice_sessions import (
+    Caller,
+    CallLimit,
+    CallLimits,
+    ClaimState,
+    VoiceSessionStore,
+)
 
 
 async def test_end_closes_to_new_turns_then_counts_the_turns_in_flight(redis_url: str) -> None:
@@ -23,7 +29,7 @@ async def test_end_closes_to_new_turns_then_counts_the_turns_in_flight(redis_url
         grace_seconds=60,
         thread_binding_seconds=3600,
         call_output_seconds=3600,
-        call_limit=CallLimit(calls=1000, window_seconds=60),
+        call_limits=CallLimits.uniform(CallLimit(calls=1000, window_seconds=60)),
     )
     now = int(time.time())
     claims = VoiceSessionClaims(
@@ -37,16 +43,17 @@ async def test_end_closes_to_new_turns_then_counts_the_turns_in_flight(redis_url
     try:
         assert await store.create(claims, message_count=0, max_live=5)
         session = claims.session_id
-        assert (await store.claim_turn(session, "done", "fp-done")).state is ClaimState.CLAIMED
+        caller = Caller(session, claims.thread_id, None, "127.0.0.1")
+        assert (await store.claim_turn(caller, "done", "fp-done")).state is ClaimState.CLAIMED
         await store.complete_turn(session, "done", "fp-done")
         # A turn JetStream has not acknowledged yet when /end arrives.
-        assert (await store.claim_turn(session, "flying", "fp-fly")).state is ClaimState.CLAIMED
+        assert (await store.claim_turn(caller, "flying", "fp-fly")).state is ClaimState.CLAIMED
 
         closing = asyncio.create_task(store.close(claims, settle_seconds=10))
         await asyncio.sleep(0.3)
         assert not closing.done(), "the count must wait for the turn in flight"
         # Closed already: a new turn is refused while the one in flight may still finish.
-        late = await store.claim_turn(session, "late", "fp-late")
+        late = await store.claim_turn(caller, "late", "fp-late")
         assert late.state is ClaimState.ENDED
         await store.complete_turn(session, "flying", "fp-fly")
         closed = await asyncio.wait_for(closing, 10)

@@ -240,8 +240,10 @@ def running_stack(
                     "VOICE_GATEWAY_CORS_ORIGINS": stack.web_url,
                     "VOICE_GATEWAY_TOOL_TIMEOUT_SECONDS": "2",
                     # Every test browser comes from 127.0.0.1, and runs on this machine may
-                    # overlap: the per-address limit of /session is a test of its own.
+                    # overlap (the counters are in Redis): the per-address limits are tests
+                    # of their own.
                     "VOICE_GATEWAY_RATE_LIMIT_SESSION_PER_IP": "100000/minute",
+                    "VOICE_GATEWAY_RATE_LIMIT_CALLS_PER_IP": "100000/minute",
                 },
                 http_ok(f"http://127.0.0.1:{port}/readyz"),
             )

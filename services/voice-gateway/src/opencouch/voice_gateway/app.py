@@ -17,7 +17,7 @@ from opencouch.runtime.metrics import VOICE_SESSIONS_ACTIVE
 from opencouch.voice_gateway.errors import install_error_handlers
 from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from opencouch.voice_gateway.rate_limits import RateLimits, call_limit
+from opencouch.voice_gateway.rate_limits import RateLimits, call_limits
 from opencouch.voice_gateway.routes import API_PREFIX, health, router
 from opencouch.voice_gateway.served_tools import ServedTools
 from opencouch.voice_gateway.settings import GatewaySettings
@@ -62,7 +62,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                     grace_seconds=settings.token_grace_seconds,
                     thread_binding_seconds=settings.thread_binding_days * 86400,
                     call_output_seconds=settings.call_output_ttl_seconds,
-                    call_limit=call_limit(settings),
+                    call_limits=call_limits(settings),
                 ),
                 tokens=tokens,
                 identity=identity,

@@ -2,10 +2,9 @@
 
 ``/session`` is limited in Redis, shared by every gateway replica, per client address, per user
 and per thread, since each one mints an OpenAI client secret on the operator's bill. The calls
-of a live session are limited per voice session in Redis too, but counted inside the round trip
-that already decides the call (``VoiceSessionStore``), and per client address in this process:
-a flood from one address is refused before it costs a round trip, at the price of each replica
-counting alone.
+of a live session are limited in Redis too, per voice session, per user, per thread and per
+client address, but counted inside the round trip that already decides the call
+(``VoiceSessionStore``'s claim scripts): the limits cost no round trip of their own.
 """
 
 from __future__ import annotations
@@ -14,15 +13,15 @@ import math
 import time
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage
-from limits.aio.strategies import FixedWindowRateLimiter, SlidingWindowCounterRateLimiter
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio import ConnectionPool
 
 from opencouch.contracts.common import ErrorCode
 from opencouch.runtime.errors import ServiceError
 from opencouch.voice_gateway.settings import GatewaySettings
-from opencouch.voice_gateway.voice_sessions import CallLimit
+from opencouch.voice_gateway.voice_sessions import CallLimit, CallLimits
 
 
 class RateLimits:
@@ -41,8 +40,6 @@ class RateLimits:
             "user": parse(settings.rate_limit_session_per_user),
             "thread": parse(settings.rate_limit_session_per_thread),
         }
-        self._calls_per_ip = parse(settings.rate_limit_calls_per_ip)
-        self._local = FixedWindowRateLimiter(MemoryStorage())
 
     async def session_from(self, ip: str) -> None:
         """Count a ``/session`` from ``ip`` before any work is done for it (identity checks
@@ -54,13 +51,6 @@ class RateLimits:
         if user_id is not None:
             await self._hit(self._session_start["user"], "session-start", "user", user_id)
         await self._hit(self._session_start["thread"], "session-start", "thread", thread_id)
-
-    async def client_call(self, ip: str) -> None:
-        """Count a call of a live session from ``ip`` (in this process)."""
-        if await self._local.hit(self._calls_per_ip, "call", ip):
-            return
-        stats = await self._local.get_window_stats(self._calls_per_ip, "call", ip)
-        raise limited(self._calls_per_ip, stats.reset_time - time.time())
 
     async def _hit(self, item: RateLimitItem, *identifiers: str) -> None:
         # Counters are not traced: two Redis spans on every call that the session store's own
@@ -83,7 +73,16 @@ def limited(item: RateLimitItem | str, seconds: float) -> ServiceError:
     )
 
 
-def call_limit(settings: GatewaySettings) -> CallLimit:
-    """The per-session call limit, as the session store counts it."""
-    item = parse(settings.rate_limit_calls_per_session)
-    return CallLimit(calls=item.amount, window_seconds=item.get_expiry())
+def call_limits(settings: GatewaySettings) -> CallLimits:
+    """The limits on calls of live sessions, as the session store counts them."""
+
+    def limit(text: str) -> CallLimit:
+        item = parse(text)
+        return CallLimit(calls=item.amount, window_seconds=item.get_expiry())
+
+    return CallLimits(
+        session=limit(settings.rate_limit_calls_per_session),
+        user=limit(settings.rate_limit_calls_per_user),
+        thread=limit(settings.rate_limit_calls_per_thread),
+        address=limit(settings.rate_limit_calls_per_ip),
+    )

@@ -71,7 +71,7 @@ health = APIRouter()
 async def _counted(call: SessionCall) -> None:
     """Count a call that claims nothing against its session's limit (tools and turns are
     counted in the round trip that claims them)."""
-    counted = await call.gateway.sessions.count_call(call.claims.session_id)
+    counted = await call.gateway.sessions.count_call(call.caller)
     if counted.state is ClaimState.LIMITED:
         raise limited("calls of this voice session", counted.retry_after)
 
@@ -99,7 +99,7 @@ async def run_tool(body: ToolsRequest, call: SessionCallDep) -> ToolsReply:
         user_id=body.user_id,
         memory_mode=body.memory_mode,
     )
-    return await call_tool(call.gateway, body, call.claims)
+    return await call_tool(call.gateway, body, call.claims, call.caller)
 
 
 @router.post("/turn", responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503))
@@ -112,7 +112,7 @@ async def post_turn(body: TurnRequest, call: SessionCallDep) -> TurnReply:
         user_id=body.user_id,
         memory_mode=body.memory_mode,
     )
-    return await record_turn(call.gateway, body, call.claims)
+    return await record_turn(call.gateway, body, call.claims, call.caller)
 
 
 @router.post(

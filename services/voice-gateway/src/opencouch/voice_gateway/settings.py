@@ -97,7 +97,12 @@ class GatewaySettings(ServiceSettings):
     rate_limit_session_per_thread: str = "10/minute"
     rate_limit_calls_per_session: str = "240/minute"
     """Tool calls, turns and ends together, per voice session."""
+    rate_limit_calls_per_user: str = "600/minute"
+    """The same calls of all of a signed-in user's sessions together."""
+    rate_limit_calls_per_thread: str = "480/minute"
+    """The same calls of all of a thread's sessions together."""
     rate_limit_calls_per_ip: str = "1200/minute"
+    """The same calls from one client address, whoever makes them."""
     trust_forwarded_for: bool = False
     """Take the client address from ``X-Forwarded-For`` (only behind a proxy you run)."""
 

@@ -22,7 +22,7 @@ from opencouch.voice_gateway.rate_limits import RateLimits
 from opencouch.voice_gateway.served_tools import ServedTools
 from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.tokens import TokenSigner, VoiceSessionClaims
-from opencouch.voice_gateway.voice_sessions import VoiceSessionStore
+from opencouch.voice_gateway.voice_sessions import Caller, VoiceSessionStore
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +108,24 @@ class SessionCall:
     claims: VoiceSessionClaims
     client_ip: str
 
+    @property
+    def caller(self) -> Caller:
+        """Whose rate counters the call counts against."""
+        return Caller(
+            session_id=self.claims.session_id,
+            thread_id=self.claims.thread_id,
+            user_id=self.claims.user_id,
+            address=self.client_ip,
+        )
+
 
 async def session_call(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> SessionCall:
-    """The verified session a request calls for (401 without a valid token), counted against
-    its caller's limit. One dependency, as resolving each costs more than its own work."""
+    """The verified session a request calls for (401 without a valid token). One dependency, as
+    resolving each costs more than its own work; the call is counted against its limits in the
+    Redis round trip that decides it."""
     if credentials is None:
         raise ServiceError(
             ErrorCode.TOKEN_MISSING,
@@ -122,9 +133,7 @@ async def session_call(
         )
     gateway: Gateway = request.app.state.gateway
     claims = gateway.tokens.verify(credentials.credentials)
-    client_ip = _address(request, gateway)
-    await gateway.limits.client_call(client_ip)
-    return SessionCall(gateway, claims, client_ip)
+    return SessionCall(gateway, claims, _address(request, gateway))
 
 
 SessionCallDep = Annotated[SessionCall, Depends(session_call)]

@@ -33,7 +33,7 @@ from opencouch.runtime.tools import tool_error
 from opencouch.voice_gateway.rate_limits import limited
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
-from opencouch.voice_gateway.voice_sessions import ClaimState, fingerprint
+from opencouch.voice_gateway.voice_sessions import Caller, ClaimState, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,9 @@ def check_call(body: ToolsRequest, claims: VoiceSessionClaims) -> ToolSpec | Too
     return spec
 
 
-async def call_tool(gateway: Gateway, body: ToolsRequest, claims: VoiceSessionClaims) -> ToolsReply:
+async def call_tool(
+    gateway: Gateway, body: ToolsRequest, claims: VoiceSessionClaims, caller: Caller
+) -> ToolsReply:
     """Run ``body.tool_name`` for the token's session, as a tool output in every case."""
     if body.call_id is None:
         raise ServiceError(
@@ -85,7 +87,7 @@ async def call_tool(gateway: Gateway, body: ToolsRequest, claims: VoiceSessionCl
     spec = checked
     body_print = fingerprint(f"{spec.name}\n{body.model_dump_json(include={'arguments'})}")
     timeout = gateway.settings.tool_timeout_seconds
-    claim = await gateway.sessions.claim_call(claims.session_id, body.call_id, body_print, timeout)
+    claim = await gateway.sessions.claim_call(caller, body.call_id, body_print, timeout)
     if claim.state is ClaimState.MISSING:
         raise ServiceError(
             ErrorCode.VOICE_SESSION_NOT_FOUND, "This voice session is no longer known."

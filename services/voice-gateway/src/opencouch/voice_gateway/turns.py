@@ -37,7 +37,7 @@ from opencouch.voice_gateway.latency_marks import record_latency_marks
 from opencouch.voice_gateway.rate_limits import limited
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
-from opencouch.voice_gateway.voice_sessions import Claim, ClaimState, fingerprint
+from opencouch.voice_gateway.voice_sessions import Caller, Claim, ClaimState, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,16 @@ def infer_turn_metadata(
     return route or "therapeutic", response_style or "voice"
 
 
-async def record_turn(gateway: Gateway, body: TurnRequest, claims: VoiceSessionClaims) -> TurnReply:
+async def record_turn(
+    gateway: Gateway, body: TurnRequest, claims: VoiceSessionClaims, caller: Caller
+) -> TurnReply:
     """Store the turn (persistent mode) and answer once it is durable."""
     incognito = claims.memory_mode is MemoryMode.INCOGNITO
     body_print = fingerprint(body.model_dump_json(exclude=_NOT_THE_TURN))
     # An incognito claim holds a fingerprint only; it is never completed, so /end waits for it
     # not at all (nothing of it is stored for the finalizer to wait for).
     claim = await gateway.sessions.claim_turn(
-        claims.session_id, body.client_turn_id, body_print, in_flight=not incognito
+        caller, body.client_turn_id, body_print, in_flight=not incognito
     )
     if claim.state is ClaimState.MISSING:
         raise ServiceError(

@@ -61,19 +61,31 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
-# Every call of a live session is counted in the same round trip that decides it: a window
-# counter per session (``limited`` and the seconds left when over), then the claim.
+# Every call of a live session is counted in the same round trip that decides it, against a
+# fixed-window counter per scope (the voice session, its user, its thread, the client address):
+# KEYS[3..] are the counters, ARGV[6..] a (limit, window seconds) pair for each. Over any one:
+# ``limited`` and the seconds left, and no counter moves; else every counter counts the call.
 _COUNT_CALL: Final = """
-local window = KEYS[3] .. ':' .. math.floor(tonumber(ARGV[4]) / tonumber(ARGV[5]))
-local calls = redis.call('INCR', window)
-if calls == 1 then redis.call('EXPIRE', window, ARGV[5]) end
-if calls > tonumber(ARGV[6]) then return {'limited', tostring(redis.call('TTL', window))} end
+local now = tonumber(ARGV[4])
+local windows = {}
+for i = 3, #KEYS do
+  local j = 6 + (i - 3) * 2
+  local seconds = tonumber(ARGV[j + 1])
+  local window = KEYS[i] .. ':' .. math.floor(now / seconds)
+  if tonumber(redis.call('GET', window) or '0') >= tonumber(ARGV[j]) then
+    return {'limited', tostring(math.max(redis.call('TTL', window), 1))}
+  end
+  windows[#windows + 1] = {window, seconds}
+end
+for _, counted in ipairs(windows) do
+  if redis.call('INCR', counted[1]) == 1 then redis.call('EXPIRE', counted[1], counted[2]) end
+end
 """
 
 _CLAIM: Final = (
     """
--- KEYS: session, claim, rate counter.  ARGV: fingerprint, claim ttl, count in flight, now,
--- window seconds, calls per window, count claimed turns (1 for turns).
+-- KEYS: session, claim, rate counters.  ARGV: fingerprint, claim ttl, count in flight, now,
+-- count claimed turns (1 for turns), then each counter's limit and window seconds.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 """
     + _COUNT_CALL
@@ -84,14 +96,14 @@ if redis.call('HGET', KEYS[1], 'ended') == '1' then return {'ended'} end
 redis.call('SET', KEYS[2], cjson.encode({fp = ARGV[1]}), 'EX', ARGV[2])
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'inflight', 1) end
 local nth = 0
-if ARGV[7] == '1' then nth = redis.call('HINCRBY', KEYS[1], 'claimed_turns', 1) end
+if ARGV[5] == '1' then nth = redis.call('HINCRBY', KEYS[1], 'claimed_turns', 1) end
 return {'claimed', tostring(nth)}
 """
 )
 
 _CALL: Final = (
     """
--- KEYS: session, (unused), rate counter.  ARGV: -, -, -, now, window seconds, calls per window.
+-- KEYS: session, (unused), rate counters.  ARGV: -, -, -, now, -, each counter's limit and window.
 """
     + _COUNT_CALL
     + """
@@ -179,10 +191,36 @@ class Claim:
 
 @dataclass(frozen=True)
 class CallLimit:
-    """How many calls a live session may make per window."""
+    """How many calls may be made per window."""
 
     calls: int
     window_seconds: int
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """The calls of live sessions allowed per window, by scope. An anonymous thread is its own
+    user, so it counts against the thread limit only."""
+
+    session: CallLimit
+    user: CallLimit
+    thread: CallLimit
+    address: CallLimit
+
+    @classmethod
+    def uniform(cls, limit: CallLimit) -> CallLimits:
+        """The same limit for every scope."""
+        return cls(session=limit, user=limit, thread=limit, address=limit)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who makes a call of a live session: the counters it counts against."""
+
+    session_id: str
+    thread_id: str
+    user_id: str | None
+    address: str
 
 
 def _text(value: bytes | str) -> str:
@@ -226,7 +264,7 @@ class VoiceSessionStore:
         grace_seconds: int,
         thread_binding_seconds: int,
         call_output_seconds: int,
-        call_limit: CallLimit,
+        call_limits: CallLimits,
     ) -> None:
         self._redis = redis
         self._batch = CommandBatcher(redis)
@@ -236,7 +274,7 @@ class VoiceSessionStore:
         self._create = redis.register_script(_CREATE_SESSION)
         self._claim = redis.register_script(_CLAIM)
         self._call = redis.register_script(_CALL)
-        self._call_limit = call_limit
+        self._call_limits = call_limits
         self._complete = redis.register_script(_COMPLETE_TURN)
         self._release = redis.register_script(_RELEASE_TURN)
         self._close = redis.register_script(_CLOSE)
@@ -362,15 +400,16 @@ class VoiceSessionStore:
     # -- turns ----------------------------------------------------------------------------
 
     async def claim_turn(
-        self, session_id: str, client_turn_id: str, body_print: str, *, in_flight: bool = True
+        self, caller: Caller, client_turn_id: str, body_print: str, *, in_flight: bool = True
     ) -> Claim:
-        """Claim ``client_turn_id`` in this session for a body with ``body_print``.
+        """Claim ``client_turn_id`` in the caller's session for a body with ``body_print``,
+        counting the call against the caller's limits.
 
         ``in_flight`` claims count until completed or released, so ``close`` waits for them.
         """
         return await self._run_claim(
-            redis_key("turn", session_id, client_turn_id),
-            session_id,
+            redis_key("turn", caller.session_id, client_turn_id),
+            caller,
             body_print,
             inflight=in_flight,
             turn=True,
@@ -406,13 +445,12 @@ class VoiceSessionStore:
 
     # -- tool calls -----------------------------------------------------------------------
 
-    async def claim_call(
-        self, session_id: str, call_id: str, body_print: str, hold: float
-    ) -> Claim:
-        """Claim a tool call; a replay finds the first call's record (and output once stored)."""
+    async def claim_call(self, caller: Caller, call_id: str, body_print: str, hold: float) -> Claim:
+        """Claim a tool call, counting it against the caller's limits; a replay finds the first
+        call's record (and output once stored)."""
         return await self._run_claim(
-            redis_key("call", session_id, call_id),
-            session_id,
+            redis_key("call", caller.session_id, call_id),
+            caller,
             body_print,
             inflight=False,
             claim_seconds=max(1, int(hold) + 1),
@@ -432,14 +470,14 @@ class VoiceSessionStore:
             "SET", redis_key("call", session_id, call_id), record, "EX", self._call_ttl
         )
 
-    async def count_call(self, session_id: str) -> Claim:
+    async def count_call(self, caller: Caller) -> Claim:
         """Count a call of the session that claims nothing (end, status, history)."""
-        return await self._decide(self._call, session_id, "-", ["-", "-", "-"], turn=False)
+        return await self._decide(self._call, caller, "-", ["-", "-", "-"], turn=False)
 
     async def _run_claim(
         self,
         key: str,
-        session_id: str,
+        caller: Caller,
         body_print: str,
         *,
         inflight: bool,
@@ -447,16 +485,30 @@ class VoiceSessionStore:
         claim_seconds: int | None = None,
     ) -> Claim:
         head = [body_print, claim_seconds or self._ttl, "1" if inflight else "0"]
-        return await self._decide(self._claim, session_id, key, head, turn=turn)
+        return await self._decide(self._claim, caller, key, head, turn=turn)
+
+    def _counters(self, caller: Caller) -> tuple[list[str], list[int]]:
+        """The caller's rate counters, and each one's limit and window seconds."""
+        limits = self._call_limits
+        scopes = [
+            (redis_key("rate", "session", caller.session_id), limits.session),
+            (redis_key("rate", "thread", caller.thread_id), limits.thread),
+            (redis_key("rate", "address", caller.address), limits.address),
+        ]
+        if caller.user_id is not None:
+            scopes.append((redis_key("rate", "user", caller.user_id), limits.user))
+        keys = [key for key, _ in scopes]
+        args = [value for _, limit in scopes for value in (limit.calls, limit.window_seconds)]
+        return keys, args
 
     async def _decide(
-        self, script: AsyncScript, session_id: str, key: str, head: list[Any], *, turn: bool
+        self, script: AsyncScript, caller: Caller, key: str, head: list[Any], *, turn: bool
     ) -> Claim:
-        limit = self._call_limit
+        counters, limits = self._counters(caller)
         result = await self._batch.run_script(
             script,
-            [redis_key("vs", session_id), key, redis_key("rate", session_id)],
-            [*head, int(time.time()), limit.window_seconds, limit.calls, "1" if turn else "0"],
+            [redis_key("vs", caller.session_id), key, *counters],
+            [*head, int(time.time()), "1" if turn else "0", *limits],
         )
         state = ClaimState(_text(result[0]))
         if state is ClaimState.LIMITED:
