@@ -135,12 +135,21 @@ class OpenLoopClient:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def _one(self, request: bytes) -> int:
-        conn = (
-            self._idle.pop()
-            if self._idle
-            else await asyncio.open_connection(self._host, self._port)
-        )
-        reader, writer = conn
+        if self._idle:
+            reader, writer = self._idle.pop()
+            try:
+                return await self._exchange(reader, writer, request)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # The server closed it while it sat idle (keep-alive timeout), as any client
+                # finds now and then: send it again on a new connection.
+                writer.close()
+        reader, writer = await asyncio.open_connection(self._host, self._port)
+        return await self._exchange(reader, writer, request)
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+    ) -> int:
+        conn = (reader, writer)
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
