@@ -31,10 +31,10 @@ from opencouch.voice_gateway.testing import (
     LiveGateway,
     bearer,
     open_session,
+    session_store,
     unique,
 )
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
-from opencouch.voice_gateway.voice_sessions import CallLimit, CallLimits, VoiceSessionStore
 
 
 class EndsSeen:
@@ -247,14 +247,7 @@ async def test_two_ends_racing_finalize_a_deferred_session_once(
 
 async def test_concurrent_takes_get_each_deferred_session_once(redis_url: str) -> None:
     redis = Redis.from_url(redis_url)
-    store = VoiceSessionStore(
-        redis,
-        session_seconds=3600,
-        grace_seconds=60,
-        thread_binding_seconds=3600,
-        call_output_seconds=3600,
-        call_limits=CallLimits.uniform(CallLimit(calls=1000, window_seconds=60)),
-    )
+    store = session_store(redis)
     now = int(time.time())
     thread, user = f"thread-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:8]}"
 
@@ -319,14 +312,7 @@ async def test_a_deferred_session_whose_end_cannot_be_published_is_kept_for_the_
     assert (down.status_code, down.json()["error"]["code"]) == (503, "service_unavailable")
 
     redis = Redis.from_url(redis_url)
-    store = VoiceSessionStore(
-        redis,
-        session_seconds=3600,
-        grace_seconds=60,
-        thread_binding_seconds=3600,
-        call_output_seconds=3600,
-        call_limits=CallLimits.uniform(CallLimit(calls=1000, window_seconds=60)),
-    )
+    store = session_store(redis)
     now = int(time.time())
     owner = VoiceSessionClaims(
         session_id=current["session_id"],

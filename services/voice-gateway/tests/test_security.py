@@ -21,6 +21,7 @@ from opencouch.voice_gateway.testing import (
     GatewayFactory,
     bearer,
     open_session,
+    token_started_ago,
     unique,
 )
 from opencouch.voice_gateway.tokens import TokenSigner
@@ -446,14 +447,8 @@ def test_turns_and_tools_after_the_maximum_duration_are_refused(
     gateway = make_gateway(max_session_seconds=60, token_grace_seconds=3600, late_turn_seconds=120)
     settings = GatewaySettings(max_session_seconds=60, token_grace_seconds=3600)
     session = open_session(gateway, memory_mode="persistent")
-    claims = TokenSigner(settings).verify(session["token"])
-    late, _ = TokenSigner(settings).issue(
-        session_id=claims.session_id,
-        thread_id=claims.thread_id,
-        user_id=None,
-        memory_mode=MemoryMode.PERSISTENT,
-        now=int(time.time()) - 300,  # its session ended 240 s ago, past the late-turn grace
-    )
+    # Its session ended 240 s ago, past the late-turn grace.
+    late = token_started_ago(session, 300, settings)
     answered_turn, answered_call = turn(), tool_call()
     first_turn = gateway.post(f"{API}/turn", json=answered_turn, headers=bearer(session))
     first_call = gateway.post(f"{API}/tools", json=answered_call, headers=bearer(session))
@@ -482,14 +477,7 @@ def test_a_turn_arriving_just_after_the_maximum_duration_is_still_recorded_but_n
     gateway = make_gateway(max_session_seconds=60, token_grace_seconds=3600, late_turn_seconds=120)
     settings = GatewaySettings(max_session_seconds=60, token_grace_seconds=3600)
     session = open_session(gateway, memory_mode="persistent")
-    claims = TokenSigner(settings).verify(session["token"])
-    just_ended, _ = TokenSigner(settings).issue(
-        session_id=claims.session_id,
-        thread_id=claims.thread_id,
-        user_id=None,
-        memory_mode=MemoryMode.PERSISTENT,
-        now=int(time.time()) - 90,  # its session ended 30 s ago
-    )
+    just_ended = token_started_ago(session, 90, settings)  # its session ended 30 s ago
     auth = {"Authorization": f"Bearer {just_ended}"}
     recorded = gateway.post(f"{API}/turn", json=turn(), headers=auth)
     assert recorded.status_code == 200, recorded.text

@@ -11,26 +11,17 @@ import uuid
 from redis.asyncio import Redis
 
 from opencouch.contracts.common import MemoryMode
+from opencouch.voice_gateway.testing import session_store
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
 from opencouch.voice_gateway.voice_sessions import (
     Caller,
-    CallLimit,
-    CallLimits,
     ClaimState,
-    VoiceSessionStore,
 )
 
 
 async def test_end_closes_to_new_turns_then_counts_the_turns_in_flight(redis_url: str) -> None:
     redis = Redis.from_url(redis_url)
-    store = VoiceSessionStore(
-        redis,
-        session_seconds=3600,
-        grace_seconds=60,
-        thread_binding_seconds=3600,
-        call_output_seconds=3600,
-        call_limits=CallLimits.uniform(CallLimit(calls=1000, window_seconds=60)),
-    )
+    store = session_store(redis)
     now = int(time.time())
     claims = VoiceSessionClaims(
         session_id=f"vs_{uuid.uuid4().hex}",

@@ -23,6 +23,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from redis.asyncio import Redis
 
 from opencouch.contracts import subjects
 from opencouch.contracts.care import WaitForUserOutput
@@ -46,6 +47,8 @@ from opencouch.testing.processes import start_service as start_process
 from opencouch.testing.servers import ServerUnavailableError, free_port, nats_server
 from opencouch.voice_gateway.app import create_app
 from opencouch.voice_gateway.settings import GatewaySettings
+from opencouch.voice_gateway.tokens import TokenSigner
+from opencouch.voice_gateway.voice_sessions import CallLimit, CallLimits, VoiceSessionStore
 
 API = "/api/voice/realtime"
 SLOW_TOOL = "answer_grounded_lookup"
@@ -300,3 +303,29 @@ def open_session(client: TestClient, **body: Any) -> dict[str, Any]:
 
 def bearer(session: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {session['token']}"}
+
+
+def session_store(redis: Redis) -> VoiceSessionStore:
+    """A session store as the gateway builds one, with limits no test reaches by accident."""
+    return VoiceSessionStore(
+        redis,
+        session_seconds=3600,
+        grace_seconds=60,
+        thread_binding_seconds=3600,
+        call_output_seconds=3600,
+        call_limits=CallLimits.uniform(CallLimit(calls=1000, window_seconds=60)),
+    )
+
+
+def token_started_ago(session: dict[str, Any], seconds: int, settings: GatewaySettings) -> str:
+    """A token for ``session`` (persistent, anonymous) as if it had been issued ``seconds`` ago."""
+    signer = TokenSigner(settings)
+    claims = signer.verify(session["token"])
+    token, _ = signer.issue(
+        session_id=claims.session_id,
+        thread_id=claims.thread_id,
+        user_id=None,
+        memory_mode=MemoryMode.PERSISTENT,
+        now=int(time.time()) - seconds,
+    )
+    return token
