@@ -30,6 +30,8 @@ from opencouch.realtime_emulator.testing import (
 from opencouch.testing.openai_spec import event_problems
 
 HERE = Path(__file__).parent
+# Generous: these tests check what the handshake answers, never its speed.
+HANDSHAKE_TIMEOUT = 60
 PRODUCT_LIKE_TOOLS: list[dict[str, Any]] = json.loads((HERE / "product_tools.json").read_text())
 # The product's scenario (OpenCouch's keyword rules and phrases), as a call brings it inline.
 PRODUCT_SCENARIO = json.dumps(
@@ -473,6 +475,7 @@ async def test_browser_style_websocket_with_ephemeral_key(emulator: RunningEmula
     async with websockets.connect(
         url,
         subprotocols=["realtime", f"openai-insecure-api-key.{secret.value}"],  # type: ignore[list-item]
+        open_timeout=HANDSHAKE_TIMEOUT,
     ) as socket:
         assert socket.subprotocol == "realtime"
         created = json.loads(await socket.recv())
@@ -482,15 +485,21 @@ async def test_browser_style_websocket_with_ephemeral_key(emulator: RunningEmula
 
 async def test_sideband_needs_an_api_key_and_a_live_call(emulator: RunningEmulator) -> None:
     url = emulator.url.replace("http", "ws") + "/v1/realtime?call_id=rtc_u1_nope"
+    # What is checked is the status of each refusal, not how fast it comes: websockets' 10 s
+    # default handshake timeout once expired on a CI machine busy building images.
     with pytest.raises(websockets.InvalidStatus) as missing:
         async with websockets.connect(
-            url, additional_headers={"Authorization": f"Bearer {API_KEY}"}
+            url,
+            additional_headers={"Authorization": f"Bearer {API_KEY}"},
+            open_timeout=HANDSHAKE_TIMEOUT,
         ):
             pass
     assert missing.value.response.status_code == 404
     with pytest.raises(websockets.InvalidStatus) as unauthorised:
         async with websockets.connect(
-            url, additional_headers={"Authorization": "Bearer sk-wrong-key-000"}
+            url,
+            additional_headers={"Authorization": "Bearer sk-wrong-key-000"},
+            open_timeout=HANDSHAKE_TIMEOUT,
         ):
             pass
     assert unauthorised.value.response.status_code == 401
