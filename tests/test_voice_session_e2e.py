@@ -202,9 +202,25 @@ def test_incognito_keeps_nothing_and_refuses_persistent_tools(
 
     turn = browser.turn("t1", "a secret", "kept safe")
     assert turn.json() == {"recorded": False, "thread_id": thread_id, "message_count": 0}
-    ended = browser.end()
-    assert ended.status_code == 200
-    assert ended.json()["finalized"] is False
+    # Tool state of the session (where the user said they live, an exercise under way) is kept
+    # in Redis while the session runs, and dropped as soon as it ends.
+    lookup = browser.tool("lookup_crisis_resources", current_user_message="I live in Ohio")
+    assert lookup.json()["ok"] is True, lookup.text
+    exercise = browser.tool("start_guided_exercise", {"exercise_type": "grounding_box_breathing"})
+    assert exercise.json()["output"]["status"] == "ok", exercise.text
+    client: Any = redis.Redis.from_url(stack.redis_url)
+    try:
+        pattern = f"opencouch:tools:{browser.session_id}:*"
+        assert len(list(client.scan_iter(pattern))) == 2
+        ended = browser.end()
+        assert ended.status_code == 200
+        assert ended.json()["finalized"] is False
+        deadline = time.monotonic() + 10
+        while left := list(client.scan_iter(pattern)):
+            assert time.monotonic() < deadline, f"tool state left after the end: {left}"
+            time.sleep(0.05)
+    finally:
+        client.close()
     assert (
         rows(stack.database_url, "SELECT 1 FROM memory.turns WHERE thread_id = %s", thread_id) == []
     )

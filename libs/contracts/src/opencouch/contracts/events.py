@@ -68,6 +68,17 @@ class CrisisScreen(Contract):
     transcript: Transcript = []
 
 
+class SessionClosed(Contract):
+    """A voice session was closed to new turns and tool calls, in any memory mode and for any
+    reason. Sent over core NATS, best effort: services holding per-session scratch state (the
+    tools service's crisis lookup and exercise) drop it at once rather than when it expires,
+    which is what keeps an incognito session's state no longer than the session. Ids only.
+    """
+
+    session_id: SessionId
+    memory_mode: MemoryMode
+
+
 class TurnClassified(Contract):
     """The crisis level of a recorded turn's user speech, computed by code (never a model)."""
 

@@ -22,6 +22,9 @@ FINALIZER_STATUS: Final = f"{ROOT}.finalizer.status"
 # Core NATS (no stream keeps it): incognito user speech for the crisis classifier.
 CRISIS_SCREEN: Final = f"{ROOT}.crisis.screen"
 CRISIS_SCREEN_QUEUE: Final = "tools-crisis-screen"
+# Core NATS: a voice session closed (any mode), so its owners drop their scratch state now.
+SESSION_CLOSED: Final = f"{ROOT}.sessions.closed"
+SESSION_CLOSED_QUEUE: Final = "tools-session-closed"
 
 # JetStream: one stream holds every durable event.
 EVENTS_PREFIX: Final = f"{ROOT}.events"

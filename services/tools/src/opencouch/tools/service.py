@@ -13,7 +13,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from opencouch.contracts import subjects
-from opencouch.contracts.events import CrisisScreen, OwnerErased, TurnRecorded
+from opencouch.contracts.events import CrisisScreen, OwnerErased, SessionClosed, TurnRecorded
 from opencouch.contracts.tools import ToolOwner
 from opencouch.runtime.jetstream import count_dead_letters, ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
@@ -63,8 +63,8 @@ class Content:
 def tools_service(
     handlers: ToolHandlers, screening: CrisisScreening, erasure: Erasure
 ) -> NatsService:
-    """The tools service: every catalog tool it owns, crisis screening of every turn, and
-    forgetting an owner's sessions when asked."""
+    """The tools service: every catalog tool it owns, crisis screening of every turn,
+    forgetting an owner's sessions when asked, and a session's Redis state when it closes."""
     served: dict[str, ToolHandler] = {
         "wait_for_user": handlers.wait_for_user,
         "load_therapeutic_response_skill": handlers.load_therapeutic_response_skill,
@@ -101,7 +101,13 @@ def tools_service(
                 queue=subjects.CRISIS_SCREEN_QUEUE,
                 model=CrisisScreen,
                 handle=screening.on_crisis_screen,
-            )
+            ),
+            Subscription(
+                subject=subjects.SESSION_CLOSED,
+                queue=subjects.SESSION_CLOSED_QUEUE,
+                model=SessionClosed,
+                handle=erasure.on_session_closed,
+            ),
         ],
     )
 

@@ -22,7 +22,7 @@ import nats.errors
 
 from opencouch.contracts import subjects
 from opencouch.contracts.common import ErrorCode, MemoryMode
-from opencouch.contracts.events import SessionEnded, SessionFinalized
+from opencouch.contracts.events import SessionClosed, SessionEnded, SessionFinalized
 from opencouch.contracts.finalizer import (
     FinalizationRecord,
     FinalizationStatusReply,
@@ -103,6 +103,7 @@ async def end_session(
         raise ServiceError(
             ErrorCode.VOICE_SESSION_NOT_FOUND, "This voice session is no longer known."
         )
+    await _announce_closed(gateway, claims)
     if claims.memory_mode is MemoryMode.INCOGNITO:
         return 200, _incognito(claims)
 
@@ -166,6 +167,16 @@ async def _publish_and_wait(
         return SessionFinalized.model_validate_json(msg.data).record
     finally:
         await sub.unsubscribe()
+
+
+async def _announce_closed(gateway: Gateway, claims: VoiceSessionClaims) -> None:
+    """Tell the session's scratch-state owners it closed (every ``/end``, so a retried end
+    repeats a message that was lost). Best effort: what is not dropped now still expires."""
+    closed = SessionClosed(session_id=claims.session_id, memory_mode=claims.memory_mode)
+    try:
+        await gateway.nc.publish(subjects.SESSION_CLOSED, closed.model_dump_json().encode())
+    except nats.errors.Error as error:
+        log.warning("session close not announced", extra={"error": type(error).__name__})
 
 
 async def _publish_end(gateway: Gateway, event: SessionEnded) -> None:
