@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import websockets
@@ -110,7 +113,6 @@ async def product_session(emulator: RunningEmulator) -> AsyncIterator[Session]:
 
 
 async def session_log(emulator: RunningEmulator, stream: EventStream) -> dict[str, Any]:
-    import httpx
 
     session_id = stream.events[0]["session"]["id"]
     async with httpx.AsyncClient(base_url=emulator.url) as client:
@@ -483,7 +485,9 @@ async def test_browser_style_websocket_with_ephemeral_key(emulator: RunningEmula
         assert created["session"]["instructions"] == "From the secret."
 
 
-async def test_sideband_needs_an_api_key_and_a_live_call(emulator: RunningEmulator) -> None:
+async def test_sideband_needs_an_api_key_and_a_live_call(
+    emulator: RunningEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
     url = emulator.url.replace("http", "ws") + "/v1/realtime?call_id=rtc_u1_nope"
     # What is checked is the status of each refusal, not how fast it comes: websockets' 10 s
     # default handshake timeout once expired on a CI machine busy building images.
@@ -503,6 +507,12 @@ async def test_sideband_needs_an_api_key_and_a_live_call(emulator: RunningEmulat
         ):
             pass
     assert unauthorised.value.response.status_code == 401
+    # A refusal is an answer, not a server error: nothing at ERROR (uvicorn logs one after the
+    # response is out, so a later request on the same server comes first).
+    async with httpx.AsyncClient(base_url=emulator.url) as client:
+        assert (await client.get("/healthz")).status_code == 200
+    await asyncio.sleep(0.2)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_push_to_talk_without_turn_detection(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from .emulator import Emulator
 from .errors import RealtimeError
 from .handlers import router
 from .settings import Settings
+from .websocket import DENIAL_IS_NO_ERROR
 from .websocket import router as websocket_router
 
 
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(router)
     app.include_router(websocket_router)
+    logging.getLogger("uvicorn.error").addFilter(DENIAL_IS_NO_ERROR)  # once, however many apps
 
     @app.exception_handler(RealtimeError)
     async def realtime_error(_: Request, error: RealtimeError) -> JSONResponse:
