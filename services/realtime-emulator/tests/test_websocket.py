@@ -113,7 +113,6 @@ async def product_session(emulator: RunningEmulator) -> AsyncIterator[Session]:
 
 
 async def session_log(emulator: RunningEmulator, stream: EventStream) -> dict[str, Any]:
-
     session_id = stream.events[0]["session"]["id"]
     async with httpx.AsyncClient(base_url=emulator.url) as client:
         response = await client.get(f"/_emulator/sessions/{session_id}/log")
