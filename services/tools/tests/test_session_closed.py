@@ -1,8 +1,10 @@
-"""A closed session's tool state leaves Redis when the gateway says so, not a day later."""
+"""A session's tool state leaves Redis when the session closes, or when it could no longer call
+tools: not a day later."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from redis.asyncio import Redis
 
@@ -60,3 +62,35 @@ async def test_a_closed_sessions_lookup_and_exercise_are_dropped_and_no_other_se
     )
     assert after.ok
     assert len(await _state_keys(redis_client, other)) == 2
+
+
+async def test_state_expires_when_the_session_can_no_longer_call_tools(
+    tools: ToolsHarness, redis_client: Redis
+) -> None:
+    """A tab closed without ending: the keys go a minute after the session's end that each call
+    carries, not after the service's longest TTL (an hour in this harness)."""
+    ends = int(time.time()) + 120
+    await tools.call("lookup_crisis_resources", message="I live in Ohio", session_expires_at=ends)
+    exercise = await tools.call(
+        "start_guided_exercise",
+        {"exercise_type": "grounding_box_breathing"},
+        session_expires_at=ends,
+    )
+    assert exercise.output["status"] == "ok"
+    for part in ("crisis_lookup", "exercise"):
+        ttl = await redis_client.ttl(session_key(tools.session_id, part))
+        assert 60 < ttl <= 180, (part, ttl)
+    # Past its end already (a clock ahead of the gateway's): kept a moment, never forever.
+    late = new_session_id()
+    await tools.call(
+        "lookup_crisis_resources",
+        message="I live in Ohio",
+        session_id=late,
+        session_expires_at=int(time.time()) - 3600,
+    )
+    # (-2: already gone; -1, no expiry at all, would be the failure.)
+    assert await redis_client.ttl(session_key(late, "crisis_lookup")) in (-2, 0, 1)
+    # From a gateway that does not say when the session ends: the service's own limit.
+    unknown = new_session_id()
+    await tools.call("lookup_crisis_resources", message="I live in Ohio", session_id=unknown)
+    assert 3000 < await redis_client.ttl(session_key(unknown, "crisis_lookup")) <= 3600

@@ -441,6 +441,9 @@ class ToolCallContext(Contract):
     transcript: Transcript = []
     client_turn_id: Identifier | None = None
     call_id: Identifier | None = None
+    session_expires_at: int | None = None
+    """Unix seconds after which the gateway refuses the session's tool calls: state an owner
+    keeps for the session need not outlive it. None from a gateway that does not say."""
 
 
 class ToolCallRequest(Contract):

@@ -99,7 +99,9 @@ class ToolHandlers:
             log.exception("crisis lookup failed")
             return lookup_failed()
         try:
-            await self._state.save_crisis_lookup(context.session_id, result)
+            await self._state.save_crisis_lookup(
+                context.session_id, result, context.session_expires_at
+            )
         except REDIS_ERRORS as error:
             # The user still gets the lines; the scaffold will simply name none of them.
             log.warning("crisis lookup not kept", extra={"error": type(error).__name__})
@@ -178,7 +180,7 @@ class ToolHandlers:
         fallback = self._kept_run(context.session_id) if persistent else None
         try:
             new, output, changed = await self._state.change_exercise(
-                context.session_id, change, fallback
+                context.session_id, change, fallback, until=context.session_expires_at
             )
         except REDIS_ERRORS as error:
             log.warning("exercise state unavailable", extra={"error": type(error).__name__})

@@ -1,10 +1,12 @@
 """A voice session's tool state in Redis: its latest crisis lookup, its exercise, and what the
 crisis classifier needs to remember between turns. Every key is scoped to the session and
-expires with it; none holds anything the user said.
+expires with it (when the gateway says when the session ends, else after ``ttl``); none holds
+anything the user said.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
@@ -21,6 +23,8 @@ ResultT = TypeVar("ResultT")
 
 KEY_PREFIX: Final = "opencouch:tools"
 _MAX_WATCH_RETRIES: Final = 20
+_CLOCK_SKEW_SECONDS: Final = 60
+"""Kept this much past a session's end, for clocks of the gateway and Redis that disagree."""
 REDIS_ERRORS: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
@@ -48,12 +52,18 @@ def state_unavailable() -> ServiceError:
 
 
 class SessionState:
-    """Reads and writes of a session's tool state, each expiring ``ttl`` seconds after its
-    last write."""
+    """Reads and writes of a session's tool state, each expiring when its session can no
+    longer call tools (``until``, from the gateway), at most ``ttl`` seconds after its last
+    write."""
 
     def __init__(self, redis: Redis, ttl: int) -> None:
         self._redis = redis
         self._ttl = ttl
+
+    def _seconds(self, until: int | None) -> int:
+        if until is None:
+            return self._ttl
+        return max(1, min(self._ttl, until - int(time.time()) + _CLOCK_SKEW_SECONDS))
 
     async def forget(self, session_ids: list[str]) -> None:
         """Drop every part of these sessions' tool state."""
@@ -65,10 +75,14 @@ class SessionState:
         if keys:
             await self._redis.delete(*keys)
 
-    async def save_crisis_lookup(self, session_id: str, lookup: CrisisResourcesOutput) -> None:
-        """Keep ``lookup`` as the session's latest verified lookup."""
+    async def save_crisis_lookup(
+        self, session_id: str, lookup: CrisisResourcesOutput, until: int | None = None
+    ) -> None:
+        """Keep ``lookup`` as the session's latest verified lookup, until the session ends."""
         await self._redis.set(
-            session_key(session_id, "crisis_lookup"), lookup.model_dump_json(), ex=self._ttl
+            session_key(session_id, "crisis_lookup"),
+            lookup.model_dump_json(),
+            ex=self._seconds(until),
         )
 
     async def latest_crisis_lookup(self, session_id: str) -> CrisisResourcesOutput | None:
@@ -92,6 +106,7 @@ class SessionState:
         session_id: str,
         change: Callable[[ExerciseRun | None], tuple[ExerciseRun | None, ResultT]],
         fallback: Callable[[], Awaitable[ExerciseRun | None]] | None = None,
+        until: int | None = None,
     ) -> tuple[ExerciseRun | None, ResultT, bool]:
         """Apply ``change`` to the session's exercise run atomically.
 
@@ -99,6 +114,7 @@ class SessionState:
         run is unchanged since it was read (else ``change`` runs again on the new run).
         ``fallback`` supplies the run when Redis has none (a persistent session's copy in
         Postgres). Returns the new run, ``change``'s result, and whether the run was written.
+        It is kept until the session ends (``until``).
         """
         key = session_key(session_id, "exercise")
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -112,7 +128,7 @@ class SessionState:
                     changed = new is not None and new != current
                     pipe.multi()  # type: ignore[no-untyped-call]
                     if new is not None:
-                        pipe.set(key, new.model_dump_json(), ex=self._ttl)
+                        pipe.set(key, new.model_dump_json(), ex=self._seconds(until))
                     await pipe.execute()
                     return new, result, changed
                 except redis.exceptions.WatchError:

@@ -32,7 +32,8 @@ class ToolsSettings(NatsServiceSettings):
     Shorter than the gateway's tool timeout, so the model hears ``search_unavailable`` rather
     than a timeout."""
     session_state_ttl_seconds: int = Field(24 * 3600, ge=60)
-    """How long a voice session's tool state (crisis lookup, exercise) lives in Redis."""
+    """The longest a voice session's tool state (crisis lookup, exercise) lives in Redis. It goes
+    sooner: when the session closes, or when the gateway says it can no longer call tools."""
     content_dir: Path | None = None
     """A directory with ``skills/`` and ``exercises/`` to serve instead of the packaged ones."""
     crisis_log_retention_days: int = Field(

@@ -146,6 +146,7 @@ class ToolsHarness:
         mode: MemoryMode = MemoryMode.INCOGNITO,
         session_id: str | None = None,
         call_id: str | None = None,
+        session_expires_at: int | None = None,
     ) -> ToolCallContext:
         """A call context for this harness's session (or ``session_id``)."""
         return ToolCallContext(
@@ -155,6 +156,7 @@ class ToolsHarness:
             current_user_message=message,
             transcript=[TranscriptLine(role=role, text=text) for role, text in transcript or []],
             call_id=call_id,
+            session_expires_at=session_expires_at,
         )
 
     async def call(

@@ -147,6 +147,7 @@ async def _run(
             transcript=body.transcript,
             client_turn_id=body.client_turn_id,
             call_id=body.call_id,
+            session_expires_at=claims.session_expires_at,
         ),
     )
     started = time.perf_counter()
