@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.events import SessionClosed
-from opencouch.tools.session_state import session_key
+from opencouch.tools.session_state import ScreeningMemory, SessionState, session_key
 from opencouch.tools.testing import ToolsHarness, new_session_id
 
 
@@ -19,9 +19,10 @@ async def _state_keys(redis: Redis, session_id: str) -> list[bytes]:
     return sorted([key async for key in redis.scan_iter(session_key(session_id, "*"))])
 
 
-async def _until_gone(redis: Redis, session_id: str) -> list[bytes]:
+async def _until_only_screening(redis: Redis, session_id: str) -> list[bytes]:
+    screening = session_key(session_id, "screening").encode()
     for _ in range(100):
-        if not (left := await _state_keys(redis, session_id)):
+        if (left := await _state_keys(redis, session_id)) == [screening]:
             return left
         await asyncio.sleep(0.05)
     return await _state_keys(redis, session_id)
@@ -30,7 +31,11 @@ async def _until_gone(redis: Redis, session_id: str) -> list[bytes]:
 async def test_a_closed_sessions_lookup_and_exercise_are_dropped_and_no_other_sessions(
     tools: ToolsHarness, redis_client: Redis
 ) -> None:
+    """Its screening memory stays: the classifier may still be reading the session's last
+    persistent turns from JetStream, and a "yes" after a safety check needs it."""
     other = new_session_id()
+    screening = ScreeningMemory(safety_check_pending=True, ideation_earlier=True)
+    await SessionState(redis_client, 3600).save_screening_memory(tools.session_id, screening)
     for session_id in (tools.session_id, other):
         lookup = await tools.call(
             "lookup_crisis_resources", message="I live in New South Wales", session_id=session_id
@@ -43,7 +48,8 @@ async def test_a_closed_sessions_lookup_and_exercise_are_dropped_and_no_other_se
         )
         assert exercise.output["status"] == "ok"
     expected = sorted(
-        session_key(tools.session_id, part).encode() for part in ("crisis_lookup", "exercise")
+        session_key(tools.session_id, part).encode()
+        for part in ("crisis_lookup", "exercise", "screening")
     )
     assert await _state_keys(redis_client, tools.session_id) == expected
 
@@ -51,7 +57,11 @@ async def test_a_closed_sessions_lookup_and_exercise_are_dropped_and_no_other_se
     await tools.nc.publish(subjects.SESSION_CLOSED, closed.model_dump_json().encode())
     await tools.nc.flush()
 
-    assert await _until_gone(redis_client, tools.session_id) == []
+    assert await _until_only_screening(redis_client, tools.session_id) == [
+        session_key(tools.session_id, "screening").encode()
+    ]
+    kept = await SessionState(redis_client, 3600).screening_memory(tools.session_id)
+    assert kept == screening
     assert len(await _state_keys(redis_client, other)) == 2
     # A repeated close, or one for a session that kept nothing, is harmless.
     await tools.nc.publish(subjects.SESSION_CLOSED, closed.model_dump_json().encode())

@@ -36,7 +36,8 @@ class Erasure:
     async def on_session_closed(self, event: SessionClosed) -> None:
         """Drop the closed session's crisis lookup and exercise from Redis now, rather than when
         they expire: an incognito session's state lasts no longer than the session. A persistent
-        session's exercise run stays in Postgres until the retention job's purge. Best effort:
-        if this message is missed, the state still expires."""
-        await self._state.forget([event.session_id])
+        session's exercise run stays in Postgres until the retention job's purge, and its
+        screening memory until it expires (see ``forget_tool_calls_state``). Best effort: if
+        this message is missed, the state still expires with the session."""
+        await self._state.forget_tool_calls_state(event.session_id)
         log.debug("closed session's tool state dropped", extra={"session_id": event.session_id})

@@ -23,6 +23,8 @@ ResultT = TypeVar("ResultT")
 
 KEY_PREFIX: Final = "opencouch:tools"
 _MAX_WATCH_RETRIES: Final = 20
+TOOL_CALL_PARTS: Final = ("crisis_lookup", "exercise")
+"""The parts of a session's state its tool calls keep."""
 _CLOCK_SKEW_SECONDS: Final = 60
 """Kept this much past a session's end, for clocks of the gateway and Redis that disagree."""
 REDIS_ERRORS: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -67,11 +69,16 @@ class SessionState:
 
     async def forget(self, session_ids: list[str]) -> None:
         """Drop every part of these sessions' tool state."""
-        keys = [
-            session_key(session_id, part)
-            for session_id in session_ids
-            for part in ("crisis_lookup", "screening", "exercise")
-        ]
+        await self._delete(session_ids, (*TOOL_CALL_PARTS, "screening"))
+
+    async def forget_tool_calls_state(self, session_id: str) -> None:
+        """Drop what the session's tool calls kept (lookup, exercise): nothing calls them once
+        it closed. Its screening memory stays until it expires: the classifier may still be
+        catching up on the session's last turns, and needs it to read them in context."""
+        await self._delete([session_id], TOOL_CALL_PARTS)
+
+    async def _delete(self, session_ids: list[str], parts: tuple[str, ...]) -> None:
+        keys = [session_key(session_id, part) for session_id in session_ids for part in parts]
         if keys:
             await self._redis.delete(*keys)
 
