@@ -409,23 +409,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     open_loop(echo_url, "/echo", echo_body, None, 300, seconds)
                 ),
             }
-            turns = wrk(
-                stack.gateway_url,
-                f"{API}/turn",
-                turn_body,
-                connections=32,
-                seconds=seconds,
-                token=token,
-            )
-            results["turns_acknowledged"] = asdict(turns)
-            results["session_p50_ms"] = round(session_latency(stack.gateway_url, 30), 2)
-            results["resident_mb_after_load"] = resident_mb(stack)
-            # The same turns with their consumers (tools' crisis screening, memory, the
-            # finalizer) paused: what one gateway process acknowledges when, as deployed, its
-            # consumers run on other machines rather than on these two cores. JetStream keeps
-            # the turns; the consumers catch up once resumed (make load checks none is lost).
-            with paused(stack, ("tools", "memory", "finalizer")):
-                alone = wrk(
+
+            def turns_at_32() -> Load:
+                return wrk(
                     stack.gateway_url,
                     f"{API}/turn",
                     turn_body,
@@ -433,7 +419,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     seconds=seconds,
                     token=token,
                 )
-            results["turns_acknowledged_gateway_alone"] = asdict(alone)
+
+            results["turns_acknowledged"] = asdict(turns_at_32())
+            results["session_p50_ms"] = round(session_latency(stack.gateway_url, 30), 2)
+            results["resident_mb_after_load"] = resident_mb(stack)
+            # The same turns with their consumers (tools' crisis screening, memory, the
+            # finalizer) paused: what one gateway process acknowledges when, as deployed, its
+            # consumers run on other machines rather than on these two cores. JetStream keeps
+            # the turns; the consumers catch up once resumed (make load checks none is lost).
+            with paused(stack, ("tools", "memory", "finalizer")):
+                results["turns_acknowledged_gateway_alone"] = asdict(turns_at_32())
     finally:
         echo.terminate()
         echo.wait()

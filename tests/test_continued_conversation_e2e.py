@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Iterator
 
 import httpx
-import psycopg
 import pytest
 
+from opencouch.testing import database
 from opencouch.testing.processes import Stack
 from opencouch.testing.voice_client import VoiceClient
 
@@ -46,8 +46,7 @@ def unique(name: str) -> str:
 
 
 def rows(stack: Stack, query: str, *params: object) -> list[tuple[object, ...]]:
-    with psycopg.connect(stack.database_url) as conn:
-        return conn.execute(query, params).fetchall()
+    return database.rows(stack.database_url, query, *params)
 
 
 def pairs(stack: Stack, query: str, *params: object) -> dict[object, object]:

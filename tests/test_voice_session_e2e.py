@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 import nats
-import psycopg
 import pytest
 import redis
 
 from opencouch.contracts.subjects import tool_subject
+from opencouch.testing.database import assert_no_trace, rows
 from opencouch.testing.openai_spec import validate_against
 from opencouch.testing.processes import Stack
 from opencouch.testing.voice_client import API, VoiceClient
@@ -45,11 +45,6 @@ def browser(api: httpx.Client) -> VoiceClient:
 def unique(name: str) -> str:
     """Ids unique to this run: Redis and NATS outlive a test run, the database does not."""
     return f"{name}-{uuid.uuid4().hex[:12]}"
-
-
-def rows(database_url: str, query: str, *params: object) -> list[tuple[object, ...]]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def test_a_persistent_voice_session_is_recorded_and_finalized_once(
@@ -293,17 +288,9 @@ def test_incognito_turns_are_screened_in_context_and_leave_only_crisis_log_rows(
         (3, "plan_after_ideation"),
     ]
 
-    for schema in ("memory", "finalizer", "tools"):
-        for (table,) in rows(
-            stack.database_url,
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-            schema,
-        ):
-            dump = "\n".join(
-                str(row) for row in rows(stack.database_url, f'SELECT * FROM {schema}."{table}"')
-            )
-            for trace in (session_id, thread_id, marker, "Are you thinking about suicide"):
-                assert trace not in dump, f"{trace} in {schema}.{table}"
+    assert_no_trace(
+        stack.database_url, (session_id, thread_id, marker, "Are you thinking about suicide")
+    )
     client: Any = redis.Redis.from_url(stack.redis_url)
     try:
         assert list(client.scan_iter(f"opencouch:tools:{session_id}:*")) == []

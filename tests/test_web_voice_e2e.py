@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 import nats
-import psycopg
 import pytest
 
 from opencouch.contracts.subjects import tool_subject
+from opencouch.testing import database
 from opencouch.testing.browser import (
     fake_microphone,
     launch_chromium,
@@ -116,8 +116,7 @@ def scenario(stack: Stack) -> Iterator[Callable[[str], None]]:
 
 
 def rows(stack: Stack, query: str, *params: object) -> list[tuple[Any, ...]]:
-    with psycopg.connect(stack.database_url) as conn:
-        return conn.execute(query, params).fetchall()
+    return database.rows(stack.database_url, query, *params)
 
 
 def stored_turns(stack: Stack, thread_id: str) -> list[tuple[Any, ...]]:

@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from opencouch.contracts import subjects
 from opencouch.contracts.finalizer import SIGNATURE_HEADER, SessionReport
 from opencouch.finalizer.testing import WebhookReceiver
 from opencouch.finalizer.webhooks import verify_signature
+from opencouch.testing.database import assert_no_trace, rows
 from opencouch.testing.processes import (
     ServiceProcess,
     Stack,
@@ -40,11 +40,6 @@ FIVE_TURNS = [
     ("What can I do when my thoughts race at night?", "Try writing the worries down first."),
     ("Thanks, that helps. I'll try writing things down before bed.", "That's a good plan."),
 ]
-
-
-def rows(database_url: str, query: str, *params: object) -> list[tuple[object, ...]]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 120) -> None:
@@ -234,15 +229,4 @@ def test_an_incognito_end_leaves_no_durable_row_but_the_scrubbed_crisis_log(stac
         )
 
     wait_until(crisis_logged)
-    traces = [session_id, thread_id, user_id, "Quillon"]
-    for schema in ("memory", "finalizer", "tools"):
-        for (table,) in rows(
-            stack.database_url,
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-            schema,
-        ):
-            dump = "\n".join(
-                str(row) for row in rows(stack.database_url, f'SELECT * FROM {schema}."{table}"')
-            )
-            for trace in traces:
-                assert trace not in dump, f"{trace} in {schema}.{table}"
+    assert_no_trace(stack.database_url, [session_id, thread_id, user_id, "Quillon"])

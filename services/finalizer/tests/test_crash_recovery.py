@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import httpx
-import psycopg
 import pytest
 
 from opencouch.contracts import subjects
 from opencouch.finalizer.testing import WebhookReceiver
+from opencouch.testing.database import rows
 from opencouch.testing.processes import (
     ServiceProcess,
     Stack,
@@ -38,11 +38,6 @@ TURNS = [
     "Part of me is angry he left me to sort out everything with the house.",
     "Maybe I'll send him a short text this weekend, nothing heavy.",
 ]
-
-
-def rows(database_url: str, query: str, *params: object) -> list[tuple[object, ...]]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 120) -> None:

@@ -94,6 +94,20 @@ def record_turns(gateway: TestClient, session: dict[str, Any], count: int) -> No
         assert reply.status_code == 200, reply.text
 
 
+def dropped_and_resumed(gateway: TestClient, user: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A persistent session with one turn, ended as ``continued`` (its call dropped), and the
+    session the conversation goes on in."""
+    dropped = open_session(gateway, user_id=user, memory_mode="persistent")
+    record_turns(gateway, dropped, 1)
+    assert (
+        gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(dropped))
+    ).status_code == 202
+    current = open_session(
+        gateway, thread_id=dropped["thread_id"], user_id=user, memory_mode="persistent"
+    )
+    return dropped, current
+
+
 async def test_a_continued_end_closes_the_session_now_and_the_last_end_finalizes_it(
     make_gateway: GatewayFactory, ends: EndsSeen
 ) -> None:
@@ -299,14 +313,7 @@ async def test_a_deferred_session_whose_end_cannot_be_published_is_kept_for_the_
     user = unique("user")
     with nats_server(private=True) as url, FakeOwners(url):
         gateway = make_gateway(nats_url=url)
-        dropped = open_session(gateway, user_id=user, memory_mode="persistent")
-        record_turns(gateway, dropped, 1)
-        assert (
-            gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(dropped))
-        ).status_code == 202
-        current = open_session(
-            gateway, thread_id=dropped["thread_id"], user_id=user, memory_mode="persistent"
-        )
+        dropped, current = dropped_and_resumed(gateway, user)
     # NATS is gone: the end cannot be stored, and says so.
     down = gateway.post(f"{API}/end", json={"save": False}, headers=bearer(current))
     assert (down.status_code, down.json()["error"]["code"]) == (503, "service_unavailable")
@@ -333,14 +340,7 @@ async def test_an_erasure_drops_the_owners_deferred_sessions(
     gateway: TestClient, redis_url: str, ends: EndsSeen
 ) -> None:
     user = unique("user")
-    dropped = open_session(gateway, user_id=user, memory_mode="persistent")
-    record_turns(gateway, dropped, 1)
-    assert (
-        gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(dropped))
-    ).status_code == 202
-    current = open_session(
-        gateway, thread_id=dropped["thread_id"], user_id=user, memory_mode="persistent"
-    )
+    dropped, current = dropped_and_resumed(gateway, user)
     erased = gateway.post(
         f"{API}/memory/erase", json={"confirm": "erase everything"}, headers=bearer(current)
     )

@@ -13,7 +13,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from redis.asyncio import Redis
 
 from opencouch.contracts import subjects
@@ -329,3 +332,42 @@ def token_started_ago(session: dict[str, Any], seconds: int, settings: GatewaySe
         now=int(time.time()) - seconds,
     )
     return token
+
+
+class Published:
+    """Core NATS messages on some subjects that mention any of some ids, as a test saw them."""
+
+    def __init__(self, nc: NatsClient, ids: set[str]) -> None:
+        self._nc = nc
+        self._ids = [value.encode() for value in ids]
+        self.seen: list[bytes] = []
+
+    async def _keep(self, msg: Msg) -> None:
+        if any(value in msg.data for value in self._ids):
+            self.seen.append(msg.data)
+
+    async def settled(self, count: int) -> list[bytes]:
+        """What was seen, once there are ``count`` (and a moment more for any extra)."""
+        await self._nc.flush()
+        for _ in range(100):
+            if len(self.seen) >= count:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        return list(self.seen)
+
+
+@asynccontextmanager
+async def published(
+    nats_url: str, subjects_seen: list[str], ids: set[str]
+) -> AsyncIterator[Published]:
+    """Subscribe to ``subjects_seen`` for the block; keeps the messages that mention ``ids``."""
+    nc = await nats.connect(nats_url)
+    watched = Published(nc, ids)
+    try:
+        for subject in subjects_seen:
+            await nc.subscribe(subject, cb=watched._keep)
+        await nc.flush()
+        yield watched
+    finally:
+        await nc.close()
