@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from opencouch.contracts.common import MemoryMode
+from opencouch.contracts.tools import TOOL_CATALOG
 from opencouch.voice_gateway.settings import DEVELOPMENT_TOKEN_KEY, GatewaySettings
 from opencouch.voice_gateway.testing import (
     API,
@@ -358,19 +359,60 @@ def test_a_replayed_call_id_returns_the_first_output_and_runs_once(
     gateway: TestClient, owners: FakeOwners
 ) -> None:
     session = open_session(gateway)
-    call = tool_call("wait_for_user")
-    before = owners.calls["wait_for_user"]
+    # show_memory_status is not pure: it runs only once its claim admits it.
+    call = tool_call("show_memory_status")
+    before = owners.calls["show_memory_status"]
     first = gateway.post(f"{API}/tools", json=call, headers=bearer(session))
     second = gateway.post(f"{API}/tools", json=call, headers=bearer(session))
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
     assert first.json()["ok"] is True
-    assert owners.calls["wait_for_user"] == before + 1
+    assert owners.calls["show_memory_status"] == before + 1
     reused = gateway.post(
-        f"{API}/tools", json={**call, "tool_name": "show_memory_status"}, headers=bearer(session)
+        f"{API}/tools", json={**call, "tool_name": "wait_for_user"}, headers=bearer(session)
     )
     assert reused.status_code == 409
     assert error_code(reused) == "call_conflict"
+    # A pure tool may be asked again by a replay, but the replay still gets the first output.
+    pure = tool_call("wait_for_user")
+    answers = [gateway.post(f"{API}/tools", json=pure, headers=bearer(session)) for _ in range(2)]
+    assert answers[0].json() == answers[1].json()
+    assert answers[0].json()["ok"] is True
+
+
+def test_a_pure_tool_is_asked_before_its_claim_but_a_refused_call_gets_only_its_refusal(
+    make_gateway: GatewayFactory, owners: FakeOwners
+) -> None:
+    gateway = make_gateway(rate_limit_calls_per_session="2/minute")
+    assert TOOL_CATALOG["wait_for_user"].pure
+    assert not TOOL_CATALOG["show_memory_status"].pure
+    limited = open_session(gateway)
+    for _ in range(2):
+        assert gateway.post(f"{API}/tools", json=tool_call(), headers=bearer(limited)).json()["ok"]
+    over = gateway.post(f"{API}/tools", json=tool_call(), headers=bearer(limited))
+    assert over.status_code == 429
+    assert error_code(over) == "rate_limited"
+
+    gateway = make_gateway()
+    ended = open_session(gateway)
+    assert gateway.post(f"{API}/end", json={}, headers=bearer(ended)).status_code in (200, 202)
+    pure_before, other_before = owners.calls["wait_for_user"], owners.calls["show_memory_status"]
+    late = gateway.post(f"{API}/tools", json=tool_call(), headers=bearer(ended))
+    assert late.status_code == 409
+    assert error_code(late) == "session_ended"
+    # The owner was asked while the claim was decided (the user waits for one round trip, not
+    # two); the refusal is all the client saw.
+    deadline = time.monotonic() + 5
+    while owners.calls["wait_for_user"] == pure_before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert owners.calls["wait_for_user"] == pure_before + 1
+    # Any other tool is never forwarded before its claim admits it.
+    stateful = gateway.post(
+        f"{API}/tools", json=tool_call("show_memory_status"), headers=bearer(ended)
+    )
+    assert stateful.status_code == 409
+    time.sleep(0.2)
+    assert owners.calls["show_memory_status"] == other_before
 
 
 def test_a_call_without_call_id_unknown_tools_and_bad_arguments_are_refused_before_forwarding(

@@ -180,6 +180,12 @@ class ToolSpec:
     """What a turn that used this tool is about (see ``voice_api.ROUTE_PRIORITY``)."""
     failure_guidance: str | None = None
     """What the model should do instead when the tool cannot run (down, slow, refused)."""
+    pure: bool = False
+    """The answer depends on the arguments and the owner's packaged content alone: the tool
+    reads and keeps no state of any session, user or store. The gateway may then ask the owner
+    while it is still deciding whether to run the call (claim, rate limits, session state), and
+    drops the answer when it refuses: a refused call costs the owner one cheap answer and
+    changes nothing. The owner's tests hold each pure tool to this."""
 
     @property
     def subject(self) -> str:
@@ -250,6 +256,7 @@ TOOL_CATALOG: Mapping[str, ToolSpec] = {
             WaitForUserOutput,
             BOTH_MODES,
             _TOOLS,
+            pure=True,
         ),
         ToolSpec(
             "show_memory_status",
@@ -268,6 +275,7 @@ TOOL_CATALOG: Mapping[str, ToolSpec] = {
             ResponseSkillOutput,
             BOTH_MODES,
             _TOOLS,
+            pure=True,
         ),
         ToolSpec(
             "answer_grounded_lookup",
@@ -309,6 +317,7 @@ TOOL_CATALOG: Mapping[str, ToolSpec] = {
             BOTH_MODES,
             _TOOLS,
             "guided_exercise",
+            pure=True,
         ),
         ToolSpec(
             "start_guided_exercise",

@@ -5,6 +5,12 @@ session's memory mode (from the token), and its arguments must fit its model. A 
 claimed once per session, so a replayed call gets the first output without running again.
 Whatever goes wrong downstream, the reply is a tool output the model can speak around, after
 at most ``tool_timeout_seconds``.
+
+A pure tool (``ToolSpec.pure``: it keeps and reads no state) is asked while its claim is being
+decided, so the user does not wait for the Redis round trip and the tool's one after the other.
+Its answer is given only if the claim admits the call; a replay gets the first output, and a
+refused call its refusal, as for every other tool. Every other tool runs only once its claim
+has admitted it.
 """
 
 from __future__ import annotations
@@ -86,8 +92,35 @@ async def call_tool(
         return checked
     spec = checked
     body_print = fingerprint(f"{spec.name}\n{body.model_dump_json(include={'arguments'})}")
+    asked = asyncio.ensure_future(_run(gateway, spec, body, claims)) if spec.pure else None
+    try:
+        return await _claimed(gateway, spec, body.call_id, body, claims, caller, body_print, asked)
+    finally:
+        if asked is not None:
+            _drop(asked)
+
+
+def _drop(asked: asyncio.Future[ToolsReply]) -> None:
+    """Cancel an early answer the call did not use (refused or replayed); a no-op once used."""
+    if not asked.done():
+        asked.cancel()
+    elif not asked.cancelled():
+        asked.exception()  # retrieved, so an unused failure is not reported as never retrieved
+
+
+async def _claimed(
+    gateway: Gateway,
+    spec: ToolSpec,
+    call_id: str,
+    body: ToolsRequest,
+    claims: VoiceSessionClaims,
+    caller: Caller,
+    body_print: str,
+    asked: asyncio.Future[ToolsReply] | None,
+) -> ToolsReply:
+    """Claim the call, then run it (or take the answer already asked for): its reply."""
     timeout = gateway.settings.tool_timeout_seconds
-    claim = await gateway.sessions.claim_call(caller, body.call_id, body_print, timeout)
+    claim = await gateway.sessions.claim_call(caller, call_id, body_print, timeout)
     if claim.state is ClaimState.MISSING:
         raise ServiceError(
             ErrorCode.VOICE_SESSION_NOT_FOUND, "This voice session is no longer known."
@@ -101,18 +134,18 @@ async def call_tool(
             raise ServiceError(
                 ErrorCode.CALL_CONFLICT, "This call_id was already used for a different call."
             )
-        return await _replayed(gateway, spec, claims.session_id, body.call_id, timeout)
+        return await _replayed(gateway, spec, claims.session_id, call_id, timeout)
     try:
         claims.refuse_if_expired()
     except ServiceError:
-        await gateway.sessions.forget_call(claims.session_id, body.call_id)
+        await gateway.sessions.forget_call(claims.session_id, call_id)
         raise
 
-    reply = await _run(gateway, spec, body, claims)
+    reply = await asked if asked is not None else await _run(gateway, spec, body, claims)
     # Kept after the reply is sent: a replay that comes first waits for it (see _replayed).
     gateway.background.spawn(
         gateway.sessions.store_call_output(
-            claims.session_id, body.call_id, body_print, reply.output, reply.ok
+            claims.session_id, call_id, body_print, reply.output, reply.ok
         )
     )
     return reply
@@ -176,6 +209,9 @@ async def _run(
                 spec, ErrorCode.TOOL_UNAVAILABLE, f"{spec.name} is not available right now."
             )
         return _failed(spec, ErrorCode.TOOL_FAILED, f"{spec.name} could not run.")
+    except asyncio.CancelledError:
+        outcome = "dropped"  # a pure tool asked early for a call that was then refused
+        raise
     finally:
         elapsed = time.perf_counter() - started
         TOOL_CALL_SECONDS.labels(spec.name, outcome).observe(elapsed)
