@@ -1,9 +1,11 @@
-"""A tool the catalog marks pure answers from its arguments and packaged content alone.
+"""A tool the catalog marks pure answers from its arguments and packaged content alone, with the
+same answer every time.
 
-The gateway asks a pure tool's owner before it has decided whether to run the call, and drops
-the answer of a call it then refuses (see ``ToolSpec.pure``). That is only harmless while the
-tool keeps and reads no state, so these handlers are run here with every store and all session
-state out of reach: a pure tool that starts to use one fails this test.
+The gateway asks a pure tool's owner before it has decided whether to run the call, drops the
+answer of a call it then refuses, and answers a replay by asking again (see ``ToolSpec.pure``).
+That is only harmless while the tool keeps and reads no state and repeats itself, so these
+handlers run here with every store and all session state out of reach, twice: a pure tool that
+starts to use one, or to vary its answer, fails this test.
 """
 
 from __future__ import annotations
@@ -59,3 +61,5 @@ async def test_pure_tools_use_no_store_and_no_session_state(content: Content) ->
             arguments = spec.arguments.model_validate(ARGUMENTS[spec.name])
             output = await getattr(handlers, spec.name)(arguments, context)
             spec.output.model_validate(output.model_dump())
+            # A replay is answered by asking again, so it must get the same answer.
+            assert await getattr(handlers, spec.name)(arguments, context) == output

@@ -373,11 +373,19 @@ def test_a_replayed_call_id_returns_the_first_output_and_runs_once(
     )
     assert reused.status_code == 409
     assert error_code(reused) == "call_conflict"
-    # A pure tool may be asked again by a replay, but the replay still gets the first output.
+    # A pure tool's replay is answered again (the same answer: same arguments, no state), and
+    # the id stays claimed, so reusing it for another call is still a conflict.
     pure = tool_call("wait_for_user")
+    pure_before = owners.calls["wait_for_user"]
     answers = [gateway.post(f"{API}/tools", json=pure, headers=bearer(session)) for _ in range(2)]
     assert answers[0].json() == answers[1].json()
     assert answers[0].json()["ok"] is True
+    assert owners.calls["wait_for_user"] == pure_before + 2
+    other = gateway.post(
+        f"{API}/tools", json={**pure, "tool_name": "show_memory_status"}, headers=bearer(session)
+    )
+    assert other.status_code == 409
+    assert error_code(other) == "call_conflict"
 
 
 def test_a_pure_tool_is_asked_before_its_claim_but_a_refused_call_gets_only_its_refusal(

@@ -182,10 +182,11 @@ class ToolSpec:
     """What the model should do instead when the tool cannot run (down, slow, refused)."""
     pure: bool = False
     """The answer depends on the arguments and the owner's packaged content alone: the tool
-    reads and keeps no state of any session, user or store. The gateway may then ask the owner
-    while it is still deciding whether to run the call (claim, rate limits, session state), and
-    drops the answer when it refuses: a refused call costs the owner one cheap answer and
-    changes nothing. The owner's tests hold each pure tool to this."""
+    reads and keeps no state of any session, user or store, and the same arguments give the
+    same answer. The gateway may then ask the owner while it is still deciding whether to run
+    the call (claim, rate limits, session state), drops the answer when it refuses (a refused
+    call costs the owner one cheap answer and changes nothing), and answers a replay by asking
+    again instead of storing the output. The owner's tests hold each pure tool to this."""
 
     @property
     def subject(self) -> str:

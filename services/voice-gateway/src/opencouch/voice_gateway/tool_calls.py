@@ -6,11 +6,12 @@ claimed once per session, so a replayed call gets the first output without runni
 Whatever goes wrong downstream, the reply is a tool output the model can speak around, after
 at most ``tool_timeout_seconds``.
 
-A pure tool (``ToolSpec.pure``: it keeps and reads no state) is asked while its claim is being
-decided, so the user does not wait for the Redis round trip and the tool's one after the other.
-Its answer is given only if the claim admits the call; a replay gets the first output, and a
-refused call its refusal, as for every other tool. Every other tool runs only once its claim
-has admitted it.
+A pure tool (``ToolSpec.pure``: it keeps and reads no state, and the same arguments give the
+same answer) is asked while its claim is being decided, so the user does not wait for the Redis
+round trip and the tool's one after the other. Its answer is given only if the claim admits the
+call, and a refused call gets its refusal, as for every other tool. Its output is not stored:
+a replay (same id, same arguments) is answered again, which is the same answer. Every other
+tool runs only once its claim has admitted it, and a replay gets its stored output.
 """
 
 from __future__ import annotations
@@ -120,7 +121,9 @@ async def _claimed(
 ) -> ToolsReply:
     """Claim the call, then run it (or take the answer already asked for): its reply."""
     timeout = gateway.settings.tool_timeout_seconds
-    claim = await gateway.sessions.claim_call(caller, call_id, body_print, timeout)
+    claim = await gateway.sessions.claim_call(
+        caller, call_id, body_print, timeout, kept=asked is not None
+    )
     if claim.state is ClaimState.MISSING:
         raise ServiceError(
             ErrorCode.VOICE_SESSION_NOT_FOUND, "This voice session is no longer known."
@@ -134,6 +137,8 @@ async def _claimed(
             raise ServiceError(
                 ErrorCode.CALL_CONFLICT, "This call_id was already used for a different call."
             )
+        if asked is not None:
+            return await asked
         return await _replayed(gateway, spec, claims.session_id, call_id, timeout)
     try:
         claims.refuse_if_expired()
@@ -141,7 +146,9 @@ async def _claimed(
         await gateway.sessions.forget_call(claims.session_id, call_id)
         raise
 
-    reply = await asked if asked is not None else await _run(gateway, spec, body, claims)
+    if asked is not None:
+        return await asked
+    reply = await _run(gateway, spec, body, claims)
     # Kept after the reply is sent: a replay that comes first waits for it (see _replayed).
     gateway.background.spawn(
         gateway.sessions.store_call_output(

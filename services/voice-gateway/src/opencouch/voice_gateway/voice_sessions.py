@@ -445,15 +445,21 @@ class VoiceSessionStore:
 
     # -- tool calls -----------------------------------------------------------------------
 
-    async def claim_call(self, caller: Caller, call_id: str, body_print: str, hold: float) -> Claim:
+    async def claim_call(
+        self, caller: Caller, call_id: str, body_print: str, hold: float, *, kept: bool = False
+    ) -> Claim:
         """Claim a tool call, counting it against the caller's limits; a replay finds the first
-        call's record (and output once stored)."""
+        call's record (and output once stored).
+
+        ``hold``: how long the call may run, after which an unanswered claim lapses. ``kept``:
+        the claim itself is kept as long as an output would be (a call whose output is not
+        stored, because a replay is answered again), so a reuse of the id is still caught."""
         return await self._run_claim(
             redis_key("call", caller.session_id, call_id),
             caller,
             body_print,
             inflight=False,
-            claim_seconds=max(1, int(hold) + 1),
+            claim_seconds=self._call_ttl if kept else max(1, int(hold) + 1),
         )
 
     async def call_record(self, session_id: str, call_id: str) -> dict[str, Any] | None:
