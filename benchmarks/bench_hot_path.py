@@ -1,9 +1,10 @@
 """The hot path against its floors, measured in one run on this machine.
 
 Full path: HTTP -> gateway -> NATS -> tools -> back, a ``wait_for_user`` call with a fresh
-``call_id`` each time. Floors measured in the same run: a bare FastAPI echo on uvicorn with
-uvloop and httptools (HTTP floor), a bare nats-py request/reply echo (NATS floor), and the same
-tool handler called in process. Load comes from wrk (C, a Lua script adds the token and a fresh
+``call_id`` each time (a pure tool, asked while its claim is decided; a tool that keeps state,
+claimed first, is shown beside it). Floors measured in the same run: a bare FastAPI echo on
+uvicorn with uvloop and httptools (HTTP floor), a bare nats-py request/reply echo (NATS floor),
+and the same tool handler called in process. Load comes from wrk (C, a Lua script adds the token and a fresh
 call_id per request); the open-loop run at a fixed rate uses a lean asyncio HTTP/1.1 client that
 is measured against the HTTP echo at the same rate, so its own cost shows.
 
@@ -355,6 +356,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 token = browser.token
             tool_body = '{"tool_name":"wait_for_user","call_id":"%s","arguments":{}}'
+            stateful_body = (
+                '{"tool_name":"get_crisis_support_template","call_id":"%s",'
+                '"arguments":{"risk_level":"moderate"}}'
+            )
             turn_body = (
                 '{"client_turn_id":"%s","user_text":"a long day","assistant_text":"tell me more"}'
             )
@@ -391,6 +396,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 seconds=seconds,
                 token=token,
             )
+            # A tool that keeps state runs only once its claim is decided (a pure one, like
+            # wait_for_user, is asked meanwhile): the same sequential run for one of those.
+            claim_first = wrk(
+                stack.gateway_url,
+                f"{API}/tools",
+                stateful_body,
+                connections=1,
+                seconds=seconds,
+                token=token,
+            )
             floor_sum = floors["http_echo_p50_ms"] + floors["nats_echo_p50_ms"]
             results["tool_call"] = {
                 "sequential": asdict(sequential),
@@ -400,6 +415,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "ratio_to_floor_sum_with_redis": round(
                     sequential.p50_ms / (floor_sum + floors["redis_round_trip_p50_ms"]), 2
                 ),
+                "stateful_tool_sequential": asdict(claim_first),
             }
             results["open_loop_300"] = {
                 "tool_call": asyncio.run(
@@ -457,7 +473,7 @@ def verdict(results: dict[str, Any]) -> list[str]:
         if size > 150:
             problems.append(f"{name} holds {size} MB (target 150)")
     for name in ("tool_call",):
-        for run in ("sequential", "concurrency_32"):
+        for run in ("sequential", "concurrency_32", "stateful_tool_sequential"):
             if results[name][run]["errors"]:
                 problems.append(f"{name} {run}: {results[name][run]['errors']} errors")
     for run in ("turns_acknowledged", "turns_acknowledged_gateway_alone"):
@@ -495,6 +511,8 @@ def main() -> None:
     print(
         f"{'  ratio to (HTTP + NATS + Redis floors)':<44}{t['ratio_to_floor_sum_with_redis']:>10}"
     )
+    c = t["stateful_tool_sequential"]
+    print(f"{'  a tool with state (claim first), sequential':<44}{c['p50_ms']:>10}{c['p99_ms']:>10}{c['per_second']:>10.0f}")  # fmt: skip
     o = results["open_loop_300"]
     print(
         f"{'tool call, open loop 300/s':<44}{o['tool_call']['p50_ms']:>10}{o['tool_call']['p99_ms']:>10}"
