@@ -3,19 +3,19 @@ region-independent safety step and ask where the user is, never a number of its 
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
-from typing import Any
 
-import nats
 import pytest
 
-from opencouch.contracts.care import WaitForUserOutput
-from opencouch.contracts.tools import CRISIS_FALLBACK, TOOL_CATALOG, ToolCallRequest
-from opencouch.runtime.endpoints import Endpoint, start_service
-from opencouch.testing.servers import nats_server
-from opencouch.voice_gateway.testing import API, GatewayFactory, bearer, open_session, unique
+from opencouch.contracts.tools import CRISIS_FALLBACK
+from opencouch.voice_gateway.testing import (
+    API,
+    GatewayFactory,
+    bearer,
+    open_session,
+    slow_owner,
+    unique,
+)
 
 SLOW_SECONDS = 5.0
 
@@ -23,38 +23,8 @@ SLOW_SECONDS = 5.0
 @pytest.fixture
 def slow_lookup_only() -> Iterator[str]:
     """A NATS where ``lookup_crisis_resources`` answers too late and the template not at all."""
-
-    async def slow(_: Any) -> WaitForUserOutput:
-        await asyncio.sleep(SLOW_SECONDS)
-        return WaitForUserOutput()
-
-    loop = asyncio.new_event_loop()
-    ready, stop = threading.Event(), asyncio.Event()
-
-    async def serve(url: str) -> None:
-        nc = await nats.connect(url)
-        spec = TOOL_CATALOG["lookup_crisis_resources"]
-        service = await start_service(
-            nc,
-            name=f"slow-{unique('tools')}",
-            version="0.0.1",
-            description="test",
-            endpoints=[Endpoint(spec.name, spec.subject, ToolCallRequest, slow)],
-        )
-        ready.set()
-        await stop.wait()
-        await service.stop(grace=0)
-        await nc.close()
-
-    with nats_server(private=True) as url:
-        thread = threading.Thread(target=loop.run_until_complete, args=(serve(url),))
-        thread.start()
-        assert ready.wait(20)
-        try:
-            yield url
-        finally:
-            loop.call_soon_threadsafe(stop.set)
-            thread.join(10)
+    with slow_owner("lookup_crisis_resources", SLOW_SECONDS) as url:
+        yield url
 
 
 def test_a_crisis_tool_down_or_timed_out_gives_the_safe_fallback(

@@ -7,9 +7,12 @@ OTLP export are covered in tests/test_observability_e2e.py.
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from typing import Any
 
+import pytest
 import redis
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace import ReadableSpan
@@ -17,7 +20,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 
-from opencouch.voice_gateway.testing import API, GatewayFactory, bearer, open_session, unique
+from opencouch.voice_gateway.testing import (
+    API,
+    GatewayFactory,
+    bearer,
+    open_session,
+    slow_owner,
+    unique,
+)
 from opencouch.voice_gateway.voice_sessions import LIVE_SESSIONS_KEY
 
 
@@ -163,6 +173,57 @@ def test_a_tool_call_continues_the_pages_traceparent_through_nats_into_the_owner
     assert redis_spans
     statements = [str((s.attributes or {}).get("db.statement")) for s in redis_spans]
     assert not [s for s in statements if session["session_id"] in s], "commands carry no keys"
+
+
+def test_a_pure_tool_asked_during_its_claim_stays_in_the_requests_trace(
+    recorded_spans: InMemorySpanExporter, make_gateway: GatewayFactory
+) -> None:
+    gateway = make_gateway()
+    session = open_session(gateway)
+    trace_id, parent_id = uuid.uuid4().int, uuid.uuid4().int >> 64
+    traceparent = f"00-{trace_id:032x}-{parent_id:016x}-01"
+    reply = gateway.post(
+        f"{API}/tools", json=tool_call(), headers={**bearer(session), "traceparent": traceparent}
+    )
+    assert reply.json()["ok"] is True
+    spans = spans_of(recorded_spans, trace_id)
+    server = next(s for s in spans if s.kind is SpanKind.SERVER and s.name.endswith("/tools"))
+    assert (server.attributes or {})["opencouch.tool.outcome"] == "ok"
+    sent = next(s for s in spans if s.kind is SpanKind.CLIENT and s.name.startswith("request "))
+    assert parent_of(sent) == span_id(server)
+
+
+def test_an_early_answer_still_on_its_way_when_the_call_is_refused_is_dropped(
+    recorded_spans: InMemorySpanExporter,
+    make_gateway: GatewayFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ended = open_session(make_gateway())
+    with slow_owner("wait_for_user", 1.0) as slow_nats:
+        slow = make_gateway(nats_url=slow_nats)
+        assert slow.post(f"{API}/end", json={}, headers=bearer(ended)).status_code in (200, 202)
+
+        def dropped() -> float:
+            return sample(
+                "opencouch_tool_call_duration_seconds_count",
+                tool="wait_for_user",
+                outcome="dropped",
+            )
+
+        before = dropped()
+        with caplog.at_level(logging.WARNING):
+            late = slow.post(
+                f"{API}/tools",
+                json=tool_call(),
+                headers={**bearer(ended), "traceparent": f"00-{uuid.uuid4().hex}-{'1' * 16}-01"},
+            )
+            assert late.status_code == 409
+            deadline = time.monotonic() + 5
+            while dropped() == before and time.monotonic() < deadline:
+                time.sleep(0.01)
+        # Counted as dropped, and nothing is said about the request's span, which has ended.
+        assert dropped() == before + 1
+        assert not [r for r in caplog.records if "ended span" in r.getMessage()]
 
 
 def test_a_turn_publishes_its_event_inside_the_requests_trace(

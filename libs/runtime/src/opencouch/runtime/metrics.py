@@ -58,7 +58,7 @@ NATS_REQUEST_SECONDS: Final = Histogram(
 TOOL_CALL_SECONDS: Final = Histogram(
     "opencouch_tool_call_duration_seconds",
     "Tool calls the gateway forwarded, by tool and outcome (ok, refused, failed, timeout, "
-    "unavailable).",
+    "unavailable, or dropped: a pure tool asked during its claim, for a call then refused).",
     ["tool", "outcome"],
     buckets=_LATENCY_BUCKETS,
 )

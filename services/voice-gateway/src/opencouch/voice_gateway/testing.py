@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,13 @@ from opencouch.contracts.memory import (
     ThreadHistoryReply,
     ThreadHistoryRequest,
 )
-from opencouch.contracts.tools import ToolCallContext, ToolOwner, tools_owned_by
+from opencouch.contracts.tools import (
+    TOOL_CATALOG,
+    ToolCallContext,
+    ToolCallRequest,
+    ToolOwner,
+    tools_owned_by,
+)
 from opencouch.runtime.endpoints import Endpoint, start_service
 from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.tools import ToolHandler, tool_endpoints
@@ -332,6 +338,44 @@ def token_started_ago(session: dict[str, Any], seconds: int, settings: GatewaySe
         now=int(time.time()) - seconds,
     )
     return token
+
+
+@contextmanager
+def slow_owner(tool_name: str, seconds: float) -> Iterator[str]:
+    """A private NATS whose only tool owner answers ``tool_name`` after ``seconds`` (every
+    other tool has no responder): yields its URL, for a gateway built with ``nats_url=``."""
+
+    async def slow(_: Any) -> WaitForUserOutput:
+        await asyncio.sleep(seconds)
+        return WaitForUserOutput()
+
+    loop = asyncio.new_event_loop()
+    ready, stop = threading.Event(), asyncio.Event()
+
+    async def serve(url: str) -> None:
+        nc = await nats.connect(url)
+        spec = TOOL_CATALOG[tool_name]
+        service = await start_service(
+            nc,
+            name=f"slow-{unique('tools')}",
+            version="0.0.1",
+            description="test",
+            endpoints=[Endpoint(spec.name, spec.subject, ToolCallRequest, slow)],
+        )
+        ready.set()
+        await stop.wait()
+        await service.stop(grace=0)
+        await nc.close()
+
+    with nats_server(private=True) as url:
+        thread = threading.Thread(target=loop.run_until_complete, args=(serve(url),))
+        thread.start()
+        assert ready.wait(20)
+        try:
+            yield url
+        finally:
+            loop.call_soon_threadsafe(stop.set)
+            thread.join(10)
 
 
 class Published:

@@ -222,7 +222,10 @@ async def _run(
     finally:
         elapsed = time.perf_counter() - started
         TOOL_CALL_SECONDS.labels(spec.name, outcome).observe(elapsed)
-        describe_current_span({"opencouch.tool.name": spec.name, "opencouch.tool.outcome": outcome})
+        if outcome != "dropped":  # a dropped answer's request may have been answered already
+            describe_current_span(
+                {"opencouch.tool.name": spec.name, "opencouch.tool.outcome": outcome}
+            )
         log.debug(
             "tool call",
             extra={
