@@ -40,7 +40,7 @@ from opencouch.runtime.tools import tool_error
 from opencouch.voice_gateway.rate_limits import limited
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
-from opencouch.voice_gateway.voice_sessions import Caller, ClaimState, fingerprint
+from opencouch.voice_gateway.voice_sessions import Caller, Claim, ClaimState, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -93,36 +93,47 @@ async def call_tool(
         return checked
     spec = checked
     body_print = fingerprint(f"{spec.name}\n{body.model_dump_json(include={'arguments'})}")
+    call_id = body.call_id
     asked = asyncio.ensure_future(_run(gateway, spec, body, claims)) if spec.pure else None
     try:
-        return await _claimed(gateway, spec, body.call_id, body, claims, caller, body_print, asked)
+        claim = await _admitted(gateway, caller, claims, call_id, body_print, asked is not None)
+        if asked is not None:  # a first call or a replay alike: the same answer
+            return await asked
     finally:
         if asked is not None:
             _drop(asked)
+    if claim.state is ClaimState.SEEN:
+        return await _replayed(gateway, spec, claims.session_id, call_id)
+    reply = await _run(gateway, spec, body, claims)
+    # Kept after the reply is sent: a replay that comes first waits for it (see _replayed).
+    gateway.background.spawn(
+        gateway.sessions.store_call_output(
+            claims.session_id, call_id, body_print, reply.output, reply.ok
+        )
+    )
+    return reply
 
 
 def _drop(asked: asyncio.Future[ToolsReply]) -> None:
-    """Cancel an early answer the call did not use (refused or replayed); a no-op once used."""
+    """Cancel an early answer the call did not use (refused); a no-op once used."""
     if not asked.done():
         asked.cancel()
     elif not asked.cancelled():
         asked.exception()  # retrieved, so an unused failure is not reported as never retrieved
 
 
-async def _claimed(
+async def _admitted(
     gateway: Gateway,
-    spec: ToolSpec,
-    call_id: str,
-    body: ToolsRequest,
-    claims: VoiceSessionClaims,
     caller: Caller,
+    claims: VoiceSessionClaims,
+    call_id: str,
     body_print: str,
-    asked: asyncio.Future[ToolsReply] | None,
-) -> ToolsReply:
-    """Claim the call, then run it (or take the answer already asked for): its reply."""
-    timeout = gateway.settings.tool_timeout_seconds
+    pure: bool,
+) -> Claim:
+    """Claim the call: ``CLAIMED`` (run it) or ``SEEN`` (an honest replay), else the refusal
+    raised. A pure call's claim is kept as long as an output would be (none is stored)."""
     claim = await gateway.sessions.claim_call(
-        caller, call_id, body_print, timeout, kept=asked is not None
+        caller, call_id, body_print, gateway.settings.tool_timeout_seconds, kept=pure
     )
     if claim.state is ClaimState.MISSING:
         raise ServiceError(
@@ -137,32 +148,18 @@ async def _claimed(
             raise ServiceError(
                 ErrorCode.CALL_CONFLICT, "This call_id was already used for a different call."
             )
-        if asked is not None:
-            return await asked
-        return await _replayed(gateway, spec, claims.session_id, call_id, timeout)
+        return claim
     try:
         claims.refuse_if_expired()
     except ServiceError:
         await gateway.sessions.forget_call(claims.session_id, call_id)
         raise
-
-    if asked is not None:
-        return await asked
-    reply = await _run(gateway, spec, body, claims)
-    # Kept after the reply is sent: a replay that comes first waits for it (see _replayed).
-    gateway.background.spawn(
-        gateway.sessions.store_call_output(
-            claims.session_id, call_id, body_print, reply.output, reply.ok
-        )
-    )
-    return reply
+    return claim
 
 
-async def _replayed(
-    gateway: Gateway, spec: ToolSpec, session_id: str, call_id: str, timeout: float
-) -> ToolsReply:
+async def _replayed(gateway: Gateway, spec: ToolSpec, session_id: str, call_id: str) -> ToolsReply:
     """The first call's output; if it is still running, wait for it as long as it may take."""
-    deadline = time.monotonic() + timeout + 1
+    deadline = time.monotonic() + gateway.settings.tool_timeout_seconds + 1
     while True:
         record = await gateway.sessions.call_record(session_id, call_id)
         if record is not None and "output" in record:
