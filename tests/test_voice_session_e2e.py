@@ -27,6 +27,7 @@ from opencouch.testing.database import assert_no_trace, rows
 from opencouch.testing.openai_spec import validate_against
 from opencouch.testing.processes import Stack
 from opencouch.testing.voice_client import API, VoiceClient
+from opencouch.voice_gateway.voice_sessions import UNENDED_KEY, redis_key
 
 pytestmark = pytest.mark.e2e
 
@@ -164,6 +165,42 @@ def test_a_persistent_voice_session_is_recorded_and_finalized_once(
     next_turn = browser.turn("turn-1", "Back again.", "Welcome back.")
     assert next_turn.status_code == 200, next_turn.text
     assert next_turn.json()["message_count"] == 8
+
+
+def test_a_session_nobody_ended_is_finalized_by_the_gateway(
+    stack: Stack, browser: VoiceClient
+) -> None:
+    """A tab closed mid-conversation: no ``/end`` ever comes. Once no token could end the
+    session, a gateway ends it as an ``/end`` with no body would: finalized and saved, once."""
+    created = browser.start(
+        unique("thread-e2e"), user_id=unique("user-e2e"), memory_mode="persistent"
+    )
+    assert created.status_code == 200, created.text
+    for number in (1, 2):
+        turn = browser.turn(f"turn-{number}", "It was a hard week at work.", "Tell me more.")
+        assert turn.status_code == 200, turn.text
+
+    # The real wait is the session's hour, the token's grace and a minute: cut short in Redis.
+    client: Any = redis.Redis.from_url(stack.redis_url)
+    try:
+        due = {redis_key("vs", browser.session_id): time.time() - 1}
+        assert client.zadd(UNENDED_KEY, due, xx=True, ch=True) == 1
+    finally:
+        client.close()
+    deadline = time.monotonic() + 120  # the gateway sweeps every 30 s
+    while (final := browser.finalization()).status_code != 200:
+        assert final.status_code == 202, final.text
+        assert time.monotonic() < deadline, final.text
+        time.sleep(1)
+    assert (final.json()["status"], final.json()["turn_count"]) == ("completed", 2)
+    assert rows(
+        stack.database_url,
+        "SELECT status, turn_count FROM finalizer.finalizations WHERE session_id = %s",
+        browser.session_id,
+    ) == [("completed", 2)]
+    # Closed like any end.
+    late = browser.turn("turn-3", "One more thing.", "Yes?")
+    assert (late.status_code, late.json()["error"]["code"]) == (409, "session_ended")
 
 
 def test_incognito_keeps_nothing_and_refuses_persistent_tools(

@@ -282,7 +282,9 @@ async def test_concurrent_takes_get_each_deferred_session_once(redis_url: str) -
         stranger = claims(user_id=None)
         await store.defer_end(stranger, turn_count=1)
 
-        takes = await asyncio.gather(*(store.take_deferred_ends(claims()) for _ in range(8)))
+        takes = await asyncio.gather(
+            *(store.take_deferred(f"user:{user}", thread) for _ in range(8))
+        )
         taken = [entry.session_id for take in takes for entry in take]
         assert sorted(taken) == sorted(session.session_id for session in deferred)
         assert {entry.session_id: entry.turn_count for take in takes for entry in take} == {
@@ -292,11 +294,11 @@ async def test_concurrent_takes_get_each_deferred_session_once(redis_url: str) -
         # What could not be published goes back, for a retry to take; the thread's other owner
         # keeps its own.
         first = takes[[bool(take) for take in takes].index(True)]
-        await store.restore_deferred_ends(claims(), first)
-        assert sorted(e.session_id for e in await store.take_deferred_ends(claims())) == sorted(
-            e.session_id for e in first
-        )
-        (left,) = await store.take_deferred_ends(stranger)
+        await store.restore_deferred(f"user:{user}", thread, first)
+        assert sorted(
+            e.session_id for e in await store.take_deferred(f"user:{user}", thread)
+        ) == sorted(e.session_id for e in first)
+        (left,) = await store.take_deferred(stranger.owner_id, thread)
         assert (left.session_id, left.owner) == (stranger.session_id, f"thread:{thread}")
     finally:
         await store.forget_deferred_ends(f"user:{user}")
@@ -330,7 +332,7 @@ async def test_a_deferred_session_whose_end_cannot_be_published_is_kept_for_the_
         expires_at=now + 3700,
     )
     try:
-        (kept,) = await store.take_deferred_ends(owner)
+        (kept,) = await store.take_deferred(owner.owner_id, owner.thread_id)
     finally:
         await redis.aclose()
     assert (kept.session_id, kept.turn_count) == (dropped["session_id"], 1)

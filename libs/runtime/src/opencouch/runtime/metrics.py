@@ -72,6 +72,13 @@ VOICE_SESSIONS_STARTED: Final = Counter(
     "Voice sessions this gateway started, by memory mode.",
     ["mode"],
 )
+VOICE_SESSIONS_ABANDONED: Final = Counter(
+    "opencouch_voice_sessions_abandoned_total",
+    "Voice sessions nobody ended (a tab closed) that this gateway ended once no token could: "
+    "kind session (ended as /end with no body), or continued (a dropped call's conversation "
+    "that never went on, finalized).",
+    ["kind"],
+)
 VOICE_SESSIONS_ACTIVE: Final = Gauge(
     "opencouch_voice_sessions_active",
     "Live voice sessions across every gateway (read from Redis; take the max over replicas).",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -14,6 +15,7 @@ from opencouch.runtime.http import RequestObserver
 from opencouch.runtime.jetstream import ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
 from opencouch.runtime.metrics import VOICE_SESSIONS_ACTIVE
+from opencouch.voice_gateway.abandoned import run_sweeper
 from opencouch.voice_gateway.errors import install_error_handlers
 from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -71,6 +73,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 realtime=realtime,
                 background=background,
             )
+            if settings.abandoned_sweep_seconds > 0:
+                sweeper = asyncio.create_task(
+                    run_sweeper(app.state.gateway, settings.abandoned_sweep_seconds),
+                    name="abandoned-sweeper",
+                )
+                stack.push_async_callback(_cancelled, sweeper)
             yield
 
     app = FastAPI(
@@ -106,6 +114,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, api_prefix=API_PREFIX)
     _observe(app)
     return app
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
 
 
 def _observe(app: FastAPI) -> None:

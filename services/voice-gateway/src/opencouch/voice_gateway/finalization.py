@@ -95,9 +95,25 @@ async def _current_record(gateway: Gateway, session_id: str) -> FinalizationReco
 
 
 async def end_session(
-    gateway: Gateway, body: EndRequest, claims: VoiceSessionClaims
+    gateway: Gateway,
+    body: EndRequest,
+    claims: VoiceSessionClaims,
+    *,
+    wait_seconds: float | None = None,
 ) -> tuple[int, EndReply]:
-    """End the session; returns the HTTP status (200 final, 202 still running) and reply."""
+    """End the session; returns the HTTP status (200 final, 202 still running) and reply.
+
+    Waits up to ``wait_seconds`` (default ``end_wait_seconds``) for the finalizer. Until an end
+    has done its part (the finalization published, or deferred, or nothing to keep), the session
+    stays the gateway's to end should no retry come (see ``abandoned``)."""
+    reply = await _end(gateway, body, claims, wait_seconds)
+    await gateway.sessions.ended(claims.session_id)
+    return reply
+
+
+async def _end(
+    gateway: Gateway, body: EndRequest, claims: VoiceSessionClaims, wait_seconds: float | None
+) -> tuple[int, EndReply]:
     closed = await gateway.sessions.close(claims, settle_seconds=_SETTLE_SECONDS)
     if not closed.existed:
         raise ServiceError(
@@ -120,7 +136,8 @@ async def end_session(
     await _finalize_deferred(gateway, body, claims)
     if existing is not None and existing.status in _FINAL:
         return 200, existing.end_reply()
-    finished = await _publish_and_wait(gateway, claims, body, closed.turn_count)
+    wait = gateway.settings.end_wait_seconds if wait_seconds is None else wait_seconds
+    finished = await _publish_and_wait(gateway, claims, body, closed.turn_count, wait)
     if finished is not None:
         return 200, finished.end_reply()
     latest = await _current_record(gateway, claims.session_id) or existing
@@ -140,7 +157,11 @@ async def finalization_status(gateway: Gateway, claims: VoiceSessionClaims) -> t
 
 
 async def _publish_and_wait(
-    gateway: Gateway, claims: VoiceSessionClaims, body: EndRequest, turn_count: int
+    gateway: Gateway,
+    claims: VoiceSessionClaims,
+    body: EndRequest,
+    turn_count: int,
+    wait_seconds: float,
 ) -> FinalizationRecord | None:
     # Subscribe before publishing so a fast finalizer's answer cannot be missed.
     sub = await gateway.nc.subscribe(subjects.session_finalized(claims.session_id), max_msgs=1)
@@ -158,10 +179,10 @@ async def _publish_and_wait(
                 ended_at=datetime.now(UTC),
             ),
         )
-        if gateway.settings.end_wait_seconds <= 0:
+        if wait_seconds <= 0:
             return None
         try:
-            msg = await sub.next_msg(timeout=gateway.settings.end_wait_seconds)
+            msg = await sub.next_msg(timeout=wait_seconds)
         except nats.errors.TimeoutError:
             return None
         return SessionFinalized.model_validate_json(msg.data).record
@@ -195,35 +216,43 @@ async def _publish_end(gateway: Gateway, event: SessionEnded) -> None:
 async def _finalize_deferred(
     gateway: Gateway, body: EndRequest, claims: VoiceSessionClaims
 ) -> None:
-    """Finalize the earlier sessions of this conversation with this end's save and feedback.
-
-    They are taken from Redis atomically, so of two ends racing only one publishes each; any
-    not published yet go back, so the browser's retry of this (503) end finalizes them.
-    """
-    taken = await gateway.sessions.take_deferred_ends(claims)
-    # The session being ended now is finalized below, as any session is.
-    earlier = [entry for entry in taken if entry.session_id != claims.session_id]
-    for done, entry in enumerate(earlier):
-        try:
-            await _publish_end(gateway, _deferred_end_event(entry, claims, body))
-        except ServiceError:
-            await gateway.sessions.restore_deferred_ends(claims, earlier[done:])
-            raise
-    if earlier:
+    """Finalize the earlier sessions of this conversation with this end's save and feedback."""
+    # The session being ended now is finalized after, as any session is.
+    ended = await finalize_deferred(
+        gateway, claims.owner_id, claims.thread_id, body, but=claims.session_id
+    )
+    if ended:
         log.info(
-            "deferred sessions ended",
-            extra={"session_id": claims.session_id, "sessions": len(earlier)},
+            "deferred sessions ended", extra={"session_id": claims.session_id, "sessions": ended}
         )
 
 
-def _deferred_end_event(
-    entry: DeferredEnd, claims: VoiceSessionClaims, body: EndRequest
-) -> SessionEnded:
+async def finalize_deferred(
+    gateway: Gateway, owner_id: str, thread_id: str, body: EndRequest, *, but: str | None = None
+) -> int:
+    """Finalize the owner's deferred sessions of the thread (all ``but`` one) with ``body``'s
+    save and feedback; how many.
+
+    They are taken from Redis atomically, so of two ends racing only one publishes each; any
+    not published yet go back, so a retry of the end (503) finalizes them.
+    """
+    taken = await gateway.sessions.take_deferred(owner_id, thread_id)
+    earlier = [entry for entry in taken if entry.session_id != but]
+    for done, entry in enumerate(earlier):
+        try:
+            await _publish_end(gateway, _deferred_end_event(entry, body))
+        except ServiceError:
+            await gateway.sessions.restore_deferred(owner_id, thread_id, earlier[done:])
+            raise
+    return len(earlier)
+
+
+def _deferred_end_event(entry: DeferredEnd, body: EndRequest) -> SessionEnded:
     return SessionEnded(
         session_id=entry.session_id,
         thread_id=entry.thread_id,
         user_id=entry.user_id,
-        memory_mode=claims.memory_mode,
+        memory_mode=MemoryMode.PERSISTENT,  # an incognito end is never deferred
         feedback=body.feedback,
         save=body.save,
         expected_turn_count=entry.turn_count,

@@ -111,6 +111,10 @@ class GatewaySettings(ServiceSettings):
     tool_timeout_seconds: float = Field(8.0, gt=0)
     finalizer_timeout_seconds: float = Field(2.0, gt=0)
     end_wait_seconds: float = Field(5.0, ge=0)
+    abandoned_sweep_seconds: float = Field(30.0, ge=0)
+    """How often to end the sessions nobody ended (a tab closed), once no token could: as an
+    ``/end`` with no body would, so a persistent one is finalized and saved. 0: never (their
+    record then expires unfinalized)."""
 
     @field_validator("cors_origins", "identity_algorithms", mode="before")
     @classmethod

@@ -230,6 +230,9 @@ def settings_for_tests(emulator_url: str, **overrides: Any) -> GatewaySettings:
         "openai_api_key": None,
         "tool_timeout_seconds": 1.0,
         "end_wait_seconds": 0.5,
+        # Redis outlives a test run: a sweeping gateway would end sessions of earlier runs in the
+        # middle of another test. The sweep's own tests call it.
+        "abandoned_sweep_seconds": 0,
         # Every test client comes from one address; tests of the limits set their own.
         "rate_limit_session_per_ip": "100000/minute",
         "rate_limit_calls_per_ip": "100000/minute",

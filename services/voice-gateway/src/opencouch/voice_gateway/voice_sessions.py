@@ -21,11 +21,12 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from opencouch.contracts.common import MemoryMode
 from opencouch.voice_gateway.redis_batching import CommandBatcher
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
 
@@ -48,15 +49,32 @@ def fingerprint(body: str) -> str:
 LIVE_SESSIONS_KEY: Final = "ocv:live-sessions"
 """Every live session, scored by its expiry: what the active-sessions gauge counts."""
 
+UNENDED_KEY: Final = "ocv:unended"
+"""What waits for an ``/end`` that may never come, scored by when no token can send it any
+more: each session not yet ended (member: its session key), and each conversation with sessions
+ended as ``continued`` (member: its deferred key). The gateway ends what is due (see
+``abandoned``)."""
+
+ABANDON_MARGIN_SECONDS: Final = 60
+"""How long after the last token of a session has expired its end is left to the gateway."""
+
 _CREATE_SESSION: Final = """
--- KEYS: session, owner's live set, every live session.
--- ARGV: now, session expiry, ttl, cap, session id, fields...
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 0 end
+-- KEYS: session, owner's live set, every live session, unended, the owner's deferred sessions
+-- of this thread.  ARGV: now, session expiry, ttl, cap, session id, abandoned at, fields...
+-- The owner's set keeps every session not yet closed (an erasure closes them all), until its
+-- record has expired; only those not past their expiry count against the cap.
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
+if redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf') >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5])
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('ZADD', KEYS[4], ARGV[6], KEYS[1])
+-- Sessions deferred earlier in this conversation wait at least as long as this one may.
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('ZADD', KEYS[4], 'GT', ARGV[6], KEYS[5])
+  redis.call('EXPIRE', KEYS[5], ARGV[3])
+end
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
@@ -137,8 +155,9 @@ return 1
 """
 
 _CLOSE: Final = """
--- KEYS: session, owner's live set, every live session.  ARGV: session id.
--- Returns {was_open, inflight, turns}.
+-- KEYS: session, owner's live set, every live session, and unended when nothing will end
+-- the session (it is being forgotten).  ARGV: session id.  Returns {was_open, inflight, turns}.
+if KEYS[4] then redis.call('ZREM', KEYS[4], KEYS[1]) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0} end
 local was_open = redis.call('HGET', KEYS[1], 'ended') ~= '1' and 1 or 0
 redis.call('HSET', KEYS[1], 'ended', '1')
@@ -269,6 +288,8 @@ class VoiceSessionStore:
         self._redis = redis
         self._batch = CommandBatcher(redis)
         self._ttl = session_seconds + grace_seconds + 3600
+        self._session_seconds = session_seconds
+        self._grace = grace_seconds
         self._thread_ttl = thread_binding_seconds
         self._call_ttl = call_output_seconds
         self._create = redis.register_script(_CREATE_SESSION)
@@ -279,6 +300,8 @@ class VoiceSessionStore:
         self._release = redis.register_script(_RELEASE_TURN)
         self._close = redis.register_script(_CLOSE)
         self._bind = redis.register_script(_BIND_THREAD)
+        self._take_deferred = redis.register_script(_TAKE_DEFERRED)
+        self._due = redis.register_script(_DUE)
 
     # -- threads --------------------------------------------------------------------------
 
@@ -326,7 +349,16 @@ class VoiceSessionStore:
             "turn_count": 0,
             "message_count": message_count,
         }
-        args: list[Any] = [now, claims.session_expires_at, self._ttl, max_live, claims.session_id]
+        # No token can end it after this: from then on, ending it is the gateway's to do.
+        abandoned_at = claims.session_expires_at + self._grace + ABANDON_MARGIN_SECONDS
+        args: list[Any] = [
+            now,
+            claims.session_expires_at,
+            self._ttl,
+            max_live,
+            claims.session_id,
+            abandoned_at,
+        ]
         for name, value in fields.items():
             args += [name, value]
         created = await self._create(
@@ -334,6 +366,8 @@ class VoiceSessionStore:
                 redis_key("vs", claims.session_id),
                 redis_key("live", claims.owner_id),
                 LIVE_SESSIONS_KEY,
+                UNENDED_KEY,
+                _deferred_key(claims.owner_id, claims.thread_id),
             ],
             args=args,
         )
@@ -365,8 +399,44 @@ class VoiceSessionStore:
             inflight, turns = int(raw_inflight or 0), int(raw_turns or 0)
         return ClosedSession(existed=True, was_open=bool(was_open), turn_count=int(turns))
 
+    async def ended(self, session_id: str) -> None:
+        """The session's end is done (finalization published, deferred, or nothing to keep):
+        the gateway has nothing left to end for it."""
+        await self._redis.zrem(UNENDED_KEY, redis_key("vs", session_id))
+
+    async def due(self, now: float, lease_seconds: float, most: int) -> list[Unended]:
+        """Up to ``most`` of what no ``/end`` came for and no token can send any more, each
+        leased to the caller for ``lease_seconds``: the caller ends it, or another gateway does
+        once the lease has run out."""
+        raw = await self._due(keys=[UNENDED_KEY], args=[now, now + lease_seconds, most])
+        return [Unended.parse(_text(member)) for member in raw]
+
+    async def unended_session(self, session_id: str) -> VoiceSessionClaims | None:
+        """What a token of the session said, from its record; None once it expired."""
+        record = {
+            _text(name): _text(value)
+            for name, value in (await self._redis.hgetall(redis_key("vs", session_id))).items()
+        }
+        if not record:
+            return None
+        expires = int(record["session_expires_at"])
+        return VoiceSessionClaims(
+            session_id=session_id,
+            thread_id=record["thread_id"],
+            user_id=record["user_id"] or None,
+            memory_mode=MemoryMode(record["memory_mode"]),
+            session_expires_at=expires,
+            expires_at=expires + self._grace,
+        )
+
+    async def settle(self, unended: Unended) -> None:
+        """Nothing is left to end for ``unended``."""
+        await self._redis.zrem(UNENDED_KEY, unended.key)
+
     async def close_all_live(self, claims: VoiceSessionClaims) -> int:
-        """End every live session of the token's owner (the current one too); how many."""
+        """End every live session of the token's owner (the current one too); how many.
+
+        They are being forgotten: nothing will finalize them."""
         live = redis_key("live", claims.owner_id)
         members = {
             m.decode() if isinstance(m, bytes) else str(m)
@@ -375,7 +445,8 @@ class VoiceSessionStore:
         members.add(claims.session_id)
         for session_id in members:
             await self._close(
-                keys=[redis_key("vs", session_id), live, LIVE_SESSIONS_KEY], args=[session_id]
+                keys=[redis_key("vs", session_id), live, LIVE_SESSIONS_KEY, UNENDED_KEY],
+                args=[session_id],
             )
         return len(members)
 
@@ -534,9 +605,10 @@ class VoiceSessionStore:
         """Keep the (closed) session for the conversation's last ``/end`` to finalize.
 
         Kept as long as a session's own state (its maximum duration, the token's grace and an
-        hour), renewed by every later deferral of the conversation: longer than the token of any
-        session the conversation goes on in can still call ``/end``. Never ended, it expires
-        unfinalized: its turns stay stored, but no summary or memory is made of them.
+        hour), renewed by every later deferral and every later session of the conversation:
+        longer than the token of any session the conversation goes on in can still call
+        ``/end``. If no end comes before no token could send one, the gateway finalizes it as an
+        ``/end`` with no body would (see ``abandoned``).
         """
         entry = DeferredEnd(
             session_id=claims.session_id,
@@ -547,31 +619,40 @@ class VoiceSessionStore:
             deferred_at=time.time(),
         )
         key = _deferred_key(claims.owner_id, claims.thread_id)
+        # Unless a later session of the conversation makes it wait longer (see create), it is
+        # the gateway's to finalize once a session started now could no longer be ended.
+        abandoned_at = (
+            int(entry.deferred_at) + self._session_seconds + self._grace + ABANDON_MARGIN_SECONDS
+        )
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, entry.session_id, entry.encoded())
             pipe.expire(key, self._ttl)
+            pipe.zadd(UNENDED_KEY, {key: abandoned_at}, gt=True)
             await pipe.execute()
 
-    async def take_deferred_ends(self, claims: VoiceSessionClaims) -> list[DeferredEnd]:
-        """Remove and return every deferred session of the token's thread and owner, at once:
-        of two ends racing, only one gets each."""
-        script = self._redis.register_script(_TAKE_DEFERRED)
-        raw = await script(
-            keys=[_deferred_key(claims.owner_id, claims.thread_id)], args=[claims.owner_id]
+    async def take_deferred(self, owner_id: str, thread_id: str) -> list[DeferredEnd]:
+        """Remove and return every deferred session of the thread and owner, at once: of two
+        ends racing, only one gets each."""
+        raw = await self._take_deferred(
+            keys=[_deferred_key(owner_id, thread_id), UNENDED_KEY], args=[owner_id]
         )
         return [DeferredEnd.decoded(_text(item)) for item in raw]
 
-    async def restore_deferred_ends(
-        self, claims: VoiceSessionClaims, entries: list[DeferredEnd]
+    async def restore_deferred(
+        self, owner_id: str, thread_id: str, entries: list[DeferredEnd]
     ) -> None:
-        """Put back taken sessions whose end could not be published, for a retry to take."""
+        """Put back taken sessions whose end could not be published, for a retry to take;
+        the gateway's to end, should no retry come."""
         if not entries:
             return
-        key = _deferred_key(claims.owner_id, claims.thread_id)
+        key = _deferred_key(owner_id, thread_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             for entry in entries:
                 pipe.hsetnx(key, entry.session_id, entry.encoded())
             pipe.expire(key, self._ttl)
+            # Not before the session whose end failed could be ended by its retry.
+            until = int(time.time()) + self._session_seconds + self._grace + ABANDON_MARGIN_SECONDS
+            pipe.zadd(UNENDED_KEY, {key: until}, gt=True)
             await pipe.execute()
 
     async def forget_deferred_ends(self, owner_id: str) -> None:
@@ -580,10 +661,11 @@ class VoiceSessionStore:
         keys = [key async for key in self._redis.scan_iter(match=pattern, count=500)]
         if keys:
             await self._redis.delete(*keys)
+            await self._redis.zrem(UNENDED_KEY, *keys)
 
 
 _TAKE_DEFERRED: Final = """
--- KEYS: the thread's deferred sessions of one owner.  ARGV: owner.
+-- KEYS: the thread's deferred sessions of one owner, unended.  ARGV: owner.
 -- Removes and returns those the owner deferred, in one step.
 local raw = redis.call('HGETALL', KEYS[1])
 local taken = {}
@@ -593,12 +675,46 @@ for i = 1, #raw, 2 do
     taken[#taken + 1] = raw[i + 1]
   end
 end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], KEYS[1]) end
 return taken
+"""
+
+_DUE: Final = """
+-- KEYS: unended.  ARGV: now, lease until, most.
+-- What is due, each leased to this caller until ARGV[2]: another gateway takes it only if this
+-- one has not settled it by then.
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member) end
+return due
 """
 
 
 def _deferred_key(owner_id: str, thread_id: str) -> str:
     return redis_key("deferred", owner_id, thread_id)
+
+
+@dataclass(frozen=True)
+class Unended:
+    """A session, or a conversation's deferred sessions, that no ``/end`` came for."""
+
+    key: str
+    session_id: str | None = None
+    """The session, for a session."""
+    owner_id: str | None = None
+    """The owner of the deferred sessions, for a conversation."""
+    thread_id: str | None = None
+    """Their thread, for a conversation."""
+
+    @classmethod
+    def parse(cls, key: str) -> Unended:
+        """From its member of ``UNENDED_KEY`` (a session's key or a deferred key)."""
+        _, kind, *ids = key.split(":")
+        parts = [unquote(part) for part in ids]
+        if kind == "vs" and len(parts) == 1:
+            return cls(key, session_id=parts[0])
+        if kind == "deferred" and len(parts) == 2:
+            return cls(key, owner_id=parts[0], thread_id=parts[1])
+        raise ValueError(f"not an unended key: {key!r}")
 
 
 @dataclass(frozen=True)
