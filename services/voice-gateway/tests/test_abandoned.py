@@ -64,6 +64,16 @@ def record_turns(gateway: TestClient, session: dict[str, Any], count: int) -> No
         assert reply.status_code == 200, reply.text
 
 
+def dropped_call(gateway: TestClient, user: str, turns: int = 0) -> tuple[dict[str, Any], str]:
+    """A persistent session ended as ``continued`` (its call dropped), and its conversation's
+    entry in the unended set."""
+    dropped = open_session(gateway, user_id=user, memory_mode="persistent")
+    record_turns(gateway, dropped, turns)
+    ended = gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(dropped))
+    assert ended.status_code == 202, ended.text
+    return dropped, redis_key("deferred", f"user:{user}", dropped["thread_id"])
+
+
 def ends_of(seen: list[bytes]) -> dict[str, SessionEnded]:
     events = [SessionEnded.model_validate_json(data) for data in seen if b'"save"' in data]
     by_session = {event.session_id: event for event in events}
@@ -104,6 +114,9 @@ async def test_a_session_nobody_ended_is_finalized_once_no_token_could_end_it(
         SessionClosed.model_validate_json(m).session_id for m in messages if b'"save"' not in m
     ] == [session["session_id"]]
     assert redis.zscore(UNENDED_KEY, key) is None
+    assert (
+        'opencouch_voice_sessions_abandoned_total{kind="session"}' in gateway.get("/metrics").text
+    )
     # Closed like any end.
     late = gateway.post(
         f"{API}/tools",
@@ -143,15 +156,8 @@ async def test_a_session_its_page_ended_is_not_waited_for(
 async def test_a_dropped_call_whose_conversation_never_went_on_is_finalized(
     gateway: TestClient, gateway_nats_url: str, redis: SyncRedis
 ) -> None:
-    user = unique("user")
-    dropped = open_session(gateway, user_id=user, memory_mode="persistent")
-    record_turns(gateway, dropped, 1)
     started = time.time()
-    assert (
-        gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(dropped)).status_code
-        == 202
-    )
-    conversation = redis_key("deferred", f"user:{user}", dropped["thread_id"])
+    dropped, conversation = dropped_call(gateway, unique("user"), turns=1)
     settings = gateway.app.state.gateway.settings  # type: ignore[attr-defined]
     waits_until = redis.zscore(UNENDED_KEY, conversation)
     assert waits_until is not None
@@ -179,12 +185,7 @@ async def test_a_later_session_of_the_conversation_keeps_its_dropped_ones_waitin
     gateway: TestClient, gateway_nats_url: str, redis: SyncRedis
 ) -> None:
     user = unique("user")
-    dropped = open_session(gateway, user_id=user, memory_mode="persistent")
-    assert (
-        gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(dropped)).status_code
-        == 202
-    )
-    conversation = redis_key("deferred", f"user:{user}", dropped["thread_id"])
+    dropped, conversation = dropped_call(gateway, user)
     redis.zadd(UNENDED_KEY, {conversation: time.time() + 5})  # about to be due...
     current = open_session(
         gateway, thread_id=dropped["thread_id"], user_id=user, memory_mode="persistent"
@@ -240,11 +241,7 @@ async def test_an_erasure_leaves_nothing_of_the_owner_to_end(
     gateway: TestClient, redis: SyncRedis
 ) -> None:
     user = unique("user")
-    dropped = open_session(gateway, user_id=user, memory_mode="persistent")
-    assert (
-        gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(dropped)).status_code
-        == 202
-    )
+    _, conversation = dropped_call(gateway, user)
     other = open_session(gateway, user_id=user, memory_mode="persistent")
     # One past its expiry, still waiting for an end: no longer counted as live, still the owner's
     # when the next session starts.
@@ -254,7 +251,6 @@ async def test_an_erasure_leaves_nothing_of_the_owner_to_end(
         f"{API}/memory/erase", json={"confirm": "erase everything"}, headers=bearer(current)
     )
     assert erased.status_code == 200, erased.text
-    conversation = redis_key("deferred", f"user:{user}", dropped["thread_id"])
     for key in (conversation, session_key(other), session_key(current)):
         assert redis.zscore(UNENDED_KEY, key) is None, key
 
