@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from opencouch.contracts import subjects
 from opencouch.contracts.events import SessionClosed, SessionEnded
-from opencouch.voice_gateway.abandoned import end_abandoned
+from opencouch.voice_gateway.abandoned import LEASE_SECONDS, end_abandoned
 from opencouch.voice_gateway.testing import (
     API,
     GatewayFactory,
@@ -235,6 +235,35 @@ async def test_an_end_that_could_not_be_published_is_finished_by_the_sweep(
     (event,) = ends_of(messages).values()
     assert (event.save, event.expected_turn_count) == (True, 1)
     assert redis.zscore(UNENDED_KEY, session_key(session)) is None
+
+
+async def test_a_dropped_conversation_the_sweep_could_not_finalize_is_tried_again_soon(
+    make_gateway: GatewayFactory, gateway_nats_url: str, redis: SyncRedis
+) -> None:
+    from opencouch.testing.servers import nats_server
+    from opencouch.voice_gateway.testing import FakeOwners
+
+    with nats_server(private=True) as url, FakeOwners(url):
+        unlucky = make_gateway(nats_url=url)
+        dropped, conversation = dropped_call(unlucky, unique("user"), turns=1)
+    # NATS is gone when the sweep comes: the sessions go back, due again after a lease.
+    make_due(redis, conversation)
+    assert sweep(unlucky) == 0
+    assert redis.hexists(conversation, dropped["session_id"])
+    retry_at = redis.zscore(UNENDED_KEY, conversation)
+    assert retry_at is not None
+    assert time.time() < retry_at <= time.time() + LEASE_SECONDS
+
+    other = make_gateway()
+    async with published(
+        gateway_nats_url, [subjects.SESSION_ENDED], {dropped["session_id"]}
+    ) as seen:
+        make_due(redis, conversation)
+        assert sweep(other) == 1
+        messages = await seen.settled(1)
+    (event,) = ends_of(messages).values()
+    assert (event.save, event.expected_turn_count) == (True, 1)
+    assert redis.zscore(UNENDED_KEY, conversation) is None
 
 
 async def test_an_erasure_leaves_nothing_of_the_owner_to_end(

@@ -91,8 +91,15 @@ async def _end(gateway: Gateway, unended: Unended) -> int:
     if unended.owner_id is None or unended.thread_id is None:
         await gateway.sessions.settle(unended)
         return 0
-    # Taking the last of them settles the entry (as it does once they have expired).
-    count = await finalize_deferred(gateway, unended.owner_id, unended.thread_id, _DEFAULT_END)
+    # Taking the last of them settles the entry (as it does once they have expired); those whose
+    # end could not be published are due again when this lease would have run out.
+    count = await finalize_deferred(
+        gateway,
+        unended.owner_id,
+        unended.thread_id,
+        _DEFAULT_END,
+        retry_at=time.time() + LEASE_SECONDS,
+    )
     if count:
         VOICE_SESSIONS_ABANDONED.labels("continued").inc(count)
         log.info(

@@ -228,13 +228,20 @@ async def _finalize_deferred(
 
 
 async def finalize_deferred(
-    gateway: Gateway, owner_id: str, thread_id: str, body: EndRequest, *, but: str | None = None
+    gateway: Gateway,
+    owner_id: str,
+    thread_id: str,
+    body: EndRequest,
+    *,
+    but: str | None = None,
+    retry_at: float | None = None,
 ) -> int:
     """Finalize the owner's deferred sessions of the thread (all ``but`` one) with ``body``'s
     save and feedback; how many.
 
     They are taken from Redis atomically, so of two ends racing only one publishes each; any
-    not published yet go back, so a retry of the end (503) finalizes them.
+    not published yet go back, so a retry of the end (503) finalizes them, or the gateway does
+    at ``retry_at`` (see ``VoiceSessionStore.restore_deferred``).
     """
     taken = await gateway.sessions.take_deferred(owner_id, thread_id)
     earlier = [entry for entry in taken if entry.session_id != but]
@@ -242,7 +249,9 @@ async def finalize_deferred(
         try:
             await _publish_end(gateway, _deferred_end_event(entry, body))
         except ServiceError:
-            await gateway.sessions.restore_deferred(owner_id, thread_id, earlier[done:])
+            await gateway.sessions.restore_deferred(
+                owner_id, thread_id, earlier[done:], retry_at=retry_at
+            )
             raise
     return len(earlier)
 

@@ -639,20 +639,28 @@ class VoiceSessionStore:
         return [DeferredEnd.decoded(_text(item)) for item in raw]
 
     async def restore_deferred(
-        self, owner_id: str, thread_id: str, entries: list[DeferredEnd]
+        self,
+        owner_id: str,
+        thread_id: str,
+        entries: list[DeferredEnd],
+        *,
+        retry_at: float | None = None,
     ) -> None:
         """Put back taken sessions whose end could not be published, for a retry to take;
-        the gateway's to end, should no retry come."""
+        the gateway's to end at ``retry_at`` (or later, should a session of the conversation
+        still be able to end them) if no retry comes first.
+
+        By default not before the session whose end failed could be ended by its retry."""
         if not entries:
             return
         key = _deferred_key(owner_id, thread_id)
+        if retry_at is None:
+            retry_at = time.time() + self._session_seconds + self._grace + ABANDON_MARGIN_SECONDS
         async with self._redis.pipeline(transaction=True) as pipe:
             for entry in entries:
                 pipe.hsetnx(key, entry.session_id, entry.encoded())
             pipe.expire(key, self._ttl)
-            # Not before the session whose end failed could be ended by its retry.
-            until = int(time.time()) + self._session_seconds + self._grace + ABANDON_MARGIN_SECONDS
-            pipe.zadd(UNENDED_KEY, {key: until}, gt=True)
+            pipe.zadd(UNENDED_KEY, {key: retry_at}, gt=True)
             await pipe.execute()
 
     async def forget_deferred_ends(self, owner_id: str) -> None:
