@@ -50,7 +50,8 @@ def sweep(gateway: TestClient) -> int:
 
 
 def make_due(redis: SyncRedis, key: str) -> None:
-    assert redis.zadd(UNENDED_KEY, {key: time.time() - 1}, xx=True) == 0, "not waiting"
+    # Changed, not added: the entry must already be waiting.
+    assert redis.zadd(UNENDED_KEY, {key: time.time() - 1}, xx=True, ch=True) == 1, "not waiting"
 
 
 def session_key(session: dict[str, Any]) -> str:

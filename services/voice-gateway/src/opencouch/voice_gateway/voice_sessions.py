@@ -349,8 +349,7 @@ class VoiceSessionStore:
             "turn_count": 0,
             "message_count": message_count,
         }
-        # No token can end it after this: from then on, ending it is the gateway's to do.
-        abandoned_at = claims.session_expires_at + self._grace + ABANDON_MARGIN_SECONDS
+        abandoned_at = self._abandoned_at(claims.session_expires_at)
         args: list[Any] = [
             now,
             claims.session_expires_at,
@@ -398,6 +397,11 @@ class VoiceSessionStore:
             raw_inflight, raw_turns = await self._redis.hmget(keys[0], ["inflight", "turn_count"])
             inflight, turns = int(raw_inflight or 0), int(raw_turns or 0)
         return ClosedSession(existed=True, was_open=bool(was_open), turn_count=int(turns))
+
+    def _abandoned_at(self, session_expires_at: int) -> int:
+        """When no token of a session expiring at ``session_expires_at`` can end it any more:
+        from then on, ending it is the gateway's to do."""
+        return session_expires_at + self._grace + ABANDON_MARGIN_SECONDS
 
     async def ended(self, session_id: str) -> None:
         """The session's end is done (finalization published, deferred, or nothing to keep):
@@ -621,9 +625,7 @@ class VoiceSessionStore:
         key = _deferred_key(claims.owner_id, claims.thread_id)
         # Unless a later session of the conversation makes it wait longer (see create), it is
         # the gateway's to finalize once a session started now could no longer be ended.
-        abandoned_at = (
-            int(entry.deferred_at) + self._session_seconds + self._grace + ABANDON_MARGIN_SECONDS
-        )
+        abandoned_at = self._abandoned_at(int(entry.deferred_at) + self._session_seconds)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, entry.session_id, entry.encoded())
             pipe.expire(key, self._ttl)
@@ -655,7 +657,7 @@ class VoiceSessionStore:
             return
         key = _deferred_key(owner_id, thread_id)
         if retry_at is None:
-            retry_at = time.time() + self._session_seconds + self._grace + ABANDON_MARGIN_SECONDS
+            retry_at = self._abandoned_at(int(time.time()) + self._session_seconds)
         async with self._redis.pipeline(transaction=True) as pipe:
             for entry in entries:
                 pipe.hsetnx(key, entry.session_id, entry.encoded())
