@@ -29,6 +29,7 @@ from opencouch.testing.browser import (
     running_playwright,
     speech_tools_missing,
     spoken_wav,
+    uncaught_errors,
     watch_console,
 )
 from opencouch.testing.infra import PrivateInfra
@@ -90,8 +91,12 @@ def chromium(playwright: Any, audio_dir: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def problems() -> list[str]:
-    return []
+def problems() -> Iterator[list[str]]:
+    """Console errors and warnings (CSP violations among them) and uncaught page errors; a test
+    whose page threw an error nothing caught fails, whatever it asserted."""
+    found: list[str] = []
+    yield found
+    assert uncaught_errors(found) == []
 
 
 @pytest.fixture

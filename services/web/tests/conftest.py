@@ -23,6 +23,7 @@ from opencouch.testing.browser import (
     running_playwright,
     speech_tools_missing,
     spoken_wav,
+    uncaught_errors,
     watch_console,
 )
 from opencouch.testing.processes import emulator_scenario
@@ -153,9 +154,12 @@ def launch(playwright: Any) -> Iterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-def problems() -> list[str]:
-    """Console errors and warnings (CSP violations among them) and uncaught page errors."""
-    return []
+def problems() -> Iterator[list[str]]:
+    """Console errors and warnings (CSP violations among them) and uncaught page errors; a test
+    whose page threw an error nothing caught fails, whatever it asserted."""
+    found: list[str] = []
+    yield found
+    assert uncaught_errors(found) == []
 
 
 @pytest.fixture

@@ -215,6 +215,38 @@ def test_a_turn_whose_turn_call_failed_is_delivered_after_a_reload_exactly_once(
     assert "Please keep this one." in page.text_content("#history-list")
 
 
+def test_a_turn_the_gateway_could_not_take_yet_is_retried_by_the_page_on_its_own(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    """Two 503s with Retry-After: 1, then the page's own timer delivers the turn, no reload."""
+    fake.failing_turns = 2
+    connect(page, web_url, persistent=True)
+    say(page, "Keep trying with this one.")
+    closed_turns(page, 1)
+    eventually(lambda: fake.turns, timeout=15)
+    assert len(fake.turn_attempts) == 3
+    assert len({a["client_turn_id"] for a in fake.turn_attempts}) == 1
+    page.wait_for_function("() => localStorage.getItem('opencouch.outbox.v1') === null")
+
+
+def test_ending_while_a_turn_is_still_on_its_way_ends_once_the_turn_is_in(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    """End pressed while the last turn waits to be retried: the end waits for it, then ends."""
+    fake.failing_turns = 1
+    connect(page, web_url, persistent=True)
+    say(page, "One more thing before I go.")
+    closed_turns(page, 1)
+    page.wait_for_function(
+        "() => document.getElementById('outbox-status').textContent.includes('waiting')"
+    )
+    page.click("#end-keep")
+    page.wait_for_selector('#finalization[data-status="completed"]', timeout=WAIT_MS)
+    [end] = fake.ends
+    assert end["turns_acknowledged"] == 1
+    assert page.get_attribute("#connection-state", "data-state") == "ended"
+
+
 def test_session_expired_continues_in_a_new_session_with_the_recent_turns(
     web_url: str,
     fake: FakeGateway,

@@ -106,10 +106,24 @@ def _sox(source: list[str], target: Path, *effects: str, input_bytes: bytes = b"
     )
 
 
+UNCAUGHT = "uncaught: "
+"""How ``watch_console`` marks an error the page's code threw and nothing caught."""
+
+
 def watch_console(page: Any, problems: list[str]) -> Any:
-    """Collect ``page``'s console errors and warnings (CSP violations too) and uncaught errors."""
+    """Collect ``page``'s console errors and warnings (CSP violations too) and uncaught errors
+    (marked ``UNCAUGHT``, with their stack)."""
     page.on(
         "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
     )
-    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("pageerror", lambda error: problems.append(f"{UNCAUGHT}{error.stack or error}"))
     return page
+
+
+def uncaught_errors(problems: list[str]) -> list[str]:
+    """The errors among ``problems`` that the page's code threw and nothing caught.
+
+    A console error may be expected (a refused request logs one); an uncaught error never is:
+    it is a bug of the page's, whatever the test was looking at.
+    """
+    return [problem for problem in problems if problem.startswith(UNCAUGHT)]

@@ -27,7 +27,9 @@ export class Outbox {
     this.storage = deps.storage;
     this.send = deps.send;
     this.now = deps.now ?? Date.now;
-    this.setTimer = deps.setTimer ?? setTimeout;
+    // Called as a function, never as this.setTimer's method: the browser's setTimeout throws
+    // "Illegal invocation" when `this` is not the window.
+    this.setTimer = deps.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.onChange = deps.onChange ?? (() => {});
     /** @type {OutboxEntry[]} */
     this.entries = this.#stored().map((e) => ({ ...e, persist: true, dueAt: 0 }));
