@@ -166,3 +166,42 @@ def test_four_hundred_turns_make_an_arc() -> None:
     arc = extract_arc(turns)
     assert arc.themes[:2] == ("work", "stress")
     assert len(arc.summary) <= 600
+
+
+def test_sentences_keep_the_quotes_and_brackets_that_close_them() -> None:
+    assert split_sentences('She said "go home." I did (finally.) Then? "Why?" he asked.') == [
+        'She said "go home."',
+        "I did (finally.)",
+        "Then?",
+        '"Why?"',
+        "he asked.",
+    ]
+
+
+def test_the_users_sentence_is_quoted_whole_in_the_summary() -> None:
+    arc = extract_arc(
+        conversation(
+            (
+                "I had a rough week and I feel really stressed about work.",
+                "That sounds heavy. What has weighed on you most?",
+            ),
+            ("What should I even do about it?", "What feels most pressing right now?"),
+        )
+    )
+    # A sentence follows the quote: the questions left open (the user's, and the last asked).
+    assert (
+        'In their words: "I had a rough week and I feel really stressed about work." '
+        "2 questions were left open." in arc.summary
+    ), arc.summary
+
+
+def test_a_quoted_question_is_still_a_question() -> None:
+    arc = extract_arc(
+        conversation(
+            (
+                'I keep asking myself "why does work scare me so much?"',
+                "What do you notice when you ask it?",
+            ),
+        )
+    )
+    assert arc.open_loops[0] == 'I keep asking myself "why does work scare me so much?"'

@@ -177,13 +177,22 @@ def settle(draft: ArcDraft, method: SummaryMethod) -> SessionArc | None:
     )
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+_CLOSERS = "\"')]"
+# The space after a sentence's end, where up to two closers ("...", '...', (...)) stay with the
+# sentence they close: Python's lookbehind is of fixed width, hence one per count.
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]])|(?<=[.!?][\"')\]]{2}))\s+")
 
 
 def split_sentences(text: str) -> list[str]:
-    """``text`` cut after each ``.``, ``!`` or ``?`` that a space follows."""
+    """``text`` cut after each ``.``, ``!`` or ``?`` (and the quotes or brackets that close
+    there) that a space follows."""
     flat = " ".join(text.split())
     return [part.strip() for part in _SENTENCE_END.split(flat) if part.strip()]
+
+
+def ending(sentence: str) -> str:
+    """The sentence's last mark, past any quotes or brackets closing it: ``?`` for a question."""
+    return sentence.rstrip(_CLOSERS)[-1:]
 
 
 def clip_sentences(text: str, max_chars: int, max_sentences: int) -> str:

@@ -20,6 +20,7 @@ from opencouch.finalizer.arc import (
     SessionArc,
     SpokenTurn,
     clip_words,
+    ending,
     is_substantive,
     settle,
     split_sentences,
@@ -125,7 +126,7 @@ def extract_arc(turns: Sequence[SpokenTurn]) -> SessionArc:
     open_loops = [q.text for q in questions if not q.answered]
     if turns and turns[-1].outcome is TurnOutcome.COMPLETED:
         # The companion's last question, which the session ended before the user answered.
-        asked = [s for s in split_sentences(turns[-1].assistant_text) if s.endswith("?")]
+        asked = [s for s in split_sentences(turns[-1].assistant_text) if ending(s) == "?"]
         if asked:
             open_loops.append(asked[-1])
     resolved = [q.text for q in questions if q.answered and _acknowledged(turns, q.turn)]
@@ -175,12 +176,12 @@ def _user_questions(turns: Sequence[SpokenTurn]) -> list[_Question]:
     """
     questions = []
     for index, turn in enumerate(turns):
-        asked = [s for s in split_sentences(turn.user_text) if s.endswith("?")]
+        asked = [s for s in split_sentences(turn.user_text) if ending(s) == "?"]
         if not asked:
             continue
         reply = split_sentences(turn.assistant_text)
         answered = turn.outcome is TurnOutcome.COMPLETED and any(
-            not sentence.endswith("?") for sentence in reply
+            ending(sentence) != "?" for sentence in reply
         )
         questions += [_Question(clip_words(q, 160), index, answered) for q in asked]
     return questions
@@ -197,7 +198,7 @@ def _next_steps(turns: Sequence[SpokenTurn]) -> list[str]:
         clip_words(sentence, 160)
         for turn in turns
         for sentence in split_sentences(turn.user_text)
-        if _NEXT_STEP.search(sentence) and not sentence.endswith("?")
+        if _NEXT_STEP.search(sentence) and ending(sentence) != "?"
     ]
 
 
@@ -253,4 +254,4 @@ def _key_sentence(said: Sequence[SpokenTurn]) -> str | None:
 
 def _quoted(sentence: str) -> str:
     """The sentence in quotes, ending the summary's sentence however the user's ended."""
-    return f'"{sentence}"' + ("" if sentence[-1] in ".!?" else ".")
+    return f'"{sentence}"' + ("" if ending(sentence) in (".", "!", "?") else ".")
