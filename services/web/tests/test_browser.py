@@ -95,6 +95,29 @@ def test_a_typed_turn_with_a_tool_call_shows_in_the_panel_and_its_output_reaches
     assert problems == []
 
 
+def test_a_long_tool_name_leaves_the_other_columns_readable(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    connect(page, web_url)
+    say(page, "Can you help me calm down with a breathing exercise?")
+    closed_turns(page, 1)
+    row = page.locator('#tools-body tr[data-status="done"]').first
+    assert row.locator(".tool-name").text_content() == "load_guided_exercise_skill"
+    # A name breaks after its underscores before it breaks anywhere.
+    assert row.locator(".tool-name wbr").count() == 3
+    # Every cell but a tool's name reads on one line: no "Statu s" in a squeezed column.
+    lines = page.evaluate(
+        """() => [...document.querySelectorAll('.tools th, .tools .tool-status, .tools .tool-time')]
+            .map(cell => {
+                const range = document.createRange();
+                range.selectNodeContents(cell);
+                return [cell.textContent, range.getClientRects().length];
+            })"""
+    )
+    assert len(lines) >= 5, lines
+    assert all(count == 1 for _, count in lines), lines
+
+
 def latest_call(emulator: RunningEmulator) -> str:
     """The id of the newest call the emulator has seen."""
     found = calls(emulator)

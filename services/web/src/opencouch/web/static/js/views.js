@@ -76,7 +76,14 @@ export function renderTool(body, call) {
   let row = /** @type {HTMLElement | null} */ (body.querySelector(`[data-call-id="${CSS.escape(call.callId)}"]`));
   if (!row) body.append((row = el('tr')));
   Object.assign(row.dataset, { callId: call.callId, status: call.status });
-  row.replaceChildren(el('td', 'tool-name', call.name), el('td', 'tool-status', toolStatus(call)), el('td', 'tool-time', duration(call.ms)));
+  row.replaceChildren(toolName(call.name), el('td', 'tool-status', toolStatus(call)), el('td', 'tool-time', duration(call.ms)));
+}
+
+/** The name's cell, breakable after each underscore (<wbr>), as a narrow column needs. @param {string} name */
+function toolName(name) {
+  const cell = el('td', 'tool-name');
+  name.split(/(?<=_)/).forEach((part, index) => cell.append(...(index ? [el('wbr'), part] : [part])));
+  return cell;
 }
 
 /** Crisis lines as cards, only from a lookup_crisis_resources output. @param {ToolCall} call */
