@@ -159,9 +159,11 @@ def tool_rows(page: Any) -> list[tuple[str, str]]:
 
 
 def wait_for_tool(page: Any, name: str, status: str) -> None:
-    page.wait_for_selector(
-        f'#tools-body tr[data-status="{status}"] >> text="{name}"', timeout=PAGE_WAIT_MS
-    )
+    # By the name as read (get_by_text): the cell breaks it into text nodes at its <wbr>s,
+    # which a strict text="..." selector does not join.
+    page.locator(f'#tools-body tr[data-status="{status}"] .tool-name').get_by_text(
+        name, exact=True
+    ).wait_for(timeout=PAGE_WAIT_MS)
 
 
 # -- what the web issue asks -------------------------------------------------------------------
