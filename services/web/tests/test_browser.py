@@ -238,6 +238,26 @@ def test_a_turn_whose_turn_call_failed_is_delivered_after_a_reload_exactly_once(
     assert "Please keep this one." in page.text_content("#history-list")
 
 
+def test_a_message_typed_while_a_reply_plays_leaves_no_turn_open(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    """The second reply's audio runs straight after the first's: the first turn closes once it
+    has played, though no stop comes between the two (the emulator sends none, and the service
+    need not: one buffer, one stop), and the turns are stored in the order they were said."""
+    connect(page, web_url, persistent=True)
+    say(page, "I had a rough week and I feel really stressed about work.")
+    page.wait_for_selector("#transcript .assistant .said", timeout=WAIT_MS)
+    say(page, "Is memory on?")
+    turns = closed_turns(page, 2)
+    assert [t["state"] for t in turns] == ["completed", "completed"]
+    stored = eventually(lambda: len(fake.turns) == 2 and list(fake.turns.values()))
+    assert [t["user_text"] for t in stored] == [
+        "I had a rough week and I feel really stressed about work.",
+        "Is memory on?",
+    ]
+    assert [t["assistant_text"] for t in stored] == [t["assistant"][0] for t in turns]
+
+
 def test_a_turn_the_gateway_could_not_take_yet_is_retried_by_the_page_on_its_own(
     web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
 ) -> None:

@@ -110,6 +110,49 @@ test('a typed message is a turn; the item the server echoes adds nothing', () =>
   assert.equal(closed[0].userText, 'hello');
 });
 
+test('a reply whose audio runs straight into the next one closes when the next one plays', () => {
+  // A message typed while the first reply still plays: the server streams the second reply's
+  // audio right after the first's, and need not say the first one's buffer stopped.
+  const { t, closed } = tracker();
+  for (const e of [...speech('u1'), transcript('u1', 'I had a rough week.'), ...reply('r1', 'a1', 'That sounds heavy.')]) t.handle(e);
+  t.typed('Is memory on?', 'item_x');
+  const second = reply('r2', 'a2', 'Memory is on.');
+  for (const e of second.slice(0, -2)) t.handle(e);
+  assert.equal(closed.length, 0, 'the first reply may still be playing');
+  t.handle(second.at(-2)); // the second reply's audio starts: the first one's has ended
+  assert.deepEqual(closed.map((c) => c.userText), ['I had a rough week.']);
+  assert.equal(closed[0].outcome, 'completed');
+  t.handle(second.at(-1));
+  t.handle(stopped('r2'));
+  assert.deepEqual(closed.map((c) => c.userText), ['I had a rough week.', 'Is memory on?']);
+});
+
+test('the buffer stopping after a later reply ends every earlier reply still marked playing', () => {
+  const { t, closed } = tracker();
+  for (const e of [...speech('u1'), transcript('u1', 'First.'), ...reply('r1', 'a1', 'One.')]) t.handle(e);
+  t.typed('Second.', 'item_x');
+  // No started event for the second reply at all: one buffer, one start, one stop.
+  for (const e of reply('r2', 'a2', 'Two.').filter((e) => e.type !== 'output_audio_buffer.started')) t.handle(e);
+  assert.equal(closed.length, 0, 'the second reply waits behind the first to be played');
+  t.handle(stopped('r2'));
+  assert.deepEqual(closed.map((c) => c.userText), ['First.', 'Second.']);
+  assert.deepEqual(closed.map((c) => c.outcome), ['completed', 'completed']);
+});
+
+test('a reply queued behind one still playing can still be cut to what was heard', () => {
+  const { t, closed } = tracker();
+  for (const e of [...speech('u1'), transcript('u1', 'First.'), ...reply('r1', 'a1', 'One.')]) t.handle(e);
+  t.typed('Second.', 'item_x');
+  const second = reply('r2', 'a2', 'a reply of many words that was cut short');
+  for (const e of second.filter((e) => e.type !== 'output_audio_buffer.started')) t.handle(e);
+  assert.equal(closed.length, 0, 'done, but its audio has not played yet');
+  t.handle({ type: 'output_audio_buffer.started', response_id: 'r2' });
+  t.handle({ type: 'conversation.item.truncated', item_id: 'a2', audio_end_ms: 1500 });
+  t.handle({ type: 'output_audio_buffer.cleared', response_id: 'r2' });
+  assert.deepEqual(closed.map((c) => c.userText), ['First.', 'Second.']);
+  assert.equal(assistantText(closed[1]), heardPart('a reply of many words that was cut short', 1500));
+});
+
 test('turnRequest fits the gateway contract, latency marks included', () => {
   const { t, closed, tick } = tracker();
   for (const e of speech('u1')) t.handle(e);

@@ -120,6 +120,9 @@ export class TurnTracker {
         if (turn && e.item?.type === 'message') this.#line(turn, id);
         return turn;
       case 'response.output_audio_transcript.delta':
+        // Audio queued behind a reply still playing: it plays (and can be cut) after that one.
+        if (turn && !turn.playing && this.before(turn).some((t) => t.playing && !t.closed)) turn.playing = true;
+      // falls through
       case 'response.output_text.delta':
         if (line && !line.done) line.text += e.delta ?? '';
         return turn;
@@ -142,10 +145,23 @@ export class TurnTracker {
       }
       case 'output_audio_buffer.started':
         if (turn && turn.speechStoppedAt !== null && turn.firstAudioMs === null) turn.firstAudioMs = this.now() - turn.speechStoppedAt;
+        this.#playedBefore(turn);
         return set({ playing: true });
       case 'output_audio_buffer.stopped':
       case 'output_audio_buffer.cleared':
+        this.#playedBefore(turn);
         return set({ playing: false });
+    }
+  }
+
+  /**
+   * Audio plays in order: once a later reply's audio starts, stops or is cleared, every earlier
+   * reply's has ended. A reply whose audio ran straight into the next one's gets no stop of its
+   * own (one buffer, one stop), so its turn is closed here. @param {Turn | undefined} turn
+   */
+  #playedBefore(turn) {
+    for (const earlier of turn ? this.before(turn) : this.turns) {
+      if (earlier.playing && !earlier.closed) this.#changed(Object.assign(earlier, { playing: false }));
     }
   }
 
