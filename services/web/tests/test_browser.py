@@ -439,6 +439,10 @@ def test_end_without_saving_sends_save_false_and_incognito_keeps_nothing_on_the_
     page.click("#end-discard")
     page.wait_for_selector('#connection-state[data-state="ended"]', timeout=WAIT_MS)
     assert fake.ends[-1]["save"] is False
+    # The card says what was kept: never "Saved" for an end without saving.
+    page.wait_for_selector('#finalization[data-status="completed"]', timeout=WAIT_MS)
+    assert page.text_content("#finalization .fin-status") == "Ended without saving"
+    assert "no summary" in page.text_content("#finalization .fin-detail")
     assert "feedback" not in fake.ends[-1]
 
 
@@ -538,6 +542,24 @@ def test_earlier_turns_show_after_a_reload_and_erase_forgets_them(
     assert page.text_content("#erase-result") == "Erased 1 saved item."
     assert fake.erasures == [{"confirm": "erase everything"}]
     assert page.is_hidden("#history")
+    # Nothing on the page still claims something is saved.
+    assert page.get_attribute("#finalization", "data-status") == "erased"
+    assert page.text_content("#finalization .fin-status") == "Erased"
+
+
+def test_after_an_ended_session_is_kept_erasing_replaces_its_summary(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    connect(page, web_url, persistent=True)
+    say(page, "I had a long day.")
+    closed_turns(page, 1)
+    page.click("#end-keep")
+    page.wait_for_selector('#finalization[data-status="completed"]', timeout=WAIT_MS)
+    assert page.text_content("#finalization .fin-status") == "Saved and summarised"
+    page.click("#erase")
+    page.click("#erase-yes")
+    page.wait_for_selector('#finalization[data-status="erased"]', timeout=WAIT_MS)
+    assert "We talked about a long day" not in page.text_content("#finalization")
 
 
 def test_the_page_is_usable_by_keyboard_alone(

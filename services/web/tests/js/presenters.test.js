@@ -37,6 +37,17 @@ test('finalization card states', () => {
   assert.equal(finalizationCard({ status: 'failed' }).status, 'failed');
 });
 
+test('the finalization heading says what was kept, as the person chose', () => {
+  const label = (reply) => finalizationCard(reply).label;
+  assert.equal(label({ status: 'completed', summary: 'We talked.', saved: true }), 'Saved and summarised');
+  assert.equal(label({ status: 'completed', summary: null, detail: 'Too short for a session summary.', saved: true }), 'Saved');
+  assert.equal(label({ status: 'completed', summary: null, detail: 'Ended without saving.', saved: false }), 'Ended without saving');
+  assert.equal(label({ status: 'in_progress', saved: false }), 'Ending without saving…');
+  assert.equal(label({ status: 'in_progress', saved: true }), 'Summarising…');
+  const erased = finalizationCard({ erased: true, detail: 'Everything kept for you was erased.' });
+  assert.deepEqual([erased.status, erased.label, erased.summary], ['erased', 'Erased', '']);
+});
+
 test('microphone problems in plain words', () => {
   assert.match(micProblem(new DOMException('x', 'NotAllowedError')), /blocked/);
   assert.match(micProblem({ name: 'NotFoundError' }), /No microphone/);

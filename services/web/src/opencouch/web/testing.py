@@ -100,6 +100,8 @@ class FakeSession:
     thread_id: str
     memory_mode: MemoryMode
     ended: bool = False
+    saved: bool = True
+    """False once ended with ``save: false``: finalized with no summary, as the gateway does."""
     end_polls: int = 0
 
 
@@ -279,6 +281,16 @@ class FakeGateway:
                 detail="Being finalized.",
             )
         turns = [k for k in self.turns if k[0] == session.session_id]
+        if not session.saved:
+            return EndReply(
+                finalized=True,
+                status=FinalizationStatus.COMPLETED,
+                session_id=session.session_id,
+                thread_id=session.thread_id,
+                detail="Ended without saving: no summary and no new memories were kept.",
+                turn_count=len(turns),
+                finalized_at=datetime.now(UTC),
+            )
         return EndReply(
             finalized=True,
             status=FinalizationStatus.COMPLETED,
@@ -307,6 +319,7 @@ class FakeGateway:
         except ValidationError as problem:
             return error(422, "invalid_request", str(problem)[:400])
         session.ended = True
+        session.saved = raw.get("save") is not False
         if raw.get("continued") and session.memory_mode is MemoryMode.PERSISTENT:
             # As the gateway does: closed now, finalized by the conversation's last /end.
             deferred = EndReply(

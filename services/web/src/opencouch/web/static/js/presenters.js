@@ -28,18 +28,36 @@ export function crisisCards(toolName, output) {
 /** @type {Record<string, string>} */
 const FINALIZATION_LABELS = {
   idle: 'Not ended yet', in_progress: 'Summarising…', completed: 'Saved and summarised',
-  failed: 'Could not be summarised', not_kept: 'Nothing was kept',
+  failed: 'Could not be summarised', not_kept: 'Nothing was kept', erased: 'Erased',
 };
 
+/** The card's heading: what was asked (`saved`, known to this page only) and what came of it. */
+function finalizationLabel(status, reply) {
+  if (reply?.saved === false && status === 'in_progress') return 'Ending without saving…';
+  if (reply?.saved === false && status === 'completed') return 'Ended without saving';
+  if (status === 'completed' && !str(reply?.summary)) return 'Saved'; // too short for a summary
+  return FINALIZATION_LABELS[status];
+}
+
 /**
- * The finalization card (idle, in_progress, completed, failed, or not_kept for incognito).
- * @param {Record<string, any> | null} reply an EndReply; null before the session ends
+ * The finalization card (idle, in_progress, completed, failed, not_kept for incognito, or
+ * erased once everything kept was erased).
+ * @param {Record<string, any> | null} reply an EndReply with `saved` (what the person chose);
+ *   null before the session ends; `{erased: true}` after an erasure
  */
 export function finalizationCard(reply) {
-  const status = !reply ? 'idle' : ['completed', 'failed'].includes(reply.status) ? reply.status : reply.status === null ? 'not_kept' : 'in_progress';
+  const status = !reply
+    ? 'idle'
+    : reply.erased
+      ? 'erased'
+      : ['completed', 'failed'].includes(reply.status)
+        ? reply.status
+        : reply.status === null
+          ? 'not_kept'
+          : 'in_progress';
   const moods = [reply?.mood_opened, reply?.mood_closed].filter(Boolean).join(' → ');
   return {
-    status, label: FINALIZATION_LABELS[status], detail: str(reply?.detail), summary: str(reply?.summary),
+    status, label: finalizationLabel(status, reply), detail: str(reply?.detail), summary: str(reply?.summary),
     themes: Array.isArray(reply?.themes) ? reply.themes.map(String) : [], moods,
   };
 }

@@ -110,6 +110,8 @@ async function main() {
       const n = Object.values(reply.erased ?? {}).reduce((sum, count) => sum + Number(count), 0);
       result.textContent = `Erased ${n} saved ${n === 1 ? 'item' : 'items'}.`;
       showHistory(false);
+      // The last session's summary, if it showed one, is gone too: the card no longer says "Saved".
+      renderFinalization({ erased: true, detail: 'Everything kept for you was erased, summaries included.' });
     } catch (error) {
       result.textContent = asApiError(error).message;
     }
