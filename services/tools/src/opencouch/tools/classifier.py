@@ -37,6 +37,7 @@ Signal = Literal[
     "act_with_method",
     "act_in_progress",
     "plan",
+    "preparation",
     "means",
     "acquired_means",
     "time_future",
@@ -66,7 +67,7 @@ REASON_CODES: Final = frozenset(
         "plan_after_ideation",
         # level 2
         "past_attempt", "suicidal_intent", "self_harm", "ideation", "shared_ideation",
-        "passive_ideation", "indirect_ideation", "affirmed_after_check",
+        "passive_ideation", "indirect_ideation", "affirmed_after_check", "preparation",
         # level 1
         "distress", "unclear_after_check",
         # level 0
@@ -349,12 +350,23 @@ _RULES: Final = [
         r"|\b(?:planned|planning|worked out|figured out|decided) (?:how|when|where|to)\b"
         r"|\bknow (?:how|when|where|exactly how|exactly when) i (?:am going to|would|will|could)"
         r" (?:do it|end it|kill myself)\b"
-        r"|\b(?:written|wrote|writing) (?:my |a )?(?:suicide|goodbye) (?:note|letter|notes|"
-        r"letters)\b|\bsuicide note\b"
-        r"|\bresearch(?:ing|ed)? (?:ways|how) to (?:die|kill myself|end my life|overdose)\b"
-        r"|\b(?:saving|saved|stockpiling|hoarding|collecting) (?:up )?(?:my |the )?(?:pills|"
-        r"tablets|meds|medication)\b",
+        r"|\bcollecting (?:up )?(?:my |the )?(?:pills|tablets|meds|medication)\b",
         negatable=False,
+    ),
+    # Getting ready: a goodbye note, a stockpile, ways looked up. A warning sign on its own,
+    # imminent with the act announced ("take them all") or alongside ideation.
+    _rule(
+        "preparation",
+        r"\b(?:written|wrote|writing|write|left|leaving) (?:my |a |the |some )?(?:suicide|"
+        r"goodbye|farewell) (?:note|letter|notes|letters)\b|\bsuicide notes?\b"
+        r"|\b(?:research(?:ing|ed)?|look(?:ing|ed)? up|search(?:ing|ed)? for|googl(?:ing|ed)) "
+        r"(?:ways|how|methods) to (?:die|kill myself|end my life|overdose)\b"
+        r"|\b(?:(?:saving|saved) (?:up (?:all )?(?:of )?(?:my |the |some )?|(?:all )?(?:of )?my )"
+        r"|(?:stockpiling|stockpiled|hoarding|hoarded) (?:up )?(?:all )?(?:of )?(?:my |the |some )?)"
+        r"(?:(?:sleeping|pain|anxiety|prescription|old|heart) )?(?:pills|tablets|meds|medication|"
+        r"medicine|painkillers)\b"
+        r"|\b(?:pills|tablets|meds|medication|painkillers) (?:saved|stockpiled|hoarded)\b",
+        own_subject=True,
     ),
     _rule(
         "acquired_means",
@@ -378,7 +390,13 @@ _RULES: Final = [
         negatable=False,
     ),
     _rule("time_now", r"\b(?:today|right now|now|right here)\b", negatable=False),
-    _rule("do_it", r"\b(?:going to|will|about to) (?:do it|use it)\b", negatable=False),
+    _rule(
+        "do_it",
+        r"\b(?:going to|will|about to) (?:do it|use it)\b"
+        r"|\b(?:to|going to|will|about to|am|i am|can|could) tak(?:e|ing) (?:them all|"
+        r"all of them)\b",
+        negatable=False,
+    ),
     _rule(
         "farewell",
         r"\bthis is (?:my )?goodbye\b"
@@ -586,6 +604,7 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
     if ideation:
         for signal, reason in (
             ("plan", "plan"),
+            ("preparation", "plan"),
             ("acquired_means", "means"),
             ("means", "means"),
             ("farewell", "farewell"),
@@ -599,10 +618,12 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
             return CrisisAssessment(3, "timeframe")
     if "acquired_means" in signals and signals & {"plan", "do_it"}:
         return CrisisAssessment(3, "plan")
+    if "preparation" in signals and "do_it" in signals:
+        return CrisisAssessment(3, "plan")
     if "farewell" in signals and "plan" in signals:
         return CrisisAssessment(3, "farewell")
     if context.ideation_earlier and (
-        signals & {"plan", "farewell", "acquired_means"}
+        signals & {"plan", "preparation", "farewell", "acquired_means"}
         or ("do_it" in signals and signals & {"time_now", "time_future"})
     ):
         return CrisisAssessment(3, "plan_after_ideation")
@@ -619,6 +640,8 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
                 return CrisisAssessment(2, reading.reasons.get(signal, signal))
     if "farewell" in signals:
         return CrisisAssessment(2, "farewell")
+    if "preparation" in signals:
+        return CrisisAssessment(2, "preparation")
     if "distress" in signals:
         return CrisisAssessment(1, "distress")
     for flag, reason in (
