@@ -52,6 +52,12 @@ def test_the_product_file_names_only_catalog_tools_with_valid_arguments() -> Non
     ("said", "tool"),
     [
         ("I don't want to live any more, I want to die", "lookup_crisis_resources"),
+        (
+            "I don\u2019t want to be alive anymore.",
+            "lookup_crisis_resources",
+        ),  # a phone's apostrophe
+        ("Sometimes I wish I was dead", "lookup_crisis_resources"),
+        ("I wrote my goodbye letters", "lookup_crisis_resources"),
         ("Hold on a second", "wait_for_user"),
         ("Do you remember what I told you?", "show_memory_status"),
         ("Could we breathe together?", "load_guided_exercise_skill"),
