@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 
 from opencouch.contracts.care import ExerciseId
+from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.tools import TOOL_CATALOG
 from opencouch.realtime_emulator.arguments import fill_arguments
 from opencouch.realtime_emulator.brain import Brain
@@ -59,6 +60,7 @@ def test_the_product_file_names_only_catalog_tools_with_valid_arguments() -> Non
         ("Sometimes I wish I was dead", "lookup_crisis_resources"),
         ("I wrote my goodbye letters", "lookup_crisis_resources"),
         ("Hold on a second", "wait_for_user"),
+        ("Please remember that I prefer short answers.", "save_response_preference"),
         ("Do you remember what I told you?", "show_memory_status"),
         ("Could we breathe together?", "load_guided_exercise_skill"),
         ("I'm panicking", "load_guided_exercise_skill"),
@@ -71,6 +73,22 @@ def test_the_product_rules_work_with_the_real_catalog(said: str, tool: str) -> N
     assert [call.name for call in plan.tool_calls] == [tool]
     jsonschema.validate(plan.tool_calls[0].arguments, catalog_schema(tool))
     assert plan.after_tools, "every product rule says something once its tool has answered"
+
+
+def test_a_stated_preference_is_kept_in_the_users_words_and_incognito_hears_about_memory() -> None:
+    said = "Please remember that I prefer short answers."
+    brain = Brain(load_scenario(PRODUCT_FILE))
+    plan = brain.reply(None, said, Offer.from_config(CATALOG_TOOLS, "auto"))
+    [call] = plan.tool_calls
+    # The quote is the user's own words, so the owner's intent check can find it there.
+    assert call.arguments["user_quote"] == said
+    incognito = [
+        spec.realtime_tool().model_dump(mode="json")
+        for spec in TOOL_CATALOG.values()
+        if spec.offered_in(MemoryMode.INCOGNITO)
+    ]
+    plan = brain.reply(None, said, Offer.from_config(incognito, "auto"))
+    assert [c.name for c in plan.tool_calls] == ["show_memory_status"]
 
 
 def test_the_stack_starts_the_emulator_as_the_product(tmp_path: Path) -> None:
