@@ -210,6 +210,11 @@ _OTHER_SUBJECT: Final = re.compile(
 )
 _OWN_SUBJECT: Final = re.compile(r"\b(?:i|me|myself)\b")
 
+# "take them all" said of people or things carried somewhere: not the act.
+_TAKEN_SOMEWHERE: Final = (
+    r" (?:to|home|out|with|along|back|for|into|on|in|over|around|across|there|here|away)\b"
+)
+
 _RULES: Final = [
     # Third parties: someone else's self-harm, recorded so "I feel the same" can refer to it.
     _rule(
@@ -232,9 +237,9 @@ _RULES: Final = [
         "act_with_method",
         r"\b(?:going to|about to|will|decided to) (?:jump(?: off| from| in front)\b|jump *$|"
         r"jump(?= *(?:now|tonight|today)\b)|drive (?:my car )?(?:into|off)\b|overdose\b|"
-        r"take (?:them all|all (?:of )?(?:my|the|these|those) (?:pills|tablets)|all of them|"
-        r"the whole bottle)\b|hang myself\b|shoot myself\b|drown myself\b|cut (?:deep|deeper|"
-        r"my wrists?)\b|slit my wrists?\b)",
+        rf"take (?:(?:them all|all of them)\b(?!{_TAKEN_SOMEWHERE})|all (?:of )?(?:my|the|"
+        r"these|those) (?:pills|tablets)\b|the whole bottle\b)|hang myself\b|shoot myself\b|"
+        r"drown myself\b|cut (?:deep|deeper|my wrists?)\b|slit my wrists?\b)",
         own_subject=True,
     ),
     # Ideation in the user's own voice.
@@ -393,8 +398,8 @@ _RULES: Final = [
     _rule(
         "do_it",
         r"\b(?:going to|will|about to) (?:do it|use it)\b"
-        r"|\b(?:to|going to|will|about to|am|i am|can|could) tak(?:e|ing) (?:them all|"
-        r"all of them)\b",
+        rf"|\b(?:to|going to|will|about to|am|i am|can|could) tak(?:e|ing) (?:them all|"
+        rf"all of them)\b(?!{_TAKEN_SOMEWHERE})",
         negatable=False,
     ),
     _rule(
