@@ -40,6 +40,7 @@ from opencouch.web.testing import (
     closed_turns,
     connect,
     eventually,
+    outbox_waiting,
     record_states,
     say,
 )
@@ -247,9 +248,7 @@ def test_a_turn_whose_turn_call_failed_is_delivered_after_a_reload_exactly_once(
     thread_id = page.input_value("#thread-id")
     say(page, "Please keep this one.")
     [turn] = closed_turns(page, 1)
-    page.wait_for_function(
-        "() => document.getElementById('outbox-status').textContent.includes('waiting')"
-    )
+    outbox_waiting(page)
     assert stored_turns(stack, thread_id) == []
 
     page.unroute("**/api/voice/realtime/turn")
@@ -283,9 +282,7 @@ def test_a_turn_stored_whose_reply_was_lost_is_stored_once_after_a_reload(
     thread_id = page.input_value("#thread-id")
     say(page, "Please keep this one too.")
     [turn] = closed_turns(page, 1)
-    page.wait_for_function(
-        "() => document.getElementById('outbox-status').textContent.includes('waiting')"
-    )
+    outbox_waiting(page)
     stored = eventually(lambda: stored_turns(stack, thread_id))
     assert [(t[0], t[1]) for t in stored] == [(turn["id"], "Please keep this one too.")]
 

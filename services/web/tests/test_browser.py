@@ -23,6 +23,7 @@ from opencouch.web.testing import (
     closed_turns,
     connect,
     eventually,
+    outbox_waiting,
     record_states,
     say,
 )
@@ -216,9 +217,7 @@ def test_a_turn_whose_turn_call_failed_is_delivered_after_a_reload_exactly_once(
     connect(page, web_url, persistent=True)
     say(page, "Please keep this one.")
     closed_turns(page, 1)
-    page.wait_for_function(
-        "() => document.getElementById('outbox-status').textContent.includes('waiting')"
-    )
+    outbox_waiting(page)
     stored = page.evaluate("() => localStorage.getItem('opencouch.outbox.v1')")
     assert "Please keep this one." in stored
     [turn_id] = {a["client_turn_id"] for a in fake.turn_attempts}
@@ -280,9 +279,7 @@ def test_ending_while_a_turn_is_still_on_its_way_ends_once_the_turn_is_in(
     connect(page, web_url, persistent=True)
     say(page, "One more thing before I go.")
     closed_turns(page, 1)
-    page.wait_for_function(
-        "() => document.getElementById('outbox-status').textContent.includes('waiting')"
-    )
+    outbox_waiting(page)
     page.click("#end-keep")
     page.wait_for_selector('#finalization[data-status="completed"]', timeout=WAIT_MS)
     [end] = fake.ends

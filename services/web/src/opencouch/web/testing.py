@@ -281,28 +281,23 @@ class FakeGateway:
                 detail="Being finalized.",
             )
         turns = [k for k in self.turns if k[0] == session.session_id]
+        arc: dict[str, Any] = {
+            "detail": "Finalized.",
+            "summary": "We talked about a long day and found one small next step.",
+            "themes": ["work stress", "rest"],
+            "mood_opened": "tense",
+            "mood_closed": "calmer",
+        }
         if not session.saved:
-            return EndReply(
-                finalized=True,
-                status=FinalizationStatus.COMPLETED,
-                session_id=session.session_id,
-                thread_id=session.thread_id,
-                detail="Ended without saving: no summary and no new memories were kept.",
-                turn_count=len(turns),
-                finalized_at=datetime.now(UTC),
-            )
+            arc = {"detail": "Ended without saving: no summary and no new memories were kept."}
         return EndReply(
             finalized=True,
             status=FinalizationStatus.COMPLETED,
             session_id=session.session_id,
             thread_id=session.thread_id,
-            detail="Finalized.",
-            summary="We talked about a long day and found one small next step.",
-            themes=["work stress", "rest"],
-            mood_opened="tense",
-            mood_closed="calmer",
             turn_count=len(turns),
             finalized_at=datetime.now(UTC),
+            **arc,
         )
 
     async def end(self, request: Request) -> JSONResponse:
@@ -460,6 +455,14 @@ def closed_turns(page: Any, count: int) -> list[dict[str, Any]]:
         }))""",
     )
     return shown
+
+
+def outbox_waiting(page: Any) -> None:
+    """Wait until the page says a turn is waiting in its outbox (its delivery failed)."""
+    page.wait_for_function(
+        "() => document.getElementById('outbox-status').textContent.includes('waiting')",
+        timeout=PAGE_WAIT_MS,
+    )
 
 
 def record_states(page: Any) -> Callable[[], list[str]]:
