@@ -180,7 +180,8 @@ def settle(draft: ArcDraft, method: SummaryMethod) -> SessionArc | None:
 _CLOSERS = "\"')]"
 # The space after a sentence's end, where up to two closers ("...", '...', (...)) stay with the
 # sentence they close: Python's lookbehind is of fixed width, hence one per count.
-_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]])|(?<=[.!?][\"')\]]{2}))\s+")
+_CLOSER = f"[{re.escape(_CLOSERS)}]"
+_SENTENCE_END = re.compile(rf"(?:(?<=[.!?])|(?<=[.!?]{_CLOSER})|(?<=[.!?]{_CLOSER}{{2}}))\s+")
 
 
 def split_sentences(text: str) -> list[str]:

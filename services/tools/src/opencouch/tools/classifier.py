@@ -214,6 +214,8 @@ _OWN_SUBJECT: Final = re.compile(r"\b(?:i|me|myself)\b")
 _TAKEN_SOMEWHERE: Final = (
     r" (?:to|home|out|with|along|back|for|into|on|in|over|around|across|there|here|away)\b"
 )
+# The whole stock taken at once; said after an announcing verb by the rules that use it.
+_TAKE_ALL: Final = rf"tak(?:e|ing) (?:them all|all of them)\b(?!{_TAKEN_SOMEWHERE})"
 
 _RULES: Final = [
     # Third parties: someone else's self-harm, recorded so "I feel the same" can refer to it.
@@ -237,7 +239,7 @@ _RULES: Final = [
         "act_with_method",
         r"\b(?:going to|about to|will|decided to) (?:jump(?: off| from| in front)\b|jump *$|"
         r"jump(?= *(?:now|tonight|today)\b)|drive (?:my car )?(?:into|off)\b|overdose\b|"
-        rf"take (?:(?:them all|all of them)\b(?!{_TAKEN_SOMEWHERE})|all (?:of )?(?:my|the|"
+        rf"{_TAKE_ALL}|take (?:all (?:of )?(?:my|the|"
         r"these|those) (?:pills|tablets)\b|the whole bottle\b)|hang myself\b|shoot myself\b|"
         r"drown myself\b|cut (?:deep|deeper|my wrists?)\b|slit my wrists?\b)",
         own_subject=True,
@@ -398,8 +400,7 @@ _RULES: Final = [
     _rule(
         "do_it",
         r"\b(?:going to|will|about to) (?:do it|use it)\b"
-        rf"|\b(?:to|going to|will|about to|am|i am|can|could) tak(?:e|ing) (?:them all|"
-        rf"all of them)\b(?!{_TAKEN_SOMEWHERE})",
+        rf"|\b(?:to|going to|will|about to|am|i am|can|could) {_TAKE_ALL}",
         negatable=False,
     ),
     _rule(

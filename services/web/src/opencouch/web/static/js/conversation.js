@@ -281,14 +281,15 @@ export class VoiceConversation extends EventTarget {
     }
     this.#markEnded(id);
     this.#state('ended');
-    // `saved`: what the person chose, which the reply does not say, for the card's heading.
-    this.#emit('finalization', { ...(result.body ?? { status: 'failed', detail: result.message }), saved: options.save !== false });
+    // What the person chose goes with each reply (which does not say it), for the card's heading.
+    const saved = options.save !== false;
+    this.#emit('finalization', { ...(result.body ?? { status: 'failed', detail: result.message }), saved });
     // 202: still finalizing; ask again, more slowly, for as long as the finalizer may take.
     const since = Date.now();
     for (let tries = 1, wait; result.status === 202 && (wait = finalizationPollDelay(tries, Date.now() - since)) !== null; tries += 1) {
       await sleep(wait);
       const next = await this.#attempt('finalization', () => this.api.finalization(token, id));
-      if (next.body) this.#emit('finalization', { ...(result = next).body, saved: options.save !== false });
+      if (next.body) this.#emit('finalization', { ...(result = next).body, saved });
       else if (verdict(next) === 'drop') break; // the token expired, say: asking again cannot help
     }
   }
