@@ -216,6 +216,14 @@ _TAKEN_SOMEWHERE: Final = (
 )
 # The whole stock taken at once; said after an announcing verb by the rules that use it.
 _TAKE_ALL: Final = rf"tak(?:e|ing) (?:them all|all of them)\b(?!{_TAKEN_SOMEWHERE})"
+# A way to die named as something wanted or thought about ("jump in front of a train").
+_JUMP: Final = (
+    r"jump(?:ing)? (?:off|from) (?:a|the|that|this) (?:bridge|building|roof|cliff|balcony|ledge|"
+    r"tower)|jump(?:ing)? in front of (?:a|the) (?:train|bus|car|truck|lorry)"
+    r"|throw(?:ing)? myself (?:off|in front of|under)"
+)
+# "Things" as in a life, not a relationship or a meeting ("end things with him").
+_END_THINGS: Final = r"end(?:ing)? things\b(?! with| between| off| at work| early)"
 
 _RULES: Final = [
     # Third parties: someone else's self-harm, recorded so "I feel the same" can refer to it.
@@ -249,7 +257,7 @@ _RULES: Final = [
         "suicidal_intent",
         r"\b(?:going to|about to|will|decided to|plan to|planning to|i am) "
         r"(?:kill myself|end my (?:own )?life|end it all|take my (?:own )?life|"
-        r"ending it(?! with| between)|end it(?! with| between| all))\b",
+        rf"ending it(?! with| between)|end it(?! with| between| all)|{_END_THINGS})\b",
         own_subject=True,
     ),
     _rule(
@@ -277,9 +285,8 @@ _RULES: Final = [
         r"|\bsuicide (?:is|has been|was|keeps) (?:\w+ )?(?:on|in|crossing) my mind\b"
         r"|\b(?:want|wants|wanted|wanting) to die\b|\bready to die\b"
         r"|\b(?:should|deserve to) (?:just )?die\b"
-        r"|\b(?:want|wants|wanted|wanting) to (?:jump (?:off|from) (?:a|the|that|this) "
-        r"(?:bridge|building|roof|cliff|balcony|ledge|tower)|jump in front of (?:a|the) "
-        r"(?:train|bus|car|truck|lorry)|throw myself (?:off|in front of|under))\b",
+        rf"|\b(?:want|wants|wanted|wanting) to (?:{_JUMP})\b"
+        rf"|\b(?:think|thinking|thought|thoughts) (?:about|of) (?:{_JUMP}|overdosing)\b",
         own_subject=True,
     ),
     _rule(
@@ -347,6 +354,10 @@ _RULES: Final = [
         r"|\b(?:cut|cutting|slit|slash|slashing|burn|burned|burnt|burning) my (?:wrists?|arms?|"
         r"legs?|thighs?|skin|stomach|hands?)\b"
         r"|\b(?:cutting|cut) again\b|\b(?:want|wants|urge) to cut\b"
+        # "I have been cutting" said with nothing cut: back, down, onions, class are objects.
+        r"|\b(?:have been|been|started|keep|kept|still|back to) cutting"
+        r"(?= *(?:,|$)| (?:lately|recently|for (?:a while|weeks|months|years)|every (?:day|night)|"
+        r"and(?! (?:pasting|gluing|sticking|sewing))|but|because|again)\b)"
         r"|\buntil (?:it|i) (?:bleeds?|bled)\b"
         r"|\b(?:hit|hitting|bang|banging) my head (?:against|on)\b",
     ),
@@ -442,7 +453,9 @@ _RULES: Final = [
     ),
     _rule(
         "distress",
-        r"\bdo not want to be here\b|\bdo not see (?:a|any) (?:future|way forward|point)\b",
+        r"\bdo not want to be here\b|\bdo not see (?:a|any) (?:future|way forward|point)\b"
+        r"|\b(?:do not|cannot) see the point (?:anymore|any more|of anything|in anything|"
+        r"of trying|in trying|of it all|in any of it)\b",
         negatable=False,
         own_subject=True,
     ),
