@@ -534,7 +534,7 @@ def test_check_6_asking_for_a_hotline_runs_the_crisis_lookup_before_any_resource
     say(page, "Can you give me a hotline? I live in Toronto.")
     closed_turns(page, 1)
     assert tool_rows(page) == [("lookup_crisis_resources", "done")]
-    cards = page.eval_on_selector_all("#crisis-cards .card h3", "n => n.map(e => e.textContent)")
+    cards = page.eval_on_selector_all("#crisis-cards .card h4", "n => n.map(e => e.textContent)")
     assert cards
     assert all("988" in name or "9-8-8" in name for name in cards[:1])
     # The model had nothing to say before the lookup's output reached it.

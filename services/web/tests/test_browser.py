@@ -383,11 +383,42 @@ def test_crisis_resources_are_cards_from_the_lookup_output_only(
     closed_turns(page, 1)
     cards = page.locator("#crisis-cards .card")
     assert cards.count() == 2
-    assert cards.nth(0).locator("h3").text_content() == "9-8-8 Suicide Crisis Helpline"
+    assert cards.nth(0).locator("h4").text_content() == "9-8-8 Suicide Crisis Helpline"
     assert cards.nth(0).locator("a.card-action").get_attribute("href") == "tel:988"
     # Text from a tool is never markup, and only http(s) links are made.
-    assert cards.nth(1).locator("h3").text_content() == "<b>Not markup</b>"
+    assert cards.nth(1).locator("h4").text_content() == "<b>Not markup</b>"
     assert cards.nth(1).locator("a").count() == 0
+
+
+def test_on_a_phone_the_support_lines_show_where_the_person_is_looking(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    # They sat in the side column: on a phone, below the end buttons, off screen mid-call.
+    page.set_viewport_size({"width": 390, "height": 844})
+    connect(page, web_url)
+    for n in range(3):
+        say(page, f"Work was long again, day {n}.")
+        closed_turns(page, n + 1)
+    say(page, "Sometimes I want to die.")
+    closed_turns(page, 4)
+    page.wait_for_selector("#crisis-cards .card")
+    order = page.evaluate(
+        """() => ['transcript', 'crisis', 'type-form'].map(id => document.getElementById(id))
+            .map(node => node.getBoundingClientRect().top)"""
+    )
+    assert order == sorted(order), "under the latest turn, above the typing box"
+    box = page.locator("#crisis-cards .card").first.bounding_box()
+    assert 0 <= box["y"] and box["y"] + box["height"] <= 844, "scrolled into view"
+    # Someone who scrolled up to read an earlier turn is left there when the next one comes.
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.evaluate(
+        """() => {
+            document.getElementById('type-text').value = 'Still here.';
+            document.getElementById('type-form').requestSubmit();
+        }"""
+    )
+    closed_turns(page, 5)
+    assert page.evaluate("() => window.scrollY") == 0
 
 
 def test_ending_shows_the_finalization_card_after_the_turns_settle(

@@ -92,14 +92,18 @@ export function renderCrisis(call) {
   if (!cards.length) return;
   byId('crisis-cards').replaceChildren(...cards.map((card) => {
     const node = el('article', 'card');
-    node.append(el('h3', '', card.name), el('p', 'hint', card.region));
+    node.append(el('h4', '', card.name), el('p', 'hint', card.region));
     if (card.phone) node.append(Object.assign(el('a', 'card-action', `Call ${card.phone}`), { href: card.phoneHref }));
     if (card.sms) node.append(el('p', '', `Text: ${card.sms}`));
     if (card.hours) node.append(el('p', 'hint', card.hours));
     if (card.url) node.append(Object.assign(el('a', '', 'Website'), { href: card.url, target: '_blank', rel: 'noopener noreferrer' }));
     return node;
   }));
-  byId('crisis').hidden = false;
+  const section = byId('crisis');
+  if (!section.hidden) return;
+  section.hidden = false;
+  // Shown for the first time: bring it into view if it is not (a phone's screen, a long call).
+  section.scrollIntoView({ block: 'nearest' });
 }
 
 /** The finalization card. @param {Record<string, any> | null} reply */

@@ -56,11 +56,21 @@ async function main() {
   });
   on('problem', showProblem);
   on('level', (value) => (/** @type {HTMLMeterElement} */ (byId('mic-level')).value = value));
-  on('turn', (turn) => transcript.render(turn));
+  // The end of the conversation stays in view while the person is there: a phone shows only a
+  // few turns, and a reply (or the support lines under it) must not grow out of sight. Someone
+  // who scrolled up to read is left where they are.
+  const follow = (update) => {
+    const end = typeForm.hidden ? byId('transcript') : typeForm;
+    const box = end.getBoundingClientRect();
+    const following = box.top < innerHeight && box.bottom > 0;
+    update();
+    if (following) end.scrollIntoView({ block: 'nearest' });
+  };
+  on('turn', (turn) => follow(() => transcript.render(turn)));
   on('tool', (call) => {
     renderTool(byId('tools-body'), call);
     byId('tools-empty').hidden = true;
-    renderCrisis(call);
+    follow(() => renderCrisis(call));
   });
   on('finalization', renderFinalization);
   on('history', (page) => {
