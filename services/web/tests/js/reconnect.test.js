@@ -135,3 +135,23 @@ test('an End while the reconnect is on its way comes after the dropped session w
   assert.deepEqual(api.ends.map((e) => [e.session, e.body]), [['vs_1', { continued: true }], ['vs_1', { save: false }]]);
   assert.equal(talk.state, 'ended');
 });
+
+test('a step of hanging up that throws is reported, and the session is still ended once', async () => {
+  const { api, talk, states } = conversation();
+  const reported = [];
+  const realReport = globalThis.reportError;
+  globalThis.reportError = (error) => reported.push(error.message);
+  try {
+    await talk.connect(setup);
+    // Any bug before /end (here: waiting for the turns) used to leave the page "ending" for good.
+    talk.outbox.settled = async () => {
+      throw new Error('the outbox broke');
+    };
+    await talk.end({ save: true });
+  } finally {
+    globalThis.reportError = realReport;
+  }
+  assert.deepEqual(reported, ['the outbox broke']);
+  assert.deepEqual(api.ends, [{ session: 'vs_1', body: { save: true } }]);
+  assert.equal(states.at(-1), 'ended');
+});

@@ -21,6 +21,20 @@ const TAB_KEY = 'opencouch.tab-session';
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * A step of ending that must not stop the rest: whatever it throws is reported (the console, the
+ * browser tests' guard against uncaught errors) and the end goes on to /end, so a bug in hanging
+ * up can no longer leave "Ending the session…" on screen with the session still open.
+ * @param {() => unknown} step
+ */
+async function despite(step) {
+  try {
+    await step();
+  } catch (error) {
+    (globalThis.reportError ?? console.error)(error);
+  }
+}
+
+/**
  * The wait before finalization poll `tries + 1`, or null once `elapsedMs` of polling is enough.
  * @param {number} tries @param {number} elapsedMs @returns {number | null}
  */
@@ -265,15 +279,17 @@ export class VoiceConversation extends EventTarget {
   async #finish(options) {
     const segment = this.segment;
     this.#state('ending');
-    if (segment && !segment.lost) segment.tracker.closeAll('connection_interrupted');
-    segment?.call.close();
-    this.#stopMic();
+    await despite(() => {
+      if (segment && !segment.lost) segment.tracker.closeAll('connection_interrupted');
+      segment?.call.close();
+    });
+    await despite(() => this.#stopMic());
     this.segment = null;
     if (!segment) return this.#state('ended');
     const { session_id: id, token } = segment.reply;
     // A dropped call's session is ended as continued first, so this end is the last one.
-    await segment.retired;
-    await this.outbox.settled(id, SETTLE_MS);
+    await despite(() => segment.retired);
+    await despite(() => this.outbox.settled(id, SETTLE_MS));
     let result = await this.#attempt('end', () => this.api.end(token, options));
     for (let tries = 1; verdict(result) === 'retry' && tries < 4; tries += 1) {
       await sleep(backoff(tries, result.retryAfterMs));
