@@ -237,6 +237,16 @@ def test_generic_brain_only_talks_when_no_tool_fits() -> None:
     assert unoffered.tool_calls == []
 
 
+def test_a_scenario_can_keep_the_generic_brain_from_guessing_tools() -> None:
+    brain = Brain(Scenario(guess_tools=False))
+    plan = brain.reply(None, "What phase is the moon in tonight?", offer(WEATHER_TOOLS))
+    assert plan.tool_calls == []
+    assert plan.say in Scenario().fallback
+    # Named outright, with tool_choice required, a tool is still called: that is the client's.
+    forced = brain.reply(None, "the moon please", offer(WEATHER_TOOLS, "required"))
+    assert [call.name for call in forced.tool_calls] == ["get_moon_phase"]
+
+
 # -- keyword rules --------------------------------------------------------------------------
 
 

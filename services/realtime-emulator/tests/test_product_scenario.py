@@ -77,6 +77,17 @@ def test_the_product_rules_work_with_the_real_catalog(said: str, tool: str) -> N
     assert plan.after_tools, "every product rule says something once its tool has answered"
 
 
+def test_words_no_rule_knows_get_a_reply_and_no_guessed_tool() -> None:
+    # "support" shares a word with get_crisis_support_template: it was called for this.
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None,
+        "My sister Anna has been a great support to me.",
+        Offer.from_config(CATALOG_TOOLS, "auto"),
+    )
+    assert plan.tool_calls == []
+    assert plan.say in load_scenario(PRODUCT_FILE).fallback
+
+
 def test_a_stated_preference_is_kept_in_the_users_words_and_incognito_hears_about_memory() -> None:
     said = "Please remember that I prefer short answers."
     brain = Brain(load_scenario(PRODUCT_FILE))

@@ -95,7 +95,7 @@ class Brain:
                 self._call(call.name, offer, text, call.arguments) for call in rule.tools
             ]
             return plan
-        name = offer.best_match(text)
+        name = offer.best_match(text) if self.scenario.guess_tools else None
         if name is not None:
             return Plan(tool_calls=[self._call(name, offer, text, {})])
         return Plan(say=self._fallback())

@@ -113,6 +113,9 @@ class Scenario(BaseModel):
     after_script: Literal["keywords", "silence"] = "keywords"
     # Checked in order against what the user said, once the script has run out.
     rules: list[Rule] = Field(default_factory=list)
+    # When no rule applies: call the offered tool whose name and description share the most
+    # words with the user's (the generic brain), or, when false, answer with a fallback line.
+    guess_tools: bool = True
     # Said, in turn, when nothing else applies.
     fallback: list[str] = Field(
         default_factory=lambda: [
