@@ -400,7 +400,7 @@ def test_ending_shows_the_finalization_card(
     assert page.text_content("#finalization .fin-status") == (
         "Saved and summarised" if summarised else "Saved"
     )
-    assert page.text_content("#finalization .fin-summary, #finalization .fin-detail")
+    assert page.text_content("#finalization .fin-summary, #finalization .fin-note")
     assert rows(
         stack,
         "SELECT status, turn_count FROM finalizer.finalizations WHERE thread_id = %s",

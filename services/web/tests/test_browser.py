@@ -470,7 +470,8 @@ def test_end_without_saving_sends_save_false_and_incognito_keeps_nothing_on_the_
     # The card says what was kept: never "Saved" for an end without saving.
     page.wait_for_selector('#finalization[data-status="completed"]', timeout=WAIT_MS)
     assert page.text_content("#finalization .fin-status") == "Ended without saving"
-    assert "no summary" in page.text_content("#finalization .fin-detail")
+    note = page.text_content("#finalization .fin-note")
+    assert note == "No summary and no new memories were kept."
     assert "feedback" not in fake.ends[-1]
 
 

@@ -48,6 +48,23 @@ test('the finalization heading says what was kept, as the person chose', () => {
   assert.deepEqual([erased.status, erased.label, erased.summary], ['erased', 'Erased', '']);
 });
 
+test('the line under the heading is in the person\'s words, never the operators\' detail', () => {
+  const note = (reply) => finalizationCard(reply).note;
+  // What the finalizer and the gateway write for operators: it used to be shown as it was.
+  const operator = 'Finalized 2 turns. Too short for a session summary: 2 user turns, and a summary needs 3 substantive user turns. The peak crisis level covers 1 of 2 turns; the others were not classified in time.';
+  assert.equal(note({ status: 'completed', summary: null, detail: operator, saved: true }), 'What you said is saved. The conversation was too short to summarise.');
+  assert.equal(note({ status: 'completed', summary: 'We talked.', detail: operator, saved: true }), '');
+  assert.equal(note({ status: 'completed', summary: null, detail: operator, saved: false }), 'No summary and no new memories were kept.');
+  assert.match(note({ status: 'pending', detail: 'The session is being finalized; ask again shortly.', saved: true }), /can take a moment/);
+  assert.match(note({ status: null, detail: 'Incognito session: nothing was kept, so there is nothing to finalize.' }), /^Incognito: nothing/);
+  assert.match(note({ status: 'failed', detail: 'memory refused the transcript: not_found', saved: true }), /went wrong/);
+  assert.equal(note({ status: 'failed', problem: 'The voice service did not answer.', saved: true }), 'The voice service did not answer.');
+  assert.match(note({ erased: true }), /erased, summaries included/);
+  for (const status of ['completed', 'pending', 'in_progress', 'failed', null]) {
+    for (const saved of [true, false]) assert.doesNotMatch(note({ status, detail: operator, saved }), /Finalized|substantive|crisis|finaliz/i);
+  }
+});
+
 test('microphone problems in plain words', () => {
   assert.match(micProblem(new DOMException('x', 'NotAllowedError')), /blocked/);
   assert.match(micProblem({ name: 'NotFoundError' }), /No microphone/);

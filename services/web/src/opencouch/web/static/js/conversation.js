@@ -299,7 +299,7 @@ export class VoiceConversation extends EventTarget {
     this.#state('ended');
     // What the person chose goes with each reply (which does not say it), for the card's heading.
     const saved = options.save !== false;
-    this.#emit('finalization', { ...(result.body ?? { status: 'failed', detail: result.message }), saved });
+    this.#emit('finalization', { ...(result.body ?? { status: 'failed', problem: result.message }), saved });
     // 202: still finalizing; ask again, more slowly, for as long as the finalizer may take.
     const since = Date.now();
     for (let tries = 1, wait; result.status === 202 && (wait = finalizationPollDelay(tries, Date.now() - since)) !== null; tries += 1) {

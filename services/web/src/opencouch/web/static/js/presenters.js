@@ -40,10 +40,37 @@ function finalizationLabel(status, reply) {
 }
 
 /**
+ * The line under the heading, in the person's terms. The reply's own `detail` is written for
+ * operators and the API ("Finalized 2 turns… substantive user turns", "ask again shortly", the
+ * peak crisis level's coverage): the developer page shows it, this card never does.
+ * A `problem` is the page's own words for an end that never reached the gateway.
+ */
+function finalizationNote(status, reply) {
+  if (str(reply?.problem)) return reply.problem;
+  const unsaved = reply?.saved === false;
+  switch (status) {
+    case 'erased':
+      return 'Everything kept for you was erased, summaries included.';
+    case 'not_kept':
+      return 'Incognito: nothing from this conversation was kept.';
+    case 'in_progress':
+      return unsaved ? 'Closing the session; nothing new will be kept.' : 'Writing a short summary of this conversation. This can take a moment.';
+    case 'completed':
+      if (unsaved) return 'No summary and no new memories were kept.';
+      return str(reply?.summary) ? '' : 'What you said is saved. The conversation was too short to summarise.';
+    case 'failed':
+      return 'Something went wrong while finishing this conversation, so it was not summarised.';
+    default:
+      return '';
+  }
+}
+
+/**
  * The finalization card (idle, in_progress, completed, failed, not_kept for incognito, or
  * erased once everything kept was erased).
  * @param {Record<string, any> | null} reply an EndReply with `saved` (what the person chose);
- *   null before the session ends; `{erased: true}` after an erasure
+ *   null before the session ends; `{erased: true}` after an erasure; `{status: 'failed',
+ *   problem}` when the end could not be asked for
  */
 export function finalizationCard(reply) {
   const status = !reply
@@ -57,7 +84,7 @@ export function finalizationCard(reply) {
           : 'in_progress';
   const moods = [reply?.mood_opened, reply?.mood_closed].filter(Boolean).join(' → ');
   return {
-    status, label: finalizationLabel(status, reply), detail: str(reply?.detail), summary: str(reply?.summary),
+    status, label: finalizationLabel(status, reply), note: finalizationNote(status, reply), summary: str(reply?.summary),
     themes: Array.isArray(reply?.themes) ? reply.themes.map(String) : [], moods,
   };
 }

@@ -120,7 +120,7 @@ export function renderFinalization(reply) {
     parts.push(el('h3', '', 'Themes'), list);
   }
   if (card.moods) parts.push(el('p', 'fin-moods', `Mood: ${card.moods}`));
-  if (card.detail && !card.summary) parts.push(el('p', 'hint fin-detail', card.detail));
+  if (card.note) parts.push(el('p', 'hint fin-note', card.note));
   /** @type {HTMLElement} */ (section.querySelector('.fin-body')).replaceChildren(...parts);
 }
 

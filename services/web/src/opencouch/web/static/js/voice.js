@@ -121,7 +121,7 @@ async function main() {
       result.textContent = `Erased ${n} saved ${n === 1 ? 'item' : 'items'}.`;
       showHistory(false);
       // The last session's summary, if it showed one, is gone too: the card no longer says "Saved".
-      renderFinalization({ erased: true, detail: 'Everything kept for you was erased, summaries included.' });
+      renderFinalization({ erased: true });
     } catch (error) {
       result.textContent = asApiError(error).message;
     }
