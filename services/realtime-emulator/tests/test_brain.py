@@ -283,6 +283,27 @@ def test_a_rule_whose_tool_is_not_offered_gives_way_to_the_next() -> None:
     assert plan.say == "No forecast today, but stormy sounds dramatic."
 
 
+def test_a_follow_up_rule_waits_for_its_tool_to_have_been_called() -> None:
+    scenario = Scenario.model_validate(
+        {
+            "guess_tools": False,
+            "rules": [
+                {"match": ["storm*"], "tools": [{"name": "forecastRain"}]},
+                {
+                    "match": ["in lisbon"],
+                    "after_calling": "forecastRain",
+                    "tools": [{"name": "forecastRain"}],
+                },
+            ],
+        }
+    )
+    brain = Brain(scenario)
+    assert brain.reply(None, "I live in Lisbon", offer(WEATHER_TOOLS)).tool_calls == []
+    assert brain.reply(None, "Storms ahead?", offer(WEATHER_TOOLS)).tool_calls
+    follow_up = brain.reply(None, "I live in Lisbon", offer(WEATHER_TOOLS))
+    assert [call.name for call in follow_up.tool_calls] == ["forecastRain"]
+
+
 @pytest.mark.parametrize(
     ("said", "matched"),
     [

@@ -88,6 +88,19 @@ def test_words_no_rule_knows_get_a_reply_and_no_guessed_tool() -> None:
     assert plan.say in load_scenario(PRODUCT_FILE).fallback
 
 
+def test_where_the_user_lives_brings_a_second_lookup_only_after_the_first() -> None:
+    brain = Brain(load_scenario(PRODUCT_FILE))
+    tools = Offer.from_config(CATALOG_TOOLS, "auto")
+    # Said in passing, where it is small talk: no crisis lines.
+    assert brain.reply(None, "I live in Toronto with my partner.", tools).tool_calls == []
+    first = brain.reply(None, "I want to kill myself tonight.", tools)
+    assert [call.name for call in first.tool_calls] == ["lookup_crisis_resources"]
+    assert "which country or city" in (first.after_tools[0].say or "")
+    again = brain.reply(None, "I live in Toronto.", tools)
+    assert [call.name for call in again.tool_calls] == ["lookup_crisis_resources"]
+    jsonschema.validate(again.tool_calls[0].arguments, catalog_schema("lookup_crisis_resources"))
+
+
 def test_a_stated_preference_is_kept_in_the_users_words_and_incognito_hears_about_memory() -> None:
     said = "Please remember that I prefer short answers."
     brain = Brain(load_scenario(PRODUCT_FILE))

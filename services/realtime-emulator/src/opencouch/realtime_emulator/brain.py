@@ -38,6 +38,7 @@ class Brain:
         self.scenario = scenario
         self._next_turn = 0
         self._replies = 0
+        self._called: set[str] = set()
 
     def take_turn(self) -> Turn | None:
         """The scripted turn for the next user utterance, or None once the script ran out."""
@@ -85,6 +86,8 @@ class Brain:
 
     def _unscripted_reply(self, text: str, offer: Offer) -> Plan:
         for rule in self.scenario.rules:
+            if rule.after_calling is not None and rule.after_calling not in self._called:
+                continue
             matched = rule.matched(text)
             if matched is None or not all(offer.allows(call.name) for call in rule.tools):
                 continue
@@ -126,6 +129,7 @@ class Brain:
             plan.say = plan.after_tools[0].say
         if skipped and plan.say is None and not plan.tool_calls:
             plan.say = self._fallback()
+        self._called.update(call.name for call in plan.tool_calls)
         return plan
 
 

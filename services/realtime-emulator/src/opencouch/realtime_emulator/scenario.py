@@ -76,6 +76,8 @@ class Rule(Reply):
     # Phrases, any of which matches: whole words, case-insensitive; a word ending in ``*``
     # matches any ending (``breath*`` matches "breathe" and "breathing").
     match: list[str] = Field(min_length=1)
+    # Applies only once this tool was called earlier in the call (a follow-up to it).
+    after_calling: str | None = None
 
     @field_validator("match")
     @classmethod
