@@ -6,7 +6,7 @@ import { retryAfter, toApiError } from '../../src/opencouch/web/static/js/api.js
 import { keepThreadSecret, liveToken, loadConversation, threadSecret } from '../../src/opencouch/web/static/js/conversation-store.js';
 import { EventLog, redacted } from '../../src/opencouch/web/static/js/event-log.js';
 import { traceparent } from '../../src/opencouch/web/static/js/ids.js';
-import { crisisCards, finalizationCard, micProblem, safeUrl } from '../../src/opencouch/web/static/js/presenters.js';
+import { crisisCards, finalizationCard, micProblem, regionName, safeUrl } from '../../src/opencouch/web/static/js/presenters.js';
 
 const FOUND = {
   status: 'found',
@@ -25,6 +25,10 @@ test('crisis cards come only from lookup_crisis_resources, with safe links', () 
   assert.deepEqual(crisisCards('get_crisis_support_template', FOUND), []);
   assert.deepEqual(crisisCards('lookup_crisis_resources', { status: 'lookup_error' }), []);
   assert.equal(safeUrl('data:text/html,hi'), '');
+});
+
+test('a resource\'s region is named, not coded', () => {
+  assert.deepEqual(['CA', 'GB', 'INTL', 'Anywhere', '', 'XY'].map(regionName), ['Canada', 'United Kingdom', 'International', 'Anywhere', '', 'XY']);
 });
 
 test('finalization card states', () => {

@@ -12,6 +12,18 @@ export function safeUrl(value) {
   }
 }
 
+/** A resource's region as a person reads it: "CA" is Canada, "INTL" international. */
+export function regionName(value) {
+  const region = str(value);
+  if (region === 'INTL') return 'International';
+  if (!/^[A-Z]{2}$/.test(region)) return region;
+  try {
+    return new Intl.DisplayNames(['en'], { type: 'region' }).of(region) ?? region;
+  } catch {
+    return region;
+  }
+}
+
 /**
  * Crisis lines to show as cards, only from a lookup_crisis_resources output: the page never
  * shows a line the verified lookup did not return.
@@ -20,7 +32,7 @@ export function safeUrl(value) {
 export function crisisCards(toolName, output) {
   if (toolName !== 'lookup_crisis_resources' || !Array.isArray(output?.resources)) return [];
   return output.resources.slice(0, 5).filter((r) => typeof r?.name === 'string').map((r) => ({
-    name: r.name, region: str(r.region), phone: str(r.phone), sms: str(r.text), hours: str(r.hours), url: safeUrl(r.url),
+    name: r.name, region: regionName(r.region), phone: str(r.phone), sms: str(r.text), hours: str(r.hours), url: safeUrl(r.url),
     phoneHref: r.phone ? `tel:${String(r.phone).replace(/[^0-9+]/g, '')}` : '',
   }));
 }
