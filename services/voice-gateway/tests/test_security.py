@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
 import uuid
 from typing import Any
@@ -220,6 +221,26 @@ def test_an_anonymous_thread_needs_its_secret_after_the_first_session(gateway: T
     assert error_code(wrong) == "thread_forbidden"
     again = open_session(gateway, thread_id=first["thread_id"], thread_secret=secret)
     assert "thread_secret" not in again
+
+
+def test_a_secret_the_client_made_binds_its_new_thread_so_a_lost_reply_locks_nobody_out(
+    gateway: TestClient,
+) -> None:
+    # The first reply used to carry the only copy of a secret the gateway made: a browser that
+    # timed out while the gateway finished could never open its own new thread again.
+    proposed = secrets.token_urlsafe(32)
+    first = open_session(gateway, thread_secret=proposed)
+    assert first["thread_secret"] == proposed
+    # The reply was lost; the browser asks again with what it already holds.
+    retried = open_session(gateway, thread_id=first["thread_id"], thread_secret=proposed)
+    assert "thread_secret" not in retried
+    for other in ({}, {"thread_secret": secrets.token_urlsafe(32)}):
+        refused = gateway.post(f"{API}/session", json={"thread_id": first["thread_id"], **other})
+        assert error_code(refused) == "thread_forbidden"
+    # Too short to be a secret: the gateway makes one instead, and says so.
+    short = open_session(gateway, thread_secret="x" * 31)
+    assert short["thread_secret"]
+    assert short["thread_secret"] != "x" * 31
 
 
 def test_a_users_thread_is_theirs_alone_and_its_memory_goes_to_no_one_else(

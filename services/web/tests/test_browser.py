@@ -374,6 +374,23 @@ def test_a_tool_that_times_out_shows_as_failed_and_the_conversation_goes_on(
     ]
 
 
+def test_a_lost_first_reply_does_not_lock_the_browser_out_of_its_new_conversation(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    # The gateway made the thread's secret and sent its only copy in that reply: once the reply
+    # was lost, every later Connect on the thread was refused as someone else's conversation.
+    fake.lost_session_replies = 1
+    page.goto(f"{web_url}/voice")
+    page.click("#connect")
+    page.wait_for_selector("#error:not([hidden])", timeout=WAIT_MS)
+    page.click("#connect")
+    page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
+    first, second = fake.session_requests
+    assert second["thread_id"] == first["thread_id"]
+    assert second["thread_secret"] == first["thread_secret"]
+    assert fake.thread_secrets[first["thread_id"]] == first["thread_secret"]
+
+
 def test_crisis_resources_are_cards_from_the_lookup_output_only(
     web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
 ) -> None:
@@ -408,7 +425,8 @@ def test_on_a_phone_the_support_lines_show_where_the_person_is_looking(
     )
     assert order == sorted(order), "under the latest turn, above the typing box"
     box = page.locator("#crisis-cards .card").first.bounding_box()
-    assert 0 <= box["y"] and box["y"] + box["height"] <= 844, "scrolled into view"
+    assert box["y"] >= 0, "scrolled into view"
+    assert box["y"] + box["height"] <= 844, "scrolled into view"
     # Someone who scrolled up to read an earlier turn is left there when the next one comes.
     page.evaluate("() => window.scrollTo(0, 0)")
     page.evaluate(

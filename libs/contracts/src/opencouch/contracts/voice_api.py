@@ -32,6 +32,9 @@ BearerText = Annotated[
 
 # -- POST /session ----------------------------------------------------------------------------
 
+PROPOSED_THREAD_SECRET_MIN_LENGTH: Final = 32
+"""A thread secret the client made binds a new thread only when at least this long (random)."""
+
 
 class SessionRequest(Contract):
     """Start a voice session for a web thread."""
@@ -42,7 +45,10 @@ class SessionRequest(Contract):
     identity_token: BearerText | None = None
     """A JWT from the host application whose subject is the user id."""
     thread_secret: BearerText | None = None
-    """The secret an anonymous thread was bound to on its first session."""
+    """The secret an anonymous thread was bound to on its first session. On that first session
+    a client may propose one (random, ``PROPOSED_THREAD_SECRET_MIN_LENGTH`` characters or more):
+    the thread is bound to it, so a
+    lost reply cannot lock the client out; else the gateway makes one and replies with it."""
     memory_mode: MemoryMode = MemoryMode.INCOGNITO
     assistant_voice: AssistantVoice = "cedar"
 

@@ -162,7 +162,9 @@ async def start_session(gateway: Gateway, body: SessionRequest, client_ip: str) 
             config,
             safety_identifier(user_id, body.thread_id),
         )
-        owner, thread_secret = await gateway.sessions.bind_thread(body.thread_id, user_id)
+        owner, thread_secret = await gateway.sessions.bind_thread(
+            body.thread_id, user_id, body.thread_secret
+        )
         if thread_secret is None and not owner.admits(user_id, body.thread_secret):
             raise _refuse_thread()  # another caller bound the new thread a moment earlier
     except BaseException:

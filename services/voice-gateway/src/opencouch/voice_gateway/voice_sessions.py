@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from opencouch.contracts.common import MemoryMode
+from opencouch.contracts.voice_api import PROPOSED_THREAD_SECRET_MIN_LENGTH
 from opencouch.voice_gateway.redis_batching import CommandBatcher
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
 
@@ -169,14 +170,15 @@ return {was_open,
 """
 
 _BIND_THREAD: Final = """
--- KEYS: thread owner.  ARGV: owner json, ttl.  Binds once; returns the binding that holds.
+-- KEYS: thread owner.  ARGV: owner json, ttl.  Binds once; returns the binding that holds
+-- and 1 when this call made it.
 local raw = redis.call('GET', KEYS[1])
 if not raw then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-  return ARGV[1]
+  return {ARGV[1], 1}
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-return raw
+return {raw, 0}
 """
 
 
@@ -311,25 +313,32 @@ class VoiceSessionStore:
         return ThreadOwner(**json.loads(raw)) if raw else None
 
     async def bind_thread(
-        self, thread_id: str, user_id: str | None
+        self, thread_id: str, user_id: str | None, proposed_secret: str | None = None
     ) -> tuple[ThreadOwner, str | None]:
         """The thread's owner, binding it to this caller if it has none.
 
-        Returns the owner and, when this call bound an anonymous thread, its new secret (shown
-        to the browser once; only its hash is kept).
+        Returns the owner and, when this call bound an anonymous thread, its secret (only its
+        hash is kept). A long enough secret the caller proposed is the one bound: the caller
+        then holds it before asking, so a reply lost on the way (a timeout, a dropped
+        connection) cannot lock it out of its own new thread; a retry presents it again and is
+        admitted. Otherwise the gateway makes one, shown to the caller once.
         """
-        secret = None if user_id else secrets.token_urlsafe(32)
+        if user_id:
+            secret = None
+        elif proposed_secret and len(proposed_secret) >= PROPOSED_THREAD_SECRET_MIN_LENGTH:
+            secret = proposed_secret
+        else:
+            secret = secrets.token_urlsafe(32)
         proposed = {
             "user_id": user_id,
             "secret_sha256": hashlib.sha256(secret.encode()).hexdigest() if secret else None,
         }
         encoded = json.dumps(proposed, sort_keys=True)
-        held = await self._bind(
+        held, bound = await self._bind(
             keys=[redis_key("thread", thread_id)], args=[encoded, self._thread_ttl]
         )
-        held_text = held.decode() if isinstance(held, bytes) else str(held)
-        owner = ThreadOwner(**json.loads(held_text))
-        return owner, (secret if held_text == encoded else None)
+        owner = ThreadOwner(**json.loads(_text(held)))
+        return owner, (secret if bound else None)
 
     # -- sessions -------------------------------------------------------------------------
 

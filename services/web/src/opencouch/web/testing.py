@@ -36,6 +36,7 @@ from opencouch.contracts.realtime import (
 )
 from opencouch.contracts.tools import TOOL_CATALOG
 from opencouch.contracts.voice_api import (
+    PROPOSED_THREAD_SECRET_MIN_LENGTH,
     EndReply,
     EndRequest,
     EraseReply,
@@ -132,6 +133,9 @@ class FakeGateway:
     """How many finalization polls answer 202 before the final reply."""
     session_failure: tuple[int, str, str] | None = None
     """(status, code, message) every /session answers with, when set."""
+    lost_session_replies: int = 0
+    """This many coming /session calls do all their work (the thread bound, the session made),
+    then answer 504, as a proxy in front that gave up waiting would: the reply is lost."""
     history_page: int = 50
     """Stored turns per page of the thread's history."""
 
@@ -164,7 +168,11 @@ class FakeGateway:
             if body.thread_secret != self.thread_secrets[body.thread_id]:
                 return error(403, "thread_forbidden", "This conversation needs its thread secret.")
         else:
-            thread_secret = self.thread_secrets[body.thread_id] = "ts_" + secrets.token_hex(16)
+            # As the gateway: a long enough secret the page made is the one bound.
+            proposed = body.thread_secret or ""
+            if len(proposed) < PROPOSED_THREAD_SECRET_MIN_LENGTH:
+                proposed = "ts_" + secrets.token_hex(16)
+            thread_secret = self.thread_secrets[body.thread_id] = proposed
         config = RealtimeSessionConfig(
             model="gpt-realtime",
             instructions="Be brief and kind.",
@@ -184,6 +192,9 @@ class FakeGateway:
             memory_mode=body.memory_mode,
         )
         self.sessions[session.session_id] = session
+        if self.lost_session_replies:
+            self.lost_session_replies -= 1
+            return error(504, "gateway_timeout", "A proxy gave up waiting; the work was done.")
         now = int(time.time())
         reply = SessionReply(
             session_id=session.session_id,

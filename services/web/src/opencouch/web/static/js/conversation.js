@@ -7,7 +7,7 @@ import { ApiError, asApiError } from './api.js';
 import { RealtimeCall } from './call.js';
 import { keepThreadSecret, liveToken, loadConversation, saveConversation, threadSecret } from './conversation-store.js';
 import { redacted } from './event-log.js';
-import { newTurnId, randomHex } from './ids.js';
+import { newThreadSecret, newTurnId, randomHex } from './ids.js';
 import { LevelMeter, openMicrophone } from './mic.js';
 import { Outbox, backoff, verdict } from './outbox.js';
 import { micProblem } from './presenters.js';
@@ -128,9 +128,12 @@ export class VoiceConversation extends EventTarget {
   /** A voice session and its call; `context` carries the conversation over after a reconnect. */
   async #start(context) {
     const setup = this.setup;
-    const secret = threadSecret(this.storage, setup.thread_id);
+    // The page makes a new thread's secret and keeps it before asking: the gateway binds the
+    // thread to it, so a reply lost on the way (a timeout) cannot lock this browser out.
+    let secret = threadSecret(this.storage, setup.thread_id);
+    if (!secret) keepThreadSecret(this.storage, setup.thread_id, (secret = newThreadSecret()));
     const started = performance.now();
-    const { body: reply } = await this.api.createSession({ ...setup, ...(secret && { thread_secret: secret }) });
+    const { body: reply } = await this.api.createSession({ ...setup, thread_secret: secret });
     const marks = { session_minted_ms: performance.now() - started };
     if (reply.thread_secret) keepThreadSecret(this.storage, setup.thread_id, reply.thread_secret);
     const last = { session_id: reply.session_id, token: reply.token, token_expires_at: reply.token_expires_at };
