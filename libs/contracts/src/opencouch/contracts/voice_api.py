@@ -47,8 +47,8 @@ class SessionRequest(Contract):
     thread_secret: BearerText | None = None
     """The secret an anonymous thread was bound to on its first session. On that first session
     a client may propose one (random, ``PROPOSED_THREAD_SECRET_MIN_LENGTH`` characters or more):
-    the thread is bound to it, so a
-    lost reply cannot lock the client out; else the gateway makes one and replies with it."""
+    the thread is bound to it, so a lost reply cannot lock the client out; else the gateway
+    makes one and replies with it."""
     memory_mode: MemoryMode = MemoryMode.INCOGNITO
     assistant_voice: AssistantVoice = "cedar"
 
