@@ -114,7 +114,8 @@ async def _memory_context(
 def _refuse_thread() -> ServiceError:
     return ServiceError(
         ErrorCode.THREAD_FORBIDDEN,
-        "This conversation belongs to someone else, or needs its thread secret.",
+        "This conversation can't be opened here: it belongs to someone else, or was started in "
+        "another browser (its thread secret is missing). Start a new conversation instead.",
     )
 
 
