@@ -81,7 +81,7 @@ async function main() {
   });
   on('outbox', () => {
     const n = conversation.outbox.pending().length;
-    byId('outbox-status').textContent = n ? `${n} ${n === 1 ? 'turn is' : 'turns are'} waiting to be saved; retrying.` : '';
+    byId('outbox-status').textContent = n ? `${n} ${n === 1 ? 'turn is' : 'turns are'} waiting to be sent; retrying.` : '';
   });
 
   bindSessionForm(/** @type {HTMLFormElement} */ (byId('session-form')), storage, {
