@@ -198,6 +198,24 @@ def test_an_earlier_disclosure_makes_a_plan_imminent() -> None:
     assert classify(plan, ScreeningContext(ideation_earlier=True)).level == 3
 
 
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        ("I'm going to end things tonight.", 3),
+        ("I am going to end things now.", 3),
+        ("I'm ending things here.", 2),
+        ("I'm going to end things with him tonight.", 0),
+        ("Okay, I'm ending things here for today.", 0),
+        ("I'm going to end things for tonight, talk tomorrow.", 0),
+        ("I'm going to end things at work tomorrow.", 0),
+    ],
+)
+def test_ending_things_is_a_life_unless_it_is_a_relationship_a_job_or_a_day(
+    said: str, level: int
+) -> None:
+    assert classify(said).level == level
+
+
 # -- the command line ---------------------------------------------------------------------------
 
 

@@ -223,7 +223,10 @@ _JUMP: Final = (
     r"|throw(?:ing)? myself (?:off|in front of|under)"
 )
 # "Things" as in a life, not a relationship or a meeting ("end things with him").
-_END_THINGS: Final = r"end(?:ing)? things\b(?! with| between| off| at work| early)"
+_END_THINGS: Final = (
+    r"end(?:ing)? things\b(?!(?: here| there| now)? (?:with|between|off|at work|early|"
+    r"for (?:today|now|tonight|the day|the night|the week)\b))"
+)
 
 _RULES: Final = [
     # Third parties: someone else's self-harm, recorded so "I feel the same" can refer to it.
