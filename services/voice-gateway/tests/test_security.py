@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import socket
 import time
 import uuid
 from typing import Any
@@ -782,6 +783,42 @@ def test_redis_down_is_a_503_with_retry_after(make_gateway: GatewayFactory) -> N
     reply = gateway.post(f"{API}/session", json={"thread_id": unique("thread")})
     assert reply.status_code == 503
     assert error_code(reply) == "service_unavailable"
+    assert int(reply.headers["Retry-After"]) >= 1
+
+
+def test_a_realtime_that_never_answers_is_a_503_before_the_page_gives_up_and_holds_no_slot(
+    make_gateway: GatewayFactory,
+) -> None:
+    """The page waits 20 s for /session. A mint that outlived it (the client's retries) left a
+    live session no browser held, which counted against the user's concurrent sessions."""
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        gateway = make_gateway(
+            emulator_base_url=f"http://127.0.0.1:{port}/v1",
+            realtime_timeout_seconds=1,
+            max_sessions_per_user=1,
+        )
+        user = unique("user")
+        for _ in range(2):  # the first attempt's session must not take the only slot
+            started = time.monotonic()
+            reply = gateway.post(
+                f"{API}/session", json={"thread_id": unique("thread"), "user_id": user}
+            )
+            assert time.monotonic() - started < 10  # a deadline of 1 s, far inside the page's 20
+            assert (reply.status_code, error_code(reply)) == (503, "realtime_unavailable")
+            assert int(reply.headers["Retry-After"]) >= 1
+            assert "not answering" in reply.json()["error"]["message"]
+
+
+def test_an_unreachable_realtime_is_a_503_a_person_can_read(make_gateway: GatewayFactory) -> None:
+    from opencouch.testing.servers import free_port
+
+    gateway = make_gateway(emulator_base_url=f"http://127.0.0.1:{free_port()}/v1")
+    reply = gateway.post(f"{API}/session", json={"thread_id": unique("thread")})
+    assert (reply.status_code, error_code(reply)) == (503, "realtime_unavailable")
+    assert reply.json()["error"]["message"].startswith("The voice service can't be reached")
     assert int(reply.headers["Retry-After"]) >= 1
 
 

@@ -47,7 +47,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 api_key=settings.realtime_api_key,
                 base_url=settings.realtime_base_url,
                 max_retries=2,
-                timeout=10.0,
+                timeout=settings.realtime_timeout_seconds,
             )
             stack.push_async_callback(realtime.close)
             background = Background()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -68,22 +69,41 @@ async def mint_client_secret(
     config: RealtimeSessionConfig,
     identifier: str,
 ) -> ClientSecret:
-    """An ephemeral key bound to ``config``; the API key itself never leaves the server."""
+    """An ephemeral key bound to ``config``; the API key itself never leaves the server.
+
+    The client's retries share one deadline, ``realtime_timeout_seconds``: past it the
+    caller gets a 503 while it is still waiting, rather than a secret minted after it left.
+    """
     try:
-        created = await client.realtime.client_secrets.create(
-            session=config.model_dump(mode="json", exclude_none=True),  # type: ignore[arg-type]
-            expires_after={"anchor": "created_at", "seconds": settings.client_secret_ttl_seconds},
-            extra_headers={"OpenAI-Safety-Identifier": identifier},
-        )
+        async with asyncio.timeout(settings.realtime_timeout_seconds):
+            created = await client.realtime.client_secrets.create(
+                session=config.model_dump(mode="json", exclude_none=True),  # type: ignore[arg-type]
+                expires_after={
+                    "anchor": "created_at",
+                    "seconds": settings.client_secret_ttl_seconds,
+                },
+                extra_headers={"OpenAI-Safety-Identifier": identifier},
+            )
+    except TimeoutError:
+        log.error("client secret timed out", extra={"seconds": settings.realtime_timeout_seconds})
+        raise ServiceError(
+            ErrorCode.REALTIME_UNAVAILABLE,
+            "The voice service is not answering right now; try again in a moment.",
+            retry_after=5,
+        ) from None
     except openai.APIStatusError as error:
         log.error("client secret refused", extra={"status": error.status_code})
         raise ServiceError(
-            ErrorCode.REALTIME_UNAVAILABLE, "Realtime refused the session", status=502
+            ErrorCode.REALTIME_UNAVAILABLE,
+            "The voice service could not start a conversation just now; try again shortly.",
+            status=502,
         ) from None
     except openai.APIError as error:
         log.error("client secret failed", extra={"error": type(error).__name__})
         raise ServiceError(
-            ErrorCode.REALTIME_UNAVAILABLE, "Realtime is unreachable", retry_after=5
+            ErrorCode.REALTIME_UNAVAILABLE,
+            "The voice service can't be reached right now; try again in a moment.",
+            retry_after=5,
         ) from None
     return ClientSecret(value=created.value, expires_at=created.expires_at)
 

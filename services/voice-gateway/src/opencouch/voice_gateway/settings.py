@@ -108,6 +108,10 @@ class GatewaySettings(ServiceSettings):
 
     # -- Downstream -------------------------------------------------------------------------
     memory_timeout_seconds: float = Field(3.0, gt=0)
+    realtime_timeout_seconds: float = Field(12.0, gt=0)
+    """The longest a session start waits for Realtime to mint its client secret, retries
+    included. With memory's context before it, ``/session`` answers inside the page's 20 s
+    wait, so a slow Realtime never leaves a live session that no browser holds."""
     tool_timeout_seconds: float = Field(8.0, gt=0)
     finalizer_timeout_seconds: float = Field(2.0, gt=0)
     end_wait_seconds: float = Field(5.0, ge=0)
