@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -367,6 +368,23 @@ class HangingToolOwner:
 def test_a_tool_timeout_shows_as_failed(
     stack: Stack, page: Any, scenario: Callable[[str], None]
 ) -> None:
+    # The gateway offers only the tools it has heard an owner announce, and keeps what it heard
+    # through an outage: let it hear them once, or this test depends on the ones before it.
+    started = httpx.post(
+        f"{stack.gateway_url}/api/voice/realtime/session",
+        json={"thread_id": f"thread-{uuid.uuid4().hex}", "memory_mode": "incognito"},
+        timeout=30,
+    )
+    assert started.status_code == 200, started.text
+    offered = [tool["name"] for tool in started.json()["session"]["tools"]]
+    assert "load_guided_exercise_skill" in offered
+    ended = httpx.post(
+        f"{stack.gateway_url}/api/voice/realtime/end",
+        json={},
+        headers={"Authorization": f"Bearer {started.json()['token']}"},
+        timeout=30,
+    )
+    assert ended.status_code == 200, ended.text
     tools = stack.services["tools"]
     assert tools.stop() == 0
     try:
@@ -379,7 +397,10 @@ def test_a_tool_timeout_shows_as_failed(
         stack.services["tools"] = tools.restart()
         stack.services["tools"].wait_healthy()
     assert page.text_content('#tools-body tr[data-status="failed"] .tool-status') == "Failed"
-    assert turn["assistant"], "the model still answered around the failed tool"
+    # The offline companion owns up to it, instead of the line that assumes the exercise loaded.
+    said = " ".join(turn["assistant"])
+    assert "couldn't do that just now" in said
+    assert "begin" not in said.lower()
 
 
 def test_ending_shows_the_finalization_card(

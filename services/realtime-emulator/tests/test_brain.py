@@ -16,7 +16,7 @@ import pytest
 from opencouch.realtime_emulator.arguments import fill_arguments
 from opencouch.realtime_emulator.brain import Brain
 from opencouch.realtime_emulator.offer import Offer
-from opencouch.realtime_emulator.planner import Planner
+from opencouch.realtime_emulator.planner import Planner, tool_failed
 from opencouch.realtime_emulator.scenario import Scenario, load_scenario
 
 HERE = Path(__file__).parent
@@ -101,11 +101,60 @@ def test_wait_for_user_follow_up_only_when_asked() -> None:
     planner.typed("item_user", "Wait, give me a second.")
     asked, _ = planner.next_plan(offer(), out_of_band=False, idle=False, conversation_empty=False)
     assert [call.name for call in asked.tool_calls] == ["wait_for_user"]
-    planner.tool_called("call_1", "wait_for_user", asked.after_tools)
-    planner.tool_output("call_1")
+    planner.tool_called("call_1", "wait_for_user", asked)
+    planner.tool_output("call_1", '{"status": "ok", "output": {}}')
     plan, _ = planner.next_plan(offer(), out_of_band=False, idle=False, conversation_empty=False)
     assert plan.tool_calls == []
     assert plan.say == "Take your time. I'm here whenever you're ready."
+
+
+def answered_once(scenario: Scenario, said: str, output: str) -> str | None:
+    """What the companion says after its call for ``said`` got ``output`` back."""
+    planner = Planner(Brain(scenario))
+    planner.typed("item_user", said)
+    asked, _ = planner.next_plan(offer(), out_of_band=False, idle=False, conversation_empty=False)
+    [call] = asked.tool_calls
+    planner.tool_called("call_1", call.name, asked)
+    planner.tool_output("call_1", output)
+    plan, _ = planner.next_plan(offer(), out_of_band=False, idle=False, conversation_empty=False)
+    assert plan.tool_calls == []
+    return plan.say
+
+
+FAILED = json.dumps({"status": "error", "error": {"code": "tool_timeout", "message": "late"}})
+
+
+def test_a_failed_tool_gets_the_error_line_not_the_line_that_assumes_it_worked() -> None:
+    rules = [
+        {"match": ["breathe"], "tools": [{"name": "load_guided_exercise_skill"}],
+         "after_tools": ["Let's begin.", "Well done."]},
+        {"match": ["wait"], "tools": [{"name": "wait_for_user"}], "after_tools": "Take your time.",
+         "after_tool_error": "Sorry, I lost track for a moment."},
+    ]  # fmt: skip
+    scenario = Scenario.model_validate({"rules": rules, "after_tool_error": "That didn't work."})
+    assert answered_once(scenario, "Can we breathe?", FAILED) == "That didn't work."
+    assert answered_once(scenario, "Can we breathe?", '{"status": "ok"}') == "Let's begin."
+    assert answered_once(scenario, "Wait", FAILED) == "Sorry, I lost track for a moment."
+    # Unset, an error output is answered like any other (the generic emulator's default).
+    plain = Scenario.model_validate({"rules": rules[:1]})
+    assert answered_once(plain, "Can we breathe?", FAILED) == "Let's begin."
+
+
+@pytest.mark.parametrize(
+    ("output", "failed"),
+    [
+        ('{"error": {"code": "x"}}', True),
+        ('{"status": "failed"}', True),
+        ('{"status": "refused", "error": {"code": "intent_not_found"}}', True),
+        ('{"status": "ok", "error": null}', False),
+        ('{"status": "ok", "output": {"error_count": 3}}', False),
+        ('["error"]', False),
+        ("error", False),  # plain text says nothing machine-readable
+        (None, False),
+    ],
+)
+def test_what_counts_as_a_failed_output(output: str | None, failed: bool) -> None:
+    assert tool_failed(output) is failed
 
 
 @pytest.mark.parametrize("tool", PRODUCT_LIKE_TOOLS, ids=lambda tool: str(tool["name"]))

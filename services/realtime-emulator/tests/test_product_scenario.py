@@ -16,13 +16,15 @@ import jsonschema
 import pytest
 
 from opencouch.contracts.care import ExerciseId
-from opencouch.contracts.common import MemoryMode
-from opencouch.contracts.tools import TOOL_CATALOG
+from opencouch.contracts.common import ErrorCode, MemoryMode
+from opencouch.contracts.tools import CRISIS_FALLBACK, TOOL_CATALOG
 from opencouch.realtime_emulator.arguments import fill_arguments
 from opencouch.realtime_emulator.brain import Brain
 from opencouch.realtime_emulator.offer import Offer
+from opencouch.realtime_emulator.planner import Planner
 from opencouch.realtime_emulator.scenario import load_scenario
 from opencouch.realtime_emulator.testing import free_port
+from opencouch.runtime.tools import tool_error
 from opencouch.testing.processes import emulator_scenario, http_ok, start_service
 
 SOURCE = Path(__file__).parents[1] / "src"
@@ -99,6 +101,37 @@ def test_where_the_user_lives_brings_a_second_lookup_only_after_the_first() -> N
     again = brain.reply(None, "I live in Toronto.", tools)
     assert [call.name for call in again.tool_calls] == ["lookup_crisis_resources"]
     jsonschema.validate(again.tool_calls[0].arguments, catalog_schema("lookup_crisis_resources"))
+
+
+def test_a_failed_crisis_lookup_gets_the_safety_step_and_a_question_never_a_number() -> None:
+    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    tools = Offer.from_config(CATALOG_TOOLS, "auto")
+    planner.typed("item_user", "I want to end my life.")
+    asked, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
+    [call] = asked.tool_calls
+    planner.tool_called("call_1", call.name, asked)
+    failed = tool_error(ErrorCode.TOOL_TIMEOUT, "too slow", CRISIS_FALLBACK)
+    planner.tool_output("call_1", failed.model_dump_json(exclude_none=True))
+    plan, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
+    said = plan.say or ""
+    assert "couldn't look up support lines" in said
+    assert "emergency services" in said  # the safety step ...
+    assert said.endswith("?")  # ... then where they are
+    assert not re.search(r"\d", said)  # no number of its own (the guidance forbids it)
+
+
+def test_any_other_failed_tool_is_owned_up_to() -> None:
+    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    tools = Offer.from_config(CATALOG_TOOLS, "auto")
+    planner.typed("item_user", "Could we breathe together?")
+    asked, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
+    [call] = asked.tool_calls
+    planner.tool_called("call_1", call.name, asked)
+    unavailable = tool_error(ErrorCode.TOOL_UNAVAILABLE, "down")
+    planner.tool_output("call_1", unavailable.model_dump_json(exclude_none=True))
+    plan, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
+    assert plan.say == load_scenario(PRODUCT_FILE).after_tool_error
+    assert "couldn't" in (plan.say or "")
 
 
 def test_a_stated_preference_is_kept_in_the_users_words_and_incognito_hears_about_memory() -> None:

@@ -29,6 +29,8 @@ class Plan:
     tool_calls: list[ToolCallStep] = field(default_factory=list)
     # What to do for each later ``response.create`` once these calls have outputs.
     after_tools: list[Step] = field(default_factory=list)
+    # What to say instead once an output reports that its tool failed.
+    after_tool_error: str | None = None
 
 
 class Brain:
@@ -71,6 +73,15 @@ class Brain:
         if step is not None:
             return self._within_offer(Plan(say=step.say, tool_calls=list(step.tools)), "", offer)
         return Plan(say=self.scenario.after_tool_outputs)
+
+    def tool_failed(self, line: str | None) -> Plan | None:
+        """The response once an output reported its tool failed: the calling reply's line,
+        else the scenario's; None when neither says one."""
+        said = line or self.scenario.after_tool_error
+        if said is None:
+            return None
+        self._replies += 1
+        return Plan(say=said)
 
     def unprompted(self, conversation_empty: bool, offer: Offer) -> Plan:
         """A response nobody spoke to: a greeting first, a fallback reply later."""
@@ -134,4 +145,9 @@ class Brain:
 
 
 def _plan_of(reply: Reply) -> Plan:
-    return Plan(say=reply.say, tool_calls=list(reply.tools), after_tools=list(reply.after_tools))
+    return Plan(
+        say=reply.say,
+        tool_calls=list(reply.tools),
+        after_tools=list(reply.after_tools),
+        after_tool_error=reply.after_tool_error,
+    )

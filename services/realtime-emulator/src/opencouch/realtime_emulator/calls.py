@@ -208,7 +208,7 @@ class Call:
         if text is not None:
             self.planner.typed(item["id"], text)
         elif item.get("type") == "function_call_output":
-            self.planner.tool_output(str(item.get("call_id")))
+            self.planner.tool_output(str(item.get("call_id")), item.get("output"))
 
     def _item_retrieve(self, event: dict[str, Any], sink: EventSink | None) -> None:
         item = self.conversation.retrieve(event["item_id"])

@@ -9,6 +9,7 @@ scripted follow-ups, one per response.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 
 from .brain import OUT_OF_BAND_SUMMARY, Brain, Plan
@@ -29,6 +30,22 @@ class _UserTurn:
 class _PendingToolCall:
     name: str
     follow_ups: list[Step]
+    on_error: str | None
+    failed: bool = False
+
+
+def tool_failed(output: object) -> bool:
+    """Whether a ``function_call_output`` reports that its tool failed: a JSON object with a
+    non-empty ``error`` member, or ``status`` ``"error"`` or ``"failed"``."""
+    if not isinstance(output, str):
+        return False
+    try:
+        data = json.loads(output)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and (
+        bool(data.get("error")) or data.get("status") in ("error", "failed")
+    )
 
 
 class Planner:
@@ -61,14 +78,17 @@ class Planner:
         if self._unanswered is None:
             self._unanswered = item_id
 
-    def tool_called(self, call_id: str, name: str, follow_ups: list[Step]) -> None:
-        """A function call went out; remember what to say once its output returns."""
-        self._pending[call_id] = _PendingToolCall(name=name, follow_ups=list(follow_ups))
+    def tool_called(self, call_id: str, name: str, plan: Plan) -> None:
+        """A function call of ``plan`` went out; remember what to say once its output returns."""
+        self._pending[call_id] = _PendingToolCall(
+            name=name, follow_ups=list(plan.after_tools), on_error=plan.after_tool_error
+        )
 
-    def tool_output(self, call_id: str) -> None:
-        """The client answered a function call."""
+    def tool_output(self, call_id: str, output: object) -> None:
+        """The client answered a function call with ``output``."""
         pending = self._pending.pop(call_id, None)
         if pending is not None:
+            pending.failed = tool_failed(output)
             self._answered.append(pending)
 
     def next_plan(
@@ -79,6 +99,9 @@ class Planner:
             return Plan(say=OUT_OF_BAND_SUMMARY), None
         if self._answered:
             answered, self._answered = self._answered, []
+            failed = next((call for call in answered if call.failed), None)
+            if failed is not None and (said := self.brain.tool_failed(failed.on_error)):
+                return said, None  # the calling reply's later steps assumed it worked
             follow_ups = answered[-1].follow_ups
             step = follow_ups.pop(0) if follow_ups else None
             plan = self.brain.follow_up(step, [call.name for call in answered], offer)

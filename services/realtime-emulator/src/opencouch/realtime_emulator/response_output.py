@@ -17,10 +17,11 @@ from typing import Any
 
 from . import audio
 from .audio import WEBRTC_RATE
+from .brain import Plan
 from .conversation import Conversation
 from .events import text_tokens
 from .ids import new_id
-from .scenario import Step, ToolCallStep
+from .scenario import ToolCallStep
 from .speech import SpeechSynthesizer
 from .transports import AudioOutput, Emit
 
@@ -42,8 +43,9 @@ class ResponseContext:
     # play it on ``player()``, the call's speaker.
     audio_as_events: bool
     player: Callable[[], AudioOutput | None]
-    # A function call went out: (call_id, name, what to do once its output returns).
-    tool_called: Callable[[str, str, list[Step]], None]
+    # A function call went out: (call_id, name, the plan that made it, which says what to do
+    # once its output returns).
+    tool_called: Callable[[str, str, Plan], None]
 
 
 class ResponseOutput:
@@ -191,7 +193,7 @@ class ResponseOutput:
             }
         )
 
-    async def function_call(self, tool: ToolCallStep, follow_ups: list[Step]) -> None:
+    async def function_call(self, tool: ToolCallStep, plan: Plan) -> None:
         """A call of ``tool``, its arguments streamed in a few deltas."""
         context = self._context
         output_index = len(self.items)
@@ -208,7 +210,7 @@ class ResponseOutput:
         }
         self._added(item, output_index)
         if not self._out_of_band:
-            context.tool_called(call_id, tool.name, follow_ups)
+            context.tool_called(call_id, tool.name, plan)
         where = {
             "response_id": self.response_id,
             "item_id": item["id"],

@@ -100,7 +100,7 @@ class ResponseRun:
             for tool in self.plan.tool_calls:
                 if self.cancelled or self.output.incomplete:
                     break
-                await self.output.function_call(tool, self.plan.after_tools)
+                await self.output.function_call(tool, self.plan)
         finally:
             if self.cancelled:
                 self.status = "cancelled"

@@ -49,6 +49,9 @@ class Reply(Step):
     # Responses after the tool outputs return, one per ``response.create``; a string is a
     # short way to write ``{say: ...}``, and one step needs no list.
     after_tools: list[Step] = Field(default_factory=list)
+    # Said instead, once an output reports that its tool failed (see ``tool_failed``);
+    # unset: the scenario's ``after_tool_error``.
+    after_tool_error: str | None = None
 
     @field_validator("after_tools", mode="before")
     @classmethod
@@ -129,6 +132,9 @@ class Scenario(BaseModel):
     )
     # Said after tool outputs return when the reply that called them said nothing more.
     after_tool_outputs: str = "Thanks for waiting. I have the result now."
+    # Said after an output that reports its tool failed, unless the calling reply says its
+    # own; unset: such an output is answered like any other.
+    after_tool_error: str | None = None
     # How many times faster than real time replies are generated (audio still plays in real
     # time over WebRTC); 1.0 keeps a response in progress for as long as its audio lasts.
     generation_speed: float = Field(default=4.0, gt=0, le=1000)
