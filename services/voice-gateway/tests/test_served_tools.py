@@ -1,4 +1,5 @@
-"""The gateway offers a session only the catalog tools an owner actually serves, in its mode."""
+"""The gateway offers a session the catalog tools an owner serves in its mode, and the crisis
+path always."""
 
 from __future__ import annotations
 
@@ -30,8 +31,11 @@ async def test_only_served_tools_of_the_sessions_mode_are_offered() -> None:
         try:
             # Owners that are up answer at once; the timeout only bounds a machine under load.
             served = ServedTools(nc, refresh_seconds=0, timeout=5)
-            # No owner has ever answered: nothing is offered.
-            assert await served.for_mode(MemoryMode.PERSISTENT) == []
+            # No owner has ever answered: only the crisis path, whose failure has a safe answer
+            # (a session keeps its tools for life, and the owner may be back a second later).
+            unheard = [spec.name for spec in await served.for_mode(MemoryMode.INCOGNITO)]
+            assert unheard == ["lookup_crisis_resources", "get_crisis_support_template"]
+            assert all(TOOL_CATALOG[name].failure_guidance for name in unheard)
 
             owners.append(
                 await start_service(
@@ -54,7 +58,12 @@ async def test_only_served_tools_of_the_sessions_mode_are_offered() -> None:
             persistent = [spec.name for spec in await served.for_mode(MemoryMode.PERSISTENT)]
             # Catalog order; an unserved catalog tool is never offered; persistent-only tools
             # never reach an incognito session even when served.
-            assert incognito == ["wait_for_user", "show_memory_status", "lookup_crisis_resources"]
+            assert incognito == [
+                "wait_for_user",
+                "show_memory_status",
+                "lookup_crisis_resources",
+                "get_crisis_support_template",
+            ]
             assert persistent == [*incognito, "recall_saved_memory"]
 
             # An owner that stops answering keeps its last known tools (a restart is no outage).

@@ -4,6 +4,11 @@ Each owner announces its endpoints over nats.micro (``$SRV.INFO.<service>``); th
 now and then and remembers the answer, so a catalog entry no owner serves is never offered to
 the model. An owner that does not answer keeps its last known set (a restart is not an outage
 of its tools); one never heard from offers nothing.
+
+A tool with ``failure_guidance`` (the crisis path) is offered whatever was heard: a session keeps
+its tools for its whole life, and one begun while the owner was briefly unheard (a gateway that
+started during its restart) must still be able to reach it later. A call it cannot serve gets
+the guidance, never silence.
 """
 
 from __future__ import annotations
@@ -41,9 +46,14 @@ class ServedTools:
         self._lock = asyncio.Lock()
 
     async def for_mode(self, mode: MemoryMode) -> list[ToolSpec]:
-        """The tools a session in ``mode`` is offered: in its mode and served by their owner."""
+        """The tools a session in ``mode`` is offered: in its mode, and served by their owner
+        or with guidance for when they cannot run."""
         served = await self._served()
-        return [spec for spec in tools_for_mode(mode) if spec.subject in served.get(spec.owner, ())]
+        return [
+            spec
+            for spec in tools_for_mode(mode)
+            if spec.failure_guidance is not None or spec.subject in served.get(spec.owner, ())
+        ]
 
     async def _served(self) -> dict[ToolOwner, frozenset[str]]:
         if time.monotonic() - self._checked_at < self._refresh:
