@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -227,8 +229,10 @@ def test_a_tool_call_shows_in_the_panel_and_its_output_reaches_the_model(
     connect(page, stack.web_url)
     call_id = newest_call(stack)
     say(page, "Is memory on?")
-    closed_turns(page, 1)
+    [turn] = closed_turns(page, 1)
     assert tool_rows(page) == [("show_memory_status", "done")]
+    # The offline companion answers with what the memory service said: off, in incognito.
+    assert " ".join(turn["assistant"]).startswith("Memory is off: this is an incognito")
     sent = client_events(stack, call_id)
     outputs = [
         e
@@ -573,11 +577,18 @@ def test_check_7_an_exercise_request_runs_the_exercise_tools(
 ) -> None:
     connect(page, stack.web_url)
     say(page, "Can we do a breathing exercise together?")
-    closed_turns(page, 1)
+    [turn] = closed_turns(page, 1)
     names = [name for name, _ in tool_rows(page)]
     assert names
     assert all("exercise" in name for name in names)
     assert tool_rows(page)[0][1] == "done"
+    # It leads the first step the tools service returned, in the exercise's own words.
+    exercise = tomllib.loads(
+        (
+            resources.files("opencouch.tools") / "data/exercises/grounding_box_breathing.toml"
+        ).read_text()
+    )
+    assert " ".join(turn["assistant"]) == f"Let's begin. {exercise['steps'][0]['instruction']}"
 
 
 def test_check_8_disconnecting_shows_the_finalization_result(

@@ -140,6 +140,24 @@ def test_a_failed_tool_gets_the_error_line_not_the_line_that_assumes_it_worked()
     assert answered_once(plain, "Can we breathe?", FAILED) == "Let's begin."
 
 
+def test_a_line_after_tool_outputs_can_say_what_the_output_holds() -> None:
+    rules = [
+        {"match": ["weather"], "tools": [{"name": "wait_for_user"}],
+         "after_tools": "{output.city}: {output.days.0.sky}, {output.high} degrees."},
+        {"match": ["list"], "tools": [{"name": "wait_for_user"}],
+         "after_tools": "We could try {output.names}."},
+    ]  # fmt: skip
+    scenario = Scenario.model_validate({"rules": rules, "after_tool_outputs": "Here it is."})
+    forecast = {"city": "Paris", "high": 21, "days": [{"sky": "rain"}]}
+    assert answered_once(scenario, "weather", json.dumps(forecast)) == "Paris: rain, 21 degrees."
+    names = json.dumps({"names": ["box breathing", "grounding"]})
+    assert answered_once(scenario, "list", names) == "We could try box breathing, grounding."
+    # A field the output lacks (or one that is not text) never reaches the user as a brace.
+    assert answered_once(scenario, "weather", json.dumps({"city": "Paris"})) == "Here it is."
+    assert answered_once(scenario, "list", json.dumps({"names": [{"a": 1}]})) == "Here it is."
+    assert answered_once(scenario, "list", "not json") == "Here it is."
+
+
 @pytest.mark.parametrize(
     ("output", "failed"),
     [

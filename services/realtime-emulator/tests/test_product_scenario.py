@@ -15,8 +15,9 @@ import httpx
 import jsonschema
 import pytest
 
-from opencouch.contracts.care import ExerciseId
-from opencouch.contracts.common import ErrorCode, MemoryMode
+from opencouch.contracts.care import ExerciseId, ExerciseStep, ExerciseStepOutput
+from opencouch.contracts.common import Contract, ErrorCode, MemoryMode
+from opencouch.contracts.memory import MemoryStatusOutput
 from opencouch.contracts.tools import CRISIS_FALLBACK, TOOL_CATALOG
 from opencouch.realtime_emulator.arguments import fill_arguments
 from opencouch.realtime_emulator.brain import Brain
@@ -132,6 +133,42 @@ def test_any_other_failed_tool_is_owned_up_to() -> None:
     plan, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
     assert plan.say == load_scenario(PRODUCT_FILE).after_tool_error
     assert "couldn't" in (plan.say or "")
+
+
+def said_after(said: str, output: Contract) -> str | None:
+    """What the product companion says once its call for ``said`` returned ``output``."""
+    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    tools = Offer.from_config(CATALOG_TOOLS, "auto")
+    planner.typed("item_user", said)
+    asked, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
+    [call] = asked.tool_calls
+    planner.tool_called("call_1", call.name, asked)
+    planner.tool_output("call_1", output.model_dump_json())
+    plan, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
+    return plan.say
+
+
+def test_the_companion_says_what_memory_and_exercise_tools_returned() -> None:
+    status = MemoryStatusOutput(
+        memory_mode=MemoryMode.INCOGNITO,
+        memory_enabled=False,
+        proactive_recall_enabled=False,
+        kept=[],
+        summary="Memory is off here.",
+    )
+    assert said_after("Do you remember me?", status) == "Memory is off here."
+    step = ExerciseStepOutput(
+        status="ok",
+        exercise_id="grounding_box_breathing",
+        display_name="Box breathing",
+        runtime_action="start",
+        step=ExerciseStep(
+            step_id="inhale", index=0, instruction="Breathe in.", completion_mode="confirmation"
+        ),
+        step_count=4,
+        guidance="Lead one step at a time.",
+    )
+    assert said_after("Could we breathe together?", step) == "Let's begin. Breathe in."
 
 
 def test_a_stated_preference_is_kept_in_the_users_words_and_incognito_hears_about_memory() -> None:

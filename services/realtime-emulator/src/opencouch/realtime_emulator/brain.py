@@ -14,7 +14,16 @@ from typing import Any
 
 from .arguments import fill_arguments
 from .offer import Offer
-from .scenario import MATCH_PLACEHOLDER, Reply, Scenario, Step, ToolCallStep, Turn
+from .scenario import (
+    MATCH_PLACEHOLDER,
+    OUTPUT_PLACEHOLDER,
+    Reply,
+    Scenario,
+    Step,
+    ToolCallStep,
+    Turn,
+    fill_output,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +76,25 @@ class Brain:
             plan = self._unscripted_reply(user_text, offer)
         return self._within_offer(plan, user_text, offer)
 
-    def follow_up(self, step: Step | None, finished_tools: list[str], offer: Offer) -> Plan:
-        """The response once tool outputs returned; ``step`` is the script's, if any."""
+    def follow_up(
+        self, step: Step | None, finished_tools: list[str], offer: Offer, output: object = None
+    ) -> Plan:
+        """The response once tool outputs returned; ``step`` is the script's, if any.
+        ``{output.field}`` in what it says is filled from ``output``, the last one."""
         self._replies += 1
         if step is not None:
-            return self._within_offer(Plan(say=step.say, tool_calls=list(step.tools)), "", offer)
-        return Plan(say=self.scenario.after_tool_outputs)
+            said = None if step.say is None else self._spoken(step.say, output)
+            return self._within_offer(Plan(say=said, tool_calls=list(step.tools)), "", offer)
+        return Plan(say=self._spoken(self.scenario.after_tool_outputs, output))
+
+    def _spoken(self, line: str, output: object) -> str:
+        """``line`` filled from ``output``; the scenario's plain line when a field is missing."""
+        filled = fill_output(line, output)
+        if filled is not None:
+            return filled
+        log.warning("a line after tool outputs names a field the output does not have")
+        fallback = self.scenario.after_tool_outputs
+        return fill_output(fallback, output) or OUTPUT_PLACEHOLDER.sub("", fallback).strip()
 
     def tool_failed(self, line: str | None) -> Plan | None:
         """The response once an output reported its tool failed: the calling reply's line,

@@ -32,6 +32,7 @@ class _PendingToolCall:
     follow_ups: list[Step]
     on_error: str | None
     failed: bool = False
+    output: object = None
 
 
 def tool_failed(output: object) -> bool:
@@ -89,6 +90,7 @@ class Planner:
         pending = self._pending.pop(call_id, None)
         if pending is not None:
             pending.failed = tool_failed(output)
+            pending.output = output
             self._answered.append(pending)
 
     def next_plan(
@@ -104,7 +106,9 @@ class Planner:
                 return said, None  # the calling reply's later steps assumed it worked
             follow_ups = answered[-1].follow_ups
             step = follow_ups.pop(0) if follow_ups else None
-            plan = self.brain.follow_up(step, [call.name for call in answered], offer)
+            plan = self.brain.follow_up(
+                step, [call.name for call in answered], offer, answered[-1].output
+            )
             plan.after_tools = follow_ups
             return plan, None
         if self._unanswered is not None:

@@ -23,6 +23,39 @@ from .faults import Faults
 SCENARIO_HEADER = "X-Emulator-Scenario"
 # Where a rule's ``say`` puts the words that matched.
 MATCH_PLACEHOLDER = "{match}"
+# Where a line said after tool outputs puts a field of the last output (``{output.a.b}``).
+OUTPUT_PLACEHOLDER = re.compile(r"\{output((?:\.[A-Za-z0-9_]+)+)\}")
+
+
+def fill_output(text: str, output: object) -> str | None:
+    """``text`` with each ``{output.path}`` replaced by that field of ``output`` (a tool's JSON
+    output); None when a field is missing or is not text, a number or a list of them."""
+    try:
+        data = json.loads(output) if isinstance(output, str) else output
+    except ValueError:
+        data = None
+    missing = False
+
+    def field(found: re.Match[str]) -> str:
+        nonlocal missing
+        value: Any = data
+        for key in found.group(1).split(".")[1:]:
+            if isinstance(value, dict) and key in value:
+                value = value[key]
+            elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+                value = value[int(key)]
+            else:
+                missing = True
+                return ""
+        if isinstance(value, list) and all(isinstance(item, str | int | float) for item in value):
+            return ", ".join(map(str, value))
+        if value is None or isinstance(value, dict | list):
+            missing = True
+            return ""
+        return str(value)
+
+    filled = OUTPUT_PLACEHOLDER.sub(field, text)
+    return None if missing else filled
 
 
 class ToolCallStep(BaseModel):
