@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
@@ -17,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opencouch.runtime.lifecycle import run_until_stopped
+from opencouch.runtime.lifecycle import mark_serving, run_until_stopped
 from opencouch.runtime.metrics import HTTP_REQUEST_SECONDS
 from opencouch.runtime.observation import name_http_span, serving_http
 from opencouch.runtime.tracing import tracing_enabled
@@ -111,34 +112,51 @@ class _Server(uvicorn.Server):
     """uvicorn, minus its own signal handling: ``run_until_stopped`` owns SIGTERM.
 
     uvicorn re-raises the signal after a graceful shutdown, so the process would end "killed by
-    SIGTERM"; here a graceful stop exits 0, like the NATS services.
+    SIGTERM"; here a graceful stop exits 0, like the NATS services. Once the app's startup has
+    run and the socket is bound, ``stop`` is marked serving (until then a stop cancels the start).
     """
+
+    def __init__(self, config: uvicorn.Config, stop: asyncio.Event) -> None:
+        super().__init__(config)
+        self._stop = stop
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            mark_serving(self._stop)
+
 
 def serve_app(app: ASGIApp, *, host: str, port: int, graceful_seconds: int = 10) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then finish in-flight requests and exit."""
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,  # our JSON logging is set up; uvicorn's loggers propagate to it
-            access_log=False,
-            http="httptools",
-            timeout_graceful_shutdown=graceful_seconds,
-        )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,  # our JSON logging is set up; uvicorn's loggers propagate to it
+        access_log=False,
+        http="httptools",
+        timeout_graceful_shutdown=graceful_seconds,
     )
 
     async def run(stop: asyncio.Event) -> None:
+        server = _Server(config, stop)
         serving = asyncio.create_task(server.serve())
         stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Stopped while starting: the app's startup is cut short. uvicorn would report that
+            # as a failed startup, with a traceback; the stop is logged as what it is instead.
+            logging.getLogger("uvicorn.error").disabled = True
+            serving.cancel()
+            raise
+        finally:
+            stopping.cancel()
         server.should_exit = True
-        stopping.cancel()
         await serving
 
     run_until_stopped(run)

@@ -1,9 +1,17 @@
-"""Run a service until SIGTERM or SIGINT, then let it shut down cleanly."""
+"""Run a service until SIGTERM or SIGINT, then let it shut down cleanly.
+
+A stop has two meanings. Once the service serves, it is graceful: ``stop`` is set and the
+service finishes what it is doing. Before that, the start itself is cancelled: a service still
+waiting for NATS, Redis or Postgres has nothing to finish, and an orchestrator stopping it (a
+rollout, ``docker compose down`` during an outage) must not wait for its kill timeout.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+import weakref
 from collections.abc import Awaitable, Callable
 
 import uvloop
@@ -13,27 +21,51 @@ from opencouch.runtime.metrics import serve_metrics
 from opencouch.runtime.settings import NatsServiceSettings
 from opencouch.runtime.tracing import configure_tracing, disable_tracing
 
+log = logging.getLogger(__name__)
+
+_serving: weakref.WeakSet[asyncio.Event] = weakref.WeakSet()
+
+
+def mark_serving(stop: asyncio.Event) -> None:
+    """The service of ``stop`` is up: from now on a stop is graceful, not a cancelled start."""
+    _serving.add(stop)
+
 
 def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run ``main(stop)``; SIGTERM or SIGINT sets ``stop``, and ``main`` returns after cleanup."""
+    """Run ``main(stop)``. SIGTERM or SIGINT sets ``stop``, and ``main`` returns after its
+    cleanup; before ``main`` marks itself serving, the signal cancels it instead."""
 
     async def runner() -> None:
         stop = asyncio.Event()
+        started = asyncio.ensure_future(main(stop))
+
+        def on_signal() -> None:
+            stop.set()
+            if stop not in _serving:
+                started.cancel()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await main(stop)
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            await started
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+            log.info("stopped while starting")
 
     # uvloop: the same asyncio API, with a loop and transports written in C.
     uvloop.run(runner())
 
 
 async def serve_until_stopped(stop: asyncio.Event, *workers: asyncio.Task[None]) -> None:
-    """Wait for ``stop``; if a background worker dies first, re-raise its error.
+    """Mark the service serving, then wait for ``stop``; if a background worker dies first,
+    re-raise its error.
 
     A consumer loop that crashed must take the process down so the orchestrator restarts it,
     rather than leave a healthy-looking service that no longer consumes.
     """
+    mark_serving(stop)
     stopper = asyncio.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait({stopper, *workers}, return_when=asyncio.FIRST_COMPLETED)
