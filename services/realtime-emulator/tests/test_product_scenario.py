@@ -104,37 +104,6 @@ def test_where_the_user_lives_brings_a_second_lookup_only_after_the_first() -> N
     jsonschema.validate(again.tool_calls[0].arguments, catalog_schema("lookup_crisis_resources"))
 
 
-def test_a_failed_crisis_lookup_gets_the_safety_step_and_a_question_never_a_number() -> None:
-    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
-    tools = Offer.from_config(CATALOG_TOOLS, "auto")
-    planner.typed("item_user", "I want to end my life.")
-    asked, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
-    [call] = asked.tool_calls
-    planner.tool_called("call_1", call.name, asked)
-    failed = tool_error(ErrorCode.TOOL_TIMEOUT, "too slow", CRISIS_FALLBACK)
-    planner.tool_output("call_1", failed.model_dump_json(exclude_none=True))
-    plan, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
-    said = plan.say or ""
-    assert "couldn't look up support lines" in said
-    assert "emergency services" in said  # the safety step ...
-    assert said.endswith("?")  # ... then where they are
-    assert not re.search(r"\d", said)  # no number of its own (the guidance forbids it)
-
-
-def test_any_other_failed_tool_is_owned_up_to() -> None:
-    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
-    tools = Offer.from_config(CATALOG_TOOLS, "auto")
-    planner.typed("item_user", "Could we breathe together?")
-    asked, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
-    [call] = asked.tool_calls
-    planner.tool_called("call_1", call.name, asked)
-    unavailable = tool_error(ErrorCode.TOOL_UNAVAILABLE, "down")
-    planner.tool_output("call_1", unavailable.model_dump_json(exclude_none=True))
-    plan, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
-    assert plan.say == load_scenario(PRODUCT_FILE).after_tool_error
-    assert "couldn't" in (plan.say or "")
-
-
 def said_after(said: str, output: Contract) -> str | None:
     """What the product companion says once its call for ``said`` returned ``output``."""
     planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
@@ -143,9 +112,25 @@ def said_after(said: str, output: Contract) -> str | None:
     asked, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
     [call] = asked.tool_calls
     planner.tool_called("call_1", call.name, asked)
-    planner.tool_output("call_1", output.model_dump_json())
+    planner.tool_output("call_1", output.model_dump_json(exclude_none=True))
     plan, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
     return plan.say
+
+
+def test_a_failed_crisis_lookup_gets_the_safety_step_and_a_question_never_a_number() -> None:
+    failed = tool_error(ErrorCode.TOOL_TIMEOUT, "too slow", CRISIS_FALLBACK)
+    said = said_after("I want to end my life.", failed) or ""
+    assert "couldn't look up support lines" in said
+    assert "emergency services" in said  # the safety step ...
+    assert said.endswith("?")  # ... then where they are
+    assert not re.search(r"\d", said)  # no number of its own (the guidance forbids it)
+
+
+def test_any_other_failed_tool_is_owned_up_to() -> None:
+    unavailable = tool_error(ErrorCode.TOOL_UNAVAILABLE, "down")
+    said = said_after("Could we breathe together?", unavailable)
+    assert said == load_scenario(PRODUCT_FILE).after_tool_error
+    assert "couldn't" in (said or "")
 
 
 def test_the_companion_says_what_memory_and_exercise_tools_returned() -> None:
