@@ -104,15 +104,15 @@ def test_where_the_user_lives_brings_a_second_lookup_only_after_the_first() -> N
     jsonschema.validate(again.tool_calls[0].arguments, catalog_schema("lookup_crisis_resources"))
 
 
-def said_after(said: str, output: Contract) -> str | None:
+def said_after(said: str, output: Contract, planner: Planner | None = None) -> str | None:
     """What the product companion says once its call for ``said`` returned ``output``."""
-    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    planner = planner or Planner(Brain(load_scenario(PRODUCT_FILE)))
     tools = Offer.from_config(CATALOG_TOOLS, "auto")
-    planner.typed("item_user", said)
+    planner.typed(f"item_{said}", said)
     asked, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
     [call] = asked.tool_calls
-    planner.tool_called("call_1", call.name, asked)
-    planner.tool_output("call_1", output.model_dump_json(exclude_none=True))
+    planner.tool_called(f"call_{said}", call.name, asked)
+    planner.tool_output(f"call_{said}", output.model_dump_json(exclude_none=True))
     plan, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
     return plan.say
 
@@ -124,6 +124,16 @@ def test_a_failed_crisis_lookup_gets_the_safety_step_and_a_question_never_a_numb
     assert "emergency services" in said  # the safety step ...
     assert said.endswith("?")  # ... then where they are
     assert not re.search(r"\d", said)  # no number of its own (the guidance forbids it)
+
+
+def test_a_failed_second_lookup_for_where_they_live_still_gives_the_safety_step() -> None:
+    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    failed = tool_error(ErrorCode.TOOL_TIMEOUT, "too slow", CRISIS_FALLBACK)
+    said_after("I want to end my life.", failed, planner)  # a follow-up needs a first lookup
+    said = said_after("I live in Toronto.", failed, planner) or ""
+    assert "couldn't look up lines for where you are" in said
+    assert "emergency services" in said
+    assert not re.search(r"\d", said)
 
 
 def test_any_other_failed_tool_is_owned_up_to() -> None:
