@@ -47,7 +47,7 @@ def test_a_service_waiting_for_nats_stops_cleanly_on_sigterm(
         lambda: False,
     )
     deadline = time.monotonic() + 60
-    while "nats error" not in service.log_tail():  # retrying its connection to NATS
+    while "nats unreachable" not in service.log_tail():  # retrying its connection to NATS
         assert service.process.poll() is None, service.log_tail()
         assert time.monotonic() < deadline, service.log_tail()
         time.sleep(0.1)

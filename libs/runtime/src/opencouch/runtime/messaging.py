@@ -54,23 +54,79 @@ def nats_failure(error: Exception, subject: str) -> ServiceError:
     return ServiceError(ErrorCode.SERVICE_UNAVAILABLE, f"{subject} failed: {type(error).__name__}")
 
 
+class ConnectionReport:
+    """What a NATS connection logs about its own health, without a line a second in an outage.
+
+    nats-py retries every second and calls back on each failure. The first failure of a kind is
+    logged, then the 2nd, 4th, 8th... (and every 64th after that), each with the count so far,
+    so a long outage stays visible in a few lines; losing and regaining the server are logged
+    once each.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.server = _without_credentials(url)
+        self._failures: dict[str, int] = {}
+        self._was_down = False
+        self.closing = False
+        """Set when the service closes the connection itself: its disconnection is no news."""
+
+    async def error(self, error: Exception) -> None:
+        kind = type(error).__name__
+        count = self._failures.get(kind, 0) + 1
+        self._failures[kind] = count
+        if count & (count - 1) == 0 or count % 64 == 0:
+            log.warning(
+                "nats unreachable" if isinstance(error, OSError) else "nats error",
+                extra={"error": kind, "server": self.server, "failures": count},
+            )
+
+    async def disconnected(self) -> None:
+        if self.closing:
+            return
+        self._was_down = True
+        log.warning("nats disconnected", extra={"server": self.server})
+
+    async def reconnected(self) -> None:
+        self.connected()
+
+    def connected(self) -> None:
+        """Reset the counts; say so if the connection had been lost or never made."""
+        if self._was_down or self._failures:
+            log.info(
+                "nats connected",
+                extra={"server": self.server, "failures": sum(self._failures.values())},
+            )
+        self._failures.clear()
+        self._was_down = False
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` with any user and password taken out, fit for a log line."""
+    servers = []
+    for part in url.split(","):
+        scheme, separator, rest = part.strip().rpartition("://")
+        servers.append(f"{scheme}{separator}{rest.rsplit('@', 1)[-1]}")
+    return ",".join(servers)
+
+
 @asynccontextmanager
 async def nats_connection(url: str, name: str) -> AsyncIterator[NatsClient]:
     """A NATS connection that reconnects forever and drains on exit."""
-
-    async def on_error(error: Exception) -> None:
-        log.warning("nats error", extra={"error": type(error).__name__})
-
+    report = ConnectionReport(url)
     nc = await nats.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
-        error_cb=on_error,
+        error_cb=report.error,
+        disconnected_cb=report.disconnected,
+        reconnected_cb=report.reconnected,
     )
+    report.connected()
     try:
         yield nc
     finally:
+        report.closing = True
         try:
             if nc.is_connected:
                 await nc.drain()
