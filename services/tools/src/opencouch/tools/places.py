@@ -273,13 +273,33 @@ def _cities() -> list[tuple[str, str, int]]:
     that memory for the life of the process once the few thousand cities kept are scattered
     through it: the tools service would stay about 55 MB larger than it needs to be.
     """
-    listed = subprocess.run(
-        [sys.executable, "-c", f"from {__name__} import print_cities; print_cities()"],
-        stdout=subprocess.PIPE,  # its stderr is the service's: a failure says why in its log
-        check=True,
-        timeout=60,
-    )
-    return [(name, code, population) for name, code, population in json.loads(listed.stdout)]
+    child = _CitiesReader.started or _CitiesReader.start()
+    _CitiesReader.started = None
+    listed, _ = child.communicate(timeout=60)
+    if child.returncode != 0:
+        raise subprocess.CalledProcessError(child.returncode, child.args)
+    return [(name, code, population) for name, code, population in json.loads(listed)]
+
+
+class _CitiesReader:
+    """The child process that lists the cities, started ahead of need by ``read_cities_ahead``."""
+
+    started: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-c", f"from {__name__} import print_cities; print_cities()"],
+            stdout=subprocess.PIPE,  # its stderr is the service's: a failure says why in its log
+        )
+
+
+def read_cities_ahead() -> None:
+    """Start listing the cities now, in the child process, so it runs on the other core while
+    this process imports the rest of the service; the gazetteer takes its list when built
+    (call it before that)."""
+    if _CitiesReader.started is None:
+        _CitiesReader.started = _CitiesReader.start()
 
 
 def print_cities() -> None:
