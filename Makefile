@@ -1,10 +1,12 @@
 # One command per habit; CI calls the same targets a person does.
 .PHONY: setup up down up-local down-local test lint lint-web bench load chaos compose-e2e
 
-# uv from PyPI when missing, then the whole workspace: every service, library and dev tool.
+# uv from PyPI when missing, then the whole workspace: every service, library and dev tool,
+# compiled to bytecode (see scripts/compile-bytecode).
 setup:
 	command -v uv >/dev/null 2>&1 || python3 -m pip install uv
-	uv sync --all-packages
+	uv sync --all-packages --compile-bytecode
+	bash scripts/compile-bytecode
 
 # The whole stack in containers, offline by default (see .env.example); returns once healthy.
 up:

@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==0.13.9"
-uv sync --all-packages --frozen --quiet
+uv sync --all-packages --frozen --quiet --compile-bytecode
+bash scripts/compile-bytecode
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if [ -z "${REDIS_URL:-}" ] && listening 6379; then export REDIS_URL=redis://127.0.0.1:6379/0; fi
