@@ -68,7 +68,9 @@ def test_the_product_file_names_only_catalog_tools_with_valid_arguments() -> Non
         ("Please remember that I prefer short answers.", "save_response_preference"),
         ("Do you remember what I told you?", "show_memory_status"),
         ("Could we breathe together?", "load_guided_exercise_skill"),
-        ("I'm panicking", "load_guided_exercise_skill"),
+        ("Can we do a breathing exercise?", "load_guided_exercise_skill"),
+        ("I need some grounding", "load_guided_exercise_skill"),
+        ("Please help me calm down", "load_guided_exercise_skill"),
     ],
 )
 def test_the_product_rules_work_with_the_real_catalog(said: str, tool: str) -> None:
@@ -78,6 +80,41 @@ def test_the_product_rules_work_with_the_real_catalog(said: str, tool: str) -> N
     assert [call.name for call in plan.tool_calls] == [tool]
     jsonschema.validate(plan.tool_calls[0].arguments, catalog_schema(tool))
     assert plan.after_tools, "every product rule says something once its tool has answered"
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I've been feeling anxious about work lately.",
+        "I'm panicking",
+        "I can't breathe, my heart is racing",
+        "My anxiety is through the roof",
+        "My breathing is really fast",
+    ],
+)
+def test_a_feeling_alone_never_starts_an_exercise(said: str) -> None:
+    # Exercises only on request (the gateway's instructions say so); "anxious" used to start
+    # the 5-4-3-2-1 exercise, and "I can't breathe" box breathing, unasked.
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
+    )
+    assert plan.tool_calls == []
+    assert plan.say
+    assert "exercise" in plan.say or plan.say in load_scenario(PRODUCT_FILE).fallback
+
+
+def test_the_offer_is_answered_by_naming_an_exercise() -> None:
+    brain = Brain(load_scenario(PRODUCT_FILE))
+    tools = Offer.from_config(CATALOG_TOOLS, "auto")
+    offered = brain.reply(None, "I'm so anxious I think I'm panicking", tools)
+    assert offered.tool_calls == []
+    assert "breathing exercise or a grounding exercise" in (offered.say or "")
+    for answer, exercise in (
+        ("A breathing exercise, please.", "grounding_box_breathing"),
+        ("Let's try the grounding exercise.", "grounding_5_4_3_2_1"),
+    ):
+        plan = brain.reply(None, answer, tools)
+        assert [call.arguments.get("exercise_type") for call in plan.tool_calls] == [exercise]
 
 
 def test_words_no_rule_knows_get_a_reply_and_no_guessed_tool() -> None:
