@@ -860,3 +860,50 @@ def test_earlier_turns_page_back_in_time(
     assert shown() == ["First thing.", "Second thing.", "Third thing."]
     assert page.is_hidden("#history-more")
     assert len(set(fake.traceparents)) == len(fake.traceparents), "a fresh trace per call"
+
+
+def test_a_muted_microphone_is_not_heard_and_a_typed_reply_is_not_cut(
+    web_url: str,
+    fake: FakeGateway,
+    launch: Callable[..., Any],
+    emulator: RunningEmulator,
+    problems: list[str],
+) -> None:
+    # Chromium's own fake microphone beeps without pause, which the emulator hears as speech,
+    # as Realtime would hear a noisy room: a reply to a typed message was cut ("turn_detected")
+    # before a word of it was shown. Muted, the call sends silence.
+    page = watch_console(launch().new_page(), problems)
+    page.goto(f"{web_url}/voice")
+    page.click("#mute")  # before connecting, as someone who would rather type
+    assert page.get_attribute("#mute", "aria-pressed") == "true"
+    page.click("#connect")
+    page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
+    assert "microphone muted" in page.inner_text("#connection-state")
+    call_id = latest_call(emulator)
+
+    say(page, "I've been feeling anxious about work lately, my manager keeps moving deadlines.")
+    turns = closed_turns(page, 1)
+    page.wait_for_timeout(2500)  # the beep would have been heard by now
+    heard = [e["type"] for e in call_log_events(emulator, call_id, "out")]
+    assert "input_audio_buffer.speech_started" not in heard
+    assert "response.done" in heard
+    turns = closed_turns(page, 1)
+    assert [t["user"] for t in turns] == [
+        "I've been feeling anxious about work lately, my manager keeps moving deadlines."
+    ]
+    assert turns[0]["assistant"], "the reply to the typed message was shown"
+    assert page.eval_on_selector("#mic-level", "m => m.value") == 0
+
+    # Unmuted, the same microphone is heard: what the test looks for is there to be seen.
+    page.click("#mute")
+    assert page.get_attribute("#mute", "aria-pressed") == "false"
+    assert page.inner_text("#mute") == "Mute microphone"
+    eventually(
+        lambda: "input_audio_buffer.speech_started"
+        in [e["type"] for e in call_log_events(emulator, call_id, "out")],
+        timeout=15,
+    )
+
+
+def call_log_events(emulator: RunningEmulator, call_id: str, direction: str) -> list[dict[str, Any]]:
+    return [e["event"] for e in call_log(emulator, call_id) if e["direction"] == direction]

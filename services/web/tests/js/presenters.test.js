@@ -6,7 +6,7 @@ import { retryAfter, toApiError } from '../../src/opencouch/web/static/js/api.js
 import { keepThreadSecret, liveToken, loadConversation, threadSecret } from '../../src/opencouch/web/static/js/conversation-store.js';
 import { EventLog, redacted } from '../../src/opencouch/web/static/js/event-log.js';
 import { traceparent } from '../../src/opencouch/web/static/js/ids.js';
-import { crisisCards, finalizationCard, micProblem, regionName, safeUrl } from '../../src/opencouch/web/static/js/presenters.js';
+import { connectionLabel, crisisCards, finalizationCard, micProblem, regionName, safeUrl } from '../../src/opencouch/web/static/js/presenters.js';
 
 const FOUND = {
   status: 'found',
@@ -112,4 +112,11 @@ test('api helpers: traceparent, Retry-After, error bodies', () => {
   const error = toApiError(409, { error: { code: 'session_ended', message: 'ended' } }, 1000);
   assert.deepEqual([error.code, error.status, error.retryAfterMs], ['session_ended', 409, 1000]);
   assert.equal(toApiError(502, null).code, 'service_unavailable');
+});
+
+test('the call bar says when the microphone is muted, only while connected', () => {
+  assert.equal(connectionLabel('connected', false), 'Connected: speak whenever you are ready');
+  assert.match(connectionLabel('connected', true), /microphone muted/);
+  assert.equal(connectionLabel('reconnecting', true), 'Reconnecting: the conversation will carry on');
+  assert.equal(connectionLabel('idle', true), 'Not connected');
 });

@@ -155,3 +155,21 @@ test('a step of hanging up that throws is reported, and the session is still end
   assert.deepEqual(api.ends, [{ session: 'vs_1', body: { save: true } }]);
   assert.equal(states.at(-1), 'ended');
 });
+
+test('a muted microphone sends nothing, before connecting, through a reconnect and after it', async () => {
+  const { api, talk } = conversation();
+  const track = { enabled: true, stop() {} };
+  navigator.mediaDevices.getUserMedia = async () => ({ getTracks: () => [track], getAudioTracks: () => [track] });
+  const shown = [];
+  talk.addEventListener('muted', (event) => shown.push(/** @type {CustomEvent} */ (event).detail));
+
+  talk.setMuted(true); // someone who would rather type mutes first
+  await talk.connect(setup);
+  assert.equal(track.enabled, false);
+  peers[0].fail();
+  await until(() => api.sessions === 2 && talk.state === 'connected');
+  assert.equal(track.enabled, false, 'the new call carries the same muted microphone');
+  talk.setMuted(false);
+  assert.equal(track.enabled, true);
+  assert.deepEqual(shown, [true, true, false]);
+});

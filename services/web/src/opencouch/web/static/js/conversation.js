@@ -65,6 +65,8 @@ export class VoiceConversation extends EventTarget {
     this.setup = null;
     /** @type {MediaStream | null} */
     this.mic = null;
+    /** The person muted the microphone; kept for the next connect of this page. */
+    this.muted = false;
     /** @type {LevelMeter | null} */
     this.meter = null;
     /** @type {Promise<void> | null} */
@@ -105,6 +107,7 @@ export class VoiceConversation extends EventTarget {
     this.#state('connecting');
     try {
       this.mic = await openMicrophone();
+      this.setMuted(this.muted);
     } catch (error) {
       this.#state('idle');
       return this.#emit('problem', { code: 'microphone', message: micProblem(error) });
@@ -360,6 +363,17 @@ export class VoiceConversation extends EventTarget {
   leave() {
     if (this.segment && !this.segment.lost) this.segment.tracker.closeAll('connection_interrupted');
     this.segment?.call.close();
+  }
+
+  /**
+   * Mute or unmute the microphone. Muted, the call sends silence: nothing the room makes is
+   * heard as the person speaking, which would cut the reply to a message they typed.
+   * @param {boolean} muted
+   */
+  setMuted(muted) {
+    this.muted = muted;
+    for (const track of this.mic?.getAudioTracks() ?? []) track.enabled = !muted;
+    this.#emit('muted', muted);
   }
 
   #stopMic() {

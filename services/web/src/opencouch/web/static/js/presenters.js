@@ -120,6 +120,12 @@ export const CONNECTION_LABELS = {
   ended: 'Session ended', disconnected: 'Disconnected',
 };
 
+/** What the call bar says: the connection, and a muted microphone while it is connected. */
+export function connectionLabel(state, muted) {
+  if (muted && state === 'connected') return 'Connected: microphone muted, type below or unmute to speak';
+  return CONNECTION_LABELS[state] ?? state;
+}
+
 /** @param {ToolCall} call */
 export const toolStatus = (call) => ({ running: 'Running', done: 'Done', failed: 'Failed' })[call.status];
 

@@ -3,7 +3,7 @@
 import { VoiceApi, asApiError, loadConfig } from './api.js';
 import { liveToken, loadConversation } from './conversation-store.js';
 import { VoiceConversation } from './conversation.js';
-import { CONNECTION_LABELS } from './presenters.js';
+import { connectionLabel } from './presenters.js';
 import { bindSessionForm } from './session-form.js';
 import { TranscriptView, byId, renderCrisis, renderFinalization, renderHistory, renderTool, showProblem } from './views.js';
 
@@ -33,10 +33,13 @@ async function main() {
     button('end-keep').textContent = incognito ? 'End session' : 'End and keep';
   };
 
-  on('state', ({ state }) => {
+  const showState = () => {
     const node = byId('connection-state');
-    node.dataset.state = state;
-    node.textContent = CONNECTION_LABELS[state] ?? state;
+    node.dataset.state = conversation.state;
+    node.textContent = connectionLabel(conversation.state, conversation.muted);
+  };
+  on('state', ({ state }) => {
+    showState();
     const live = state === 'connected' || state === 'reconnecting';
     const idle = ['idle', 'ended', 'disconnected'].includes(state);
     byId('setup-fields').toggleAttribute('disabled', !idle);
@@ -53,6 +56,12 @@ async function main() {
       byId('transcript-empty').hidden = true;
       byId('conversation').focus();
     }
+  });
+  on('muted', (muted) => {
+    const mute = button('mute');
+    mute.setAttribute('aria-pressed', String(muted));
+    mute.textContent = muted ? 'Unmute microphone' : 'Mute microphone';
+    showState();
   });
   on('problem', showProblem);
   on('level', (value) => (/** @type {HTMLMeterElement} */ (byId('mic-level')).value = value));
@@ -98,6 +107,7 @@ async function main() {
     const feedback = checked('feedback');
     void conversation.end({ save, ...(feedback && save && { feedback }) });
   };
+  button('mute').addEventListener('click', () => conversation.setMuted(!conversation.muted));
   button('end-keep').addEventListener('click', () => end(true));
   button('end-discard').addEventListener('click', () => end(false));
   typeForm.addEventListener('submit', (event) => {
