@@ -400,3 +400,44 @@ def test_a_star_matches_any_ending(said: str, matched: str | None) -> None:
 def test_a_rule_without_phrases_is_refused() -> None:
     with pytest.raises(ValueError, match="match"):
         Scenario.model_validate({"rules": [{"match": [], "say": "never"}]})
+
+
+def test_a_rule_that_answers_another_applies_only_right_after_it() -> None:
+    scenario = Scenario.model_validate(
+        {
+            "rules": [
+                {"name": "offer", "match": ["tired"], "say": "Want a tip?"},
+                {"match": ["yes"], "answers": "offer", "say": "Sleep early."},
+                {"match": ["yes"], "say": "Yes to what?"},
+            ],
+            "fallback": ["Go on."],
+        }
+    )
+    brain = Brain(scenario)
+
+    def said(text: str) -> str | None:
+        return brain.reply(None, text, offer([])).say
+
+    assert said("yes") == "Yes to what?"  # nothing was offered
+    assert said("I'm tired") == "Want a tip?"
+    assert said("yes") == "Sleep early."
+    assert said("yes") == "Yes to what?"  # answered once
+    assert said("I'm tired") == "Want a tip?"
+    assert said("hmm") == "Go on."
+    assert said("yes") == "Yes to what?"  # another reply came in between
+    assert said("I'm tired") == "Want a tip?"
+    brain.check_in()  # "are you still there?": a yes now answers that, not the offer
+    assert said("yes") == "Yes to what?"
+
+
+@pytest.mark.parametrize(
+    ("rules", "problem"),
+    [
+        ([{"match": ["yes"], "answers": "offer", "say": "Ok."}], "no rule is named"),
+        ([{"name": "a", "match": ["x"], "say": "1"}, {"name": "a", "match": ["y"], "say": "2"}],
+         "same name"),
+    ],
+)  # fmt: skip
+def test_answers_must_name_one_rule(rules: list[dict[str, Any]], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Scenario.model_validate({"rules": rules})

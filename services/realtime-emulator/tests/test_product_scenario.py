@@ -117,6 +117,27 @@ def test_the_offer_is_answered_by_naming_an_exercise() -> None:
         assert [call.arguments.get("exercise_type") for call in plan.tool_calls] == [exercise]
 
 
+def test_the_offer_can_be_taken_or_declined_in_a_word() -> None:
+    tools = Offer.from_config(CATALOG_TOOLS, "auto")
+    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    planner.typed("item_1", "I'm panicking")
+    offered, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
+    assert "exercise" in (offered.say or "")
+    said = said_after("Yes please", FIRST_BREATH, planner)
+    assert said == "Let's start with some slow breathing. Breathe in."
+
+    brain = Brain(load_scenario(PRODUCT_FILE))
+    brain.reply(None, "My anxiety is bad today", tools)
+    declined = brain.reply(None, "No, not really.", tools)
+    assert declined.tool_calls == []
+    assert "we don't have to" in (declined.say or "")
+    # Out of the blue, or once something else was said in between, a yes starts nothing.
+    assert brain.reply(None, "Yes", tools).tool_calls == []
+    brain.reply(None, "I'm so anxious", tools)
+    brain.reply(None, "My boss keeps moving deadlines", tools)
+    assert brain.reply(None, "okay", tools).tool_calls == []
+
+
 def test_words_no_rule_knows_get_a_reply_and_no_guessed_tool() -> None:
     # "support" shares a word with get_crisis_support_template: it was called for this.
     plan = Brain(load_scenario(PRODUCT_FILE)).reply(
@@ -139,6 +160,20 @@ def test_where_the_user_lives_brings_a_second_lookup_only_after_the_first() -> N
     again = brain.reply(None, "I live in Toronto.", tools)
     assert [call.name for call in again.tool_calls] == ["lookup_crisis_resources"]
     jsonschema.validate(again.tool_calls[0].arguments, catalog_schema("lookup_crisis_resources"))
+
+
+# What the tools service returns when box breathing starts (its first step shortened).
+FIRST_BREATH = ExerciseStepOutput(
+    status="ok",
+    exercise_id="grounding_box_breathing",
+    display_name="Box breathing",
+    runtime_action="start",
+    step=ExerciseStep(
+        step_id="inhale", index=0, instruction="Breathe in.", completion_mode="confirmation"
+    ),
+    step_count=4,
+    guidance="Lead one step at a time.",
+)
 
 
 def said_after(said: str, output: Contract, planner: Planner | None = None) -> str | None:
@@ -189,18 +224,7 @@ def test_the_companion_says_what_memory_and_exercise_tools_returned() -> None:
         summary="Memory is off here.",
     )
     assert said_after("Do you remember me?", status) == "Memory is off here."
-    step = ExerciseStepOutput(
-        status="ok",
-        exercise_id="grounding_box_breathing",
-        display_name="Box breathing",
-        runtime_action="start",
-        step=ExerciseStep(
-            step_id="inhale", index=0, instruction="Breathe in.", completion_mode="confirmation"
-        ),
-        step_count=4,
-        guidance="Lead one step at a time.",
-    )
-    assert said_after("Could we breathe together?", step) == "Let's begin. Breathe in."
+    assert said_after("Could we breathe together?", FIRST_BREATH) == "Let's begin. Breathe in."
 
 
 def test_a_stated_preference_is_kept_in_the_users_words_and_incognito_hears_about_memory() -> None:

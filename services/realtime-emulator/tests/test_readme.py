@@ -98,3 +98,14 @@ def test_the_scenario_example_rules_fall_back_when_a_tool_is_missing(example: Sc
     assert (
         without.say == "I can't check the forecast right now, but raining is always possible here."
     )
+
+
+def test_the_scenario_example_answers_its_offer(example: Scenario) -> None:
+    brain = Brain(example)
+    forecast = Offer.from_config(FORECAST, "auto")
+    assert brain.reply(None, "Sure", forecast).tool_calls == []  # nothing was offered yet
+    assert brain.reply(None, "Thank you!", forecast).say == (
+        "You're welcome! Shall I check tomorrow too?"
+    )
+    answered = brain.reply(None, "Yes", forecast)
+    assert [(c.name, c.arguments["days"]) for c in answered.tool_calls] == [("get_forecast", 2)]

@@ -50,6 +50,8 @@ class Brain:
         self._next_turn = 0
         self._replies = 0
         self._called: set[str] = set()
+        # The named rule that gave the last reply to the user, for a rule that ``answers`` it.
+        self._last_rule: str | None = None
 
     def take_turn(self) -> Turn | None:
         """The scripted turn for the next user utterance, or None once the script ran out."""
@@ -68,12 +70,13 @@ class Brain:
     def reply(self, turn: Turn | None, user_text: str, offer: Offer) -> Plan:
         """The response to a user utterance."""
         self._replies += 1
+        answered, self._last_rule = self._last_rule, None
         if turn is not None:
             plan = _plan_of(turn)
         elif self.scenario.after_script == "silence":
             plan = Plan()
         else:
-            plan = self._unscripted_reply(user_text, offer)
+            plan = self._unscripted_reply(user_text, offer, answered)
         return self._within_offer(plan, user_text, offer)
 
     def follow_up(
@@ -108,6 +111,7 @@ class Brain:
     def unprompted(self, conversation_empty: bool, offer: Offer) -> Plan:
         """A response nobody spoke to: a greeting first, a fallback reply later."""
         self._replies += 1
+        self._last_rule = None
         if conversation_empty:
             return Plan(say=self.scenario.greeting)
         return self._within_offer(Plan(say=self._fallback()), "", offer)
@@ -115,11 +119,14 @@ class Brain:
     def check_in(self) -> Plan:
         """The response when the user has been silent past ``idle_timeout_ms``."""
         self._replies += 1
+        self._last_rule = None
         return Plan(say=self.scenario.idle_check_in)
 
-    def _unscripted_reply(self, text: str, offer: Offer) -> Plan:
+    def _unscripted_reply(self, text: str, offer: Offer, answered: str | None) -> Plan:
         for rule in self.scenario.rules:
             if rule.after_calling is not None and rule.after_calling not in self._called:
+                continue
+            if rule.answers is not None and rule.answers != answered:
                 continue
             matched = rule.matched(text)
             if matched is None or not all(offer.allows(call.name) for call in rule.tools):
@@ -130,6 +137,7 @@ class Brain:
             plan.tool_calls = [
                 self._call(call.name, offer, text, call.arguments) for call in rule.tools
             ]
+            self._last_rule = rule.name
             return plan
         name = offer.best_match(text) if self.scenario.guess_tools else None
         if name is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import RealtimeError
 from .faults import Faults
@@ -114,6 +114,11 @@ class Rule(Reply):
     match: list[str] = Field(min_length=1)
     # Applies only once this tool was called earlier in the call (a follow-up to it).
     after_calling: str | None = None
+    # This rule's name, for ``answers``.
+    name: str | None = None
+    # Applies only as the reply to what the rule of this name said last (the user answering
+    # its question, e.g. "yes" to an offer); any other reply in between ends the chance.
+    answers: str | None = None
 
     @field_validator("match")
     @classmethod
@@ -172,6 +177,16 @@ class Scenario(BaseModel):
     # time over WebRTC); 1.0 keeps a response in progress for as long as its audio lasts.
     generation_speed: float = Field(default=4.0, gt=0, le=1000)
     faults: Faults = Field(default_factory=Faults)
+
+    @model_validator(mode="after")
+    def _answers_name_a_rule(self) -> Scenario:
+        names = [rule.name for rule in self.rules if rule.name is not None]
+        if len(names) != len(set(names)):
+            raise ValueError("two rules have the same name")
+        for rule in self.rules:
+            if rule.answers is not None and rule.answers not in names:
+                raise ValueError(f"a rule answers {rule.answers!r}, which no rule is named")
+        return self
 
 
 def normalise(text: str) -> str:
