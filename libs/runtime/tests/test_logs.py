@@ -98,3 +98,16 @@ def test_debug_logging_keeps_libraries_that_print_request_bodies_at_info() -> No
     for name in BODY_LOGGERS:
         assert not logging.getLogger(name).isEnabledFor(logging.DEBUG), name
         assert logging.getLogger(name).isEnabledFor(logging.INFO), name
+
+
+def test_a_call_s_own_fields_never_replace_the_line_s() -> None:
+    # The crisis screening logged extra={"level": 3}: its error lines read "level": 3, and a
+    # search or alert on level "error" missed them.
+    logged = record("incognito crisis turn not logged")
+    logged.__dict__.update({"level": 3, "service": "elsewhere", "trace_id": "x", "reason": "plan"})
+    entry = line(logged)
+    assert entry["level"] == "error"
+    assert entry["service"] == "test"
+    assert "trace_id" not in entry  # logged outside any trace
+    assert (entry["level_"], entry["service_"], entry["trace_id_"]) == (3, "elsewhere", "x")
+    assert entry["reason"] == "plan"

@@ -30,6 +30,12 @@ BODY_LOGGERS: Final = ("openai", "httpx", "httpcore", "httpx2", "httpcore2", "hp
 never below INFO, whatever the service's level."""
 
 
+_LINE_FIELDS: Final = frozenset(
+    {"ts", "level", "service", "logger", "msg", "trace_id", "span_id", "exc"}
+)
+"""The fields every line has, which a call's ``extra=`` may not replace."""
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record and its ``extra=`` fields as one JSON line."""
 
@@ -48,7 +54,11 @@ class JsonFormatter(logging.Formatter):
         ids = current_trace_ids()
         if ids is not None:
             entry["trace_id"], entry["span_id"] = ids
-        entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
+        for key, value in vars(record).items():
+            if key not in _RESERVED:
+                # A field of the call's own never replaces one of the line's ("level": 3
+                # made an error line unfindable by its level): it gets a trailing "_".
+                entry[f"{key}_" if key in _LINE_FIELDS else key] = value
         if record.exc_info and record.exc_info[1] is not None:
             entry["exc"] = format_error(record.exc_info[1])
         return json.dumps(entry, default=str)

@@ -103,9 +103,9 @@ async def run_nats_service(
             for consumer in service.consumers
         ]
         write_id_file(settings.health_id_file, running.id)
-        log.info("service ready", extra={"service": service.name, "instance": running.id})
+        log.info("service ready", extra={"nats_service": service.name, "instance": running.id})
         await serve_until_stopped(stop, *consumers)
-        log.info("service stopping", extra={"service": service.name})
+        log.info("service stopping", extra={"nats_service": service.name})
     finally:
         for sub in subscribed:
             await sub.unsubscribe()

@@ -80,7 +80,7 @@ class CrisisScreening:
         record_crisis_turn(assessment.level, "persistent")  # crisis turns by level
         log.info(
             "turn classified",
-            extra={"level": assessment.level, "reason": assessment.reason},
+            extra={"crisis_level": assessment.level, "reason": assessment.reason},
         )
 
     async def on_crisis_screen(self, screen: CrisisScreen) -> None:
@@ -102,7 +102,7 @@ class CrisisScreening:
                     extra={"attempt": attempt, "error": type(error).__name__},
                 )
                 await asyncio.sleep(0.2 * attempt)
-        log.error("incognito crisis turn not logged", extra={"level": assessment.level})
+        log.error("incognito crisis turn not logged", extra={"crisis_level": assessment.level})
 
     async def _memory(self, session_id: str) -> ScreeningMemory:
         try:
