@@ -11,7 +11,13 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel, ValidationError
 
-from opencouch.runtime.logs import BODY_LOGGERS, JsonFormatter, configure_logging, format_error
+from opencouch.runtime.logs import (
+    BODY_LOGGERS,
+    JsonFormatter,
+    RepeatedFailure,
+    configure_logging,
+    format_error,
+)
 from opencouch.runtime.tracing import tracer
 
 PRIVATE_WORDS = "I told my brother Anselm about the debt"
@@ -111,3 +117,25 @@ def test_a_call_s_own_fields_never_replace_the_line_s() -> None:
     assert "trace_id" not in entry  # logged outside any trace
     assert (entry["level_"], entry["service_"], entry["trace_id_"]) == (3, "elsewhere", "x")
     assert entry["reason"] == "plan"
+
+
+def test_a_repeated_failure_is_logged_once_a_while_with_its_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    down = RepeatedFailure(
+        logging.getLogger("test.outage"), "redis unavailable", every=10, clock=lambda: now[0]
+    )
+    with caplog.at_level(logging.ERROR, "test.outage"):
+        for second in range(25):  # a failing request every half second for 12.5 s, then later
+            now[0] = 100 + second / 2
+            down(path="/tools")
+        now[0] = 200
+        down(path="/turn")
+    logged = [(r.getMessage(), r.path, r.failures) for r in caplog.records]  # type: ignore[attr-defined]
+    assert logged == [
+        ("redis unavailable", "/tools", 1),
+        ("redis unavailable", "/tools", 20),  # at 110 s: the 20 since the first line
+        ("redis unavailable", "/turn", 5),  # the 4 left after 110 s, and this one
+    ]
+    assert all(r.levelno == logging.ERROR for r in caplog.records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import secrets
 import socket
 import time
@@ -776,14 +777,21 @@ def test_text_postgres_cannot_store_is_refused_and_never_claimed(gateway: TestCl
     assert clean.status_code == 200  # the refused body claimed nothing under its id
 
 
-def test_redis_down_is_a_503_with_retry_after(make_gateway: GatewayFactory) -> None:
+def test_redis_down_is_a_503_with_retry_after_logged_once_not_per_request(
+    make_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     from opencouch.testing.servers import free_port
 
     gateway = make_gateway(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    reply = gateway.post(f"{API}/session", json={"thread_id": unique("thread")})
-    assert reply.status_code == 503
-    assert error_code(reply) == "service_unavailable"
-    assert int(reply.headers["Retry-After"]) >= 1
+    with caplog.at_level(logging.ERROR, "opencouch.voice_gateway.errors"):
+        for _ in range(5):
+            reply = gateway.post(f"{API}/session", json={"thread_id": unique("thread")})
+            assert reply.status_code == 503
+            assert error_code(reply) == "service_unavailable"
+            assert int(reply.headers["Retry-After"]) >= 1
+    # One line for the outage (it was one a request: a log flood under load).
+    outage = [r.getMessage() for r in caplog.records if r.name == "opencouch.voice_gateway.errors"]
+    assert outage == ["redis unavailable"]
 
 
 def test_a_realtime_that_never_answers_is_a_503_before_the_page_gives_up_and_holds_no_slot(

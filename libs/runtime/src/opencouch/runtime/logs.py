@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -112,3 +114,36 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     floor = max(root.level, logging.INFO)
     for name in BODY_LOGGERS:
         logging.getLogger(name).setLevel(floor)
+
+
+class RepeatedFailure:
+    """A failure that repeats on every request while something is down, logged once a while.
+
+    The first is logged at once; those within the next ``every`` seconds are only counted, and
+    the next line says how many there were since the last (``failures``). An outage under a
+    thousand requests a second is then a line every ``every`` seconds, not a thousand: the
+    metrics keep the exact counts.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        message: str,
+        *,
+        level: int = logging.ERROR,
+        every: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger, self._message, self._level = logger, message, level
+        self._every, self._clock = every, clock
+        self._failures = 0
+        self._logged_at: float | None = None
+
+    def __call__(self, **fields: object) -> None:
+        """Count one failure; log it, with ``fields`` and the count, unless one was just logged."""
+        self._failures += 1
+        now = self._clock()
+        if self._logged_at is not None and now - self._logged_at < self._every:
+            return
+        self._logger.log(self._level, self._message, extra={**fields, "failures": self._failures})
+        self._failures, self._logged_at = 0, now

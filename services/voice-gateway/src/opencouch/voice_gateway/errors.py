@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opencouch.contracts.common import ErrorCode
 from opencouch.runtime.errors import ServiceError, describe_validation
+from opencouch.runtime.logs import RepeatedFailure
 from opencouch.runtime.messaging import OUTAGE_RETRY_SECONDS, nats_failure
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,13 @@ def error_response(error: ServiceError) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map every failure to the error body; nothing escapes as a bare 500."""
+    """Map every failure to the error body; nothing escapes as a bare 500.
+
+    An outage of Redis or NATS fails every request: it is logged once every few seconds
+    with a count, not once a request (``opencouch_http_request_duration_seconds`` counts
+    every 503 by route)."""
+    redis_down = RepeatedFailure(log, "redis unavailable")
+    nats_down = RepeatedFailure(log, "nats unavailable")
 
     async def on_service_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ServiceError)
@@ -58,9 +65,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(ServiceError(code, str(error.detail), status=error.status_code))
 
     async def on_redis(request: Request, error: Exception) -> JSONResponse:
-        log.error(
-            "redis unavailable", extra={"path": request.url.path, "error": type(error).__name__}
-        )
+        redis_down(path=request.url.path, error=type(error).__name__)
         return error_response(
             ServiceError(
                 ErrorCode.SERVICE_UNAVAILABLE,
@@ -71,9 +76,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_nats(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, nats.errors.Error)
-        log.error(
-            "nats unavailable", extra={"path": request.url.path, "error": type(error).__name__}
-        )
+        nats_down(path=request.url.path, error=type(error).__name__)
         return error_response(nats_failure(error, "the message bus"))
 
     async def on_too_deep(request: Request, error: Exception) -> JSONResponse:
