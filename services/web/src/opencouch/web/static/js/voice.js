@@ -59,7 +59,8 @@ async function main() {
   });
   on('muted', (muted) => {
     const mute = button('mute');
-    mute.setAttribute('aria-pressed', String(muted));
+    // The label says what a press does (a toggle's state in its name would read "Unmute, pressed").
+    mute.toggleAttribute('data-muted', muted);
     mute.textContent = muted ? 'Unmute microphone' : 'Mute microphone';
     showState();
   });
