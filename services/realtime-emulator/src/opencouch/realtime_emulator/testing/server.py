@@ -21,12 +21,22 @@ API_KEY = "sk-emulator-local"
 Event = dict[str, Any]
 
 
+_GIVEN_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port nobody is listening on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A TCP port nothing listens on right now, never one this process was given before.
+
+    Once the probe socket closes, the kernel may hand out the same port again: two calls in a
+    row returned the same one, and a stack started its emulator and its web app on it.
+    """
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 @dataclass
