@@ -17,6 +17,7 @@ from opencouch.runtime.messaging import nats_connection
 from opencouch.runtime.metrics import VOICE_SESSIONS_ACTIVE
 from opencouch.voice_gateway.abandoned import run_sweeper
 from opencouch.voice_gateway.errors import install_error_handlers
+from opencouch.voice_gateway.hot_routes import HotRoutes, hot_routes
 from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from opencouch.voice_gateway.rate_limits import RateLimits, call_limits
@@ -101,7 +102,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(router)
     app.include_router(health)
     # Added innermost first: headers wrap CORS, which wraps the body limit, so even a 413 is
-    # readable by the page and carries the security headers.
+    # readable by the page and carries the security headers. The hot routes are served inside
+    # all three, as the router's routes are.
+    app.add_middleware(HotRoutes, routes=hot_routes(router), fastapi=app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,

@@ -27,6 +27,7 @@ from opencouch.contracts.voice_api import (
 from opencouch.runtime.errors import ServiceError
 from opencouch.voice_gateway.errors import error_response
 from opencouch.voice_gateway.finalization import end_session, finalization_status
+from opencouch.voice_gateway.hot_routes import hot
 from opencouch.voice_gateway.memory_access import erase_owner, thread_turns
 from opencouch.voice_gateway.rate_limits import limited
 from opencouch.voice_gateway.session_config import start_session
@@ -90,6 +91,7 @@ async def create_session(
 
 
 @router.post("/tools", responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503))
+@hot
 async def run_tool(body: ToolsRequest, call: SessionCallDep) -> ToolsReply:
     """Run a function call the model made; tool failures come back as a tool output."""
     require_agreement(
@@ -103,6 +105,7 @@ async def run_tool(body: ToolsRequest, call: SessionCallDep) -> ToolsReply:
 
 
 @router.post("/turn", responses=_errors(400, 401, 403, 404, 409, 413, 422, 429, 503))
+@hot
 async def post_turn(body: TurnRequest, call: SessionCallDep) -> TurnReply:
     """Record a finished exchange; answered once it is durable."""
     require_agreement(

@@ -131,8 +131,13 @@ async def session_call(
             ErrorCode.TOKEN_MISSING,
             "This call needs the voice-session token from /session as 'Authorization: Bearer'.",
         )
+    return verified_call(request, credentials.credentials)
+
+
+def verified_call(request: Request, token: str) -> SessionCall:
+    """The session ``token`` calls for; ``ServiceError`` (401) if it does not verify."""
     gateway: Gateway = request.app.state.gateway
-    claims = gateway.tokens.verify(credentials.credentials)
+    claims = gateway.tokens.verify(token)
     return SessionCall(gateway, claims, _address(request, gateway))
 
 
