@@ -607,11 +607,11 @@ def test_session_starts_are_rate_limited_per_client_address_and_per_user(
         identity_issuer="host-app",
     )
 
-    def start(address: str, **body: Any) -> Any:
+    def start(address: str, spoofed: str = "10.0.0.1", **body: Any) -> Any:
         return per_ip.post(
             f"{API}/session",
             json={"thread_id": unique("thread"), **body},
-            headers={"X-Forwarded-For": f"{address}, 10.0.0.1"},
+            headers={"X-Forwarded-For": f"{spoofed}, {address}"},
         )
 
     # Redis outlives a test run: each case comes from an address of its own.
@@ -621,6 +621,14 @@ def test_session_starts_are_rate_limited_per_client_address_and_per_user(
     assert (limited.status_code, error_code(limited)) == (429, "rate_limited")
     assert int(limited.headers["Retry-After"]) >= 1
     assert start(unique("client")).status_code == 200  # another address is not limited
+    # What the client wrote before the proxy's entry is not its address: naming a new one on
+    # every request does not escape the limit.
+    rotating = unique("client")
+    assert [start(rotating, spoofed=unique("forged")).status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
     # Refusals count too: a flood of forged identity tokens is limited like any other.
     forger = unique("client")
     forged = "forged." + "f" * 40 + ".x"
@@ -644,7 +652,7 @@ def test_calls_from_one_client_address_are_rate_limited_across_gateways(
     replicas = [
         make_gateway(rate_limit_calls_per_ip="3/minute", trust_forwarded_for=True) for _ in range(2)
     ]
-    address = {"X-Forwarded-For": f"198.51.100.{uuid.uuid4().int % 250 + 1}, 10.0.0.1"}
+    address = {"X-Forwarded-For": f"10.0.0.1, 198.51.100.{uuid.uuid4().int % 250 + 1}"}
     sessions = [open_session(replicas[0]) for _ in range(2)]
     codes = [
         replica.post(f"{API}/turn", json=turn(), headers={**bearer(session), **address}).status_code

@@ -130,17 +130,31 @@ class _Server(uvicorn.Server):
             mark_serving(self._stop)
 
 
-def serve_app(app: ASGIApp, *, host: str, port: int, graceful_seconds: int = 10) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT, then finish in-flight requests and exit."""
-    config = uvicorn.Config(
+def server_config(
+    app: ASGIApp, *, host: str, port: int, graceful_seconds: int = 10
+) -> uvicorn.Config:
+    """How every HTTP service is served.
+
+    uvicorn's proxy headers are off: by default it takes the client address from
+    ``X-Forwarded-For`` whenever the peer is 127.0.0.1, so any local process could choose the
+    address the gateway's per-client limits count against. A service that sits behind a proxy
+    says so in its own settings (the gateway's ``trust_forwarded_for``)."""
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_config=None,  # our JSON logging is set up; uvicorn's loggers propagate to it
         access_log=False,
         http="httptools",
+        proxy_headers=False,
+        server_header=False,  # no "server: uvicorn" advertised to every client
         timeout_graceful_shutdown=graceful_seconds,
     )
+
+
+def serve_app(app: ASGIApp, *, host: str, port: int, graceful_seconds: int = 10) -> None:
+    """Serve ``app`` until SIGTERM or SIGINT, then finish in-flight requests and exit."""
+    config = server_config(app, host=host, port=port, graceful_seconds=graceful_seconds)
 
     async def run(stop: asyncio.Event) -> None:
         server = _Server(config, stop)

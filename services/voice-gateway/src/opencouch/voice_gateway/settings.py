@@ -104,7 +104,8 @@ class GatewaySettings(ServiceSettings):
     rate_limit_calls_per_ip: str = "1200/minute"
     """The same calls from one client address, whoever makes them."""
     trust_forwarded_for: bool = False
-    """Take the client address from ``X-Forwarded-For`` (only behind a proxy you run)."""
+    """Take the client address from ``X-Forwarded-For``: its last entry, the one the proxy in
+    front of the gateway added (only behind one proxy you run, which appends to the header)."""
 
     # -- Downstream -------------------------------------------------------------------------
     memory_timeout_seconds: float = Field(3.0, gt=0)

@@ -85,10 +85,12 @@ _bearer = HTTPBearer(
 
 def _address(request: Request, gateway: Gateway) -> str:
     if gateway.settings.trust_forwarded_for:
+        # The proxy in front appended the address it saw last; what comes before it is
+        # whatever the client sent, and a client could name a new address on every request.
         forwarded = request.headers.get("x-forwarded-for", "")
-        first = forwarded.split(",", 1)[0].strip()
-        if first:
-            return first[:64]
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last[:64]
     return request.client.host if request.client else "unknown"
 
 

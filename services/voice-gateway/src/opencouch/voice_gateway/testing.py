@@ -50,6 +50,7 @@ from opencouch.contracts.tools import (
 )
 from opencouch.runtime.endpoints import Endpoint, start_service
 from opencouch.runtime.errors import ServiceError
+from opencouch.runtime.http import server_config
 from opencouch.runtime.tools import ToolHandler, tool_endpoints
 from opencouch.testing.processes import ServiceProcess, http_ok
 from opencouch.testing.processes import start_service as start_process
@@ -277,9 +278,7 @@ def live_gateway(
         settings_for_tests(emulator_url, nats_url=gateway_nats_url, redis_url=redis_url)
     )
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
