@@ -91,3 +91,26 @@ async def test_an_unreachable_redis_fails_every_caller_of_the_batch() -> None:
             await batcher.execute("GET", "x")
     finally:
         await client.aclose()
+
+
+async def test_a_command_goes_out_on_the_next_turn_of_the_loop(redis_url: str) -> None:
+    # A pure tool's claim must reach Redis while the tool is being asked, not after its answer:
+    # one turn of the loop to gather the batch, and the next batch is on its way.
+    client = Redis.from_url(redis_url)
+    sent: list[tuple[Any, ...]] = []
+    original = client.execute_command
+
+    async def recording(*args: Any, **options: Any) -> Any:
+        sent.append(args)
+        return await original(*args, **options)  # type: ignore[no-untyped-call]
+
+    client.execute_command = recording  # type: ignore[method-assign]
+    batcher = CommandBatcher(client)
+    try:
+        reply = asyncio.ensure_future(batcher.execute("PING"))
+        await asyncio.sleep(0)  # the caller's task issues the command
+        await asyncio.sleep(0)  # the batch is sent
+        assert sent == [("PING",)]
+        assert await reply is True
+    finally:
+        await client.aclose()

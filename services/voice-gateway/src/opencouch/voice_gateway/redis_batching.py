@@ -34,10 +34,12 @@ class CommandBatcher:
 
     async def execute(self, *args: Any) -> Any:
         """Run one command (``"SET", key, value, ...``) in the next batch; its reply."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self._pending:
-            loop.call_soon(self._send_pending)
+            # Its first step runs once the callers ready now have run: it takes them all.
+            task = asyncio.ensure_future(self._send_pending())
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
         self._pending.append((args, future))
         return await future
 
@@ -50,13 +52,8 @@ class CommandBatcher:
             await self._redis.script_load(script.script)
             return await self.execute(*command)
 
-    def _send_pending(self) -> None:
+    async def _send_pending(self) -> None:
         batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._send(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         try:
             if len(batch) == 1:
                 ((args, _),) = batch
