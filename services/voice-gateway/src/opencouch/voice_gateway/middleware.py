@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opencouch.contracts.common import ErrorCode
@@ -40,8 +40,12 @@ class BodyLimitMiddleware:
             await self._app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self._max):
-            await _too_large(send, self._max)
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self._max:
+                await _too_large(send, self._max)
+                return
+            # The server reads no more than the declared length: nothing left to count.
+            await self._app(scope, receive, send)
             return
         seen = 0
         refused = False
@@ -81,8 +85,19 @@ async def _too_large(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    ]
+
+
+_EVERY_REPLY = _raw(SECURITY_HEADERS)
+_API_REPLY = _raw({**SECURITY_HEADERS, **NO_STORE})
+
+
 class SecurityHeadersMiddleware:
-    """Security headers on every response; ``no-store`` on every API reply."""
+    """Security headers on every response; ``no-store`` on every API reply. Each replaces a
+    header of the same name the app set."""
 
     def __init__(self, app: ASGIApp, api_prefix: str) -> None:
         self._app = app
@@ -92,16 +107,19 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        api = str(scope.get("path", "")).startswith(self._api_prefix)
+        added = (
+            _API_REPLY if str(scope.get("path", "")).startswith(self._api_prefix) else _EVERY_REPLY
+        )
+        replaced = {name for name, _ in added}
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
-                if api:
-                    for name, value in NO_STORE.items():
-                        headers[name] = value
+                kept = [
+                    (name, value)
+                    for name, value in message.get("headers", ())
+                    if name.lower() not in replaced
+                ]
+                message["headers"] = kept + added
             await send(message)
 
         await self._app(scope, receive, send_with_headers)
