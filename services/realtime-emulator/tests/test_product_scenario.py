@@ -15,7 +15,12 @@ import httpx
 import jsonschema
 import pytest
 
-from opencouch.contracts.care import ExerciseId, ExerciseStep, ExerciseStepOutput
+from opencouch.contracts.care import (
+    ExerciseId,
+    ExerciseProgressOutput,
+    ExerciseStep,
+    ExerciseStepOutput,
+)
 from opencouch.contracts.common import Contract, ErrorCode, MemoryMode
 from opencouch.contracts.memory import MemoryStatusOutput
 from opencouch.contracts.tools import CRISIS_FALLBACK, TOOL_CATALOG
@@ -23,7 +28,7 @@ from opencouch.realtime_emulator.arguments import fill_arguments
 from opencouch.realtime_emulator.brain import Brain
 from opencouch.realtime_emulator.offer import Offer
 from opencouch.realtime_emulator.planner import Planner
-from opencouch.realtime_emulator.scenario import load_scenario
+from opencouch.realtime_emulator.scenario import ToolCallStep, load_scenario
 from opencouch.realtime_emulator.testing import free_port
 from opencouch.runtime.tools import tool_error
 from opencouch.testing.processes import emulator_scenario, http_ok, start_service
@@ -46,10 +51,16 @@ def test_the_product_file_names_only_catalog_tools_with_valid_arguments() -> Non
     assert named, "the product file should route words to tools"
     for call in named:
         assert call.name in TOOL_CATALOG, call.name
-        arguments = fill_arguments(catalog_schema(call.name), call.arguments, "user words")
+        # Arguments filled from a tool output (``{output.a}``) are checked by the walk below.
+        literal = {
+            key: value
+            for key, value in call.arguments.items()
+            if not (isinstance(value, str) and value.startswith("{output."))
+        }
+        arguments = fill_arguments(catalog_schema(call.name), literal, "user words")
         jsonschema.validate(arguments, catalog_schema(call.name))
         # Literal arguments must survive the schema, not be replaced by made-up values.
-        assert {key: arguments[key] for key in call.arguments} == call.arguments
+        assert {key: arguments[key] for key in literal} == literal
 
 
 @pytest.mark.parametrize(
@@ -178,6 +189,14 @@ FIRST_BREATH = ExerciseStepOutput(
 
 def said_after(said: str, output: Contract, planner: Planner | None = None) -> str | None:
     """What the product companion says once its call for ``said`` returned ``output``."""
+    return called_and_said(said, output, planner)[1]
+
+
+def called_and_said(
+    said: str, output: Contract, planner: Planner | None = None
+) -> tuple[ToolCallStep, str | None]:
+    """The one call the product companion makes for ``said``, and what it says once that call
+    returned ``output``."""
     planner = planner or Planner(Brain(load_scenario(PRODUCT_FILE)))
     tools = Offer.from_config(CATALOG_TOOLS, "auto")
     planner.typed(f"item_{said}", said)
@@ -186,7 +205,56 @@ def said_after(said: str, output: Contract, planner: Planner | None = None) -> s
     planner.tool_called(f"call_{said}", call.name, asked)
     planner.tool_output(f"call_{said}", output.model_dump_json(exclude_none=True))
     plan, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
-    return plan.say
+    return call, plan.say
+
+
+def _progress(step_id: str | None, instruction: str | None, action: str) -> ExerciseProgressOutput:
+    return ExerciseProgressOutput(
+        status="recorded",
+        runtime_action=action,
+        exercise_id="grounding_box_breathing",
+        step_id=step_id,
+        next_step=None
+        if instruction is None
+        else ExerciseStep(
+            step_id=step_id or "", index=1, instruction=instruction, completion_mode="confirmation"
+        ),
+        guidance="Lead the next step.",
+    )
+
+
+def test_an_exercise_is_led_step_by_step_with_the_ids_of_the_step_answered() -> None:
+    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    assert said_after("Could we breathe together?", FIRST_BREATH, planner) == (
+        "Let's begin. Breathe in."
+    )
+    call, said = called_and_said("Okay, done.", _progress("hold", "Hold it.", "advance"), planner)
+    assert (call.name, call.arguments["expected_step_id"]) == (
+        "record_guided_exercise_progress",
+        "inhale",  # the step the exercise's start led
+    )
+    assert call.arguments["expected_skill_id"] == "grounding_box_breathing"
+    assert call.arguments["outcome"] == "complete"
+    assert said == "Hold it."
+    call, said = called_and_said("Done", _progress("exhale", None, "complete"), planner)
+    assert call.arguments["expected_step_id"] == "hold"  # the step the last progress led
+    assert said is not None
+    assert said.startswith("That was the last step.")
+    # Finished: a further "done" is not taken for an exercise step.
+    tools = Offer.from_config(CATALOG_TOOLS, "auto")
+    assert Brain(load_scenario(PRODUCT_FILE)).reply(None, "done", tools).tool_calls == []
+    planner.typed("item_after", "done")
+    after, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
+    assert after.tool_calls == []
+
+
+def test_an_exercise_can_be_stopped_at_any_step() -> None:
+    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    said_after("Could we breathe together?", FIRST_BREATH, planner)
+    stopped = _progress(None, None, "cancel")
+    call, said = called_and_said("I want to stop.", stopped, planner)
+    assert (call.arguments["outcome"], call.arguments["expected_step_id"]) == ("exit", "inhale")
+    assert said == "Of course, we can stop here. What would help you most right now?"
 
 
 def test_a_failed_crisis_lookup_gets_the_safety_step_and_a_question_never_a_number() -> None:

@@ -3,6 +3,7 @@ scenario example is a scenario that does what the README says."""
 
 from __future__ import annotations
 
+import json
 import re
 import typing
 from pathlib import Path
@@ -16,6 +17,7 @@ from openai.types.realtime.realtime_server_event import RealtimeServerEvent
 from opencouch.realtime_emulator.brain import Brain
 from opencouch.realtime_emulator.events import CLIENT_EVENTS
 from opencouch.realtime_emulator.offer import Offer
+from opencouch.realtime_emulator.planner import Planner
 from opencouch.realtime_emulator.scenario import Scenario
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
@@ -109,3 +111,26 @@ def test_the_scenario_example_answers_its_offer(example: Scenario) -> None:
     )
     answered = brain.reply(None, "Yes", forecast)
     assert [(c.name, c.arguments["days"]) for c in answered.tool_calls] == [("get_forecast", 2)]
+
+
+def test_the_scenario_example_follows_on_from_the_last_output(example: Scenario) -> None:
+    forecast = Offer.from_config(FORECAST, "auto")
+    # Nothing was looked up yet: the follow-on does not apply.
+    assert Brain(example).reply(None, "And the day after?", forecast).tool_calls == []
+    planner = Planner(Brain(example))
+    while planner.brain.take_turn() is not None:  # past the script: the rules answer
+        pass
+    planner.typed("item_1", "Will it rain?")
+    asked, _ = planner.next_plan(forecast, out_of_band=False, idle=False, conversation_empty=False)
+    planner.tool_called("call_1", "get_forecast", asked)
+    planner.tool_output("call_1", json.dumps({"city": "Rome", "summary": "Rain at noon."}))
+    planner.next_plan(forecast, out_of_band=False, idle=False, conversation_empty=False)
+    planner.typed("item_2", "And the day after?")
+    again, _ = planner.next_plan(forecast, out_of_band=False, idle=False, conversation_empty=False)
+    assert [(c.name, c.arguments) for c in again.tool_calls] == [
+        ("get_forecast", {"city": "Rome", "days": 2})
+    ]
+    planner.tool_called("call_2", "get_forecast", again)
+    planner.tool_output("call_2", json.dumps({"city": "Rome"}))
+    said, _ = planner.next_plan(forecast, out_of_band=False, idle=False, conversation_empty=False)
+    assert said.say == "That's all I could find."

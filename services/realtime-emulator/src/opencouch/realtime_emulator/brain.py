@@ -18,11 +18,14 @@ from .scenario import (
     MATCH_PLACEHOLDER,
     OUTPUT_PLACEHOLDER,
     Reply,
+    Rule,
     Scenario,
     Step,
     ToolCallStep,
     Turn,
+    fill_arguments_from,
     fill_output,
+    output_data,
 )
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,8 @@ class Brain:
         self._called: set[str] = set()
         # The named rule that gave the last reply to the user, for a rule that ``answers`` it.
         self._last_rule: str | None = None
+        # The call's last tool output and its tool, for a rule ``after_output``.
+        self._last_output: tuple[str, object] | None = None
 
     def take_turn(self) -> Turn | None:
         """The scripted turn for the next user utterance, or None once the script ran out."""
@@ -85,16 +90,21 @@ class Brain:
         """The response once tool outputs returned; ``step`` is the script's, if any.
         ``{output.field}`` in what it says is filled from ``output``, the last one."""
         self._replies += 1
+        if finished_tools:
+            self._last_output = (finished_tools[-1], output_data(output))
         if step is not None:
-            said = None if step.say is None else self._spoken(step.say, output)
+            said = None if step.say is None else self._spoken(step.say, output, step.say_otherwise)
             return self._within_offer(Plan(say=said, tool_calls=list(step.tools)), "", offer)
         return Plan(say=self._spoken(self.scenario.after_tool_outputs, output))
 
-    def _spoken(self, line: str, output: object) -> str:
-        """``line`` filled from ``output``; the scenario's plain line when a field is missing."""
+    def _spoken(self, line: str, output: object, otherwise: str | None = None) -> str:
+        """``line`` filled from ``output``; when a field is missing, ``otherwise`` (filled as it
+        can be), else the scenario's plain line."""
         filled = fill_output(line, output)
         if filled is not None:
             return filled
+        if otherwise is not None:
+            return fill_output(otherwise, output) or OUTPUT_PLACEHOLDER.sub("", otherwise).strip()
         log.warning("a line after tool outputs names a field the output does not have")
         fallback = self.scenario.after_tool_outputs
         return fill_output(fallback, output) or OUTPUT_PLACEHOLDER.sub("", fallback).strip()
@@ -131,11 +141,15 @@ class Brain:
             matched = rule.matched(text)
             if matched is None or not all(offer.allows(call.name) for call in rule.tools):
                 continue
+            hints = self._hints(rule)
+            if hints is None:
+                continue
             plan = _plan_of(rule)
             if plan.say is not None:
                 plan.say = plan.say.replace(MATCH_PLACEHOLDER, matched)
             plan.tool_calls = [
-                self._call(call.name, offer, text, call.arguments) for call in rule.tools
+                self._call(call.name, offer, text, arguments)
+                for call, arguments in zip(rule.tools, hints, strict=True)
             ]
             self._last_rule = rule.name
             return plan
@@ -143,6 +157,17 @@ class Brain:
         if name is not None:
             return Plan(tool_calls=[self._call(name, offer, text, {})])
         return Plan(say=self._fallback())
+
+    def _hints(self, rule: Rule) -> list[dict[str, Any]] | None:
+        """The arguments ``rule`` gives each of its calls; None when it follows up on a tool
+        output that is not the last one, or names a field that output lacks."""
+        if rule.after_output is None:
+            return [call.arguments for call in rule.tools]
+        if self._last_output is None or self._last_output[0] != rule.after_output:
+            return None
+        filled = [fill_arguments_from(call.arguments, self._last_output[1]) for call in rule.tools]
+        complete = [arguments for arguments in filled if arguments is not None]
+        return complete if len(complete) == len(filled) else None
 
     def _fallback(self) -> str:
         replies = self.scenario.fallback

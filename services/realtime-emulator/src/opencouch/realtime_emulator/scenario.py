@@ -27,13 +27,19 @@ MATCH_PLACEHOLDER = "{match}"
 OUTPUT_PLACEHOLDER = re.compile(r"\{output((?:\.[A-Za-z0-9_]+)+)\}")
 
 
+def output_data(output: object) -> object:
+    """A tool's output as JSON data (a ``function_call_output`` is a JSON string); None when
+    it is not JSON."""
+    try:
+        return json.loads(output) if isinstance(output, str) else output
+    except ValueError:
+        return None
+
+
 def fill_output(text: str, output: object) -> str | None:
     """``text`` with each ``{output.path}`` replaced by that field of ``output`` (a tool's JSON
     output); None when a field is missing or is not text, a number or a list of them."""
-    try:
-        data = json.loads(output) if isinstance(output, str) else output
-    except ValueError:
-        data = None
+    data = output_data(output)
     missing = False
 
     def field(found: re.Match[str]) -> str:
@@ -67,12 +73,29 @@ class ToolCallStep(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 
+def fill_arguments_from(arguments: dict[str, Any], output: object) -> dict[str, Any] | None:
+    """``arguments`` with ``{output.path}`` in each text value filled from ``output``; None when
+    a field is missing."""
+    filled: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if isinstance(value, str) and OUTPUT_PLACEHOLDER.search(value):
+            text = fill_output(value, output)
+            if text is None:
+                return None
+            filled[name] = text
+        else:
+            filled[name] = value
+    return filled
+
+
 class Step(BaseModel):
     """One response: optionally speak, then optionally call tools."""
 
     model_config = ConfigDict(extra="forbid")
 
     say: str | None = None
+    # Said instead of ``say`` when the output lacks a field ``say`` names (``{output.a}``).
+    say_otherwise: str | None = None
     tools: list[ToolCallStep] = Field(default_factory=list)
 
 
@@ -114,6 +137,10 @@ class Rule(Reply):
     match: list[str] = Field(min_length=1)
     # Applies only once this tool was called earlier in the call (a follow-up to it).
     after_calling: str | None = None
+    # Applies only when the last tool output of the call came from this tool; its tools'
+    # arguments may then name fields of that output (``{output.a.b}``), and the rule does not
+    # apply when one is missing (a step of something the tool started, e.g. an exercise).
+    after_output: str | None = None
     # This rule's name, for ``answers``.
     name: str | None = None
     # Applies only as the reply to what the rule of this name said last (the user answering
