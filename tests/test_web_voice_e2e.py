@@ -591,6 +591,33 @@ def test_check_7_an_exercise_request_runs_the_exercise_tools(
     assert " ".join(turn["assistant"]) == f"Let's begin. {exercise['steps'][0]['instruction']}"
 
 
+def test_an_exercise_is_led_to_its_end_one_step_at_a_time(
+    stack: Stack, page: Any, scenario: Callable[[str], None]
+) -> None:
+    # Each reply to a step is recorded as progress on that step (the tools service checks the
+    # ids), and the companion reads out the step the tools service leads next.
+    steps = [
+        step["instruction"]
+        for step in tomllib.loads(
+            (
+                resources.files("opencouch.tools") / "data/exercises/grounding_box_breathing.toml"
+            ).read_text()
+        )["steps"]
+    ]
+    connect(page, stack.web_url)
+    say(page, "Can we do a breathing exercise together?")
+    assert " ".join(closed_turns(page, 1)[-1]["assistant"]) == f"Let's begin. {steps[0]}"
+    for shown, instruction in enumerate(steps[1:], start=2):
+        say(page, "Okay, done.")
+        assert " ".join(closed_turns(page, shown)[-1]["assistant"]) == instruction
+    say(page, "Done.")
+    assert " ".join(closed_turns(page, len(steps) + 1)[-1]["assistant"]).startswith(
+        "That was the last step."
+    )
+    progress = [status for name, status in tool_rows(page) if "progress" in name]
+    assert progress == ["done"] * len(steps)
+
+
 def test_check_8_disconnecting_shows_the_finalization_result(
     stack: Stack, page: Any, scenario: Callable[[str], None]
 ) -> None:
