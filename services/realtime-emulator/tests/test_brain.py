@@ -158,6 +158,21 @@ def test_a_line_after_tool_outputs_can_say_what_the_output_holds() -> None:
     assert answered_once(scenario, "list", "not json") == "Here it is."
 
 
+def test_a_line_can_say_one_field_of_each_item_of_a_list() -> None:
+    rules = [
+        {"match": ["kept"], "tools": [{"name": "wait_for_user"}],
+         "after_tools": {"say": "I kept: {output.items.*.text}.", "say_otherwise": "Nothing yet."}},
+    ]  # fmt: skip
+    scenario = Scenario.model_validate({"rules": rules, "after_tool_outputs": "Here it is."})
+    items = {"items": [{"text": "a dog named Rex"}, {"text": "night shifts"}, {"other": 1}]}
+    assert answered_once(scenario, "kept", json.dumps(items)) == (
+        "I kept: a dog named Rex, night shifts."
+    )
+    # An empty list, or none, is a missing field: the step's own alternative is said.
+    assert answered_once(scenario, "kept", json.dumps({"items": []})) == "Nothing yet."
+    assert answered_once(scenario, "kept", json.dumps({"items": "x"})) == "Nothing yet."
+
+
 @pytest.mark.parametrize(
     ("output", "failed"),
     [

@@ -8,6 +8,7 @@ never imports them.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
 
@@ -22,7 +23,12 @@ from opencouch.contracts.care import (
     ExerciseStepOutput,
 )
 from opencouch.contracts.common import Contract, ErrorCode, MemoryMode
-from opencouch.contracts.memory import MemoryStatusOutput
+from opencouch.contracts.memory import (
+    MemoryItem,
+    MemorySource,
+    MemoryStatusOutput,
+    SavedMemoryOutput,
+)
 from opencouch.contracts.tools import CRISIS_FALLBACK, TOOL_CATALOG
 from opencouch.realtime_emulator.arguments import fill_arguments
 from opencouch.realtime_emulator.brain import Brain
@@ -293,6 +299,40 @@ def test_the_companion_says_what_memory_and_exercise_tools_returned() -> None:
     )
     assert said_after("Do you remember me?", status) == "Memory is off here."
     assert said_after("Could we breathe together?", FIRST_BREATH) == "Let's begin. Breathe in."
+
+
+def test_asked_what_it_remembers_it_says_the_saved_facts_or_that_there_are_none() -> None:
+    def fact(text: str) -> MemoryItem:
+        return MemoryItem(
+            kind="fact", index=1, text=text, source=MemorySource(recorded_at=datetime.now(UTC))
+        )
+
+    saved = SavedMemoryOutput(
+        facts=[fact("Has a dog named Rex"), fact("Works night shifts")],
+        sessions=[],
+        rules=[],
+        total_facts=2,
+        total_sessions=0,
+        total_rules=0,
+        proactive_recall_enabled=False,
+        guidance="Read them out as they are.",
+    )
+    call, said = called_and_said("What do you remember about me?", saved)
+    assert call.name == "show_saved_memory"
+    assert said == "Here is what I've kept about you: Has a dog named Rex, Works night shifts."
+    nothing = saved.model_copy(update={"facts": [], "total_facts": 0})
+    said = said_after("What do you know about me?", nothing)
+    assert said is not None
+    assert said.startswith("I haven't kept anything about you yet.")
+    incognito = [
+        spec.realtime_tool().model_dump(mode="json")
+        for spec in TOOL_CATALOG.values()
+        if spec.offered_in(MemoryMode.INCOGNITO)
+    ]
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, "What do you remember about me?", Offer.from_config(incognito, "auto")
+    )
+    assert [c.name for c in plan.tool_calls] == ["show_memory_status"]
 
 
 def test_a_stated_preference_is_kept_in_the_users_words_and_incognito_hears_about_memory() -> None:

@@ -23,8 +23,9 @@ from .faults import Faults
 SCENARIO_HEADER = "X-Emulator-Scenario"
 # Where a rule's ``say`` puts the words that matched.
 MATCH_PLACEHOLDER = "{match}"
-# Where a line said after tool outputs puts a field of the last output (``{output.a.b}``).
-OUTPUT_PLACEHOLDER = re.compile(r"\{output((?:\.[A-Za-z0-9_]+)+)\}")
+# Where a line said after tool outputs puts a field of the last output (``{output.a.b}``);
+# ``*`` takes the rest of the path in each item of a list (``{output.items.*.text}``).
+OUTPUT_PLACEHOLDER = re.compile(r"\{output((?:\.(?:[A-Za-z0-9_]+|\*))+)\}")
 
 
 def output_data(output: object) -> object:
@@ -44,21 +45,14 @@ def fill_output(text: str, output: object) -> str | None:
 
     def field(found: re.Match[str]) -> str:
         nonlocal missing
-        value: Any = data
-        for key in found.group(1).split(".")[1:]:
-            if isinstance(value, dict) and key in value:
-                value = value[key]
-            elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
-                value = value[int(key)]
-            else:
-                missing = True
-                return ""
+        value = _at(data, found.group(1).split(".")[1:])
         if isinstance(value, list) and all(isinstance(item, str | int | float) for item in value):
-            return ", ".join(map(str, value))
-        if value is None or isinstance(value, dict | list):
-            missing = True
-            return ""
-        return str(value)
+            if value:
+                return ", ".join(map(str, value))
+        elif value is not _MISSING and value is not None and not isinstance(value, dict | list):
+            return str(value)
+        missing = True
+        return ""
 
     filled = OUTPUT_PLACEHOLDER.sub(field, text)
     return None if missing else filled
@@ -71,6 +65,28 @@ class ToolCallStep(BaseModel):
 
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+_MISSING = object()
+
+
+def _at(data: Any, path: list[str]) -> Any:
+    """The value at ``path`` in ``data``; ``*`` maps the rest of the path over a list's items
+    (an item without it is left out). ``_MISSING`` when there is none."""
+    value = data
+    for n, key in enumerate(path):
+        if key == "*":
+            if not isinstance(value, list):
+                return _MISSING
+            found = [_at(item, path[n + 1 :]) for item in value]
+            return [item for item in found if item is not _MISSING]
+        if isinstance(value, dict) and key in value:
+            value = value[key]
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return _MISSING
+    return value
 
 
 def fill_arguments_from(arguments: dict[str, Any], output: object) -> dict[str, Any] | None:
