@@ -335,6 +335,20 @@ def test_asked_what_it_remembers_it_says_the_saved_facts_or_that_there_are_none(
     assert [c.name for c in plan.tool_calls] == ["show_memory_status"]
 
 
+@pytest.mark.parametrize(
+    "said", ["Delete everything you know about me.", "Please forget all of it", "wipe my data"]
+)
+def test_asked_to_erase_everything_it_points_to_the_pages_erase(said: str) -> None:
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
+    )
+    assert plan.tool_calls == []
+    assert '"Erase everything kept about me"' in (plan.say or "")
+    # The button it names is the page's.
+    page = Path(__file__).parents[2] / "web/src/opencouch/web/pages/voice.html"
+    assert ">Erase everything kept about me…</button>" in page.read_text(encoding="utf-8")
+
+
 def test_a_stated_preference_is_kept_in_the_users_words_and_incognito_hears_about_memory() -> None:
     said = "Please remember that I prefer short answers."
     brain = Brain(load_scenario(PRODUCT_FILE))
