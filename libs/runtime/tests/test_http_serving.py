@@ -3,17 +3,14 @@ whatever ``X-Forwarded-For`` says, and the server does not advertise itself."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from opencouch.runtime.http import server_config
-from opencouch.testing.servers import free_port
+from opencouch.testing.servers import free_port, served_in_thread
 
 
 async def client_address(scope: Scope, receive: Receive, send: Send) -> None:
@@ -26,22 +23,10 @@ async def client_address(scope: Scope, receive: Receive, send: Send) -> None:
 
 @pytest.fixture
 def served() -> Iterator[str]:
-    port = free_port()
-    config = server_config(client_address, host="127.0.0.1", port=port)
+    config = server_config(client_address, host="127.0.0.1", port=free_port())
     config.lifespan = "off"
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "the server did not start"
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with served_in_thread(config) as url:
+        yield url
 
 
 def test_a_local_peer_cannot_choose_its_address_with_forwarded_for(served: str) -> None:

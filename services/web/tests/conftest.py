@@ -4,8 +4,6 @@ and Chromium with a WAV file (silence unless a test speaks) as its microphone.""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from opencouch.testing.browser import (
     watch_console,
 )
 from opencouch.testing.processes import emulator_scenario
+from opencouch.testing.servers import served_in_thread
 from opencouch.web.app import create_app
 from opencouch.web.settings import Settings
 from opencouch.web.testing import FakeGateway
@@ -37,20 +36,9 @@ ARTIFACTS = REPO / "test-artifacts" / "web"
 
 def serve_in_thread(app: ASGIApp, port: int) -> Iterator[str]:
     """Serve ``app`` with uvicorn on its own thread and loop; yield its base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    with served_in_thread(config) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

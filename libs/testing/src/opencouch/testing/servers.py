@@ -15,10 +15,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+import uvicorn
 
 
 class ServerUnavailableError(RuntimeError):
@@ -41,6 +44,25 @@ def free_port() -> int:
         if port not in _GIVEN_PORTS:
             _GIVEN_PORTS.add(port)
             return port
+
+
+@contextlib.contextmanager
+def served_in_thread(config: uvicorn.Config, timeout: float = 20.0) -> Iterator[str]:
+    """Serve with uvicorn on a thread of its own (and its own loop); yield the base URL, and
+    stop it on exit."""
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{config.host}:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def reachable(url: str, timeout: float = 1.0) -> bool:

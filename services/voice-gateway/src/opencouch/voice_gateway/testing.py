@@ -21,7 +21,6 @@ from typing import Any
 
 import nats
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from nats.aio.client import Client as NatsClient
@@ -54,7 +53,12 @@ from opencouch.runtime.http import server_config
 from opencouch.runtime.tools import ToolHandler, tool_endpoints
 from opencouch.testing.processes import ServiceProcess, http_ok
 from opencouch.testing.processes import start_service as start_process
-from opencouch.testing.servers import ServerUnavailableError, free_port, nats_server
+from opencouch.testing.servers import (
+    ServerUnavailableError,
+    free_port,
+    nats_server,
+    served_in_thread,
+)
 from opencouch.voice_gateway.app import create_app
 from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.tokens import TokenSigner
@@ -277,20 +281,8 @@ def live_gateway(
     app = create_app(
         settings_for_tests(emulator_url, nats_url=gateway_nats_url, redis_url=redis_url)
     )
-    port = free_port()
-    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the gateway did not start")
-        time.sleep(0.05)
-    try:
-        yield LiveGateway(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with served_in_thread(server_config(app, host="127.0.0.1", port=free_port())) as url:
+        yield LiveGateway(url, app)
 
 
 @pytest.fixture
