@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 
 from opencouch.contracts.care import (
+    CrisisResourcesOutput,
     ExerciseId,
     ExerciseProgressOutput,
     ExerciseStep,
@@ -177,6 +178,30 @@ def test_where_the_user_lives_brings_a_second_lookup_only_after_the_first() -> N
     again = brain.reply(None, "I live in Toronto.", tools)
     assert [call.name for call in again.tool_calls] == ["lookup_crisis_resources"]
     jsonschema.validate(again.tool_calls[0].arguments, catalog_schema("lookup_crisis_resources"))
+
+
+def _lookup(location: str | None) -> CrisisResourcesOutput:
+    return CrisisResourcesOutput(
+        status="found" if location else "no_location",
+        location_status="provided" if location else "not_provided",
+        location=location,
+        guidance="Name only these lines.",
+    )
+
+
+def test_asked_where_they_are_the_natural_answer_looks_again() -> None:
+    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    said_after("I want to kill myself tonight.", _lookup(None), planner)
+    call, said = called_and_said("I'm in Toronto.", _lookup("Toronto, Canada"), planner)
+    assert call.name == "lookup_crisis_resources"
+    assert said is not None
+    assert "for Toronto, Canada." in said
+    # Words that name no place the lookup knows: it asks again, with the safety step.
+    call, said = called_and_said("I'm in so much pain.", _lookup(None), planner)
+    assert call.name == "lookup_crisis_resources"
+    assert said is not None
+    assert "emergency number" in said
+    assert "Which country or city are you in?" in said
 
 
 # What the tools service returns when box breathing starts (its first step shortened).
