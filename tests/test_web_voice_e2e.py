@@ -572,6 +572,25 @@ def test_check_6_asking_for_a_hotline_runs_the_crisis_lookup_before_any_resource
     assert json.loads(sent[first_output]["item"]["output"])["status"] == "found"
 
 
+def test_asked_where_they_are_the_answer_brings_the_lines_for_that_place(
+    stack: Stack, page: Any, scenario: Callable[[str], None]
+) -> None:
+    connect(page, stack.web_url)
+    say(page, "I want to end my life.")
+    [first] = closed_turns(page, 1)
+    assert "which country or city" in " ".join(first["assistant"])
+    say(page, "I'm in Toronto.")
+    second = closed_turns(page, 2)[-1]
+    # The real lookup resolved the place from the person's words (Canada's lines serve
+    # Toronto), and the companion names it.
+    assert "The lines on your screen are the ones I can offer for Canada." in " ".join(
+        second["assistant"]
+    )
+    assert [status for name, status in tool_rows(page)] == ["done", "done"]
+    cards = page.eval_on_selector_all("#crisis-cards .card h4", "n => n.map(e => e.textContent)")
+    assert cards
+
+
 def test_check_7_an_exercise_request_runs_the_exercise_tools(
     stack: Stack, page: Any, scenario: Callable[[str], None]
 ) -> None:
