@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from openai import AsyncOpenAI, BadRequestError
 from websockets.exceptions import ConnectionClosedError
 
@@ -30,10 +29,6 @@ from opencouch.testing.openai_spec import event_problems
 
 HERE = Path(__file__).parent
 PRODUCT_LIKE_TOOLS: list[dict[str, Any]] = json.loads((HERE / "product_tools.json").read_text())
-# The product's scenario (OpenCouch's keyword rules and phrases).
-PRODUCT_SCENARIO: dict[str, Any] = yaml.safe_load(
-    (HERE.parents[2] / "config/emulator/opencouch-companion.yaml").read_text()
-)
 
 USER_TEXT = {
     "type": "conversation.item.create",
@@ -102,8 +97,10 @@ async def test_maximum_session_duration_over_webrtc(emulator: RunningEmulator) -
     await peer.close()
 
 
-async def test_late_transcription_arrives_after_the_response(emulator: RunningEmulator) -> None:
-    async with connect(emulator, "late_transcription", PRODUCT_SCENARIO) as (connection, stream):
+async def test_late_transcription_arrives_after_the_response(
+    product_emulator: RunningEmulator,
+) -> None:
+    async with connect(product_emulator, "late_transcription") as (connection, stream):
         await connection.send(
             {
                 "type": "session.update",

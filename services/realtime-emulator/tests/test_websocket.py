@@ -15,7 +15,6 @@ import httpx
 import numpy as np
 import pytest
 import websockets
-import yaml
 from openai import AsyncOpenAI
 
 from opencouch.realtime_emulator import audio
@@ -36,10 +35,6 @@ HERE = Path(__file__).parent
 # Generous: these tests check what the handshake answers, never its speed.
 HANDSHAKE_TIMEOUT = 60
 PRODUCT_LIKE_TOOLS: list[dict[str, Any]] = json.loads((HERE / "product_tools.json").read_text())
-# The product's scenario (OpenCouch's keyword rules and phrases), as a call brings it inline.
-PRODUCT_SCENARIO = json.dumps(
-    yaml.safe_load((HERE.parents[2] / "config/emulator/opencouch-companion.yaml").read_text())
-)
 
 needs_speech = pytest.mark.skipif(
     speech_tools_missing() is not None, reason=speech_tools_missing() or ""
@@ -106,9 +101,9 @@ async def session(emulator: RunningEmulator) -> AsyncIterator[Session]:
 
 
 @pytest.fixture
-async def product_session(emulator: RunningEmulator) -> AsyncIterator[Session]:
+async def product_session(product_emulator: RunningEmulator) -> AsyncIterator[Session]:
     """A fresh WebSocket session following the product's scenario."""
-    async with open_session(emulator, {"X-Emulator-Scenario": PRODUCT_SCENARIO}) as opened:
+    async with open_session(product_emulator) as opened:
         yield opened
 
 
@@ -134,8 +129,9 @@ async def assert_everything_valid(emulator: RunningEmulator, stream: EventStream
 
 
 async def test_typed_turn_with_tool_call_and_spoken_reply(
-    emulator: RunningEmulator, product_session: Session
+    product_emulator: RunningEmulator, product_session: Session
 ) -> None:
+    emulator = product_emulator
     session = product_session
     stream = session.stream
     created = await stream.wait_for("session.created")
@@ -548,8 +544,9 @@ async def test_push_to_talk_without_turn_detection(
 
 
 async def test_idle_timeout_prompts_the_user(
-    emulator: RunningEmulator, product_session: Session
+    product_emulator: RunningEmulator, product_session: Session
 ) -> None:
+    emulator = product_emulator
     session = product_session
     stream = session.stream
     await stream.wait_for("session.created")
