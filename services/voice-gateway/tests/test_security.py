@@ -366,14 +366,13 @@ def test_an_incognito_session_cannot_run_a_persistent_only_tool(
     gateway: TestClient, owners: FakeOwners
 ) -> None:
     session = open_session(gateway)
-    before = owners.calls["show_saved_memory"]
     reply = gateway.post(
         f"{API}/tools", json=tool_call("show_saved_memory"), headers=bearer(session)
     )
     assert reply.status_code == 200
     assert reply.json()["ok"] is False
     assert reply.json()["output"]["error"]["code"] == "tool_not_available_in_memory_mode"
-    assert owners.calls["show_saved_memory"] == before
+    assert owners.calls_in(session, "show_saved_memory") == 0
     offered = {tool["name"] for tool in session["session"]["tools"]}
     assert "show_saved_memory" not in offered
 
@@ -384,13 +383,12 @@ def test_a_replayed_call_id_returns_the_first_output_and_runs_once(
     session = open_session(gateway)
     # show_memory_status is not pure: it runs only once its claim admits it.
     call = tool_call("show_memory_status")
-    before = owners.calls["show_memory_status"]
     first = gateway.post(f"{API}/tools", json=call, headers=bearer(session))
     second = gateway.post(f"{API}/tools", json=call, headers=bearer(session))
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
     assert first.json()["ok"] is True
-    assert owners.calls["show_memory_status"] == before + 1
+    assert owners.calls_in(session, "show_memory_status") == 1
     reused = gateway.post(
         f"{API}/tools", json={**call, "tool_name": "wait_for_user"}, headers=bearer(session)
     )
@@ -399,11 +397,10 @@ def test_a_replayed_call_id_returns_the_first_output_and_runs_once(
     # A pure tool's replay is answered again (the same answer: same arguments, no state), and
     # the id stays claimed, so reusing it for another call is still a conflict.
     pure = tool_call("wait_for_user")
-    pure_before = owners.calls["wait_for_user"]
     answers = [gateway.post(f"{API}/tools", json=pure, headers=bearer(session)) for _ in range(2)]
     assert answers[0].json() == answers[1].json()
     assert answers[0].json()["ok"] is True
-    assert owners.calls["wait_for_user"] == pure_before + 2
+    assert owners.calls_in(session, "wait_for_user", pure["call_id"]) == 2
     other = gateway.post(
         f"{API}/tools", json={**pure, "tool_name": "show_memory_status"}, headers=bearer(session)
     )
@@ -427,23 +424,22 @@ def test_a_pure_tool_is_asked_before_its_claim_but_a_refused_call_gets_only_its_
     gateway = make_gateway()
     ended = open_session(gateway)
     assert gateway.post(f"{API}/end", json={}, headers=bearer(ended)).status_code in (200, 202)
-    pure_before, other_before = owners.calls["wait_for_user"], owners.calls["show_memory_status"]
     late = gateway.post(f"{API}/tools", json=tool_call(), headers=bearer(ended))
     assert late.status_code == 409
     assert error_code(late) == "session_ended"
     # The owner was asked while the claim was decided (the user waits for one round trip, not
     # two); the refusal is all the client saw.
     deadline = time.monotonic() + 5
-    while owners.calls["wait_for_user"] == pure_before and time.monotonic() < deadline:
+    while owners.calls_in(ended, "wait_for_user") == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert owners.calls["wait_for_user"] == pure_before + 1
+    assert owners.calls_in(ended, "wait_for_user") == 1
     # Any other tool is never forwarded before its claim admits it.
     stateful = gateway.post(
         f"{API}/tools", json=tool_call("show_memory_status"), headers=bearer(ended)
     )
     assert stateful.status_code == 409
     time.sleep(0.2)
-    assert owners.calls["show_memory_status"] == other_before
+    assert owners.calls_in(ended, "show_memory_status") == 0
 
 
 def test_a_call_without_call_id_unknown_tools_and_bad_arguments_are_refused_before_forwarding(
@@ -459,14 +455,14 @@ def test_a_call_without_call_id_unknown_tools_and_bad_arguments_are_refused_befo
     assert error_code(missing) == "call_id_missing"
     unknown = gateway.post(f"{API}/tools", json=tool_call("rm_rf"), headers=bearer(session))
     assert unknown.json()["output"]["error"]["code"] == "unknown_tool"
-    before = sum(owners.calls.values())
+    persistent = open_session(gateway, memory_mode="persistent")
     bad = gateway.post(
         f"{API}/tools",
         json=tool_call("recall_saved_memory", arguments={"limit": 99}),
-        headers=bearer(open_session(gateway, memory_mode="persistent")),
+        headers=bearer(persistent),
     )
     assert bad.json()["output"]["error"]["code"] == "invalid_arguments"
-    assert sum(owners.calls.values()) == before
+    assert owners.calls_in(persistent, "recall_saved_memory") == 0
 
 
 def test_a_slow_crisis_or_other_tool_times_out_as_an_output_with_guidance(

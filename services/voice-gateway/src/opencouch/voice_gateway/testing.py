@@ -69,11 +69,16 @@ SLOW_TOOL = "answer_grounded_lookup"
 
 
 class FakeOwners:
-    """Tools, memory and finalizer as thin fakes; counts every tool call that reached them."""
+    """Tools, memory and finalizer as thin fakes; counts every tool call that reached them.
+
+    The fakes live for the whole test session, and a pure tool is asked before its claim is
+    decided, so a refused call of one test may still reach them during the next: a test counts
+    the calls of its own voice session (``calls_in``), never the running total."""
 
     def __init__(self, nats_url: str) -> None:
         self.nats_url = nats_url
         self.calls: Counter[str] = Counter()
+        self.session_calls: Counter[tuple[str, str | None, str]] = Counter()
         self.erasures: list[EraseMemoryRequest] = []
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -91,12 +96,24 @@ class FakeOwners:
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
+    def calls_in(self, session: dict[str, Any], name: str, call_id: str | None = None) -> int:
+        """How many calls of ``name`` (with ``call_id``, if given) came from the voice session
+        ``open_session`` returned."""
+        return sum(
+            count
+            for (session_id, called_id, called), count in list(self.session_calls.items())
+            if session_id == session["session_id"]
+            and called == name
+            and call_id in (None, called_id)
+        )
+
     def _run(self) -> None:
         self._loop.run_until_complete(self._serve())
 
     def _handler(self, name: str) -> ToolHandler:
         async def handle(_: Any, context: ToolCallContext) -> Any:
             self.calls[name] += 1
+            self.session_calls[context.session_id, context.call_id, name] += 1
             if name == "wait_for_user":
                 return WaitForUserOutput()
             if name == "show_memory_status":
