@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from opencouch.tools.classifier import (
     REASON_CODES,
+    CrisisAssessment,
     ScreeningContext,
     classify,
     is_safety_check,
@@ -214,6 +215,27 @@ def test_ending_things_is_a_life_unless_it_is_a_relationship_a_job_or_a_day(
     said: str, level: int
 ) -> None:
     assert classify(said).level == level
+
+
+@pytest.mark.parametrize(
+    ("said", "level", "reason"),
+    [
+        ("I'm on the roof and I want to jump", 3, "means"),
+        ("I'm on the bridge. I want to jump.", 3, "means"),
+        ("I'm on the balcony and I need to jump", 3, "means"),
+        ("I want to jump tonight", 3, "timeframe"),
+        ("I want to jump", 1, "distress"),
+        ("I'm on the roof and I want to jump for joy", 0, "none"),
+        ("I'm at the pool and I want to jump in", 0, "none"),
+        ("I would never want to jump, I'm on the roof fixing the gutter", 0, "negated"),
+    ],
+)
+def test_a_wish_to_jump_is_imminent_from_a_height_and_ambiguous_alone(
+    said: str, level: int, reason: str
+) -> None:
+    assert classify(said) == CrisisAssessment(level, reason)
+    if level == 1:
+        assert classify(said, ScreeningContext(ideation_earlier=True)).level == 3
 
 
 # -- the command line ---------------------------------------------------------------------------

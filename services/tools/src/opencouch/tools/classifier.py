@@ -43,6 +43,7 @@ Signal = Literal[
     "time_future",
     "time_now",
     "do_it",
+    "jump_wish",
     "farewell",
     "distress",
     "third_party",
@@ -398,9 +399,19 @@ _RULES: Final = [
     _rule(
         "means",
         r"\b(?:pills|tablets|overdose|rope|noose|gun|firearm|pistol|rifle|knife|knives|razor|"
-        r"blade|blades|bridge|ledge|rooftop|roof|train tracks|cliff|bleach|poison|car exhaust|"
-        r"bottle of)\b",
+        r"blade|blades|bridge|ledge|rooftop|roof|balcony|overpass|train tracks|cliff|bleach|"
+        r"poison|car exhaust|bottle of)\b",
         negatable=False,
+    ),
+    # A wish to jump said with nothing after it ("I'm on the roof and I want to jump"): from a
+    # height, or with a time, it is imminent; alone it is ambiguous. "Jump into the pool",
+    # "jump up and down" go on after "jump" and are not this.
+    _rule(
+        "jump_wish",
+        r"\b(?:want|wants|wanted|wanting|wanna|need|needs|thinking (?:about|of)|thought "
+        r"(?:about|of)) (?:to )?jump(?:ing)?(?= *(?:$|[,;]|(?:and|but|so|now|tonight|today|"
+        r"right now|soon)\b))",
+        own_subject=True,
     ),
     _rule(
         "time_future",
@@ -638,6 +649,11 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
             return CrisisAssessment(3, "timeframe")
         if active & {"suicidal_intent", "self_harm"} and "time_now" in signals:
             return CrisisAssessment(3, "timeframe")
+    if "jump_wish" in signals:
+        if "means" in signals:
+            return CrisisAssessment(3, "means")
+        if signals & {"time_now", "time_future"}:
+            return CrisisAssessment(3, "timeframe")
     if "acquired_means" in signals and signals & {"plan", "do_it"}:
         return CrisisAssessment(3, "plan")
     if "preparation" in signals and "do_it" in signals:
@@ -645,7 +661,7 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
     if "farewell" in signals and "plan" in signals:
         return CrisisAssessment(3, "farewell")
     if context.ideation_earlier and (
-        signals & {"plan", "preparation", "farewell", "acquired_means"}
+        signals & {"plan", "preparation", "farewell", "acquired_means", "jump_wish"}
         or ("do_it" in signals and signals & {"time_now", "time_future"})
     ):
         return CrisisAssessment(3, "plan_after_ideation")
@@ -664,7 +680,7 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
         return CrisisAssessment(2, "farewell")
     if "preparation" in signals:
         return CrisisAssessment(2, "preparation")
-    if "distress" in signals:
+    if signals & {"distress", "jump_wish"}:
         return CrisisAssessment(1, "distress")
     for flag, reason in (
         (reading.other_subject or "third_party" in signals, "third_party"),
