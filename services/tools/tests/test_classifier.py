@@ -218,6 +218,32 @@ def test_ending_things_is_a_life_unless_it_is_a_relationship_a_job_or_a_day(
 
 
 @pytest.mark.parametrize(
+    ("said", "imminent"),
+    [
+        ("I have the pills right here", True),
+        ("I've got all my pills out on the table", True),
+        ("I'm holding the knife", True),
+        ("I'm standing on the bridge", True),
+        ("I'm sitting on the edge of the roof", True),
+        ("I'm at the train tracks", True),
+        ("I don't have any pills", False),
+        ("My brother is on the roof", False),
+        ("I'm on the train", False),
+        ("I have a headache", False),
+    ],
+)
+def test_means_at_hand_are_imminent_after_an_earlier_disclosure_and_nothing_alone(
+    said: str, imminent: bool
+) -> None:
+    assert classify(said).level == 0
+    after = classify(said, ScreeningContext(ideation_earlier=True))
+    if imminent:
+        assert after == CrisisAssessment(3, "plan_after_ideation")
+    else:
+        assert after.level == 0
+
+
+@pytest.mark.parametrize(
     ("said", "level", "reason"),
     [
         ("I'm on the roof and I want to jump", 3, "means"),

@@ -44,6 +44,7 @@ Signal = Literal[
     "time_now",
     "do_it",
     "jump_wish",
+    "means_at_hand",
     "farewell",
     "distress",
     "third_party",
@@ -413,6 +414,20 @@ _RULES: Final = [
         r"right now|soon)\b))",
         own_subject=True,
     ),
+    # Means held or a height stood on, in the speaker's own voice: nothing alone ("I'm on the
+    # bridge" is a walk), imminent after an earlier disclosure in the same session.
+    _rule(
+        "means_at_hand",
+        r"\b(?:have|got|holding|hold|bought|grabbed|took out|laid out|lined up) (?:got )?"
+        r"(?:the |a |my |some |all (?:of )?(?:my |the )?|these |those |enough )?(?:\w+ )?"
+        r"(?:pills|tablets|meds|medication|painkillers|knife|razor|blade|blades|gun|rope|noose|"
+        r"bleach|poison)\b"
+        r"|\b(?:am|standing|sitting|stood|sat|climbed|walked|drove|driving|walking) (?:up )?"
+        r"(?:on|onto|at|by|near|to|on top of|over to|out to|out on) (?:the |a |this |that )?"
+        r"(?:edge of (?:the |a )?)?(?:bridge|ledge|roof|rooftop|balcony|overpass|cliff|cliffs|"
+        r"train tracks|tracks|railway|platform edge)\b",
+        own_subject=True,
+    ),
     _rule(
         "time_future",
         r"\b(?:tonight|tomorrow|this (?:weekend|evening|afternoon|week)|the night|"
@@ -661,7 +676,8 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
     if "farewell" in signals and "plan" in signals:
         return CrisisAssessment(3, "farewell")
     if context.ideation_earlier and (
-        signals & {"plan", "preparation", "farewell", "acquired_means", "jump_wish"}
+        signals
+        & {"plan", "preparation", "farewell", "acquired_means", "jump_wish", "means_at_hand"}
         or ("do_it" in signals and signals & {"time_now", "time_future"})
     ):
         return CrisisAssessment(3, "plan_after_ideation")
