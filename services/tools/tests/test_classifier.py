@@ -259,7 +259,8 @@ def test_means_at_hand_are_imminent_after_an_earlier_disclosure_and_nothing_alon
 def test_a_wish_to_jump_is_imminent_from_a_height_and_ambiguous_alone(
     said: str, level: int, reason: str
 ) -> None:
-    assert classify(said) == CrisisAssessment(level, reason)
+    assessment = classify(said)
+    assert (assessment.level, assessment.reason) == (level, reason)
     if level == 1:
         assert classify(said, ScreeningContext(ideation_earlier=True)).level == 3
 
