@@ -205,3 +205,18 @@ def test_a_quoted_question_is_still_a_question() -> None:
         )
     )
     assert arc.open_loops[0] == 'I keep asking myself "why does work scare me so much?"'
+
+
+def test_the_summary_says_a_minute_not_1_minutes() -> None:
+    said = [
+        "Work has been really stressful this week.",
+        "My manager yelled at me in front of everyone.",
+        "I feel embarrassed and I can't sleep.",
+    ]
+    turns = [
+        SpokenTurn(text, "I hear you.", TurnOutcome.COMPLETED, START + timedelta(seconds=30 * n))
+        for n, text in enumerate(said)
+    ]
+    assert extract_arc(turns).summary.startswith("In 3 turns over about a minute, the user")
+    one = extract_arc(turns[:1]).summary
+    assert one.startswith("In 1 turn, the user"), one

@@ -211,7 +211,9 @@ def _summary(
     open_count: int,
 ) -> str:
     minutes = _minutes(turns)
-    length = f"{len(turns)} turns" + (f" over about {minutes} minutes" if minutes else "")
+    length = _counted(len(turns), "turn") + (
+        f" over about {'a minute' if minutes == 1 else f'{minutes} minutes'}" if minutes else ""
+    )
     about = f"mostly about {_listed(themes)}" if themes else "about what was on their mind"
     sentences = [f"In {length}, the user talked {about}."]
     if opened and closed:
@@ -233,6 +235,10 @@ def _minutes(turns: Sequence[SpokenTurn]) -> int:
     if len(turns) < 2:
         return 0
     return round((turns[-1].spoken_at - turns[0].spoken_at).total_seconds() / 60)
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _listed(items: Sequence[str]) -> str:
