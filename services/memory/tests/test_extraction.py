@@ -24,6 +24,12 @@ from opencouch.memory.extraction import PhraseExtractor
         ("I'm allergic to peanuts.", ["I am allergic to peanuts."]),
         ("I am divorced", ["I am divorced."]),
         ("My sister is called Ana. my sister is called Ana!", ["My sister is called Ana."]),
+        # Asked to remember it, the statement is the fact, question mark or not.
+        ("Can you remember that my sister's name is Ana?", ["My sister is called Ana."]),
+        ("Please remember I work nights.", ["I work nights."]),
+        ("Oh, and don't forget that I'm a nurse!", ["I am a nurse."]),
+        ("Could you please keep in mind that I'm vegan?", ["I am vegan."]),
+        ("Do you remember that my dog is called Rex?", ["My dog is called Rex."]),
     ],
 )
 def test_facts_stated_about_oneself_are_kept_in_the_users_words(said: str, kept: list[str]) -> None:
@@ -43,6 +49,9 @@ def test_facts_stated_about_oneself_are_kept_in_the_users_words(said: str, kept:
         "I have a headache",
         "call me um whenever",
         "I wish I lived in Paris",
+        "Can you remember when my sister was called Ana?",
+        "Do you remember what I do for work?",
+        "Please remember that I don't work nights.",
     ],
 )
 def test_questions_negations_hypotheticals_and_feelings_are_not_facts(said: str) -> None:

@@ -1,9 +1,10 @@
 """Memory candidates: lasting facts a user states about themselves, found in one turn.
 
 The deterministic extractor knows a small set of phrasings ("my sister is called Ana", "I work
-nights", "I'm a nurse") and keeps the user's own first-person wording, tidied. It skips
-questions, negations, hypotheticals and reported speech, and it never keeps feelings or
-judgements about oneself ("I'm a failure"): those are a conversation, not a fact to remember.
+nights", "I'm a nurse") and keeps the user's own first-person wording, tidied, also when they
+ask for it to be remembered ("can you remember that..."). It skips other questions, negations,
+hypotheticals and reported speech, and it never keeps feelings or judgements about oneself
+("I'm a failure"): those are a conversation, not a fact to remember.
 Another extractor (an LLM, say) may stand behind the same ``CandidateExtractor`` interface.
 """
 
@@ -122,6 +123,14 @@ _NOT_A_STATEMENT: Final = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE: Final = re.compile(r"[^.!?\n]+[.!?]?")
+# A request to remember something ("Can you remember that my sister is called Ana?"): what
+# follows is the user's statement, even though the sentence is asked.
+_REMEMBER_THIS: Final = re.compile(
+    r"^\s*(?:(?:oh|and|also|so|okay|ok),? )*(?:(?:can|could|will|would|do) you (?:please )?"
+    r"|please )?(?:remember|don't forget|do not forget|keep in mind|note)(?: that|:)?\s+"
+    r"(?P<fact>.+?)[?.!]?\s*$",
+    re.IGNORECASE,
+)
 
 
 def _name(match: re.Match[str], group: str = "name") -> str | None:
@@ -244,9 +253,14 @@ class PhraseExtractor:
     def extract(self, user_text: str) -> list[FactCandidate]:
         """Facts stated in ``user_text``, in order, each once."""
         found: dict[str, FactCandidate] = {}
-        for sentence in _SENTENCE.findall(user_text):
-            if sentence.rstrip().endswith("?"):
+        for said in _SENTENCE.findall(user_text):
+            asked_to_remember = _REMEMBER_THIS.match(said)
+            if asked_to_remember:
+                sentence = asked_to_remember.group("fact")
+            elif said.rstrip().endswith("?"):
                 continue
+            else:
+                sentence = said
             for pattern, render in _PATTERNS:
                 for match in pattern.finditer(sentence):
                     if _NOT_A_STATEMENT.search(sentence[: match.start()] + match.group(0)):
