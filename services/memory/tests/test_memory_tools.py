@@ -5,6 +5,7 @@ behind the intent gate and the incognito floor.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from opencouch.contracts.memory import (
     CommitMemoryCandidatesRequest,
     MemoryContextReply,
     MemoryContextRequest,
+    SessionSummary,
 )
 from opencouch.contracts.tools import TOOL_CATALOG, ToolErrorOutput, ToolOwner, tools_owned_by
 from opencouch.memory.service import build
@@ -294,6 +296,47 @@ async def test_saved_memory_is_numbered_newest_first_with_sources_and_this_sessi
         (None, "I have two dogs.")
     ]
     assert (shown["total_facts"], shown["total_rules"], shown["total_sessions"]) == (2, 2, 0)
+    # The same in plain sentences, for a companion asked what it remembers.
+    assert shown["summary"] == (
+        "Saved about you: I work nights. My sister is called Ana. "
+        "Your preferences: Use my name rarely. No advice unless I ask. "
+        "From this conversation, saved when it ends: I have two dogs."
+    )
+
+
+async def test_with_nothing_kept_the_saved_memory_says_so(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    shown = (await memory.call("show_saved_memory", conversation)).output
+    assert (shown["facts"], shown["rules"], shown["pending_facts"]) == ([], [], [])
+    assert shown["summary"] == (
+        "Nothing is kept about you yet. Facts you share are saved when a conversation ends, "
+        "if you choose to keep it."
+    )
+    # A preference alone is something kept (a companion must not say "nothing").
+    await save_rules(memory, conversation, "Keep answers short.")
+    shown = (await memory.call("show_saved_memory", conversation)).output
+    assert shown["summary"] == "Your preferences: Keep answers short."
+    # Summaries of earlier conversations are counted, not read out.
+    for ended in (conversation, later := conversation.next_session()):
+        await memory.ask(
+            subjects.MEMORY_COMMIT_CANDIDATES,
+            CommitMemoryCandidatesRequest(
+                session_id=ended.session_id,
+                thread_id=ended.thread_id,
+                user_id=ended.user_id,
+                memory_mode=ended.memory_mode,
+                summary=SessionSummary(summary="A talk about work.", ended_at=datetime.now(UTC)),
+            ),
+            CommitMemoryCandidatesReply,
+        )
+        shown = (await memory.call("show_saved_memory", later)).output
+        counted = (
+            "A summary of 1 earlier conversation is kept too."
+            if ended is conversation
+            else "Summaries of 2 earlier conversations are kept too."
+        )
+        assert shown["summary"] == f"Your preferences: Keep answers short. {counted}"
 
 
 async def test_recall_is_refused_while_off_and_ranks_saved_facts_once_on(

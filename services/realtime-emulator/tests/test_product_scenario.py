@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import httpx
 import jsonschema
@@ -327,29 +327,27 @@ def test_the_companion_says_what_memory_and_exercise_tools_returned() -> None:
     assert said_after("Could we breathe together?", FIRST_BREATH) == "Let's begin. Breathe in."
 
 
-def test_asked_what_it_remembers_it_says_the_saved_facts_or_that_there_are_none() -> None:
-    def fact(text: str) -> MemoryItem:
+def test_asked_what_it_remembers_it_says_what_the_memory_service_keeps() -> None:
+    def item(kind: Literal["fact", "rule"], text: str) -> MemoryItem:
         return MemoryItem(
-            kind="fact", index=1, text=text, source=MemorySource(recorded_at=datetime.now(UTC))
+            kind=kind, index=1, text=text, source=MemorySource(recorded_at=datetime.now(UTC))
         )
 
+    # A preference alone is something kept: the companion says the owner's summary of it all.
     saved = SavedMemoryOutput(
-        facts=[fact("Has a dog named Rex"), fact("Works night shifts")],
+        facts=[item("fact", "I have a dog named Rex.")],
         sessions=[],
-        rules=[],
-        total_facts=2,
+        rules=[item("rule", "Keep answers short.")],
+        total_facts=1,
         total_sessions=0,
-        total_rules=0,
+        total_rules=1,
         proactive_recall_enabled=False,
+        summary="Saved about you: I have a dog named Rex. Your preferences: Keep answers short.",
         guidance="Read them out as they are.",
     )
     call, said = called_and_said("What do you remember about me?", saved)
     assert call.name == "show_saved_memory"
-    assert said == "Here is what I've kept about you: Has a dog named Rex, Works night shifts."
-    nothing = saved.model_copy(update={"facts": [], "total_facts": 0})
-    said = said_after("What do you know about me?", nothing)
-    assert said is not None
-    assert said.startswith("I haven't kept anything about you yet.")
+    assert said == saved.summary
     incognito = [
         spec.realtime_tool().model_dump(mode="json")
         for spec in TOOL_CATALOG.values()

@@ -271,6 +271,9 @@ class SavedMemoryOutput(Contract):
     total_sessions: int
     total_rules: int
     proactive_recall_enabled: bool
+    summary: str
+    """What is kept, in a few plain sentences with the items' own words: the facts, the
+    preferences and what this conversation will add, or that nothing is kept yet."""
     guidance: str
 
 

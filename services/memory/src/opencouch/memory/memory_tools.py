@@ -88,6 +88,39 @@ def _pending_item(fact: HeldFact, session_id: str) -> MemoryItem:
     )
 
 
+NOTHING_KEPT: Final = (
+    "Nothing is kept about you yet. Facts you share are saved when a conversation ends, if you "
+    "choose to keep it."
+)
+
+
+def _kept_summary(
+    facts: list[MemoryItem], rules: list[MemoryItem], pending: list[MemoryItem], sessions: int
+) -> str:
+    """What is kept, in plain sentences: each kind's items in their own words, newest first."""
+    parts = [
+        f"{heading}: {' '.join(_as_sentence(item.text) for item in items)}"
+        for heading, items in (
+            ("Saved about you", facts),
+            ("Your preferences", rules),
+            ("From this conversation, saved when it ends", pending),
+        )
+        if items
+    ]
+    if sessions:
+        parts.append(
+            "A summary of 1 earlier conversation is kept too."
+            if sessions == 1
+            else f"Summaries of {sessions} earlier conversations are kept too."
+        )
+    return " ".join(parts) if parts else NOTHING_KEPT
+
+
+def _as_sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
 class MemoryTools:
     """The memory tools over the durable store, the session's candidates and staged deletions."""
 
@@ -164,15 +197,19 @@ class MemoryTools:
         owner = owner_key(context.thread_id, context.user_id)
         counts = await self._store.counts(owner)
         held = await self._candidates.held(context.session_id)
+        facts = await self._store.newest(owner, "fact", SHOWN_PER_KIND)
+        rules = await self._store.newest(owner, "rule", SHOWN_PER_KIND)
+        pending = [_pending_item(fact, context.session_id) for fact in held]
         return SavedMemoryOutput(
-            facts=await self._store.newest(owner, "fact", SHOWN_PER_KIND),
+            facts=facts,
             sessions=await self._store.newest(owner, "session", SHOWN_PER_KIND),
-            rules=await self._store.newest(owner, "rule", SHOWN_PER_KIND),
-            pending_facts=[_pending_item(fact, context.session_id) for fact in held],
+            rules=rules,
+            pending_facts=pending,
             total_facts=counts["fact"],
             total_sessions=counts["session"],
             total_rules=counts["rule"],
             proactive_recall_enabled=await self._store.proactive_recall_enabled(owner),
+            summary=_kept_summary(facts, rules, pending, counts["session"]),
             guidance=(
                 "Read items back only as the user asks. To delete one, use its kind and number "
                 "with prepare_memory_deletion_by_index. Pending facts are from this "
