@@ -365,6 +365,22 @@ def test_a_rule_whose_tool_is_not_offered_gives_way_to_the_next() -> None:
     assert plan.say == "No forecast today, but stormy sounds dramatic."
 
 
+def test_a_rule_can_apply_only_where_tools_it_does_not_call_are_offered() -> None:
+    scenario = Scenario.model_validate(
+        {
+            "guess_tools": False,
+            "rules": [
+                {"match": ["tomorrow"], "offered": ["forecastRain"], "say": "I can look."},
+                {"match": ["tomorrow"], "say": "I can't see ahead."},
+            ],
+        }
+    )
+    brain = Brain(scenario)
+    both = brain.reply(None, "What about tomorrow?", offer(WEATHER_TOOLS))
+    assert (both.say, both.tool_calls) == ("I can look.", [])
+    assert brain.reply(None, "tomorrow", offer([WEATHER_TOOLS[0]])).say == "I can't see ahead."
+
+
 def test_a_follow_up_rule_waits_for_its_tool_to_have_been_called() -> None:
     scenario = Scenario.model_validate(
         {

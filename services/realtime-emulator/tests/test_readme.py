@@ -102,6 +102,14 @@ def test_the_scenario_example_rules_fall_back_when_a_tool_is_missing(example: Sc
     )
 
 
+def test_the_scenario_example_promises_only_what_it_can_do(example: Scenario) -> None:
+    forecast = Offer.from_config(FORECAST, "auto")
+    promised = Brain(example).reply(None, "What about next week?", forecast)
+    assert (promised.say, promised.tool_calls) == ("Ask me again on Monday and I'll check.", [])
+    unable = Brain(example).reply(None, "What about next week?", Offer.from_config([], "auto"))
+    assert unable.say != promised.say
+
+
 def test_the_scenario_example_answers_its_offer(example: Scenario) -> None:
     brain = Brain(example)
     forecast = Offer.from_config(FORECAST, "auto")

@@ -139,7 +139,8 @@ class Brain:
             if rule.answers is not None and rule.answers != answered:
                 continue
             matched = rule.matched(text)
-            if matched is None or not all(offer.allows(call.name) for call in rule.tools):
+            needed = [*rule.offered, *(call.name for call in rule.tools)]
+            if matched is None or not all(offer.allows(name) for name in needed):
                 continue
             hints = self._hints(rule)
             if hints is None:

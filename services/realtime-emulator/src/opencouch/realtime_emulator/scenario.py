@@ -153,6 +153,9 @@ class Rule(Reply):
     match: list[str] = Field(min_length=1)
     # Applies only once this tool was called earlier in the call (a follow-up to it).
     after_calling: str | None = None
+    # Applies only when these tools are offered, though it calls none of them: a reply that
+    # depends on what the model can do (promise to remember only where memory tools are).
+    offered: list[str] = []
     # Applies only when the last tool output of the call came from this tool; its tools'
     # arguments may then name fields of that output (``{output.a.b}``), and the rule does not
     # apply when one is missing (a step of something the tool started, e.g. an exercise).
