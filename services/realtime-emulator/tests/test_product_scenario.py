@@ -389,6 +389,66 @@ def test_a_stated_preference_is_kept_in_the_users_words_and_incognito_hears_abou
     assert [c.name for c in plan.tool_calls] == ["show_memory_status"]
 
 
+INCOGNITO_TOOLS = [
+    spec.realtime_tool().model_dump(mode="json")
+    for spec in TOOL_CATALOG.values()
+    if spec.offered_in(MemoryMode.INCOGNITO)
+]
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "Can you remember that my sister's name is Ana?",
+        "Please remember I work nights.",
+        "Don't forget that I'm a nurse.",
+    ],
+)
+def test_asked_to_keep_something_in_mind_it_promises_only_what_memory_does(said: str) -> None:
+    persistent = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
+    )
+    assert persistent.tool_calls == []
+    assert (persistent.say or "").startswith("I'll keep that in mind for this conversation.")
+    assert "if you choose to keep it" in (persistent.say or "")
+    # Incognito keeps nothing: it says what the memory status says, never a promise.
+    incognito = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, said, Offer.from_config(INCOGNITO_TOOLS, "auto")
+    )
+    assert [call.name for call in incognito.tool_calls] == ["show_memory_status"]
+    assert "keep that in mind" not in (incognito.say or "")
+
+
+@pytest.mark.parametrize(
+    ("said", "reply"),
+    [
+        ("Bye for now.", "Thank you for talking with me today."),
+        ("Okay, see you tomorrow", "Thank you for talking with me today."),
+        ("Thanks, that helps a bit.", "You're welcome."),
+        ("Thank you so much", "You're welcome."),
+        # Not a goodbye, and not thanks: a feeling, and a night's sleep.
+        ("Thanks, but I'm still worried", "It sounds like you're feeling worried."),
+        ("I haven't had a good night's sleep in weeks", None),
+    ],
+)
+def test_thanks_and_goodbyes_get_a_fitting_reply(said: str, reply: str | None) -> None:
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
+    )
+    assert plan.tool_calls == []
+    if reply is None:
+        assert not (plan.say or "").startswith(("Thank you for talking", "You're welcome"))
+    else:
+        assert (plan.say or "").startswith(reply), plan.say
+
+
+def test_a_farewell_that_may_be_a_warning_is_not_answered_as_a_goodbye() -> None:
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, "I just wanted to say goodbye to you.", Offer.from_config(CATALOG_TOOLS, "auto")
+    )
+    assert not (plan.say or "").startswith("Thank you for talking with me today.")
+
+
 def test_the_stack_starts_the_emulator_as_the_product(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
