@@ -265,6 +265,22 @@ def test_a_wish_to_jump_is_imminent_from_a_height_and_ambiguous_alone(
         assert classify(said, ScreeningContext(ideation_earlier=True)).level == 3
 
 
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        ("I don't really see the point in anything anymore.", 1),
+        ("Honestly I can't even see a point in anything.", 1),
+        ("I don't see the point anymore", 1),
+        ("I don't really see the point in living.", 2),
+        ("I don't really see the point of this new policy at work.", 0),
+    ],
+)
+def test_seeing_no_point_in_anything_is_ambiguous_distress_however_it_is_said(
+    said: str, level: int
+) -> None:
+    assert classify(said).level == level
+
+
 # -- the command line ---------------------------------------------------------------------------
 
 

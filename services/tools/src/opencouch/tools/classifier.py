@@ -332,7 +332,8 @@ _RULES: Final = [
         r"going on|stay alive|staying alive|exist|existing)\b"
         r"|\b(?:life is not|not) worth living\b|\blife is not worth it\b"
         r"|\btired of (?:living|being alive|life)\b"
-        r"|\b(?:do not|does not|cannot|can not|could not) see (?:the|any|a|much) (?:point|reason) "
+        r"|\b(?:do not|does not|cannot|can not|could not) (?:really |even |honestly |just )?"
+        r"see (?:the|any|a|much) (?:point|reason) "
         r"(?:in|of|to|for) (?:me )?(?:live|living|be alive|being alive|life|go on|going on|"
         r"keep living|keep going|stay alive|staying alive|exist|existing)\b"
         r"|\b(?:do|does) not feel like (?:living|being alive|being here) (?:anymore|any more)\b",
@@ -483,8 +484,9 @@ _RULES: Final = [
     _rule(
         "distress",
         r"\bdo not want to be here\b|\bdo not see (?:a|any) (?:future|way forward|point)\b"
-        r"|\b(?:do not|cannot) see the point (?:anymore|any more|of anything|in anything|"
-        r"of trying|in trying|of it all|in any of it)\b",
+        r"|\b(?:do not|cannot) (?:really |even |honestly |just )?see (?:the|a|any) point "
+        r"(?:anymore|any more|of anything|in anything|of trying|in trying|of it all|"
+        r"in any of it)\b",
         negatable=False,
         own_subject=True,
     ),
