@@ -39,6 +39,7 @@ from opencouch.realtime_emulator.scenario import ToolCallStep, load_scenario
 from opencouch.realtime_emulator.testing import free_port
 from opencouch.runtime.tools import tool_error
 from opencouch.testing.processes import emulator_scenario, http_ok, start_service
+from opencouch.tools.classifier import is_safety_check
 
 SOURCE = Path(__file__).parents[1] / "src"
 PRODUCT_FILE = emulator_scenario()
@@ -155,6 +156,34 @@ def test_the_offer_can_be_taken_or_declined_in_a_word() -> None:
     brain.reply(None, "I'm so anxious", tools)
     brain.reply(None, "My boss keeps moving deadlines", tools)
     assert brain.reply(None, "okay", tools).tool_calls == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "looked_up"),
+    [
+        ("Yes.", True),
+        ("Sometimes, yeah", True),
+        ("I don't know", True),
+        ("No, not really.", False),
+        ("No.", False),
+    ],
+)
+def test_hopelessness_gets_one_safety_question_and_its_answer_decides(
+    answer: str, looked_up: bool
+) -> None:
+    tools = Offer.from_config(CATALOG_TOOLS, "auto")
+    brain = Brain(load_scenario(PRODUCT_FILE))
+    asked = brain.reply(None, "I don't really see the point in anything anymore.", tools)
+    assert asked.tool_calls == []  # no hotline for an ambiguous line alone
+    # A question the crisis screening knows as a safety check, so a yes to it is screened as one.
+    assert is_safety_check(asked.say or "")
+    answered = brain.reply(None, answer, tools)
+    if looked_up:
+        assert [call.name for call in answered.tool_calls] == ["lookup_crisis_resources"]
+        assert answered.after_tools
+    else:
+        assert answered.tool_calls == []
+        assert (answered.say or "").startswith("Thank you for telling me.")
 
 
 def test_words_no_rule_knows_get_a_reply_and_no_guessed_tool() -> None:
@@ -426,12 +455,15 @@ def test_asked_to_keep_something_in_mind_it_promises_only_what_memory_does(said:
         ("Okay, see you tomorrow", "Thank you for talking with me today."),
         ("Thanks, that helps a bit.", "You're welcome."),
         ("Thank you so much", "You're welcome."),
+        ("Hello?", "Hi, I'm here with you."),
+        ("Good night.", "Thank you for talking with me today."),
+        ("Hi, I've been so stressed", "It sounds like you're feeling stressed."),
         # Not a goodbye, and not thanks: a feeling, and a night's sleep.
         ("Thanks, but I'm still worried", "It sounds like you're feeling worried."),
         ("I haven't had a good night's sleep in weeks", None),
     ],
 )
-def test_thanks_and_goodbyes_get_a_fitting_reply(said: str, reply: str | None) -> None:
+def test_hellos_thanks_and_goodbyes_get_a_fitting_reply(said: str, reply: str | None) -> None:
     plan = Brain(load_scenario(PRODUCT_FILE)).reply(
         None, said, Offer.from_config(CATALOG_TOOLS, "auto")
     )
