@@ -462,6 +462,38 @@ def test_a_rule_that_answers_another_applies_only_right_after_it() -> None:
 
 
 @pytest.mark.parametrize(
+    ("output", "confirmed"),
+    [
+        ({"status": "staged", "staged": {"text": "Ana"}}, True),
+        ({"status": "not_found", "staged": None}, False),
+        ({"status": "ambiguous", "candidates": []}, False),
+    ],
+)
+def test_a_rule_can_need_a_field_of_the_last_output(
+    output: dict[str, Any], confirmed: bool
+) -> None:
+    scenario = Scenario.model_validate(
+        {
+            "rules": [
+                {"match": ["forget"], "tools": [{"name": "forecastRain"}]},
+                {"match": ["yes"], "output_has": ["staged.text"], "say": "Deleted."},
+                {"match": ["yes"], "say": "Yes to what?"},
+            ],
+        }
+    )
+    planner = Planner(Brain(scenario))
+    tools = offer(WEATHER_TOOLS)
+    assert planner.brain.reply(None, "yes", tools).say == "Yes to what?"  # no output yet
+    planner.typed("item_1", "forget it")
+    asked, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
+    planner.tool_called("call_1", "forecastRain", asked)
+    planner.tool_output("call_1", json.dumps(output))
+    planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
+    said = planner.brain.reply(None, "yes", tools).say
+    assert said == ("Deleted." if confirmed else "Yes to what?")
+
+
+@pytest.mark.parametrize(
     ("rules", "problem"),
     [
         ([{"match": ["yes"], "answers": "offer", "say": "Ok."}], "no rule is named"),

@@ -25,6 +25,7 @@ from .scenario import (
     Turn,
     fill_arguments_from,
     fill_output,
+    has_field,
     output_data,
 )
 
@@ -137,6 +138,11 @@ class Brain:
             if rule.after_calling is not None and rule.after_calling not in self._called:
                 continue
             if rule.answers is not None and rule.answers != answered:
+                continue
+            if rule.output_has and not (
+                self._last_output is not None
+                and all(has_field(self._last_output[1], path) for path in rule.output_has)
+            ):
                 continue
             matched = rule.matched(text)
             needed = [*rule.offered, *(call.name for call in rule.tools)]

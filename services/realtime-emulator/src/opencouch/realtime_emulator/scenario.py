@@ -89,6 +89,13 @@ def _at(data: Any, path: list[str]) -> Any:
     return value
 
 
+def has_field(output: object, path: str) -> bool:
+    """Whether ``output`` (a tool's JSON output) has a value at the dotted ``path`` that is not
+    null or an empty list."""
+    value = _at(output_data(output), path.split("."))
+    return value is not _MISSING and value is not None and value != []
+
+
 def fill_arguments_from(arguments: dict[str, Any], output: object) -> dict[str, Any] | None:
     """``arguments`` with ``{output.path}`` in each text value filled from ``output``; None when
     a field is missing."""
@@ -160,6 +167,10 @@ class Rule(Reply):
     # arguments may then name fields of that output (``{output.a.b}``), and the rule does not
     # apply when one is missing (a step of something the tool started, e.g. an exercise).
     after_output: str | None = None
+    # Applies only when the last tool output has each of these fields (``staged``, ``a.b``;
+    # missing, null or an empty list counts as not having it): a yes that confirms what a tool
+    # staged applies only when something was staged.
+    output_has: list[str] = []
     # This rule's name, for ``answers``.
     name: str | None = None
     # Applies only as the reply to what the rule of this name said last (the user answering
