@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
+import redis
 
 from opencouch.contracts.subjects import tool_subject
 from opencouch.testing import database
@@ -669,6 +670,42 @@ def test_ending_without_saving_says_so(
     assert rows(
         stack, "SELECT summary FROM finalizer.finalizations WHERE thread_id = %s", thread_id
     ) == [(None,)]
+
+
+def test_asked_to_remember_then_forget_a_fact_the_companion_does_both_through_memory(
+    stack: Stack, page: Any, scenario: Callable[[str], None]
+) -> None:
+    connect(page, stack.web_url, persistent=True)
+    thread_id = page.input_value("#thread-id")
+
+    def last_reply(said: str, shown: int) -> str:
+        say(page, said)
+        return " ".join(closed_turns(page, shown)[-1]["assistant"])
+
+    asked = last_reply("Can you remember that my sister's name is Ana?", 1)
+    assert asked.startswith("I'll keep that in mind for this conversation.")
+    # The memory service holds the fact for this conversation once it has the turn.
+    [(_, _, _, session_id)] = eventually(lambda: stored_turns(stack, thread_id))
+    held = redis.Redis.from_url(stack.redis_url)
+    try:
+        eventually(lambda: held.hlen(f"memory:v1:candidates:{session_id}") == 1)
+    finally:
+        held.close()
+    kept = last_reply("What do you remember about me?", 2)
+    assert kept == "From this conversation, saved when it ends: My sister is called Ana."
+    staged = last_reply("Please forget that my sister is called Ana.", 3)
+    assert staged.startswith('Just to be sure: should I delete "My sister is called Ana."?')
+    assert last_reply("Yes.", 4) == "Done. It's deleted, and I won't use it again."
+    assert last_reply("What do you remember about me?", 5).startswith(
+        "Nothing is kept about you yet."
+    )
+    names = [name for name, status in tool_rows(page) if status == "done"]
+    assert names == [
+        "show_saved_memory",
+        "prepare_memory_deletion_by_query",
+        "confirm_memory_deletion",
+        "show_saved_memory",
+    ]
 
 
 def test_erasing_forgets_the_persistent_conversation(

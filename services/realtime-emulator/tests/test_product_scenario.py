@@ -25,6 +25,7 @@ from opencouch.contracts.care import (
 )
 from opencouch.contracts.common import Contract, ErrorCode, MemoryMode
 from opencouch.contracts.memory import (
+    DeletionOutput,
     MemoryItem,
     MemorySource,
     MemoryStatusOutput,
@@ -416,6 +417,59 @@ def test_a_stated_preference_is_kept_in_the_users_words_and_incognito_hears_abou
     ]
     plan = brain.reply(None, said, Offer.from_config(incognito, "auto"))
     assert [c.name for c in plan.tool_calls] == ["show_memory_status"]
+
+
+def _deletion_staged(text: str | None) -> DeletionOutput:
+    if text is None:
+        return DeletionOutput(status="not_found", guidance="Nothing saved matches.")
+    item = MemoryItem(
+        kind="fact", index=1, text=text, source=MemorySource(recorded_at=datetime.now(UTC))
+    )
+    return DeletionOutput(status="staged", staged=item, guidance="Read it back and ask.")
+
+
+@pytest.mark.parametrize(
+    ("answer", "then"),
+    [("Yes, delete it.", "confirm_memory_deletion"), ("No, keep it.", "cancel_memory_deletion")],
+)
+def test_asked_to_forget_one_thing_it_reads_it_back_and_deletes_only_on_a_yes(
+    answer: str, then: str
+) -> None:
+    said = "Please forget that my sister is called Ana."
+    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    call, asked = called_and_said(said, _deletion_staged("My sister is called Ana."), planner)
+    assert call.name == "prepare_memory_deletion_by_query"
+    assert call.arguments["user_quote"] == said  # the owner's intent check finds it there
+    assert asked == (
+        'Just to be sure: should I delete "My sister is called Ana."? Say yes to delete it, or no '
+        "to keep it."
+    )
+    answered, _ = called_and_said(answer, DeletionOutput(status="deleted", guidance="."), planner)
+    assert answered.name == then
+
+
+def test_with_nothing_staged_a_yes_deletes_nothing() -> None:
+    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    _, asked = called_and_said("Can you forget my old job?", _deletion_staged(None), planner)
+    assert (asked or "").startswith("I'm not sure which saved item you mean.")
+    planner.typed("item_ok", "Okay.")
+    plan, _ = planner.next_plan(
+        Offer.from_config(CATALOG_TOOLS, "auto"),
+        out_of_band=False,
+        idle=False,
+        conversation_empty=False,
+    )
+    assert plan.tool_calls == []
+
+
+@pytest.mark.parametrize(
+    "said", ["I can't forget that night.", "I just want to forget about my ex", "Forget it."]
+)
+def test_forgetting_as_a_feeling_is_not_a_deletion(said: str) -> None:
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
+    )
+    assert "prepare_memory_deletion_by_query" not in [call.name for call in plan.tool_calls]
 
 
 INCOGNITO_TOOLS = [
