@@ -37,8 +37,10 @@ async def said_and_stored(memory: MemoryClient, conversation: Conversation, *lin
     await memory.stored(conversation.session_id, conversation.turns)
 
 
-async def commit(memory: MemoryClient, conversation: Conversation) -> CommitMemoryCandidatesReply:
-    """End the session as the finalizer does: commit what it held."""
+async def commit(
+    memory: MemoryClient, conversation: Conversation, summary: SessionSummary | None = None
+) -> CommitMemoryCandidatesReply:
+    """End the session as the finalizer does: commit what it held (and its summary)."""
     return await memory.ask(
         subjects.MEMORY_COMMIT_CANDIDATES,
         CommitMemoryCandidatesRequest(
@@ -46,6 +48,7 @@ async def commit(memory: MemoryClient, conversation: Conversation) -> CommitMemo
             thread_id=conversation.thread_id,
             user_id=conversation.user_id,
             memory_mode=conversation.memory_mode,
+            summary=summary,
         ),
         CommitMemoryCandidatesReply,
     )
@@ -319,16 +322,8 @@ async def test_with_nothing_kept_the_saved_memory_says_so(
     assert shown["summary"] == "Your preferences: Keep answers short."
     # Summaries of earlier conversations are counted, not read out.
     for ended in (conversation, later := conversation.next_session()):
-        await memory.ask(
-            subjects.MEMORY_COMMIT_CANDIDATES,
-            CommitMemoryCandidatesRequest(
-                session_id=ended.session_id,
-                thread_id=ended.thread_id,
-                user_id=ended.user_id,
-                memory_mode=ended.memory_mode,
-                summary=SessionSummary(summary="A talk about work.", ended_at=datetime.now(UTC)),
-            ),
-            CommitMemoryCandidatesReply,
+        await commit(
+            memory, ended, SessionSummary(summary="A talk about work.", ended_at=datetime.now(UTC))
         )
         shown = (await memory.call("show_saved_memory", later)).output
         counted = (
