@@ -165,8 +165,10 @@ def test_the_offer_can_be_taken_or_declined_in_a_word() -> None:
         ("Yes.", True),
         ("Sometimes, yeah", True),
         ("I don't know", True),
+        ("I'm not sure.", True),
         ("No, not really.", False),
         ("No.", False),
+        ("I'm not thinking about that, no.", False),
     ],
 )
 def test_hopelessness_gets_one_safety_question_and_its_answer_decides(
