@@ -504,6 +504,15 @@ def test_asked_to_keep_something_in_mind_it_promises_only_what_memory_does(said:
     assert "keep that in mind" not in (incognito.say or "")
 
 
+def test_asked_whether_it_remembers_something_it_looks_not_promises() -> None:
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None,
+        "Can you remember what I told you last time?",
+        Offer.from_config(CATALOG_TOOLS, "auto"),
+    )
+    assert [call.name for call in plan.tool_calls] == ["show_memory_status"]
+
+
 @pytest.mark.parametrize(
     ("said", "reply"),
     [
