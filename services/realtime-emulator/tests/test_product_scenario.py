@@ -504,6 +504,40 @@ def test_asked_to_keep_something_in_mind_it_promises_only_what_memory_does(said:
     assert "keep that in mind" not in (incognito.say or "")
 
 
+@pytest.mark.parametrize(
+    "said",
+    [
+        "Is memory on?",
+        "Do you remember me?",
+        "Are you saving this?",
+        "What do you remember about me?",
+        "Please remember that I like tea.",
+        "Don't forget that I'm a nurse.",
+    ],
+)
+def test_in_incognito_a_question_or_request_about_memory_gets_the_status(said: str) -> None:
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, said, Offer.from_config(INCOGNITO_TOOLS, "auto")
+    )
+    assert [call.name for call in plan.tool_calls] == ["show_memory_status"]
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I remember when we used to go fishing.",
+        "I have so many memories of my dad.",
+        "My memory has been terrible since the accident.",
+        "My memory is so bad lately.",
+    ],
+)
+def test_remembering_in_conversation_is_not_a_question_about_memory(said: str) -> None:
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
+    )
+    assert plan.tool_calls == []
+
+
 def test_asked_whether_it_remembers_something_it_looks_not_promises() -> None:
     plan = Brain(load_scenario(PRODUCT_FILE)).reply(
         None,
