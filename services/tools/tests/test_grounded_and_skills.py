@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 import psycopg
+import pytest
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
@@ -93,6 +94,29 @@ async def test_an_answer_comes_only_from_cited_passages(
     assert {citation["url"] for citation in output["citations"]} <= corpus
     hits = await tools_store.search_passages("how long does a panic attack last")
     assert output["answer"].startswith(hits[0].summary)
+
+
+@pytest.mark.parametrize(
+    ("query", "topic"),
+    [
+        ("What is the current official guidance on sleep?", "sleep"),
+        ("What does the research say about grief?", "grief"),
+        ("What do experts recommend for panic attacks?", "panic"),
+    ],
+)
+async def test_a_question_framed_as_one_for_the_evidence_is_answered_on_its_topic(
+    tools: ToolsHarness, query: str, topic: str
+) -> None:
+    output = (await tools.call("answer_grounded_lookup", {"query": query})).output
+    assert output["status"] == "answered", output
+    assert topic in output["answer"].lower()
+    # The framing alone still finds nothing to answer, and a topic outside the library neither.
+    for unanswered in (
+        "What does the research say?",
+        "What is the official guidance on sertraline doses?",
+    ):
+        output = (await tools.call("answer_grounded_lookup", {"query": unanswered})).output
+        assert output["status"] == "no_verified_answer", unanswered
 
 
 async def test_no_verified_answer_rather_than_a_guess(tools: ToolsHarness) -> None:

@@ -2,12 +2,14 @@
 
 The corpus (migration ``0003_grounded_corpus.sql``) holds short passages, each our own summary
 of one page of public guidance. Postgres full-text search ranks them; a question whose terms the
-best passage barely covers gets ``no_verified_answer``, never a guess.
+best passage barely covers gets ``no_verified_answer``, never a guess. Words that only frame a
+question ("what does the research say about...") are not counted as its terms.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Final
 
 import psycopg
@@ -43,6 +45,24 @@ FAILED: Final = (
     "check it right now, and offer to help in another way."
 )
 
+# Words that frame a question rather than name its topic ("what does the research say about
+# sleep", "the current official guidance on grief"). They are taken out before the search, so
+# the passages are judged on the topic; a question of nothing else is searched as it is.
+_FRAMING: Final = re.compile(
+    r"\b(?:the )?(?:latest |current |newest |up to date )?(?:official |scientific |medical )?"
+    r"(?:research(?:ers)?|evidence|stud(?:y|ies)|science|guidance|guidelines?|advice|"
+    r"recommendations?)(?: (?:say|says|said|show|shows|suggest|suggests|tell us))?\b"
+    r"|\b(?:experts?|doctors?|scientists?) (?:say|recommend|advise)\b",
+    re.IGNORECASE,
+)
+
+
+def topic_of(query: str) -> str:
+    """``query`` without the words that only frame it as a question for the evidence."""
+    topic = " ".join(_FRAMING.sub(" ", query).split())
+    return topic if re.search(r"\w", topic) else query
+
+
 # The store is down or unreachable: connection refused, pool closed or exhausted.
 _UNREACHABLE = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed)
 
@@ -56,7 +76,7 @@ class GroundedLookup:
     async def answer(self, query: str) -> GroundedLookupOutput:
         """The verified answer to ``query``, ``no_verified_answer``, or why the search failed."""
         try:
-            hits = await self._store.search_passages(query)
+            hits = await self._store.search_passages(topic_of(query))
         except _UNREACHABLE as error:
             log.warning("corpus unreachable", extra={"error": type(error).__name__})
             return GroundedLookupOutput(status="search_unavailable", guidance=UNAVAILABLE)
