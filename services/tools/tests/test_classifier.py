@@ -273,9 +273,12 @@ def test_a_wish_to_jump_is_imminent_from_a_height_and_ambiguous_alone(
         ("I don't see the point anymore", 1),
         ("I don't really see the point in living.", 2),
         ("I don't really see the point of this new policy at work.", 0),
+        ("I'm not sure I can keep going.", 1),
+        ("I don't know how to keep going", 1),
+        ("I'm not sure I can go on the trip", 0),
     ],
 )
-def test_seeing_no_point_in_anything_is_ambiguous_distress_however_it_is_said(
+def test_seeing_no_point_or_no_way_to_keep_going_is_ambiguous_distress(
     said: str, level: int
 ) -> None:
     assert classify(said).level == level
