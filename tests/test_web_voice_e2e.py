@@ -39,6 +39,7 @@ from opencouch.testing.browser import (
 from opencouch.testing.infra import PrivateInfra
 from opencouch.testing.processes import Stack, emulator_scenario, running_stack
 from opencouch.testing.servers import ServerUnavailableError
+from opencouch.testing.voice_client import VoiceClient
 from opencouch.web.testing import (
     PAGE_WAIT_MS,
     closed_turns,
@@ -508,6 +509,13 @@ def test_check_4_persistent_history_survives_a_restart_of_the_backend_and_postgr
         assert service.stop() == 0
         stack.services[name] = service.restart()
         stack.services[name].wait_healthy()
+    # The tools service was not restarted: its first query after the restart still reaches
+    # its library (a pooled connection broken by the restart is replaced, not used).
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as http:
+        client = VoiceClient(http)
+        assert client.start(f"thread-after-postgres-{uuid.uuid4().hex[:8]}").status_code == 200
+        looked = client.tool("answer_grounded_lookup", {"query": "how can I sleep better"})
+    assert looked.json()["output"]["status"] == "answered", looked.json()
 
     assert [t[1] for t in stored_turns(stack, thread_id)] == ["I like long walks by the river."]
     page.reload()
@@ -524,37 +532,32 @@ def test_check_4_persistent_history_survives_a_restart_of_the_backend_and_postgr
 def test_check_5_a_question_about_official_guidance_runs_the_grounded_lookup_first(
     stack: Stack, page: Any, scenario: Callable[[str], None]
 ) -> None:
-    scenario(
-        emulator_scenario()
-        .read_text()
-        .replace(
-            "rules:",
-            "rules:\n  - match: [guidance, official*]\n    tools: [{name: answer_grounded_lookup,"
-            " arguments: {query: current official guidance on sleep}}]\n"
-            "    after_tools: Here is what the verified sources say.",
-            1,
+    connect(page, stack.web_url)
+    call_id = newest_call(stack)
+    say(page, "What is the current official guidance on sleep?")
+    # The answer is two passages read out in full: about 40 s of speech in real time.
+    page.wait_for_selector('#transcript .turn[data-state="completed"]', timeout=120_000)
+    [turn] = closed_turns(page, 1)
+    assert tool_rows(page) == [("answer_grounded_lookup", "done")]
+    # The offline companion says the verified answer and where it comes from, nothing else.
+    output = json.loads(
+        next(
+            e["item"]["output"]
+            for e in client_events(stack, call_id)
+            if e["type"] == "conversation.item.create"
+            and e["item"]["type"] == "function_call_output"
         )
     )
-    connect(page, stack.web_url)
-    say(page, "What is the current official guidance on sleep?")
-    [turn] = closed_turns(page, 1)
-    assert tool_rows(page)[0][0] == "answer_grounded_lookup"
-    assert turn["assistant"] == ["Here is what the verified sources say."]
+    assert output["status"] == "answered"
+    publisher = output["citations"][0]["publisher"]
+    assert " ".join(turn["assistant"]) == (
+        f"{output['answer']} That's general information from {publisher}, not a diagnosis."
+    )
 
 
 def test_check_6_asking_for_a_hotline_runs_the_crisis_lookup_before_any_resource_is_named(
     stack: Stack, page: Any, scenario: Callable[[str], None]
 ) -> None:
-    scenario(
-        emulator_scenario()
-        .read_text()
-        .replace(
-            "rules:",
-            "rules:\n  - match: [hotline]\n    tools: [{name: lookup_crisis_resources}]\n"
-            "    after_tools: There are people you can call right now.",
-            1,
-        )
-    )
     connect(page, stack.web_url)
     call_id = newest_call(stack)
     say(page, "Can you give me a hotline? I live in Toronto.")

@@ -17,11 +17,13 @@ import jsonschema
 import pytest
 
 from opencouch.contracts.care import (
+    Citation,
     CrisisResourcesOutput,
     ExerciseId,
     ExerciseProgressOutput,
     ExerciseStep,
     ExerciseStepOutput,
+    GroundedLookupOutput,
 )
 from opencouch.contracts.common import Contract, ErrorCode, MemoryMode
 from opencouch.contracts.memory import (
@@ -40,7 +42,7 @@ from opencouch.realtime_emulator.scenario import ToolCallStep, load_scenario
 from opencouch.realtime_emulator.testing import free_port
 from opencouch.runtime.tools import tool_error
 from opencouch.testing.processes import emulator_scenario, http_ok, start_service
-from opencouch.tools.classifier import is_safety_check
+from opencouch.tools.classifier import classify, is_safety_check
 
 SOURCE = Path(__file__).parents[1] / "src"
 PRODUCT_FILE = emulator_scenario()
@@ -189,6 +191,20 @@ def test_hopelessness_gets_one_safety_question_and_its_answer_decides(
         assert (answered.say or "").startswith("Thank you for telling me.")
 
 
+@pytest.mark.parametrize(
+    "said",
+    ["I'm not sure I can keep going.", "I don't know how to keep going", "It all feels hopeless."],
+)
+def test_each_way_of_saying_it_is_met_with_the_safety_question(said: str) -> None:
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
+    )
+    assert plan.tool_calls == []
+    assert is_safety_check(plan.say or "")
+    # ...and the crisis screening reads the line itself as distress, not as nothing.
+    assert classify(said).level == 1
+
+
 def test_words_no_rule_knows_get_a_reply_and_no_guessed_tool() -> None:
     # "support" shares a word with get_crisis_support_template: it was called for this.
     plan = Brain(load_scenario(PRODUCT_FILE)).reply(
@@ -220,6 +236,52 @@ def _lookup(location: str | None) -> CrisisResourcesOutput:
         location=location,
         guidance="Name only these lines.",
     )
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["Can you give me a hotline number?", "Who can I call?", "I need someone to talk to."],
+)
+def test_asked_for_a_line_to_call_it_looks_one_up_before_naming_any(said: str) -> None:
+    call, found = called_and_said(said, _lookup("Canada"))
+    assert call.name == "lookup_crisis_resources"
+    assert (found or "").startswith("The lines on your screen are the ones I can offer for Canada")
+    _, unknown = called_and_said(said, _lookup(None))
+    assert "Which country or city are you in?" in (unknown or "")
+    assert not re.search(r"\d{3}", unknown or "")  # no number of its own
+
+
+def test_asked_to_forget_where_they_live_after_a_lookup_it_forgets_not_looks() -> None:
+    brain = Brain(load_scenario(PRODUCT_FILE))
+    tools = Offer.from_config(CATALOG_TOOLS, "auto")
+    assert brain.reply(None, "I want to end my life.", tools).tool_calls
+    plan = brain.reply(None, "Please forget that I live in Toronto.", tools)
+    assert [call.name for call in plan.tool_calls] == ["prepare_memory_deletion_by_query"]
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "Is it normal to feel numb after a loss?",
+        "What does the research say about sleep and anxiety?",
+        "How do I find a therapist?",
+    ],
+)
+def test_a_factual_question_is_answered_only_from_the_verified_library(said: str) -> None:
+    answered = GroundedLookupOutput(
+        status="answered",
+        answer="Numbness is a common early reaction to loss.",
+        citations=[Citation(passage_id="p", title="Grief", publisher="NHS", url="https://x.test")],
+        guidance="Answer from these passages only.",
+    )
+    call, said_back = called_and_said(said, answered)
+    assert call.name == "answer_grounded_lookup"
+    assert said_back == (
+        "Numbness is a common early reaction to loss. That's general information from NHS, not a "
+        "diagnosis."
+    )
+    none = GroundedLookupOutput(status="no_verified_answer", guidance="Do not guess.")
+    assert (said_after(said, none) or "").startswith("I can't give you a checked answer to that")
 
 
 def test_asked_where_they_are_the_natural_answer_looks_again() -> None:
