@@ -268,10 +268,18 @@ def test_asked_to_forget_where_they_live_after_a_lookup_it_forgets_not_looks() -
     ],
 )
 def test_a_factual_question_is_answered_only_from_the_verified_library(said: str) -> None:
+    def cited(text: str, publisher: str) -> Citation:
+        return Citation(
+            passage_id="p", title="t", publisher=publisher, url="https://x.test", text=text
+        )
+
     answered = GroundedLookupOutput(
         status="answered",
-        answer="Numbness is a common early reaction to loss.",
-        citations=[Citation(passage_id="p", title="Grief", publisher="NHS", url="https://x.test")],
+        answer="Numbness is a common early reaction to loss. Grief has no timetable.",
+        citations=[
+            cited("Numbness is a common early reaction to loss.", "NHS"),
+            cited("Grief has no timetable.", "Mind"),
+        ],
         guidance="Answer from these passages only.",
     )
     call, said_back = called_and_said(said, answered)

@@ -94,6 +94,8 @@ async def test_an_answer_comes_only_from_cited_passages(
     assert {citation["url"] for citation in output["citations"]} <= corpus
     hits = await tools_store.search_passages("how long does a panic attack last")
     assert output["answer"].startswith(hits[0].summary)
+    # Each citation carries its passage: the answer is exactly those, in order.
+    assert output["answer"] == " ".join(citation["text"] for citation in output["citations"])
 
 
 @pytest.mark.parametrize(

@@ -74,12 +74,14 @@ class ResponseSkillOutput(Contract):
 
 
 class Citation(Contract):
-    """Where a sentence of a grounded answer comes from."""
+    """One passage a grounded answer is made of, and where it comes from."""
 
     passage_id: str
     title: str
     publisher: str
     url: str
+    text: str
+    """The passage as it stands in the answer: a short spoken answer can be this one alone."""
 
 
 GroundedLookupStatus = Literal[

@@ -91,7 +91,11 @@ class GroundedLookup:
             answer=" ".join(hit.summary for hit in relevant),
             citations=[
                 Citation(
-                    passage_id=hit.passage_id, title=hit.title, publisher=hit.publisher, url=hit.url
+                    passage_id=hit.passage_id,
+                    title=hit.title,
+                    publisher=hit.publisher,
+                    url=hit.url,
+                    text=hit.summary,
                 )
                 for hit in relevant
             ],
