@@ -104,6 +104,8 @@ async def test_an_answer_comes_only_from_cited_passages(
         ("What is the current official guidance on sleep?", "sleep"),
         ("What does the research say about grief?", "grief"),
         ("What do experts recommend for panic attacks?", "panic"),
+        # "normal" frames the question: the answer is about grief, not about normal anxiety.
+        ("Is it normal to feel numb after a loss?", "grief"),
     ],
 )
 async def test_a_question_framed_as_one_for_the_evidence_is_answered_on_its_topic(
