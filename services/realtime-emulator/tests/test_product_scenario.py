@@ -60,6 +60,10 @@ def test_the_product_file_names_only_catalog_tools_with_valid_arguments() -> Non
     assert scenario.name == "opencouch-companion"
     named = [call for rule in scenario.rules for call in rule.tools]
     assert named, "the product file should route words to tools"
+    # Tools a rule needs offered, or whose output it follows on from, are catalog tools too.
+    for rule in scenario.rules:
+        for name in (*rule.offered, rule.after_output, rule.after_calling):
+            assert name is None or name in TOOL_CATALOG, name
     for call in named:
         assert call.name in TOOL_CATALOG, call.name
         # Arguments filled from a tool output (``{output.a}``) are checked by the walk below.
