@@ -8,7 +8,9 @@ never imports them.
 from __future__ import annotations
 
 import re
+import tomllib
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -20,6 +22,7 @@ from opencouch.contracts.care import (
     Citation,
     CrisisResourcesOutput,
     ExerciseId,
+    ExerciseListOutput,
     ExerciseProgressOutput,
     ExerciseStep,
     ExerciseStepOutput,
@@ -209,6 +212,79 @@ def test_each_way_of_saying_it_is_met_with_the_safety_question(said: str) -> Non
     assert classify(said).level == 1
 
 
+def _voice_exercises() -> list[tuple[str, str]]:
+    """(id, display name) of every exercise the tools service offers for voice."""
+    folder = resources.files("opencouch.tools") / "data/exercises"
+    found = []
+    for exercise in folder.iterdir():
+        if exercise.name.endswith(".toml"):
+            data = tomllib.loads(exercise.read_text())
+            if "voice" in data["channels"]:
+                found.append((exercise.name.removesuffix(".toml"), data["display_name"]))
+    return sorted(found)
+
+
+_summary = {
+    "category": "grounding",
+    "tags": [],
+    "duration_seconds": 60,
+    "intensity": "low",
+    "approaches": [],
+    "channels": ["voice"],
+    "voice_fit": "good",
+    "interaction_pattern": "steps",
+    "cognitive_load": "low",
+    "step_count": 4,
+}
+
+
+def test_asked_which_exercises_there_are_it_names_them() -> None:
+    listed = ExerciseListOutput.model_validate(
+        {
+            "exercises": [
+                {**_summary, "id": "grounding_box_breathing", "display_name": "Box breathing"},
+                {
+                    **_summary,
+                    "id": "self_compassion_break",
+                    "display_name": "Self-compassion break",
+                },
+            ],
+            "guidance": "Offer one or two.",
+        }
+    )
+    call, said = called_and_said("What exercises do you have?", listed)
+    assert call.name == "list_guided_exercise_skills"
+    assert said == "We could try Box breathing, Self-compassion break. Which one sounds good?"
+
+
+@pytest.mark.parametrize(("exercise_id", "name"), _voice_exercises())
+def test_every_voice_exercise_starts_when_asked_for_by_its_name(
+    exercise_id: str, name: str
+) -> None:
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, f"Let's try {name.lower()}.", Offer.from_config(CATALOG_TOOLS, "auto")
+    )
+    assert [(c.name, c.arguments["exercise_type"]) for c in plan.tool_calls] == [
+        ("load_guided_exercise_skill", exercise_id)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("said", "sorry"),
+    [
+        ("My dog died last week.", True),
+        ("My grandmother passed away in March.", True),
+        ("I've been grieving for months.", True),
+        ("My phone died on the way home.", False),
+    ],
+)
+def test_a_loss_is_acknowledged_first(said: str, sorry: bool) -> None:
+    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
+        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
+    )
+    assert (plan.say or "").startswith("I'm so sorry.") is sorry
+
+
 def test_words_no_rule_knows_get_a_reply_and_no_guessed_tool() -> None:
     # "support" shares a word with get_crisis_support_template: it was called for this.
     plan = Brain(load_scenario(PRODUCT_FILE)).reply(
@@ -269,6 +345,7 @@ def test_asked_to_forget_where_they_live_after_a_lookup_it_forgets_not_looks() -
         "Is it normal to feel numb after a loss?",
         "What does the research say about sleep and anxiety?",
         "How do I find a therapist?",
+        "What can I do about insomnia?",
     ],
 )
 def test_a_factual_question_is_answered_only_from_the_verified_library(said: str) -> None:
