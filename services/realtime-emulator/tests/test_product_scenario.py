@@ -661,6 +661,7 @@ def test_asked_to_keep_something_in_mind_it_promises_only_what_memory_does(said:
         "Is memory on?",
         "Do you remember me?",
         "Are you saving this?",
+        "Can you tell me about my memory settings?",
         "What do you remember about me?",
         "Please remember that I like tea.",
         "Don't forget that I'm a nurse.",
