@@ -38,7 +38,7 @@ from opencouch.contracts.memory import (
 )
 from opencouch.contracts.tools import CRISIS_FALLBACK, TOOL_CATALOG
 from opencouch.realtime_emulator.arguments import fill_arguments
-from opencouch.realtime_emulator.brain import Brain
+from opencouch.realtime_emulator.brain import Brain, Plan
 from opencouch.realtime_emulator.offer import Offer
 from opencouch.realtime_emulator.planner import Planner
 from opencouch.realtime_emulator.scenario import ToolCallStep, load_scenario
@@ -52,6 +52,18 @@ PRODUCT_FILE = emulator_scenario()
 CATALOG_TOOLS: list[dict[str, Any]] = [
     spec.realtime_tool().model_dump(mode="json") for spec in TOOL_CATALOG.values()
 ]
+
+
+INCOGNITO_TOOLS = [
+    spec.realtime_tool().model_dump(mode="json")
+    for spec in TOOL_CATALOG.values()
+    if spec.offered_in(MemoryMode.INCOGNITO)
+]
+
+
+def first_reply(said: str, tools: list[dict[str, Any]] = CATALOG_TOOLS) -> Plan:
+    """What the product companion plans for ``said`` as the first thing said to it."""
+    return Brain(load_scenario(PRODUCT_FILE)).reply(None, said, Offer.from_config(tools, "auto"))
 
 
 def catalog_schema(name: str) -> dict[str, Any]:
@@ -104,9 +116,7 @@ def test_the_product_file_names_only_catalog_tools_with_valid_arguments() -> Non
     ],
 )
 def test_the_product_rules_work_with_the_real_catalog(said: str, tool: str) -> None:
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
-    )
+    plan = first_reply(said)
     assert [call.name for call in plan.tool_calls] == [tool]
     jsonschema.validate(plan.tool_calls[0].arguments, catalog_schema(tool))
     assert plan.after_tools, "every product rule says something once its tool has answered"
@@ -125,9 +135,7 @@ def test_the_product_rules_work_with_the_real_catalog(said: str, tool: str) -> N
 def test_a_feeling_alone_never_starts_an_exercise(said: str) -> None:
     # Exercises only on request (the gateway's instructions say so); "anxious" used to start
     # the 5-4-3-2-1 exercise, and "I can't breathe" box breathing, unasked.
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
-    )
+    plan = first_reply(said)
     assert plan.tool_calls == []
     assert plan.say
     assert "exercise" in plan.say or plan.say in load_scenario(PRODUCT_FILE).fallback
@@ -203,9 +211,7 @@ def test_hopelessness_gets_one_safety_question_and_its_answer_decides(
     ["I'm not sure I can keep going.", "I don't know how to keep going", "It all feels hopeless."],
 )
 def test_each_way_of_saying_it_is_met_with_the_safety_question(said: str) -> None:
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
-    )
+    plan = first_reply(said)
     assert plan.tool_calls == []
     assert is_safety_check(plan.say or "")
     # ...and the crisis screening reads the line itself as distress, not as nothing.
@@ -261,9 +267,7 @@ def test_asked_which_exercises_there_are_it_names_them() -> None:
 def test_every_voice_exercise_starts_when_asked_for_by_its_name(
     exercise_id: str, name: str
 ) -> None:
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, f"Let's try {name.lower()}.", Offer.from_config(CATALOG_TOOLS, "auto")
-    )
+    plan = first_reply(f"Let's try {name.lower()}.")
     assert [(c.name, c.arguments["exercise_type"]) for c in plan.tool_calls] == [
         ("load_guided_exercise_skill", exercise_id)
     ]
@@ -279,19 +283,13 @@ def test_every_voice_exercise_starts_when_asked_for_by_its_name(
     ],
 )
 def test_a_loss_is_acknowledged_first(said: str, sorry: bool) -> None:
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
-    )
+    plan = first_reply(said)
     assert (plan.say or "").startswith("I'm so sorry.") is sorry
 
 
 def test_words_no_rule_knows_get_a_reply_and_no_guessed_tool() -> None:
     # "support" shares a word with get_crisis_support_template: it was called for this.
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None,
-        "My sister Anna has been a great support to me.",
-        Offer.from_config(CATALOG_TOOLS, "auto"),
-    )
+    plan = first_reply("My sister Anna has been a great support to me.")
     assert plan.tool_calls == []
     assert plan.say in load_scenario(PRODUCT_FILE).fallback
 
@@ -531,14 +529,7 @@ def test_asked_what_it_remembers_it_says_what_the_memory_service_keeps() -> None
     call, said = called_and_said("What do you remember about me?", saved)
     assert call.name == "show_saved_memory"
     assert said == saved.summary
-    incognito = [
-        spec.realtime_tool().model_dump(mode="json")
-        for spec in TOOL_CATALOG.values()
-        if spec.offered_in(MemoryMode.INCOGNITO)
-    ]
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, "What do you remember about me?", Offer.from_config(incognito, "auto")
-    )
+    plan = first_reply("What do you remember about me?", INCOGNITO_TOOLS)
     assert [c.name for c in plan.tool_calls] == ["show_memory_status"]
 
 
@@ -546,9 +537,7 @@ def test_asked_what_it_remembers_it_says_what_the_memory_service_keeps() -> None
     "said", ["Delete everything you know about me.", "Please forget all of it", "wipe my data"]
 )
 def test_asked_to_erase_everything_it_points_to_the_pages_erase(said: str) -> None:
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
-    )
+    plan = first_reply(said)
     assert plan.tool_calls == []
     assert '"Erase everything kept about me"' in (plan.say or "")
     # The button it names is the page's.
@@ -563,12 +552,7 @@ def test_a_stated_preference_is_kept_in_the_users_words_and_incognito_hears_abou
     [call] = plan.tool_calls
     # The quote is the user's own words, so the owner's intent check can find it there.
     assert call.arguments["user_quote"] == said
-    incognito = [
-        spec.realtime_tool().model_dump(mode="json")
-        for spec in TOOL_CATALOG.values()
-        if spec.offered_in(MemoryMode.INCOGNITO)
-    ]
-    plan = brain.reply(None, said, Offer.from_config(incognito, "auto"))
+    plan = brain.reply(None, said, Offer.from_config(INCOGNITO_TOOLS, "auto"))
     assert [c.name for c in plan.tool_calls] == ["show_memory_status"]
 
 
@@ -619,17 +603,8 @@ def test_with_nothing_staged_a_yes_deletes_nothing() -> None:
     "said", ["I can't forget that night.", "I just want to forget about my ex", "Forget it."]
 )
 def test_forgetting_as_a_feeling_is_not_a_deletion(said: str) -> None:
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
-    )
+    plan = first_reply(said)
     assert "prepare_memory_deletion_by_query" not in [call.name for call in plan.tool_calls]
-
-
-INCOGNITO_TOOLS = [
-    spec.realtime_tool().model_dump(mode="json")
-    for spec in TOOL_CATALOG.values()
-    if spec.offered_in(MemoryMode.INCOGNITO)
-]
 
 
 @pytest.mark.parametrize(
@@ -641,16 +616,12 @@ INCOGNITO_TOOLS = [
     ],
 )
 def test_asked_to_keep_something_in_mind_it_promises_only_what_memory_does(said: str) -> None:
-    persistent = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
-    )
+    persistent = first_reply(said)
     assert persistent.tool_calls == []
     assert (persistent.say or "").startswith("I'll keep that in mind for this conversation.")
     assert "if you choose to keep it" in (persistent.say or "")
     # Incognito keeps nothing: it says what the memory status says, never a promise.
-    incognito = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, said, Offer.from_config(INCOGNITO_TOOLS, "auto")
-    )
+    incognito = first_reply(said, INCOGNITO_TOOLS)
     assert [call.name for call in incognito.tool_calls] == ["show_memory_status"]
     assert "keep that in mind" not in (incognito.say or "")
 
@@ -668,9 +639,7 @@ def test_asked_to_keep_something_in_mind_it_promises_only_what_memory_does(said:
     ],
 )
 def test_in_incognito_a_question_or_request_about_memory_gets_the_status(said: str) -> None:
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, said, Offer.from_config(INCOGNITO_TOOLS, "auto")
-    )
+    plan = first_reply(said, INCOGNITO_TOOLS)
     assert [call.name for call in plan.tool_calls] == ["show_memory_status"]
 
 
@@ -684,18 +653,12 @@ def test_in_incognito_a_question_or_request_about_memory_gets_the_status(said: s
     ],
 )
 def test_remembering_in_conversation_is_not_a_question_about_memory(said: str) -> None:
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
-    )
+    plan = first_reply(said)
     assert plan.tool_calls == []
 
 
 def test_asked_whether_it_remembers_something_it_looks_not_promises() -> None:
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None,
-        "Can you remember what I told you last time?",
-        Offer.from_config(CATALOG_TOOLS, "auto"),
-    )
+    plan = first_reply("Can you remember what I told you last time?")
     assert [call.name for call in plan.tool_calls] == ["show_memory_status"]
 
 
@@ -715,9 +678,7 @@ def test_asked_whether_it_remembers_something_it_looks_not_promises() -> None:
     ],
 )
 def test_hellos_thanks_and_goodbyes_get_a_fitting_reply(said: str, reply: str | None) -> None:
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, said, Offer.from_config(CATALOG_TOOLS, "auto")
-    )
+    plan = first_reply(said)
     assert plan.tool_calls == []
     if reply is None:
         assert not (plan.say or "").startswith(("Thank you for talking", "You're welcome"))
@@ -726,9 +687,7 @@ def test_hellos_thanks_and_goodbyes_get_a_fitting_reply(said: str, reply: str | 
 
 
 def test_a_farewell_that_may_be_a_warning_is_not_answered_as_a_goodbye() -> None:
-    plan = Brain(load_scenario(PRODUCT_FILE)).reply(
-        None, "I just wanted to say goodbye to you.", Offer.from_config(CATALOG_TOOLS, "auto")
-    )
+    plan = first_reply("I just wanted to say goodbye to you.")
     assert not (plan.say or "").startswith("Thank you for talking with me today.")
 
 
