@@ -186,6 +186,7 @@ def test_the_offer_can_be_taken_or_declined_in_a_word() -> None:
         ("No, not really.", False),
         ("No.", False),
         ("I'm not thinking about that, no.", False),
+        ("I am okay, just tired.", False),
     ],
 )
 def test_hopelessness_gets_one_safety_question_and_its_answer_decides(
