@@ -71,14 +71,15 @@ async def connection_pool(
     min_size: int = 1,
     max_size: int = 8,
     timeout: float = 30.0,
-    check_connections: bool = False,
+    check_connections: bool = True,
     session_settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[DictPool]:
     """An open pool whose connections return rows as dicts.
 
     ``timeout``: how long a caller waits for a connection before ``PoolTimeout``.
-    ``check_connections``: test each connection as it is handed out, so one broken by a
-    Postgres restart is replaced instead of failing the caller's first statement.
+    ``check_connections``: test each connection as it is handed out (one round trip), so one
+    broken by a Postgres restart is replaced instead of failing the caller's first statement.
+    On by default: every service has to outlive a Postgres restart.
     ``session_settings``: server settings for every connection (``SET name = value``).
     """
     kwargs: dict[str, Any] = {"row_factory": dict_row}

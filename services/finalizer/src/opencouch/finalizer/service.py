@@ -144,9 +144,7 @@ async def serve(settings: FinalizerSettings, stop: asyncio.Event) -> None:
     await apply_migrations_async(settings.database_url, MIGRATIONS, owner="finalizer")
     async with AsyncExitStack() as stack:
         pool = await stack.enter_async_context(
-            connection_pool(
-                settings.database_url, max_size=settings.db_pool_size, check_connections=True
-            )
+            connection_pool(settings.database_url, max_size=settings.db_pool_size)
         )
         nc = await stack.enter_async_context(
             nats_connection(settings.nats_url, subjects.FINALIZER_SERVICE)

@@ -152,7 +152,6 @@ async def serve(settings: MemorySettings, stop: asyncio.Event) -> None:
                 settings.database_url,
                 max_size=settings.db_pool_size,
                 timeout=settings.db_timeout_seconds,
-                check_connections=True,
                 session_settings=SESSION_SETTINGS,
             )
         )

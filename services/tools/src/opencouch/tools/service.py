@@ -122,11 +122,7 @@ async def serve(settings: ToolsSettings, stop: asyncio.Event) -> None:
     await apply_migrations_async(settings.database_url, MIGRATIONS, owner="tools")
     async with AsyncExitStack() as stack:
         pool = await stack.enter_async_context(
-            # Checked as handed out, as memory's and the finalizer's are: after a Postgres
-            # restart the first lookup gets a fresh connection, not search_unavailable.
-            connection_pool(
-                settings.database_url, max_size=settings.db_pool_size, check_connections=True
-            )
+            connection_pool(settings.database_url, max_size=settings.db_pool_size)
         )
         redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         stack.push_async_callback(redis.aclose)
