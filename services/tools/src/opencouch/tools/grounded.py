@@ -46,14 +46,16 @@ FAILED: Final = (
 )
 
 # Words that frame a question rather than name its topic ("what does the research say about
-# sleep", "the current official guidance on grief", "is it normal to..."). They are taken out before the search, so
-# the passages are judged on the topic; a question of nothing else is searched as it is.
+# sleep", "the current official guidance on grief", "is it normal to..."). They are taken out
+# before the search, so the passages are judged on the topic; a question of nothing else is
+# searched as it is.
 _FRAMING: Final = re.compile(
     r"\b(?:the )?(?:latest |current |newest |up to date )?(?:official |scientific |medical )?"
     r"(?:research(?:ers)?|evidence|stud(?:y|ies)|science|guidance|guidelines?|advice|"
     r"recommendations?)(?: (?:say|says|said|show|shows|suggest|suggests|tell us))?\b"
     r"|\b(?:experts?|doctors?|scientists?) (?:say|recommend|advise)\b"
-    r"|\b(?:is it|is that|is this|is it really) (?:normal|common|usual|okay|ok)(?: to| that| for)?\b",
+    r"|\b(?:is it|is that|is this|is it really) (?:normal|common|usual|okay|ok)"
+    r"(?: to| that| for)?\b",
     re.IGNORECASE,
 )
 
