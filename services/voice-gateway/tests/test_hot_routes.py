@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from starlette.requests import Request
 
 from opencouch.voice_gateway.app import create_app
-from opencouch.voice_gateway.hot_routes import HotRoutes, hot_routes
+from opencouch.voice_gateway.hot_routes import hot_routes
 from opencouch.voice_gateway.routes import API_PREFIX, router
 from opencouch.voice_gateway.testing import (
     API,
@@ -22,7 +22,19 @@ from opencouch.voice_gateway.testing import (
     unique,
 )
 
-COMPARED_HEADERS = ("content-type", "cache-control", "x-content-type-options", "retry-after")
+COMPARED_HEADERS = (
+    "content-type",
+    "cache-control",
+    "pragma",
+    "x-content-type-options",
+    "x-frame-options",
+    "referrer-policy",
+    "retry-after",
+    "access-control-allow-origin",
+    "access-control-expose-headers",
+    "vary",
+)
+WEB_ORIGIN = "http://localhost:8080"
 
 
 def test_the_hot_routes_are_the_tool_call_and_the_turn() -> None:
@@ -35,12 +47,7 @@ def gateways(
 ) -> Iterator[tuple[TestClient, TestClient]]:
     """The gateway as it runs, and the same gateway with every route served by FastAPI."""
     settings = settings_for_tests(emulator_url, nats_url=gateway_nats_url, redis_url=redis_url)
-    hot_app, routed_app = create_app(settings), create_app(settings)
-    routed_app.user_middleware = [
-        m
-        for m in routed_app.user_middleware
-        if m.cls is not HotRoutes  # type: ignore[comparison-overlap]
-    ]
+    hot_app, routed_app = create_app(settings), create_app(settings, serve_hot_routes=False)
     with (
         TestClient(hot_app, raise_server_exceptions=False) as hot,
         TestClient(routed_app, raise_server_exceptions=False) as routed,
@@ -131,6 +138,8 @@ STEPS: list[tuple[str, Call, bool]] = [
     ("a turn", _post("/turn", {"client_turn_id": "t1-{run}", "user_text": "hi", "assistant_text": "hello"}), True),
     ("its replay", _post("/turn", {"client_turn_id": "t1-{run}", "user_text": "hi", "assistant_text": "hello"}), True),
     ("a turn id reused", _post("/turn", {"client_turn_id": "t1-{run}", "user_text": "other", "assistant_text": "x"}), True),
+    ("a pure tool from the web page", _post("/tools", _tool("wait_for_user", "c7-{run}"), headers={"Origin": WEB_ORIGIN}), True),
+    ("a turn from another site", _post("/turn", {"client_turn_id": "t3-{run}", "user_text": "hi", "assistant_text": "x"}, headers={"Origin": "https://evil.example"}), True),
     # Refused before the route runs: FastAPI's path answers these on both gateways.
     ("a body that does not fit", _post("/tools", {"tool_name": 3}), False),
     ("no body", _post("/tools", content=b"", headers={"Content-Type": "application/json"}), False),
@@ -159,6 +168,25 @@ def test_both_paths_answer_every_step_alike(
         ), name
         for header in COMPARED_HEADERS:
             assert hot_reply.headers.get(header) == routed_reply.headers.get(header), (name, header)
+
+
+def test_a_hot_route_answers_the_web_page_with_its_cors_headers(
+    gateways: tuple[TestClient, TestClient], routed_by_fastapi: Callable[[], int]
+) -> None:
+    hot, _ = gateways
+    session = open_session(hot)
+    before = routed_by_fastapi()
+    reply = hot.post(
+        f"{API}/tools",
+        json=_tool("wait_for_user", unique("call")),
+        headers={**bearer(session), "Origin": WEB_ORIGIN},
+    )
+    assert routed_by_fastapi() == before  # served by the hot path
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["access-control-allow-origin"] == WEB_ORIGIN
+    assert "retry-after" in reply.headers["access-control-expose-headers"].lower()
+    assert reply.headers["cache-control"] == "no-store"
+    assert reply.headers["x-content-type-options"] == "nosniff"
 
 
 def test_an_ended_session_is_refused_alike(gateways: tuple[TestClient, TestClient]) -> None:

@@ -871,6 +871,28 @@ def test_cors_is_only_for_the_web_origins_and_replies_are_never_cached(gateway: 
         assert other.headers["x-content-type-options"] == "nosniff", other.status_code
 
 
+def test_an_unexpected_failure_is_a_500_the_page_can_read_with_every_header(
+    gateway: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 500 of a bug used to leave from FastAPI's outermost layer, past the headers: no
+    ``nosniff``, no ``no-store`` and no CORS, so the page could not even read its code."""
+
+    async def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("opencouch.voice_gateway.routes.start_session", broken)
+    reply = gateway.post(
+        f"{API}/session",
+        json={"thread_id": unique("thread")},
+        headers={"Origin": "http://localhost:8080"},
+    )
+    assert reply.status_code == 500
+    assert error_code(reply) == "internal_error"
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert reply.headers["cache-control"] == "no-store"
+    assert reply.headers["access-control-allow-origin"] == "http://localhost:8080"
+
+
 def test_nats_down_is_a_503_for_turns_and_a_tool_output_for_tools(
     make_gateway: GatewayFactory, redis_url: str
 ) -> None:

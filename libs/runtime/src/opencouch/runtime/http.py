@@ -36,6 +36,16 @@ def observe_http_app(app: ASGIApp) -> ASGIApp:
     return RequestObserver(app)
 
 
+class Observed:
+    """What the observer learns of one response: its status, once it starts (500 if the app
+    fails before answering)."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status = 500
+
+
 class RequestObserver:
     """Serves ``/metrics``; times every other request by its route template (never by the raw
     path: it holds ids) and, while tracing is on, makes its server span.
@@ -44,6 +54,10 @@ class RequestObserver:
     dozen attributes per request and cost as much as the rest of a tool call's tracing.
     ``before_scrape`` brings gauges read from elsewhere up to date before a scrape; if it fails,
     the rest is still served.
+
+    A service whose other per-request concerns belong in the same outermost layer (the gateway's
+    edge) subclasses it and overrides ``serve``: one layer and one ``send`` wrapper per request
+    instead of one of each per concern.
     """
 
     def __init__(
@@ -59,29 +73,33 @@ class RequestObserver:
         if scope["path"] == METRICS_PATH and scope["method"] == "GET":
             await self._scrape(scope, receive, send)
             return
+        observed = Observed()
         if scope["path"] in UNOBSERVED_PATHS:
-            await self.app(scope, receive, send)
+            await self.serve(scope, receive, send, observed)
             return
         started = time.perf_counter()
         method: str = scope["method"]
-        status = 500  # what the client gets if the app fails before answering
-
-        async def send_observed(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         with serving_http(method, _trace_headers(scope)) as span:
             try:
-                await self.app(scope, receive, send_observed)
+                await self.serve(scope, receive, send, observed)
             finally:
                 # The router records the matched route in the scope; nothing matched: "unmatched".
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
-                HTTP_REQUEST_SECONDS.labels(route, method, str(status)).observe(
+                HTTP_REQUEST_SECONDS.labels(route, method, str(observed.status)).observe(
                     time.perf_counter() - started
                 )
-                name_http_span(span, method, route, status)
+                name_http_span(span, method, route, observed.status)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, observed: Observed) -> None:
+        """Serve one HTTP request (``/metrics`` aside), recording its status in ``observed``
+        as the response starts."""
+
+        async def send_observed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                observed.status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, send_observed)
 
     async def _scrape(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.before_scrape is not None:

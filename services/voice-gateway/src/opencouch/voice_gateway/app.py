@@ -1,25 +1,25 @@
-"""The FastAPI app: clients built in the lifespan, errors in one shape, limits and headers."""
+"""The FastAPI app: clients built in the lifespan, errors in one shape, the edge around it."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from openai import AsyncOpenAI
 from redis.asyncio import Redis
+from starlette.types import ASGIApp
 
-from opencouch.runtime.http import RequestObserver
 from opencouch.runtime.jetstream import ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
 from opencouch.runtime.metrics import VOICE_SESSIONS_ACTIVE
 from opencouch.voice_gateway.abandoned import run_sweeper
+from opencouch.voice_gateway.edge import GatewayEdge
 from opencouch.voice_gateway.errors import install_error_handlers
 from opencouch.voice_gateway.hot_routes import HotRoutes, hot_routes
 from opencouch.voice_gateway.identity import IdentityVerifier
-from opencouch.voice_gateway.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from opencouch.voice_gateway.rate_limits import RateLimits, call_limits
 from opencouch.voice_gateway.routes import API_PREFIX, health, router
 from opencouch.voice_gateway.served_tools import ServedTools
@@ -29,8 +29,23 @@ from opencouch.voice_gateway.tokens import TokenSigner
 from opencouch.voice_gateway.voice_sessions import VoiceSessionStore
 
 
-def create_app(settings: GatewaySettings) -> FastAPI:
-    """The gateway app for ``settings``; nothing connects until it starts."""
+class GatewayApp(FastAPI):
+    """FastAPI with the gateway's edge around all of it, FastAPI's own layers included: the
+    edge (``edge.py``) is the only layer a hot route's request passes on its way in."""
+
+    def __init__(self, *, edge: Callable[[ASGIApp], ASGIApp], **options: Any) -> None:
+        self._edge = edge
+        super().__init__(**options)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self._edge(super().build_middleware_stack())
+
+
+def create_app(settings: GatewaySettings, *, serve_hot_routes: bool = True) -> FastAPI:
+    """The gateway app for ``settings``; nothing connects until it starts.
+
+    ``serve_hot_routes=False`` leaves every route to FastAPI: what the hot routes are checked
+    against."""
     tokens = TokenSigner(settings)  # a bad key configuration fails here, before serving
     identity = IdentityVerifier(settings)
 
@@ -82,7 +97,25 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 stack.push_async_callback(_cancelled, sweeper)
             yield
 
-    app = FastAPI(
+    hot = hot_routes(router)
+
+    def edge(fastapi_layers: ASGIApp) -> ASGIApp:
+        inner = HotRoutes(fastapi_layers, hot, fastapi=app) if serve_hot_routes else fastapi_layers
+        return GatewayEdge(
+            inner,
+            api_prefix=API_PREFIX,
+            max_body_bytes=settings.max_body_bytes,
+            cors_origins=settings.cors_origins,
+            before_scrape=count_live_sessions,
+        )
+
+    async def count_live_sessions() -> None:
+        gateway: Gateway | None = getattr(app.state, "gateway", None)
+        if gateway is not None:
+            VOICE_SESSIONS_ACTIVE.set(await gateway.sessions.live_sessions())
+
+    app = GatewayApp(
+        edge=edge,
         title="OpenCouch Voice gateway",
         version="0.2.0",
         description=(
@@ -93,7 +126,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
         # FastAPI's own telemetry starts as soon as a tracer provider is set: spans for every
         # dependency and serialisation (a third of a tool call's tracing cost) and log records of
-        # validation errors with their input. RequestObserver makes the one server span instead.
+        # validation errors with their input. The edge makes the one server span instead.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         docs_url="/api/voice/docs",
         openapi_url="/api/voice/openapi.json",
@@ -101,21 +134,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(health)
-    # Added innermost first: headers wrap CORS, which wraps the body limit, so even a 413 is
-    # readable by the page and carries the security headers. The hot routes are served inside
-    # all three, as the router's routes are.
-    app.add_middleware(HotRoutes, routes=hot_routes(router), fastapi=app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "DELETE"],
-        allow_headers=["Content-Type", "Authorization", "traceparent", "tracestate"],
-        expose_headers=["Retry-After"],
-        max_age=600,
-    )
-    app.add_middleware(SecurityHeadersMiddleware, api_prefix=API_PREFIX)
-    _observe(app)
     return app
 
 
@@ -123,15 +141,3 @@ async def _cancelled(task: asyncio.Task[None]) -> None:
     task.cancel()
     with suppress(asyncio.CancelledError):
         await task
-
-
-def _observe(app: FastAPI) -> None:
-    """``/metrics``, request timing and, while tracing is on, a span per request that continues
-    the page's ``traceparent``. Outermost, so every request is seen, refused ones too."""
-
-    async def count_live_sessions() -> None:
-        gateway: Gateway | None = getattr(app.state, "gateway", None)
-        if gateway is not None:
-            VOICE_SESSIONS_ACTIVE.set(await gateway.sessions.live_sessions())
-
-    app.add_middleware(RequestObserver, before_scrape=count_live_sessions)

@@ -12,9 +12,10 @@ that verifies, an ``application/json`` body that fits the route's model. Anythin
 an expired one, another content type, JSON that does not parse or fit) goes on to FastAPI with the
 body replayed, so every refusal of a request's form comes from one place and reads the same. Once
 the route function runs, what it raises is answered by the app's own exception handlers, as
-FastAPI's exception layer would. The middleware around it (body limit, CORS, security headers,
-metrics and tracing) is the same for both paths: this one sits innermost, and records the matched
-route in the scope, as the router does.
+FastAPI's exception layers would. It sits just inside the gateway's edge (``edge.py``: body limit,
+CORS, security headers, metrics and tracing, the same for both paths) and outside FastAPI's own
+layers, which a hot route's request never passes; it records the matched route in the scope, as
+the router does.
 """
 
 from __future__ import annotations
