@@ -74,7 +74,8 @@ def tool_endpoints(
             f"missing handlers: {missing or 'none'}; not in its catalog: {extra or 'none'}"
         )
     return [
-        Endpoint(name, spec.subject, ToolCallRequest, _serving(spec, handlers[name]))
+        # A pure tool reads and keeps no state: its handler has nothing to wait on.
+        Endpoint(name, spec.subject, ToolCallRequest, _serving(spec, handlers[name]), spec.pure)
         for name, spec in owned.items()
     ]
 
