@@ -19,7 +19,7 @@ from opencouch.contracts.tools import (
     ToolOwner,
     tools_owned_by,
 )
-from opencouch.runtime.endpoints import start_service
+from opencouch.runtime.endpoints import Endpoint, start_service
 from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.messaging import request
 from opencouch.runtime.tools import MissingToolHandlerError, ToolHandler, tool_endpoints
@@ -132,6 +132,63 @@ async def test_over_nats_every_owned_tool_answers_with_a_tool_call_reply(nats_ur
         by_name = dict(zip([s.name for s in tools_owned_by(ToolOwner.TOOLS)], replies, strict=True))
         assert by_name["wait_for_user"].ok
         assert by_name["answer_grounded_lookup"].output["error"]["code"] == "invalid_arguments"
+    finally:
+        await service.stop()
+        await nc.close()
+
+
+def test_exactly_the_pure_tools_are_answered_without_a_task_of_their_own() -> None:
+    for owner in ToolOwner:
+        endpoints = tool_endpoints(owner, handlers_for(owner, silent))
+        pure = {spec.name for spec in tools_owned_by(owner) if spec.pure}
+        assert {endpoint.name for endpoint in endpoints if endpoint.inline} == pure
+    assert "wait_for_user" in {spec.name for spec in tools_owned_by(ToolOwner.TOOLS) if spec.pure}
+
+
+async def test_slow_calls_run_side_by_side_and_hold_up_no_inline_endpoint(nats_url: str) -> None:
+    release = asyncio.Event()
+    in_flight = 0
+    most_in_flight = 0
+
+    async def slow(call: ToolCallRequest) -> ToolCallReply:
+        nonlocal in_flight, most_in_flight
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        await release.wait()
+        in_flight -= 1
+        return ToolCallReply(output={"slow": True})
+
+    async def quick(call: ToolCallRequest) -> ToolCallReply:
+        return ToolCallReply(output={"quick": True})
+
+    run = uuid.uuid4().hex[:8]
+    nc = await nats.connect(nats_url)
+    service = await start_service(
+        nc,
+        name=f"test-inline-{run}",
+        version="0.0.1",
+        description="test",
+        endpoints=[
+            Endpoint("slow", f"test.{run}.slow", ToolCallRequest, slow),
+            Endpoint("quick", f"test.{run}.quick", ToolCallRequest, quick, inline=True),
+        ],
+    )
+    try:
+        slow_calls = [
+            asyncio.ensure_future(
+                request(nc, f"test.{run}.slow", call("x", {}), ToolCallReply, timeout=5)
+            )
+            for _ in range(2)
+        ]
+        answered = await asyncio.gather(
+            *(request(nc, f"test.{run}.quick", call("x", {}), ToolCallReply, timeout=5)
+              for _ in range(3))
+        )  # fmt: skip
+        assert [reply.output for reply in answered] == [{"quick": True}] * 3
+        assert not any(task.done() for task in slow_calls)
+        assert most_in_flight == 2
+        release.set()
+        assert [(await task).output for task in slow_calls] == [{"slow": True}] * 2
     finally:
         await service.stop()
         await nc.close()

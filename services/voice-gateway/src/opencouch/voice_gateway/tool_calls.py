@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Final
+from typing import Any, Final
 
 from nats.aio.client import Client as NatsClient
 from pydantic import ValidationError
@@ -123,7 +123,7 @@ async def call_tool(
 _MOST_TURNS_TO_WRITE: Final = 3
 
 
-async def _request_written(nc: NatsClient, asked: asyncio.Future[ToolsReply]) -> None:
+async def _request_written(nc: NatsClient, asked: asyncio.Future[Any]) -> None:
     """Return once the asked tool's request has been written to NATS (a few turns of the event
     loop at most; nothing here waits on I/O).
 
