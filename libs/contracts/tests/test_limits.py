@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from opencouch.contracts.common import (
@@ -12,6 +14,7 @@ from opencouch.contracts.common import (
     JSON_MAX_DEPTH,
     TRANSCRIPT_MAX_CHARS,
     TRANSCRIPT_MAX_LINES,
+    _checked_size_bound,
 )
 from opencouch.contracts.tools import ToolCallContext, ToolCallRequest
 from opencouch.contracts.voice_api import ToolsRequest, TurnRequest
@@ -182,3 +185,38 @@ def test_the_largest_valid_turn_still_fits_one_nats_message() -> None:
             recorded_at=datetime.now(UTC),
         )
         assert len(event.model_dump_json().encode()) < NATS_MAX_PAYLOAD
+
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet=st.characters(exclude_categories=["Cs"]))
+)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_the_size_bound_is_never_below_the_encoded_size(value: object) -> None:
+    """The encoding is skipped whenever the walk's bound is within the limit: it must never be
+    below what the encoding would measure (escapes, wide characters and numbers included)."""
+    try:
+        bound = _checked_size_bound(value)
+    except ValueError:  # too deep, or text no store keeps: refused before any size matters
+        return
+    assert bound >= len(json.dumps(value, ensure_ascii=False).encode())
+
+
+def test_escaped_control_characters_at_the_limit_are_measured_exactly() -> None:
+    # Each \x01 is written as six bytes (\u0001): under the limit in characters, over in bytes.
+    arguments = {"q": "\x01" * (JSON_MAX_BYTES // 6 + 1)}
+    with pytest.raises(ValidationError, match="larger than"):
+        ToolsRequest.model_validate({"tool_name": "x", "arguments": arguments})
+    fits = {"q": "\x01" * (JSON_MAX_BYTES // 6 - 4)}
+    assert ToolsRequest.model_validate({"tool_name": "x", "arguments": fits}).arguments == fits

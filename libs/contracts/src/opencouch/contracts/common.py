@@ -54,24 +54,63 @@ JSON_MAX_BYTES: Final = 16 * 1024
 def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
     """Refuse JSON too deep or too large to carry, or holding text no store can keep.
 
+    The value is encoded to measure its size only when the walk's bound says it may be over
+    the limit: tool arguments and outputs, checked at every hop of every call, are almost
+    always far below it.
+    """
+    most = _checked_size_bound(value)
+    if (
+        most > JSON_MAX_BYTES
+        and len(json.dumps(value, ensure_ascii=False).encode()) > JSON_MAX_BYTES
+    ):
+        raise ValueError(f"JSON larger than {JSON_MAX_BYTES} bytes")
+    return value
+
+
+def _checked_size_bound(value: Any) -> int:
+    """Check ``value``'s depth and text; return a bound (from above) of its size encoded as
+    ``json.dumps(value, ensure_ascii=False)``, in bytes.
+
     Walks iteratively, so a hostile depth cannot exhaust the stack before it is refused.
     """
     stack: list[tuple[Any, int]] = [(value, 1)]
+    most = 0
     while stack:
         node, depth = stack.pop()
         if isinstance(node, dict | list) and depth > JSON_MAX_DEPTH:
             raise ValueError(f"JSON nested deeper than {JSON_MAX_DEPTH} levels")
         if isinstance(node, dict):
+            most += 2
             for key, item in node.items():
                 _storable(key)
+                most += _most_bytes(key) + 6  # the key (quoted, if it is not text), ": ", ", "
                 stack.append((item, depth + 1))
         elif isinstance(node, list):
+            most += 2 + 2 * len(node)
             stack.extend((item, depth + 1) for item in node)
-        elif isinstance(node, str):
-            _storable(node)
-    if len(json.dumps(value, ensure_ascii=False).encode()) > JSON_MAX_BYTES:
-        raise ValueError(f"JSON larger than {JSON_MAX_BYTES} bytes")
-    return value
+        else:
+            if isinstance(node, str):
+                _storable(node)
+            most += _most_bytes(node)
+    return most
+
+
+_MOST_FLOAT_BYTES: Final = 24
+"""``-1.7976931348623157e+308``, the longest a float is written; NaN and the infinities less."""
+
+
+def _most_bytes(scalar: Any) -> int:
+    """The most bytes ``scalar`` can take in ``json.dumps(..., ensure_ascii=False)``: a character
+    of a string is at most six (an escaped control character, ``\\u001f``), quotes aside."""
+    if isinstance(scalar, str):
+        return 6 * len(scalar) + 2
+    if scalar is None or isinstance(scalar, bool):
+        return 5
+    if isinstance(scalar, int):
+        return len(str(scalar))
+    if isinstance(scalar, float):
+        return _MOST_FLOAT_BYTES
+    return JSON_MAX_BYTES + 1  # not JSON's own: measured by encoding it
 
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
