@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import time
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -85,7 +86,7 @@ class RequestObserver:
             finally:
                 # The router records the matched route in the scope; nothing matched: "unmatched".
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
-                HTTP_REQUEST_SECONDS.labels(route, method, str(observed.status)).observe(
+                _request_seconds(route, method, observed.status).observe(
                     time.perf_counter() - started
                 )
                 name_http_span(span, method, route, observed.status)
@@ -109,6 +110,13 @@ class RequestObserver:
                 log.warning("metrics not refreshed", extra={"error": type(error).__name__})
         response = Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
         await response(scope, receive, send)
+
+
+@functools.lru_cache(maxsize=1024)
+def _request_seconds(route: str, method: str, status: int) -> Histogram:
+    """The histogram child of one label set (labels() takes a lock and checks on every call);
+    route templates, the methods the parser knows and statuses are few."""
+    return HTTP_REQUEST_SECONDS.labels(route, method, str(status))
 
 
 def _trace_headers(scope: Scope) -> dict[str, str] | None:

@@ -7,6 +7,7 @@ is off nothing is added to a message. Metrics are recorded either way.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client import Histogram
 
 from opencouch.runtime import metrics
 from opencouch.runtime.tracing import starts_traces, tracer, tracing_enabled
@@ -71,6 +73,9 @@ def describe_current_span(attributes: Mapping[str, str | int]) -> None:
 @contextmanager
 def requesting(subject: str, size: int) -> Iterator[MessageSpan]:
     """The client side of a NATS request: a span, and the headers that carry it."""
+    if not tracing_enabled():  # the same, without a span's nested context managers
+        yield MessageSpan(trace.INVALID_SPAN, None)
+        return
     with _span(f"request {subject}", SpanKind.CLIENT, _attributes(subject, size)) as span:
         yield MessageSpan(span, with_trace_context())
 
@@ -81,18 +86,32 @@ def serving(
 ) -> Iterator[MessageSpan]:
     """The serving side of a NATS request: continues the caller's trace, times the request."""
     started = time.perf_counter()
-    attributes = _attributes(subject, size)
-    with (
-        _traced_if_continued(headers),
-        _span(f"serve {service}.{endpoint}", SpanKind.SERVER, attributes, parent=headers) as span,
-    ):
-        served = _Served(span)
-        try:
+    served = _Served(trace.INVALID_SPAN)
+    try:
+        if not tracing_enabled():  # the same, without a span's nested context managers
             yield served
-        finally:
-            metrics.NATS_REQUEST_SECONDS.labels(service, endpoint, served.result).observe(
-                time.perf_counter() - started
-            )
+            return
+        with (
+            _traced_if_continued(headers),
+            _span(
+                f"serve {service}.{endpoint}",
+                SpanKind.SERVER,
+                _attributes(subject, size),
+                parent=headers,
+            ) as span,
+        ):
+            served.span = span
+            yield served
+    finally:
+        _nats_request_seconds(service, endpoint, served.result).observe(
+            time.perf_counter() - started
+        )
+
+
+@functools.cache
+def _nats_request_seconds(service: str, endpoint: str, result: str) -> Histogram:
+    """The histogram child of one label set (labels() takes a lock and checks on every call)."""
+    return metrics.NATS_REQUEST_SECONDS.labels(service, endpoint, result)
 
 
 class _Served(MessageSpan):
@@ -184,8 +203,11 @@ def serving_http(method: str, headers: Mapping[str, str] | None) -> Iterator[tra
     Where the trace is decided: a request whose trace is not recorded runs with every
     instrumentation suppressed, so it costs no span, no wrapper's work and no headers.
     """
+    if not tracing_enabled():  # the same, without a span's nested context managers
+        yield trace.INVALID_SPAN
+        return
     with _span(method, SpanKind.SERVER, {"http.request.method": method}, parent=headers) as span:
-        if span.is_recording() or not tracing_enabled():
+        if span.is_recording():
             yield span
             return
         with suppress_instrumentation():

@@ -18,11 +18,13 @@ tool runs only once its claim has admitted it, and a replay gets its stored outp
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any, Final
 
 from nats.aio.client import Client as NatsClient
+from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from opencouch.contracts.common import ErrorCode
@@ -244,20 +246,27 @@ async def _run(
         raise
     finally:
         elapsed = time.perf_counter() - started
-        TOOL_CALL_SECONDS.labels(spec.name, outcome).observe(elapsed)
+        _tool_call_seconds(spec.name, outcome).observe(elapsed)
         if outcome != "dropped":  # a dropped answer's request may have been answered already
             describe_current_span(
                 {"opencouch.tool.name": spec.name, "opencouch.tool.outcome": outcome}
             )
-        log.debug(
-            "tool call",
-            extra={
-                "tool": spec.name,
-                "outcome": outcome,
-                "session_id": claims.session_id,
-                "ms": round(elapsed * 1000, 1),
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "tool call",
+                extra={
+                    "tool": spec.name,
+                    "outcome": outcome,
+                    "session_id": claims.session_id,
+                    "ms": round(elapsed * 1000, 1),
+                },
+            )
+
+
+@functools.cache
+def _tool_call_seconds(tool: str, outcome: str) -> Histogram:
+    """The histogram child of one label set (labels() takes a lock and checks on every call)."""
+    return TOOL_CALL_SECONDS.labels(tool, outcome)
 
 
 def _declined(reply: ToolCallReply) -> str:
