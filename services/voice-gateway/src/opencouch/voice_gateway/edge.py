@@ -3,11 +3,10 @@
 It observes the request (``/metrics``, timing by route, the server span: ``RequestObserver``),
 refuses a body over the limit before it is read (413), answers CORS preflights and marks
 replies for the web origins, and puts the security headers on every response (``no-store``
-on every API reply). One layer with one ``send`` wrapper, rather than a middleware per concern:
-through four, each with its own call and its own wrapper around every message sent, the
-layers cost a tool call more CPU than its policy checks. Inside it, the hot routes are served
-before FastAPI's own layers (``hot_routes``); whatever they do not take goes on to FastAPI, and
-every response, either way, leaves through the same wrapper.
+on every API reply). One layer with one ``send`` wrapper, rather than a middleware per
+concern, each with its own call and its own wrapper around every message sent. Inside it, the
+hot routes are served before FastAPI's own layers (``hot_routes``); whatever they do not take
+goes on to FastAPI, and every response, either way, leaves through the same wrapper.
 
 Pure ASGI rather than Starlette's ``BaseHTTPMiddleware``: no extra task per request. Starlette's
 ``RequestBodyLimitMiddleware`` answers in plain text and overrides the app's reply; the limit
