@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import nats
 import nats.errors
@@ -21,12 +20,6 @@ log = logging.getLogger(__name__)
 
 ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 ReplyT = TypeVar("ReplyT", bound=BaseModel)
-
-# The deadline is ours (``asyncio.timeout``), not nats-py's: it hands its timeout to
-# ``asyncio.wait_for``, which in Python 3.11 costs every reply two more turns of the event loop
-# than awaiting it; given None it awaits the reply directly. If nats-py enforced a None timeout
-# some other way, or none at all, ours still holds.
-_OUR_DEADLINE = cast(float, None)
 
 OUTAGE_RETRY_SECONDS = 2.0
 """What a caller is told to wait (``Retry-After``) when NATS itself is unreachable."""
@@ -178,9 +171,8 @@ async def _request(
     headers: dict[str, str] | None,
 ) -> ReplyT:
     try:
-        async with asyncio.timeout(timeout):
-            msg = await nc.request(subject, data, timeout=_OUR_DEADLINE, headers=headers)
-    except (TimeoutError, nats.errors.TimeoutError) as error:
+        msg = await nc.request(subject, data, timeout=timeout, headers=headers)
+    except nats.errors.TimeoutError as error:
         raise ServiceError(
             ErrorCode.SERVICE_TIMEOUT, f"{subject} did not answer in {timeout:g}s"
         ) from error
