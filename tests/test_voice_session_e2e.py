@@ -26,6 +26,7 @@ from opencouch.contracts.subjects import tool_subject
 from opencouch.testing.database import assert_no_trace, rows
 from opencouch.testing.openai_spec import validate_against
 from opencouch.testing.processes import Stack
+from opencouch.testing.servers import flushed
 from opencouch.testing.voice_client import API, VoiceClient
 from opencouch.voice_gateway.voice_sessions import UNENDED_KEY, redis_key
 
@@ -494,7 +495,7 @@ def test_a_tool_whose_owner_is_down_or_never_answers_is_a_bounded_error_output(
         async def hold_calls_without_answering() -> None:
             nc = await nats.connect(stack.nats_url)
             await nc.subscribe(tool_subject("answer_grounded_lookup"), cb=_ignore)
-            await nc.flush()
+            await flushed(nc)
             try:
                 result = await asyncio.to_thread(
                     call, "answer_grounded_lookup", {"query": "what is CBT"}

@@ -38,7 +38,7 @@ from opencouch.testing.browser import (
 )
 from opencouch.testing.infra import PrivateInfra
 from opencouch.testing.processes import Stack, emulator_scenario, running_stack
-from opencouch.testing.servers import ServerUnavailableError
+from opencouch.testing.servers import ServerUnavailableError, flushed
 from opencouch.testing.voice_client import VoiceClient
 from opencouch.web.testing import (
     PAGE_WAIT_MS,
@@ -353,7 +353,7 @@ class HangingToolOwner:
     async def _run(self) -> None:
         nc = await nats.connect(self.nats_url)
         await nc.subscribe(self.subject, cb=self._ignore)
-        await nc.flush()
+        await flushed(nc)
         self.ready.set()
         await self.stop.wait()
         await nc.close()

@@ -15,6 +15,7 @@ from opencouch.contracts.common import ErrorCode, MemoryMode
 from opencouch.contracts.tools import ToolCallContext, ToolCallReply, ToolCallRequest
 from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.messaging import request
+from opencouch.testing.servers import flushed
 
 CALL = ToolCallRequest(
     tool_name="wait_for_user",
@@ -34,7 +35,7 @@ async def test_a_silent_owner_is_a_timeout_after_the_deadline_given(nats_url: st
         await asyncio.sleep(0)
 
     await silent.subscribe(subject, cb=take)
-    await silent.flush()
+    await flushed(silent)
     try:
         started = time.monotonic()
         with pytest.raises(ServiceError) as refused:
@@ -57,7 +58,7 @@ async def test_an_answer_within_the_deadline_is_the_reply(nats_url: str) -> None
         await msg.respond(ToolCallReply(output={"answered": True}).model_dump_json().encode())
 
     await owner.subscribe(subject, cb=answer)
-    await owner.flush()
+    await flushed(owner)
     try:
         reply = await request(nc, subject, CALL, ToolCallReply, timeout=5)
         assert reply.output == {"answered": True}

@@ -13,6 +13,7 @@ import nats
 from opencouch.contracts.common import Contract
 from opencouch.runtime.service import NatsService, Subscription, run_nats_service
 from opencouch.runtime.settings import NatsServiceSettings
+from opencouch.testing.servers import flushed
 
 
 class Ping(Contract):
@@ -61,7 +62,7 @@ async def test_a_queue_subscription_survives_bad_messages_and_failing_handlers(
             await asyncio.sleep(0.05)
         for payload in (b'{"n": 1}', b"not json", b'{"n": 13}', b'{"n": "x"}', b'{"n": 2}'):
             await client.publish(subject, payload)
-        await client.flush()
+        await flushed(client)
         for _ in range(100):
             if len(handled) == 2:
                 break

@@ -17,6 +17,7 @@ from opencouch.contracts import subjects
 from opencouch.contracts.events import CrisisScreen, TurnClassified, TurnRecorded
 from opencouch.runtime.jetstream import ensure_events_stream, publish_event
 from opencouch.runtime.postgres import DictPool
+from opencouch.testing.servers import flushed
 from opencouch.tools.screening import CrisisScreening
 from opencouch.tools.session_state import KEY_PREFIX, SessionState
 from opencouch.tools.store import ToolsStore
@@ -128,7 +129,7 @@ async def test_incognito_turns_leave_only_the_scrubbed_log_row(
         )
         await nc.publish(subjects.CRISIS_SCREEN, calm.model_dump_json().encode())
         await nc.publish(subjects.CRISIS_SCREEN, screen.model_dump_json().encode())
-        await nc.flush()
+        await flushed(nc)
         rows = await until(lambda: log_rows(tools_pool, session))
     finally:
         await nc.close()

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.events import SessionClosed
+from opencouch.testing.servers import flushed
 from opencouch.tools.session_state import ScreeningMemory, SessionState, session_key
 from opencouch.tools.testing import ToolsHarness, new_session_id
 
@@ -55,7 +56,7 @@ async def test_a_closed_sessions_lookup_and_exercise_are_dropped_and_no_other_se
 
     closed = SessionClosed(session_id=tools.session_id, memory_mode=MemoryMode.INCOGNITO)
     await tools.nc.publish(subjects.SESSION_CLOSED, closed.model_dump_json().encode())
-    await tools.nc.flush()
+    await flushed(tools.nc)
 
     assert await _until_only_screening(redis_client, tools.session_id) == [
         session_key(tools.session_id, "screening").encode()
@@ -66,7 +67,7 @@ async def test_a_closed_sessions_lookup_and_exercise_are_dropped_and_no_other_se
     # A repeated close, or one for a session that kept nothing, is harmless.
     await tools.nc.publish(subjects.SESSION_CLOSED, closed.model_dump_json().encode())
     await tools.nc.publish(subjects.SESSION_CLOSED, b'{"session_id": "not a session"}')
-    await tools.nc.flush()
+    await flushed(tools.nc)
     after = await tools.call(
         "lookup_crisis_resources", message="I live in Canada", session_id=other
     )

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.events import SessionEnded
+from opencouch.testing.servers import flushed
 from opencouch.voice_gateway.testing import (
     API,
     GatewayFactory,
@@ -52,7 +53,7 @@ class EndsSeen:
 
     async def settle(self) -> None:
         """Whatever the gateway published before now has arrived here."""
-        await self.nc.flush()
+        await flushed(self.nc)
         await asyncio.sleep(0.3)
 
     async def stored(self) -> int:
@@ -68,7 +69,7 @@ async def ends(gateway_nats_url: str) -> AsyncIterator[EndsSeen]:
     nc = await nats.connect(gateway_nats_url)
     seen = EndsSeen(nc)
     sub = await nc.subscribe(subjects.SESSION_ENDED, cb=seen.handle)
-    await nc.flush()
+    await flushed(nc)
     try:
         yield seen
     finally:

@@ -9,6 +9,7 @@ import uuid
 import nats
 from nats.aio.msg import Msg
 
+from opencouch.testing.servers import flushed
 from opencouch.voice_gateway.tool_calls import _request_written
 
 
@@ -23,7 +24,7 @@ async def test_the_claim_waits_until_the_request_is_published_and_written(nats_u
         await msg.respond(b"ok")
 
     await listener.subscribe(subject, cb=answer)
-    await listener.flush()
+    await flushed(listener)
     try:
         published = nc.stats["out_msgs"]
         asked = asyncio.ensure_future(nc.request(subject, b"the call", timeout=5))

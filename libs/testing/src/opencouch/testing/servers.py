@@ -8,6 +8,7 @@ else the test is skipped with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -19,9 +20,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
+
+if TYPE_CHECKING:  # nats-py comes with the runtime; the type is all this module needs
+    from nats.aio.client import Client as NatsClient
 
 
 class ServerUnavailableError(RuntimeError):
@@ -142,6 +147,15 @@ def nats_server(*, private: bool = False) -> Iterator[str]:
         return
     with _container("nats") as url:
         yield url
+
+
+async def flushed(nc: NatsClient) -> None:
+    """Return once the server has everything ``nc`` sent before (subscriptions, publishes).
+    ``nc.flush()`` alone is not that: nats-py writes its PING straight to the socket, ahead of
+    what is still in its buffer, so the PONG can come back before the server has a SUB or a PUB
+    sent just before (a request then finds no responders, now and then)."""
+    await asyncio.sleep(0)  # nats-py's flusher writes what is buffered
+    await nc.flush()
 
 
 @contextlib.contextmanager
