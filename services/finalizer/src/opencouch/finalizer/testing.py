@@ -48,6 +48,7 @@ from opencouch.contracts.voice_api import Feedback, TurnOutcome
 from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.runtime.jetstream import publish_event
 from opencouch.runtime.messaging import request
+from opencouch.testing.servers import flushed
 
 
 def stored_turn(
@@ -113,7 +114,7 @@ class FakeMemory:
             self._subscriptions.append(
                 await nc.subscribe(subject, queue="fake-memory", cb=_answering(handler))
             )
-        await nc.flush()
+        await flushed(nc)
 
     async def stop(self) -> None:
         """Stop answering: the finalizer sees memory as down."""

@@ -55,6 +55,7 @@ from opencouch.testing.processes import ServiceProcess, http_ok
 from opencouch.testing.processes import start_service as start_process
 from opencouch.testing.servers import (
     ServerUnavailableError,
+    flushed,
     free_port,
     nats_server,
     served_in_thread,
@@ -403,7 +404,7 @@ class Published:
 
     async def settled(self, count: int) -> list[bytes]:
         """What was seen, once there are ``count`` (and a moment more for any extra)."""
-        await self._nc.flush()
+        await flushed(self._nc)
         for _ in range(100):
             if len(self.seen) >= count:
                 break
@@ -422,7 +423,7 @@ async def published(
     try:
         for subject in subjects_seen:
             await nc.subscribe(subject, cb=watched._keep)
-        await nc.flush()
+        await flushed(nc)
         yield watched
     finally:
         await nc.close()
