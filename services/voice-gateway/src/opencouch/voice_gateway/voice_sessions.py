@@ -84,20 +84,23 @@ return 1
 # fixed-window counter per scope (the voice session, its user, its thread, the client address):
 # KEYS[3..] are the counters, ARGV[6..] a (limit, window seconds) pair for each. Over any one:
 # ``limited`` and the seconds left, and no counter moves; else every counter counts the call.
+# Each counter is counted first and given back if the call is over a limit: a call that is let
+# through, nearly every one, costs Redis one command per counter.
 _COUNT_CALL: Final = """
 local now = tonumber(ARGV[4])
-local windows = {}
+local counted = {}
 for i = 3, #KEYS do
   local j = 6 + (i - 3) * 2
   local seconds = tonumber(ARGV[j + 1])
   local window = KEYS[i] .. ':' .. math.floor(now / seconds)
-  if tonumber(redis.call('GET', window) or '0') >= tonumber(ARGV[j]) then
-    return {'limited', tostring(math.max(redis.call('TTL', window), 1))}
+  local count = redis.call('INCR', window)
+  counted[#counted + 1] = window
+  if count == 1 then redis.call('EXPIRE', window, seconds) end
+  if count > tonumber(ARGV[j]) then
+    local left = math.max(redis.call('TTL', window), 1)
+    for _, given_back in ipairs(counted) do redis.call('DECR', given_back) end
+    return {'limited', tostring(left)}
   end
-  windows[#windows + 1] = {window, seconds}
-end
-for _, counted in ipairs(windows) do
-  if redis.call('INCR', counted[1]) == 1 then redis.call('EXPIRE', counted[1], counted[2]) end
 end
 """
 
@@ -105,13 +108,16 @@ _CLAIM: Final = (
     """
 -- KEYS: session, claim, rate counters.  ARGV: fingerprint, claim ttl, count in flight, now,
 -- count claimed turns (1 for turns), then each counter's limit and window seconds.
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+-- A session's record always has ``ended`` (0 or 1): one read tells a missing session and an
+-- ended one.
+local ended = redis.call('HGET', KEYS[1], 'ended')
+if not ended and redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 """
     + _COUNT_CALL
     + """
 local raw = redis.call('GET', KEYS[2])
 if raw then return {'seen', raw} end
-if redis.call('HGET', KEYS[1], 'ended') == '1' then return {'ended'} end
+if ended == '1' then return {'ended'} end
 redis.call('SET', KEYS[2], cjson.encode({fp = ARGV[1]}), 'EX', ARGV[2])
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'inflight', 1) end
 local nth = 0
