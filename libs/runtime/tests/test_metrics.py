@@ -22,6 +22,7 @@ from opencouch.runtime.jetstream import (
     publish_event,
 )
 from opencouch.runtime.metrics import serve_metrics
+from opencouch.runtime.observation import requesting, serving
 
 
 def sample(name: str, **labels: str) -> float:
@@ -94,3 +95,37 @@ async def test_a_consumer_records_its_lag_redeliveries_and_outcomes(nats_url: st
     assert sample("opencouch_jetstream_event_age_seconds_count", consumer=durable) >= 1
     # Every earlier event of the shared stream was delivered first; ours was the last.
     assert sample("opencouch_jetstream_consumer_pending", consumer=durable) == 0
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["tracing off", "tracing on"])
+def test_a_served_request_is_timed_under_its_outcome_or_as_internal_if_it_raised(
+    traced: bool, request: pytest.FixtureRequest
+) -> None:
+    spans = request.getfixturevalue("recorded_spans") if traced else None
+    service = f"svc-{uuid.uuid4().hex[:8]}"
+    name = "opencouch_nats_request_duration_seconds_count"
+
+    with serving(service, "lookup", "test.lookup", None, 10) as served:
+        served.outcome("ok")
+    with pytest.raises(RuntimeError), serving(service, "lookup", "test.lookup", None, 10):
+        raise RuntimeError("a bug")
+    with serving(service, "lookup", "test.lookup", None, 10) as served:
+        served.outcome("invalid_request")
+
+    for result in ("ok", "internal", "invalid_request"):
+        assert sample(name, service=service, endpoint="lookup", outcome=result) == 1
+    assert sample("opencouch_nats_request_duration_seconds_sum", service=service,
+                  endpoint="lookup", outcome="ok") > 0  # fmt: skip
+    if spans is not None:
+        served_spans = [
+            s for s in spans.get_finished_spans() if s.name == f"serve {service}.lookup"
+        ]
+        assert [(s.attributes or {}).get("opencouch.outcome") for s in served_spans] == [
+            "ok",
+            None,
+            "invalid_request",
+        ]
+    else:
+        with requesting("test.lookup", 10) as sent:
+            assert sent.headers is None
+            assert not sent.span.is_recording()

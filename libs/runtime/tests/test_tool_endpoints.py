@@ -146,7 +146,9 @@ def test_exactly_the_pure_tools_are_answered_without_a_task_of_their_own() -> No
 
 
 async def test_slow_calls_run_side_by_side_and_hold_up_no_inline_endpoint(nats_url: str) -> None:
+    # The slow calls take every slot the service has: an inline endpoint needs none.
     release = asyncio.Event()
+    both_held = asyncio.Event()
     in_flight = 0
     most_in_flight = 0
 
@@ -154,6 +156,8 @@ async def test_slow_calls_run_side_by_side_and_hold_up_no_inline_endpoint(nats_u
         nonlocal in_flight, most_in_flight
         in_flight += 1
         most_in_flight = max(most_in_flight, in_flight)
+        if in_flight == 2:
+            both_held.set()
         await release.wait()
         in_flight -= 1
         return ToolCallReply(output={"slow": True})
@@ -172,6 +176,7 @@ async def test_slow_calls_run_side_by_side_and_hold_up_no_inline_endpoint(nats_u
             Endpoint("slow", f"test.{run}.slow", ToolCallRequest, slow),
             Endpoint("quick", f"test.{run}.quick", ToolCallRequest, quick, inline=True),
         ],
+        max_concurrency=2,
     )
     try:
         slow_calls = [
@@ -180,6 +185,7 @@ async def test_slow_calls_run_side_by_side_and_hold_up_no_inline_endpoint(nats_u
             )
             for _ in range(2)
         ]
+        await asyncio.wait_for(both_held.wait(), 5)
         answered = await asyncio.gather(
             *(request(nc, f"test.{run}.quick", call("x", {}), ToolCallReply, timeout=5)
               for _ in range(3))

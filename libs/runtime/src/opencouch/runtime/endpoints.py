@@ -75,22 +75,27 @@ class ContractService:
             await asyncio.wait(self._tasks, timeout=1)
 
     async def serve(self, endpoint: Endpoint[Any, Any], request: Request) -> None:
+        """Answer ``request`` in one of the service's slots (``max_concurrency`` at most)."""
         async with self._slots:
-            started = time.perf_counter()
-            with serving(
-                self._name, endpoint.name, request.subject, request.headers, len(request.data)
-            ) as served:
-                outcome = await self._answer(endpoint, request)
-                served.outcome(outcome)
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "served",
-                    extra={
-                        "endpoint": endpoint.name,
-                        "outcome": outcome,
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                )
+            await self.answer(endpoint, request)
+
+    async def answer(self, endpoint: Endpoint[Any, Any], request: Request) -> None:
+        """Answer ``request`` now: timed, traced, logged."""
+        started = time.perf_counter()
+        with serving(
+            self._name, endpoint.name, request.subject, request.headers, len(request.data)
+        ) as served:
+            outcome = await self._answer(endpoint, request)
+            served.outcome(outcome)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "served",
+                extra={
+                    "endpoint": endpoint.name,
+                    "outcome": outcome,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
 
     async def _answer(self, endpoint: Endpoint[Any, Any], request: Request) -> str:
         """Reply to ``request``; returns ``ok`` or the error code replied."""
@@ -138,9 +143,11 @@ def _dispatcher(
     running: ContractService, endpoint: Endpoint[Any, Any]
 ) -> Callable[[Request], Awaitable[None]]:
     if endpoint.inline:
+        # nats.micro hands an endpoint's requests to its handler one at a time: an inline
+        # endpoint never holds more than one, so it takes no slot.
 
         async def serve_inline(request: Request) -> None:
-            await running.serve(endpoint, request)
+            await running.answer(endpoint, request)
 
         return serve_inline
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Final, TypeVar
 
@@ -70,42 +70,44 @@ def describe_current_span(attributes: Mapping[str, str | int]) -> None:
         span.set_attributes(attributes)
 
 
-@contextmanager
-def requesting(subject: str, size: int) -> Iterator[MessageSpan]:
+def requesting(subject: str, size: int) -> AbstractContextManager[MessageSpan]:
     """The client side of a NATS request: a span, and the headers that carry it."""
-    if not tracing_enabled():  # the same, without a span's nested context managers
-        yield MessageSpan(trace.INVALID_SPAN, None)
-        return
+    if not tracing_enabled():  # nothing to record: no span, no headers, no generator to run
+        return _UNTRACED_REQUEST
+    return _traced_request(subject, size)
+
+
+@contextmanager
+def _traced_request(subject: str, size: int) -> Iterator[MessageSpan]:
     with _span(f"request {subject}", SpanKind.CLIENT, _attributes(subject, size)) as span:
         yield MessageSpan(span, with_trace_context())
 
 
-@contextmanager
 def serving(
     service: str, endpoint: str, subject: str, headers: Mapping[str, str] | None, size: int
-) -> Iterator[MessageSpan]:
+) -> AbstractContextManager[MessageSpan]:
     """The serving side of a NATS request: continues the caller's trace, times the request."""
-    started = time.perf_counter()
-    served = _Served(trace.INVALID_SPAN)
-    try:
-        if not tracing_enabled():  # the same, without a span's nested context managers
-            yield served
-            return
-        with (
-            _traced_if_continued(headers),
-            _span(
-                f"serve {service}.{endpoint}",
-                SpanKind.SERVER,
-                _attributes(subject, size),
-                parent=headers,
-            ) as span,
-        ):
-            served.span = span
-            yield served
-    finally:
-        _nats_request_seconds(service, endpoint, served.result).observe(
-            time.perf_counter() - started
-        )
+    if not tracing_enabled():  # timed only: a plain object, no span's nested context managers
+        return _Served(service, endpoint)
+    return _traced_serving(service, endpoint, subject, headers, size)
+
+
+@contextmanager
+def _traced_serving(
+    service: str, endpoint: str, subject: str, headers: Mapping[str, str] | None, size: int
+) -> Iterator[MessageSpan]:
+    with (
+        _Served(service, endpoint) as served,
+        _traced_if_continued(headers),
+        _span(
+            f"serve {service}.{endpoint}",
+            SpanKind.SERVER,
+            _attributes(subject, size),
+            parent=headers,
+        ) as span,
+    ):
+        served.span = span
+        yield served
 
 
 @functools.cache
@@ -115,13 +117,32 @@ def _nats_request_seconds(service: str, endpoint: str, result: str) -> Histogram
 
 
 class _Served(MessageSpan):
-    def __init__(self, span: trace.Span) -> None:
-        super().__init__(span, None)
+    """A request being served: timed from its start to its end, under the outcome it had
+    (``internal`` unless one was recorded)."""
+
+    def __init__(self, service: str, endpoint: str) -> None:
+        super().__init__(trace.INVALID_SPAN, None)
         self.result = "internal"
+        self._labels = (service, endpoint)
+        self._started = time.perf_counter()
 
     def outcome(self, outcome: str) -> None:
         self.result = outcome
         super().outcome(outcome)
+
+    def __enter__(self) -> _Served:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        service, endpoint = self._labels
+        _nats_request_seconds(service, endpoint, self.result).observe(
+            time.perf_counter() - self._started
+        )
+
+
+_UNTRACED_REQUEST: Final = nullcontext(MessageSpan(trace.INVALID_SPAN, None))
+"""A request while tracing is off: no span to end, no headers to send (shared: it keeps no
+state, and recording an outcome on a span that does not record does nothing)."""
 
 
 @contextmanager
