@@ -216,17 +216,25 @@ def _traced_if_continued(headers: Mapping[str, str] | None) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def serving_http(method: str, headers: Mapping[str, str] | None) -> Iterator[trace.Span]:
+def serving_http(
+    method: str, headers: Mapping[str, str] | None
+) -> AbstractContextManager[trace.Span]:
     """The server side of an HTTP request: a span continuing the caller's ``traceparent``,
     named ``method`` until the caller names it by route (``name_http_span``).
 
     Where the trace is decided: a request whose trace is not recorded runs with every
     instrumentation suppressed, so it costs no span, no wrapper's work and no headers.
     """
-    if not tracing_enabled():  # the same, without a span's nested context managers
-        yield trace.INVALID_SPAN
-        return
+    if not tracing_enabled():  # nothing to record: no span, no generator to run
+        return _UNTRACED_HTTP
+    return _traced_http(method, headers)
+
+
+_UNTRACED_HTTP: Final = nullcontext(trace.INVALID_SPAN)
+
+
+@contextmanager
+def _traced_http(method: str, headers: Mapping[str, str] | None) -> Iterator[trace.Span]:
     with _span(method, SpanKind.SERVER, {"http.request.method": method}, parent=headers) as span:
         if span.is_recording():
             yield span
