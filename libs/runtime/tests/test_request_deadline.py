@@ -66,3 +66,29 @@ async def test_an_answer_within_the_deadline_is_the_reply(nats_url: str) -> None
     finally:
         await nc.close()
         await owner.close()
+
+
+@pytest.mark.parametrize(
+    "sent", [b"not json", b'{"ok": true}', b'{"output": [1, 2], "ok": true}'], ids=str
+)
+async def test_a_reply_that_does_not_fit_its_contract_is_the_owners_failure(
+    nats_url: str, sent: bytes
+) -> None:
+    # Not a pydantic error escaping to the caller (the gateway answered a tool call with a 500).
+    nc = await nats.connect(nats_url)
+    owner = await nats.connect(nats_url)
+    subject = f"test.garbled.{uuid.uuid4().hex[:8]}"
+
+    async def answer(msg: Msg) -> None:
+        await msg.respond(sent)
+
+    await owner.subscribe(subject, cb=answer)
+    await flushed(owner)
+    try:
+        with pytest.raises(ServiceError) as failed:
+            await request(nc, subject, CALL, ToolCallReply, timeout=5)
+        assert failed.value.code is ErrorCode.INTERNAL
+        assert subject in failed.value.message
+    finally:
+        await nc.close()
+        await owner.close()

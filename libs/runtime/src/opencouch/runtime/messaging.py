@@ -148,8 +148,8 @@ async def request(
     """Send ``payload`` to ``subject`` and parse the reply as ``reply_model``.
 
     Raises ``ServiceError``: the service's own error reply as it sent it, else
-    ``service_unavailable`` (nobody answers, or NATS is down), ``service_timeout``, or
-    ``payload_too_large``.
+    ``service_unavailable`` (nobody answers, or NATS is down), ``service_timeout``,
+    ``payload_too_large``, or ``internal_error`` (a reply that does not fit ``reply_model``).
     """
     data = payload.model_dump_json().encode()
     with requesting(subject, len(data)) as sent:
@@ -184,4 +184,9 @@ async def _request(
         except ValidationError:
             raise ServiceError(ErrorCode.INTERNAL, f"{subject} failed") from None
         raise ServiceError(body.code, body.message)
-    return reply_model.model_validate_json(msg.data)
+    try:
+        return reply_model.model_validate_json(msg.data)
+    except ValidationError:  # the owner's fault, not the caller's: never a bare pydantic error
+        raise ServiceError(
+            ErrorCode.INTERNAL, f"{subject} sent a reply that does not fit its contract"
+        ) from None
