@@ -197,13 +197,16 @@ async def _replayed(gateway: Gateway, spec: ToolSpec, session_id: str, call_id: 
         await asyncio.sleep(0.05)
 
 
-async def _run(
-    gateway: Gateway, spec: ToolSpec, body: ToolsRequest, claims: VoiceSessionClaims
-) -> ToolsReply:
-    call = ToolCallRequest(
+def tool_request(spec: ToolSpec, body: ToolsRequest, claims: VoiceSessionClaims) -> ToolCallRequest:
+    """The request its owner is sent: the call from the body, who calls from the token.
+
+    Built from values validated already, each against the same field types (the body as it
+    arrived, the token's claims as it was issued), so it is constructed rather than validated
+    a second time; the owner validates it again as it arrives."""
+    return ToolCallRequest.model_construct(
         tool_name=spec.name,
         arguments=body.arguments,
-        context=ToolCallContext(
+        context=ToolCallContext.model_construct(
             session_id=claims.session_id,
             thread_id=claims.thread_id,
             user_id=claims.user_id,
@@ -215,6 +218,12 @@ async def _run(
             session_expires_at=claims.session_expires_at,
         ),
     )
+
+
+async def _run(
+    gateway: Gateway, spec: ToolSpec, body: ToolsRequest, claims: VoiceSessionClaims
+) -> ToolsReply:
+    call = tool_request(spec, body, claims)
     started = time.perf_counter()
     outcome = "failed"
     try:
@@ -230,7 +239,8 @@ async def _run(
             reply = ToolCallReply(
                 output={**reply.output, "guidance": spec.failure_guidance}, ok=False
             )
-        return ToolsReply(output=reply.output, ok=reply.ok)
+        # The owner's reply was validated as it arrived: its output is the page's as it is.
+        return ToolsReply.model_construct(output=reply.output, ok=reply.ok)
     except ServiceError as error:
         if error.code is ErrorCode.SERVICE_TIMEOUT:
             outcome = "timeout"
