@@ -9,7 +9,7 @@ import time
 import pytest
 
 from opencouch.contracts.common import MemoryMode
-from opencouch.contracts.tools import TOOL_CATALOG, ToolCallContext, ToolCallRequest
+from opencouch.contracts.tools import TOOL_CATALOG, ToolCallRequest
 from opencouch.contracts.voice_api import ToolsRequest
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
 from opencouch.voice_gateway.tool_calls import tool_request
@@ -47,24 +47,25 @@ def test_the_request_built_is_the_one_validation_builds(
     raw: dict[str, object], claims: VoiceSessionClaims
 ) -> None:
     body = ToolsRequest.model_validate(raw)
-    spec = TOOL_CATALOG[body.tool_name]
-    validated = ToolCallRequest(
-        tool_name=spec.name,
-        arguments=body.arguments,
-        context=ToolCallContext(
-            session_id=claims.session_id,
-            thread_id=claims.thread_id,
-            user_id=claims.user_id,
-            memory_mode=claims.memory_mode,
-            current_user_message=body.current_user_message,
-            transcript=body.transcript,
-            client_turn_id=body.client_turn_id,
-            call_id=body.call_id,
-            session_expires_at=claims.session_expires_at,
-        ),
-    )
-    built = tool_request(spec, body, claims)
+    built = tool_request(TOOL_CATALOG[body.tool_name], body, claims)
+    # Validating the same values builds the same request, byte for byte as it is sent.
+    validated = ToolCallRequest.model_validate(built.model_dump())
     assert built == validated
     sent = built.model_dump_json()
     assert sent == validated.model_dump_json()
     assert ToolCallRequest.model_validate_json(sent) == validated  # as its owner reads it
+    # The call is the body's; who calls is the token's.
+    assert (built.tool_name, built.arguments) == (body.tool_name, body.arguments)
+    context = built.context
+    assert (context.session_id, context.thread_id, context.user_id, context.memory_mode) == (
+        claims.session_id,
+        claims.thread_id,
+        claims.user_id,
+        claims.memory_mode,
+    )
+    assert context.session_expires_at == claims.session_expires_at
+    assert (context.current_user_message, context.transcript) == (
+        body.current_user_message,
+        body.transcript,
+    )
+    assert (context.client_turn_id, context.call_id) == (body.client_turn_id, body.call_id)
