@@ -14,8 +14,7 @@ from nats.aio.msg import Msg
 from opencouch.contracts.common import ErrorCode, MemoryMode
 from opencouch.contracts.tools import ToolCallContext, ToolCallReply, ToolCallRequest
 from opencouch.runtime.errors import ServiceError
-from opencouch.runtime.messaging import request
-from opencouch.testing.servers import flushed
+from opencouch.runtime.messaging import flushed, request
 
 CALL = ToolCallRequest(
     tool_name="wait_for_user",

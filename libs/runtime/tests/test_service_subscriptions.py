@@ -11,9 +11,9 @@ from typing import ClassVar
 import nats
 
 from opencouch.contracts.common import Contract
+from opencouch.runtime.messaging import flushed
 from opencouch.runtime.service import NatsService, Subscription, run_nats_service
 from opencouch.runtime.settings import NatsServiceSettings
-from opencouch.testing.servers import flushed
 
 
 class Ping(Contract):

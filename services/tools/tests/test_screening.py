@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 from opencouch.contracts import subjects
 from opencouch.contracts.events import CrisisScreen, TurnClassified, TurnRecorded
 from opencouch.runtime.jetstream import ensure_events_stream, publish_event
+from opencouch.runtime.messaging import flushed
 from opencouch.runtime.postgres import DictPool
-from opencouch.testing.servers import flushed
 from opencouch.tools.screening import CrisisScreening
 from opencouch.tools.session_state import KEY_PREFIX, SessionState
 from opencouch.tools.store import ToolsStore

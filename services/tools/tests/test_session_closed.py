@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.events import SessionClosed
-from opencouch.testing.servers import flushed
+from opencouch.runtime.messaging import flushed
 from opencouch.tools.session_state import ScreeningMemory, SessionState, session_key
 from opencouch.tools.testing import ToolsHarness, new_session_id
 

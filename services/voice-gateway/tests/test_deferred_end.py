@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.events import SessionEnded
-from opencouch.testing.servers import flushed
+from opencouch.runtime.messaging import flushed
 from opencouch.voice_gateway.testing import (
     API,
     GatewayFactory,

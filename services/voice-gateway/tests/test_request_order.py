@@ -9,7 +9,7 @@ import uuid
 import nats
 from nats.aio.msg import Msg
 
-from opencouch.testing.servers import flushed
+from opencouch.runtime.messaging import flushed
 from opencouch.voice_gateway.tool_calls import _request_written
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -135,6 +136,15 @@ async def nats_connection(url: str, name: str) -> AsyncIterator[NatsClient]:
         except (OSError, nats.errors.Error) as error:
             # Mid-outage there is nothing to drain to; a stop must still be clean.
             log.warning("nats connection closed uncleanly", extra={"error": type(error).__name__})
+
+
+async def flushed(nc: NatsClient) -> None:
+    """Return once the server has everything ``nc`` sent before (subscriptions, publishes).
+    ``nc.flush()`` alone is not that: nats-py writes its PING straight to the socket, ahead of
+    what is still in its buffer, so the PONG can come back before the server has a SUB or a PUB
+    sent just before (a request then finds no responders, now and then)."""
+    await asyncio.sleep(0)  # nats-py's flusher writes what is buffered
+    await nc.flush()
 
 
 async def request(

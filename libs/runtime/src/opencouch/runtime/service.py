@@ -22,6 +22,7 @@ from opencouch.runtime.endpoints import Endpoint, start_service
 from opencouch.runtime.health import write_id_file
 from opencouch.runtime.jetstream import Redelivery, consume_events, ensure_events_stream
 from opencouch.runtime.lifecycle import serve_until_stopped
+from opencouch.runtime.messaging import flushed
 from opencouch.runtime.settings import NatsServiceSettings
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,9 @@ async def run_nats_service(
             )
             for consumer in service.consumers
         ]
+        # Ready means subscribed: the server has every endpoint and subscription above before
+        # the health check can find this instance (a message sent at once would find none).
+        await flushed(nc)
         write_id_file(settings.health_id_file, running.id)
         log.info("service ready", extra={"nats_service": service.name, "instance": running.id})
         await serve_until_stopped(stop, *consumers)

@@ -47,8 +47,7 @@ from opencouch.contracts.memory import (
 from opencouch.contracts.voice_api import Feedback, TurnOutcome
 from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.runtime.jetstream import publish_event
-from opencouch.runtime.messaging import request
-from opencouch.testing.servers import flushed
+from opencouch.runtime.messaging import flushed, request
 
 
 def stored_turn(
