@@ -10,7 +10,6 @@ every service stops cleanly on SIGTERM. Every later call carries the voice-sessi
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 import uuid
@@ -18,16 +17,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import nats
 import pytest
 import redis
 
-from opencouch.contracts.subjects import tool_subject
 from opencouch.testing.database import assert_no_trace, rows
 from opencouch.testing.openai_spec import validate_against
 from opencouch.testing.processes import Stack
-from opencouch.testing.servers import flushed
 from opencouch.testing.voice_client import API, VoiceClient
+from opencouch.voice_gateway.testing import StandInOwner
 from opencouch.voice_gateway.voice_sessions import UNENDED_KEY, redis_key
 
 pytestmark = pytest.mark.e2e
@@ -492,26 +489,13 @@ def test_a_tool_whose_owner_is_down_or_never_answers_is_a_bounded_error_output(
         # The crisis path tells the model what to do instead, never to recall a number itself.
         assert "Do not name any hotline" in str(down["guidance"])
 
-        async def hold_calls_without_answering() -> None:
-            nc = await nats.connect(stack.nats_url)
-            await nc.subscribe(tool_subject("answer_grounded_lookup"), cb=_ignore)
-            await flushed(nc)
-            try:
-                result = await asyncio.to_thread(
-                    call, "answer_grounded_lookup", {"query": "what is CBT"}
-                )
-            finally:
-                await nc.close()
-            assert result["error"]["code"] == "tool_timeout"  # type: ignore[index]
-
-        asyncio.run(hold_calls_without_answering())
+        # An owner that runs (it answers the gateway's check that one does) but hangs.
+        with StandInOwner(stack.nats_url, "answer_grounded_lookup", seconds=None):
+            hung = call("answer_grounded_lookup", {"query": "what is CBT"})
+        assert hung["error"]["code"] == "tool_timeout"  # type: ignore[index]
     finally:
         stack.services["tools"] = tools.restart()
         stack.services["tools"].wait_healthy()
-
-
-async def _ignore(msg: object) -> None:
-    """A tool owner that hangs: takes the request and never answers."""
 
 
 def test_history_after_a_reload_and_forgetting_everything(

@@ -22,7 +22,7 @@ from opencouch.voice_gateway.hot_routes import HotRoutes, hot_routes
 from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.rate_limits import RateLimits, call_limits
 from opencouch.voice_gateway.routes import API_PREFIX, health, router
-from opencouch.voice_gateway.served_tools import ServedTools
+from opencouch.voice_gateway.served_tools import OwnerWatch, ServedTools
 from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.state import Background, Gateway
 from opencouch.voice_gateway.tokens import TokenSigner
@@ -66,6 +66,10 @@ def create_app(settings: GatewaySettings, *, serve_hot_routes: bool = True) -> F
                 timeout=settings.realtime_timeout_seconds,
             )
             stack.push_async_callback(realtime.close)
+            served = ServedTools(nc)
+            owners = OwnerWatch(served)
+            watching = asyncio.create_task(owners.run(), name="owner-watch")
+            stack.push_async_callback(_cancelled, watching)
             background = Background()
             # Last in, first out: what runs after replies finishes before Redis and NATS close.
             stack.push_async_callback(background.drain)
@@ -85,7 +89,8 @@ def create_app(settings: GatewaySettings, *, serve_hot_routes: bool = True) -> F
                 tokens=tokens,
                 identity=identity,
                 limits=RateLimits(settings, redis.connection_pool),
-                served=ServedTools(nc),
+                served=served,
+                owners=owners,
                 realtime=realtime,
                 background=background,
             )

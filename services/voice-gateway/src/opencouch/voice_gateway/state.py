@@ -19,7 +19,7 @@ from opencouch.contracts.common import ErrorCode, MemoryMode
 from opencouch.runtime.errors import ServiceError
 from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.rate_limits import RateLimits
-from opencouch.voice_gateway.served_tools import ServedTools
+from opencouch.voice_gateway.served_tools import OwnerWatch, ServedTools
 from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.tokens import TokenSigner, VoiceSessionClaims
 from opencouch.voice_gateway.voice_sessions import Caller, VoiceSessionStore
@@ -64,6 +64,7 @@ class Gateway:
     identity: IdentityVerifier
     limits: RateLimits
     served: ServedTools
+    owners: OwnerWatch
     realtime: AsyncOpenAI
     background: Background
 

@@ -43,6 +43,7 @@ from opencouch.contracts.memory import (
 from opencouch.contracts.tools import (
     TOOL_CATALOG,
     ToolCallContext,
+    ToolCallReply,
     ToolCallRequest,
     ToolOwner,
     tools_owned_by,
@@ -50,17 +51,18 @@ from opencouch.contracts.tools import (
 from opencouch.runtime.endpoints import Endpoint, start_service
 from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.http import server_config
+from opencouch.runtime.messaging import flushed
 from opencouch.runtime.tools import ToolHandler, tool_endpoints
 from opencouch.testing.processes import ServiceProcess, http_ok
 from opencouch.testing.processes import start_service as start_process
 from opencouch.testing.servers import (
     ServerUnavailableError,
-    flushed,
     free_port,
     nats_server,
     served_in_thread,
 )
 from opencouch.voice_gateway.app import create_app
+from opencouch.voice_gateway.served_tools import OWNER_SERVICES
 from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.tokens import TokenSigner
 from opencouch.voice_gateway.voice_sessions import CallLimit, CallLimits, VoiceSessionStore
@@ -352,42 +354,84 @@ def token_started_ago(session: dict[str, Any], seconds: int, settings: GatewaySe
     return token
 
 
+class StandInOwner:
+    """Serves one tool on the NATS at ``url`` as the tool's owner service does (so the gateway
+    finds its owner running), answering after ``seconds``, or never when None. A context
+    manager: it serves, from a thread of its own, for the block."""
+
+    def __init__(self, url: str, tool_name: str, seconds: float | None) -> None:
+        self.url = url
+        self.asked = threading.Event()
+        """Set once a call has reached the owner."""
+        self._spec = TOOL_CATALOG[tool_name]
+        self._seconds = seconds
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(),))
+        self._stop = asyncio.Event()
+        self._holding: set[asyncio.Task[Any]] = set()
+        self._nc: NatsClient | None = None
+
+    def __enter__(self) -> StandInOwner:
+        self._thread.start()
+        assert self._ready.wait(20)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        # Stop serving, giving up any call it holds.
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    async def _answer(self, _: Any) -> ToolCallReply:
+        self.asked.set()
+        task = asyncio.current_task()
+        assert task is not None
+        self._holding.add(task)
+        await asyncio.sleep(self._seconds if self._seconds is not None else 3600)
+        return ToolCallReply(output=WaitForUserOutput().model_dump(mode="json"))
+
+    async def _serve(self) -> None:
+        # Back as soon as NATS is, for as long as it takes, like the services it stands in for.
+        self._nc = await nats.connect(self.url, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
+        service = await start_service(
+            self._nc,
+            name=OWNER_SERVICES[self._spec.owner],
+            version="0.0.1",
+            description="test",
+            endpoints=[
+                Endpoint(self._spec.name, self._spec.subject, ToolCallRequest, self._answer)
+            ],
+        )
+        await flushed(self._nc)  # the server has its subscriptions before a call is made
+        self._ready.set()
+        await self._stop.wait()
+        for task in self._holding:  # calls still held, killed or not
+            task.cancel()
+        if not self._nc.is_closed:
+            await service.stop(grace=0)
+            await self._nc.close()
+
+    def kill(self) -> None:
+        """Drop off NATS at once, as a SIGKILL of its process would: what it holds is never
+        answered."""
+        assert self._nc is not None
+        asyncio.run_coroutine_threadsafe(self._nc.close(), self._loop).result(10)
+
+
+@contextmanager
+def lone_owner(tool_name: str, seconds: float | None) -> Iterator[StandInOwner]:
+    """A private NATS whose only tool owner serves ``tool_name`` (every other tool has no
+    responder), answering after ``seconds`` or never; for a gateway built with ``nats_url=``."""
+    with nats_server(private=True) as url, StandInOwner(url, tool_name, seconds) as owner:
+        yield owner
+
+
 @contextmanager
 def slow_owner(tool_name: str, seconds: float) -> Iterator[str]:
     """A private NATS whose only tool owner answers ``tool_name`` after ``seconds`` (every
     other tool has no responder): yields its URL, for a gateway built with ``nats_url=``."""
-
-    async def slow(_: Any) -> WaitForUserOutput:
-        await asyncio.sleep(seconds)
-        return WaitForUserOutput()
-
-    loop = asyncio.new_event_loop()
-    ready, stop = threading.Event(), asyncio.Event()
-
-    async def serve(url: str) -> None:
-        nc = await nats.connect(url)
-        spec = TOOL_CATALOG[tool_name]
-        service = await start_service(
-            nc,
-            name=f"slow-{unique('tools')}",
-            version="0.0.1",
-            description="test",
-            endpoints=[Endpoint(spec.name, spec.subject, ToolCallRequest, slow)],
-        )
-        ready.set()
-        await stop.wait()
-        await service.stop(grace=0)
-        await nc.close()
-
-    with nats_server(private=True) as url:
-        thread = threading.Thread(target=loop.run_until_complete, args=(serve(url),))
-        thread.start()
-        assert ready.wait(20)
-        try:
-            yield url
-        finally:
-            loop.call_soon_threadsafe(stop.set)
-            thread.join(10)
+    with lone_owner(tool_name, seconds) as owner:
+        yield owner.url
 
 
 class Published:

@@ -4,7 +4,9 @@ Policy is decided before anything is forwarded: the tool must exist, be offered 
 session's memory mode (from the token), and its arguments must fit its model. A ``call_id`` is
 claimed once per session, so a replayed call gets the first output without running again.
 Whatever goes wrong downstream, the reply is a tool output the model can speak around, after
-at most ``tool_timeout_seconds``.
+at most ``tool_timeout_seconds``; a call that can no longer be answered (its owner died while
+it waited, or NATS lost its request in a restart) is answered ``tool_unavailable`` a second or
+two later (``OwnerWatch``).
 
 A pure tool (``ToolSpec.pure``: it keeps and reads no state, and the same arguments give the
 same answer) is asked while its claim is being decided, so the user does not wait for the Redis
@@ -227,12 +229,15 @@ async def _run(
     started = time.perf_counter()
     outcome = "failed"
     try:
-        reply = await request(
-            gateway.nc,
-            spec.subject,
-            call,
-            ToolCallReply,
-            timeout=gateway.settings.tool_timeout_seconds,
+        reply = await gateway.owners.wait(
+            spec.owner,
+            request(
+                gateway.nc,
+                spec.subject,
+                call,
+                ToolCallReply,
+                timeout=gateway.settings.tool_timeout_seconds,
+            ),
         )
         outcome = "ok" if reply.ok else _declined(reply)
         if not reply.ok and spec.failure_guidance and "guidance" not in reply.output:

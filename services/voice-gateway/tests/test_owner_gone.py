@@ -1,0 +1,229 @@
+"""A tool call whose owner dies while it waits, or whose request NATS lost in a restart, is
+answered ``tool_unavailable`` then, not after the whole tool timeout; an owner that still runs
+is waited for, slow or hung, up to it."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from opencouch.contracts.common import ErrorCode
+from opencouch.contracts.tools import TOOL_CATALOG, ToolOwner
+from opencouch.runtime.errors import ServiceError
+from opencouch.testing.infra import PrivateNats
+from opencouch.voice_gateway.served_tools import OWNER_CHECK_SECONDS, OwnerWatch
+from opencouch.voice_gateway.testing import (
+    API,
+    GatewayFactory,
+    StandInOwner,
+    bearer,
+    lone_owner,
+    open_session,
+    unique,
+)
+
+# Long enough that a call given up at its deadline cannot pass for one given up at the check.
+LONG_TIMEOUT = 30.0
+
+ARGUMENTS = {"wait_for_user": {}, "get_crisis_support_template": {"risk_level": "high"}}
+
+
+def _call(gateway: TestClient, session: dict[str, Any], name: str) -> dict[str, Any]:
+    reply = gateway.post(
+        f"{API}/tools",
+        json={"tool_name": name, "call_id": unique("call"), "arguments": ARGUMENTS[name]},
+        headers=bearer(session),
+    )
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+@pytest.mark.parametrize("name", ["wait_for_user", "get_crisis_support_template"])
+def test_an_owner_killed_mid_call_is_unavailable_before_the_deadline(
+    make_gateway: GatewayFactory, name: str
+) -> None:
+    # A pure tool (asked while its claim is decided) and one that keeps state (claimed first).
+    assert TOOL_CATALOG["wait_for_user"].pure
+    assert not TOOL_CATALOG["get_crisis_support_template"].pure
+    session = open_session(make_gateway())
+    with lone_owner(name, seconds=None) as owner:
+        gateway = make_gateway(nats_url=owner.url, tool_timeout_seconds=LONG_TIMEOUT)
+        with ThreadPoolExecutor(1) as pool:
+            calling = pool.submit(_call, gateway, session, name)
+            assert owner.asked.wait(20)
+            owner.kill()
+            # At its deadline this would be tool_timeout, 30 s from now.
+            body = calling.result(timeout=LONG_TIMEOUT - 5)
+    assert body["ok"] is False
+    assert body["output"]["error"]["code"] == "tool_unavailable"
+    if TOOL_CATALOG[name].failure_guidance:  # the crisis path still says what to do instead
+        assert body["output"]["guidance"] == TOOL_CATALOG[name].failure_guidance
+
+
+def test_an_owner_that_runs_is_waited_for_past_the_check(make_gateway: GatewayFactory) -> None:
+    session = open_session(make_gateway())
+    with lone_owner("wait_for_user", seconds=OWNER_CHECK_SECONDS * 2) as owner:
+        gateway = make_gateway(nats_url=owner.url, tool_timeout_seconds=LONG_TIMEOUT)
+        body = _call(gateway, session, "wait_for_user")
+    assert body["ok"] is True, body
+    assert body["output"]["status"] == "waiting"
+
+
+def test_an_owner_that_runs_and_never_answers_times_out(make_gateway: GatewayFactory) -> None:
+    session = open_session(make_gateway())
+    with lone_owner("wait_for_user", seconds=None) as owner:
+        # Checked at least once before the deadline, and found running each time.
+        gateway = make_gateway(nats_url=owner.url, tool_timeout_seconds=OWNER_CHECK_SECONDS * 3)
+        body = _call(gateway, session, "wait_for_user")
+    assert body["ok"] is False
+    assert body["output"]["error"]["code"] == "tool_timeout"
+
+
+def test_a_call_whose_request_a_nats_restart_lost_is_unavailable_before_the_deadline(
+    make_gateway: GatewayFactory, restartable_nats: PrivateNats
+) -> None:
+    """The owner holds the call as NATS restarts, and is back on it at once: it runs, but the
+    answer the call waits for went with the old connection."""
+    session = open_session(make_gateway())
+    server = restartable_nats
+    server.start()
+    with StandInOwner(server.url, "wait_for_user", None) as owner:
+        gateway = make_gateway(nats_url=server.url, tool_timeout_seconds=LONG_TIMEOUT)
+        with ThreadPoolExecutor(1) as pool:
+            calling = pool.submit(_call, gateway, session, "wait_for_user")
+            assert owner.asked.wait(20)
+            server.stop()
+            server.start()
+            # At its deadline this would be tool_timeout, 30 s from now.
+            body = calling.result(timeout=LONG_TIMEOUT - 5)
+    assert body["ok"] is False
+    assert body["output"]["error"]["code"] == "tool_unavailable"
+
+
+class _Owners:
+    """Which owners run, as ``ServedTools.owner_running`` would say (counting the checks), and
+    which connection to NATS is up, as ``ServedTools.bus_epoch`` would."""
+
+    def __init__(self, *running: ToolOwner) -> None:
+        self.running = set(running)
+        self.checked: list[ToolOwner] = []
+        self.epoch: int | None = 0
+
+    def bus_epoch(self) -> int | None:
+        return self.epoch
+
+    async def owner_running(self, owner: ToolOwner) -> bool:
+        self.checked.append(owner)
+        return owner in self.running
+
+
+class _Clock:
+    """The watch's clock, moved on by the test: a stall of the machine is not a wait."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+EVERY = 1.0
+
+
+def _watch(owners: _Owners) -> tuple[OwnerWatch, _Clock]:
+    clock = _Clock()
+    return OwnerWatch(owners, every=EVERY, clock=clock), clock  # type: ignore[arg-type]
+
+
+async def _waiting(
+    watch: OwnerWatch, owner: ToolOwner, answer: asyncio.Future[str]
+) -> asyncio.Future[str]:
+    """A call to ``owner`` waiting for ``answer``, registered with the watch."""
+    call = asyncio.ensure_future(watch.wait(owner, asyncio.shield(answer)))
+    await asyncio.sleep(0)
+    return call
+
+
+async def test_one_check_per_owner_gives_up_only_the_long_waits_on_a_gone_owner() -> None:
+    owners = _Owners(ToolOwner.MEMORY)
+    watch, clock = _watch(owners)
+    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    on_tools = [await _waiting(watch, ToolOwner.TOOLS, never) for _ in range(5)]
+    on_memory = await _waiting(watch, ToolOwner.MEMORY, never)
+    clock.now += EVERY * 0.9
+    await watch.check()  # nobody has waited long enough yet: nothing is checked
+    assert owners.checked == []
+    clock.now += EVERY * 0.2
+    late = await _waiting(watch, ToolOwner.TOOLS, never)  # too recent to be given up
+    await watch.check()
+    assert sorted(owners.checked) == [ToolOwner.MEMORY, ToolOwner.TOOLS]  # one each
+    for call in on_tools:
+        with pytest.raises(ServiceError) as raised:
+            await call
+        assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
+    assert not on_memory.done()
+    assert not late.done()
+    never.set_result("answered")
+    assert await on_memory == "answered"
+    assert await late == "answered"
+
+
+async def test_a_call_cancelled_by_its_caller_is_not_given_up_as_unavailable() -> None:
+    owners = _Owners()
+    watch, clock = _watch(owners)
+    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    call = await _waiting(watch, ToolOwner.TOOLS, never)
+    call.cancel()  # a refused call's early answer, dropped
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    clock.now += EVERY * 2
+    await watch.check()  # it left the watch when it ended: nothing to ask about
+    assert owners.checked == []
+
+
+async def test_calls_sent_on_a_lost_connection_get_a_check_once_it_is_back() -> None:
+    owners = _Owners(ToolOwner.TOOLS)
+    watch, clock = _watch(owners)
+    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    before = await _waiting(watch, ToolOwner.TOOLS, never)
+    owners.epoch = None  # NATS goes away...
+    during = await _waiting(watch, ToolOwner.TOOLS, never)
+    owners.epoch = 1  # ...and is back before the watch looks
+    clock.now += EVERY * 1.2
+    await watch.check()  # seen to be back: answers on their way have a check's time
+    assert not before.done()
+    assert not during.done()
+    after = await _waiting(watch, ToolOwner.TOOLS, never)  # sent on the connection that is up
+    clock.now += EVERY * 1.2
+    await watch.check()
+    for call in (before, during):
+        with pytest.raises(ServiceError) as raised:
+            await call
+        assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
+    assert not after.done()
+    assert owners.checked == [ToolOwner.TOOLS, ToolOwner.TOOLS]  # it runs: only the bus failed
+    never.set_result("answered")
+    assert await after == "answered"
+
+
+async def test_calls_wait_a_check_into_an_outage_then_end_unavailable() -> None:
+    owners = _Owners(ToolOwner.TOOLS)
+    watch, clock = _watch(owners)
+    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    call = await _waiting(watch, ToolOwner.TOOLS, never)
+    clock.now += EVERY * 1.2
+    owners.epoch = None
+    await watch.check()  # down only now: a restart is over within a check as often as not
+    assert not call.done()
+    clock.now += EVERY * 1.2
+    await watch.check()  # still down
+    with pytest.raises(ServiceError) as raised:
+        await call
+    assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
