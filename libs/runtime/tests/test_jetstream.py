@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,7 +12,6 @@ from datetime import UTC, datetime
 
 import nats
 import nats.js.errors
-import pytest
 from nats.js import JetStreamContext
 
 from opencouch.contracts import subjects
@@ -34,7 +30,7 @@ from opencouch.runtime.jetstream import (
     purge_acknowledged,
     replay_dead_letters,
 )
-from opencouch.testing.servers import free_port, wait_reachable
+from opencouch.testing.infra import PrivateNats
 
 
 def own_subject(kind: str) -> str:
@@ -326,34 +322,10 @@ async def test_messages_every_reader_acknowledged_are_purged_and_erasure_reaches
         await nc.close()
 
 
-class RestartableNats:
-    """A private nats-server that can be stopped and started again on the same port and store."""
-
-    def __init__(self, binary: str, store: str) -> None:
-        self.url = f"nats://127.0.0.1:{free_port()}"
-        port = self.url.rsplit(":", 1)[1]
-        self._command = [binary, "-a", "127.0.0.1", "-p", port, "-js", "-sd", store]
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(
-            self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_reachable(self.url)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(10)
-            self._process = None
-
-
-async def test_the_consumer_outlives_a_nats_restart_and_then_carries_on() -> None:
-    binary = shutil.which("nats-server")
-    if binary is None:
-        pytest.skip("no nats-server binary to restart")
-    store = tempfile.mkdtemp(prefix="opencouch-nats-restart-")
-    server = RestartableNats(binary, store)
+async def test_the_consumer_outlives_a_nats_restart_and_then_carries_on(
+    restartable_nats: PrivateNats,
+) -> None:
+    server = restartable_nats
     handled: list[str] = []
 
     async def handle(event: SessionEnded) -> None:
@@ -397,18 +369,15 @@ async def test_the_consumer_outlives_a_nats_restart_and_then_carries_on() -> Non
         await nc.close()
     finally:
         server.stop()
-        shutil.rmtree(store, ignore_errors=True)
     assert handled == [before.session_id, after.session_id]
 
 
-async def test_an_ack_that_times_out_is_not_fatal_and_the_event_comes_back() -> None:
+async def test_an_ack_that_times_out_is_not_fatal_and_the_event_comes_back(
+    restartable_nats: PrivateNats,
+) -> None:
     """The server goes away while a handler works: its ack cannot be answered. The consumer
     must carry on (the event is redelivered later), never end its loop and the process."""
-    binary = shutil.which("nats-server")
-    if binary is None:
-        pytest.skip("no nats-server binary to restart")
-    store = tempfile.mkdtemp(prefix="opencouch-nats-ack-")
-    server = RestartableNats(binary, store)
+    server = restartable_nats
     handled: list[str] = []
     server_gone = asyncio.Event()
 
@@ -458,4 +427,3 @@ async def test_an_ack_that_times_out_is_not_fatal_and_the_event_comes_back() -> 
         await nc.close()
     finally:
         server.stop()
-        shutil.rmtree(store, ignore_errors=True)

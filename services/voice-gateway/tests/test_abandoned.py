@@ -44,7 +44,11 @@ def redis(redis_url: str) -> Iterator[SyncRedis]:
 
 
 def sweep(gateway: TestClient) -> int:
-    """One pass of the sweep, in the gateway's event loop."""
+    """One pass of the sweep, in the gateway's event loop; how many it ended.
+
+    Redis is shared by the whole run and the sweep takes everything due, so entries of earlier
+    tests (an end that failed is due again after its lease) can be ended by the same pass: a
+    test counts only its own entries, from the events published for them and the set."""
     ended: int = gateway.portal.call(end_abandoned, gateway.app.state.gateway)  # type: ignore[union-attr, attr-defined]
     return ended
 
@@ -170,7 +174,7 @@ async def test_a_dropped_call_whose_conversation_never_went_on_is_finalized(
         sweep(gateway)
         assert await seen.settled(1) == []  # not due yet
         make_due(redis, conversation)
-        assert sweep(gateway) == 1
+        assert sweep(gateway) >= 1
         messages = await seen.settled(1)
     (event,) = ends_of(messages).values()
     assert (event.session_id, event.save, event.expected_turn_count) == (
@@ -249,7 +253,7 @@ async def test_a_dropped_conversation_the_sweep_could_not_finalize_is_tried_agai
         dropped, conversation = dropped_call(unlucky, unique("user"), turns=1)
     # NATS is gone when the sweep comes: the sessions go back, due again after a lease.
     make_due(redis, conversation)
-    assert sweep(unlucky) == 0
+    sweep(unlucky)
     assert redis.hexists(conversation, dropped["session_id"])
     retry_at = redis.zscore(UNENDED_KEY, conversation)
     assert retry_at is not None
@@ -260,7 +264,7 @@ async def test_a_dropped_conversation_the_sweep_could_not_finalize_is_tried_agai
         gateway_nats_url, [subjects.SESSION_ENDED], {dropped["session_id"]}
     ) as seen:
         make_due(redis, conversation)
-        assert sweep(other) == 1
+        assert sweep(other) >= 1
         messages = await seen.settled(1)
     (event,) = ends_of(messages).values()
     assert (event.save, event.expected_turn_count) == (True, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from opencouch.runtime.tracing import disable_tracing, enable_tracing
 from opencouch.testing.compose import composed_stack
+from opencouch.testing.infra import PrivateNats
 from opencouch.testing.processes import Stack, running_stack
 from opencouch.testing.servers import (
     ServerUnavailableError,
@@ -84,6 +86,18 @@ def database_url() -> Iterator[str]:
             yield url
     except ServerUnavailableError as error:
         pytest.skip(f"Postgres unavailable: {error}")
+
+
+@pytest.fixture
+def restartable_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateNats]:
+    """A private nats-server with JetStream, not started yet, that the test may stop and start
+    again; stopped at the end. Skipped without a ``nats-server`` binary (the locked dev
+    dependencies bring one, so ``make test`` always has it)."""
+    if shutil.which("nats-server") is None:
+        pytest.skip("no nats-server binary to restart")
+    server = PrivateNats(tmp_path_factory.mktemp("nats-restart"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,32 +1,28 @@
 """Real NATS, Redis and Postgres for tests.
 
 Each comes from the environment (``NATS_URL``, ``REDIS_URL``, ``DATABASE_URL``) when set and
-reachable; else NATS is started from the ``nats-server`` binary on a free port (private to
-the run, so no other stack competes for its consumers); else a testcontainers container;
-else the test is skipped with the reason.
+reachable; else NATS and Redis are started from the ``nats-server`` and ``redis-server``
+binaries on free ports, private to the run: no other stack competes for its consumers, and
+nothing an earlier run left in Redis (a session falling due in the deployment-wide sweep set,
+a rate counter) reaches this one. Postgres gets a fresh database on the server. Else a
+testcontainers container; else the test is skipped with the reason.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
 import shutil
 import socket
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
-
-if TYPE_CHECKING:  # nats-py comes with the runtime; the type is all this module needs
-    from nats.aio.client import Client as NatsClient
 
 
 class ServerUnavailableError(RuntimeError):
@@ -128,42 +124,39 @@ def nats_server(*, private: bool = False) -> Iterator[str]:
     if url:
         yield url
         return
-    binary = shutil.which("nats-server")
-    if binary:
-        port = free_port()
-        with tempfile.TemporaryDirectory(prefix="opencouch-nats-") as store:
-            process = subprocess.Popen(
-                [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            try:
-                url = f"nats://127.0.0.1:{port}"
-                wait_reachable(url)
-                yield url
-            finally:
-                process.terminate()
-                process.wait(10)
+    if shutil.which("nats-server"):
+        with _private("nats") as url:
+            yield url
         return
     with _container("nats") as url:
         yield url
 
 
-async def flushed(nc: NatsClient) -> None:
-    """Return once the server has everything ``nc`` sent before (subscriptions, publishes).
-    ``nc.flush()`` alone is not that: nats-py writes its PING straight to the socket, ahead of
-    what is still in its buffer, so the PONG can come back before the server has a SUB or a PUB
-    sent just before (a request then finds no responders, now and then)."""
-    await asyncio.sleep(0)  # nats-py's flusher writes what is buffered
-    await nc.flush()
+@contextlib.contextmanager
+def _private(kind: str) -> Iterator[str]:
+    """A ``PrivateNats`` or ``PrivateRedis`` in a folder of its own, stopped and removed after."""
+    from opencouch.testing.infra import PrivateNats, PrivateRedis  # infra builds on this module
+
+    server_class = {"nats": PrivateNats, "redis": PrivateRedis}[kind]
+    with tempfile.TemporaryDirectory(prefix=f"opencouch-{kind}-") as store:
+        server = server_class(Path(store))
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
 
 
 @contextlib.contextmanager
 def redis_server() -> Iterator[str]:
-    """A Redis URL: the environment's or a container's."""
+    """A Redis URL: the environment's, a private redis-server, or a container's."""
     url = _from_env("REDIS_URL")
     if url:
         yield url
+        return
+    if shutil.which("redis-server"):
+        with _private("redis") as url:
+            yield url
         return
     with _container("redis") as url:
         yield url
