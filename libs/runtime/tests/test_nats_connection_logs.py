@@ -72,8 +72,10 @@ async def test_a_service_connection_logs_its_outages_once_each(
                 await asyncio.sleep(0.05)
             await asyncio.sleep(2.5)
             server.start()
-            for _ in range(100):
-                if nc.is_connected:
+            # nats-py reports the connection back (is_connected) before its PING/PONG flush,
+            # and calls back only after it: wait for the line, not the flag.
+            for _ in range(200):
+                if "nats connected" in [message for message, _ in _lines(caplog)]:
                     break
                 await asyncio.sleep(0.05)
             assert nc.is_connected

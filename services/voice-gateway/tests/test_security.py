@@ -1,4 +1,9 @@
-"""Gateway security: one negative test per rule, against real NATS, Redis and the emulator."""
+"""Gateway security: one negative test per rule, against real NATS, Redis and the emulator.
+
+The call limits count in fixed windows aligned to the clock, so the tests set them per hour: a
+window that turns over between a test's calls resets the count, and an hour does that 60 times
+less often than a minute.
+"""
 
 from __future__ import annotations
 
@@ -411,7 +416,7 @@ def test_a_replayed_call_id_returns_the_first_output_and_runs_once(
 def test_a_pure_tool_is_asked_before_its_claim_but_a_refused_call_gets_only_its_refusal(
     make_gateway: GatewayFactory, owners: FakeOwners
 ) -> None:
-    gateway = make_gateway(rate_limit_calls_per_session="2/minute")
+    gateway = make_gateway(rate_limit_calls_per_session="2/hour")
     assert TOOL_CATALOG["wait_for_user"].pure
     assert not TOOL_CATALOG["show_memory_status"].pure
     limited = open_session(gateway)
@@ -646,7 +651,7 @@ def test_calls_from_one_client_address_are_rate_limited_across_gateways(
 ) -> None:
     # Two replicas behind one proxy: the counter is in Redis, so they count together.
     replicas = [
-        make_gateway(rate_limit_calls_per_ip="3/minute", trust_forwarded_for=True) for _ in range(2)
+        make_gateway(rate_limit_calls_per_ip="3/hour", trust_forwarded_for=True) for _ in range(2)
     ]
     address = {"X-Forwarded-For": f"10.0.0.1, 198.51.100.{uuid.uuid4().int % 250 + 1}"}
     sessions = [open_session(replicas[0]) for _ in range(2)]
@@ -670,7 +675,7 @@ def test_calls_from_one_client_address_are_rate_limited_across_gateways(
 def test_calls_of_one_user_are_rate_limited_across_their_sessions(
     make_gateway: GatewayFactory,
 ) -> None:
-    gateway = make_gateway(rate_limit_calls_per_user="3/minute")
+    gateway = make_gateway(rate_limit_calls_per_user="3/hour")
     user = unique("user")
     sessions = [open_session(gateway, user_id=user) for _ in range(2)]
     codes = [
@@ -686,7 +691,7 @@ def test_calls_of_one_user_are_rate_limited_across_their_sessions(
 def test_calls_of_one_thread_are_rate_limited_across_its_sessions(
     make_gateway: GatewayFactory,
 ) -> None:
-    gateway = make_gateway(rate_limit_calls_per_thread="3/minute")
+    gateway = make_gateway(rate_limit_calls_per_thread="3/hour")
     first = open_session(gateway)
     codes = [
         gateway.post(f"{API}/turn", json=turn(), headers=bearer(first)).status_code
@@ -715,7 +720,7 @@ def test_the_client_secret_lives_sixty_seconds_unless_configured(
 
 
 def test_calls_of_a_session_are_rate_limited(make_gateway: GatewayFactory) -> None:
-    gateway = make_gateway(rate_limit_calls_per_session="3/minute")
+    gateway = make_gateway(rate_limit_calls_per_session="3/hour")
     session = open_session(gateway)
     codes = [
         gateway.post(f"{API}/turn", json=turn(), headers=bearer(session)).status_code

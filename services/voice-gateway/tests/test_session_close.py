@@ -16,6 +16,7 @@ from opencouch.voice_gateway.tokens import VoiceSessionClaims
 from opencouch.voice_gateway.voice_sessions import (
     Caller,
     ClaimState,
+    redis_key,
 )
 
 
@@ -41,6 +42,11 @@ async def test_end_closes_to_new_turns_then_counts_the_turns_in_flight(redis_url
         assert (await store.claim_turn(caller, "flying", "fp-fly")).state is ClaimState.CLAIMED
 
         closing = asyncio.create_task(store.close(claims, settle_seconds=10))
+        record = redis_key("vs", session)
+        for _ in range(200):  # closed to new turns first...
+            if await redis.hget(record, "ended") == b"1":
+                break
+            await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)
         assert not closing.done(), "the count must wait for the turn in flight"
         # Closed already: a new turn is refused while the one in flight may still finish.

@@ -300,7 +300,7 @@ def test_session_expired_continues_in_a_new_session_with_the_recent_turns(
     scenario: Callable[..., None],
     product_scenario: str,
 ) -> None:
-    scenario(product_scenario + "\nfaults: {max_session_seconds: 10}\n")
+    scenario(product_scenario + "\nfaults: {max_session_seconds: 20}\n")
     connect(page, web_url)
     seen = record_states(page)
     first_call = latest_call(emulator)
@@ -780,7 +780,7 @@ def test_a_dropped_connection_continues_in_a_new_session_without_the_person_doin
     scenario: Callable[..., None],
     product_scenario: str,
 ) -> None:
-    scenario(product_scenario + "\nfaults: {drop_connection_after_seconds: 10}\n")
+    scenario(product_scenario + "\nfaults: {drop_connection_after_seconds: 20}\n")
     connect(page, web_url, persistent=True)
     seen = record_states(page)
     scenario(product_scenario)  # for the next call
