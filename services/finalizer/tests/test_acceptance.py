@@ -197,7 +197,7 @@ def test_ten_concurrent_ends_across_three_replicas_make_one_arc_one_commit_one_r
         ) == [(1,)]
 
     wait_until(delivered)
-    ours = [r for r in reports.received if json.loads(r.body)["session_id"] == session_id]
+    ours = reports.of(session_id)
     assert len(ours) == 1
     assert verify_signature(SECRET, ours[0].headers[SIGNATURE_HEADER], ours[0].body)
     report = SessionReport.model_validate_json(ours[0].body)

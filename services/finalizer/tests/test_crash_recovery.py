@@ -8,7 +8,6 @@ it is killed. The restarted one is pointed at the emulator, which answers.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -168,5 +167,5 @@ def test_a_finalizer_killed_mid_finalization_completes_the_session_once_after_a_
         ) == [("delivered",)]
 
     wait_until(delivered)
-    ours = [r for r in reports.received if json.loads(r.body)["session_id"] == session_id]
+    ours = reports.of(session_id)
     assert len(ours) == 1

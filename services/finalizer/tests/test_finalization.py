@@ -114,10 +114,10 @@ async def test_a_session_is_finalized_once_with_its_arc_peak_memory_feedback_and
         assert (label, turns, kept_for) == ("positive", 5, timedelta(days=180))
 
         async def reported() -> bool:
-            return len(receiver.delivered()) == 1
+            return len(receiver.delivered(session_id)) == 1
 
         await eventually(reported)
-        (sent,) = receiver.delivered()
+        (sent,) = receiver.delivered(session_id)
         assert verify_signature(SECRET, sent.headers[SIGNATURE_HEADER], sent.body)
         assert sent.headers[IDEMPOTENCY_HEADER] == f"fin_{session_id}"
         report = SessionReport.model_validate_json(sent.body)
@@ -199,10 +199,10 @@ async def test_waiting_past_memorys_horizon_fails_with_why_and_keeps_a_dead_lett
         await eventually(dead_letter)
 
         async def reported() -> bool:
-            return len(receiver.delivered()) == 1
+            return len(receiver.delivered(session_id)) == 1
 
         await eventually(reported)
-        report = SessionReport.model_validate_json(receiver.delivered()[0].body)
+        report = SessionReport.model_validate_json(receiver.delivered(session_id)[0].body)
         assert (report.status, report.summary) == ("failed", None)
 
 
@@ -277,7 +277,7 @@ async def test_a_report_the_receiver_refuses_is_retried_until_taken(
     memory: FakeMemory, run_finalizer: RunFinalizer, transcript: bool
 ) -> None:
     session_id, thread_id = hold(memory, SAID)
-    with WebhookReceiver(statuses=[500, 503]) as receiver:
+    with WebhookReceiver(statuses=[500, 503], session_id=session_id) as receiver:
         async with run_finalizer(
             webhook_url=receiver.url,
             webhook_secret=SECRET,
@@ -296,15 +296,15 @@ async def test_a_report_the_receiver_refuses_is_retried_until_taken(
                 )
 
             await eventually(delivered)
-            assert [r.status for r in receiver.received] == [500, 503, 200]
-            assert {r.headers[IDEMPOTENCY_HEADER] for r in receiver.received} == {
+            assert [r.status for r in receiver.of(session_id)] == [500, 503, 200]
+            assert {r.headers[IDEMPOTENCY_HEADER] for r in receiver.of(session_id)} == {
                 f"fin_{session_id}"
             }
             assert all(
                 verify_signature(SECRET, r.headers[SIGNATURE_HEADER], r.body)
-                for r in receiver.received
+                for r in receiver.of(session_id)
             )
-            report = SessionReport.model_validate_json(receiver.delivered()[0].body)
+            report = SessionReport.model_validate_json(receiver.delivered(session_id)[0].body)
             if transcript:
                 assert report.transcript is not None
                 assert [turn.user_text for turn in report.transcript] == SAID
@@ -321,7 +321,7 @@ async def test_a_report_nobody_takes_is_given_up_after_the_last_attempt(
     memory: FakeMemory, run_finalizer: RunFinalizer
 ) -> None:
     session_id, thread_id = hold(memory, SAID)
-    with WebhookReceiver(statuses=[500, 500, 500, 500]) as receiver:
+    with WebhookReceiver(statuses=[500, 500, 500, 500], session_id=session_id) as receiver:
         async with run_finalizer(
             webhook_url=receiver.url, webhook_secret=SECRET, webhook_max_attempts=3
         ) as finalizer:
@@ -336,7 +336,7 @@ async def test_a_report_nobody_takes_is_given_up_after_the_last_attempt(
                 ) == [("failed", 3, 500, "HTTP 500")]
 
             await eventually(given_up)
-            assert len(receiver.received) == 3
+            assert len(receiver.of(session_id)) == 3
 
 
 async def test_an_erased_owners_sessions_leave_nothing_and_a_late_end_writes_nothing(

@@ -11,6 +11,7 @@ as the gateway does.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
@@ -177,17 +178,30 @@ class ReceivedReport:
     body: bytes
     status: int
 
+    @property
+    def session_id(self) -> str | None:
+        """The session a report is of; None for a body that is not a report."""
+        try:
+            value = json.loads(self.body).get("session_id")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
+
 
 class WebhookReceiver:
     """A real HTTP server on a free loopback port that records each report POSTed to it.
 
-    ``statuses`` scripts the answers in order (then 200 for ever); ``hold`` makes it take a
-    request and never answer, as a hung receiver does.
+    ``statuses`` scripts the answers in order (then 200 for ever): to the reports of
+    ``session_id`` alone when one is given, so that a report another test's finalizer left
+    pending in the run's database (its delivery is retried by whichever finalizer runs next)
+    neither takes a scripted answer nor counts among the test's own (``of``). ``hold`` makes it
+    take a request and never answer, as a hung receiver does.
     """
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, *, session_id: str | None = None) -> None:
         self.received: list[ReceivedReport] = []
         self.statuses = list(statuses or [])
+        self.session_id = session_id
         self.hold = threading.Event()
         self._lock = threading.Lock()
         receiver = self
@@ -201,9 +215,12 @@ class WebhookReceiver:
                     threading.Event().wait(3600)  # the caller times out; we never answer
                     return
                 with receiver._lock:
-                    status = receiver.statuses.pop(0) if receiver.statuses else 200
-                    receiver.received.append(ReceivedReport(dict(self.headers), body, status))
-                self.send_response(status)
+                    report = ReceivedReport(dict(self.headers), body, 200)
+                    scripted = receiver.session_id in (None, report.session_id)
+                    if scripted and receiver.statuses:
+                        report = ReceivedReport(report.headers, body, receiver.statuses.pop(0))
+                    receiver.received.append(report)
+                self.send_response(report.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -220,10 +237,14 @@ class WebhookReceiver:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/reports"
 
-    def delivered(self) -> list[ReceivedReport]:
-        """The reports it answered with a 2xx."""
+    def of(self, session_id: str) -> list[ReceivedReport]:
+        """The reports of one session it got, in order, whatever it answered."""
         with self._lock:
-            return [report for report in self.received if 200 <= report.status < 300]
+            return [report for report in self.received if report.session_id == session_id]
+
+    def delivered(self, session_id: str) -> list[ReceivedReport]:
+        """The reports of one session it answered with a 2xx."""
+        return [report for report in self.of(session_id) if 200 <= report.status < 300]
 
     def __enter__(self) -> WebhookReceiver:
         self._thread.start()
