@@ -56,6 +56,15 @@ async def test_location_comes_from_earlier_user_turns_never_the_assistant(
     assert only_assistant.output["status"] == "no_location"
 
 
+async def test_where_the_user_is_from_is_named_for_the_model_to_check(
+    tools: ToolsHarness,
+) -> None:
+    reply = await tools.call("lookup_crisis_resources", message="I'm originally from the UK")
+    output = reply.output
+    assert (output["region"], output["location"]) == ("GB", "United Kingdom")
+    assert "they are from the United Kingdom, not that they are there now" in output["guidance"]
+
+
 async def test_no_location_offers_only_the_international_directory(tools: ToolsHarness) -> None:
     reply = await tools.call("lookup_crisis_resources", message="my sister lives in Canada")
     output = reply.output

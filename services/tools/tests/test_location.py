@@ -114,6 +114,25 @@ def test_where_they_are_from_is_used_only_when_nothing_says_where_they_are_now()
     assert not where("I'm from Ireland but I live in Leeds").origin_only
 
 
+@pytest.mark.parametrize(
+    ("region", "label", "in_sentence"),
+    [
+        (Region("GB"), "United Kingdom", "the United Kingdom"),
+        (Region("US", "US-TX"), "Texas, United States", "Texas in the United States"),
+        (Region("NL"), "Netherlands", "the Netherlands"),
+        (Region("IE"), "Ireland", "Ireland"),
+        (Region("AU", "AU-NSW"), "New South Wales, Australia", "New South Wales in Australia"),
+        # Names a list sorts by their head are said the other way round, without brackets.
+        (Region("CD"), "Democratic Republic of the Congo", "the Democratic Republic of the Congo"),
+        (Region("VG"), "British Virgin Islands", "the British Virgin Islands"),
+        (Region("FK"), "Falkland Islands", "the Falkland Islands"),
+        (Region("KR"), "South Korea", "South Korea"),
+    ],
+)
+def test_a_region_reads_as_a_person_names_it(region: Region, label: str, in_sentence: str) -> None:
+    assert (region.label, region.in_sentence) == (label, in_sentence)
+
+
 def test_the_assistant_is_never_a_source() -> None:
     assert where("help", ("assistant", "You're in the United States, right?")).status == (
         "not_provided"

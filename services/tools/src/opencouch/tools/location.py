@@ -43,6 +43,11 @@ class UserLocation:
         """A readable name of the region, if one was provided."""
         return self.region.label if self.region else None
 
+    @property
+    def in_sentence(self) -> str | None:
+        """The region's name as a sentence says it ("the United Kingdom"), if one was given."""
+        return self.region.in_sentence if self.region else None
+
 
 # Quoted speech is someone else's words (or a song's): "she said "I'm in Perth"" is not the
 # user's location. A single quote opens a quote only after a space, so "I'm" stays a word.

@@ -39,6 +39,13 @@ _STATE_CODE_COUNTRIES: Final = ("US", "CA", "AU")
 _INITIALISM = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)*|[.,;:!?]")
 _BRACKETED = re.compile(r"\s*\[.*?\]")
+_INVERTED: Final = re.compile(r"^(?P<name>[^,]+), (?P<head>.+ of(?: the)?|[\w.]+)$")
+_PARENTHESISED: Final = re.compile(r"\s*\(.*?\)")
+# Country names said with "the": a union, republic, kingdom or state, and the plural names.
+_THE_COUNTRY: Final = re.compile(
+    r"\b(?:United|Republic|Kingdom|Federation|Federated|States|State of|Emirates|Islands)\b"
+    r"|^(?:Netherlands|Philippines|Bahamas|Gambia|Maldives|Comoros|Seychelles|Holy See)$"
+)
 PUNCTUATION: Final = frozenset(".,;:!?")
 
 
@@ -56,6 +63,17 @@ class Region:
         if self.subdivision is None:
             return country
         return f"{_subdivision_name(self.subdivision)}, {country}"
+
+    @property
+    def in_sentence(self) -> str:
+        """The name as it reads after "from" or "in": "the United Kingdom", "Texas in the
+        United States" (a list's label drops the article, a sentence needs it)."""
+        country = _country_name(self.country)
+        if _THE_COUNTRY.search(country):
+            country = f"the {country}"
+        if self.subdivision is None:
+            return country
+        return f"{_subdivision_name(self.subdivision)} in {country}"
 
 
 @dataclass(frozen=True)
@@ -363,7 +381,15 @@ def _country_name(code: str) -> str:
     country = pycountry.countries.get(alpha_2=code)
     if country is None:
         return code
-    return str(getattr(country, "common_name", None) or country.name)
+    name = str(getattr(country, "common_name", None) or country.name)
+    # A list sorts by the name's head: "Congo, The Democratic Republic of the" is said
+    # "Democratic Republic of the Congo", "Virgin Islands, British" "British Virgin Islands",
+    # and "Holy See (Vatican City State)" "Holy See".
+    inverted = _INVERTED.match(name)
+    if inverted:
+        head = inverted["head"].removeprefix("The ")
+        name = f"{head} {inverted['name']}"
+    return _PARENTHESISED.sub("", name)
 
 
 @cache
