@@ -30,6 +30,15 @@ from opencouch.memory.extraction import PhraseExtractor
         ("Oh, and don't forget that I'm a nurse!", ["I am a nurse."]),
         ("Could you please keep in mind that I'm vegan?", ["I am vegan."]),
         ("Do you remember that my dog is called Rex?", ["My dog is called Rex."]),
+        # What they like, in their words, each liking of a sentence once.
+        ("I like jazz.", ["I like jazz."]),
+        ("I love gardening and I enjoy long walks.", ["I love gardening.", "I enjoy long walks."]),
+        ("I really like playing the guitar", ["I like playing the guitar."]),
+        ("I like jazz because it calms me", ["I like jazz."]),
+        ("I like Taylor Swift", ["I like Taylor Swift."]),
+        ("I love my kids so much", ["I love my kids."]),
+        ("I like Italy", ["I like Italy."]),
+        ("Please remember that I like tea.", ["I like tea."]),
     ],
 )
 def test_facts_stated_about_oneself_are_kept_in_the_users_words(said: str, kept: list[str]) -> None:
@@ -52,6 +61,25 @@ def test_facts_stated_about_oneself_are_kept_in_the_users_words(said: str, kept:
         "Can you remember when my sister was called Ana?",
         "Do you remember what I do for work?",
         "Please remember that I don't work nights.",
+        # "like" as a filler, likings about the conversation or someone in it, a liking past
+        # or hoped for, and harm: none of it is a fact to keep.
+        "I like totally forgot",
+        "I like, um, need help",
+        "I like honestly no idea",
+        "I like you",
+        "I really like talking to you",
+        "I like that idea",
+        "I like the idea",
+        "I like it when you talk",
+        "I like to think so",
+        "I don't like crowds",
+        "I used to love painting",
+        "Do you like jazz?",
+        "I enjoy nothing anymore",
+        "I like being alone",
+        "I love hurting myself",
+        "I like cutting",
+        "I really enjoy drinking",
     ],
 )
 def test_questions_negations_hypotheticals_and_feelings_are_not_facts(said: str) -> None:

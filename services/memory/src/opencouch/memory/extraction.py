@@ -1,10 +1,10 @@
 """Memory candidates: lasting facts a user states about themselves, found in one turn.
 
 The deterministic extractor knows a small set of phrasings ("my sister is called Ana", "I work
-nights", "I'm a nurse") and keeps the user's own first-person wording, tidied, also when they
-ask for it to be remembered ("can you remember that..."). It skips other questions, negations,
-hypotheticals and reported speech, and it never keeps feelings or judgements about oneself
-("I'm a failure"): those are a conversation, not a fact to remember.
+nights", "I'm a nurse", "I love gardening") and keeps the user's own first-person wording,
+tidied, also when they ask for it to be remembered ("can you remember that..."). It skips other
+questions, negations, hypotheticals and reported speech, and it never keeps feelings or
+judgements about oneself ("I'm a failure"): those are a conversation, not a fact to remember.
 Another extractor (an LLM, say) may stand behind the same ``CandidateExtractor`` interface.
 """
 
@@ -154,6 +154,56 @@ def _plain(template: str, group: str = "what") -> Callable[[re.Match[str]], str 
     return render
 
 
+# What a user likes ("I love gardening", "I really like jazz"), only where the words after
+# "like" can be nothing but a liking: "like" is also a filler ("I like totally forgot"), and
+# what is liked can be the conversation ("I like that idea"), someone in it ("I like you"), or
+# something no one should be reminded of as a pastime ("I like hurting myself").
+_LIKING: Final = re.compile(
+    rf"\bI (?:really |also |just |absolutely |do )?(?P<verb>like|love|enjoy|adore) "
+    rf"(?P<what>{_FREE}){_CLAUSE_END}",
+    re.IGNORECASE,
+)
+_LIKED_WORDS_MAX: Final = 4
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_NOT_LIKED: Final = (
+    # pronouns, the assistant and the talk itself
+    _words(
+        "it its that this these those them him her you your yours yourself me myself us we he "
+        "she they everything nothing anything something someone somebody anyone everyone "
+        "nobody idea ideas sound plan suggestion thought question answer way talking chatting"
+    )
+    # fillers, adverbs and verbs that follow a filler "like"
+    | _words(
+        "um uh er erm like so kind sort totally literally basically really just very much more "
+        "to be being feel feeling felt am was is are were have had need needed want wanted can "
+        "can't cannot could couldn't don't didn't won't will would should forgot said say went "
+        "think know knew get got go going when how what where why who if because"
+    )
+    # harm, and what feeds it
+    | _words(
+        "hurt hurting harm harming cut cutting burn burning kill killing die dying dead death "
+        "suicide blood bleeding pain starve starving starvation purge purging binge binging "
+        "bingeing overdose pills drunk drugs high numb alone alcohol drinking booze weed "
+        "smoking gambling"
+    )
+)
+
+
+def _liking(match: re.Match[str]) -> str | None:
+    what = match.group("what").strip()
+    words = [word.strip("'").lower() for word in what.split()]
+    if len(words) > _LIKED_WORDS_MAX or any(word in _NOT_LIKED for word in words):
+        return None
+    if what[:1].islower() and words[0].endswith("ly"):  # "I like honestly", not "I like Italy"
+        return None
+    return f"I {match.group('verb').lower()} {what}"
+
+
 _PATTERNS: Final[Sequence[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]]] = [
     (
         re.compile(
@@ -227,6 +277,7 @@ _PATTERNS: Final[Sequence[tuple[re.Pattern[str], Callable[[re.Match[str]], str |
         ),
         _plain("My pronouns are {}"),
     ),
+    (_LIKING, _liking),
 ]
 
 
