@@ -471,6 +471,31 @@ def test_an_exercise_can_be_stopped_at_any_step() -> None:
     assert said == "Of course, we can stop here. What would help you most right now?"
 
 
+@pytest.mark.parametrize("after_a_step", [False, True])
+def test_a_goodbye_in_the_middle_of_an_exercise_records_it_as_left(after_a_step: bool) -> None:
+    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    said_after("Could we breathe together?", FIRST_BREATH, planner)
+    step = "inhale"
+    if after_a_step:
+        called_and_said("Done.", _progress("hold", "Hold it.", "advance"), planner)
+        step = "hold"
+    call, said = called_and_said("Okay, thanks, bye.", _progress(None, None, "cancel"), planner)
+    assert call.name == "record_guided_exercise_progress"
+    assert (call.arguments["outcome"], call.arguments["expected_step_id"]) == ("exit", step)
+    assert (said or "").startswith("Thank you for talking with me today.")
+
+
+def test_a_goodbye_after_an_exercise_ended_is_only_a_goodbye() -> None:
+    planner = Planner(Brain(load_scenario(PRODUCT_FILE)))
+    said_after("Could we breathe together?", FIRST_BREATH, planner)
+    called_and_said("Done", _progress("exhale", None, "complete"), planner)
+    tools = Offer.from_config(CATALOG_TOOLS, "auto")
+    planner.typed("item_bye", "Thanks, bye.")
+    plan, _ = planner.next_plan(tools, out_of_band=False, idle=False, conversation_empty=False)
+    assert plan.tool_calls == []
+    assert (plan.say or "").startswith("Thank you for talking with me today.")
+
+
 def test_a_failed_crisis_lookup_gets_the_safety_step_and_a_question_never_a_number() -> None:
     failed = tool_error(ErrorCode.TOOL_TIMEOUT, "too slow", CRISIS_FALLBACK)
     said = said_after("I want to end my life.", failed) or ""
