@@ -7,6 +7,8 @@ from memory. The same spans leave a service process over OTLP (tests/test_observ
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -225,3 +227,23 @@ async def test_exported_spans_keep_an_errors_type_but_not_the_data_its_message_q
     assert exported.status.status_code is StatusCode.ERROR
     kept = next(e.attributes or {} for e in exported.events if e.name == "exception")
     assert str(kept["exception.type"]).endswith("InvalidTextRepresentation")
+
+
+def test_a_process_with_tracing_off_does_not_load_the_exporter() -> None:
+    """The OTLP exporter (protobuf and an HTTP client) is loaded by the process that exports,
+    not by every service at its start."""
+    check = (
+        "import importlib, pkgutil, sys\n"
+        "import opencouch.runtime as runtime\n"
+        "for module in pkgutil.iter_modules(runtime.__path__):\n"
+        "    importlib.import_module(f'opencouch.runtime.{module.name}')\n"
+        "from opencouch.runtime.tracing import configure_tracing\n"
+        "assert not configure_tracing('checked', None)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.exporter')))\n"
+        "configure_tracing('checked', 'http://127.0.0.1:9')\n"
+        "print('opentelemetry.exporter.otlp.proto.http.trace_exporter' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    assert out == ["[]", "True"]
