@@ -128,8 +128,8 @@ class CrisisDirectory:
         guidance = GUIDANCE[status]
         if location.origin_only:
             guidance += (
-                f" The user said they are from {location.in_sentence}, not that they are there now; "
-                "check gently before relying on it."
+                f" The user said they are from {location.in_sentence}, not that they are there"
+                " now; check gently before relying on it."
             )
         return CrisisResourcesOutput.model_validate(
             {
