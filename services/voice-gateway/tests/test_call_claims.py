@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from opencouch.contracts.common import MemoryMode
+from opencouch.testing.infra import PrivateRedis
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
 from opencouch.voice_gateway.voice_sessions import (
     Caller,
@@ -138,3 +139,39 @@ async def test_an_unknown_session_counts_nothing_and_an_ended_one_keeps_its_repl
     assert await claim(store, caller) is ClaimState.ENDED
     # Every call was counted, the refused one too, as before any of them was decided.
     assert await counted(redis, "session", caller.session_id) == 3
+
+
+async def test_a_restart_of_redis_keeps_the_claims_that_must_survive_it_and_no_more(
+    restartable_redis: PrivateRedis,
+) -> None:
+    """A stateful call's claim and a turn's are on disk: after a restart a replay still finds
+    them, so nothing runs twice. A pure call's claim (a replay of one is answered again anyway)
+    and the rate counters (they matter for a minute) are kept in memory only, and cost no write
+    to the append-only file."""
+    restartable_redis.start()
+    redis = Redis.from_url(restartable_redis.url)
+    store = store_with(redis, session=100, thread=100, address=100)
+    caller = await started(store, fresh("thread"), fresh("address"))
+    sid = caller.session_id
+    pure = await store.claim_call(caller, "call_pure", "fp-pure", 8, kept=True)
+    stateful = await store.claim_call(caller, "call_stateful", "fp-stateful", 8)
+    turn = await store.claim_turn(caller, "turn-1", "fp-turn")
+    assert {pure.state, stateful.state, turn.state} == {ClaimState.CLAIMED}
+    assert await counted(redis, "session", sid) == 3
+    await redis.aclose()
+
+    restartable_redis.restart()
+    redis = Redis.from_url(restartable_redis.url)
+    try:
+        survived = [redis_key("vs", sid), redis_key("call", sid, "call_stateful")]
+        assert await redis.exists(*survived, redis_key("turn", sid, "turn-1")) == 3
+        assert await redis.exists(redis_key("call", sid, "call_pure")) == 0
+        assert await counted(redis, "session", sid) == 0
+        store = store_with(redis, session=100, thread=100, address=100)
+        again = await store.claim_call(caller, "call_stateful", "fp-stateful", 8)
+        assert again.state is ClaimState.SEEN
+        # Asked again, the pure call is claimed (and answered) again: the same answer.
+        again = await store.claim_call(caller, "call_pure", "fp-pure", 8, kept=True)
+        assert again.state is ClaimState.CLAIMED
+    finally:
+        await redis.aclose()

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from opencouch.runtime.tracing import disable_tracing, enable_tracing
 from opencouch.testing.compose import composed_stack
-from opencouch.testing.infra import PrivateNats
+from opencouch.testing.infra import PrivateNats, PrivateRedis
 from opencouch.testing.processes import Stack, running_stack
 from opencouch.testing.servers import (
     ServerUnavailableError,
@@ -96,6 +96,18 @@ def restartable_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Priva
     if shutil.which("nats-server") is None:
         pytest.skip("no nats-server binary to restart")
     server = PrivateNats(tmp_path_factory.mktemp("nats-restart"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def restartable_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """A private redis-server with an append-only file, not started yet, that the test may
+    stop and start again; stopped at the end. Skipped without a ``redis-server`` binary (every
+    machine ``make test`` runs on has one: it is how the run gets its private Redis)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server binary to restart")
+    server = PrivateRedis(tmp_path_factory.mktemp("redis-restart"))
     yield server
     server.stop()
 

@@ -82,15 +82,19 @@ return 1
 
 # Every call of a live session is counted in the same round trip that decides it, against a
 # fixed-window counter per scope (the voice session, its user, its thread, the client address):
-# KEYS[3..] are the counters, ARGV[6..] a (limit, window seconds) pair for each. Over any one:
+# KEYS[3..] are the counters, ARGV[7..] a (limit, window seconds) pair for each. Over any one:
 # ``limited`` and the seconds left, and no counter moves; else every counter counts the call.
 # Each counter is counted first and given back if the call is over a limit: a call that is let
 # through, nearly every one, costs Redis one command per counter.
+# The counters live in Redis's memory only: they are not written to its append-only file or
+# sent to replicas (``redis.set_repl``), so a call does not cost a write to disk for counts that
+# matter for a minute. A restart or a failover starts the current windows again from zero.
 _COUNT_CALL: Final = """
 local now = tonumber(ARGV[4])
 local counted = {}
+redis.set_repl(redis.REPL_NONE)
 for i = 3, #KEYS do
-  local j = 6 + (i - 3) * 2
+  local j = 7 + (i - 3) * 2
   local seconds = tonumber(ARGV[j + 1])
   local window = KEYS[i] .. ':' .. math.floor(now / seconds)
   local count = redis.call('INCR', window)
@@ -102,12 +106,14 @@ for i = 3, #KEYS do
     return {'limited', tostring(left)}
   end
 end
+redis.set_repl(redis.REPL_ALL)
 """
 
 _CLAIM: Final = (
     """
 -- KEYS: session, claim, rate counters.  ARGV: fingerprint, claim ttl, count in flight, now,
--- count claimed turns (1 for turns), then each counter's limit and window seconds.
+-- count claimed turns (1 for turns), durable (0: the claim is kept in memory only), then each
+-- counter's limit and window seconds.
 -- A session's record always has ``ended`` (0 or 1): one read tells a missing session and an
 -- ended one.
 local ended = redis.call('HGET', KEYS[1], 'ended')
@@ -118,6 +124,7 @@ if not ended and redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local raw = redis.call('GET', KEYS[2])
 if raw then return {'seen', raw} end
 if ended == '1' then return {'ended'} end
+if ARGV[6] == '0' then redis.set_repl(redis.REPL_NONE) end
 redis.call('SET', KEYS[2], cjson.encode({fp = ARGV[1]}), 'EX', ARGV[2])
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'inflight', 1) end
 local nth = 0
@@ -128,7 +135,8 @@ return {'claimed', tostring(nth)}
 
 _CALL: Final = (
     """
--- KEYS: session, (unused), rate counters.  ARGV: -, -, -, now, -, each counter's limit and window.
+-- KEYS: session, (unused), rate counters.  ARGV: -, -, -, now, -, -, each counter's limit and
+-- window.
 """
     + _COUNT_CALL
     + """
@@ -543,13 +551,16 @@ class VoiceSessionStore:
 
         ``hold``: how long the call may run, after which an unanswered claim lapses. ``kept``:
         the claim itself is kept as long as an output would be (a call whose output is not
-        stored, because a replay is answered again), so a reuse of the id is still caught."""
+        stored, because a replay is answered again), so a reuse of the id is still caught. Such
+        a claim is kept in Redis's memory only (not written to its append-only file): after a
+        restart of Redis a replay is answered again, as any replay of it is."""
         return await self._run_claim(
             redis_key("call", caller.session_id, call_id),
             caller,
             body_print,
             inflight=False,
             claim_seconds=self._call_ttl if kept else max(1, int(hold) + 1),
+            durable=not kept,
         )
 
     async def call_record(self, session_id: str, call_id: str) -> dict[str, Any] | None:
@@ -579,9 +590,10 @@ class VoiceSessionStore:
         inflight: bool,
         turn: bool = False,
         claim_seconds: int | None = None,
+        durable: bool = True,
     ) -> Claim:
         head = [body_print, claim_seconds or self._ttl, "1" if inflight else "0"]
-        return await self._decide(self._claim, caller, key, head, turn=turn)
+        return await self._decide(self._claim, caller, key, head, turn=turn, durable=durable)
 
     def _counters(self, caller: Caller) -> tuple[list[str], list[int]]:
         """The caller's rate counters, and each one's limit and window seconds."""
@@ -598,13 +610,20 @@ class VoiceSessionStore:
         return keys, args
 
     async def _decide(
-        self, script: AsyncScript, caller: Caller, key: str, head: list[Any], *, turn: bool
+        self,
+        script: AsyncScript,
+        caller: Caller,
+        key: str,
+        head: list[Any],
+        *,
+        turn: bool,
+        durable: bool = True,
     ) -> Claim:
         counters, limits = self._counters(caller)
         result = await self._batch.run_script(
             script,
             [redis_key("vs", caller.session_id), key, *counters],
-            [*head, int(time.time()), "1" if turn else "0", *limits],
+            [*head, int(time.time()), "1" if turn else "0", "1" if durable else "0", *limits],
         )
         state = ClaimState(_text(result[0]))
         if state is ClaimState.LIMITED:
