@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
+from ephemeral_port_reserve import reserve
 
 
 class ServerUnavailableError(RuntimeError):
@@ -33,15 +34,17 @@ _GIVEN_PORTS: set[int] = set()
 
 
 def free_port() -> int:
-    """A TCP port nothing listens on right now, never one this process was given before.
+    """A TCP port for a server this run starts, never one this process was given before.
 
-    Once the probe socket closes, the kernel may hand out the same port again: two calls in a
-    row returned the same one, and a stack started its emulator and its web app on it.
+    The port is held in TIME_WAIT (``ephemeral_port_reserve``) for a minute: the kernel gives
+    it to no other socket that asks for any free port (a test's own receiver on port 0 once got
+    the port a service was told to serve its metrics on, and the scrape reached the receiver),
+    while a server that binds it by number with ``SO_REUSEADDR`` (uvicorn, prometheus_client,
+    nats-server, redis-server) takes it at once. Two calls in a row once returned the same port,
+    and a stack started its emulator and its web app on it: no port is handed out twice.
     """
     while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
+        port: int = reserve("127.0.0.1")
         if port not in _GIVEN_PORTS:
             _GIVEN_PORTS.add(port)
             return port

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from ephemeral_port_reserve import reserve
 
 from ..app import create_app
 from ..settings import Settings
@@ -25,15 +25,14 @@ _GIVEN_PORTS: set[int] = set()
 
 
 def free_port() -> int:
-    """A TCP port nothing listens on right now, never one this process was given before.
+    """A TCP port for a server to bind, never one this process was given before.
 
-    Once the probe socket closes, the kernel may hand out the same port again: two calls in a
-    row returned the same one, and a stack started its emulator and its web app on it.
+    The port is held in TIME_WAIT (``ephemeral_port_reserve``) for a minute: no socket asking
+    for any free port gets it meanwhile, while a server binding it by number with
+    ``SO_REUSEADDR`` (uvicorn does) takes it at once.
     """
     while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
+        port: int = reserve("127.0.0.1")
         if port not in _GIVEN_PORTS:
             _GIVEN_PORTS.add(port)
             return port
