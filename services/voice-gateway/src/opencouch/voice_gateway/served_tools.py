@@ -11,8 +11,9 @@ started during its restart) must still be able to reach it later. A call it cann
 the guidance, never silence.
 
 ``OwnerWatch`` ends the calls waiting on an owner that is gone (killed in the middle of them),
-or on a connection to NATS that was lost while they waited, so they are answered unavailable
-within a second or two instead of at their deadline.
+or on the instance of it that may hold them (one replica of several), or on a connection to
+NATS that was lost while they waited, so they are answered unavailable within a second or two
+instead of at their deadline.
 """
 
 from __future__ import annotations
