@@ -5,11 +5,9 @@ is waited for, slow or hung, up to it."""
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import nats
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,7 +15,7 @@ from opencouch.contracts.common import ErrorCode
 from opencouch.contracts.tools import TOOL_CATALOG, ToolOwner
 from opencouch.runtime.errors import ServiceError
 from opencouch.testing.infra import PrivateNats
-from opencouch.voice_gateway.served_tools import OWNER_CHECK_SECONDS, OwnerWatch, ServedTools
+from opencouch.voice_gateway.served_tools import OWNER_CHECK_SECONDS, OwnerWatch
 from opencouch.voice_gateway.testing import (
     API,
     GatewayFactory,
@@ -107,57 +105,13 @@ def test_a_call_whose_request_a_nats_restart_lost_is_unavailable_before_the_dead
     assert body["output"]["error"]["code"] == "tool_unavailable"
 
 
-def test_a_call_held_by_a_killed_instance_is_unavailable_while_its_sibling_runs(
-    make_gateway: GatewayFactory,
-) -> None:
-    """Tools scaled to two: the instance that took the call is killed, its sibling runs on. The
-    owner is still there, but the call's answer went with the instance."""
-    session = open_session(make_gateway())
-    with (
-        lone_owner("wait_for_user", seconds=None) as first,
-        StandInOwner(first.url, "wait_for_user", None) as second,
-    ):
-        gateway = make_gateway(nats_url=first.url, tool_timeout_seconds=LONG_TIMEOUT)
-        gateway_state = gateway.app.state.gateway  # type: ignore[attr-defined]
-        deadline = time.monotonic() + 20
-        while len(gateway_state.owners.instances(ToolOwner.TOOLS)) < 2:  # both seen running
-            assert time.monotonic() < deadline, "the watch did not see both instances"
-            time.sleep(0.05)
-        with ThreadPoolExecutor(1) as pool:
-            calling = pool.submit(_call, gateway, session, "wait_for_user")
-            deadline = time.monotonic() + 20
-            while not (first.asked.is_set() or second.asked.is_set()):
-                assert time.monotonic() < deadline, "no instance was asked"
-                time.sleep(0.01)
-            holder, sibling = (first, second) if first.asked.is_set() else (second, first)
-            holder.kill()
-            # At its deadline this would be tool_timeout, 30 s from now.
-            body = calling.result(timeout=LONG_TIMEOUT - 5)
-        assert not sibling.asked.is_set()  # the sibling never had it, and still runs
-        assert asyncio.run(_running(first.url))
-    assert body["ok"] is False
-    assert body["output"]["error"]["code"] == "tool_unavailable"
-
-
-async def _running(url: str) -> bool:
-    """Whether an instance of the tools service answers on the NATS at ``url``."""
-    nc = await nats.connect(url)
-    try:
-        return await ServedTools(nc).owner_running(ToolOwner.TOOLS)
-    finally:
-        await nc.close()
-
-
 class _Owners:
-    """Which owners run, as ``ServedTools.owner_running`` would say (counting the checks),
-    which of their instances, as ``owner_instances`` and ``instance_gone`` would, and which
-    connection to NATS is up, as ``ServedTools.bus_epoch`` would."""
+    """Which owners run, as ``ServedTools.owner_running`` would say (counting the checks), and
+    which connection to NATS is up, as ``ServedTools.bus_epoch`` would."""
 
     def __init__(self, *running: ToolOwner) -> None:
         self.running = set(running)
-        self.instances: dict[ToolOwner, set[str]] = {owner: {"only"} for owner in running}
         self.checked: list[ToolOwner] = []
-        self.asked_after: list[str] = []
         self.epoch: int | None = 0
 
     def bus_epoch(self) -> int | None:
@@ -165,14 +119,7 @@ class _Owners:
 
     async def owner_running(self, owner: ToolOwner) -> bool:
         self.checked.append(owner)
-        return owner in self.running and bool(self.instances.get(owner))
-
-    async def owner_instances(self, owner: ToolOwner) -> frozenset[str]:
-        return frozenset(self.instances.get(owner, ()))
-
-    async def instance_gone(self, owner: ToolOwner, instance: str) -> bool:
-        self.asked_after.append(instance)
-        return instance not in self.instances.get(owner, ())
+        return owner in self.running
 
 
 class _Clock:
@@ -280,53 +227,3 @@ async def test_calls_wait_a_check_into_an_outage_then_end_unavailable() -> None:
     with pytest.raises(ServiceError) as raised:
         await call
     assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
-
-
-async def test_a_call_is_given_up_once_an_instance_running_when_it_was_asked_is_gone() -> None:
-    owners = _Owners(ToolOwner.TOOLS)
-    owners.instances[ToolOwner.TOOLS] = {"a", "b"}
-    watch, clock = _watch(owners)
-    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    before_seen = await _waiting(watch, ToolOwner.TOOLS, never)  # no instance noted yet
-    await watch.note_instances()
-    asked = await _waiting(watch, ToolOwner.TOOLS, never)
-    clock.now += EVERY * 1.2
-    await watch.check()  # both run: a slow call is waited for
-    assert not asked.done()
-    assert sorted(owners.asked_after) == ["a", "b"]
-    owners.instances[ToolOwner.TOOLS] = {"b", "c"}  # a died; c started (a restart, a scale-up)
-    await watch.note_instances()
-    asked_later = await _waiting(watch, ToolOwner.TOOLS, never)  # after a was gone
-    clock.now += EVERY * 1.2
-    await watch.check()
-    await asyncio.sleep(0)  # its cancellation delivered
-    assert asked.done()
-    with pytest.raises(ServiceError) as raised:
-        await asked
-    assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
-    assert not before_seen.done()  # what it was asked of is not known: its deadline decides
-    assert not asked_later.done()  # a was gone before it was asked: it cannot have had it
-    never.set_result("answered")
-    assert await before_seen == "answered"
-    assert await asked_later == "answered"
-
-
-async def test_an_instance_that_does_not_answer_in_time_is_not_taken_for_gone() -> None:
-    class Busy(_Owners):
-        async def instance_gone(self, owner: ToolOwner, instance: str) -> bool:
-            self.asked_after.append(instance)
-            return False  # a timeout: not certain, as ServedTools.instance_gone says
-
-    owners = Busy(ToolOwner.TOOLS)
-    watch, clock = _watch(owners)
-    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    await watch.note_instances()
-    call = await _waiting(watch, ToolOwner.TOOLS, never)
-    owners.instances[ToolOwner.TOOLS] = {"other"}  # "only" missed the gather, too busy
-    await watch.note_instances()
-    clock.now += EVERY * 1.2
-    await watch.check()
-    assert owners.asked_after == ["only"]
-    assert not call.done()
-    never.set_result("answered")
-    assert await call == "answered"
