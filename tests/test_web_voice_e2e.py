@@ -42,8 +42,10 @@ from opencouch.web.testing import (
     closed_turns,
     connect,
     eventually,
+    open_page,
     outbox_waiting,
     record_states,
+    reload,
     say,
 )
 
@@ -256,7 +258,7 @@ def test_a_turn_whose_turn_call_failed_is_delivered_after_a_reload_exactly_once(
     assert stored_turns(stack, thread_id) == []
 
     page.unroute("**/api/voice/realtime/turn")
-    page.reload()
+    reload(page)
     page.wait_for_function(
         "() => localStorage.getItem('opencouch.outbox.v1') === null", timeout=PAGE_WAIT_MS
     )
@@ -293,7 +295,7 @@ def test_a_turn_stored_whose_reply_was_lost_is_stored_once_after_a_reload(
     # The outbox keeps retrying: one retry may be inside reply_lost still (fetched, not yet
     # aborted). Removing the route under it would continue that request and fail the abort.
     page.unroute_all(behavior="wait")
-    page.reload()
+    reload(page)
     page.wait_for_function(
         "() => localStorage.getItem('opencouch.outbox.v1') === null", timeout=PAGE_WAIT_MS
     )
@@ -415,7 +417,7 @@ def test_ending_shows_the_finalization_card(
 def test_check_1_an_incognito_turn_claims_nothing_will_be_remembered(
     stack: Stack, page: Any, scenario: Callable[[str], None]
 ) -> None:
-    page.goto(f"{stack.web_url}/voice")
+    open_page(page, f"{stack.web_url}/voice")
     assert page.is_visible("#incognito-banner")
     with page.expect_response("**/api/voice/realtime/session") as created:
         page.click("#connect")
@@ -440,7 +442,7 @@ def test_check_2_incognito_keeps_nothing_after_disconnect_and_reload(
     closed_turns(page, 1)
     page.click("#end-keep")
     page.wait_for_selector('#finalization[data-status="not_kept"]', timeout=PAGE_WAIT_MS)
-    page.reload()
+    reload(page)
     assert page.is_hidden("#history")
     assert "Something only for now." not in page.evaluate(
         "() => JSON.stringify(Object.assign({}, localStorage))"
@@ -486,7 +488,7 @@ def test_check_4_persistent_history_survives_a_restart_of_the_backend_and_postgr
     assert looked.json()["output"]["status"] == "answered", looked.json()
 
     assert [t[1] for t in stored_turns(stack, thread_id)] == ["I like long walks by the river."]
-    page.reload()
+    reload(page)
     page.wait_for_selector("#history:not([hidden]) .turn", timeout=PAGE_WAIT_MS)
     assert "I like long walks by the river." in page.text_content("#history-list")
     # And the conversation carries on in a new session on the same thread.
@@ -690,7 +692,7 @@ def test_erasing_forgets_the_persistent_conversation(
     page.click("#end-keep")
     page.wait_for_selector('#connection-state[data-state="ended"]', timeout=PAGE_WAIT_MS)
     eventually(lambda: stored_turns(stack, thread_id))
-    page.reload()
+    reload(page)
     page.wait_for_selector("#history:not([hidden]) .turn", timeout=PAGE_WAIT_MS)
 
     page.click("#erase")

@@ -23,8 +23,11 @@ from opencouch.web.testing import (
     closed_turns,
     connect,
     eventually,
+    open_page,
     outbox_waiting,
+    ready,
     record_states,
+    reload,
     say,
 )
 
@@ -228,7 +231,7 @@ def test_a_turn_whose_turn_call_failed_is_delivered_after_a_reload_exactly_once(
     [turn_id] = {a["client_turn_id"] for a in fake.turn_attempts}
 
     fake.failing_turns = 0
-    page.reload()
+    reload(page)
     eventually(lambda: fake.turns)
     page.wait_for_function("() => localStorage.getItem('opencouch.outbox.v1') === null")
     assert [key[1] for key in fake.turns] == [turn_id]
@@ -385,7 +388,7 @@ def test_a_lost_first_reply_does_not_lock_the_browser_out_of_its_new_conversatio
     # The gateway made the thread's secret and sent its only copy in that reply: once the reply
     # was lost, every later Connect on the thread was refused as someone else's conversation.
     fake.lost_session_replies = 1
-    page.goto(f"{web_url}/voice")
+    open_page(page, f"{web_url}/voice")
     page.click("#connect")
     page.wait_for_selector("#error:not([hidden])", timeout=WAIT_MS)
     page.click("#connect")
@@ -481,7 +484,7 @@ def test_end_without_saving_sends_save_false_and_incognito_keeps_nothing_on_the_
     page.wait_for_selector('#finalization[data-status="not_kept"]', timeout=WAIT_MS)
     stored = page.evaluate("() => JSON.stringify(Object.assign({}, localStorage))")
     assert "A private thought." not in stored
-    page.reload()
+    reload(page)
     assert page.is_hidden("#history")
 
     page.check("#memory-persistent")
@@ -532,7 +535,7 @@ def test_a_refused_microphone_is_explained_in_plain_words(
 ) -> None:
     browser = launch(fake_microphone(silence), without=["--use-fake-ui-for-media-stream"])
     page = watch_console(browser.new_page(), problems)
-    page.goto(f"{web_url}/voice")
+    open_page(page, f"{web_url}/voice")
     page.click("#connect")
     page.wait_for_selector("#error:not([hidden])", timeout=WAIT_MS)
     message = page.text_content("#error-message")
@@ -544,16 +547,45 @@ def test_a_refused_microphone_is_explained_in_plain_words(
     assert fake.session_requests == [], "no session is started without a microphone"
 
 
+@pytest.mark.parametrize("path", ["/voice", "/voice/realtime-dev"])
+def test_the_setup_form_cannot_be_used_before_the_page_has_its_settings(
+    web_url: str, fake: FakeGateway, page: Any, path: str
+) -> None:
+    """The page's load event comes before its settings (config.json) and the stored setup. A
+    press of Connect before then would submit the form as a plain GET, the setup in the address
+    bar; what was typed would be overwritten. So the form is served disabled until it is filled."""
+    held: list[Any] = []
+    page.route("**/config.json", lambda route: held.append(route))
+    page.goto(f"{web_url}{path}")
+    for _ in range(300):
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the page never asked for its settings"
+    assert page.is_disabled("#connect")
+    assert page.is_disabled("#user-id")
+    page.click("#connect", force=True)
+    page.wait_for_timeout(300)
+    assert page.url == f"{web_url}{path}"
+    held[0].continue_()
+    ready(page)
+    assert page.input_value("#thread-id").startswith("thread-")
+    assert page.is_enabled("#connect")
+    assert page.is_enabled("#user-id")
+    assert page.url == f"{web_url}{path}"
+    assert fake.session_requests == []
+
+
 def test_setup_is_kept_in_local_storage_and_new_conversation_starts_afresh(
     web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
 ) -> None:
-    page.goto(f"{web_url}/voice")
+    open_page(page, f"{web_url}/voice")
     first = page.input_value("#thread-id")
     assert first.startswith("thread-")
     page.fill("#user-id", "user-7")
     page.check("#memory-persistent")
     page.select_option("#assistant-voice", "marin")
-    page.reload()
+    reload(page)
     assert page.input_value("#thread-id") == first
     assert page.input_value("#user-id") == "user-7"
     assert page.is_checked("#memory-persistent")
@@ -561,9 +593,7 @@ def test_setup_is_kept_in_local_storage_and_new_conversation_starts_afresh(
     assert page.is_hidden("#incognito-banner")
     page.click("#new-thread")
     assert page.input_value("#thread-id") != first
-    page.reload()
-    # The form is filled once the page's script has its settings: wait for it, not an empty box.
-    page.wait_for_function("() => document.getElementById('thread-id').value !== ''")
+    reload(page)
     second = page.input_value("#thread-id")
     assert second.startswith("thread-")
     assert second != first
@@ -583,7 +613,7 @@ def test_earlier_turns_show_after_a_reload_and_erase_forgets_them(
     say(page, "Remember that I like walks.")
     closed_turns(page, 1)
     eventually(lambda: fake.turns)
-    page.reload()
+    reload(page)
     page.wait_for_selector("#history:not([hidden]) .turn", timeout=WAIT_MS)
     assert "Remember that I like walks." in page.text_content("#history-list")
     assert page.locator("#transcript .turn").count() == 0
@@ -617,7 +647,7 @@ def test_after_an_ended_session_is_kept_erasing_replaces_its_summary(
 def test_the_page_is_usable_by_keyboard_alone(
     web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
 ) -> None:
-    page.goto(f"{web_url}/voice")
+    open_page(page, f"{web_url}/voice")
     page.focus("#thread-id")
     reached = []
     for _ in range(40):
@@ -651,7 +681,7 @@ def test_phone_size_dark_mode_and_reduced_motion(
     )
     try:
         page = context.new_page()
-        page.goto(f"{web_url}/voice")
+        open_page(page, f"{web_url}/voice")
         fits = page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
         background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
         page.click("#connect")
@@ -820,7 +850,7 @@ def test_opening_a_second_tab_leaves_the_first_tabs_session_alone(
     first = context.new_page()
     connect(first, web_url, persistent=True)
     second = context.new_page()
-    second.goto(f"{web_url}/voice")
+    open_page(second, f"{web_url}/voice")
     second.wait_for_load_state("networkidle")
     say(first, "Still here.")
     closed_turns(first, 1)
@@ -832,7 +862,7 @@ def test_a_refused_session_is_explained_and_the_microphone_released(
     web_url: str, fake: FakeGateway, page: Any
 ) -> None:
     fake.session_failure = (503, "service_unavailable", "Memory is resting; try again soon.")
-    page.goto(f"{web_url}/voice")
+    open_page(page, f"{web_url}/voice")
     page.click("#connect")
     page.wait_for_selector("#error:not([hidden])", timeout=WAIT_MS)
     assert page.text_content("#error-message") == "Memory is resting; try again soon."
@@ -850,7 +880,7 @@ def test_earlier_turns_page_back_in_time(
         say(page, text)
         closed_turns(page, n)
     eventually(lambda: len(fake.turns) == 3)
-    page.reload()
+    reload(page)
     page.wait_for_selector("#history:not([hidden]) .turn", timeout=WAIT_MS)
 
     def shown() -> list[str]:
@@ -878,7 +908,7 @@ def test_a_muted_microphone_is_not_heard_and_a_typed_reply_is_not_cut(
     # as Realtime would hear a noisy room: a reply to a typed message was cut ("turn_detected")
     # before a word of it was shown. Muted, the call sends silence.
     page = watch_console(launch().new_page(), problems)
-    page.goto(f"{web_url}/voice")
+    open_page(page, f"{web_url}/voice")
     page.click("#mute")  # before connecting, as someone who would rather type
     assert page.inner_text("#mute") == "Unmute microphone"
     page.click("#connect")

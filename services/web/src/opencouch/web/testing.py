@@ -432,9 +432,30 @@ def eventually(check: Callable[[], Any], timeout: float = 30) -> Any:
         time.sleep(0.1)
 
 
+def ready(page: Any) -> None:
+    """Wait until the page's script has filled the setup form from storage and enabled it.
+
+    The page's load event comes before that (the script first fetches its settings), so what
+    the form shows is only worth reading, and Tab and Enter only reach it, after this.
+    """
+    page.wait_for_selector("#setup-fields:not([disabled])", timeout=PAGE_WAIT_MS)
+
+
+def open_page(page: Any, url: str) -> None:
+    """Go to a page of the client and wait until its setup form is ready."""
+    page.goto(url)
+    ready(page)
+
+
+def reload(page: Any) -> None:
+    """Reload the page and wait until its setup form is ready again."""
+    page.reload()
+    ready(page)
+
+
 def connect(page: Any, web_url: str, *, persistent: bool = False, path: str = "/voice") -> None:
     """Open a page of the client, choose the memory mode, connect, wait until connected."""
-    page.goto(f"{web_url}{path}")
+    open_page(page, f"{web_url}{path}")
     if persistent and path == "/voice":
         page.check("#memory-persistent")
     elif persistent:

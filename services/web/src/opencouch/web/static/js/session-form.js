@@ -24,7 +24,13 @@ export function readSetup(form) {
 export function bindSessionForm(form, storage, hooks) {
   const saved = loadConversation(storage);
   const field = (name) => /** @type {HTMLInputElement} */ (form.elements.namedItem(name));
+  const submit = /** @type {HTMLButtonElement} */ (form.querySelector('[type="submit"]'));
   for (const name of ['thread_id', 'user_id', 'assistant_voice', 'memory_mode']) field(name).value = saved[name];
+  // The pages serve the form disabled until it is filled: what someone typed earlier would be
+  // overwritten, and Connect pressed earlier would submit it as a plain GET. Enabled before it is
+  // first read, as FormData leaves disabled fields out.
+  form.querySelector('#setup-fields')?.removeAttribute('disabled');
+  submit.disabled = false;
   const remember = () => {
     if (!form.checkValidity()) return;
     const setup = readSetup(form);
@@ -39,7 +45,6 @@ export function bindSessionForm(form, storage, hooks) {
     remember();
   });
   remember();
-  const submit = /** @type {HTMLButtonElement} */ (form.querySelector('[type="submit"]'));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (submit.disabled || !form.reportValidity()) return;
