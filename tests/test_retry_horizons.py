@@ -6,6 +6,8 @@ from __future__ import annotations
 from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.memory.settings import MemorySettings
 from opencouch.runtime.jetstream import Redelivery
+from opencouch.tools.settings import ToolsSettings
+from opencouch.voice_gateway.settings import GatewaySettings
 
 
 def test_the_finalizer_waits_as_long_as_memory_retries_a_turn() -> None:
@@ -16,3 +18,12 @@ def test_the_finalizer_waits_as_long_as_memory_retries_a_turn() -> None:
     assert finalizer.memory_wait_seconds >= Redelivery().horizon
     # And the session end itself is delivered for at least that long before it is given up.
     assert finalizer.redelivery.horizon >= finalizer.memory_wait_seconds
+
+
+def test_a_service_gives_up_on_redis_before_its_callers_give_up_on_it() -> None:
+    """Else a wedged Redis is the caller's timeout, never the service's own error reply."""
+    gateway = GatewaySettings()
+    finalizer = FinalizerSettings()
+    memory_callers = min(gateway.memory_timeout_seconds, finalizer.memory_timeout_seconds)
+    assert MemorySettings().redis_timeout_seconds < memory_callers
+    assert ToolsSettings().redis_timeout_seconds < gateway.tool_timeout_seconds

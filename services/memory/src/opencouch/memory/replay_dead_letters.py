@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
 from nats.js import JetStreamContext
-from redis.asyncio import Redis
 
 from opencouch.contracts import subjects
 from opencouch.contracts.events import TurnClassified, TurnRecorded
 from opencouch.memory.service import build
 from opencouch.memory.settings import MemorySettings
 from opencouch.runtime.postgres import connection_pool
+from opencouch.runtime.redis_client import redis_client
 from opencouch.runtime.replay import (
     DeadLetterHandler,
     Report,
@@ -38,8 +38,9 @@ async def replay(settings: MemorySettings, *, count_only: bool) -> Report:
         pool = await stack.enter_async_context(
             connection_pool(settings.database_url, max_size=2, timeout=settings.db_timeout_seconds)
         )
-        redis = Redis.from_url(settings.redis_url)
-        stack.push_async_callback(redis.aclose)
+        redis = await stack.enter_async_context(
+            redis_client(settings.redis_url, timeout=settings.redis_timeout_seconds)
+        )
         memory, _ = build(settings, pool, redis, js)
         return [
             DeadLetterHandler(

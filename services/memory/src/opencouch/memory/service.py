@@ -40,6 +40,7 @@ from opencouch.runtime.jetstream import (
 )
 from opencouch.runtime.messaging import nats_connection
 from opencouch.runtime.postgres import DictPool, apply_migrations_async, connection_pool
+from opencouch.runtime.redis_client import redis_client
 from opencouch.runtime.service import Consumer, NatsService, run_nats_service
 from opencouch.runtime.tools import tool_endpoints
 
@@ -155,8 +156,9 @@ async def serve(settings: MemorySettings, stop: asyncio.Event) -> None:
                 session_settings=SESSION_SETTINGS,
             )
         )
-        redis = Redis.from_url(settings.redis_url)
-        stack.push_async_callback(redis.aclose)
+        redis = await stack.enter_async_context(
+            redis_client(settings.redis_url, timeout=settings.redis_timeout_seconds)
+        )
         nc = await stack.enter_async_context(
             nats_connection(settings.nats_url, subjects.MEMORY_SERVICE)
         )

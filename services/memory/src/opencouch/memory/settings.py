@@ -26,6 +26,10 @@ class MemorySettings(NatsServiceSettings):
     db_pool_size: int = Field(8, ge=1)
     db_timeout_seconds: float = Field(10.0, gt=0)
     """How long a request waits for a Postgres connection before it fails."""
+    redis_timeout_seconds: float = Field(1.0, gt=0, le=30)
+    """How long a Redis command (held candidates, staged deletions) may take before it fails.
+
+    Shorter than the gateway's memory timeout, so a wedged Redis is an error reply, not a wait."""
 
     # Storing a turn: attempts and back-off before it goes to the dead letters. The defaults
     # ride out about 25 minutes of Postgres outage; after that, replay_dead_letters.

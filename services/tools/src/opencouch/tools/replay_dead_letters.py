@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
 from nats.js import JetStreamContext
-from redis.asyncio import Redis
 
 from opencouch.contracts import subjects
 from opencouch.contracts.events import OwnerErased, TurnRecorded
 from opencouch.runtime.postgres import connection_pool
+from opencouch.runtime.redis_client import redis_client
 from opencouch.runtime.replay import (
     DeadLetterHandler,
     Report,
@@ -42,8 +42,9 @@ async def replay(settings: ToolsSettings, *, count_only: bool) -> Report:
 
     async def handlers(stack: AsyncExitStack, js: JetStreamContext) -> Sequence[DeadLetterHandler]:
         pool = await stack.enter_async_context(connection_pool(settings.database_url, max_size=2))
-        redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        stack.push_async_callback(redis.aclose)
+        redis = await stack.enter_async_context(
+            redis_client(settings.redis_url, timeout=settings.redis_timeout_seconds)
+        )
         store = ToolsStore(pool, settings.db_timeout_seconds)
         state = SessionState(redis, settings.session_state_ttl_seconds)
         return [

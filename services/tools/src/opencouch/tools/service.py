@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from opencouch.contracts import subjects
 from opencouch.contracts.events import CrisisScreen, OwnerErased, SessionClosed, TurnRecorded
 from opencouch.contracts.tools import ToolOwner
 from opencouch.runtime.jetstream import count_dead_letters, ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
 from opencouch.runtime.postgres import apply_migrations_async, connection_pool
+from opencouch.runtime.redis_client import redis_client
 from opencouch.runtime.service import Consumer, NatsService, Subscription, run_nats_service
 from opencouch.runtime.tools import ToolHandler, tool_endpoints
 from opencouch.tools.content import ContentError, content_root
@@ -124,8 +123,9 @@ async def serve(settings: ToolsSettings, stop: asyncio.Event) -> None:
         pool = await stack.enter_async_context(
             connection_pool(settings.database_url, max_size=settings.db_pool_size)
         )
-        redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        stack.push_async_callback(redis.aclose)
+        redis = await stack.enter_async_context(
+            redis_client(settings.redis_url, timeout=settings.redis_timeout_seconds)
+        )
         nc = await stack.enter_async_context(
             nats_connection(settings.nats_url, subjects.TOOLS_SERVICE)
         )

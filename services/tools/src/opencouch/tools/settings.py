@@ -31,6 +31,9 @@ class ToolsSettings(NatsServiceSettings):
 
     Shorter than the gateway's tool timeout, so the model hears ``search_unavailable`` rather
     than a timeout."""
+    redis_timeout_seconds: float = Field(1.0, gt=0, le=30)
+    """How long a Redis command (a session's tool state) may take before it fails: shorter than
+    the gateway's tool timeout, as with Postgres."""
     session_state_ttl_seconds: int = Field(24 * 3600, ge=60)
     """The longest a voice session's tool state (crisis lookup, exercise) lives in Redis. It goes
     sooner: when the session closes, or when the gateway says it can no longer call tools."""

@@ -9,12 +9,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from openai import AsyncOpenAI
-from redis.asyncio import Redis
 from starlette.types import ASGIApp
 
 from opencouch.runtime.jetstream import ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
 from opencouch.runtime.metrics import VOICE_SESSIONS_ACTIVE
+from opencouch.runtime.redis_client import redis_client
 from opencouch.voice_gateway.abandoned import run_sweeper
 from opencouch.voice_gateway.edge import GatewayEdge
 from opencouch.voice_gateway.errors import install_error_handlers
@@ -57,8 +57,11 @@ def create_app(settings: GatewaySettings, *, serve_hot_routes: bool = True) -> F
                 nats_connection(settings.nats_url, "opencouch-voice-gateway")
             )
             js = await ensure_events_stream(nc)
-            redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-            stack.push_async_callback(redis.aclose)
+            redis = await stack.enter_async_context(
+                redis_client(
+                    settings.redis_url, timeout=settings.redis_timeout_seconds, connect_timeout=2
+                )
+            )
             realtime = AsyncOpenAI(
                 api_key=settings.realtime_api_key,
                 base_url=settings.realtime_base_url,

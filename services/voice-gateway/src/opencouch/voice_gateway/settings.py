@@ -108,6 +108,9 @@ class GatewaySettings(ServiceSettings):
     front of the gateway added (only behind one proxy you run, which appends to the header)."""
 
     # -- Downstream -------------------------------------------------------------------------
+    redis_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    """How long a Redis command (voice sessions, claims, rate limits) may take before the
+    request fails with 503."""
     memory_timeout_seconds: float = Field(3.0, gt=0)
     realtime_timeout_seconds: float = Field(12.0, gt=0)
     """The longest a session start waits for Realtime to mint its client secret, retries

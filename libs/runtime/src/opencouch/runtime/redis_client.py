@@ -1,0 +1,32 @@
+"""Redis: the one way a service opens its client, with the timeouts its callers need.
+
+A Redis that takes connections and never answers (a paused or wedged server) holds every
+command until the client's socket timeout. redis-py's default for it depends on the release
+(the locked 8.1 waits 5 s), and 5 s is longer than the gateway waits for memory (3 s), so the
+caller gave up before the service could say what was wrong. Each service now sets the timeout
+from its settings, below its callers' deadlines: a command fails within ``timeout`` as
+``redis.exceptions.TimeoutError``, which the handler turns into an error reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from redis.asyncio import Redis
+
+
+@asynccontextmanager
+async def redis_client(
+    url: str, *, timeout: float, connect_timeout: float | None = None
+) -> AsyncIterator[Redis]:
+    """A client of ``url`` whose commands (and connects) fail after ``timeout`` seconds."""
+    client = Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout if connect_timeout is None else connect_timeout,
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -1,0 +1,34 @@
+"""redis_client: a Redis that takes connections and never answers fails a command in time."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+import redis.exceptions
+
+from opencouch.runtime.redis_client import redis_client
+
+
+async def test_a_redis_that_never_answers_fails_the_command_instead_of_hanging() -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        async with redis_client(f"redis://127.0.0.1:{port}", timeout=0.3) as client:
+            # Not redis-py's default (5 s in 8.1, none in some releases): the outer 30 s is a guard.
+            with pytest.raises(redis.exceptions.TimeoutError):
+                await asyncio.wait_for(client.ping(), 30)
+
+
+async def test_commands_run_and_the_connection_is_closed_on_exit(redis_url: str) -> None:
+    async with redis_client(redis_url, timeout=5) as client:
+        ours = await client.client_id()
+    async with redis_client(redis_url, timeout=5) as other:
+        for _ in range(100):  # Redis sees the close when it next reads the socket
+            left = [entry for entry in await other.client_list() if int(entry["id"]) == ours]
+            if not left:
+                break
+            await asyncio.sleep(0.05)
+    assert left == []
