@@ -12,8 +12,6 @@ from psycopg import sql
 from opencouch.contracts import subjects
 from opencouch.contracts.events import TurnClassified, TurnRecorded
 from opencouch.contracts.memory import (
-    CommitMemoryCandidatesReply,
-    CommitMemoryCandidatesRequest,
     EraseMemoryReply,
     EraseMemoryRequest,
     SessionSummary,
@@ -67,20 +65,13 @@ async def lived(memory: MemoryClient, conversation: Conversation, name: str) -> 
     await memory.call(
         "set_proactive_memory_recall", conversation, said, enabled=True, user_quote=said
     )
-    committed = await memory.ask(
-        subjects.MEMORY_COMMIT_CANDIDATES,
-        CommitMemoryCandidatesRequest(
-            session_id=conversation.session_id,
-            thread_id=conversation.thread_id,
-            user_id=conversation.user_id,
-            memory_mode=conversation.memory_mode,
-            summary=SessionSummary(
-                summary=f"They talked about their sister {name}.",
-                themes=["family"],
-                ended_at=datetime.now(UTC),
-            ),
+    committed = await memory.commit(
+        conversation,
+        summary=SessionSummary(
+            summary=f"They talked about their sister {name}.",
+            themes=["family"],
+            ended_at=datetime.now(UTC),
         ),
-        CommitMemoryCandidatesReply,
     )
     assert (committed.facts_committed, committed.summary_stored) == (1, True)
     still_open = conversation.next_session()
@@ -174,18 +165,11 @@ async def test_what_arrives_for_an_erased_session_after_the_erasure_is_dropped(
     await erase(memory, user_id=conversation.user_id)
 
     # A finalizer still at work commits the session's summary after the erasure...
-    late_commit = await memory.ask(
-        subjects.MEMORY_COMMIT_CANDIDATES,
-        CommitMemoryCandidatesRequest(
-            session_id=conversation.session_id,
-            thread_id=conversation.thread_id,
-            user_id=conversation.user_id,
-            memory_mode=conversation.memory_mode,
-            summary=SessionSummary(
-                summary=f"They talked about {name} again.", themes=[], ended_at=datetime.now(UTC)
-            ),
+    late_commit = await memory.commit(
+        conversation,
+        summary=SessionSummary(
+            summary=f"They talked about {name} again.", themes=[], ended_at=datetime.now(UTC)
         ),
-        CommitMemoryCandidatesReply,
     )
     # ...and a turn of that session is delivered late.
     late_turn = conversation.turn(f"Late words about {name}.")

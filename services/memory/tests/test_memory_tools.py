@@ -14,8 +14,6 @@ from redis.asyncio import Redis
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode, TranscriptLine
 from opencouch.contracts.memory import (
-    CommitMemoryCandidatesReply,
-    CommitMemoryCandidatesRequest,
     MemoryContextReply,
     MemoryContextRequest,
     SessionSummary,
@@ -35,23 +33,6 @@ async def said_and_stored(memory: MemoryClient, conversation: Conversation, *lin
     for line in lines:
         await memory.publish(conversation.turn(line))
     await memory.stored(conversation.session_id, conversation.turns)
-
-
-async def commit(
-    memory: MemoryClient, conversation: Conversation, summary: SessionSummary | None = None
-) -> CommitMemoryCandidatesReply:
-    """End the session as the finalizer does: commit what it held (and its summary)."""
-    return await memory.ask(
-        subjects.MEMORY_COMMIT_CANDIDATES,
-        CommitMemoryCandidatesRequest(
-            session_id=conversation.session_id,
-            thread_id=conversation.thread_id,
-            user_id=conversation.user_id,
-            memory_mode=conversation.memory_mode,
-            summary=summary,
-        ),
-        CommitMemoryCandidatesReply,
-    )
 
 
 async def save_rules(memory: MemoryClient, conversation: Conversation, *rules: str) -> None:
@@ -232,7 +213,7 @@ async def test_incognito_sees_memory_off_and_every_persistent_tool_is_refused(
     assert context.context_text == ""
     assert context.memory_mode is MemoryMode.INCOGNITO
     with pytest.raises(ServiceError) as refused:
-        await commit(memory, incognito)
+        await memory.commit(incognito)
     assert refused.value.code == "memory_off"
 
 
@@ -279,7 +260,7 @@ async def test_saved_memory_is_numbered_newest_first_with_sources_and_this_sessi
     memory: MemoryClient, conversation: Conversation
 ) -> None:
     await said_and_stored(memory, conversation, "My sister is called Ana.", "I work nights.")
-    assert (await commit(memory, conversation)).facts_committed == 2
+    assert (await memory.commit(conversation)).facts_committed == 2
     later = conversation.next_session()
     await save_rules(memory, later, "No advice unless I ask.", "Use my name rarely.")
     await said_and_stored(memory, later, "I have two dogs and they keep me sane.")
@@ -322,8 +303,8 @@ async def test_with_nothing_kept_the_saved_memory_says_so(
     assert shown["summary"] == "Your preferences: Keep answers short."
     # Summaries of earlier conversations are counted, not read out.
     for ended in (conversation, later := conversation.next_session()):
-        await commit(
-            memory, ended, SessionSummary(summary="A talk about work.", ended_at=datetime.now(UTC))
+        await memory.commit(
+            ended, summary=SessionSummary(summary="A talk about work.", ended_at=datetime.now(UTC))
         )
         shown = (await memory.call("show_saved_memory", later)).output
         counted = (
@@ -340,7 +321,7 @@ async def test_recall_is_refused_while_off_and_ranks_saved_facts_once_on(
     await said_and_stored(
         memory, conversation, "my sister is called Ana and I miss her", "I work nights"
     )
-    await commit(memory, conversation)
+    await memory.commit(conversation)
     later = conversation.next_session()
 
     off = await memory.call("recall_saved_memory", later, query="sister")
@@ -436,7 +417,7 @@ async def test_deleting_by_query_stages_the_one_match_or_lists_candidates(
         "My brother is called Tom.",
         "I work nights.",
     )
-    await commit(memory, conversation)
+    await memory.commit(conversation)
     later = conversation.next_session()
 
     said = "forget what I told you about my family"
@@ -484,7 +465,7 @@ async def test_a_fact_deleted_before_the_session_ends_is_never_saved(
     assert staged.output["staged"] == {**staged.output["staged"], "index": None}
     assert (await memory.call("confirm_memory_deletion", conversation)).output["deleted"] == 1
 
-    committed = await commit(memory, conversation)
+    committed = await memory.commit(conversation)
     assert committed.facts_committed == 1
     facts = (await memory.call("show_saved_memory", conversation)).output["facts"]
     assert [item["text"] for item in facts] == ["I am a nurse."]
@@ -494,8 +475,8 @@ async def test_committing_twice_commits_once_and_unsaved_sessions_commit_nothing
     memory: MemoryClient, conversation: Conversation
 ) -> None:
     await said_and_stored(memory, conversation, "I live in Leeds.")
-    first = await commit(memory, conversation)
-    again = await commit(memory, conversation)
+    first = await memory.commit(conversation)
+    again = await memory.commit(conversation)
     assert (first.facts_committed, first.already_committed) == (1, False)
     assert (again.facts_committed, again.already_committed) == (1, True)
     assert conversation.user_id is not None
@@ -510,17 +491,7 @@ async def test_committing_twice_commits_once_and_unsaved_sessions_commit_nothing
 
     unsaved = conversation.next_session()
     await said_and_stored(memory, unsaved, "I am from Porto.")
-    dropped = await memory.ask(
-        subjects.MEMORY_COMMIT_CANDIDATES,
-        CommitMemoryCandidatesRequest(
-            session_id=unsaved.session_id,
-            thread_id=unsaved.thread_id,
-            user_id=unsaved.user_id,
-            memory_mode=MemoryMode.PERSISTENT,
-            save=False,
-        ),
-        CommitMemoryCandidatesReply,
-    )
+    dropped = await memory.commit(unsaved, save=False)
     assert (dropped.facts_committed, dropped.discarded) == (0, 1)
     facts = (await memory.call("show_saved_memory", unsaved)).output["facts"]
     assert [item["text"] for item in facts] == ["I live in Leeds."]
@@ -530,7 +501,7 @@ async def test_a_new_session_starts_with_preferences_and_with_recall_on_a_few_fa
     memory: MemoryClient, conversation: Conversation
 ) -> None:
     await said_and_stored(memory, conversation, "My dog is called Rex.")
-    await commit(memory, conversation)
+    await memory.commit(conversation)
     await save_rules(memory, conversation, "Speak slowly.")
 
     async def context() -> MemoryContextReply:

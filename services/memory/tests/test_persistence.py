@@ -22,8 +22,6 @@ import pytest
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.memory import (
-    CommitMemoryCandidatesReply,
-    CommitMemoryCandidatesRequest,
     MemoryContextReply,
     MemoryContextRequest,
 )
@@ -85,16 +83,7 @@ async def test_a_fact_and_a_preference_survive_restarts_of_memory_and_of_postgre
     assert saved.output["status"] == "saved"
     said = "you can bring up what I told you before"
     await client.call("set_proactive_memory_recall", first, said, enabled=True, user_quote=said)
-    committed = await client.ask(
-        subjects.MEMORY_COMMIT_CANDIDATES,
-        CommitMemoryCandidatesRequest(
-            session_id=first.session_id,
-            thread_id=first.thread_id,
-            user_id=first.user_id,
-            memory_mode=MemoryMode.PERSISTENT,
-        ),
-        CommitMemoryCandidatesReply,
-    )
+    committed = await client.commit(first)
     assert committed.facts_committed == 1
 
     assert memory.stop() == 0

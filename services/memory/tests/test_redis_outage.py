@@ -16,7 +16,7 @@ import pytest
 
 from opencouch.contracts import subjects
 from opencouch.contracts.common import ErrorCode
-from opencouch.contracts.memory import CommitMemoryCandidatesReply, CommitMemoryCandidatesRequest
+from opencouch.contracts.memory import CommitMemoryCandidatesReply
 from opencouch.memory.testing import Conversation
 from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.messaging import request
@@ -41,12 +41,7 @@ async def test_a_wedged_redis_is_an_error_reply_within_the_redis_timeout_not_a_w
                 await request(
                     nc,
                     subjects.MEMORY_COMMIT_CANDIDATES,
-                    CommitMemoryCandidatesRequest(
-                        session_id=conversation.session_id,
-                        thread_id=conversation.thread_id,
-                        user_id=conversation.user_id,
-                        memory_mode=conversation.memory_mode,
-                    ),
+                    conversation.commit_request(),
                     CommitMemoryCandidatesReply,
                     timeout=CALLERS_WAIT,
                 )

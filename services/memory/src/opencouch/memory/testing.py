@@ -19,7 +19,13 @@ from pydantic import BaseModel
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode, TranscriptLine
 from opencouch.contracts.events import TurnRecorded
-from opencouch.contracts.memory import SessionTranscriptReply, SessionTranscriptRequest
+from opencouch.contracts.memory import (
+    CommitMemoryCandidatesReply,
+    CommitMemoryCandidatesRequest,
+    SessionSummary,
+    SessionTranscriptReply,
+    SessionTranscriptRequest,
+)
 from opencouch.contracts.tools import (
     TOOL_CATALOG,
     ToolCallContext,
@@ -57,6 +63,19 @@ class Conversation:
     def next_session(self) -> Conversation:
         """A later voice session of the same user and thread."""
         return Conversation(self.thread_id, self.user_id, memory_mode=self.memory_mode)
+
+    def commit_request(
+        self, *, save: bool = True, summary: SessionSummary | None = None
+    ) -> CommitMemoryCandidatesRequest:
+        """The finalizer's commit of this session's candidates (a drop with ``save=False``)."""
+        return CommitMemoryCandidatesRequest(
+            session_id=self.session_id,
+            thread_id=self.thread_id,
+            user_id=self.user_id,
+            memory_mode=self.memory_mode,
+            save=save,
+            summary=summary,
+        )
 
     def context(self, current_user_message: str = "") -> ToolCallContext:
         """The tool-call context the gateway builds for this session."""
@@ -125,6 +144,20 @@ class MemoryClient:
     async def ask(self, subject: str, payload: BaseModel, reply_model: type[ReplyT]) -> ReplyT:
         """A request to one of memory's endpoints."""
         return await request(self.nc, subject, payload, reply_model, timeout=30)
+
+    async def commit(
+        self,
+        conversation: Conversation,
+        *,
+        save: bool = True,
+        summary: SessionSummary | None = None,
+    ) -> CommitMemoryCandidatesReply:
+        """End the session as the finalizer does: commit what it held (and its summary)."""
+        return await self.ask(
+            subjects.MEMORY_COMMIT_CANDIDATES,
+            conversation.commit_request(save=save, summary=summary),
+            CommitMemoryCandidatesReply,
+        )
 
     async def publish(self, turn: TurnRecorded, *, dedup_id: str | None = None) -> int:
         """Publish a turn as the gateway does; another ``dedup_id`` makes a new message."""
