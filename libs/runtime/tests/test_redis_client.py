@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 import redis.exceptions
 
 from opencouch.runtime.redis_client import redis_client
+from opencouch.testing.servers import silent_port
 
 
 async def test_a_redis_that_never_answers_fails_the_command_instead_of_hanging() -> None:
-    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        port = silent.getsockname()[1]
+    with silent_port() as port:
         async with redis_client(f"redis://127.0.0.1:{port}", timeout=0.3) as client:
             # Not redis-py's default (5 s in 8.1, none in some releases): the outer 30 s is a guard.
             with pytest.raises(redis.exceptions.TimeoutError):

@@ -8,7 +8,6 @@ redis-py's default socket timeout (5 s in 8.1), longer than the gateway waits fo
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 
 import nats
@@ -21,6 +20,7 @@ from opencouch.memory.testing import Conversation
 from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.messaging import request
 from opencouch.testing.processes import ServiceProcess
+from opencouch.testing.servers import silent_port
 
 CALLERS_WAIT = 3.0
 """The gateway's default ``memory_timeout_seconds``: the shortest wait of memory's callers."""
@@ -29,10 +29,7 @@ CALLERS_WAIT = 3.0
 async def test_a_wedged_redis_is_an_error_reply_within_the_redis_timeout_not_a_wait(
     start_memory: Callable[..., ServiceProcess], nats_url: str
 ) -> None:
-    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        port = silent.getsockname()[1]
+    with silent_port() as port:
         await asyncio.to_thread(start_memory, redis_url=f"redis://127.0.0.1:{port}")
         conversation = Conversation()
         nc = await nats.connect(nats_url)

@@ -11,7 +11,6 @@ import base64
 import json
 import logging
 import secrets
-import socket
 import time
 import uuid
 from typing import Any
@@ -808,10 +807,9 @@ def test_a_realtime_that_never_answers_is_a_503_before_the_page_gives_up_and_hol
 ) -> None:
     """The page waits 20 s for /session. A mint that outlived it (the client's retries) left a
     live session no browser held, which counted against the user's concurrent sessions."""
-    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        port = silent.getsockname()[1]
+    from opencouch.testing.servers import silent_port
+
+    with silent_port() as port:
         gateway = make_gateway(
             emulator_base_url=f"http://127.0.0.1:{port}/v1",
             realtime_timeout_seconds=1,

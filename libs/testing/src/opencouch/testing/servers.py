@@ -51,6 +51,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def silent_port() -> Iterator[int]:
+    """A port that takes connections (the kernel's backlog) and never answers: a wedged server."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        yield silent.getsockname()[1]
+
+
+@contextlib.contextmanager
 def served_in_thread(config: uvicorn.Config, timeout: float = 20.0) -> Iterator[str]:
     """Serve with uvicorn on a thread of its own (and its own loop); yield the base URL, and
     stop it on exit."""
