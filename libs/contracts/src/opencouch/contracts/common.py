@@ -191,6 +191,15 @@ class ErrorResponse(Contract):
     error: ErrorBody
 
 
+class HeldNote(Contract):
+    """An owner still holds a request: sent now and then, while it works on one, to the subject
+    its caller named for them (``subjects.held_notes``). A caller that stops hearing them knows
+    the instance holding its request has gone, whatever other instances still run."""
+
+    instance_id: Annotated[str, Field(min_length=1, max_length=64)]
+    """The nats.micro id of the instance that holds the request."""
+
+
 class TranscriptLine(Contract):
     """One line of the recent conversation, as the browser heard it."""
 

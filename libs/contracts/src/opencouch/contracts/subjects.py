@@ -26,6 +26,10 @@ CRISIS_SCREEN_QUEUE: Final = "tools-crisis-screen"
 SESSION_CLOSED: Final = f"{ROOT}.sessions.closed"
 SESSION_CLOSED_QUEUE: Final = "tools-session-closed"
 
+# Core NATS: an owner says it still holds a request (``HeldNote``), to the subject the caller
+# named in the request's ``Opencouch-Held-Notes`` header: one per request, under its caller's.
+HELD_NOTES_PREFIX: Final = f"{ROOT}.held"
+
 # JetStream: one stream holds every durable event.
 EVENTS_PREFIX: Final = f"{ROOT}.events"
 EVENTS_STREAM: Final = "OPENCOUCH_V1_EVENTS"
@@ -57,6 +61,12 @@ FINALIZER_SERVICE: Final = "opencouch-finalizer"
 def tool_subject(tool_name: str) -> str:
     """The subject a tool call is sent on; its owner service serves it."""
     return f"{TOOLS_PREFIX}.{tool_name}"
+
+
+def held_notes(caller: str, request: str) -> str:
+    """Where the owner of one request says it still holds it: ``caller`` names the instance
+    that waits (subscribed to ``held_notes(caller, "*")``), ``request`` the request."""
+    return f"{HELD_NOTES_PREFIX}.{caller}.{request}"
 
 
 def dead_letters(durable: str) -> str:

@@ -4,6 +4,12 @@ nats.micro runs one handler at a time per endpoint; here each request runs in it
 bounded by a semaphore, so one slow call never queues the rest. An endpoint whose handler never
 waits on anything (``Endpoint.inline``) is answered in nats.micro's own handler instead: a task
 of its own would only add a turn of the event loop. Replicas join one queue group.
+
+A request that names a subject for held notes (the ``Opencouch-Held-Notes`` header) is told
+there, ``HOLD_NOTE_SECONDS`` after it arrived and as often again until it is answered, that this
+instance still holds it (``HeldNote``). Its caller cannot otherwise tell an instance that works
+on its request from one killed in the middle of it while other replicas still run; a quick
+request costs a timer, and an inline one nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from nats.aio.client import Client as NatsClient
 from nats.micro import add_service
@@ -21,14 +27,18 @@ from nats.micro.request import Request
 from nats.micro.service import Service
 from pydantic import BaseModel, ValidationError
 
-from opencouch.contracts.common import ErrorCode
+from opencouch.contracts.common import ErrorCode, HeldNote
 from opencouch.runtime.errors import ServiceError, describe_validation
+from opencouch.runtime.messaging import HELD_NOTES_HEADER
 from opencouch.runtime.observation import serving
 
 log = logging.getLogger(__name__)
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 ReplyT = TypeVar("ReplyT", bound=BaseModel)
+
+HOLD_NOTE_SECONDS: Final = 0.5
+"""How long a request is held before its caller is first told so, and how often after."""
 
 
 @dataclass(frozen=True)
@@ -46,11 +56,13 @@ class Endpoint(Generic[RequestT, ReplyT]):
 class ContractService:
     """A running nats.micro service; ``stop`` stops taking requests and finishes in-flight ones."""
 
-    def __init__(self, service: Service, max_concurrency: int, name: str) -> None:
+    def __init__(self, nc: NatsClient, service: Service, max_concurrency: int, name: str) -> None:
+        self._nc = nc
         self._service = service
         self._name = name
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._note: bytes | None = None
 
     @property
     def id(self) -> str:
@@ -75,9 +87,21 @@ class ContractService:
             await asyncio.wait(self._tasks, timeout=1)
 
     async def serve(self, endpoint: Endpoint[Any, Any], request: Request) -> None:
-        """Answer ``request`` in one of the service's slots (``max_concurrency`` at most)."""
-        async with self._slots:
-            await self.answer(endpoint, request)
+        """Answer ``request`` in one of the service's slots (``max_concurrency`` at most); held
+        notes from its arrival, waiting for a slot included, to its answer."""
+        notes = request.headers.get(HELD_NOTES_HEADER) if request.headers else None
+        holding = _Holding(self._nc, notes, self._held_note()) if notes else None
+        try:
+            async with self._slots:
+                await self.answer(endpoint, request)
+        finally:
+            if holding is not None:
+                holding.stop()
+
+    def _held_note(self) -> bytes:
+        if self._note is None:
+            self._note = HeldNote(instance_id=self.id).model_dump_json().encode()
+        return self._note
 
     async def answer(self, endpoint: Endpoint[Any, Any], request: Request) -> None:
         """Answer ``request`` now: timed, traced, logged."""
@@ -129,7 +153,7 @@ async def start_service(
 ) -> ContractService:
     """Announce a micro service on ``nc`` and start serving ``endpoints``."""
     service = await add_service(nc, name=name, version=version, description=description)
-    running = ContractService(service, max_concurrency, name)
+    running = ContractService(nc, service, max_concurrency, name)
     for endpoint in endpoints:
         await service.add_endpoint(
             name=endpoint.name,
@@ -155,6 +179,33 @@ def _dispatcher(
         running.spawn(running.serve(endpoint, request))
 
     return dispatch
+
+
+class _Holding:
+    """Says ``note`` on ``subject`` every ``HOLD_NOTE_SECONDS``, the first after as long, until
+    stopped. Core NATS, at most once: a caller gives up only after several go unheard."""
+
+    def __init__(self, nc: NatsClient, subject: str, note: bytes) -> None:
+        self._nc = nc
+        self._subject = subject
+        self._note = note
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(HOLD_NOTE_SECONDS, self._say)
+        self._saying: asyncio.Future[None] | None = None
+
+    def _say(self) -> None:
+        self._saying = asyncio.ensure_future(self._nc.publish(self._subject, self._note))
+        self._saying.add_done_callback(_unheard)
+        self._timer = self._loop.call_later(HOLD_NOTE_SECONDS, self._say)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+
+def _unheard(saying: asyncio.Future[None]) -> None:
+    """A note NATS did not take (it is down or reconnecting): the next may be."""
+    if not saying.cancelled():
+        saying.exception()
 
 
 async def _respond_error(request: Request, error: ServiceError) -> str:

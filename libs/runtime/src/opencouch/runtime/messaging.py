@@ -20,6 +20,8 @@ from opencouch.runtime.observation import requesting
 log = logging.getLogger(__name__)
 
 ERROR_CODE_HEADER = "Nats-Service-Error-Code"
+HELD_NOTES_HEADER = "Opencouch-Held-Notes"
+"""A request's header naming where its owner should say it still holds it (``HeldNote``)."""
 ReplyT = TypeVar("ReplyT", bound=BaseModel)
 
 OUTAGE_RETRY_SECONDS = 2.0
@@ -154,8 +156,11 @@ async def request(
     reply_model: type[ReplyT],
     *,
     timeout: float,
+    held_notes: str | None = None,
 ) -> ReplyT:
-    """Send ``payload`` to ``subject`` and parse the reply as ``reply_model``.
+    """Send ``payload`` to ``subject`` and parse the reply as ``reply_model``. With
+    ``held_notes``, the instance that takes the request says there, every
+    ``endpoints.HOLD_NOTE_SECONDS`` after the first, that it still holds it.
 
     Raises ``ServiceError``: the service's own error reply as it sent it, else
     ``service_unavailable`` (nobody answers, or NATS is down), ``service_timeout``,
@@ -163,8 +168,11 @@ async def request(
     """
     data = payload.model_dump_json().encode()
     with requesting(subject, len(data)) as sent:
+        headers = sent.headers
+        if held_notes is not None:
+            headers = {**(headers or {}), HELD_NOTES_HEADER: held_notes}
         try:
-            reply = await _request(nc, subject, data, reply_model, timeout, sent.headers)
+            reply = await _request(nc, subject, data, reply_model, timeout, headers)
         except ServiceError as error:
             sent.outcome(error.code.value)
             raise
