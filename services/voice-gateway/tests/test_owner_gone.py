@@ -1,10 +1,12 @@
-"""A tool call whose owner dies while it waits, or whose request NATS lost in a restart, is
-answered ``tool_unavailable`` then, not after the whole tool timeout; an owner that still runs
-is waited for, slow or hung, up to it."""
+"""A tool call whose owner dies while it waits (the only instance, or the replica holding it
+while others run), or whose request NATS lost in a restart, is answered ``tool_unavailable``
+then, not after the whole tool timeout; an owner that still runs is waited for, slow or hung,
+up to it."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,7 +17,12 @@ from opencouch.contracts.common import ErrorCode
 from opencouch.contracts.tools import TOOL_CATALOG, ToolOwner
 from opencouch.runtime.errors import ServiceError
 from opencouch.testing.infra import PrivateNats
-from opencouch.voice_gateway.served_tools import OWNER_CHECK_SECONDS, OwnerWatch
+from opencouch.testing.servers import nats_server
+from opencouch.voice_gateway.served_tools import (
+    HELD_SILENCE_SECONDS,
+    OWNER_CHECK_SECONDS,
+    OwnerWatch,
+)
 from opencouch.voice_gateway.testing import (
     API,
     GatewayFactory,
@@ -65,21 +72,68 @@ def test_an_owner_killed_mid_call_is_unavailable_before_the_deadline(
         assert body["output"]["guidance"] == TOOL_CATALOG[name].failure_guidance
 
 
-def test_an_owner_that_runs_is_waited_for_past_the_check(make_gateway: GatewayFactory) -> None:
+def _holder(*replicas: StandInOwner) -> StandInOwner:
+    """The replica a call reached."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for replica in replicas:
+            if replica.asked.is_set():
+                return replica
+        time.sleep(0.01)
+    raise AssertionError("no replica was asked")
+
+
+def test_a_replica_killed_mid_call_is_unavailable_before_the_deadline_while_others_run(
+    make_gateway: GatewayFactory,
+) -> None:
+    """The owner still runs (its other replica answers every ping): only the held notes the
+    killed replica no longer sends tell the gateway that nobody holds the call."""
+    name = "get_crisis_support_template"
     session = open_session(make_gateway())
-    with lone_owner("wait_for_user", seconds=OWNER_CHECK_SECONDS * 2) as owner:
+    with (
+        nats_server(private=True) as url,
+        StandInOwner(url, name, None) as first,
+        StandInOwner(url, name, None) as second,
+    ):
+        gateway = make_gateway(nats_url=url, tool_timeout_seconds=LONG_TIMEOUT)
+        with ThreadPoolExecutor(1) as pool:
+            calling = pool.submit(_call, gateway, session, name)
+            holder = _holder(first, second)
+            holder.kill()
+            # At its deadline this would be tool_timeout, 30 s from now.
+            body = calling.result(timeout=LONG_TIMEOUT - 5)
+        other = second if holder is first else first
+        assert not other.asked.is_set()  # the call was never sent on again
+    assert body["ok"] is False
+    assert body["output"]["error"]["code"] == "tool_unavailable"
+    assert body["output"]["guidance"] == TOOL_CATALOG[name].failure_guidance
+
+
+# Longer than a check and than the silence after which a holder is taken for gone.
+HELD = max(OWNER_CHECK_SECONDS, HELD_SILENCE_SECONDS) * 2
+
+
+@pytest.mark.parametrize("name", ["wait_for_user", "get_crisis_support_template"])
+def test_an_owner_that_runs_is_waited_for_past_the_check(
+    make_gateway: GatewayFactory, name: str
+) -> None:
+    session = open_session(make_gateway())
+    with lone_owner(name, seconds=HELD) as owner:
         gateway = make_gateway(nats_url=owner.url, tool_timeout_seconds=LONG_TIMEOUT)
-        body = _call(gateway, session, "wait_for_user")
+        body = _call(gateway, session, name)
     assert body["ok"] is True, body
-    assert body["output"]["status"] == "waiting"
+    assert body["output"]["status"] == "waiting"  # the stand-in's answer
 
 
-def test_an_owner_that_runs_and_never_answers_times_out(make_gateway: GatewayFactory) -> None:
+@pytest.mark.parametrize("name", ["wait_for_user", "get_crisis_support_template"])
+def test_an_owner_that_runs_and_never_answers_times_out(
+    make_gateway: GatewayFactory, name: str
+) -> None:
     session = open_session(make_gateway())
-    with lone_owner("wait_for_user", seconds=None) as owner:
-        # Checked at least once before the deadline, and found running each time.
-        gateway = make_gateway(nats_url=owner.url, tool_timeout_seconds=OWNER_CHECK_SECONDS * 3)
-        body = _call(gateway, session, "wait_for_user")
+    with lone_owner(name, seconds=None) as owner:
+        # Checked more than once before the deadline, and found running (or holding) each time.
+        gateway = make_gateway(nats_url=owner.url, tool_timeout_seconds=HELD)
+        body = _call(gateway, session, name)
     assert body["ok"] is False
     assert body["output"]["error"]["code"] == "tool_timeout"
 
@@ -135,16 +189,21 @@ class _Clock:
 EVERY = 1.0
 
 
+SILENCE = 2.0
+
+
 def _watch(owners: _Owners) -> tuple[OwnerWatch, _Clock]:
     clock = _Clock()
-    return OwnerWatch(owners, every=EVERY, clock=clock), clock  # type: ignore[arg-type]
+    watch = OwnerWatch(owners, every=EVERY, clock=clock, silence=SILENCE)  # type: ignore[arg-type]
+    return watch, clock
 
 
 async def _waiting(
-    watch: OwnerWatch, owner: ToolOwner, answer: asyncio.Future[str]
+    watch: OwnerWatch, owner: ToolOwner, answer: asyncio.Future[str], notes: str | None = None
 ) -> asyncio.Future[str]:
-    """A call to ``owner`` waiting for ``answer``, registered with the watch."""
-    call = asyncio.ensure_future(watch.wait(owner, asyncio.shield(answer)))
+    """A call to ``owner`` waiting for ``answer`` (its held notes asked on ``notes``),
+    registered with the watch."""
+    call = asyncio.ensure_future(watch.wait(owner, asyncio.shield(answer), notes))
     await asyncio.sleep(0)
     return call
 
@@ -227,3 +286,51 @@ async def test_calls_wait_a_check_into_an_outage_then_end_unavailable() -> None:
     with pytest.raises(ServiceError) as raised:
         await call
     assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
+
+
+async def test_a_call_whose_holder_falls_silent_is_given_up_though_its_owner_runs() -> None:
+    owners = _Owners(ToolOwner.TOOLS)  # another replica answers every ping
+    watch, clock = _watch(owners)
+    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    held = await _waiting(watch, ToolOwner.TOOLS, never, "opencouch.v1.held.me.1")
+    kept = await _waiting(watch, ToolOwner.TOOLS, never, "opencouch.v1.held.me.2")
+    for _ in range(4):  # both held, and said so, for 4 checks
+        clock.now += EVERY * 0.5
+        watch.heard("opencouch.v1.held.me.1")
+        watch.heard("opencouch.v1.held.me.2")
+        clock.now += EVERY * 0.5
+        await watch.check()
+    assert not held.done()
+    for _ in range(3):  # the first one's holder is killed; the other still says so
+        clock.now += EVERY * 0.5
+        watch.heard("opencouch.v1.held.me.2")
+        clock.now += EVERY * 0.5
+        await watch.check()
+        await asyncio.sleep(0)  # a call given up ends on its next step
+        assert held.done() is (clock.now - 1003.5 > SILENCE)  # its holder last said so then
+    with pytest.raises(ServiceError) as raised:
+        await held
+    assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
+    assert not kept.done()
+    assert owners.checked == []  # a noted call is never decided by whether its owner runs
+    watch.heard("opencouch.v1.held.me.1")  # a late note for a call given up: nothing to do
+    never.set_result("answered")
+    assert await kept == "answered"
+
+
+async def test_a_noted_call_never_noted_is_given_up_after_the_silence() -> None:
+    """Its holder died before its first note was due, or its request never reached one."""
+    owners = _Owners(ToolOwner.MEMORY)
+    watch, clock = _watch(owners)
+    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    call = await _waiting(watch, ToolOwner.MEMORY, never, "opencouch.v1.held.me.9")
+    clock.now += SILENCE * 0.9
+    await watch.check()
+    await asyncio.sleep(0)
+    assert not call.done()
+    clock.now += SILENCE * 0.2
+    await watch.check()
+    with pytest.raises(ServiceError) as raised:
+        await call
+    assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
+    assert owners.checked == []

@@ -71,6 +71,7 @@ def create_app(settings: GatewaySettings, *, serve_hot_routes: bool = True) -> F
             stack.push_async_callback(realtime.close)
             served = ServedTools(nc)
             owners = OwnerWatch(served)
+            await owners.listen(nc)
             watching = asyncio.create_task(owners.run(), name="owner-watch")
             stack.push_async_callback(_cancelled, watching)
             background = Background()

@@ -10,25 +10,30 @@ its tools for its whole life, and one begun while the owner was briefly unheard 
 started during its restart) must still be able to reach it later. A call it cannot serve gets
 the guidance, never silence.
 
-``OwnerWatch`` ends the calls waiting on an owner that is gone (killed in the middle of them),
-or on a connection to NATS that was lost while they waited, so they are answered unavailable
-within a second or two instead of at their deadline.
+``OwnerWatch`` ends the calls waiting on an owner that is gone (killed in the middle of them,
+even while other replicas of it run), or on a connection to NATS that was lost while they
+waited, so they are answered unavailable within a second or three instead of at their deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from pydantic import ValidationError
 
 from opencouch.contracts import subjects
-from opencouch.contracts.common import ErrorCode, MemoryMode
+from opencouch.contracts.common import ErrorCode, HeldNote, MemoryMode
 from opencouch.contracts.tools import ToolOwner, ToolSpec, tools_for_mode
 from opencouch.runtime.errors import ServiceError
 
@@ -114,6 +119,23 @@ T = TypeVar("T")
 OWNER_CHECK_SECONDS: Final = 1.0
 """How long a tool call waits on its owner before the owner is checked, and how often after."""
 
+HELD_SILENCE_SECONDS: Final = 2.0
+"""How long a call that asked for held notes waits without one (since the last, or since it
+was sent) before the instance holding it is taken for gone: the owner says so every
+``endpoints.HOLD_NOTE_SECONDS`` (0.5 s), so this is three notes missed after the first was due."""
+
+
+@dataclass(slots=True)
+class _Waiting:
+    owner: ToolOwner
+    started: float
+    sent_on: int | None
+    """The connection to NATS (``ServedTools.bus_epoch``) its request was sent on."""
+    notes: str | None
+    """The last token of its held-notes subject, if it asked for notes."""
+    heard: float
+    """When the holding instance last said so (``started`` until then)."""
+
 
 class OwnerWatch:
     """Gives up the tool calls that can no longer be answered, instead of leaving them to their
@@ -121,10 +143,17 @@ class OwnerWatch:
 
     An owner killed in the middle of a call never answers it, and without this the user would
     wait out the whole tool timeout in silence. Calls register while they wait (a dict entry,
-    nothing else while a call is quick); once a second, ``run`` checks the owner of each call
-    that has waited longer than that, one ``$SRV.PING`` per owner whatever the number of calls,
-    and when no instance of an owner runs any more its calls end ``service_unavailable`` at
-    once. An owner that runs but is slow is waited for up to the request's own deadline.
+    nothing else while a call is quick); once a second, ``check`` looks at each call that has
+    waited longer than that:
+
+    - A call that asked for held notes (``notes_subject``; every tool that keeps state, the
+      ones that may take a while) is given up once the instance holding it has been silent for
+      ``HELD_SILENCE_SECONDS``: killed, however many other replicas of its owner still run.
+    - Any other call is given up when no instance of its owner runs any more: one
+      ``$SRV.PING`` per owner whatever the number of calls. A pure tool is answered in turn,
+      and only a dead owner keeps it waiting.
+
+    An owner that runs and is slow is waited for up to the request's own deadline.
 
     The connection to NATS is watched the same way. A call whose request was sent on a
     connection since lost (NATS restarted) may have been lost with the server: once the
@@ -138,21 +167,60 @@ class OwnerWatch:
         served: ServedTools,
         every: float = OWNER_CHECK_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        silence: float = HELD_SILENCE_SECONDS,
     ) -> None:
         self._served = served
         self._every = every
         self._clock = clock
-        self._waiting: dict[asyncio.Task[Any], tuple[ToolOwner, float, int | None]] = {}
+        self._silence = silence
+        self._waiting: dict[asyncio.Task[Any], _Waiting] = {}
+        self._noted: dict[str, _Waiting] = {}
         self._given_up: set[asyncio.Task[Any]] = set()
         self._epoch = served.bus_epoch()
         self._epoch_seen_at = clock()
+        self._me: str | None = None
+        self._requests = itertools.count()
 
-    async def wait(self, owner: ToolOwner, asking: Awaitable[T]) -> T:
-        """What ``asking`` (a request to ``owner``) returns; ``ServiceError``
-        (``service_unavailable``) as soon as it cannot be answered any more."""
+    async def listen(self, nc: NatsClient) -> None:
+        """Hear the held notes of this gateway's calls on ``nc``; until then none is asked for."""
+        me = uuid.uuid4().hex
+        await nc.subscribe(subjects.held_notes(me, "*"), cb=self._heard)
+        self._me = me
+
+    def notes_subject(self) -> str | None:
+        """A new subject for one request's held notes, to pass to ``wait`` and to the owner
+        (``request(held_notes=)``); None while the watch does not listen."""
+        if self._me is None:
+            return None
+        return subjects.held_notes(self._me, str(next(self._requests)))
+
+    async def _heard(self, msg: Msg) -> None:
+        try:
+            HeldNote.model_validate_json(msg.data)
+        except ValidationError:
+            log.warning("a held note that does not fit its contract")
+            return
+        self.heard(msg.subject)
+
+    def heard(self, notes: str) -> None:
+        """The instance holding the request whose held notes go to ``notes`` says it still
+        does; nothing if that call has ended since."""
+        waiting = self._noted.get(notes.rpartition(".")[2])
+        if waiting is not None:
+            waiting.heard = self._clock()
+
+    async def wait(self, owner: ToolOwner, asking: Awaitable[T], notes: str | None = None) -> T:
+        """What ``asking`` (a request to ``owner``, its held notes asked on ``notes``)
+        returns; ``ServiceError`` (``service_unavailable``) as soon as it cannot be answered
+        any more."""
         task = asyncio.current_task()
         assert task is not None
-        self._waiting[task] = (owner, self._clock(), self._served.bus_epoch())
+        now = self._clock()
+        token = notes.rpartition(".")[2] if notes is not None else None
+        waiting = _Waiting(owner, now, self._served.bus_epoch(), token, now)
+        self._waiting[task] = waiting
+        if token is not None:
+            self._noted[token] = waiting
         try:
             return await asking
         except asyncio.CancelledError:
@@ -163,6 +231,8 @@ class OwnerWatch:
             ) from None
         finally:
             del self._waiting[task]
+            if token is not None:
+                del self._noted[token]
             self._given_up.discard(task)
 
     async def run(self) -> None:
@@ -173,31 +243,34 @@ class OwnerWatch:
 
     async def check(self) -> None:
         """Give up the calls waiting longer than ``every`` that cannot be answered: sent on a
-        connection lost since (given a check's time once it is back), or to an owner that no
-        longer runs."""
+        connection lost since (given a check's time once it is back), held by an instance
+        silent too long, or to an owner that no longer runs."""
         now = self._clock()
         since = now - self._every
         epoch = self._served.bus_epoch()
         if epoch != self._epoch:  # lost or made again since the last check
             self._epoch, self._epoch_seen_at = epoch, now
         if self._epoch_seen_at <= since:  # and it has been so for a check's time
-            for task, _, sent_on in self._long_waits(since):
-                if epoch is None or sent_on != epoch:
+            for task, waiting in self._long_waits(since):
+                if epoch is None or waiting.sent_on != epoch:
                     self._cancel(task)
-        owners = {owner for _, owner, _ in self._long_waits(since)}
+        for task, waiting in self._long_waits(since):
+            if waiting.notes is not None and now - waiting.heard > self._silence:
+                self._cancel(task)
+        owners = {waiting.owner for _, waiting in self._long_waits(since) if waiting.notes is None}
         for owner in owners:
             if not await self._served.owner_running(owner):
-                for task, waited_on, _ in self._long_waits(since):
-                    if waited_on is owner:
+                for task, waiting in self._long_waits(since):
+                    if waiting.owner is owner and waiting.notes is None:
                         self._cancel(task)
 
-    def _long_waits(self, since: float) -> list[tuple[asyncio.Task[Any], ToolOwner, int | None]]:
-        """The calls waiting since before ``since`` and not given up yet: each with its owner
-        and the connection its request was sent on. A call that ended has left the dict."""
+    def _long_waits(self, since: float) -> list[tuple[asyncio.Task[Any], _Waiting]]:
+        """The calls waiting since before ``since`` and not given up yet. A call that ended
+        has left the dict."""
         return [
-            (task, owner, sent_on)
-            for task, (owner, started, sent_on) in self._waiting.items()
-            if started <= since and task not in self._given_up
+            (task, waiting)
+            for task, waiting in self._waiting.items()
+            if waiting.started <= since and task not in self._given_up
         ]
 
     def _cancel(self, task: asyncio.Task[Any]) -> None:

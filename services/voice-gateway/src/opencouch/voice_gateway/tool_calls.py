@@ -228,6 +228,9 @@ async def _run(
     call = tool_request(spec, body, claims)
     started = time.perf_counter()
     outcome = "failed"
+    # A pure tool is answered in turn; one that keeps state may take a while, and its holder
+    # says it still holds it, so a replica killed in the middle of it is noticed.
+    notes = None if spec.pure else gateway.owners.notes_subject()
     try:
         reply = await gateway.owners.wait(
             spec.owner,
@@ -237,7 +240,9 @@ async def _run(
                 call,
                 ToolCallReply,
                 timeout=gateway.settings.tool_timeout_seconds,
+                held_notes=notes,
             ),
+            notes,
         )
         outcome = "ok" if reply.ok else _declined(reply)
         if not reply.ok and spec.failure_guidance and "guidance" not in reply.output:
