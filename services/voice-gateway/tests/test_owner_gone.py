@@ -334,3 +334,21 @@ async def test_a_noted_call_never_noted_is_given_up_after_the_silence() -> None:
         await call
     assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
     assert owners.checked == []
+
+
+async def test_a_gateway_that_was_stalled_reads_its_notes_before_it_calls_a_holder_silent() -> None:
+    owners = _Owners(ToolOwner.TOOLS)
+    watch, clock = _watch(owners)
+    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    call = await _waiting(watch, ToolOwner.TOOLS, never, "opencouch.v1.held.me.3")
+    clock.now += SILENCE * 2  # the gateway's own loop did not run: the notes are unread
+    await watch.check(stalled=True)
+    await asyncio.sleep(0)
+    assert not call.done()
+    watch.heard("opencouch.v1.held.me.3")  # read now
+    clock.now += EVERY
+    await watch.check()
+    await asyncio.sleep(0)
+    assert not call.done()
+    never.set_result("answered")
+    assert await call == "answered"

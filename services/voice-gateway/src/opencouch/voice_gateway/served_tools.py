@@ -238,13 +238,17 @@ class OwnerWatch:
     async def run(self) -> None:
         """Check the long waits every ``every`` seconds, until cancelled."""
         while True:
+            slept_at = self._clock()
             await asyncio.sleep(self._every)
-            await self.check()
+            await self.check(stalled=self._clock() - slept_at > self._every * 1.5)
 
-    async def check(self) -> None:
+    async def check(self, stalled: bool = False) -> None:
         """Give up the calls waiting longer than ``every`` that cannot be answered: sent on a
         connection lost since (given a check's time once it is back), held by an instance
-        silent too long, or to an owner that no longer runs."""
+        silent too long, or to an owner that no longer runs.
+
+        ``stalled``: this gateway did not run for a while (its check came late), so held
+        notes sent meanwhile may still be unread: no holder is taken for silent this time."""
         now = self._clock()
         since = now - self._every
         epoch = self._served.bus_epoch()
@@ -255,7 +259,7 @@ class OwnerWatch:
                 if epoch is None or waiting.sent_on != epoch:
                     self._cancel(task)
         for task, waiting in self._long_waits(since):
-            if waiting.notes is not None and now - waiting.heard > self._silence:
+            if waiting.notes is not None and now - waiting.heard > self._silence and not stalled:
                 self._cancel(task)
         owners = {waiting.owner for _, waiting in self._long_waits(since) if waiting.notes is None}
         for owner in owners:
