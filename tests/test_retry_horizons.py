@@ -20,10 +20,14 @@ def test_the_finalizer_waits_as_long_as_memory_retries_a_turn() -> None:
     assert finalizer.redelivery.horizon >= finalizer.memory_wait_seconds
 
 
-def test_a_service_gives_up_on_redis_before_its_callers_give_up_on_it() -> None:
-    """Else a wedged Redis is the caller's timeout, never the service's own error reply."""
+def test_a_service_gives_up_on_its_stores_before_its_callers_give_up_on_it() -> None:
+    """Else a wedged Redis or a Postgres that is down is the caller's timeout, never the
+    service's own error reply (``service_unavailable``)."""
     gateway = GatewaySettings()
     finalizer = FinalizerSettings()
     memory_callers = min(gateway.memory_timeout_seconds, finalizer.memory_timeout_seconds)
-    assert MemorySettings().redis_timeout_seconds < memory_callers
-    assert ToolsSettings().redis_timeout_seconds < gateway.tool_timeout_seconds
+    memory, tools = MemorySettings(), ToolsSettings()
+    assert memory.redis_timeout_seconds < memory_callers
+    assert memory.db_timeout_seconds < memory_callers
+    assert tools.redis_timeout_seconds < gateway.tool_timeout_seconds
+    assert tools.db_timeout_seconds < gateway.tool_timeout_seconds

@@ -28,7 +28,7 @@ from nats.micro.service import Service
 from pydantic import BaseModel, ValidationError
 
 from opencouch.contracts.common import ErrorCode, HeldNote
-from opencouch.runtime.errors import ServiceError, describe_validation
+from opencouch.runtime.errors import ServiceError, describe_validation, unreachable_store
 from opencouch.runtime.messaging import HELD_NOTES_HEADER
 from opencouch.runtime.observation import serving
 
@@ -133,10 +133,23 @@ class ContractService:
             reply = await endpoint.handler(payload)
         except ServiceError as error:
             return await _respond_error(request, error)
-        except Exception:
-            log.exception("handler failed", extra={"endpoint": endpoint.name})
+        except Exception as error:
+            store = unreachable_store(error)
+            if store is None:
+                log.exception("handler failed", extra={"endpoint": endpoint.name})
+                return await _respond_error(
+                    request, ServiceError(ErrorCode.INTERNAL, f"{endpoint.name} failed")
+                )
+            log.warning(
+                "store unreachable",
+                extra={"endpoint": endpoint.name, "store": store, "error": type(error).__name__},
+            )
             return await _respond_error(
-                request, ServiceError(ErrorCode.INTERNAL, f"{endpoint.name} failed")
+                request,
+                ServiceError(
+                    ErrorCode.SERVICE_UNAVAILABLE,
+                    f"{endpoint.name} is unavailable: its {store} cannot be reached",
+                ),
             )
         await request.respond(reply.model_dump_json().encode())
         return "ok"

@@ -7,6 +7,7 @@ each layer maps it, never rewrites it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -86,3 +87,41 @@ def describe_validation(
         location = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
         parts.append(f"{location or root}: {item.get('msg', 'invalid')}")
     return ("; ".join(parts) or "invalid input")[:500]
+
+
+def unreachable_store(error: BaseException) -> str | None:
+    """Which store ``error`` says is down or unreachable (``"postgres"``, ``"redis"``), else
+    None. Not the caller's fault, and over when the store is back: a service answers it
+    ``service_unavailable`` (a tool, ``tool_unavailable``), with a warning and no traceback,
+    whichever handler met it."""
+    for kinds, store in _store_outages():
+        if isinstance(error, kinds):
+            return store
+    return None
+
+
+@functools.cache
+def _store_outages() -> tuple[tuple[tuple[type[BaseException], ...], str], ...]:
+    """The errors of each store client this service has installed (the runtime's
+    ``postgres`` and ``redis`` extras) that mean the store cannot be reached now: refused or
+    lost connections, a pool with no connection to give, a command past its timeout."""
+    found: list[tuple[tuple[type[BaseException], ...], str]] = []
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError:
+        pass
+    else:
+        found.append(
+            (
+                (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed),
+                "postgres",
+            )
+        )
+    try:
+        import redis.exceptions
+    except ImportError:
+        pass
+    else:
+        found.append(((redis.exceptions.ConnectionError, redis.exceptions.TimeoutError), "redis"))
+    return tuple(found)

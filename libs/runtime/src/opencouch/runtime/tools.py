@@ -24,7 +24,7 @@ from opencouch.contracts.tools import (
     tools_owned_by,
 )
 from opencouch.runtime.endpoints import Endpoint
-from opencouch.runtime.errors import ServiceError, describe_validation
+from opencouch.runtime.errors import ServiceError, describe_validation, unreachable_store
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +107,18 @@ def _serving(
             output = await handler(arguments, call.context)
         except ServiceError as error:
             return error_reply(tool_error(error.code, error.message))
-        except Exception:
-            log.exception("tool failed", extra={"tool": spec.name})
-            return error_reply(tool_error(ErrorCode.TOOL_FAILED, f"{spec.name} failed."))
+        except Exception as error:
+            store = unreachable_store(error)
+            if store is None:
+                log.exception("tool failed", extra={"tool": spec.name})
+                return error_reply(tool_error(ErrorCode.TOOL_FAILED, f"{spec.name} failed."))
+            log.warning(
+                "store unreachable",
+                extra={"tool": spec.name, "store": store, "error": type(error).__name__},
+            )
+            return error_reply(
+                tool_error(ErrorCode.TOOL_UNAVAILABLE, f"{spec.name} is not available right now.")
+            )
         if isinstance(output, ToolErrorOutput):
             return error_reply(output)
         if not isinstance(output, spec.output):

@@ -24,8 +24,11 @@ class MemorySettings(NatsServiceSettings):
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = DEFAULT_REDIS_URL
     db_pool_size: int = Field(8, ge=1)
-    db_timeout_seconds: float = Field(10.0, gt=0)
-    """How long a request waits for a Postgres connection before it fails."""
+    db_timeout_seconds: float = Field(2.0, gt=0, le=30)
+    """How long a request waits for a Postgres connection before it fails.
+
+    Shorter than the gateway's memory timeout, so Postgres down is memory's own
+    ``service_unavailable``, not its callers' timeout (a stored turn is retried either way)."""
     redis_timeout_seconds: float = Field(1.0, gt=0, le=30)
     """How long a Redis command (held candidates, staged deletions) may take before it fails.
 
