@@ -198,6 +198,13 @@ def _watch(owners: _Owners) -> tuple[OwnerWatch, _Clock]:
     return watch, clock
 
 
+async def _given_up(call: asyncio.Future[str]) -> None:
+    """``call`` ended ``service_unavailable``: given up by the watch."""
+    with pytest.raises(ServiceError) as raised:
+        await call
+    assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
+
+
 async def _waiting(
     watch: OwnerWatch, owner: ToolOwner, answer: asyncio.Future[str], notes: str | None = None
 ) -> asyncio.Future[str]:
@@ -223,9 +230,7 @@ async def test_one_check_per_owner_gives_up_only_the_long_waits_on_a_gone_owner(
     await watch.check()
     assert sorted(owners.checked) == [ToolOwner.MEMORY, ToolOwner.TOOLS]  # one each
     for call in on_tools:
-        with pytest.raises(ServiceError) as raised:
-            await call
-        assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
+        await _given_up(call)
     assert not on_memory.done()
     assert not late.done()
     never.set_result("answered")
@@ -263,9 +268,7 @@ async def test_calls_sent_on_a_lost_connection_get_a_check_once_it_is_back() -> 
     clock.now += EVERY * 1.2
     await watch.check()
     for call in (before, during):
-        with pytest.raises(ServiceError) as raised:
-            await call
-        assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
+        await _given_up(call)
     assert not after.done()
     assert owners.checked == [ToolOwner.TOOLS, ToolOwner.TOOLS]  # it runs: only the bus failed
     never.set_result("answered")
@@ -283,9 +286,7 @@ async def test_calls_wait_a_check_into_an_outage_then_end_unavailable() -> None:
     assert not call.done()
     clock.now += EVERY * 1.2
     await watch.check()  # still down
-    with pytest.raises(ServiceError) as raised:
-        await call
-    assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
+    await _given_up(call)
 
 
 async def test_a_call_whose_holder_falls_silent_is_given_up_though_its_owner_runs() -> None:
@@ -308,9 +309,7 @@ async def test_a_call_whose_holder_falls_silent_is_given_up_though_its_owner_run
         await watch.check()
         await asyncio.sleep(0)  # a call given up ends on its next step
         assert held.done() is (clock.now - 1003.5 > SILENCE)  # its holder last said so then
-    with pytest.raises(ServiceError) as raised:
-        await held
-    assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
+    await _given_up(held)
     assert not kept.done()
     assert owners.checked == []  # a noted call is never decided by whether its owner runs
     watch.heard("opencouch.v1.held.me.1")  # a late note for a call given up: nothing to do
@@ -330,9 +329,7 @@ async def test_a_noted_call_never_noted_is_given_up_after_the_silence() -> None:
     assert not call.done()
     clock.now += SILENCE * 0.2
     await watch.check()
-    with pytest.raises(ServiceError) as raised:
-        await call
-    assert raised.value.code is ErrorCode.SERVICE_UNAVAILABLE
+    await _given_up(call)
     assert owners.checked == []
 
 
