@@ -138,6 +138,27 @@ def test_an_owner_that_runs_and_never_answers_times_out(
     assert body["output"]["error"]["code"] == "tool_timeout"
 
 
+def test_a_held_call_is_answered_after_a_nats_restart(
+    make_gateway: GatewayFactory, restartable_nats: PrivateNats
+) -> None:
+    """The owner holds a call that keeps state as NATS restarts, and says so once it is back
+    on the bus: its answer comes on the new connection, and is given."""
+    name = "get_crisis_support_template"
+    session = open_session(make_gateway())
+    server = restartable_nats
+    server.start()
+    with StandInOwner(server.url, name, HELD) as owner:
+        gateway = make_gateway(nats_url=server.url, tool_timeout_seconds=LONG_TIMEOUT)
+        with ThreadPoolExecutor(1) as pool:
+            calling = pool.submit(_call, gateway, session, name)
+            assert owner.asked.wait(20)
+            server.stop()
+            server.start()
+            body = calling.result(timeout=LONG_TIMEOUT - 5)
+    assert body["ok"] is True, body
+    assert body["output"]["status"] == "waiting"  # the stand-in's answer
+
+
 def test_a_call_whose_request_a_nats_restart_lost_is_unavailable_before_the_deadline(
     make_gateway: GatewayFactory, restartable_nats: PrivateNats
 ) -> None:
@@ -349,3 +370,24 @@ async def test_a_gateway_that_was_stalled_reads_its_notes_before_it_calls_a_hold
     assert not call.done()
     never.set_result("answered")
     assert await call == "answered"
+
+
+async def test_a_call_whose_holder_says_so_after_a_nats_restart_is_waited_for() -> None:
+    """Its request was not lost: the holder heard it, and answers on the new connection."""
+    owners = _Owners(ToolOwner.TOOLS)
+    watch, clock = _watch(owners)
+    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    held = await _waiting(watch, ToolOwner.TOOLS, never, "opencouch.v1.held.me.4")
+    silent = await _waiting(watch, ToolOwner.TOOLS, never, "opencouch.v1.held.me.5")
+    watch.heard("opencouch.v1.held.me.4")
+    watch.heard("opencouch.v1.held.me.5")  # both heard on the first connection
+    owners.epoch = 1  # NATS restarted
+    for _ in range(2):  # a check sees it back, the next gives up what it sent before
+        clock.now += EVERY * 0.5
+        watch.heard("opencouch.v1.held.me.4")  # its holder is back on the bus, and says so
+        clock.now += EVERY * 0.5
+        await watch.check()
+    await _given_up(silent)
+    assert not held.done()
+    never.set_result("answered")
+    assert await held == "answered"

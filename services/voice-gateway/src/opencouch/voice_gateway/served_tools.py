@@ -135,6 +135,8 @@ class _Waiting:
     """The last token of its held-notes subject, if it asked for notes."""
     heard: float
     """When the holding instance last said so (``started`` until then)."""
+    heard_on: int | None = None
+    """The connection to NATS that last note came on."""
 
 
 class OwnerWatch:
@@ -158,8 +160,9 @@ class OwnerWatch:
     The connection to NATS is watched the same way. A call whose request was sent on a
     connection since lost (NATS restarted) may have been lost with the server: once the
     connection is back, its answer has until the next check to arrive (one buffered on either
-    side does, within milliseconds), then it ends ``service_unavailable``. So do calls waiting
-    longer than a check while NATS stays down.
+    side does, within milliseconds), then it ends ``service_unavailable``, unless the instance
+    holding it has said so since the connection came back (its answer will come on it too).
+    Calls waiting longer than a check while NATS stays down end so as well.
     """
 
     def __init__(
@@ -208,6 +211,7 @@ class OwnerWatch:
         waiting = self._noted.get(notes.rpartition(".")[2])
         if waiting is not None:
             waiting.heard = self._clock()
+            waiting.heard_on = self._served.bus_epoch()
 
     async def wait(self, owner: ToolOwner, asking: Awaitable[T], notes: str | None = None) -> T:
         """What ``asking`` (a request to ``owner``, its held notes asked on ``notes``)
@@ -256,7 +260,8 @@ class OwnerWatch:
             self._epoch, self._epoch_seen_at = epoch, now
         if self._epoch_seen_at <= since:  # and it has been so for a check's time
             for task, waiting in self._long_waits(since):
-                if epoch is None or waiting.sent_on != epoch:
+                # A holder that has said so on this connection answers on it too.
+                if epoch is None or epoch not in (waiting.sent_on, waiting.heard_on):
                     self._cancel(task)
         for task, waiting in self._long_waits(since):
             if waiting.notes is not None and now - waiting.heard > self._silence and not stalled:
