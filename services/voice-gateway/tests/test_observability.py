@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 
 from opencouch.voice_gateway.testing import (
     API,
+    UNAVAILABLE_TOOL,
     GatewayFactory,
     bearer,
     open_session,
@@ -113,6 +114,23 @@ def test_tool_latency_turns_and_latency_marks_are_counted_once_each(
         assert name in text, name
     # Routes are templates: a session id never becomes a label.
     assert session["session_id"] not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "outcome"),
+    [(UNAVAILABLE_TOOL, "unavailable"), ("confirm_memory_deletion", "failed")],
+)
+def test_an_owner_that_cannot_run_a_tool_now_is_counted_unavailable_not_failed(
+    gateway: TestClient, name: str, outcome: str
+) -> None:
+    """Its store is down: an outage to watch for, not a bug in the tool."""
+    session = open_session(gateway, memory_mode="persistent", user_id=unique("user"))
+    before = sample("opencouch_tool_call_duration_seconds_count", tool=name, outcome=outcome)
+    reply = gateway.post(f"{API}/tools", json=tool_call(name), headers=bearer(session))
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["ok"] is False
+    after = sample("opencouch_tool_call_duration_seconds_count", tool=name, outcome=outcome)
+    assert after == before + 1
 
 
 def test_the_active_sessions_gauge_counts_live_sessions_in_redis(

@@ -69,6 +69,8 @@ from opencouch.voice_gateway.voice_sessions import CallLimit, CallLimits, VoiceS
 
 API = "/api/voice/realtime"
 SLOW_TOOL = "answer_grounded_lookup"
+UNAVAILABLE_TOOL = "cancel_memory_deletion"
+"""The fake owners answer it as an owner whose store is down does: ``tool_unavailable``."""
 
 
 class FakeOwners:
@@ -129,6 +131,8 @@ class FakeOwners:
                 )
             if name == SLOW_TOOL:
                 await asyncio.sleep(30)
+            if name == UNAVAILABLE_TOOL:
+                raise ServiceError(ErrorCode.TOOL_UNAVAILABLE, f"{name} is not available now.")
             raise ServiceError(ErrorCode.TOOL_FAILED, "not served by the fake")
 
         return handle

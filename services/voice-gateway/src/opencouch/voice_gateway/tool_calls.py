@@ -290,5 +290,11 @@ def _tool_call_seconds(tool: str, outcome: str) -> Histogram:
 
 
 def _declined(reply: ToolCallReply) -> str:
-    """``refused`` when the owner declined on purpose, else ``failed``."""
-    return "refused" if reply.output.get("status") == "refused" else "failed"
+    """``refused`` when the owner declined on purpose, ``unavailable`` when it could not run
+    the tool now (a store it needs is down), else ``failed``."""
+    if reply.output.get("status") == "refused":
+        return "refused"
+    error = reply.output.get("error")
+    if isinstance(error, dict) and error.get("code") == ErrorCode.TOOL_UNAVAILABLE.value:
+        return "unavailable"
+    return "failed"
