@@ -102,26 +102,19 @@ def unreachable_store(error: BaseException) -> str | None:
 
 @functools.cache
 def _store_outages() -> tuple[tuple[tuple[type[BaseException], ...], str], ...]:
-    """The errors of each store client this service has installed (the runtime's
-    ``postgres`` and ``redis`` extras) that mean the store cannot be reached now: refused or
-    lost connections, a pool with no connection to give, a command past its timeout."""
+    """The outage errors of each store client this service has installed (the runtime's
+    ``postgres`` and ``redis`` extras), as ``postgres`` and ``redis_client`` define them."""
     found: list[tuple[tuple[type[BaseException], ...], str]] = []
     try:
-        import psycopg
-        import psycopg_pool
+        from opencouch.runtime.postgres import POSTGRES_OUTAGES
     except ImportError:
         pass
     else:
-        found.append(
-            (
-                (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed),
-                "postgres",
-            )
-        )
+        found.append((POSTGRES_OUTAGES, "postgres"))
     try:
-        import redis.exceptions
+        from opencouch.runtime.redis_client import REDIS_OUTAGES
     except ImportError:
         pass
     else:
-        found.append(((redis.exceptions.ConnectionError, redis.exceptions.TimeoutError), "redis"))
+        found.append((REDIS_OUTAGES, "redis"))
     return tuple(found)

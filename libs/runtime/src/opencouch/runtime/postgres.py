@@ -11,9 +11,10 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import psycopg
+import psycopg_pool
 from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -23,6 +24,14 @@ log = logging.getLogger(__name__)
 
 DictPool = AsyncConnectionPool[AsyncConnection[DictRow]]
 """A pool whose connections return each row as a dict."""
+
+POSTGRES_OUTAGES: Final = (
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+    psycopg_pool.PoolClosed,
+)
+"""Postgres is down or unreachable: a connection refused or lost, a pool with no connection to
+give (``timeout``) or closed. Not the caller's fault, and over once it is back."""
 
 
 def _yoyo_url(database_url: str, schema: str) -> str:

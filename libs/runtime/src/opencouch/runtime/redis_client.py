@@ -12,8 +12,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Final
 
+import redis.exceptions
 from redis.asyncio import Redis
+
+REDIS_OUTAGES: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+"""Redis is down, unreachable or wedged: a connection refused or lost, a command past its
+timeout. Not the caller's fault, and over once it is back."""
 
 
 @asynccontextmanager

@@ -13,9 +13,9 @@ import re
 from typing import Final
 
 import psycopg
-import psycopg_pool
 
 from opencouch.contracts.care import Citation, GroundedLookupOutput
+from opencouch.runtime.postgres import POSTGRES_OUTAGES
 from opencouch.tools.store import PassageHit, ToolsStore
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def topic_of(query: str) -> str:
 
 
 # The store is down or unreachable: connection refused, pool closed or exhausted.
-_UNREACHABLE = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed)
+_UNREACHABLE = POSTGRES_OUTAGES
 
 
 class GroundedLookup:

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from opencouch.contracts.care import CrisisResourcesOutput
 from opencouch.contracts.common import ErrorCode
 from opencouch.runtime.errors import ServiceError
+from opencouch.runtime.redis_client import REDIS_OUTAGES
 from opencouch.tools.exercises import ExerciseRun
 
 ResultT = TypeVar("ResultT")
@@ -27,7 +28,7 @@ TOOL_CALL_PARTS: Final = ("crisis_lookup", "exercise")
 """The parts of a session's state its tool calls keep."""
 _CLOCK_SKEW_SECONDS: Final = 60
 """Kept this much past a session's end, for clocks of the gateway and Redis that disagree."""
-REDIS_ERRORS: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+REDIS_ERRORS: Final = REDIS_OUTAGES
 
 
 class ScreeningMemory(BaseModel):
