@@ -213,10 +213,18 @@ EVERY = 1.0
 SILENCE = 2.0
 
 
-def _watch(owners: _Owners) -> tuple[OwnerWatch, _Clock]:
+def _watch(owners: _Owners) -> tuple[OwnerWatch, _Clock, asyncio.Future[str]]:
+    """A watch on ``owners`` with the test's clock, and an answer that comes when the test
+    gives it."""
     clock = _Clock()
     watch = OwnerWatch(owners, every=EVERY, clock=clock, silence=SILENCE)  # type: ignore[arg-type]
-    return watch, clock
+    return watch, clock, asyncio.get_running_loop().create_future()
+
+
+async def _check(watch: OwnerWatch, stalled: bool = False) -> None:
+    """One check, and a step for a call it gave up to end."""
+    await watch.check(stalled=stalled)
+    await asyncio.sleep(0)
 
 
 async def _given_up(call: asyncio.Future[str]) -> None:
@@ -238,8 +246,7 @@ async def _waiting(
 
 async def test_one_check_per_owner_gives_up_only_the_long_waits_on_a_gone_owner() -> None:
     owners = _Owners(ToolOwner.MEMORY)
-    watch, clock = _watch(owners)
-    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    watch, clock, never = _watch(owners)
 
     on_tools = [await _waiting(watch, ToolOwner.TOOLS, never) for _ in range(5)]
     on_memory = await _waiting(watch, ToolOwner.MEMORY, never)
@@ -261,8 +268,7 @@ async def test_one_check_per_owner_gives_up_only_the_long_waits_on_a_gone_owner(
 
 async def test_a_call_cancelled_by_its_caller_is_not_given_up_as_unavailable() -> None:
     owners = _Owners()
-    watch, clock = _watch(owners)
-    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    watch, clock, never = _watch(owners)
     call = await _waiting(watch, ToolOwner.TOOLS, never)
     call.cancel()  # a refused call's early answer, dropped
     with pytest.raises(asyncio.CancelledError):
@@ -274,8 +280,7 @@ async def test_a_call_cancelled_by_its_caller_is_not_given_up_as_unavailable() -
 
 async def test_calls_sent_on_a_lost_connection_get_a_check_once_it_is_back() -> None:
     owners = _Owners(ToolOwner.TOOLS)
-    watch, clock = _watch(owners)
-    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    watch, clock, never = _watch(owners)
 
     before = await _waiting(watch, ToolOwner.TOOLS, never)
     owners.epoch = None  # NATS goes away...
@@ -298,8 +303,7 @@ async def test_calls_sent_on_a_lost_connection_get_a_check_once_it_is_back() -> 
 
 async def test_calls_wait_a_check_into_an_outage_then_end_unavailable() -> None:
     owners = _Owners(ToolOwner.TOOLS)
-    watch, clock = _watch(owners)
-    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    watch, clock, never = _watch(owners)
     call = await _waiting(watch, ToolOwner.TOOLS, never)
     clock.now += EVERY * 1.2
     owners.epoch = None
@@ -312,8 +316,7 @@ async def test_calls_wait_a_check_into_an_outage_then_end_unavailable() -> None:
 
 async def test_a_call_whose_holder_falls_silent_is_given_up_though_its_owner_runs() -> None:
     owners = _Owners(ToolOwner.TOOLS)  # another replica answers every ping
-    watch, clock = _watch(owners)
-    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    watch, clock, never = _watch(owners)
     held = await _waiting(watch, ToolOwner.TOOLS, never, "opencouch.v1.held.me.1")
     kept = await _waiting(watch, ToolOwner.TOOLS, never, "opencouch.v1.held.me.2")
     for _ in range(4):  # both held, and said so, for 4 checks
@@ -327,8 +330,7 @@ async def test_a_call_whose_holder_falls_silent_is_given_up_though_its_owner_run
         clock.now += EVERY * 0.5
         watch.heard("opencouch.v1.held.me.2")
         clock.now += EVERY * 0.5
-        await watch.check()
-        await asyncio.sleep(0)  # a call given up ends on its next step
+        await _check(watch)
         assert held.done() is (clock.now - 1003.5 > SILENCE)  # its holder last said so then
     await _given_up(held)
     assert not kept.done()
@@ -341,12 +343,10 @@ async def test_a_call_whose_holder_falls_silent_is_given_up_though_its_owner_run
 async def test_a_noted_call_never_noted_is_given_up_after_the_silence() -> None:
     """Its holder died before its first note was due, or its request never reached one."""
     owners = _Owners(ToolOwner.MEMORY)
-    watch, clock = _watch(owners)
-    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    watch, clock, never = _watch(owners)
     call = await _waiting(watch, ToolOwner.MEMORY, never, "opencouch.v1.held.me.9")
     clock.now += SILENCE * 0.9
-    await watch.check()
-    await asyncio.sleep(0)
+    await _check(watch)
     assert not call.done()
     clock.now += SILENCE * 0.2
     await watch.check()
@@ -356,17 +356,14 @@ async def test_a_noted_call_never_noted_is_given_up_after_the_silence() -> None:
 
 async def test_a_gateway_that_was_stalled_reads_its_notes_before_it_calls_a_holder_silent() -> None:
     owners = _Owners(ToolOwner.TOOLS)
-    watch, clock = _watch(owners)
-    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    watch, clock, never = _watch(owners)
     call = await _waiting(watch, ToolOwner.TOOLS, never, "opencouch.v1.held.me.3")
     clock.now += SILENCE * 2  # the gateway's own loop did not run: the notes are unread
-    await watch.check(stalled=True)
-    await asyncio.sleep(0)
+    await _check(watch, stalled=True)
     assert not call.done()
     watch.heard("opencouch.v1.held.me.3")  # read now
     clock.now += EVERY
-    await watch.check()
-    await asyncio.sleep(0)
+    await _check(watch)
     assert not call.done()
     never.set_result("answered")
     assert await call == "answered"
@@ -375,8 +372,7 @@ async def test_a_gateway_that_was_stalled_reads_its_notes_before_it_calls_a_hold
 async def test_a_call_whose_holder_says_so_after_a_nats_restart_is_waited_for() -> None:
     """Its request was not lost: the holder heard it, and answers on the new connection."""
     owners = _Owners(ToolOwner.TOOLS)
-    watch, clock = _watch(owners)
-    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    watch, clock, never = _watch(owners)
     held = await _waiting(watch, ToolOwner.TOOLS, never, "opencouch.v1.held.me.4")
     silent = await _waiting(watch, ToolOwner.TOOLS, never, "opencouch.v1.held.me.5")
     watch.heard("opencouch.v1.held.me.4")
