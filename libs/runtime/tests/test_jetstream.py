@@ -21,6 +21,7 @@ from opencouch.runtime.jetstream import (
     GiveUp,
     Redelivery,
     RetryLater,
+    caught_up,
     consume_events,
     count_dead_letters,
     dead_letters,
@@ -318,6 +319,43 @@ async def test_messages_every_reader_acknowledged_are_purged_and_erasure_reaches
                 assert await forget_events(js, sequences) == 0
             finally:
                 slow_may_go.set()  # so the slow reader can stop
+    finally:
+        await nc.close()
+
+
+async def test_a_consumer_is_caught_up_only_once_it_handled_all_stored_on_its_subject(
+    nats_url: str,
+) -> None:
+    nc = await nats.connect(nats_url)
+    js = await ensure_events_stream(nc)
+    subject, elsewhere = own_subject("caught_up"), own_subject("elsewhere")
+    first, held, other = ended(1), ended(2), ended(3)
+    seen: list[str] = []
+    held_started, held_may_go = asyncio.Event(), asyncio.Event()
+
+    async def handle(event: SessionEnded) -> None:
+        if event.session_id == held.session_id:
+            held_started.set()
+            await held_may_go.wait()
+        seen.append(event.session_id)
+
+    try:
+        async with consuming(js, handle, subject=subject) as durable:
+            assert await caught_up(js, durable)  # nothing stored on its subject yet
+            await publish_event(js, subject, first, dedup_id=first.dedup_id)
+            await eventually(lambda: caught_up(js, durable))
+            assert seen == [first.session_id]
+
+            await publish_event(js, subject, held, dedup_id=held.dedup_id)
+            # Stored, so not caught up, whether or not the consumer has it yet.
+            assert not await caught_up(js, durable)
+            await asyncio.wait_for(held_started.wait(), 30)
+            # A message on a subject it does not read is not waited for.
+            await publish_event(js, elsewhere, other, dedup_id=other.dedup_id)
+            assert not await caught_up(js, durable)  # still handling the held one
+            held_may_go.set()
+            await eventually(lambda: caught_up(js, durable))
+            assert seen == [first.session_id, held.session_id]
     finally:
         await nc.close()
 

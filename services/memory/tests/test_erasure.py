@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from psycopg import sql
 
 from opencouch.contracts import subjects
-from opencouch.contracts.events import TurnClassified, TurnRecorded
+from opencouch.contracts.events import TurnRecorded
 from opencouch.contracts.memory import (
     EraseMemoryReply,
     EraseMemoryRequest,
@@ -22,7 +22,6 @@ from opencouch.runtime.jetstream import (
     ORIGINAL_SEQUENCE,
     ORIGINAL_SUBJECT,
     dead_letters,
-    publish_event,
     stored_events,
 )
 
@@ -41,17 +40,7 @@ async def lived(memory: MemoryClient, conversation: Conversation, name: str) -> 
     for turn in turns:
         await memory.publish(turn)
     await memory.stored(conversation.session_id, len(turns))
-    classified = TurnClassified(
-        session_id=conversation.session_id,
-        thread_id=conversation.thread_id,
-        client_turn_id=turns[0].client_turn_id,
-        level=1,
-        reason="ambiguous_distress",
-        classified_at=datetime.now(UTC),
-    )
-    await publish_event(
-        memory.js, subjects.TURN_CLASSIFIED, classified, dedup_id=classified.dedup_id
-    )
+    await memory.classify(conversation, turns[0].client_turn_id, 1, "ambiguous_distress")
     said = f"please remember to call me {name} sometimes"
     saved = await memory.call(
         "save_response_preference",

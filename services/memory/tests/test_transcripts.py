@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from opencouch.contracts import subjects
-from opencouch.contracts.events import TurnClassified
 from opencouch.contracts.memory import (
     SessionTranscriptReply,
     SessionTranscriptRequest,
@@ -19,19 +18,8 @@ from opencouch.contracts.memory import (
     ThreadHistoryReply,
     ThreadHistoryRequest,
 )
-from opencouch.memory.testing import Conversation, MemoryClient, eventually
+from opencouch.memory.testing import Conversation, MemoryClient
 from opencouch.runtime.errors import ServiceError
-from opencouch.runtime.jetstream import publish_event
-
-
-async def consumer_idle(memory: MemoryClient, durable: str) -> None:
-    """Wait until the consumer has acknowledged everything published so far."""
-
-    async def idle() -> bool:
-        info = await memory.js.consumer_info(subjects.EVENTS_STREAM, durable)
-        return not info.num_pending and not info.num_ack_pending
-
-    await eventually(idle)
 
 
 async def test_duplicates_redeliveries_and_late_arrivals_store_each_turn_once_in_speech_order(
@@ -52,7 +40,7 @@ async def test_duplicates_redeliveries_and_late_arrivals_store_each_turn_once_in
         await memory.publish(turn, dedup_id=f"again:{turn.dedup_id}")
 
     await memory.stored(conversation.session_id, len(turns))
-    await consumer_idle(memory, subjects.MEMORY_TURNS_CONSUMER)
+    await memory.idle(subjects.MEMORY_TURNS_CONSUMER)
     stored = await memory.transcript(conversation.session_id)
     assert [turn.user_text for turn in stored.turns] == [f"utterance {n}" for n in range(8)]
     assert stored.thread_id == conversation.thread_id
@@ -97,24 +85,13 @@ async def test_a_sessions_peak_crisis_level_is_one_query_whatever_arrives_first(
     memory: MemoryClient, conversation: Conversation
 ) -> None:
     calm, worried, last = (conversation.turn(text) for text in ("hi", "it is a lot", "bye"))
-
-    async def classify(turn_id: str, level: int, reason: str) -> None:
-        event = TurnClassified(
-            session_id=conversation.session_id,
-            thread_id=conversation.thread_id,
-            client_turn_id=turn_id,
-            level=level,
-            reason=reason,
-            classified_at=datetime.now(UTC),
-        )
-        await publish_event(memory.js, subjects.TURN_CLASSIFIED, event, dedup_id=event.dedup_id)
-
-    await classify(worried.client_turn_id, 2, "explicit_ideation")  # before its turn arrives
+    # Its level comes before its turn does.
+    await memory.classify(conversation, worried.client_turn_id, 2, "explicit_ideation")
     for turn in (calm, worried, last):
         await memory.publish(turn)
     await memory.stored(conversation.session_id, 3)
-    await classify(calm.client_turn_id, 0, "none")
-    await consumer_idle(memory, subjects.MEMORY_CLASSIFICATIONS_CONSUMER)
+    await memory.classify(conversation, calm.client_turn_id, 0, "none")
+    await memory.idle(subjects.MEMORY_CLASSIFICATIONS_CONSUMER)
 
     stored = await memory.transcript(conversation.session_id)
     assert (stored.classified_turns, stored.peak_crisis_level) == (2, 2)
@@ -177,22 +154,11 @@ async def test_a_sessions_counts_are_one_query_over_its_stored_turns_and_their_l
     for turn in turns:
         await memory.publish(turn)
     await memory.stored(conversation.session_id, 3)
-
-    async def classify(turn_id: str, level: int) -> None:
-        event = TurnClassified(
-            session_id=conversation.session_id,
-            thread_id=conversation.thread_id,
-            client_turn_id=turn_id,
-            level=level,
-            reason="test",
-            classified_at=datetime.now(UTC),
-        )
-        await publish_event(memory.js, subjects.TURN_CLASSIFIED, event, dedup_id=event.dedup_id)
-
-    await classify(turns[0].client_turn_id, 1)
-    await classify(turns[2].client_turn_id, 0)
-    await classify("turn-never-stored", 3)  # a level with no stored turn counts for nothing
-    await consumer_idle(memory, subjects.MEMORY_CLASSIFICATIONS_CONSUMER)
+    await memory.classify(conversation, turns[0].client_turn_id, 1)
+    await memory.classify(conversation, turns[2].client_turn_id, 0)
+    # A level with no stored turn counts for nothing.
+    await memory.classify(conversation, "turn-never-stored", 3)
+    await memory.idle(subjects.MEMORY_CLASSIFICATIONS_CONSUMER)
 
     counts = await memory.ask(
         subjects.MEMORY_SESSION_COUNTS,

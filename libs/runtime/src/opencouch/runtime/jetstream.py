@@ -493,7 +493,7 @@ async def purge_acknowledged(js: JetStreamContext, subject: str) -> int:
     for info in await js.consumers_info(subjects.EVENTS_STREAM):
         if not _reads(info, subject):
             continue
-        done = _handled_through(info)
+        done = handled_through(info)
         floor = done if floor is None else min(floor, done)
     if not floor:
         return 0
@@ -519,7 +519,7 @@ async def _erase(js: JetStreamContext, stream: str, sequence: int) -> bool:
         raise
 
 
-def _handled_through(info: ConsumerInfo) -> int:
+def handled_through(info: ConsumerInfo) -> int:
     """The stream sequence up to which ``info``'s consumer has handled every message."""
     done = info.ack_floor.stream_seq if info.ack_floor else 0
     if not info.num_pending and not info.num_ack_pending and info.delivered:
@@ -528,9 +528,34 @@ def _handled_through(info: ConsumerInfo) -> int:
     return done
 
 
-def _reads(info: ConsumerInfo, subject: str) -> bool:
+async def caught_up(js: JetStreamContext, durable: str) -> bool:
+    """Whether ``durable`` has handled every event stored so far on the subjects it reads.
+
+    Measured against the stream's own last sequence on those subjects, not the consumer's
+    pending counts alone: those can lag a message the stream has just stored.
+    """
+    info = await js.consumer_info(subjects.EVENTS_STREAM, durable)
+    filters = _filters(info)
+    if not filters:  # it reads the whole stream
+        stream = await js.stream_info(subjects.EVENTS_STREAM)
+        return handled_through(info) >= stream.state.last_seq
+    last = 0
+    for subject in filters:
+        try:
+            stored = await js.get_last_msg(subjects.EVENTS_STREAM, subject)
+        except nats.js.errors.NotFoundError:  # nothing on it (any more)
+            continue
+        last = max(last, stored.seq or 0)
+    return handled_through(info) >= last
+
+
+def _filters(info: ConsumerInfo) -> list[str]:
     config = info.config
-    filters = config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
+    return config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
+
+
+def _reads(info: ConsumerInfo, subject: str) -> bool:
+    filters = _filters(info)
     return not filters or any(_overlaps(pattern, subject) for pattern in filters)
 
 

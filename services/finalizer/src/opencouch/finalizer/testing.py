@@ -47,7 +47,7 @@ from opencouch.contracts.memory import (
 )
 from opencouch.contracts.voice_api import Feedback, TurnOutcome
 from opencouch.finalizer.settings import FinalizerSettings
-from opencouch.runtime.jetstream import publish_event
+from opencouch.runtime.jetstream import caught_up, publish_event
 from opencouch.runtime.messaging import flushed, request
 
 
@@ -317,13 +317,8 @@ class FinalizerClient:
         return found[0]
 
     async def idle(self, durable: str = subjects.FINALIZER_SESSION_END_CONSUMER) -> None:
-        """Wait until the consumer has settled everything published so far."""
-
-        async def settled() -> bool:
-            info = await self.js.consumer_info(subjects.EVENTS_STREAM, durable)
-            return not info.num_pending and not info.num_ack_pending
-
-        await eventually(settled)
+        """Wait until the consumer has handled everything published so far."""
+        await eventually(lambda: caught_up(self.js, durable))
 
     def rows(self, query: str, *params: object) -> list[tuple[Any, ...]]:
         """Rows straight from Postgres."""

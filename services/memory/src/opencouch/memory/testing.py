@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode, TranscriptLine
-from opencouch.contracts.events import TurnRecorded
+from opencouch.contracts.events import TurnClassified, TurnRecorded
 from opencouch.contracts.memory import (
     CommitMemoryCandidatesReply,
     CommitMemoryCandidatesRequest,
@@ -33,7 +33,7 @@ from opencouch.contracts.tools import (
     ToolCallRequest,
 )
 from opencouch.contracts.voice_api import TurnOutcome
-from opencouch.runtime.jetstream import publish_event
+from opencouch.runtime.jetstream import caught_up, publish_event
 from opencouch.runtime.messaging import request
 
 ReplyT = TypeVar("ReplyT", bound=BaseModel)
@@ -164,6 +164,24 @@ class MemoryClient:
         return await publish_event(
             self.js, subjects.TURN_RECORDED, turn, dedup_id=dedup_id or turn.dedup_id
         )
+
+    async def classify(
+        self, conversation: Conversation, client_turn_id: str, level: int, reason: str = "test"
+    ) -> None:
+        """Publish a turn's crisis level as the tools service's screening does."""
+        event = TurnClassified(
+            session_id=conversation.session_id,
+            thread_id=conversation.thread_id,
+            client_turn_id=client_turn_id,
+            level=level,
+            reason=reason,
+            classified_at=datetime.now(UTC),
+        )
+        await publish_event(self.js, subjects.TURN_CLASSIFIED, event, dedup_id=event.dedup_id)
+
+    async def idle(self, durable: str) -> None:
+        """Wait until the consumer has handled everything published so far."""
+        await eventually(lambda: caught_up(self.js, durable))
 
     async def transcript(self, session_id: str) -> SessionTranscriptReply:
         """The session's stored turns, as the finalizer asks for them."""
