@@ -52,6 +52,15 @@ def test_every_tool_schema_is_strict_and_valid_per_the_official_spec(name: str) 
         assert "null" not in str(prop.get("type")), "optional arguments are omitted, not null"
 
 
+def test_a_tools_definition_is_generated_once_and_then_reused() -> None:
+    # Every /session offers the catalog's definitions; pydantic's schema generation was a
+    # quarter of the gateway's work for one.
+    for spec in TOOL_CATALOG.values():
+        tool = spec.realtime_tool()
+        assert spec.realtime_tool() is tool
+        assert tool.parameters == function_parameters(spec.arguments)
+
+
 def test_optional_arguments_are_not_required_and_keep_their_constraints() -> None:
     recall = function_parameters(RecallSavedMemoryArgs)
     assert recall["required"] == ["query"]

@@ -7,6 +7,7 @@ back as ``ToolCallReply``; its ``output`` goes to the model as a ``function_call
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -198,12 +199,18 @@ class ToolSpec:
         return mode in self.modes
 
     def realtime_tool(self) -> RealtimeFunctionTool:
-        """The Realtime function definition, generated from the argument model."""
-        return RealtimeFunctionTool(
-            name=self.name,
-            description=self.description,
-            parameters=function_parameters(self.arguments),
-        )
+        """The Realtime function definition, generated from the argument model once per spec
+        (pydantic builds a JSON schema anew each time: it was a quarter of ``/session``'s work)."""
+        return _realtime_tool(self)
+
+
+@functools.cache
+def _realtime_tool(spec: ToolSpec) -> RealtimeFunctionTool:
+    return RealtimeFunctionTool(
+        name=spec.name,
+        description=spec.description,
+        parameters=function_parameters(spec.arguments),
+    )
 
 
 def function_parameters(model: type[ToolArguments]) -> dict[str, Any]:
