@@ -689,9 +689,16 @@ def test_phone_size_dark_mode_and_reduced_motion(
             "() => getComputedStyle(document.getElementById('connection-state'), '::before').animationName"
         )
         page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
+        typing, send = (
+            page.locator(selector).bounding_box()
+            for selector in ("#type-text", "#type-form button[type=submit]")
+        )
     finally:
         context.close()
     assert fits
+    # The message box keeps the row: Send once grew to half of it on a phone.
+    assert typing["width"] > 2 * send["width"]
+    assert abs(typing["y"] - send["y"]) < typing["height"], "on one row"
     assert background == "rgb(23, 26, 28)"
     assert animation == "none"
 
