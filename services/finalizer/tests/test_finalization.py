@@ -93,7 +93,7 @@ async def test_a_session_is_finalized_once_with_its_arc_peak_memory_feedback_and
             "Finalized 5 turns. The session summary was saved to memory. 1 new memory saved."
         )
         reply = record.end_reply()
-        assert (reply.finalized, reply.peak_crisis_level) == (True, 2)
+        assert (reply.finalized, reply.peak_crisis_level, reply.memories_committed) == (True, 2, 1)
         assert reply.finalized_at == record.finalized_at is not None
 
         message = await announced.next_msg(timeout=30)

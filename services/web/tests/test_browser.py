@@ -464,6 +464,8 @@ def test_ending_shows_the_finalization_card_after_the_turns_settle(
     assert "We talked about a long day" in card
     assert "work stress" in card
     assert "tense → calmer" in card
+    note = page.text_content("#finalization .fin-note")
+    assert note == "One new thing to remember was kept for next time."
     [end] = fake.ends
     assert end["save"] is True
     assert end["feedback"] == "positive"

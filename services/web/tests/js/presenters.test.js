@@ -58,6 +58,11 @@ test('the line under the heading is in the person\'s words, never the operators\
   const operator = 'Finalized 2 turns. Too short for a session summary: 2 user turns, and a summary needs 3 substantive user turns. The peak crisis level covers 1 of 2 turns; the others were not classified in time.';
   assert.equal(note({ status: 'completed', summary: null, detail: operator, saved: true }), 'What you said is saved. The conversation was too short to summarise.');
   assert.equal(note({ status: 'completed', summary: 'We talked.', detail: operator, saved: true }), '');
+  // What was added to memory is said: someone who asked for something to be remembered sees it was.
+  assert.equal(note({ status: 'completed', summary: 'We talked.', memories_committed: 1, saved: true }), 'One new thing to remember was kept for next time.');
+  assert.equal(note({ status: 'completed', summary: null, memories_committed: 2, saved: true }), 'What you said is saved. The conversation was too short to summarise. 2 new things to remember were kept for next time.');
+  assert.equal(note({ status: 'completed', summary: 'We talked.', memories_committed: 0, saved: true }), '');
+  assert.equal(note({ status: 'completed', summary: null, memories_committed: 1, saved: false }), 'No summary and no new memories were kept.');
   assert.equal(note({ status: 'completed', summary: null, detail: operator, saved: false }), 'No summary and no new memories were kept.');
   assert.match(note({ status: 'pending', detail: 'The session is being finalized; ask again shortly.', saved: true }), /can take a moment/);
   assert.match(note({ status: null, detail: 'Incognito session: nothing was kept, so there is nothing to finalize.' }), /^Incognito: nothing/);

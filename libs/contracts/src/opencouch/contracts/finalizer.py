@@ -63,6 +63,7 @@ class FinalizationRecord(Contract):
             open_loops=self.open_loops,
             resolved_threads=self.resolved_threads,
             peak_crisis_level=self.peak_crisis_level,
+            memories_committed=self.memories_committed,
             finalized_at=self.finalized_at,
         )
 

@@ -264,6 +264,8 @@ class EndReply(Contract):
     open_loops: list[str] = []
     resolved_threads: list[str] = []
     peak_crisis_level: int | None = None
+    memories_committed: int = 0
+    """Facts this session added to its owner's memory (only a saved persistent session adds)."""
     finalized_at: datetime | None = None
 
 

@@ -298,6 +298,7 @@ class FakeGateway:
             "themes": ["work stress", "rest"],
             "mood_opened": "tense",
             "mood_closed": "calmer",
+            "memories_committed": 1,
         }
         if not session.saved:
             arc = {"detail": "Ended without saving: no summary and no new memories were kept."}

@@ -67,14 +67,23 @@ function finalizationNote(status, reply) {
       return 'Incognito: nothing from this conversation was kept.';
     case 'in_progress':
       return unsaved ? 'Closing the session; nothing new will be kept.' : 'Writing a short summary of this conversation. This can take a moment.';
-    case 'completed':
+    case 'completed': {
       if (unsaved) return 'No summary and no new memories were kept.';
-      return str(reply?.summary) ? '' : 'What you said is saved. The conversation was too short to summarise.';
+      const said = str(reply?.summary) ? '' : 'What you said is saved. The conversation was too short to summarise.';
+      return [said, memoriesKept(reply?.memories_committed)].filter(Boolean).join(' ');
+    }
     case 'failed':
       return 'Something went wrong while finishing this conversation, so it was not summarised.';
     default:
       return '';
   }
+}
+
+/** What the session added to the person's memory, said only when it added something. */
+function memoriesKept(count) {
+  const kept = Number.isInteger(count) && count > 0 ? count : 0;
+  if (!kept) return '';
+  return kept === 1 ? 'One new thing to remember was kept for next time.' : `${kept} new things to remember were kept for next time.`;
 }
 
 /**
