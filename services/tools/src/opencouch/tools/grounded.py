@@ -66,10 +66,6 @@ def topic_of(query: str) -> str:
     return topic if re.search(r"\w", topic) else query
 
 
-# The store is down or unreachable: connection refused, pool closed or exhausted.
-_UNREACHABLE = POSTGRES_OUTAGES
-
-
 class GroundedLookup:
     """Answers factual questions from the corpus in Postgres, or declines to."""
 
@@ -80,7 +76,7 @@ class GroundedLookup:
         """The verified answer to ``query``, ``no_verified_answer``, or why the search failed."""
         try:
             hits = await self._store.search_passages(topic_of(query))
-        except _UNREACHABLE as error:
+        except POSTGRES_OUTAGES as error:
             log.warning("corpus unreachable", extra={"error": type(error).__name__})
             return GroundedLookupOutput(status="search_unavailable", guidance=UNAVAILABLE)
         except psycopg.Error as error:

@@ -30,6 +30,7 @@ from opencouch.contracts.tools import (
     StartGuidedExerciseArgs,
     ToolCallContext,
 )
+from opencouch.runtime.redis_client import REDIS_OUTAGES
 from opencouch.tools.crisis import CrisisDirectory, lookup_failed
 from opencouch.tools.crisis_support import support_template
 from opencouch.tools.exercises import (
@@ -42,7 +43,7 @@ from opencouch.tools.exercises import (
 )
 from opencouch.tools.grounded import GroundedLookup
 from opencouch.tools.location import locate_user
-from opencouch.tools.session_state import REDIS_ERRORS, SessionState, state_unavailable
+from opencouch.tools.session_state import SessionState, state_unavailable
 from opencouch.tools.skills import ResponseSkills
 from opencouch.tools.store import ToolsStore
 
@@ -102,7 +103,7 @@ class ToolHandlers:
             await self._state.save_crisis_lookup(
                 context.session_id, result, context.session_expires_at
             )
-        except REDIS_ERRORS as error:
+        except REDIS_OUTAGES as error:
             # The user still gets the lines; the scaffold will simply name none of them.
             log.warning("crisis lookup not kept", extra={"error": type(error).__name__})
         return result
@@ -113,7 +114,7 @@ class ToolHandlers:
         """The fixed scaffold for this risk level, with the session's verified resources."""
         try:
             lookup = await self._state.latest_crisis_lookup(context.session_id)
-        except REDIS_ERRORS as error:
+        except REDIS_OUTAGES as error:
             log.warning("crisis lookup unavailable", extra={"error": type(error).__name__})
             lookup = None
         return support_template(arguments.risk_level, lookup)
@@ -182,7 +183,7 @@ class ToolHandlers:
             new, output, changed = await self._state.change_exercise(
                 context.session_id, change, fallback, until=context.session_expires_at
             )
-        except REDIS_ERRORS as error:
+        except REDIS_OUTAGES as error:
             log.warning("exercise state unavailable", extra={"error": type(error).__name__})
             raise state_unavailable() from error
         if changed and persistent and new is not None:

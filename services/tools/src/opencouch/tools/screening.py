@@ -23,8 +23,9 @@ from opencouch.contracts.common import TranscriptLine
 from opencouch.contracts.events import CrisisScreen, TurnClassified, TurnRecorded
 from opencouch.runtime.jetstream import publish_event
 from opencouch.runtime.metrics import record_crisis_turn
+from opencouch.runtime.redis_client import REDIS_OUTAGES
 from opencouch.tools.classifier import CrisisAssessment, ScreeningContext, classify, is_safety_check
-from opencouch.tools.session_state import REDIS_ERRORS, ScreeningMemory, SessionState
+from opencouch.tools.session_state import ScreeningMemory, SessionState
 from opencouch.tools.store import ToolsStore
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class CrisisScreening:
     async def _memory(self, session_id: str) -> ScreeningMemory:
         try:
             return await self._state.screening_memory(session_id)
-        except REDIS_ERRORS as error:
+        except REDIS_OUTAGES as error:
             # The turn is still classified on its own words; only context is missing.
             log.warning("screening memory unavailable", extra={"error": type(error).__name__})
             return ScreeningMemory()
@@ -115,7 +116,7 @@ class CrisisScreening:
     async def _remember(self, session_id: str, memory: ScreeningMemory) -> None:
         try:
             await self._state.save_screening_memory(session_id, memory)
-        except REDIS_ERRORS as error:
+        except REDIS_OUTAGES as error:
             log.warning("screening memory not saved", extra={"error": type(error).__name__})
 
 

@@ -17,7 +17,6 @@ from redis.asyncio import Redis
 from opencouch.contracts.care import CrisisResourcesOutput
 from opencouch.contracts.common import ErrorCode
 from opencouch.runtime.errors import ServiceError
-from opencouch.runtime.redis_client import REDIS_OUTAGES
 from opencouch.tools.exercises import ExerciseRun
 
 ResultT = TypeVar("ResultT")
@@ -28,7 +27,6 @@ TOOL_CALL_PARTS: Final = ("crisis_lookup", "exercise")
 """The parts of a session's state its tool calls keep."""
 _CLOCK_SKEW_SECONDS: Final = 60
 """Kept this much past a session's end, for clocks of the gateway and Redis that disagree."""
-REDIS_ERRORS: Final = REDIS_OUTAGES
 
 
 class ScreeningMemory(BaseModel):
