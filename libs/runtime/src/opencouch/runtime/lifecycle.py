@@ -4,11 +4,19 @@ A stop has two meanings. Once the service serves, it is graceful: ``stop`` is se
 service finishes what it is doing. Before that, the start itself is cancelled: a service still
 waiting for NATS, Redis or Postgres has nothing to finish, and an orchestrator stopping it (a
 rollout, ``docker compose down`` during an outage) must not wait for its kill timeout.
+
+A process that serves keeps what its start built (modules, the app, its clients and catalogs)
+until it exits. Once it serves, that heap is frozen out of the garbage collector
+(``gc.freeze``): a full collection no longer walks it. Without that, every full collection of
+the gateway walked its whole startup heap and held its event loop for about 70 ms, now and then,
+in the middle of a conversation's tool calls (the p99 of tool calls at 32 connections was
+that pause).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import weakref
@@ -24,10 +32,17 @@ from opencouch.runtime.tracing import configure_tracing, disable_tracing
 log = logging.getLogger(__name__)
 
 _serving: weakref.WeakSet[asyncio.Event] = weakref.WeakSet()
+_whole_process: weakref.WeakSet[asyncio.Event] = weakref.WeakSet()
+"""The stops of services that are their process (``run_until_stopped``), not one run inside
+another program (a test), whose heap is not theirs to freeze."""
 
 
 def mark_serving(stop: asyncio.Event) -> None:
-    """The service of ``stop`` is up: from now on a stop is graceful, not a cancelled start."""
+    """The service of ``stop`` is up: from now on a stop is graceful, not a cancelled start.
+    A service that is its whole process freezes the heap its start built."""
+    if stop in _whole_process and stop not in _serving:
+        gc.collect()  # what the start left as garbage is freed, not kept for good
+        gc.freeze()
     _serving.add(stop)
 
 
@@ -37,6 +52,7 @@ def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
 
     async def runner() -> None:
         stop = asyncio.Event()
+        _whole_process.add(stop)
         started = asyncio.ensure_future(main(stop))
 
         def on_signal() -> None:
