@@ -1,12 +1,14 @@
 """A tool call whose owner dies while it waits (the only instance, or the replica holding it
 while others run), or whose request NATS lost in a restart, is answered ``tool_unavailable``
 then, not after the whole tool timeout; an owner that still runs is waited for, slow or hung,
-up to it."""
+up to it. A pure tool's call still waiting after a check on an owner that runs is asked again,
+once: one held by a replica killed while others run is answered by another."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -109,6 +111,28 @@ def test_a_replica_killed_mid_call_is_unavailable_before_the_deadline_while_othe
     assert body["output"]["guidance"] == TOOL_CATALOG[name].failure_guidance
 
 
+def test_a_pure_call_held_by_a_replica_killed_mid_call_is_answered_by_another(
+    make_gateway: GatewayFactory,
+) -> None:
+    """A pure tool asks for no held notes, and its owner still runs: the call is asked again,
+    and the replica that runs answers it, long before the deadline."""
+    name = "wait_for_user"
+    session = open_session(make_gateway())
+    with nats_server(private=True) as url, StandInOwner(url, name, None) as holder:
+        gateway = make_gateway(nats_url=url, tool_timeout_seconds=LONG_TIMEOUT)
+        with ThreadPoolExecutor(1) as pool:
+            calling = pool.submit(_call, gateway, session, name)
+            assert holder.asked.wait(20)
+            with StandInOwner(url, name, 0) as other:
+                holder.kill()
+                # At its deadline this would be tool_timeout, 30 s from now.
+                body = calling.result(timeout=LONG_TIMEOUT - 5)
+                assert other.asks == 1
+    assert body["ok"] is True, body
+    assert body["output"]["status"] == "waiting"  # the other replica's answer
+    assert holder.asks == 1
+
+
 # Longer than a check and than the silence after which a holder is taken for gone.
 HELD = max(OWNER_CHECK_SECONDS, HELD_SILENCE_SECONDS) * 2
 
@@ -136,6 +160,8 @@ def test_an_owner_that_runs_and_never_answers_times_out(
         body = _call(gateway, session, name)
     assert body["ok"] is False
     assert body["output"]["error"]["code"] == "tool_timeout"
+    # A pure tool's call is asked again once, within the same deadline; any other, never.
+    assert owner.asks == (2 if TOOL_CATALOG[name].pure else 1)
 
 
 def test_a_held_call_is_answered_after_a_nats_restart(
@@ -264,6 +290,75 @@ async def test_one_check_per_owner_gives_up_only_the_long_waits_on_a_gone_owner(
     never.set_result("answered")
     assert await on_memory == "answered"
     assert await late == "answered"
+
+
+class _Again:
+    """A pure call's second asking: counted, answered when the test gives the answer."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def __call__(self) -> Awaitable[str]:
+        self.sent += 1
+        return asyncio.shield(self.answer)
+
+
+async def _pure_waiting(
+    watch: OwnerWatch, owner: ToolOwner, answer: asyncio.Future[str], again: _Again
+) -> asyncio.Future[str]:
+    """A pure tool's call to ``owner`` waiting for ``answer``, which may be asked ``again``."""
+    call = asyncio.ensure_future(watch.wait(owner, asyncio.shield(answer), None, again))
+    await asyncio.sleep(0)
+    return call
+
+
+async def test_a_pure_call_still_waiting_on_an_owner_that_runs_is_asked_again_once() -> None:
+    owners = _Owners(ToolOwner.TOOLS)
+    watch, clock, never = _watch(owners)
+    again = _Again()
+    call = await _pure_waiting(watch, ToolOwner.TOOLS, never, again)
+    clock.now += EVERY * 0.9
+    await _check(watch)  # not waiting long enough yet
+    assert again.sent == 0
+    clock.now += EVERY * 0.3
+    await _check(watch)
+    assert again.sent == 1
+    assert not call.done()
+    for _ in range(3):  # once only: an owner that runs and is slow is waited for
+        clock.now += EVERY * 1.2
+        await _check(watch)
+    assert again.sent == 1
+    assert not call.done()
+    again.answer.set_result("answered again")
+    assert await call == "answered again"
+
+
+async def test_a_pure_call_on_an_owner_that_no_longer_runs_is_given_up_not_asked_again() -> None:
+    owners = _Owners()
+    watch, clock, never = _watch(owners)
+    again = _Again()
+    call = await _pure_waiting(watch, ToolOwner.TOOLS, never, again)
+    clock.now += EVERY * 1.2
+    await _check(watch)
+    await _given_up(call)
+    assert again.sent == 0
+
+
+async def test_a_pure_call_cancelled_by_its_caller_as_it_is_asked_again_is_cancelled() -> None:
+    owners = _Owners(ToolOwner.TOOLS)
+    watch, clock, never = _watch(owners)
+    again = _Again()
+    call = await _pure_waiting(watch, ToolOwner.TOOLS, never, again)
+    clock.now += EVERY * 1.2
+    await watch.check()  # to be asked again on its next step...
+    call.cancel()  # ...when its caller drops it (a refused call's early answer)
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert again.sent == 0
+    clock.now += EVERY * 1.2
+    await watch.check()  # it left the watch when it ended
+    assert owners.checked == [ToolOwner.TOOLS]
 
 
 async def test_a_call_cancelled_by_its_caller_is_not_given_up_as_unavailable() -> None:

@@ -13,6 +13,9 @@ the guidance, never silence.
 ``OwnerWatch`` ends the calls waiting on an owner that is gone (killed in the middle of them,
 even while other replicas of it run), or on a connection to NATS that was lost while they
 waited, so they are answered unavailable within a second or three instead of at their deadline.
+A pure tool's call still waiting after a check while its owner runs is asked again instead:
+its holder may have been killed while other replicas run, and asking again gives the same
+answer.
 """
 
 from __future__ import annotations
@@ -137,6 +140,8 @@ class _Waiting:
     """When the holding instance last said so (``started`` until then)."""
     heard_on: int | None = None
     """The connection to NATS that last note came on."""
+    may_ask_again: bool = False
+    """It may be sent once more (a pure tool's call that has not been yet)."""
 
 
 class OwnerWatch:
@@ -152,8 +157,11 @@ class OwnerWatch:
       ones that may take a while) is given up once the instance holding it has been silent for
       ``HELD_SILENCE_SECONDS``: killed, however many other replicas of its owner still run.
     - Any other call is given up when no instance of its owner runs any more: one
-      ``$SRV.PING`` per owner whatever the number of calls. A pure tool is answered in turn,
-      and only a dead owner keeps it waiting.
+      ``$SRV.PING`` per owner whatever the number of calls.
+    - A pure tool's call is answered in turn, so one still waiting at a check was most likely
+      held by an instance killed while others run (it asks for no held notes that would say).
+      While its owner runs it is asked again, once: a pure tool gives the same answer and
+      changes nothing, and the first answer of either is the call's.
 
     An owner that runs and is slow is waited for up to the request's own deadline.
 
@@ -179,6 +187,7 @@ class OwnerWatch:
         self._waiting: dict[asyncio.Task[Any], _Waiting] = {}
         self._noted: dict[str, _Waiting] = {}
         self._given_up: set[asyncio.Task[Any]] = set()
+        self._to_ask_again: set[asyncio.Task[Any]] = set()
         self._epoch = served.bus_epoch()
         self._epoch_seen_at = clock()
         self._me: str | None = None
@@ -213,31 +222,48 @@ class OwnerWatch:
             waiting.heard = self._clock()
             waiting.heard_on = self._served.bus_epoch()
 
-    async def wait(self, owner: ToolOwner, asking: Awaitable[T], notes: str | None = None) -> T:
+    async def wait(
+        self,
+        owner: ToolOwner,
+        asking: Awaitable[T],
+        notes: str | None = None,
+        again: Callable[[], Awaitable[T]] | None = None,
+    ) -> T:
         """What ``asking`` (a request to ``owner``, its held notes asked on ``notes``)
         returns; ``ServiceError`` (``service_unavailable``) as soon as it cannot be answered
-        any more."""
+        any more. ``again`` sends the same request once more (a pure tool's call only), for
+        when it has waited a check's time on an owner that runs."""
         task = asyncio.current_task()
         assert task is not None
         now = self._clock()
         token = notes.rpartition(".")[2] if notes is not None else None
-        waiting = _Waiting(owner, now, self._served.bus_epoch(), token, now)
+        waiting = _Waiting(
+            owner, now, self._served.bus_epoch(), token, now, may_ask_again=again is not None
+        )
         self._waiting[task] = waiting
         if token is not None:
             self._noted[token] = waiting
         try:
-            return await asking
-        except asyncio.CancelledError:
-            if task not in self._given_up or task.uncancel() > 0:
-                raise  # cancelled by its caller (too), not given up here alone
-            raise ServiceError(
-                ErrorCode.SERVICE_UNAVAILABLE, f"{owner.value} cannot answer this call"
-            ) from None
+            while True:
+                try:
+                    return await asking
+                except asyncio.CancelledError:
+                    ours = task in self._given_up or task in self._to_ask_again
+                    if not ours or task.uncancel() > 0:
+                        raise  # cancelled by its caller (too), not by this watch alone
+                    if task in self._given_up or again is None:
+                        raise ServiceError(
+                            ErrorCode.SERVICE_UNAVAILABLE, f"{owner.value} cannot answer this call"
+                        ) from None
+                    self._to_ask_again.discard(task)
+                    log.info("a pure tool's call asked again", extra={"owner": owner.value})
+                    asking = again()
         finally:
             del self._waiting[task]
             if token is not None:
                 del self._noted[token]
             self._given_up.discard(task)
+            self._to_ask_again.discard(task)
 
     async def run(self) -> None:
         """Check the long waits every ``every`` seconds, until cancelled."""
@@ -249,7 +275,8 @@ class OwnerWatch:
     async def check(self, stalled: bool = False) -> None:
         """Give up the calls waiting longer than ``every`` that cannot be answered: sent on a
         connection lost since (given a check's time once it is back), held by an instance
-        silent too long, or to an owner that no longer runs.
+        silent too long, or to an owner that no longer runs. A pure tool's call to an owner
+        that runs is asked again, once.
 
         ``stalled``: this gateway did not run for a while (its check came late), so held
         notes sent meanwhile may still be unread: no holder is taken for silent this time."""
@@ -268,18 +295,26 @@ class OwnerWatch:
                 self._cancel(task)
         owners = {waiting.owner for _, waiting in self._long_waits(since) if waiting.notes is None}
         for owner in owners:
-            if not await self._served.owner_running(owner):
-                for task, waiting in self._long_waits(since):
-                    if waiting.owner is owner and waiting.notes is None:
-                        self._cancel(task)
+            running = await self._served.owner_running(owner)
+            for task, waiting in self._long_waits(since):
+                if waiting.owner is not owner or waiting.notes is not None:
+                    continue
+                if not running:
+                    self._cancel(task)
+                elif waiting.may_ask_again:
+                    waiting.may_ask_again = False
+                    self._to_ask_again.add(task)
+                    task.cancel()
 
     def _long_waits(self, since: float) -> list[tuple[asyncio.Task[Any], _Waiting]]:
-        """The calls waiting since before ``since`` and not given up yet. A call that ended
-        has left the dict."""
+        """The calls waiting since before ``since``, neither given up nor about to be asked
+        again. A call that ended has left the dict."""
         return [
             (task, waiting)
             for task, waiting in self._waiting.items()
-            if waiting.started <= since and task not in self._given_up
+            if waiting.started <= since
+            and task not in self._given_up
+            and task not in self._to_ask_again
         ]
 
     def _cancel(self, task: asyncio.Task[Any]) -> None:

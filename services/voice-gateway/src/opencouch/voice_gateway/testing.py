@@ -367,6 +367,8 @@ class StandInOwner:
         self.url = url
         self.asked = threading.Event()
         """Set once a call has reached the owner."""
+        self.asks = 0
+        """How many calls have reached it."""
         self._spec = TOOL_CATALOG[tool_name]
         self._seconds = seconds
         self._loop = asyncio.new_event_loop()
@@ -387,6 +389,7 @@ class StandInOwner:
         self._thread.join(10)
 
     async def _answer(self, _: Any) -> ToolCallReply:
+        self.asks += 1
         self.asked.set()
         task = asyncio.current_task()
         assert task is not None

@@ -23,6 +23,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any, Final
 
 from nats.aio.client import Client as NatsClient
@@ -227,22 +228,25 @@ async def _run(
 ) -> ToolsReply:
     call = tool_request(spec, body, claims)
     started = time.perf_counter()
+    timeout = gateway.settings.tool_timeout_seconds
     outcome = "failed"
-    # A pure tool is answered in turn; one that keeps state may take a while, and its holder
-    # says it still holds it, so a replica killed in the middle of it is noticed.
+    # A pure tool is answered in turn, and may be asked again (see OwnerWatch); one that keeps
+    # state may take a while, and its holder says it still holds it, so a replica killed in
+    # the middle of it is noticed.
     notes = None if spec.pure else gateway.owners.notes_subject()
+
+    def ask_again() -> Awaitable[ToolCallReply]:  # within the call's own deadline
+        left = started + timeout - time.perf_counter()
+        return request(gateway.nc, spec.subject, call, ToolCallReply, timeout=max(left, 0.001))
+
     try:
         reply = await gateway.owners.wait(
             spec.owner,
             request(
-                gateway.nc,
-                spec.subject,
-                call,
-                ToolCallReply,
-                timeout=gateway.settings.tool_timeout_seconds,
-                held_notes=notes,
+                gateway.nc, spec.subject, call, ToolCallReply, timeout=timeout, held_notes=notes
             ),
             notes,
+            ask_again if spec.pure else None,
         )
         outcome = "ok" if reply.ok else _declined(reply)
         if not reply.ok and spec.failure_guidance and "guidance" not in reply.output:
