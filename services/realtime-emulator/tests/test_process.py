@@ -1,4 +1,5 @@
-"""``python -m opencouch.realtime_emulator`` as a real process: settings from env, clean SIGTERM."""
+"""``python -m opencouch.realtime_emulator`` as a real process: settings from env, clean SIGTERM,
+its startup heap frozen once it serves."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -92,3 +94,34 @@ def test_command_line_options_win_over_the_environment(tmp_path: Path) -> None:
         del os.environ["REALTIME_EMULATOR_LOG_LEVEL"]
     assert (settings.port, settings.api_keys, settings.scenario) == (0, ["sk-a", "sk-b"], scenario)
     assert settings.log_level == "debug"
+
+
+def test_the_served_process_freezes_the_heap_its_start_built() -> None:
+    """Its full collections no longer walk the app and its audio stack while a call plays."""
+    script = textwrap.dedent(
+        """
+        import asyncio, gc, os, signal, time
+        from opencouch.realtime_emulator.__main__ import serve
+        from opencouch.realtime_emulator.settings import Settings
+
+        async def main() -> None:
+            serving = asyncio.ensure_future(serve(Settings(port=int(os.environ["PORT"]))))
+            deadline = time.monotonic() + 20
+            while not gc.get_freeze_count() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            print(gc.get_freeze_count(), flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            await serving
+
+        asyncio.run(main())
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert int(run.stdout.split()[0]) > 50_000, run.stdout
