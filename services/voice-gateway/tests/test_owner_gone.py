@@ -305,19 +305,20 @@ class _Again:
 
 
 async def _pure_waiting(
-    watch: OwnerWatch, owner: ToolOwner, answer: asyncio.Future[str], again: _Again
-) -> asyncio.Future[str]:
-    """A pure tool's call to ``owner`` waiting for ``answer``, which may be asked ``again``."""
-    call = asyncio.ensure_future(watch.wait(owner, asyncio.shield(answer), None, again))
+    owners: _Owners,
+) -> tuple[OwnerWatch, _Clock, asyncio.Future[str], _Again]:
+    """A watch on ``owners``, and a pure tool's call to the tools service waiting on it for an
+    answer that never comes, which may be asked ``again``."""
+    watch, clock, never = _watch(owners)
+    again = _Again()
+    call = asyncio.ensure_future(watch.wait(ToolOwner.TOOLS, asyncio.shield(never), None, again))
     await asyncio.sleep(0)
-    return call
+    return watch, clock, call, again
 
 
 async def test_a_pure_call_still_waiting_on_an_owner_that_runs_is_asked_again_once() -> None:
     owners = _Owners(ToolOwner.TOOLS)
-    watch, clock, never = _watch(owners)
-    again = _Again()
-    call = await _pure_waiting(watch, ToolOwner.TOOLS, never, again)
+    watch, clock, call, again = await _pure_waiting(owners)
     clock.now += EVERY * 0.9
     await _check(watch)  # not waiting long enough yet
     assert again.sent == 0
@@ -335,10 +336,7 @@ async def test_a_pure_call_still_waiting_on_an_owner_that_runs_is_asked_again_on
 
 
 async def test_a_pure_call_on_an_owner_that_no_longer_runs_is_given_up_not_asked_again() -> None:
-    owners = _Owners()
-    watch, clock, never = _watch(owners)
-    again = _Again()
-    call = await _pure_waiting(watch, ToolOwner.TOOLS, never, again)
+    watch, clock, call, again = await _pure_waiting(_Owners())
     clock.now += EVERY * 1.2
     await _check(watch)
     await _given_up(call)
@@ -347,9 +345,7 @@ async def test_a_pure_call_on_an_owner_that_no_longer_runs_is_given_up_not_asked
 
 async def test_a_pure_call_cancelled_by_its_caller_as_it_is_asked_again_is_cancelled() -> None:
     owners = _Owners(ToolOwner.TOOLS)
-    watch, clock, never = _watch(owners)
-    again = _Again()
-    call = await _pure_waiting(watch, ToolOwner.TOOLS, never, again)
+    watch, clock, call, again = await _pure_waiting(owners)
     clock.now += EVERY * 1.2
     await watch.check()  # to be asked again on its next step...
     call.cancel()  # ...when its caller drops it (a refused call's early answer)
