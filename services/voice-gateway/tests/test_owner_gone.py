@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from opencouch.contracts.common import ErrorCode
 from opencouch.contracts.tools import TOOL_CATALOG, ToolOwner
@@ -118,6 +119,7 @@ def test_a_pure_call_held_by_a_replica_killed_mid_call_is_answered_by_another(
     and the replica that runs answers it, long before the deadline."""
     name = "wait_for_user"
     session = open_session(make_gateway())
+    asked_again = _asked_again(name)
     with nats_server(private=True) as url, StandInOwner(url, name, None) as holder:
         gateway = make_gateway(nats_url=url, tool_timeout_seconds=LONG_TIMEOUT)
         with ThreadPoolExecutor(1) as pool:
@@ -131,6 +133,12 @@ def test_a_pure_call_held_by_a_replica_killed_mid_call_is_answered_by_another(
     assert body["ok"] is True, body
     assert body["output"]["status"] == "waiting"  # the other replica's answer
     assert holder.asks == 1
+    assert _asked_again(name) == asked_again + 1  # counted for the operators
+
+
+def _asked_again(tool: str) -> float:
+    counted = REGISTRY.get_sample_value("opencouch_tool_calls_asked_again_total", {"tool": tool})
+    return counted or 0.0
 
 
 # Longer than a check and than the silence after which a holder is taken for gone.

@@ -62,6 +62,12 @@ TOOL_CALL_SECONDS: Final = Histogram(
     ["tool", "outcome"],
     buckets=_LATENCY_BUCKETS,
 )
+TOOL_CALLS_ASKED_AGAIN: Final = Counter(
+    "opencouch_tool_calls_asked_again_total",
+    "Pure tools' calls the gateway asked again, by tool: still waiting a check after they were "
+    "sent, on an owner that runs (the replica holding them was most likely killed).",
+    ["tool"],
+)
 TURNS_RECORDED: Final = Counter(
     "opencouch_turns_recorded_total",
     "Turns the gateway acknowledged for the first time, by memory mode and route.",

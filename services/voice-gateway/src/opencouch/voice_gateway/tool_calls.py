@@ -42,7 +42,7 @@ from opencouch.contracts.tools import (
 from opencouch.contracts.voice_api import ToolsReply, ToolsRequest
 from opencouch.runtime.errors import ServiceError, describe_validation
 from opencouch.runtime.messaging import request
-from opencouch.runtime.metrics import TOOL_CALL_SECONDS
+from opencouch.runtime.metrics import TOOL_CALL_SECONDS, TOOL_CALLS_ASKED_AGAIN
 from opencouch.runtime.observation import describe_current_span
 from opencouch.runtime.tools import tool_error
 from opencouch.voice_gateway.rate_limits import limited
@@ -236,6 +236,7 @@ async def _run(
     notes = None if spec.pure else gateway.owners.notes_subject()
 
     def ask_again() -> Awaitable[ToolCallReply]:  # within the call's own deadline
+        TOOL_CALLS_ASKED_AGAIN.labels(spec.name).inc()
         left = started + timeout - time.perf_counter()
         return request(gateway.nc, spec.subject, call, ToolCallReply, timeout=max(left, 0.001))
 
