@@ -7,6 +7,7 @@ once: one held by a replica killed while others run is answered by another."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
@@ -113,13 +114,14 @@ def test_a_replica_killed_mid_call_is_unavailable_before_the_deadline_while_othe
 
 
 def test_a_pure_call_held_by_a_replica_killed_mid_call_is_answered_by_another(
-    make_gateway: GatewayFactory,
+    make_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A pure tool asks for no held notes, and its owner still runs: the call is asked again,
     and the replica that runs answers it, long before the deadline."""
     name = "wait_for_user"
     session = open_session(make_gateway())
     asked_again = _asked_again(name)
+    caplog.set_level(logging.INFO, "opencouch.voice_gateway")
     with nats_server(private=True) as url, StandInOwner(url, name, None) as holder:
         gateway = make_gateway(nats_url=url, tool_timeout_seconds=LONG_TIMEOUT)
         with ThreadPoolExecutor(1) as pool:
@@ -133,7 +135,10 @@ def test_a_pure_call_held_by_a_replica_killed_mid_call_is_answered_by_another(
     assert body["ok"] is True, body
     assert body["output"]["status"] == "waiting"  # the other replica's answer
     assert holder.asks == 1
-    assert _asked_again(name) == asked_again + 1  # counted for the operators
+    assert _asked_again(name) == asked_again + 1  # counted for the operators, and logged once
+    [logged] = [r for r in caplog.records if r.getMessage() == "a pure tool's call asked again"]
+    said = (logged.levelno, getattr(logged, "tool", None), getattr(logged, "owner", None))
+    assert said == (logging.INFO, name, "tools")
 
 
 def _asked_again(tool: str) -> float:

@@ -256,7 +256,6 @@ class OwnerWatch:
                             ErrorCode.SERVICE_UNAVAILABLE, f"{owner.value} cannot answer this call"
                         ) from None
                     self._to_ask_again.discard(task)
-                    log.info("a pure tool's call asked again", extra={"owner": owner.value})
                     asking = again()
         finally:
             del self._waiting[task]

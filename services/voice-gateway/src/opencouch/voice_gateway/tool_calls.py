@@ -223,6 +223,16 @@ def tool_request(spec: ToolSpec, body: ToolsRequest, claims: VoiceSessionClaims)
     )
 
 
+def _ask_again(
+    nc: NatsClient, spec: ToolSpec, call: ToolCallRequest, deadline: float
+) -> Awaitable[ToolCallReply]:
+    """The same request sent once more, within the call's own deadline (``perf_counter``)."""
+    TOOL_CALLS_ASKED_AGAIN.labels(spec.name).inc()
+    log.info("a pure tool's call asked again", extra={"tool": spec.name, "owner": spec.owner.value})
+    left = deadline - time.perf_counter()
+    return request(nc, spec.subject, call, ToolCallReply, timeout=max(left, 0.001))
+
+
 async def _run(
     gateway: Gateway, spec: ToolSpec, body: ToolsRequest, claims: VoiceSessionClaims
 ) -> ToolsReply:
@@ -234,12 +244,6 @@ async def _run(
     # state may take a while, and its holder says it still holds it, so a replica killed in
     # the middle of it is noticed.
     notes = None if spec.pure else gateway.owners.notes_subject()
-
-    def ask_again() -> Awaitable[ToolCallReply]:  # within the call's own deadline
-        TOOL_CALLS_ASKED_AGAIN.labels(spec.name).inc()
-        left = started + timeout - time.perf_counter()
-        return request(gateway.nc, spec.subject, call, ToolCallReply, timeout=max(left, 0.001))
-
     try:
         reply = await gateway.owners.wait(
             spec.owner,
@@ -247,7 +251,11 @@ async def _run(
                 gateway.nc, spec.subject, call, ToolCallReply, timeout=timeout, held_notes=notes
             ),
             notes,
-            ask_again if spec.pure else None,
+            (
+                functools.partial(_ask_again, gateway.nc, spec, call, started + timeout)
+                if spec.pure
+                else None
+            ),
         )
         outcome = "ok" if reply.ok else _declined(reply)
         if not reply.ok and spec.failure_guidance and "guidance" not in reply.output:
