@@ -10,7 +10,10 @@ is measured against the HTTP echo at the same rate, so its own cost shows.
 
 The sequential figures (five rounds) and the figures at 32 connections (three rounds) are each
 the median of rounds interleaved with their floors, as this machine's speed drifts within a
-minute.
+minute. Each sequential round also reads from ``/proc`` the CPU every process on the path spent
+per request (gateway, tools, NATS, Redis) and what the floors' processes spent per request: on
+two cores the sequential call is near CPU-bound, so this says where its time over the floors
+goes.
 
 Prints a table, writes JSON (``--json``), exits 1 when a target is missed:
   sequential full-path p50 <= 1.5 x (HTTP floor + NATS floor); p99 <= 10 ms at 300 calls/s
@@ -93,6 +96,7 @@ class Load:
     p99_ms: float
     per_second: float
     errors: int
+    requests: int
 
 
 SEQUENTIAL_ROUNDS = 5
@@ -107,6 +111,8 @@ class Round:
     nats_echo_ms: float
     tool_call: Load
     stateful_tool: Load
+    cpu_us: dict[str, dict[str, float]]
+    """CPU per request of each process (``/proc``) while the pure tool call and each floor ran."""
 
     def ratio(self, extra_floor_ms: float = 0.0) -> float:
         """The pure tool call's p50 over the floor sum of this round."""
@@ -120,7 +126,28 @@ def median_load(loads: list[Load]) -> Load:
         p99_ms=round(statistics.median(load.p99_ms for load in loads), 3),
         per_second=round(statistics.median(load.per_second for load in loads), 1),
         errors=sum(load.errors for load in loads),
+        requests=sum(load.requests for load in loads),
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def cpu_used(pids: dict[str, int]) -> Iterator[dict[str, float]]:
+    """The CPU seconds each process used during the block (filled in as it ends)."""
+    used: dict[str, float] = {}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    yield used
+    used.update({name: cpu_seconds(pid) - before[name] for name, pid in pids.items()})
+
+
+def per_request_us(used: dict[str, float], requests: int) -> dict[str, float]:
+    """``cpu_used``'s seconds as microseconds per request."""
+    return {name: round(seconds / max(requests, 1) * 1e6) for name, seconds in used.items()}
 
 
 def _ms(value: str, unit: str) -> float:
@@ -151,10 +178,11 @@ def wrk(
         return _ms(value, unit)
 
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     failed = re.search(r"Socket errors:.*?(\d+) timeout", out)
     errors = (int(bad.group(1)) if bad else 0) + (int(failed.group(1)) if failed else 0)
-    return Load(p50_ms=pct("50"), p99_ms=pct("99"), per_second=rate, errors=errors)
+    return Load(pct("50"), pct("99"), rate, errors, requests)
 
 
 class OpenLoopClient:
@@ -253,7 +281,9 @@ async def redis_floor(url: str, calls: int) -> float:
         await client.aclose()
 
 
-async def nats_floor(url: str, calls: int) -> float:
+async def nats_floor(url: str, calls: int, server_pid: int) -> tuple[float, dict[str, float]]:
+    """The p50 ms of a bare request/reply echo, and the CPU us per request of its client, its
+    responder and the NATS server."""
     subject = f"bench.echo.{uuid.uuid4().hex[:8]}"
     responder = await asyncio.create_subprocess_exec(
         sys.executable, str(HERE / "floors" / "nats_echo.py"), url, subject, stdout=subprocess.PIPE
@@ -276,12 +306,14 @@ async def nats_floor(url: str, calls: int) -> float:
         for _ in range(200):
             await nc.request(subject, payload, timeout=5)
         samples = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            await nc.request(subject, payload, timeout=5)
-            samples.append((time.perf_counter() - started) * 1000)
+        pids = {"client": os.getpid(), "responder": responder.pid, "nats-server": server_pid}
+        with cpu_used(pids) as used:
+            for _ in range(calls):
+                started = time.perf_counter()
+                await nc.request(subject, payload, timeout=5)
+                samples.append((time.perf_counter() - started) * 1000)
         await nc.close()
-        return statistics.median(samples)
+        return statistics.median(samples), per_request_us(used, calls)
     finally:
         responder.terminate()
         await responder.wait()
@@ -314,11 +346,7 @@ async def in_process_handler(calls: int) -> float:
 @contextmanager
 def paused(stack: Stack, names: tuple[str, ...]) -> Iterator[None]:
     """SIGSTOP these services for the block, then SIGCONT them."""
-    pids = []
-    for name in names:
-        service = stack.services[name]
-        assert isinstance(service, ServiceProcess)
-        pids.append(service.process.pid)
+    pids = [service_pid(stack, name) for name in names]
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     try:
@@ -328,11 +356,16 @@ def paused(stack: Stack, names: tuple[str, ...]) -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
+def service_pid(stack: Stack, name: str) -> int:
+    service = stack.services[name]
+    assert isinstance(service, ServiceProcess)
+    return service.process.pid
+
+
 def resident_mb(stack: Stack) -> dict[str, float]:
     sizes = {}
-    for name, service in stack.services.items():
-        assert isinstance(service, ServiceProcess)
-        status = Path(f"/proc/{service.process.pid}/status").read_text()
+    for name in stack.services:
+        status = Path(f"/proc/{service_pid(stack, name)}/status").read_text()
         sizes[name] = round(int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024, 1)  # type: ignore[union-attr]
     return sizes
 
@@ -399,20 +432,34 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             # Warm every process up before measuring.
             wrk(stack.gateway_url, f"{API}/tools", tool_body, connections=4, seconds=2, token=token)
             wrk(echo_url, "/echo", echo_body, connections=4, seconds=2)
+            # The CPU each process spends per request shows where the full path's time goes.
+            nats_pid, redis_pid = infra.nats.pid, infra.redis.pid
+            assert nats_pid is not None
+            assert redis_pid is not None
+            on_path = {name: service_pid(stack, name) for name in ("voice-gateway", "tools")}
+            on_path |= {"nats-server": nats_pid, "redis-server": redis_pid}
             # The sequential figures and their floors in interleaved rounds: this machine's
             # speed drifts within a minute, so each round's ratio compares runs seconds apart,
             # and the median round is reported.
             rounds = []
             for _ in range(SEQUENTIAL_ROUNDS):
-                http_echo = wrk(echo_url, "/echo", echo_body, connections=1, seconds=seconds / 4)
-                nats_echo = asyncio.run(nats_floor(infra.nats.url, 1000))
-                pure = wrk(stack.gateway_url, f"{API}/tools", tool_body, connections=1,
-                           seconds=seconds / 4, token=token)  # fmt: skip
+                with cpu_used({"server": echo.pid}) as echo_used:
+                    http_echo = wrk(echo_url, "/echo", echo_body, connections=1,
+                                    seconds=seconds / 4)  # fmt: skip
+                nats_echo, nats_cpu = asyncio.run(nats_floor(infra.nats.url, 1000, nats_pid))
+                with cpu_used(on_path) as path_used:
+                    pure = wrk(stack.gateway_url, f"{API}/tools", tool_body, connections=1,
+                               seconds=seconds / 4, token=token)  # fmt: skip
+                cpu_us = {
+                    "http_echo": per_request_us(echo_used, http_echo.requests),
+                    "nats_echo": nats_cpu,
+                    "tool_call": per_request_us(path_used, pure.requests),
+                }
                 # A tool that keeps state runs only once its claim is decided (a pure one,
                 # like wait_for_user, is asked meanwhile): the same run for one of those.
                 stateful = wrk(stack.gateway_url, f"{API}/tools", stateful_body, connections=1,
                                seconds=seconds / 4, token=token)  # fmt: skip
-                rounds.append(Round(http_echo.p50_ms, round(nats_echo, 3), pure, stateful))
+                rounds.append(Round(http_echo.p50_ms, round(nats_echo, 3), pure, stateful, cpu_us))
             redis_ms = round(asyncio.run(redis_floor(infra.redis.url, 2000)), 3)
             floors = {
                 "http_echo_p50_ms": round(statistics.median(r.http_echo_ms for r in rounds), 3),
@@ -446,6 +493,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     statistics.median(r.ratio(redis_ms) for r in rounds), 2
                 ),
                 "stateful_tool_sequential": asdict(median_load([r.stateful_tool for r in rounds])),
+                "cpu_us_per_sequential_request": {
+                    run: {
+                        name: statistics.median(r.cpu_us[run][name] for r in rounds)
+                        for name in rounds[0].cpu_us[run]
+                    }
+                    for run in rounds[0].cpu_us
+                },
                 "rounds": [asdict(r) for r in rounds],
             }
             results["open_loop_300"] = {
@@ -560,6 +614,10 @@ def main() -> None:
         f"{'  the same, its consumers paused':<44}{alone['p50_ms']:>10}{alone['p99_ms']:>10}{alone['per_second']:>10.0f}"
     )
     print(f"{'/session (memory context + config + mint)':<44}{results['session_p50_ms']:>10}")
+    for run, used in t["cpu_us_per_sequential_request"].items():
+        print(
+            f"CPU us per request, {run + ':':<11}{', '.join(f'{n} {v:.0f}' for n, v in used.items())}"
+        )
     print(f"resident MB idle:       {results['resident_mb_idle']}")
     print(f"resident MB after load: {results['resident_mb_after_load']}")
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -8,10 +8,12 @@ were ended by it (CI of stop 28: a sweep ended 5 sessions where its test made 1)
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import redis
 
+from opencouch.testing.infra import PrivateRedis
 from opencouch.testing.servers import redis_server
 
 
@@ -41,3 +43,19 @@ def test_a_redis_url_that_answers_is_used_as_given(monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv("REDIS_URL", private)
         with redis_server() as url:
             assert url == private
+
+
+def test_a_private_server_names_its_process_while_it_runs(tmp_path: Path) -> None:
+    """The benchmarks read a server's CPU from /proc by this id: it must be the server's own."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server binary")
+    server = PrivateRedis(tmp_path)
+    assert server.pid is None  # not started
+    server.start()
+    try:
+        pid = server.pid
+        assert pid is not None
+        assert b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    finally:
+        server.kill()
+    assert server.pid is None  # gone

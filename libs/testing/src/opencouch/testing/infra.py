@@ -76,6 +76,15 @@ class PrivateServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None and reachable(self.url)
 
+    @property
+    def pid(self) -> int | None:
+        """The running server's process id (for reading its use of the machine), if it runs."""
+        return (
+            self._process.pid
+            if self._process is not None and self._process.poll() is None
+            else None
+        )
+
     def _demote(self) -> Callable[[], None] | None:
         return None
 
