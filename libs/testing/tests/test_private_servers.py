@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from opencouch.testing.infra import PrivateRedis
+from opencouch.testing.infra import PrivateNats
 from opencouch.testing.servers import redis_server
 
 
@@ -46,16 +46,15 @@ def test_a_redis_url_that_answers_is_used_as_given(monkeypatch: pytest.MonkeyPat
 
 
 def test_a_private_server_names_its_process_while_it_runs(tmp_path: Path) -> None:
-    """The benchmarks read a server's CPU from /proc by this id: it must be the server's own."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("no redis-server binary")
-    server = PrivateRedis(tmp_path)
+    """The benchmarks read a server's CPU from /proc by this id: it must be the server's own.
+    nats-server comes with the locked dev dependencies, so every run has one."""
+    server = PrivateNats(tmp_path)
     assert server.pid is None  # not started
     server.start()
     try:
         pid = server.pid
         assert pid is not None
-        assert b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert b"nats-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
     finally:
         server.kill()
     assert server.pid is None  # gone
