@@ -17,7 +17,7 @@ from opencouch.realtime_emulator.arguments import fill_arguments
 from opencouch.realtime_emulator.brain import Brain
 from opencouch.realtime_emulator.offer import Offer
 from opencouch.realtime_emulator.planner import Planner, tool_failed
-from opencouch.realtime_emulator.scenario import Scenario, load_scenario
+from opencouch.realtime_emulator.scenario import Rule, Scenario, load_scenario
 
 HERE = Path(__file__).parent
 PRODUCT_LIKE_TOOLS: list[dict[str, Any]] = json.loads((HERE / "product_tools.json").read_text())
@@ -426,6 +426,47 @@ def test_rule_phrases_match_whole_words(said: str, matched: str | None) -> None:
 )
 def test_a_star_matches_any_ending(said: str, matched: str | None) -> None:
     assert rules_scenario().rules[0].matched(said) == matched
+
+
+@pytest.mark.parametrize(
+    ("said", "matched"),
+    [
+        ("I want to die", "i want to die"),
+        ("I told her 'I want to die' last night", "i want to die"),  # a quotation's apostrophes
+        ("she said 'I want to die'", "i want to die"),
+        ("I want to die'd", None),  # an apostrophe that goes on into a word is the word's
+        ("don't want", None),  # "t want" is not a word of "don't want"
+    ],
+)
+def test_a_phrase_may_open_and_close_a_quotation_but_not_split_a_contraction(
+    said: str, matched: str | None
+) -> None:
+    rule = Rule(match=["i want to die", "t want"], say="x")
+    assert rule.matched(said) == matched
+
+
+def test_a_rule_does_not_apply_when_its_unless_words_are_there_too() -> None:
+    scenario = Scenario.model_validate(
+        {
+            "guess_tools": False,
+            "fallback": ["Go on."],
+            "rules": [
+                {"match": ["rain*"], "unless": ["no rain", "rain check"], "say": "Umbrella!"},
+            ],
+        }
+    )
+    rule = scenario.rules[0]
+    assert rule.matched("Will it rain tomorrow?") == "rain"
+    assert rule.matched("No rain tomorrow, they say") is None
+    assert rule.matched("Can I take a rain check?") is None
+    brain = Brain(scenario)
+    assert brain.reply(None, "Rainy, isn't it?", offer([])).say == "Umbrella!"
+    assert brain.reply(None, "There's no rain at all", offer([])).say == "Go on."
+
+
+def test_an_unless_phrase_is_checked_like_a_match_phrase() -> None:
+    with pytest.raises(ValueError, match="unless"):
+        Scenario.model_validate({"rules": [{"match": ["rain"], "unless": [" "], "say": "x"}]})
 
 
 def test_a_rule_without_phrases_is_refused() -> None:

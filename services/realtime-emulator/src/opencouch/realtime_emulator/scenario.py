@@ -158,6 +158,9 @@ class Rule(Reply):
     # Phrases, any of which matches: whole words, case-insensitive; a word ending in ``*``
     # matches any ending (``breath*`` matches "breathe" and "breathing").
     match: list[str] = Field(min_length=1)
+    # Phrases, any of which keeps the rule from applying though ``match`` matched: what the
+    # words are not (a negation, a song, someone else's words), so its phrases can stay short.
+    unless: list[str] = []
     # Applies only once this tool was called earlier in the call (a follow-up to it).
     after_calling: str | None = None
     # Applies only when these tools are offered, though it calls none of them: a reply that
@@ -177,7 +180,7 @@ class Rule(Reply):
     # its question, e.g. "yes" to an offer); any other reply in between ends the chance.
     answers: str | None = None
 
-    @field_validator("match")
+    @field_validator("match", "unless")
     @classmethod
     def _phrases_compile(cls, phrases: list[str]) -> list[str]:
         for phrase in phrases:
@@ -189,6 +192,8 @@ class Rule(Reply):
     def matched(self, text: str) -> str | None:
         """The words of ``text`` that matched, or None."""
         normalised = normalise(text)
+        if any(phrase_pattern(phrase).search(normalised) for phrase in self.unless):
+            return None
         for phrase in self.match:
             found = phrase_pattern(phrase).search(normalised)
             if found:
@@ -253,13 +258,17 @@ def normalise(text: str) -> str:
 
 @lru_cache(maxsize=1024)
 def phrase_pattern(phrase: str) -> re.Pattern[str]:
-    """A rule phrase as a regular expression over normalised text."""
+    """A rule phrase as a regular expression over normalised text.
+
+    Whole words: not inside a word, nor a contraction ("t want" is not in "don't want", "i" is
+    not in "i'm"); an apostrophe that opens or closes a quotation is not part of a word, so
+    "'i want to die'" has "i want to die" in it."""
     words = []
     for word in normalise(phrase).split():
         open_ended = word.endswith("*")
         escaped = re.escape(word.rstrip("*"))
         words.append(escaped + (r"[\w'-]*" if open_ended else ""))
-    return re.compile(r"(?<![\w'])" + r"\s+".join(words) + r"(?![\w'])")
+    return re.compile(r"(?<!\w)(?<!\w')" + r"\s+".join(words) + r"(?!\w)(?!'\w)")
 
 
 def load_scenario(path: Path) -> Scenario:
