@@ -218,6 +218,29 @@ def test_ending_things_is_a_life_unless_it_is_a_relationship_a_job_or_a_day(
 
 
 @pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        ("I'm tired of living.", 2),
+        ("I'm so sick of being alive.", 2),
+        ("I'm not tired of living, just tired of this job.", 0),  # it was level 2
+        ("I'm not sick of life at all.", 0),
+        ("My friend is sick of being alive.", 0),  # someone else's
+        ("honestly i want to kms", 2),
+        ("kms", 2),
+        ("We drove 300 kms today.", 0),
+        ("It's 2.5 kms away.", 0),
+        ("I feel like giving up on life.", 1),
+        ("I've given up on life.", 1),
+        ("She gave up on life after the divorce.", 0),
+        ("I'm giving up on this diet.", 0),
+        ("My life is over.", 1),
+    ],
+)
+def test_weary_of_life_texting_shorthand_and_giving_up_on_life(said: str, level: int) -> None:
+    assert classify(said).level == level
+
+
+@pytest.mark.parametrize(
     ("said", "imminent"),
     [
         ("I have the pills right here", True),

@@ -279,7 +279,8 @@ _RULES: Final = [
         r"|\b(?:use|using) (?:it|that|them|a gun|the gun|a knife|the knife|the pills) on myself\b"
         r"|\b(?:shoot|shooting|hang|hanging|drown|drowning|poison|poisoning) myself\b"
         r"|\bways to (?:die|kill myself|end my life)\b"
-        r"|\b(?:so i can|want to|going to) overdose\b",
+        r"|\b(?:so i can|want to|going to) overdose\b"
+        r"|(?<![\d.] )(?<![\d.])\bkms\b",  # texting's "kill myself"; not kilometres
     ),
     _rule(
         "ideation",
@@ -316,6 +317,12 @@ _RULES: Final = [
         r"|\bi am (?:so |just |really )?(?:done|finished) with (?:life|living|being alive)\b"
         r"(?! (?:in|at|with|on|near|there|here|together|abroad|alone|by)\b)",
     ),
+    # Weary of living: the user's own, and a "not" in front takes it back.
+    _rule(
+        "passive_ideation",
+        r"\b(?:tired|sick) of (?:living|being alive|life)\b",
+        own_subject=True,
+    ),
     # Statements whose "not" is the ideation itself ("I don't want to live").
     _rule(
         "passive_ideation",
@@ -331,7 +338,6 @@ _RULES: Final = [
         r"|\bno (?:reason|point) (?:for me )?(?:to|in) (?:live|living|be alive|being alive|go on|"
         r"going on|stay alive|staying alive|exist|existing)\b"
         r"|\b(?:life is not|not) worth living\b|\blife is not worth it\b"
-        r"|\btired of (?:living|being alive|life)\b"
         r"|\b(?:do not|does not|cannot|can not|could not) (?:really |even |honestly |just )?"
         r"see (?:the|any|a|much) (?:point|reason) "
         r"(?:in|of|to|for) (?:me )?(?:live|living|be alive|being alive|life|go on|going on|"
@@ -482,7 +488,8 @@ _RULES: Final = [
         r"|\brather die than\b|\bdo (?:something|anything) stupid\b"
         r"|\bgiving (?:some of |all )?(?:of )?my (?:things|stuff|belongings) away\b"
         r"|\bgiving away (?:all )?(?:of )?my (?:things|stuff|belongings)\b"
-        r"|\b(?:think|thinking|thought) (?:about|of) (?:death|dying)\b",
+        r"|\b(?:think|thinking|thought) (?:about|of) (?:death|dying)\b"
+        r"|\b(?:give|giving|given|gave) up on (?:life|living)\b|\bmy life is over\b",
         own_subject=True,
     ),
     _rule(
