@@ -18,13 +18,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from importlib import resources
 
 from opencouch.contracts.common import TranscriptLine
 from opencouch.tools.classifier import classify
 from opencouch.tools.crisis import CrisisDirectory
 from opencouch.tools.location import locate_user
 from opencouch.tools.places import gazetteer
+from opencouch.tools.testing import crisis_evaluation_set
 
 LIMIT_MS = 1.0
 
@@ -68,8 +68,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
 
-    rows = resources.files("opencouch.tools").joinpath("data/crisis_eval.jsonl").read_text()
-    utterances = [json.loads(line)["text"] for line in rows.splitlines() if line.strip()]
+    utterances = [row["text"] for row in crisis_evaluation_set()]
     directory = CrisisDirectory.packaged()
     gazetteer()  # built once per process at start-up, not per call
     for text in utterances + LOOKUP_MESSAGES:  # warm caches and regex compilation

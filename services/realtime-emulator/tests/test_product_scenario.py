@@ -7,7 +7,6 @@ never imports them.
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from datetime import UTC, datetime
@@ -47,6 +46,7 @@ from opencouch.realtime_emulator.testing import free_port
 from opencouch.runtime.tools import tool_error
 from opencouch.testing.processes import emulator_scenario, http_ok, start_service
 from opencouch.tools.classifier import classify, is_safety_check
+from opencouch.tools.testing import crisis_evaluation_set
 
 SOURCE = Path(__file__).parents[1] / "src"
 PRODUCT_FILE = emulator_scenario()
@@ -239,10 +239,9 @@ _UNDERSTOOD_ONLY_BY_A_MODEL: Final = {
 
 
 def _crisis_eval() -> list[tuple[str, int]]:
-    rows = resources.files("opencouch.tools").joinpath("data/crisis_eval.jsonl").read_text()
     return [
         (row["text"], row["level"])
-        for row in map(json.loads, rows.splitlines())
+        for row in crisis_evaluation_set()
         if row.get("category") not in _SAID_AFTER_A_QUESTION
     ]
 

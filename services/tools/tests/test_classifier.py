@@ -7,8 +7,6 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from importlib import resources
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -21,15 +19,11 @@ from opencouch.tools.classifier import (
     classify,
     is_safety_check,
 )
-
-
-def evaluation_set() -> list[dict[str, Any]]:
-    text = resources.files("opencouch.tools").joinpath("data/crisis_eval.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+from opencouch.tools.testing import crisis_evaluation_set
 
 
 def test_the_evaluation_set_is_large_and_varied_enough() -> None:
-    rows = evaluation_set()
+    rows = crisis_evaluation_set()
     assert len(rows) >= 120
     categories = Counter(row["category"] for row in rows)
     for category in ("idiom", "negation", "quoted", "third_party", "lyrics", "news", "indirect"):
@@ -39,7 +33,7 @@ def test_the_evaluation_set_is_large_and_varied_enough() -> None:
 
 
 def test_recall_and_precision_at_level_two_and_above() -> None:
-    rows = evaluation_set()
+    rows = crisis_evaluation_set()
     true_positive = false_positive = false_negative = exact = 0
     misses = []
     for row in rows:
@@ -63,7 +57,7 @@ def test_recall_and_precision_at_level_two_and_above() -> None:
 
 
 def test_reasons_are_codes_from_a_closed_set() -> None:
-    for row in evaluation_set():
+    for row in crisis_evaluation_set():
         context = ScreeningContext(after_safety_check=row.get("after_safety_check", False))
         reason = classify(row["text"], context).reason
         assert reason in REASON_CODES, reason

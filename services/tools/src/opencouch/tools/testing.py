@@ -122,6 +122,18 @@ def handlers_for(content: Content, store: ToolsStore, state: SessionState) -> To
     )
 
 
+# -- the crisis classifier's labelled set -----------------------------------------------------
+
+
+def crisis_evaluation_set() -> list[dict[str, Any]]:
+    """The classifier's labelled utterances (``data/crisis_eval.jsonl``), in file order: each a
+    ``text``, its ``level`` (0 to 3) and a ``category``; an answer to the safety question also
+    has ``after_safety_check``. Its tests, its benchmark and the offline companion's tests read
+    the same lines."""
+    text = resources.files("opencouch.tools").joinpath("data/crisis_eval.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 # -- the service on NATS ----------------------------------------------------------------------
 
 
