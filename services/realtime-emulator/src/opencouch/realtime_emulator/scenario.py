@@ -192,11 +192,12 @@ class Rule(Reply):
     def matched(self, text: str) -> str | None:
         """The words of ``text`` that matched, or None."""
         normalised = normalise(text)
-        if any(phrase_pattern(phrase).search(normalised) for phrase in self.unless):
-            return None
         for phrase in self.match:
             found = phrase_pattern(phrase).search(normalised)
             if found:
+                # Its unless phrases are read only for words it matched: most words match no rule.
+                if any(phrase_pattern(other).search(normalised) for other in self.unless):
+                    return None
                 return found.group(0)
         return None
 
