@@ -446,6 +446,62 @@ def test_a_pure_tool_is_asked_before_its_claim_but_a_refused_call_gets_only_its_
     assert owners.calls_in(ended, "show_memory_status") == 0
 
 
+def _asked_settle(owners: FakeOwners, session: dict[str, Any], at_least: int) -> int:
+    """How many pure calls of ``session`` reached the owner, once the early ones have landed."""
+    deadline = time.monotonic() + 5
+    while owners.calls_in(session, "wait_for_user") < at_least and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # and nothing more is on its way
+    return owners.calls_in(session, "wait_for_user")
+
+
+def test_after_a_refusal_a_sessions_pure_calls_wait_for_their_claim(
+    make_gateway: GatewayFactory, owners: FakeOwners
+) -> None:
+    # One refused call was asked while its claim was decided; the calls after it are claimed
+    # first, so a client calling on over its limit or after its end costs the owner nothing.
+    gateway = make_gateway(rate_limit_calls_per_session="2/hour")
+    limited = open_session(gateway)
+    for _ in range(2):
+        assert gateway.post(f"{API}/tools", json=tool_call(), headers=bearer(limited)).json()["ok"]
+    statuses = [
+        gateway.post(f"{API}/tools", json=tool_call(), headers=bearer(limited)).status_code
+        for _ in range(5)
+    ]
+    assert statuses == [429] * 5
+    assert _asked_settle(owners, limited, at_least=3) == 3  # two admitted, one refused early
+    # Another session of the same gateway is not held back by it: asked during its claim.
+    other = open_session(gateway)
+    assert gateway.post(f"{API}/tools", json=tool_call(), headers=bearer(other)).json()["ok"]
+    assert owners.calls_in(other, "wait_for_user") == 1
+
+    gateway = make_gateway()
+    ended = open_session(gateway)
+    assert gateway.post(f"{API}/end", json={}, headers=bearer(ended)).status_code in (200, 202)
+    late = [gateway.post(f"{API}/tools", json=tool_call(), headers=bearer(ended)) for _ in range(5)]
+    assert [(r.status_code, error_code(r)) for r in late] == [(409, "session_ended")] * 5
+    assert _asked_settle(owners, ended, at_least=1) == 1
+
+
+def test_a_pure_call_of_an_expired_session_is_refused_without_reaching_its_owner(
+    make_gateway: GatewayFactory, owners: FakeOwners
+) -> None:
+    gateway = make_gateway(max_session_seconds=60, token_grace_seconds=3600)
+    settings = GatewaySettings(max_session_seconds=60, token_grace_seconds=3600)
+    session = open_session(gateway)
+    answered = tool_call()
+    first = gateway.post(f"{API}/tools", json=answered, headers=bearer(session))
+    assert first.json()["ok"] is True
+    late = {"Authorization": f"Bearer {token_started_ago(session, 300, settings)}"}
+    refused = gateway.post(f"{API}/tools", json=tool_call(), headers=late)
+    assert (refused.status_code, error_code(refused)) == (409, "session_expired")
+    # The call answered before the end is answered again when retried after it (claimed
+    # first, as the token has expired): the same answer, as any replay of a pure call.
+    again = gateway.post(f"{API}/tools", json=answered, headers=late)
+    assert again.json() == first.json()
+    assert _asked_settle(owners, session, at_least=2) == 2
+
+
 def test_a_call_without_call_id_unknown_tools_and_bad_arguments_are_refused_before_forwarding(
     gateway: TestClient, owners: FakeOwners
 ) -> None:

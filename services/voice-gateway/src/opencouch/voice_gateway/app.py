@@ -21,6 +21,7 @@ from opencouch.voice_gateway.errors import install_error_handlers
 from opencouch.voice_gateway.hot_routes import HotRoutes, hot_routes
 from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.rate_limits import RateLimits, call_limits
+from opencouch.voice_gateway.refusals import RefusedSessions
 from opencouch.voice_gateway.routes import API_PREFIX, health, router
 from opencouch.voice_gateway.served_tools import OwnerWatch, ServedTools
 from opencouch.voice_gateway.settings import GatewaySettings
@@ -97,6 +98,7 @@ def create_app(settings: GatewaySettings, *, serve_hot_routes: bool = True) -> F
                 owners=owners,
                 realtime=realtime,
                 background=background,
+                refused=RefusedSessions(),
             )
             if settings.abandoned_sweep_seconds > 0:
                 sweeper = asyncio.create_task(

@@ -19,6 +19,7 @@ from opencouch.contracts.common import ErrorCode, MemoryMode
 from opencouch.runtime.errors import ServiceError
 from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.rate_limits import RateLimits
+from opencouch.voice_gateway.refusals import RefusedSessions
 from opencouch.voice_gateway.served_tools import OwnerWatch, ServedTools
 from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.tokens import TokenSigner, VoiceSessionClaims
@@ -67,6 +68,9 @@ class Gateway:
     owners: OwnerWatch
     realtime: AsyncOpenAI
     background: Background
+    refused: RefusedSessions
+    """Sessions whose calls this process saw refused lately (their pure tools wait for the
+    claim)."""
 
 
 async def get_gateway(request: Request) -> Gateway:

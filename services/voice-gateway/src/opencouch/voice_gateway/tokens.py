@@ -39,13 +39,17 @@ class VoiceSessionClaims:
     expires_at: int
     """Unix seconds after which the token itself is refused (``/end`` included)."""
 
+    def expired(self, grace: float = 0.0) -> bool:
+        """Whether the session's maximum duration (and ``grace`` seconds after it) has passed."""
+        return time.time() > self.session_expires_at + grace
+
     def refuse_if_expired(self, grace: float = 0.0) -> None:
         """Refuse a new tool call or turn after the session's maximum duration (409), or
         ``grace`` seconds after it.
 
         A retry of one answered before keeps its answer: callers check this after the claim.
         """
-        if time.time() > self.session_expires_at + grace:
+        if self.expired(grace):
             raise ServiceError(
                 ErrorCode.SESSION_EXPIRED,
                 "This voice session reached its maximum duration; start a new one.",

@@ -14,7 +14,10 @@ round trip and the tool's one after the other; the claim is sent once the reques
 way (``_request_written``). Its answer is given only if the claim admits the
 call, and a refused call gets its refusal, as for every other tool. Its output is not stored:
 a replay (same id, same arguments) is answered again, which is the same answer. Every other
-tool runs only once its claim has admitted it, and a replay gets its stored output.
+tool runs only once its claim has admitted it, and a replay gets its stored output. A pure
+tool too is asked only once admitted when its session's token has expired, or when a call of
+its session was refused lately (``refusals``): a client calling on after its refusal does not
+make the tool's owner work for calls it will never be given.
 """
 
 from __future__ import annotations
@@ -101,18 +104,22 @@ async def call_tool(
         return checked
     spec = checked
     call_id = body.call_id
-    # A pure tool is asked first, and its claim is sent only once the request is on the wire.
-    asked = asyncio.ensure_future(_run(gateway, spec, body, claims)) if spec.pure else None
+    # A pure tool is asked first, and its claim is sent only once the request is on the wire,
+    # unless its session's calls are likely to be refused.
+    early = spec.pure and not (claims.expired() or gateway.refused.lately(claims.session_id))
+    asked = asyncio.ensure_future(_run(gateway, spec, body, claims)) if early else None
     try:
         if asked is not None:
             await _request_written(gateway.nc, asked)
         body_print = fingerprint(f"{spec.name}\n{body.model_dump_json(include={'arguments'})}")
-        claim = await _admitted(gateway, caller, claims, call_id, body_print, asked is not None)
+        claim = await _admitted(gateway, caller, claims, call_id, body_print, spec.pure)
         if asked is not None:  # a first call or a replay alike: the same answer
             return await asked
     finally:
         if asked is not None:
             _drop(asked)
+    if spec.pure:  # asked once admitted: a first call or a replay alike, the same answer
+        return await _run(gateway, spec, body, claims)
     if claim.state is ClaimState.SEEN:
         return await _replayed(gateway, spec, claims.session_id, call_id)
     reply = await _run(gateway, spec, body, claims)
@@ -162,17 +169,21 @@ async def _admitted(
     pure: bool,
 ) -> Claim:
     """Claim the call: ``CLAIMED`` (run it) or ``SEEN`` (an honest replay), else the refusal
-    raised. A pure call's claim is kept as long as an output would be (none is stored)."""
+    raised (and remembered, see ``refusals``). A pure call's claim is kept as long as an output
+    would be (none is stored)."""
     claim = await gateway.sessions.claim_call(
         caller, call_id, body_print, gateway.settings.tool_timeout_seconds, kept=pure
     )
     if claim.state is ClaimState.MISSING:
+        gateway.refused.refused(claims.session_id)
         raise ServiceError(
             ErrorCode.VOICE_SESSION_NOT_FOUND, "This voice session is no longer known."
         )
     if claim.state is ClaimState.ENDED:
+        gateway.refused.refused(claims.session_id)
         raise ServiceError(ErrorCode.SESSION_ENDED, "This voice session has ended.")
     if claim.state is ClaimState.LIMITED:
+        gateway.refused.refused(claims.session_id, claim.retry_after)
         raise limited("calls of this voice session", claim.retry_after)
     if claim.state is ClaimState.SEEN:
         if claim.conflicts_with(body_print):
