@@ -1,9 +1,13 @@
-"""The command batcher on a real Redis: concurrent commands share one pipeline, and each caller
-still gets its own reply or its own error, as if it had sent its command alone."""
+"""The command batcher on a real Redis: concurrent commands go out together on its held
+connection, and each caller still gets its own reply or its own error, as if it had sent its
+command alone."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import uuid
 from typing import Any
 
@@ -11,38 +15,65 @@ import pytest
 import redis.exceptions
 from redis.asyncio import Redis
 
-from opencouch.testing.servers import free_port
+from opencouch.testing.servers import free_port, wait_reachable
 from opencouch.voice_gateway.redis_batching import CommandBatcher
 
 
-class PipelineCount:
-    """Counts the pipelines a client opens (the batcher's one call into redis-py per batch)."""
+class Writes:
+    """Records what the client's connections write (the batcher writes once per batch)."""
 
     def __init__(self, client: Redis) -> None:
-        self.opened = 0
-        original = client.pipeline
+        self.sent: list[bytes] = []
+        pool = client.connection_pool
+        original = pool.get_connection
 
-        def counting(*args: Any, **kwargs: Any) -> Any:
-            self.opened += 1
-            return original(*args, **kwargs)
+        async def recording(*args: Any, **kwargs: Any) -> Any:
+            connection = await original(*args, **kwargs)  # type: ignore[no-untyped-call]
+            send = connection.send_packed_command
 
-        client.pipeline = counting  # type: ignore[method-assign]
+            async def sending(command: Any, *more: Any, **options: Any) -> None:
+                self.sent.append(command if isinstance(command, bytes) else b"".join(command))
+                await send(command, *more, **options)
+
+            connection.send_packed_command = sending
+            return connection
+
+        pool.get_connection = recording  # type: ignore[method-assign]
 
 
-async def test_concurrent_commands_go_out_as_one_pipeline_and_each_gets_its_reply(
+async def test_concurrent_commands_go_out_as_one_write_and_each_gets_its_reply(
     redis_url: str,
 ) -> None:
     client = Redis.from_url(redis_url)
-    pipelines = PipelineCount(client)
+    writes = Writes(client)
     batcher = CommandBatcher(client)
     key = f"test:batch:{uuid.uuid4().hex}"
     try:
         replies = await asyncio.gather(*(batcher.execute("INCR", key) for _ in range(20)))
         assert sorted(replies) == list(range(1, 21))  # each caller its own INCR's reply
-        assert pipelines.opened == 1
-        # A lone command is sent as it is, with no pipeline around it.
+        assert len(writes.sent) == 1
+        assert writes.sent[0].count(b"INCR") == 20
+        # A lone command goes out on the same connection, as Redis's reply says it.
         assert await batcher.execute("INCR", key) == 21
-        assert pipelines.opened == 1
+        assert await batcher.execute("SET", key, "x") == b"OK"
+        assert len(writes.sent) == 3
+    finally:
+        await client.delete(key)
+        await client.aclose()
+
+
+async def test_commands_issued_while_a_batch_is_out_go_in_the_next_one(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    writes = Writes(client)
+    batcher = CommandBatcher(client)
+    key = f"test:batch:{uuid.uuid4().hex}"
+    try:
+        first = asyncio.ensure_future(batcher.execute("INCR", key))
+        await asyncio.sleep(0)  # the first batch goes out, alone
+        await asyncio.sleep(0)
+        later = [asyncio.ensure_future(batcher.execute("INCR", key)) for _ in range(5)]
+        assert sorted(await asyncio.gather(first, *later)) == [1, 2, 3, 4, 5, 6]
+        assert [w.count(b"INCR") for w in writes.sent] == [1, 5]
     finally:
         await client.delete(key)
         await client.aclose()
@@ -97,20 +128,77 @@ async def test_a_command_goes_out_on_the_next_turn_of_the_loop(redis_url: str) -
     # A pure tool's claim must reach Redis while the tool is being asked, not after its answer:
     # one turn of the loop to gather the batch, and the next batch is on its way.
     client = Redis.from_url(redis_url)
-    sent: list[tuple[Any, ...]] = []
-    original = client.execute_command
-
-    async def recording(*args: Any, **options: Any) -> Any:
-        sent.append(args)
-        return await original(*args, **options)  # type: ignore[no-untyped-call]
-
-    client.execute_command = recording  # type: ignore[method-assign]
+    writes = Writes(client)
     batcher = CommandBatcher(client)
     try:
+        assert await batcher.execute("PING") == b"PONG"  # connected
         reply = asyncio.ensure_future(batcher.execute("PING"))
         await asyncio.sleep(0)  # the caller's task issues the command
         await asyncio.sleep(0)  # the batch is sent
-        assert sent == [("PING",)]
-        assert await reply is True
+        assert len(writes.sent) == 2
+        assert await reply == b"PONG"
     finally:
         await client.aclose()
+
+
+def _redis_server(port: int, directory: str) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", directory],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_reachable(f"tcp://127.0.0.1:{port}")
+    return server
+
+
+async def test_a_restarted_redis_is_reconnected_to_and_its_lost_script_loaded(
+    tmp_path: Any,
+) -> None:
+    # The held connection dies with its server; the next batch finds it closed, connects again
+    # (redis-py's retry policy), and a script the new server never saw is loaded and run.
+    port = free_port()
+    server = _redis_server(port, str(tmp_path))
+    client = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=2)
+    batcher = CommandBatcher(client)
+    script = client.register_script("return tonumber(ARGV[1]) * 2")
+    try:
+        assert await batcher.run_script(script, [], [21]) == 42
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        server = _redis_server(port, str(tmp_path))
+        assert await batcher.run_script(script, [], [4]) == 8
+        assert await batcher.execute("SET", "k", "v") == b"OK"
+    finally:
+        await client.aclose()
+        server.terminate()
+        server.wait()
+
+
+async def test_a_redis_that_stops_answering_fails_the_batch_within_the_timeout(
+    tmp_path: Any,
+) -> None:
+    # A paused server takes the write and never replies: every caller gets redis-py's timeout
+    # (what the gateway answers 503 for), and once it answers again so does the batcher.
+    port = free_port()
+    server = _redis_server(port, str(tmp_path))
+    client = Redis.from_url(
+        f"redis://127.0.0.1:{port}/0", socket_timeout=0.3, socket_connect_timeout=0.3
+    )
+    batcher = CommandBatcher(client)
+    try:
+        assert await batcher.execute("PING") == b"PONG"
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            replies = await asyncio.wait_for(
+                asyncio.gather(*(batcher.execute("GET", "x") for _ in range(3)),
+                               return_exceptions=True),
+                timeout=10,
+            )  # fmt: skip
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        assert all(isinstance(r, redis.exceptions.TimeoutError) for r in replies), replies
+        assert await batcher.execute("PING") == b"PONG"
+    finally:
+        await client.aclose()
+        server.terminate()
+        server.wait()
