@@ -13,6 +13,7 @@ and only then count the turns the finalizer must wait for.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -35,6 +36,21 @@ from opencouch.voice_gateway.tokens import VoiceSessionClaims
 def redis_key(kind: str, *ids: str) -> str:
     """``ocv:<kind>:<id>:<id>...`` with each id percent-escaped, so ``:`` in an id is harmless."""
     return ":".join(["ocv", kind, *(quote(part, safe="") for part in ids)])
+
+
+@functools.lru_cache(maxsize=4096)
+def _caller_keys(caller: Caller) -> tuple[str, ...]:
+    """The session key and rate counter keys of ``caller``: a session's calls all name the same
+    ones, so they are escaped once per session rather than on every call."""
+    keys = [
+        redis_key("vs", caller.session_id),
+        redis_key("rate", "session", caller.session_id),
+        redis_key("rate", "thread", caller.thread_id),
+        redis_key("rate", "address", caller.address),
+    ]
+    if caller.user_id is not None:
+        keys.append(redis_key("rate", "user", caller.user_id))
+    return tuple(keys)
 
 
 def new_session_id() -> str:
@@ -312,6 +328,8 @@ class VoiceSessionStore:
         self._claim = redis.register_script(_CLAIM)
         self._call = redis.register_script(_CALL)
         self._call_limits = call_limits
+        self._limits = self._limit_args(with_user=False)
+        self._limits_with_user = self._limit_args(with_user=True)
         self._complete = redis.register_script(_COMPLETE_TURN)
         self._release = redis.register_script(_RELEASE_TURN)
         self._close = redis.register_script(_CLOSE)
@@ -595,19 +613,13 @@ class VoiceSessionStore:
         head = [body_print, claim_seconds or self._ttl, "1" if inflight else "0"]
         return await self._decide(self._claim, caller, key, head, turn=turn, durable=durable)
 
-    def _counters(self, caller: Caller) -> tuple[list[str], list[int]]:
-        """The caller's rate counters, and each one's limit and window seconds."""
+    def _limit_args(self, with_user: bool) -> list[int]:
+        """Each rate counter's limit and window seconds, in ``_caller_keys``'s order."""
         limits = self._call_limits
-        scopes = [
-            (redis_key("rate", "session", caller.session_id), limits.session),
-            (redis_key("rate", "thread", caller.thread_id), limits.thread),
-            (redis_key("rate", "address", caller.address), limits.address),
-        ]
-        if caller.user_id is not None:
-            scopes.append((redis_key("rate", "user", caller.user_id), limits.user))
-        keys = [key for key, _ in scopes]
-        args = [value for _, limit in scopes for value in (limit.calls, limit.window_seconds)]
-        return keys, args
+        scoped = [limits.session, limits.thread, limits.address]
+        if with_user:
+            scoped.append(limits.user)
+        return [value for limit in scoped for value in (limit.calls, limit.window_seconds)]
 
     async def _decide(
         self,
@@ -619,10 +631,11 @@ class VoiceSessionStore:
         turn: bool,
         durable: bool = True,
     ) -> Claim:
-        counters, limits = self._counters(caller)
+        session_key, *counters = _caller_keys(caller)
+        limits = self._limits_with_user if caller.user_id is not None else self._limits
         result = await self._batch.run_script(
             script,
-            [redis_key("vs", caller.session_id), key, *counters],
+            [session_key, key, *counters],
             [*head, int(time.time()), "1" if turn else "0", "1" if durable else "0", *limits],
         )
         state = ClaimState(_text(result[0]))
