@@ -273,6 +273,8 @@ def test_the_offline_companion_meets_the_crisis_eval_set_at_its_levels() -> None
         "I'd love to sleep forever on a beach",
         "I'm thinking about jumping into a new career",
         "I'm cutting back on coffee",
+        "I hit my head against the cupboard",
+        "Is it better without me there?",
     ],
 )
 def test_everyday_words_near_the_crisis_words_get_no_crisis_lines(said: str) -> None:

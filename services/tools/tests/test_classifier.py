@@ -301,6 +301,58 @@ def test_seeing_no_point_or_no_way_to_keep_going_is_ambiguous_distress(
     assert classify(said).level == level
 
 
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        ("I hit my head against the cupboard", 0),  # it was level 2
+        ("I hit my head on the cupboard door reaching for a mug.", 0),  # it was level 2
+        ("I slipped and hit my head on the floor.", 0),  # it was level 2
+        ("I slipped and hit my head against the wall.", 0),  # it was level 2
+        ("I accidentally banged my head against the wall.", 0),
+        ("I keep hitting my head on the low beam in the attic.", 0),  # it was level 2
+        ("I've been banging my head against the wall with this bug all day.", 0),  # it was 2
+        ("It's like banging my head against a brick wall.", 0),  # it was level 2
+        ("My son keeps banging his head on the floor.", 0),
+        ("I keep hitting my head against the wall", 2),
+        ("I keep hitting my head against the wall when I get upset.", 2),
+        ("I keep banging my head against the wall when it gets bad.", 2),
+        ("I banged my head against the wall until it bled.", 2),
+        ("sometimes i hit my head against the wall until it hurts", 2),
+        ("I hit my head on purpose", 2),
+        ("I deliberately hit my head on the door.", 2),
+        ("I keep banging my head on the floor.", 2),
+        ("I've been hitting my head again.", 2),  # it was level 0
+        ("I feel like banging my head against the wall.", 2),
+        ("I've been banging my head against the wall with this bug and I want to die.", 2),
+    ],
+)
+def test_a_head_hit_is_self_harm_against_a_wall_or_on_purpose_not_on_a_cupboard(
+    said: str, level: int
+) -> None:
+    assert classify(said).level == level
+
+
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        ("Is it better without me there?", 0),  # it was level 2
+        ("Do you think the party would be better without me at it?", 0),  # it was level 2
+        ("Is the team meeting better without me at the table?", 0),  # it was level 2
+        ("Everyone would be better without me.", 2),
+        ("I've started thinking the world would be better without me in it.", 2),
+        ("They'd all be better without me around.", 2),
+        ("Would they all be better off without me?", 2),
+        ("Everyone would be better off without me, there, I said it.", 2),
+        ("My family would be better off without me at home.", 2),
+        ("Would everyone be better without me at all?", 2),
+    ],
+)
+def test_better_without_me_is_ideation_unless_it_is_about_being_somewhere(
+    said: str, level: int
+) -> None:
+    assert classify(said).level == level
+
+
 # -- the command line ---------------------------------------------------------------------------
 
 

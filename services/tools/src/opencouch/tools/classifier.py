@@ -188,6 +188,14 @@ _IDIOMS: Final = re.compile(
             r"\bdrop dead\b",
             r"\bkill two birds\b",
             r"\bdead to me\b",
+            # Frustration at a task, not a head hit: "banging my head against the wall with
+            # this bug", "like banging my head against a brick wall".
+            r"\b(?:bang|bangs|banged|banging|hit|hitting) (?:my|our) heads? against (?:a|the) "
+            r"(?:brick wall\b|wall (?:(?:with|over|about|on) (?:this|that|these|those|it)\b|"
+            r"with the\b|trying to (?:fix|figure|understand|solve|work out|sort|debug|explain|"
+            r"convince|learn)\b))",
+            r"\b(?:is|was|feels|it felt|been) (?:just |literally )?like (?:bang|banging|hitting) "
+            r"(?:my|our) heads? against (?:a|the) (?:brick )?wall\b",
         )
     )
 )
@@ -229,6 +237,12 @@ _END_THINGS: Final = (
     r"end(?:ing)? things\b(?!(?: here| there| now)? (?:with|between|off|at work|early|"
     r"for (?:today|now|tonight|the day|the night|the week)\b))"
 )
+
+# Hitting one's own head, and the surfaces that make it self-harm rather than a bump.
+_HIT_MY_HEAD: Final = (
+    r"(?:hit|hits|hitting|bang|bangs|banged|banging|smash|smashed|smashing) my head"
+)
+_WALL_OR_FLOOR: Final = r"(?:the |a |my )?(?:walls?|floor|ground)\b"
 
 _RULES: Final = [
     # Third parties: someone else's self-harm, recorded so "I feel the same" can refer to it.
@@ -348,7 +362,10 @@ _RULES: Final = [
     ),
     _rule(
         "indirect_ideation",
-        r"\bbetter (?:off )?without me\b"
+        # Better without me in the world, not without me at an event or a place ("is it
+        # better without me there?", "better without me at the party"). "Better off without
+        # me" is about lives, wherever it is said.
+        r"\bbetter off without me\b|\bbetter without me\b(?! (?:there\b|at\b(?! all\b)))"
         r"|\b(?:better|easier|happier) (?:off )?(?:for (?:everyone|everybody|them) )?if i "
         r"(?:was|were|am) (?:not here|not around|gone|dead|never born)\b"
         r"|\bbetter off not (?:existing|being here|being alive|being around)\b"
@@ -371,7 +388,17 @@ _RULES: Final = [
         r"(?= *(?:,|$)| (?:lately|recently|for (?:a while|weeks|months|years)|every (?:day|night)|"
         r"and(?! (?:pasting|gluing|sticking|sewing))|but|because|again)\b)"
         r"|\buntil (?:it|i) (?:bleeds?|bled)\b"
-        r"|\b(?:hit|hitting|bang|banging) my head (?:against|on)\b",
+        # A head hit against a wall or the floor, hit again and again, or hit on purpose.
+        # Knocked on a cupboard, a shelf or a door frame ("I hit my head on the cupboard") it
+        # is an accident, and so it is after "slipped and", or with "accidentally" in its clause.
+        rf"|\b(?<!slipped and )(?<!fell and )(?<!tripped and ){_HIT_MY_HEAD} (?:against|into) "
+        rf"{_WALL_OR_FLOOR}"
+        r"|\b(?:keep|keeps|kept|been|started|start|still|always|want to|wanted to|urge to|"
+        rf"feel like|felt like) (?:hitting|banging|hit|bang) my head\b(?= *(?:$|,)| (?:on|"
+        rf"against|into) {_WALL_OR_FLOOR}| (?:again|until)\b)"
+        rf"|\b(?:on purpose|deliberately|intentionally|purposely) {_HIT_MY_HEAD}"
+        rf"|\b{_HIT_MY_HEAD}\b[^.;]{{0,40}}?\b(?:on purpose|deliberately|intentionally|"
+        r"to (?:punish|hurt) myself|as hard as i could)\b",
     ),
     # What turns ideation into imminent risk.
     _rule(
