@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import uuid
 from typing import Any
 
@@ -15,7 +14,8 @@ import pytest
 import redis.exceptions
 from redis.asyncio import Redis
 
-from opencouch.testing.servers import free_port, wait_reachable
+from opencouch.testing.infra import PrivateRedis
+from opencouch.testing.servers import free_port
 from opencouch.voice_gateway.redis_batching import CommandBatcher
 
 
@@ -141,53 +141,38 @@ async def test_a_command_goes_out_on_the_next_turn_of_the_loop(redis_url: str) -
         await client.aclose()
 
 
-def _redis_server(port: int, directory: str) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", directory],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    wait_reachable(f"tcp://127.0.0.1:{port}")
-    return server
-
-
 async def test_a_restarted_redis_is_reconnected_to_and_its_lost_script_loaded(
-    tmp_path: Any,
+    restartable_redis: PrivateRedis,
 ) -> None:
-    # The held connection dies with its server; the next batch finds it closed, connects again
-    # (redis-py's retry policy), and a script the new server never saw is loaded and run.
-    port = free_port()
-    server = _redis_server(port, str(tmp_path))
-    client = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=2)
+    # The held connection dies with its server; the next batch finds it closed, connects again,
+    # and a script the new server never saw is loaded and run.
+    restartable_redis.start()
+    client = Redis.from_url(restartable_redis.url, socket_timeout=2)
     batcher = CommandBatcher(client)
-    script = client.register_script("return tonumber(ARGV[1]) * 2")
+    script = client.register_script(f"-- {uuid.uuid4().hex}\nreturn tonumber(ARGV[1]) * 2")
     try:
         assert await batcher.run_script(script, [], [21]) == 42
-        server.send_signal(signal.SIGKILL)
-        server.wait()
-        server = _redis_server(port, str(tmp_path))
+        restartable_redis.kill()
+        restartable_redis.start()
         assert await batcher.run_script(script, [], [4]) == 8
         assert await batcher.execute("SET", "k", "v") == b"OK"
     finally:
         await client.aclose()
-        server.terminate()
-        server.wait()
 
 
 async def test_a_redis_that_stops_answering_fails_the_batch_within_the_timeout(
-    tmp_path: Any,
+    restartable_redis: PrivateRedis,
 ) -> None:
     # A paused server takes the write and never replies: every caller gets redis-py's timeout
     # (what the gateway answers 503 for), and once it answers again so does the batcher.
-    port = free_port()
-    server = _redis_server(port, str(tmp_path))
-    client = Redis.from_url(
-        f"redis://127.0.0.1:{port}/0", socket_timeout=0.3, socket_connect_timeout=0.3
-    )
+    restartable_redis.start()
+    client = Redis.from_url(restartable_redis.url, socket_timeout=0.3, socket_connect_timeout=0.3)
     batcher = CommandBatcher(client)
+    pid = restartable_redis.pid
+    assert pid is not None
     try:
         assert await batcher.execute("PING") == b"PONG"
-        os.kill(server.pid, signal.SIGSTOP)
+        os.kill(pid, signal.SIGSTOP)
         try:
             replies = await asyncio.wait_for(
                 asyncio.gather(*(batcher.execute("GET", "x") for _ in range(3)),
@@ -195,10 +180,8 @@ async def test_a_redis_that_stops_answering_fails_the_batch_within_the_timeout(
                 timeout=10,
             )  # fmt: skip
         finally:
-            os.kill(server.pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGCONT)
         assert all(isinstance(r, redis.exceptions.TimeoutError) for r in replies), replies
         assert await batcher.execute("PING") == b"PONG"
     finally:
         await client.aclose()
-        server.terminate()
-        server.wait()
