@@ -54,6 +54,6 @@ bench:
 load:
 	uv run python benchmarks/load.py $(LOAD_ARGS)
 
-# The same load while services are killed and NATS and Postgres restart.
+# The same load while services are killed and NATS, Redis and Postgres restart.
 chaos:
 	uv run python benchmarks/load.py --chaos $(CHAOS_ARGS)

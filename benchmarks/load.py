@@ -12,13 +12,13 @@ other gateway, with the same ids, as a browser behind a load balancer would.
 Afterwards it checks, exactly: every acknowledged turn is stored once; every ended session is
 finalized once; what the clients saw, by kind. With ``--chaos``, during the load it SIGKILLs
 tools, memory, finalizer and one of two gateways in turn (each restarted after a pause), then
-restarts NATS and Postgres, and checks that clients saw only 503s or ``tool_unavailable`` (no
-500, no hung request) and that service resumed within 10 s of each restart. A tool call that
-cannot be answered any more (its owner was killed, or NATS lost its request in a restart) is
-answered ``tool_unavailable`` a second or two later by the gateway's owner watch, so the
-gateways run with the product's tool timeout, not the shorter one of the e2e stack: a
-``tool_timeout`` here is a call the watch missed. Exits 1 if any check fails; prints a table
-and writes JSON.
+restarts NATS, Redis and Postgres, and checks that clients saw only 503s or
+``tool_unavailable`` (no 500, no hung request) and that service resumed within 10 s of each
+restart. A tool call that cannot be answered any more (its owner was killed, or NATS lost its
+request in a restart) is answered ``tool_unavailable`` a second or two later by the gateway's
+owner watch, so the gateways run with the product's tool timeout, not the shorter one of the
+e2e stack: a ``tool_timeout`` here is a call the watch missed. Exits 1 if any check fails;
+prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ async def wait_resumed(gateways: Gateways, restarted_at: float) -> float | None:
 async def chaos(
     stack: Stack, infra: PrivateInfra, probe_gateways: Gateways, pause: float
 ) -> list[Outage]:
-    """Kill each service in turn and restart it; then restart NATS and Postgres."""
+    """Kill each service in turn and restart it; then restart NATS, Redis and Postgres."""
     outages: list[Outage] = []
     for name in ("tools", "memory", "finalizer", "voice-gateway-2"):
         await asyncio.sleep(pause)
@@ -209,7 +209,11 @@ async def chaos(
         restarted = time.monotonic()
         await asyncio.to_thread(stack.services[name].wait_healthy)
         outages.append(Outage(f"SIGKILL {name}", await wait_resumed(probe_gateways, restarted)))
-    for name, server in (("NATS", infra.nats), ("Postgres", infra.postgres)):
+    for name, server in (
+        ("NATS", infra.nats),
+        ("Redis", infra.redis),
+        ("Postgres", infra.postgres),
+    ):
         await asyncio.sleep(pause)
         await asyncio.to_thread(server.restart)
         outages.append(
