@@ -94,18 +94,18 @@ class CommandBatcher:
             while self._pending:
                 batch, self._pending = self._pending, []
                 opened_in, self._opened_in = self._opened_in, None
-                with self._traced(batch, opened_in):
-                    await self._send(batch)
+                await self._send(batch, opened_in)
         finally:
             self._sender = None
 
-    async def _send(self, batch: _Batch) -> None:
+    async def _send(self, batch: _Batch, opened_in: otel_context.Context | None) -> None:
         try:
-            connection = await self._held()
-            try:
-                replies = await self._exchange(connection, batch)
-            except _LostUnanswered:  # sent again on a fresh connection, once
-                replies = await self._exchange(connection, batch)
+            with self._traced(batch, opened_in):
+                connection = await self._held()
+                try:
+                    replies = await self._exchange(connection, batch)
+                except _LostUnanswered:  # sent again on a fresh connection, once
+                    replies = await self._exchange(connection, batch)
         except Exception as error:  # no connection, or it failed: every caller gets why
             for _, future in batch:
                 if not future.done():
