@@ -26,6 +26,10 @@ CRISIS_SCREEN_QUEUE: Final = "tools-crisis-screen"
 SESSION_CLOSED: Final = f"{ROOT}.sessions.closed"
 SESSION_CLOSED_QUEUE: Final = "tools-session-closed"
 
+# Core NATS: a gateway process asked whether it still runs a tool call it claimed
+# (``RunningCallQuery``), by another that got a replay of it: one subject per process.
+RUNNING_CALLS_PREFIX: Final = f"{ROOT}.gateway.running"
+
 # Core NATS: an owner says it still holds a request (``HeldNote``), to the subject the caller
 # named in the request's ``Opencouch-Held-Notes`` header: one per request, under its caller's.
 HELD_NOTES_PREFIX: Final = f"{ROOT}.held"
@@ -67,6 +71,12 @@ def held_notes(caller: str, request: str) -> str:
     """Where the owner of one request says it still holds it: ``caller`` names the instance
     that waits (subscribed to ``held_notes(caller, "*")``), ``request`` the request."""
     return f"{HELD_NOTES_PREFIX}.{caller}.{request}"
+
+
+def running_calls(gateway: str) -> str:
+    """Where one gateway process (``gateway``, its instance id) answers whether it still runs
+    a tool call it claimed."""
+    return f"{RUNNING_CALLS_PREFIX}.{gateway}"
 
 
 def dead_letters(durable: str) -> str:

@@ -481,6 +481,21 @@ class ToolCallReply(Contract):
     ok: bool = True
 
 
+class RunningCallQuery(Contract):
+    """Does the gateway process that claimed a tool call still run it? Asked by another that
+    got a replay of the call and found no output stored (``subjects.running_calls``)."""
+
+    claimant: Annotated[str, Field(min_length=1, max_length=80)]
+    """The claim's ``by``: the process's instance id and its attempt, as the claim named it."""
+
+
+class RunningCallAnswer(Contract):
+    """Whether the asked process still runs the call: until its output is stored, so one it
+    no longer runs has its output stored already or never will."""
+
+    running: bool
+
+
 class ToolErrorOutput(Contract):
     """A tool that could not run (``error``) or declined to (``refused``).
 

@@ -23,6 +23,7 @@ from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.rate_limits import RateLimits, call_limits
 from opencouch.voice_gateway.refusals import RefusedSessions
 from opencouch.voice_gateway.routes import API_PREFIX, health, router
+from opencouch.voice_gateway.running_calls import RunningCalls
 from opencouch.voice_gateway.served_tools import OwnerWatch, ServedTools
 from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.state import Background, Gateway
@@ -74,6 +75,8 @@ def create_app(settings: GatewaySettings, *, serve_hot_routes: bool = True) -> F
             owners = OwnerWatch(served)
             await owners.listen(nc)
             watching = asyncio.create_task(owners.run(), name="owner-watch")
+            running = RunningCalls()
+            await running.listen(nc)
             stack.push_async_callback(_cancelled, watching)
             background = Background()
             # Last in, first out: what runs after replies finishes before Redis and NATS close.
@@ -99,6 +102,7 @@ def create_app(settings: GatewaySettings, *, serve_hot_routes: bool = True) -> F
                 realtime=realtime,
                 background=background,
                 refused=RefusedSessions(),
+                running=running,
             )
             if settings.abandoned_sweep_seconds > 0:
                 sweeper = asyncio.create_task(

@@ -13,11 +13,14 @@ commands issued meanwhile make up the next one.
 
 Failures read as redis-py's. The held connection is one of the client's pool (so closing the
 client closes it). A batch that finds it lost before any reply came (Redis restarted, or closed
-the idle connection) is sent once more, at once, on a fresh one: none of it ran. A batch that
-still fails, loses its connection after a reply (some of it ran: sending it again could run a
-claim twice), or gets no reply within the client's socket timeout, fails for every caller, with
-redis-py's ``ConnectionError`` or ``TimeoutError``. Replies are Redis's own (``b"OK"``, not
-``True``): no response callbacks.
+the idle connection) is sent once more, at once, on a fresh one. Most often none of it ran, but
+Redis may have run it and stopped before writing its replies (a restart can), so what the
+gateway batches is safe to run twice: reads, ``SET``s, counters, and claims that know their own
+(a tool call's claim names its claimant, see ``running_calls``; a turn found claimed and not
+completed goes on as a first try would). A batch that still fails, loses its connection after a
+reply (some of it ran and some may not have), or gets no reply within the client's socket
+timeout, fails for every caller, with redis-py's ``ConnectionError`` or ``TimeoutError``.
+Replies are Redis's own (``b"OK"``, not ``True``): no response callbacks.
 
 A batch bypasses redis-py's command path, and so its OpenTelemetry instrumentation: while
 tracing is on, each batch is a client span of its own, as the instrumentation records a
@@ -53,7 +56,7 @@ _UNTRACED: Final = nullcontext()
 
 
 class _LostUnanswered(redis.exceptions.ConnectionError):
-    """The connection was lost before any reply to the batch: none of its commands ran."""
+    """The connection was lost before any reply to the batch (though Redis may have run it)."""
 
 
 class CommandBatcher:

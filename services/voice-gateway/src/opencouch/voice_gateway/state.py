@@ -20,6 +20,7 @@ from opencouch.runtime.errors import ServiceError
 from opencouch.voice_gateway.identity import IdentityVerifier
 from opencouch.voice_gateway.rate_limits import RateLimits
 from opencouch.voice_gateway.refusals import RefusedSessions
+from opencouch.voice_gateway.running_calls import RunningCalls
 from opencouch.voice_gateway.served_tools import OwnerWatch, ServedTools
 from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.tokens import TokenSigner, VoiceSessionClaims
@@ -71,6 +72,9 @@ class Gateway:
     refused: RefusedSessions
     """Sessions whose calls this process saw refused lately (their pure tools wait for the
     claim)."""
+    running: RunningCalls
+    """The tool calls this process has claimed and not yet stored the output of, as it tells a
+    replay of one on another process."""
 
 
 async def get_gateway(request: Request) -> Gateway:

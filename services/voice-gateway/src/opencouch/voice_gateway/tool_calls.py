@@ -6,7 +6,8 @@ claimed once per session, so a replayed call gets the first output without runni
 Whatever goes wrong downstream, the reply is a tool output the model can speak around, after
 at most ``tool_timeout_seconds``; a call that can no longer be answered (its owner died while
 it waited, or NATS lost its request in a restart) is answered ``tool_unavailable`` a second or
-two later (``OwnerWatch``).
+two later (``OwnerWatch``). So is a replay whose first call will never store an output: its
+claimant no longer runs it (``running_calls``).
 
 A pure tool (``ToolSpec.pure``: it keeps and reads no state, and the same arguments give the
 same answer) is asked while its claim is being decided, so the user does not wait for the Redis
@@ -49,6 +50,7 @@ from opencouch.runtime.metrics import TOOL_CALL_SECONDS, TOOL_CALLS_ASKED_AGAIN
 from opencouch.runtime.observation import describe_current_span
 from opencouch.runtime.tools import tool_error
 from opencouch.voice_gateway.rate_limits import limited
+from opencouch.voice_gateway.served_tools import OWNER_CHECK_SECONDS
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
 from opencouch.voice_gateway.voice_sessions import Caller, Claim, ClaimState, fingerprint
@@ -103,33 +105,77 @@ async def call_tool(
     if isinstance(checked, ToolsReply):
         return checked
     spec = checked
-    call_id = body.call_id
+    if not spec.pure:
+        return await _run_once(gateway, spec, body, claims, caller, body.call_id)
     # A pure tool is asked first, and its claim is sent only once the request is on the wire,
     # unless its session's calls are likely to be refused.
-    early = spec.pure and not (claims.expired() or gateway.refused.lately(claims.session_id))
+    early = not (claims.expired() or gateway.refused.lately(claims.session_id))
     asked = asyncio.ensure_future(_run(gateway, spec, body, claims)) if early else None
     try:
         if asked is not None:
             await _request_written(gateway.nc, asked)
-        body_print = fingerprint(f"{spec.name}\n{body.model_dump_json(include={'arguments'})}")
-        claim = await _admitted(gateway, caller, claims, call_id, body_print, spec.pure)
+        await _admitted(gateway, caller, claims, body.call_id, call_fingerprint(spec, body), True)
         if asked is not None:  # a first call or a replay alike: the same answer
             return await asked
     finally:
         if asked is not None:
             _drop(asked)
-    if spec.pure:  # asked once admitted: a first call or a replay alike, the same answer
-        return await _run(gateway, spec, body, claims)
-    if claim.state is ClaimState.SEEN:
-        return await _replayed(gateway, spec, claims.session_id, call_id)
-    reply = await _run(gateway, spec, body, claims)
-    # Kept after the reply is sent: a replay that comes first waits for it (see _replayed).
-    gateway.background.spawn(
-        gateway.sessions.store_call_output(
-            claims.session_id, call_id, body_print, reply.output, reply.ok
+    # Asked once admitted: a first call or a replay alike, the same answer.
+    return await _run(gateway, spec, body, claims)
+
+
+def call_fingerprint(spec: ToolSpec, body: ToolsRequest) -> str:
+    """What tells a replay of a call from a reuse of its id: the tool and its arguments."""
+    return fingerprint(f"{spec.name}\n{body.model_dump_json(include={'arguments'})}")
+
+
+async def _run_once(
+    gateway: Gateway,
+    spec: ToolSpec,
+    body: ToolsRequest,
+    claims: VoiceSessionClaims,
+    caller: Caller,
+    call_id: str,
+) -> ToolsReply:
+    """A tool that keeps state: run once its claim admits it, or answered as its first call
+    was. The attempt runs (``running_calls``) from before its claim is sent until its output is
+    stored, or it is known that none will be."""
+    body_print = call_fingerprint(spec, body)
+    attempt = gateway.running.begin()
+    handed_over = False
+    try:
+        claim = await _admitted(gateway, caller, claims, call_id, body_print, False, attempt)
+        if claim.state is ClaimState.SEEN:
+            gateway.running.end(attempt)  # another request holds the call, not this one
+            return await _replayed(gateway, spec, claim, claims.session_id, call_id)
+        reply = await _run(gateway, spec, body, claims)
+        # Kept after the reply is sent: a replay that comes first waits for it (see _replayed).
+        gateway.background.spawn(
+            _keep_output(gateway, claims.session_id, call_id, body_print, reply, attempt)
         )
-    )
-    return reply
+        handed_over = True
+        return reply
+    finally:
+        if not handed_over:
+            gateway.running.end(attempt)
+
+
+async def _keep_output(
+    gateway: Gateway,
+    session_id: str,
+    call_id: str,
+    body_print: str,
+    reply: ToolsReply,
+    attempt: str,
+) -> None:
+    """Store the call's output for its replays, then let the attempt go: a replay told it no
+    longer runs finds the output, or knows none will come."""
+    try:
+        await gateway.sessions.store_call_output(
+            session_id, call_id, body_print, reply.output, reply.ok
+        )
+    finally:
+        gateway.running.end(attempt)
 
 
 _MOST_TURNS_TO_WRITE: Final = 3
@@ -167,12 +213,13 @@ async def _admitted(
     call_id: str,
     body_print: str,
     pure: bool,
+    by: str | None = None,
 ) -> Claim:
     """Claim the call: ``CLAIMED`` (run it) or ``SEEN`` (an honest replay), else the refusal
     raised (and remembered, see ``refusals``). A pure call's claim is kept as long as an output
-    would be (none is stored)."""
+    would be (none is stored); ``by`` names the attempt that claims it (``running_calls``)."""
     claim = await gateway.sessions.claim_call(
-        caller, call_id, body_print, gateway.settings.tool_timeout_seconds, kept=pure
+        caller, call_id, body_print, gateway.settings.tool_timeout_seconds, kept=pure, by=by
     )
     if claim.state is ClaimState.MISSING:
         gateway.refused.refused(claims.session_id)
@@ -199,16 +246,42 @@ async def _admitted(
     return claim
 
 
-async def _replayed(gateway: Gateway, spec: ToolSpec, session_id: str, call_id: str) -> ToolsReply:
-    """The first call's output; if it is still running, wait for it as long as it may take."""
-    deadline = time.monotonic() + gateway.settings.tool_timeout_seconds + 1
+async def _replayed(
+    gateway: Gateway, spec: ToolSpec, claim: Claim, session_id: str, call_id: str
+) -> ToolsReply:
+    """The first call's output; while the first still runs, wait for it as long as it may take.
+
+    A first call that stores no output and no longer runs (its gateway was killed in the middle
+    of it, or answered 503 without running it), or whose claim is gone, never will: the replay
+    is answered ``tool_unavailable`` then, not after the whole timeout. Its claimant is asked at
+    once, then every ``OWNER_CHECK_SECONDS``; a claim that names none (made before claims did)
+    is waited for to the deadline."""
+    record = claim.record
+    started = time.monotonic()
+    deadline = started + gateway.settings.tool_timeout_seconds + 1
+    ask_at = started
     while True:
-        record = await gateway.sessions.call_record(session_id, call_id)
         if record is not None and "output" in record:
             return ToolsReply(output=record["output"], ok=bool(record.get("ok", True)))
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if record is None or (
+            claim.by is not None
+            and now >= ask_at
+            and not await gateway.running.still_running(claim.by)
+        ):
+            # Its output is stored before its claimant lets go of it: read once more.
+            record = await gateway.sessions.call_record(session_id, call_id)
+            if record is not None and "output" in record:
+                continue
+            return _failed(
+                spec, ErrorCode.TOOL_UNAVAILABLE, f"{spec.name} is not available right now."
+            )
+        if now >= ask_at:
+            ask_at = now + OWNER_CHECK_SECONDS
+        if now > deadline:
             return _failed(spec, ErrorCode.TOOL_TIMEOUT, f"{spec.name} took too long to answer.")
         await asyncio.sleep(0.05)
+        record = await gateway.sessions.call_record(session_id, call_id)
 
 
 def tool_request(spec: ToolSpec, body: ToolsRequest, claims: VoiceSessionClaims) -> ToolCallRequest:

@@ -127,9 +127,9 @@ redis.set_repl(redis.REPL_ALL)
 
 _CLAIM: Final = (
     """
--- KEYS: session, claim, rate counters.  ARGV: fingerprint, claim ttl, count in flight, now,
--- count claimed turns (1 for turns), durable (0: the claim is kept in memory only), then each
--- counter's limit and window seconds.
+-- KEYS: session, claim, rate counters.  ARGV: the claim's record (JSON: its fingerprint, and
+-- who claims it), claim ttl, count in flight, now, count claimed turns (1 for turns), durable
+-- (0: the claim is kept in memory only), then each counter's limit and window seconds.
 -- A session's record always has ``ended`` (0 or 1): one read tells a missing session and an
 -- ended one.
 local ended = redis.call('HGET', KEYS[1], 'ended')
@@ -141,7 +141,7 @@ local raw = redis.call('GET', KEYS[2])
 if raw then return {'seen', raw} end
 if ended == '1' then return {'ended'} end
 if ARGV[6] == '0' then redis.set_repl(redis.REPL_NONE) end
-redis.call('SET', KEYS[2], cjson.encode({fp = ARGV[1]}), 'EX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'inflight', 1) end
 local nth = 0
 if ARGV[5] == '1' then nth = redis.call('HINCRBY', KEYS[1], 'claimed_turns', 1) end
@@ -229,11 +229,18 @@ class Claim:
 
     state: ClaimState
     record: dict[str, Any] | None = None
-    """What the first claimant stored (``fp``, and ``message_count`` or ``output`` once done)."""
+    """What the first claimant stored (``fp``, a tool call's ``by``, and ``message_count`` or
+    ``output`` once done)."""
     retry_after: int = 0
     """Seconds until the session may call again, when ``LIMITED``."""
     nth_turn: int = 0
     """For a fresh turn claim: how many turn claims the session has made, this one included."""
+
+    @property
+    def by(self) -> str | None:
+        """Who made the claim found (``running_calls``), if its record says."""
+        by = self.record.get("by") if self.record is not None else None
+        return by if isinstance(by, str) else None
 
     def conflicts_with(self, body_print: str) -> bool:
         """The id was claimed for a different body."""
@@ -562,7 +569,14 @@ class VoiceSessionStore:
     # -- tool calls -----------------------------------------------------------------------
 
     async def claim_call(
-        self, caller: Caller, call_id: str, body_print: str, hold: float, *, kept: bool = False
+        self,
+        caller: Caller,
+        call_id: str,
+        body_print: str,
+        hold: float,
+        *,
+        kept: bool = False,
+        by: str | None = None,
     ) -> Claim:
         """Claim a tool call, counting it against the caller's limits; a replay finds the first
         call's record (and output once stored).
@@ -571,15 +585,21 @@ class VoiceSessionStore:
         the claim itself is kept as long as an output would be (a call whose output is not
         stored, because a replay is answered again), so a reuse of the id is still caught. Such
         a claim is kept in Redis's memory only (not written to its append-only file): after a
-        restart of Redis a replay is answered again, as any replay of it is."""
-        return await self._run_claim(
+        restart of Redis a replay is answered again, as any replay of it is. ``by``: who
+        claims it (``running_calls``), kept in the record for a replay to ask; a claim found
+        made by ``by`` itself (its reply was lost and it was sent again) is claimed."""
+        claim = await self._run_claim(
             redis_key("call", caller.session_id, call_id),
             caller,
             body_print,
             inflight=False,
             claim_seconds=self._call_ttl if kept else max(1, int(hold) + 1),
             durable=not kept,
+            by=by,
         )
+        if claim.state is ClaimState.SEEN and by is not None and claim.by == by:
+            return Claim(ClaimState.CLAIMED, claim.record)
+        return claim
 
     async def call_record(self, session_id: str, call_id: str) -> dict[str, Any] | None:
         """The stored record of a tool call, if any."""
@@ -609,8 +629,10 @@ class VoiceSessionStore:
         turn: bool = False,
         claim_seconds: int | None = None,
         durable: bool = True,
+        by: str | None = None,
     ) -> Claim:
-        head = [body_print, claim_seconds or self._ttl, "1" if inflight else "0"]
+        record = {"fp": body_print} if by is None else {"fp": body_print, "by": by}
+        head = [json.dumps(record), claim_seconds or self._ttl, "1" if inflight else "0"]
         return await self._decide(self._claim, caller, key, head, turn=turn, durable=durable)
 
     def _limit_args(self, with_user: bool) -> list[int]:
