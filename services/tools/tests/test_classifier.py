@@ -335,6 +335,32 @@ def test_a_head_hit_is_self_harm_against_a_wall_or_on_purpose_not_on_a_cupboard(
 @pytest.mark.parametrize(
     ("said", "level"),
     [
+        ("I was cooking and cut myself on a knife.", 0),  # it was level 3
+        ("I slipped in the kitchen and cut myself on a knife", 0),  # it was level 3
+        ("I cut myself on a broken glass while washing up.", 0),  # it was level 2
+        ("I slipped on the ice and hit my head against the wall.", 0),  # it was level 2
+        ("I tripped over the dog and banged my head against the wall.", 0),  # it was level 2
+        ("I fell off my bike and cut my arm.", 0),  # it was level 2
+        ("I cut myself on my arm.", 2),
+        ("I cut myself on the thigh.", 2),
+        ("I cut myself with a knife.", 3),
+        ("I slipped up and cut myself again.", 2),
+        ("I slipped and cut myself.", 2),
+        ("I fell apart and cut myself.", 2),
+        ("I fell asleep and then cut myself.", 2),
+        ("I slipped on the stairs yesterday, and now I want to cut myself.", 3),
+        ("I was cooking dinner and I cut myself and I want to die.", 2),
+    ],
+)
+def test_a_mishap_told_just_before_is_an_accident_and_a_relapse_is_not(
+    said: str, level: int
+) -> None:
+    assert classify(said).level == level
+
+
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
         ("Is it better without me there?", 0),  # it was level 2
         ("Do you think the party would be better without me at it?", 0),  # it was level 2
         ("Is the team meeting better without me at the table?", 0),  # it was level 2

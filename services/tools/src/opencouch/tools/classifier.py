@@ -546,6 +546,17 @@ _NEGATED_AFTER: Final = re.compile(
 _ACCIDENT: Final = re.compile(
     r"\b(?:accident|accidentally|by mistake|stove|oven|pan|iron|ironing|cooking|making dinner|"
     r"chopping|shaving|gym|playing|fell|slipped|tripped|kettle|hot water)\b"
+    # Cut or burned on something ("on a broken glass"), not on a part of the body.
+    r"|\bmyself on (?:a|an|the|some) (?:broken |sharp |rusty |tin |hot )?(?:knife|glass|bottle|"
+    r"piece of|can|tin|nail|paper|wire|thorn|grater|fence|edge|saw|tray|plate|mug|kettle)\b"
+)
+# A mishap the sentence told just before ("I slipped on the ice and cut my hand"). Not "fell
+# apart", "slipped up" or a bare "slipped": told of self-harm, those are a relapse, not a fall.
+_WHAT_HAPPENED_NEXT: Final = re.compile(r"and (?:then )?(?:i )?")
+_MISHAP_BEFORE: Final = re.compile(
+    r"\b(?:slipped (?:on|in|off|down)|tripped (?:on|over)|fell (?:off|over|down|from|on|out of|"
+    r"into (?:a|the))|(?:was|were) (?:cooking|chopping|making dinner|shaving|gardening)|"
+    r"accidentally|by accident|by mistake)\b[^.;]*$"
 )
 
 # -- a safety check and the answer to it ----------------------------------------------------------
@@ -655,12 +666,24 @@ def _read_sentence(sentence: str, reading: _Reading) -> None:
             if rule.negatable and _negated(before, after):
                 reading.negated = True
                 continue
-            if rule.signal == "self_harm" and _ACCIDENT.search(sentence[start:end]):
+            if rule.signal == "self_harm" and _accidental(sentence, start, match.start(), end):
                 reading.accidental = True
                 continue
             reading.signals.add(rule.signal)
             reading.reasons.setdefault(rule.signal, rule.reason or rule.signal)
             break
+
+
+def _accidental(sentence: str, start: int, at: int, end: int) -> bool:
+    """Whether self-harm words at ``at`` in the clause ``sentence[start:end]`` tell of an
+    accident: said so in the clause ("I burned myself on the stove"), or told as what happened
+    next in a mishap just told ("I slipped on the ice and hit my head against the wall"; not
+    "...and now I want to cut myself")."""
+    if _ACCIDENT.search(sentence, start, end):
+        return True
+    return bool(_WHAT_HAPPENED_NEXT.fullmatch(sentence, start, at)) and bool(
+        _MISHAP_BEFORE.search(sentence[max(0, start - 80) : start])
+    )
 
 
 def _someone_else(before: str) -> bool:
