@@ -8,6 +8,8 @@ import asyncio
 import os
 import signal
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -41,42 +43,50 @@ class Writes:
         pool.get_connection = recording  # type: ignore[method-assign]
 
 
+@dataclass(frozen=True)
+class Batching:
+    """A batcher on a fresh client whose writes are recorded, and a key of the test's own."""
+
+    client: Redis
+    writes: Writes
+    batcher: CommandBatcher
+    key: str
+
+
+@pytest.fixture
+async def batching(redis_url: str) -> AsyncIterator[Batching]:
+    client = Redis.from_url(redis_url)
+    # Recording from before the batcher checks its connection out of the pool.
+    setup = Batching(
+        client, Writes(client), CommandBatcher(client), f"test:batch:{uuid.uuid4().hex}"
+    )
+    yield setup
+    await client.delete(setup.key)
+    await client.aclose()
+
+
 async def test_concurrent_commands_go_out_as_one_write_and_each_gets_its_reply(
-    redis_url: str,
+    batching: Batching,
 ) -> None:
-    client = Redis.from_url(redis_url)
-    writes = Writes(client)
-    batcher = CommandBatcher(client)
-    key = f"test:batch:{uuid.uuid4().hex}"
-    try:
-        replies = await asyncio.gather(*(batcher.execute("INCR", key) for _ in range(20)))
-        assert sorted(replies) == list(range(1, 21))  # each caller its own INCR's reply
-        assert len(writes.sent) == 1
-        assert writes.sent[0].count(b"INCR") == 20
-        # A lone command goes out on the same connection, as Redis's reply says it.
-        assert await batcher.execute("INCR", key) == 21
-        assert await batcher.execute("SET", key, "x") == b"OK"
-        assert len(writes.sent) == 3
-    finally:
-        await client.delete(key)
-        await client.aclose()
+    batcher, key, sent = batching.batcher, batching.key, batching.writes.sent
+    replies = await asyncio.gather(*(batcher.execute("INCR", key) for _ in range(20)))
+    assert sorted(replies) == list(range(1, 21))  # each caller its own INCR's reply
+    assert len(sent) == 1
+    assert sent[0].count(b"INCR") == 20
+    # A lone command goes out on the same connection, as Redis's reply says it.
+    assert await batcher.execute("INCR", key) == 21
+    assert await batcher.execute("SET", key, "x") == b"OK"
+    assert len(sent) == 3
 
 
-async def test_commands_issued_while_a_batch_is_out_go_in_the_next_one(redis_url: str) -> None:
-    client = Redis.from_url(redis_url)
-    writes = Writes(client)
-    batcher = CommandBatcher(client)
-    key = f"test:batch:{uuid.uuid4().hex}"
-    try:
-        first = asyncio.ensure_future(batcher.execute("INCR", key))
-        await asyncio.sleep(0)  # the first batch goes out, alone
-        await asyncio.sleep(0)
-        later = [asyncio.ensure_future(batcher.execute("INCR", key)) for _ in range(5)]
-        assert sorted(await asyncio.gather(first, *later)) == [1, 2, 3, 4, 5, 6]
-        assert [w.count(b"INCR") for w in writes.sent] == [1, 5]
-    finally:
-        await client.delete(key)
-        await client.aclose()
+async def test_commands_issued_while_a_batch_is_out_go_in_the_next_one(batching: Batching) -> None:
+    batcher, key = batching.batcher, batching.key
+    first = asyncio.ensure_future(batcher.execute("INCR", key))
+    await asyncio.sleep(0)  # the first batch goes out, alone
+    await asyncio.sleep(0)
+    later = [asyncio.ensure_future(batcher.execute("INCR", key)) for _ in range(5)]
+    assert sorted(await asyncio.gather(first, *later)) == [1, 2, 3, 4, 5, 6]
+    assert [w.count(b"INCR") for w in batching.writes.sent] == [1, 5]
 
 
 async def test_an_error_reaches_only_the_caller_whose_command_failed(redis_url: str) -> None:
@@ -124,21 +134,16 @@ async def test_an_unreachable_redis_fails_every_caller_of_the_batch() -> None:
         await client.aclose()
 
 
-async def test_a_command_goes_out_on_the_next_turn_of_the_loop(redis_url: str) -> None:
+async def test_a_command_goes_out_on_the_next_turn_of_the_loop(batching: Batching) -> None:
     # A pure tool's claim must reach Redis while the tool is being asked, not after its answer:
     # one turn of the loop to gather the batch, and the next batch is on its way.
-    client = Redis.from_url(redis_url)
-    writes = Writes(client)
-    batcher = CommandBatcher(client)
-    try:
-        assert await batcher.execute("PING") == b"PONG"  # connected
-        reply = asyncio.ensure_future(batcher.execute("PING"))
-        await asyncio.sleep(0)  # the caller's task issues the command
-        await asyncio.sleep(0)  # the batch is sent
-        assert len(writes.sent) == 2
-        assert await reply == b"PONG"
-    finally:
-        await client.aclose()
+    batcher = batching.batcher
+    assert await batcher.execute("PING") == b"PONG"  # connected
+    reply = asyncio.ensure_future(batcher.execute("PING"))
+    await asyncio.sleep(0)  # the caller's task issues the command
+    await asyncio.sleep(0)  # the batch is sent
+    assert len(batching.writes.sent) == 2
+    assert await reply == b"PONG"
 
 
 async def test_a_restarted_redis_is_reconnected_to_and_its_lost_script_loaded(
