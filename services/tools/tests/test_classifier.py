@@ -350,6 +350,12 @@ def test_a_head_hit_is_self_harm_against_a_wall_or_on_purpose_not_on_a_cupboard(
         ("I fell asleep and then cut myself.", 2),
         ("I slipped on the stairs yesterday, and now I want to cut myself.", 3),
         ("I was cooking dinner and I cut myself and I want to die.", 2),
+        # Said to be meant, it is no accident, whatever else the sentence tells.
+        ("I was cooking and cut myself on purpose.", 2),
+        ("I cut myself on purpose while cooking.", 2),  # it was level 0
+        ("I was cooking and I cut myself because I wanted to feel something.", 2),
+        ("I slipped on the ice and then deliberately hit my head against the wall.", 2),
+        ("I burned myself on the stove to punish myself.", 2),  # it was level 0
     ],
 )
 def test_a_mishap_told_just_before_is_an_accident_and_a_relapse_is_not(

@@ -553,6 +553,13 @@ _ACCIDENT: Final = re.compile(
 # A mishap the sentence told just before ("I slipped on the ice and cut my hand"). Not "fell
 # apart", "slipped up" or a bare "slipped": told of self-harm, those are a relapse, not a fall.
 _WHAT_HAPPENED_NEXT: Final = re.compile(r"and (?:then )?(?:i )?")
+# Said to be meant, what an accident word would excuse is not one ("I cut myself on purpose
+# while cooking", "...and cut myself because I wanted to feel something").
+_MEANT: Final = re.compile(
+    r"\b(?:on purpose|deliberately|intentionally|purposely|to (?:punish|hurt) myself|"
+    r"(?:wanted|want|needed|need) to (?:feel|hurt|punish|bleed)|to feel (?:something|anything|"
+    r"better|pain|real|alive)|because i (?:wanted|needed|deserved?|hate myself)|i deserved? it)\b"
+)
 _MISHAP_BEFORE: Final = re.compile(
     r"\b(?:slipped (?:on|in|off|down)|tripped (?:on|over)|fell (?:off|over|down|from|on|out of|"
     r"into (?:a|the))|(?:was|were) (?:cooking|chopping|making dinner|shaving|gardening)|"
@@ -678,7 +685,9 @@ def _accidental(sentence: str, start: int, at: int, end: int) -> bool:
     """Whether self-harm words at ``at`` in the clause ``sentence[start:end]`` tell of an
     accident: said so in the clause ("I burned myself on the stove"), or told as what happened
     next in a mishap just told ("I slipped on the ice and hit my head against the wall"; not
-    "...and now I want to cut myself")."""
+    "...and now I want to cut myself"), and not said to be meant."""
+    if _MEANT.search(sentence, start):
+        return False
     if _ACCIDENT.search(sentence, start, end):
         return True
     return bool(_WHAT_HAPPENED_NEXT.fullmatch(sentence, start, at)) and bool(
