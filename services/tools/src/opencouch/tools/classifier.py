@@ -552,6 +552,12 @@ _ACCIDENT: Final = re.compile(
 )
 # A mishap the sentence told just before ("I slipped on the ice and cut my hand"). Not "fell
 # apart", "slipped up" or a bare "slipped": told of self-harm, those are a relapse, not a fall.
+_MISHAP_BEFORE: Final = re.compile(
+    r"\b(?:slipped (?:on|in|off|down)|tripped (?:on|over)|fell (?:off|over|down|from|on|out of|"
+    r"into (?:a|the))|(?:was|were) (?:cooking|chopping|making dinner|shaving|gardening)|"
+    r"accidentally|by accident|by mistake)\b[^.;]*$"
+)
+# What happened next in it: only "and (then) (I)" between the mishap's clause and the words.
 _WHAT_HAPPENED_NEXT: Final = re.compile(r"and (?:then )?(?:i )?")
 # Said to be meant, what an accident word would excuse is not one ("I cut myself on purpose
 # while cooking", "...and cut myself because I wanted to feel something").
@@ -559,11 +565,6 @@ _MEANT: Final = re.compile(
     r"\b(?:on purpose|deliberately|intentionally|purposely|to (?:punish|hurt) myself|"
     r"(?:wanted|want|needed|need) to (?:feel|hurt|punish|bleed)|to feel (?:something|anything|"
     r"better|pain|real|alive)|because i (?:wanted|needed|deserved?|hate myself)|i deserved? it)\b"
-)
-_MISHAP_BEFORE: Final = re.compile(
-    r"\b(?:slipped (?:on|in|off|down)|tripped (?:on|over)|fell (?:off|over|down|from|on|out of|"
-    r"into (?:a|the))|(?:was|were) (?:cooking|chopping|making dinner|shaving|gardening)|"
-    r"accidentally|by accident|by mistake)\b[^.;]*$"
 )
 
 # -- a safety check and the answer to it ----------------------------------------------------------
