@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any
@@ -72,10 +73,13 @@ def create_app(settings: GatewaySettings, *, serve_hot_routes: bool = True) -> F
             )
             stack.push_async_callback(realtime.close)
             served = ServedTools(nc)
+            # One id names this process on NATS: where its calls' held notes come, and where it
+            # answers whether it still runs a call it claimed.
+            instance_id = uuid.uuid4().hex
             owners = OwnerWatch(served)
-            await owners.listen(nc)
+            await owners.listen(nc, instance_id)
             watching = asyncio.create_task(owners.run(), name="owner-watch")
-            running = RunningCalls()
+            running = RunningCalls(instance_id)
             await running.listen(nc)
             stack.push_async_callback(_cancelled, watching)
             background = Background()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import uuid
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
@@ -44,8 +43,8 @@ _NO = RunningCallAnswer(running=False).model_dump_json().encode()
 class RunningCalls:
     """The attempts this process has claimed a tool call for and not yet let go of."""
 
-    def __init__(self, timeout: float = 0.5) -> None:
-        self.instance_id = uuid.uuid4().hex
+    def __init__(self, instance_id: str, timeout: float = 0.5) -> None:
+        self.instance_id = instance_id
         self._attempts = itertools.count()
         self._running: set[str] = set()
         self._timeout = timeout

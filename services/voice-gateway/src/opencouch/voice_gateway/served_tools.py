@@ -25,7 +25,6 @@ import itertools
 import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -193,9 +192,9 @@ class OwnerWatch:
         self._me: str | None = None
         self._requests = itertools.count()
 
-    async def listen(self, nc: NatsClient) -> None:
-        """Hear the held notes of this gateway's calls on ``nc``; until then none is asked for."""
-        me = uuid.uuid4().hex
+    async def listen(self, nc: NatsClient, me: str) -> None:
+        """Hear the held notes of this gateway's calls on ``nc``, ``me`` naming this process
+        (its instance id); until then none is asked for."""
         await nc.subscribe(subjects.held_notes(me, "*"), cb=self._heard)
         self._me = me
 
