@@ -17,6 +17,7 @@ from opencouch.contracts import subjects
 from opencouch.contracts.events import CrisisScreen, TurnClassified, TurnRecorded
 from opencouch.runtime.jetstream import ensure_events_stream, publish_event
 from opencouch.runtime.messaging import flushed
+from opencouch.runtime.metrics import CRISIS_TURNS
 from opencouch.runtime.postgres import DictPool
 from opencouch.tools.screening import CrisisScreening
 from opencouch.tools.session_state import KEY_PREFIX, SessionState
@@ -185,3 +186,41 @@ async def test_screening_a_turn_twice_logs_it_once(
         await nc.close()
     rows = await log_rows(tools_pool, session)
     assert [(row["level"], row["reason"]) for row in rows] == [(2, "self_harm"), (2, "ideation")]
+
+
+def _crisis_turns(level: int) -> float:
+    return CRISIS_TURNS.labels(str(level), "incognito")._value.get()
+
+
+async def test_an_incognito_turn_sent_again_is_screened_and_counted_once(
+    tools_store: ToolsStore, tools_pool: DictPool, redis_client: Redis, nats_url: str
+) -> None:
+    """The gateway screens a retried incognito turn again, marked ``resent``: its first request
+    may never have been screened. Logged once either way, and counted once."""
+    nc = await nats.connect(nats_url)
+    try:
+        screening = CrisisScreening(tools_store, SessionState(redis_client, 60), nc.jetstream())
+        first_missed = new_session_id()
+        before = _crisis_turns(2)
+        # The first request died before its screen: the retry's screen logs and counts it.
+        await screening.on_crisis_screen(
+            CrisisScreen(
+                session_id=first_missed, client_turn_id="t", user_text="I want to die", resent=True
+            )
+        )
+        assert _crisis_turns(2) == before + 1
+        both = new_session_id()
+        screen = CrisisScreen(session_id=both, client_turn_id="t", user_text="I want to die")
+        await screening.on_crisis_screen(screen)
+        await screening.on_crisis_screen(screen.model_copy(update={"resent": True}))
+        assert _crisis_turns(2) == before + 2
+        calm_before = _crisis_turns(0)
+        calm = CrisisScreen(session_id=both, client_turn_id="calm", user_text="thanks, that helps")
+        await screening.on_crisis_screen(calm)
+        await screening.on_crisis_screen(calm.model_copy(update={"resent": True}))
+        assert _crisis_turns(0) == calm_before + 1
+    finally:
+        await nc.close()
+    for session in (first_missed, both):
+        rows = await log_rows(tools_pool, session)
+        assert [(row["level"], row["reason"]) for row in rows] == [(2, "ideation")]

@@ -66,6 +66,9 @@ class CrisisScreen(Contract):
     client_turn_id: Identifier
     user_text: UtteranceText
     transcript: Transcript = []
+    resent: bool = False
+    """The turn was sent again (its first request may have been screened already): screened
+    once more, since nothing kept says whether the first was, and counted only if it logs."""
 
 
 class SessionClosed(Contract):

@@ -87,14 +87,17 @@ class CrisisScreening:
     async def on_crisis_screen(self, screen: CrisisScreen) -> None:
         """Classify an incognito utterance; only a crisis-log row may outlive this call."""
         assessment = classify(screen.user_text, screening_context(screen))
-        record_crisis_turn(assessment.level, "incognito")  # crisis turns by level
+        if not screen.resent:
+            record_crisis_turn(assessment.level, "incognito")  # crisis turns by level
         if assessment.level < LOGGED_LEVEL:
             return
         for attempt in range(1, _SCREEN_LOG_ATTEMPTS + 1):
             try:
-                await self._store.log_crisis(
+                logged = await self._store.log_crisis(
                     screen.session_id, screen.client_turn_id, assessment.level, assessment.reason
                 )
+                if logged and screen.resent:  # its first request's screen never logged it
+                    record_crisis_turn(assessment.level, "incognito")
                 return
             except _DB_ERRORS as error:
                 # Core NATS will not deliver this again: retry briefly, then record the loss.

@@ -72,7 +72,7 @@ async def record_turn(
 ) -> TurnReply:
     """Store the turn (persistent mode) and answer once it is durable."""
     incognito = claims.memory_mode is MemoryMode.INCOGNITO
-    body_print = fingerprint(body.model_dump_json(exclude=_NOT_THE_TURN))
+    body_print = turn_fingerprint(body)
     # An incognito claim holds a fingerprint only; it is never completed, so /end waits for it
     # not at all (nothing of it is stored for the finalizer to wait for).
     claim = await gateway.sessions.claim_turn(
@@ -102,8 +102,11 @@ async def record_turn(
                 )
             raise
     if incognito:
+        # A retry is screened again: nothing kept says whether the first request was (it may
+        # have died, or answered 503 on a lost reply, between its claim and its screen). The
+        # crisis log keeps one row per turn, so screening twice logs nothing twice.
+        await _screen_incognito(gateway, body, claims, resent=claim.state is not ClaimState.CLAIMED)
         if claim.state is ClaimState.CLAIMED:
-            await _screen_incognito(gateway, body, claims)
             route, _ = infer_turn_metadata(body.tool_calls, body.route, body.response_style)
             TURNS_RECORDED.labels(claims.memory_mode.value, route).inc()
             record_latency_marks(body, first_turn=claim.nth_turn == 1)
@@ -157,13 +160,18 @@ async def record_turn(
     return TurnReply(recorded=True, thread_id=claims.thread_id, message_count=count)
 
 
+def turn_fingerprint(body: TurnRequest) -> str:
+    """What a retry of the turn must repeat: its body but for the fields outside its identity."""
+    return fingerprint(body.model_dump_json(exclude=_NOT_THE_TURN))
+
+
 def _unanswered(claim: Claim) -> bool:
     """A turn not acknowledged yet (a first try, or a duplicate of one still in flight)."""
     return claim.record is None or claim.record.get("message_count") is None
 
 
 async def _screen_incognito(
-    gateway: Gateway, body: TurnRequest, claims: VoiceSessionClaims
+    gateway: Gateway, body: TurnRequest, claims: VoiceSessionClaims, *, resent: bool
 ) -> None:
     """Nothing is kept; the user's words are only screened for crisis, on a path that forgets.
 
@@ -176,6 +184,7 @@ async def _screen_incognito(
             client_turn_id=body.client_turn_id,
             user_text=body.user_text,
             transcript=body.transcript,
+            resent=resent,
         )
         try:
             await gateway.nc.publish(
