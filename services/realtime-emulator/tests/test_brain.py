@@ -545,3 +545,11 @@ def test_a_rule_can_need_a_field_of_the_last_output(
 def test_answers_must_name_one_rule(rules: list[dict[str, Any]], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         Scenario.model_validate({"rules": rules})
+
+
+def test_an_unless_phrase_keeps_the_rule_from_its_own_sentence_only() -> None:
+    rule = Rule(match=["rain*"], unless=["no rain", "rain check"], say="x")
+    assert rule.matched("No rain today, they say; rain tomorrow though.") is None
+    assert rule.matched("No rain today. Rain tomorrow, though!") == "rain"
+    assert rule.matched("Can I take a rain check?\nIt will rain anyway") == "rain"
+    assert rule.matched("Can I take a rain check? There's no rain.") is None

@@ -158,8 +158,9 @@ class Rule(Reply):
     # Phrases, any of which matches: whole words, case-insensitive; a word ending in ``*``
     # matches any ending (``breath*`` matches "breathe" and "breathing").
     match: list[str] = Field(min_length=1)
-    # Phrases, any of which keeps the rule from applying though ``match`` matched: what the
-    # words are not (a negation, a song, someone else's words), so its phrases can stay short.
+    # Phrases, any of which keeps the rule from applying though ``match`` matched in the same
+    # sentence: what the words are not (a negation, a song, someone else's words), so its
+    # phrases can stay short. Another sentence that matches with none of them still applies.
     unless: list[str] = []
     # Applies only once this tool was called earlier in the call (a follow-up to it).
     after_calling: str | None = None
@@ -192,13 +193,15 @@ class Rule(Reply):
     def matched(self, text: str) -> str | None:
         """The words of ``text`` that matched, or None."""
         normalised = normalise(text)
-        for phrase in self.match:
-            found = phrase_pattern(phrase).search(normalised)
-            if found:
-                # Its unless phrases are read only for words it matched: most words match no rule.
-                if any(phrase_pattern(other).search(normalised) for other in self.unless):
-                    return None
-                return found.group(0)
+        sentences = _SENTENCE_END.split(normalised) if self.unless else [normalised]
+        for sentence in sentences:
+            for phrase in self.match:
+                found = phrase_pattern(phrase).search(sentence)
+                if found:
+                    # Unless phrases are read only where words matched: most words match no rule.
+                    if any(phrase_pattern(other).search(sentence) for other in self.unless):
+                        break  # this sentence is not what the rule is for; the next may be
+                    return found.group(0)
         return None
 
 
@@ -250,6 +253,12 @@ class Scenario(BaseModel):
             if rule.answers is not None and rule.answers not in names:
                 raise ValueError(f"a rule answers {rule.answers!r}, which no rule is named")
         return self
+
+
+# Where one sentence ends and the next begins, for a rule's ``unless`` phrases: each is read
+# in the sentence the rule matched, so a song or a joke told in one sentence does not hide what
+# the next says.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def normalise(text: str) -> str:
