@@ -3,6 +3,7 @@ and answer exactly as FastAPI does: the same replies, the same refusals, the sam
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -90,6 +91,16 @@ def _post(path: str, body: Any = None, **options: Any) -> Call:
     return call
 
 
+def _sent_twice(path: str, body: Any, headers: list[tuple[str, str]]) -> Call:
+    """A call whose ``headers`` may repeat a name; ``{token}`` is the session's token."""
+
+    def call(client: TestClient, session: dict[str, Any], run: str) -> Any:
+        sent = [(name, value.replace("{token}", session["token"])) for name, value in headers]
+        return client.post(f"{API}{path}", content=json.dumps(_ids(body, run)), headers=sent)
+
+    return call
+
+
 def _ids(body: Any, run: str) -> Any:
     """``body`` with ``{run}`` filled in, so each gateway's calls have ids of their own."""
     if isinstance(body, dict):
@@ -147,6 +158,10 @@ STEPS: list[tuple[str, Call, bool]] = [
     ("not declared JSON", _post("/tools", content=b"{}", headers={"Content-Type": "text/plain"}), False),
     ("a bad token", _post("/tools", _tool("wait_for_user", "c6"), headers={"Authorization": "Bearer x"}), False),
     ("no token", _post("/turn", {"client_turn_id": "t2"}, headers={"Authorization": ""}), False),
+    # A header sent twice means its first value on both paths, as Starlette reads it.
+    ("a bad token, then a good one", _sent_twice("/turn", {"client_turn_id": "t4-{run}", "user_text": "hi", "assistant_text": "x"}, [("Content-Type", "application/json"), ("Authorization", "Bearer x"), ("Authorization", "Bearer {token}")]), False),
+    ("a good token, then a bad one", _sent_twice("/turn", {"client_turn_id": "t5-{run}", "user_text": "hi", "assistant_text": "x"}, [("Content-Type", "application/json"), ("Authorization", "Bearer {token}"), ("Authorization", "Bearer x")]), True),
+    ("text, then JSON", _sent_twice("/turn", {"client_turn_id": "t6-{run}", "user_text": "hi", "assistant_text": "x"}, [("Content-Type", "text/plain"), ("Content-Type", "application/json"), ("Authorization", "Bearer {token}")]), False),
 ]  # fmt: skip
 
 

@@ -125,16 +125,25 @@ class HotRoutes:
 
 
 def _bearer_and_json(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, bool]:
-    """The bearer token (if the request has one) and whether the body is declared JSON."""
-    token = None
-    json_body = False
+    """The bearer token (if the request has one) and whether the body is declared JSON.
+
+    Each header is read at its first occurrence, as Starlette's ``Headers.get`` reads it, so a
+    header sent twice means here what it means to FastAPI's path."""
+    authorization = content_type = None
     for name, value in headers:
-        if name == b"authorization":
-            scheme, _, credentials = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and credentials:
-                token = credentials
-        elif name == b"content-type":
-            json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
+        if name == b"authorization" and authorization is None:
+            authorization = value
+        elif name == b"content-type" and content_type is None:
+            content_type = value
+    token = None
+    if authorization is not None:
+        scheme, _, credentials = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and credentials:
+            token = credentials
+    json_body = (
+        content_type is not None
+        and content_type.split(b";", 1)[0].strip().lower() == b"application/json"
+    )
     return token, json_body
 
 
