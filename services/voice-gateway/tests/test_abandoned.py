@@ -331,3 +331,21 @@ def test_unended_entries_name_a_session_or_a_conversation() -> None:
     )
     with pytest.raises(ValueError, match="not an unended key"):
         Unended.parse("ocv:thread:x")
+
+
+def test_a_session_whose_start_failed_is_never_ended_by_the_sweep(
+    make_gateway: GatewayFactory, redis: SyncRedis
+) -> None:
+    """``/session`` records the session before it mints the client secret. A mint that fails
+    (Realtime unreachable) answers 503, and the session no browser ever held must not wait in
+    the unended set: the sweep would end it an hour later, announcing the end of a session
+    nobody had, and finalizing the conversation's earlier sessions while it may go on."""
+    from opencouch.testing.servers import free_port
+
+    gateway = make_gateway(emulator_base_url=f"http://127.0.0.1:{free_port()}/v1")
+    before = set(redis.zrange(UNENDED_KEY, 0, -1))
+    reply = gateway.post(
+        f"{API}/session", json={"thread_id": unique("thread"), "memory_mode": "persistent"}
+    )
+    assert reply.status_code == 503, reply.text
+    assert set(redis.zrange(UNENDED_KEY, 0, -1)) - before == set()

@@ -189,7 +189,7 @@ async def start_session(gateway: Gateway, body: SessionRequest, client_ip: str) 
         if thread_secret is None and not owner.admits(user_id, body.thread_secret):
             raise _refuse_thread()  # another caller bound the new thread a moment earlier
     except BaseException:
-        await gateway.sessions.close(claims, settle_seconds=0)
+        await gateway.sessions.discard(claims)
         raise
     log.info(
         "voice session created",

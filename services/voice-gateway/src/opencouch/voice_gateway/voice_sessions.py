@@ -485,6 +485,19 @@ class VoiceSessionStore:
         """Nothing is left to end for ``unended``."""
         await self._redis.zrem(UNENDED_KEY, unended.key)
 
+    async def discard(self, claims: VoiceSessionClaims) -> None:
+        """Close a session that was never handed out (its ``/session`` failed after ``create``):
+        no ``/end`` will come and nothing is left to end, so nothing ends it later either."""
+        await self._close(
+            keys=[
+                redis_key("vs", claims.session_id),
+                redis_key("live", claims.owner_id),
+                LIVE_SESSIONS_KEY,
+                UNENDED_KEY,
+            ],
+            args=[claims.session_id],
+        )
+
     async def close_all_live(self, claims: VoiceSessionClaims) -> int:
         """End every live session of the token's owner (the current one too); how many.
 
