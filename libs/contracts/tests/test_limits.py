@@ -65,6 +65,34 @@ def test_text_no_store_can_keep_is_refused_in_utterances_transcripts_and_json(te
         ToolsRequest.model_validate({"tool_name": "x", "arguments": {"q": [text]}})
     with pytest.raises(ValidationError):
         ToolsRequest.model_validate({"tool_name": "x", "arguments": {text: 1}})
+    # A turn's tool calls are stored with it: their names and errors too.
+    for call in (
+        {"tool_name": text, "status": "completed"},
+        {"tool_name": "x", "status": "failed", "error": text},
+    ):
+        with pytest.raises(ValidationError):
+            TurnRequest.model_validate(turn(tool_calls=[call]))
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "0001-01-01T00:00:00+14:00",  # Postgres keeps it as 1 BC, which Python cannot read back
+        "9999-12-31T23:59:59-14:00",
+        "1899-12-31T23:59:59Z",
+        "2026-12-05T10:00:00",  # no zone: which clock?
+    ],
+)
+def test_a_turn_spoken_at_a_time_no_store_reads_back_is_refused(at: str) -> None:
+    with pytest.raises(ValidationError, match="started_at"):
+        TurnRequest.model_validate(turn(started_at=at))
+
+
+@pytest.mark.parametrize(
+    "at", ["1970-01-01T00:00:00Z", "2026-12-05T10:00:00.123Z", "2026-12-05T10:00:00-08:00"]
+)
+def test_any_browser_clock_with_a_zone_is_taken(at: str) -> None:
+    assert TurnRequest.model_validate(turn(started_at=at)).started_at is not None
 
 
 def test_transcripts_are_bounded_in_lines_and_in_total_size() -> None:

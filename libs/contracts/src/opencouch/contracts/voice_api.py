@@ -7,11 +7,11 @@ may still name them (older clients do), but one that disagrees with the token is
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
 from opencouch.contracts.common import (
     AssistantVoice,
@@ -20,6 +20,7 @@ from opencouch.contracts.common import (
     JsonObject,
     MemoryMode,
     SessionId,
+    StorableText,
     Transcript,
     UtteranceText,
 )
@@ -117,10 +118,10 @@ class ToolCallStatus(StrEnum):
 class TurnToolCall(Contract):
     """A tool call made during a turn, as the browser saw it."""
 
-    tool_name: Annotated[str, Field(min_length=1, max_length=64)]
+    tool_name: Annotated[StorableText, Field(min_length=1, max_length=64)]
     status: ToolCallStatus
     output: JsonObject | None = None
-    error: Annotated[str, Field(max_length=500)] | None = None
+    error: Annotated[StorableText, Field(max_length=500)] | None = None
 
 
 class TurnOutcome(StrEnum):
@@ -170,6 +171,23 @@ class TurnLatency(Contract):
     """Each tool call of this turn: arguments done to output sent back."""
 
 
+# Wide enough for any browser's clock, however wrong (an unset one says 1970), and inside what
+# every store can read back: Postgres keeps a time of year 1 in a zone east of UTC as 1 BC,
+# which Python then cannot read, and a thread holding one could no longer be paged.
+_SPOKEN_FROM: Final = datetime(1900, 1, 1, tzinfo=UTC)
+_SPOKEN_UNTIL: Final = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _spoken_in_range(at: datetime) -> datetime:
+    if not _SPOKEN_FROM <= at < _SPOKEN_UNTIL:
+        raise ValueError("a time between the years 1900 and 9000 is required")
+    return at
+
+
+SpokenAt = Annotated[AwareDatetime, AfterValidator(_spoken_in_range)]
+"""A time a client says something was said: with its zone, in the years 1900 to 9000."""
+
+
 class TurnRequest(Contract):
     """A finished exchange: what the user said and what the assistant said back."""
 
@@ -177,7 +195,7 @@ class TurnRequest(Contract):
     """Chosen by the browser; a retry sends the same id and the same body."""
     user_text: UtteranceText
     assistant_text: UtteranceText
-    started_at: datetime | None = None
+    started_at: SpokenAt | None = None
     """When the user started speaking (the browser's clock); turns are ordered by it."""
     route: Route | None = None
     response_style: TurnResponseStyle | None = None
