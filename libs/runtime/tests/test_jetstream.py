@@ -27,6 +27,7 @@ from opencouch.runtime.jetstream import (
     dead_letters,
     ensure_events_stream,
     forget_events,
+    handled_through,
     publish_event,
     purge_acknowledged,
     replay_dead_letters,
@@ -321,6 +322,49 @@ async def test_messages_every_reader_acknowledged_are_purged_and_erasure_reaches
                 slow_may_go.set()  # so the slow reader can stop
     finally:
         await nc.close()
+
+
+async def test_nothing_is_purged_before_every_named_reader_exists(nats_url: str) -> None:
+    """The crisis classifier's consumer of turns is made when the tools service first starts:
+    memory, started before it, must not purge the turns it acknowledged, or they would never be
+    screened."""
+    nc = await nats.connect(nats_url)
+    js = await ensure_events_stream(nc)
+    subject = own_subject("purge_readers")
+    seen: list[str] = []
+
+    async def handle(event: SessionEnded) -> None:
+        seen.append(event.session_id)
+
+    try:
+        await publish_event(js, subject, ended(1), dedup_id=ended(1).dedup_id)
+
+        async def stored() -> int:
+            info = await js.stream_info(subjects.EVENTS_STREAM, subjects_filter=subject)
+            return (info.state.subjects or {}).get(subject, 0)
+
+        async with consuming(js, handle, subject=subject) as first:
+
+            async def acknowledged() -> bool:
+                info = await js.consumer_info(subjects.EVENTS_STREAM, first)
+                return handled_through(info) > 0
+
+            await eventually(acknowledged)
+            late = f"test-late-{uuid.uuid4().hex[:8]}"
+            assert await purge_acknowledged(js, subject, readers=(first, late)) == 0
+            assert await stored() == 1
+            # Every reader there and done: now it goes.
+            assert await purge_acknowledged(js, subject, readers=(first,)) > 0
+            assert await stored() == 0
+    finally:
+        await nc.close()
+
+
+def test_the_turns_wait_for_memory_and_the_crisis_classifier() -> None:
+    assert set(subjects.EVENT_READERS[subjects.TURN_RECORDED]) == {
+        subjects.MEMORY_TURNS_CONSUMER,
+        subjects.TOOLS_CRISIS_CONSUMER,
+    }
 
 
 async def test_a_consumer_is_caught_up_only_once_it_handled_all_stored_on_its_subject(

@@ -56,6 +56,12 @@ TOOLS_CRISIS_CONSUMER: Final = "tools-crisis-classifier"
 TOOLS_ERASURE_CONSUMER: Final = "tools-erasure"
 FINALIZER_ERASURE_CONSUMER: Final = "finalizer-erasure"
 
+# The consumers that must have read an event before it may be purged from the stream ahead of
+# its age: a reader not created yet (its service not started for the first time) still counts.
+EVENT_READERS: Final[dict[str, tuple[str, ...]]] = {
+    TURN_RECORDED: (MEMORY_TURNS_CONSUMER, TOOLS_CRISIS_CONSUMER),
+}
+
 # Service names as nats.micro announces them ($SRV.PING.<name>).
 TOOLS_SERVICE: Final = "opencouch-tools"
 MEMORY_SERVICE: Final = "opencouch-memory"

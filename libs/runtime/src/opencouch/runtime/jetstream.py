@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, TypeVar
@@ -483,19 +483,26 @@ async def replay_dead_letters(
 # -- retention and erasure of events ----------------------------------------------------------
 
 
-async def purge_acknowledged(js: JetStreamContext, subject: str) -> int:
+async def purge_acknowledged(
+    js: JetStreamContext, subject: str, readers: Collection[str] | None = None
+) -> int:
     """Remove from the events stream the messages on ``subject`` every reader acknowledged.
 
-    A reader is any consumer whose filter can match ``subject``. Returns the sequence below
-    which such messages are now gone (0 when nothing could be purged, e.g. no reader yet).
+    A reader is any consumer whose filter can match ``subject``. ``readers`` (by default the
+    subject's in ``subjects.EVENT_READERS``) must all be among them: until each exists, nothing
+    is purged, so a service started for the first time after the others still reads every
+    event. Returns the sequence below which such messages are now gone (0 when nothing could be
+    purged, e.g. no reader yet).
     """
+    expected = set(subjects.EVENT_READERS.get(subject, ()) if readers is None else readers)
     floor: int | None = None
     for info in await js.consumers_info(subjects.EVENTS_STREAM):
         if not _reads(info, subject):
             continue
+        expected.discard(info.name)
         done = handled_through(info)
         floor = done if floor is None else min(floor, done)
-    if not floor:
+    if not floor or expected:
         return 0
     await js.purge_stream(subjects.EVENTS_STREAM, subject=subject, seq=floor + 1)
     return floor + 1
