@@ -244,3 +244,66 @@ async def test_a_long_transcript_comes_in_pages_each_well_under_the_nats_payload
             SessionTranscriptReply,
         )
     assert refused.value.code == "invalid_request"
+
+
+async def three_bytes_a_character(memory: MemoryClient, conversation: Conversation) -> None:
+    """40 turns of 16,000 characters that are 3 bytes each in UTF-8: 1.9 MB as sent."""
+    start = datetime.now(UTC) - timedelta(hours=1)
+    for n in range(40):
+        await memory.publish(
+            conversation.turn(
+                f"{n:03d} " + "心" * 7996, "心" * 8000, started_at=start + timedelta(seconds=n)
+            )
+        )
+    await memory.stored(conversation.session_id, 40)
+
+
+async def test_a_session_page_counts_bytes_not_characters(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    # Counted in characters, a page of these carried 1.5 MB: NATS refused to send it, and the
+    # finalizer waited for a reply that never came.
+    await three_bytes_a_character(memory, conversation)
+
+    seen: list[str] = []
+    after = None
+    while True:
+        raw = await memory.nc.request(
+            subjects.MEMORY_SESSION_TRANSCRIPT,
+            SessionTranscriptRequest(session_id=conversation.session_id, after=after)
+            .model_dump_json()
+            .encode(),
+            timeout=10,
+        )
+        assert len(raw.data) < 1024 * 1024
+        page = SessionTranscriptReply.model_validate_json(raw.data)
+        seen += [turn.user_text[:3] for turn in page.turns]
+        if page.after is None:
+            break
+        after = page.after
+    assert seen == [f"{n:03d}" for n in range(40)]
+
+
+async def test_a_thread_page_stops_early_too_with_a_cursor_to_the_rest(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    await three_bytes_a_character(memory, conversation)
+
+    pages: list[list[str]] = []
+    before = None
+    while True:
+        raw = await memory.nc.request(
+            subjects.MEMORY_THREAD_TURNS,
+            ThreadHistoryRequest(thread_id=conversation.thread_id, before=before, limit=100)
+            .model_dump_json()
+            .encode(),
+            timeout=10,
+        )
+        assert len(raw.data) < 1024 * 1024
+        page = ThreadHistoryReply.model_validate_json(raw.data)
+        pages.append([turn.user_text[:3] for turn in page.turns])
+        if page.before is None:
+            break
+        before = page.before
+    assert len(pages) >= 2
+    assert [text for page in reversed(pages) for text in page] == [f"{n:03d}" for n in range(40)]

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
+import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.micro import add_service
 from nats.micro.request import Request
@@ -151,7 +152,17 @@ class ContractService:
                     f"{endpoint.name} is unavailable: its {store} cannot be reached",
                 ),
             )
-        await request.respond(reply.model_dump_json().encode())
+        data = reply.model_dump_json().encode()
+        try:
+            await request.respond(data)
+        except nats.errors.MaxPayloadError:
+            # Unsent, the caller would wait out its whole deadline for nothing.
+            log.error(
+                "reply too large", extra={"endpoint": endpoint.name, "reply_bytes": len(data)}
+            )
+            return await _respond_error(
+                request, ServiceError(ErrorCode.INTERNAL, f"{endpoint.name} reply too large")
+            )
         return "ok"
 
 

@@ -34,6 +34,22 @@ from opencouch.runtime.errors import ServiceError
 log = logging.getLogger(__name__)
 
 
+def _fill_page(
+    rows: list[tuple[int, StoredTurn]], limit: int
+) -> tuple[list[tuple[int, StoredTurn]], bool]:
+    """The first ``limit`` rows, ending early once they hold ``TRANSCRIPT_PAGE_MAX_BYTES`` of
+    turns as UTF-8 JSON (always at least one), and whether any row was left for a next page.
+    """
+    page: list[tuple[int, StoredTurn]] = []
+    size = 0
+    for row_id, turn in rows[:limit]:
+        size += len(turn.model_dump_json().encode())
+        if page and size > TRANSCRIPT_PAGE_MAX_BYTES:
+            break
+        page.append((row_id, turn))
+    return page, len(page) < len(rows)
+
+
 class MemoryHandlers:
     """Memory context, transcripts, commits and erasure, and the two event consumers."""
 
@@ -73,7 +89,8 @@ class MemoryHandlers:
         """A page of a session's stored turns in speech order, and its peak crisis level.
 
         The page stops early once it holds ``TRANSCRIPT_PAGE_MAX_BYTES`` of turns (always at
-        least one), so no reply nears NATS's payload limit however long the turns are.
+        least one), counted in bytes as sent, so no reply nears NATS's payload limit however
+        long the turns are, in whatever script.
         """
         after = None
         if request.after is not None:
@@ -83,21 +100,13 @@ class MemoryHandlers:
         thread_id, rows = await self._transcripts.session_page(
             request.session_id, after, request.limit
         )
-        page: list[StoredTurn] = []
-        size = last = 0
-        for row_id, turn in rows[: request.limit]:
-            size += len(turn.model_dump_json())
-            if page and size > TRANSCRIPT_PAGE_MAX_BYTES:
-                break
-            page.append(turn)
-            last = row_id
-        more = len(page) < len(rows)
+        page, more = _fill_page(rows, request.limit)
         classified, peak = await self._transcripts.session_crisis(request.session_id)
         return SessionTranscriptReply(
             session_id=request.session_id,
             thread_id=thread_id,
-            turns=page,
-            after=cursor_of(last) if page and more else None,
+            turns=[turn for _, turn in page],
+            after=cursor_of(page[-1][0]) if page and more else None,
             classified_turns=classified,
             peak_crisis_level=peak,
         )
@@ -108,17 +117,22 @@ class MemoryHandlers:
         return SessionTurnCountsReply(session_id=request.session_id, **counts)
 
     async def thread_turns(self, request: ThreadHistoryRequest) -> ThreadHistoryReply:
-        """A page of the thread's stored turns: the newest, or those older than ``before``."""
+        """A page of the thread's stored turns: the newest, or those older than ``before``.
+
+        Like a session's page, it stops early (at its oldest turn so far, with a cursor to the
+        older ones) once it holds ``TRANSCRIPT_PAGE_MAX_BYTES`` of turns.
+        """
         before = None
         if request.before is not None:
             before = row_of(request.before)
             if before is None:
                 raise ServiceError(ErrorCode.INVALID_REQUEST, "before: not a cursor of this API")
-        turns, older = await self._transcripts.thread_page(request.thread_id, before, request.limit)
+        rows = await self._transcripts.thread_page(request.thread_id, before, request.limit)
+        page, more = _fill_page(rows, request.limit)  # newest first
         return ThreadHistoryReply(
             thread_id=request.thread_id,
-            turns=turns,
-            before=cursor_of(older) if older is not None else None,
+            turns=[turn for _, turn in reversed(page)],
+            before=cursor_of(page[-1][0]) if page and more else None,
         )
 
     async def commit_candidates(

@@ -185,9 +185,9 @@ class TranscriptStore:
 
     async def thread_page(
         self, thread_id: str, before: int | None, limit: int
-    ) -> tuple[list[StoredTurn], int | None]:
-        """Up to ``limit`` turns of the thread just older than turn ``before`` (or the newest),
-        oldest first, and the row id the next older page starts before (None at the start).
+    ) -> list[tuple[int, StoredTurn]]:
+        """Up to ``limit + 1`` stored turns of the thread (with their row ids), newest first:
+        the newest, or those just older than turn ``before``.
         """
         async with self._pool.connection() as conn:
             if before is None:
@@ -210,9 +210,7 @@ class TranscriptStore:
                     (thread_id, before, thread_id, limit + 1),
                 )
             rows = await cursor.fetchall()
-        page = rows[:limit]
-        older = page[-1]["id"] if len(rows) > limit else None
-        return [_turn(row) for row in reversed(page)], older
+        return [(row["id"], _turn(row)) for row in rows]
 
 
 def session_hash(session_id: str) -> str:
