@@ -17,7 +17,7 @@ from opencouch.contracts.memory import (
     SessionSummary,
 )
 from opencouch.memory.erasure import MEMORY_TABLES
-from opencouch.memory.testing import Conversation, MemoryClient
+from opencouch.memory.testing import Conversation, MemoryClient, new_id
 from opencouch.runtime.jetstream import (
     ORIGINAL_SEQUENCE,
     ORIGINAL_SUBJECT,
@@ -221,3 +221,86 @@ async def test_erasure_reaches_the_turns_any_reader_kept_as_dead_letters(
     for durable in readers:
         assert await dead_letters_holding(memory, durable, theirs) == 0, durable
         assert await dead_letters_holding(memory, durable, others) == 1, durable
+
+
+async def test_a_classification_arriving_after_the_erasure_is_dropped(
+    memory: MemoryClient,
+) -> None:
+    conversation = Conversation()
+    await lived(memory, conversation, word())
+    await erase(memory, user_id=conversation.user_id)
+
+    # The crisis screening of an erased turn (one not screened before) is published late.
+    await memory.classify(conversation, "turn-2", 2, "explicit_ideation")
+    await memory.idle(subjects.MEMORY_CLASSIFICATIONS_CONSUMER)
+
+    assert tables_holding(memory, conversation.session_id) == []
+
+
+async def test_a_turn_redelivered_after_the_erasure_holds_nothing_of_it(
+    memory: MemoryClient,
+) -> None:
+    conversation = Conversation()
+    name = word()
+    await lived(memory, conversation, name)
+    await erase(memory, user_id=conversation.user_id)
+
+    # The session's first turn, with a fact in it, comes again as a new message.
+    redelivered = conversation.turn(f"My sister is called {name}.", client_turn_id="turn-1")
+    await memory.publish(redelivered, dedup_id=f"again:{redelivered.dedup_id}")
+    await memory.idle(subjects.MEMORY_TURNS_CONSUMER)
+
+    assert tables_holding(memory, name) == []
+    shown = await memory.call("show_saved_memory", conversation)
+    assert shown.output["pending_facts"] == []  # nothing of it held in Redis either
+
+
+async def test_erasing_a_user_takes_the_crisis_levels_of_sessions_whose_turns_are_still_on_the_way(
+    memory: MemoryClient,
+) -> None:
+    conversation = Conversation()
+    await memory.publish(conversation.turn("Hello."))
+    await memory.stored(conversation.session_id, 1)
+    # A later session's turn was screened, and the screening stored, before the turn itself.
+    later = conversation.next_session()
+    await memory.classify(later, "turn-1", 3, "imminent_risk")
+    await memory.idle(subjects.MEMORY_CLASSIFICATIONS_CONSUMER)
+    held = "SELECT 1 FROM memory.turn_classifications WHERE session_id = %s"
+    assert memory.rows(held, later.session_id) != []
+
+    reply = await erase(memory, user_id=conversation.user_id)
+
+    assert later.session_id in reply.session_ids
+    assert tables_holding(memory, later.session_id) == []
+    # The turn arrives after all: its session is remembered as erased.
+    await memory.publish(later.turn("Late words."))
+    await memory.idle(subjects.MEMORY_TURNS_CONSUMER)
+    assert tables_holding(memory, later.session_id) == []
+
+
+async def test_erasing_a_user_takes_the_settings_made_while_their_thread_was_anonymous(
+    memory: MemoryClient,
+) -> None:
+    anonymous = Conversation(user_id=None)
+    await memory.publish(anonymous.turn("Hello."))
+    await memory.stored(anonymous.session_id, 1)
+    said = "yes, turn recall on please"
+    await memory.call("set_proactive_memory_recall", anonymous, said, enabled=True, user_quote=said)
+    said = "please remember to speak slowly"
+    await memory.call(
+        "save_response_preference",
+        anonymous,
+        said,
+        preference_text="Speak slowly.",
+        user_quote=said,
+    )
+    # The user signs in and goes on in the same thread.
+    signed_in = Conversation(anonymous.thread_id, new_id("user"))
+    await memory.publish(signed_in.turn("Hello again."))
+    await memory.stored(signed_in.session_id, 1)
+
+    reply = await erase(memory, user_id=signed_in.user_id)
+
+    assert set(reply.session_ids) == {anonymous.session_id, signed_in.session_id}
+    assert reply.erased_rows["response_rules"] == reply.erased_rows["owner_settings"] == 1
+    assert tables_holding(memory, anonymous.session_id) == []

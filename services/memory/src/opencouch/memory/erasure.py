@@ -136,11 +136,18 @@ async def _sessions_and_threads(
             UNION SELECT t.session_id FROM memory.turns t
                   JOIN memory.threads th USING (thread_id)
                   WHERE th.user_id = %(user)s AND t.user_id IS NULL
+            UNION SELECT c.session_id FROM memory.turn_classifications c
+                  JOIN memory.threads th USING (thread_id)
+                  WHERE th.user_id = %(user)s AND NOT EXISTS (
+                      SELECT 1 FROM memory.turns t
+                      WHERE t.session_id = c.session_id AND t.user_id <> %(user)s
+                  )
             UNION SELECT session_id FROM memory.committed_sessions WHERE owner_key = %(owner)s
             UNION SELECT source_session_id FROM memory.facts WHERE owner_key = %(owner)s
             UNION SELECT source_session_id FROM memory.session_summaries
                   WHERE owner_key = %(owner)s
             UNION SELECT source_session_id FROM memory.response_rules WHERE owner_key = %(owner)s
+            UNION SELECT source_session_id FROM memory.owner_settings WHERE owner_key = %(owner)s
             """,
             {"user": subject.user_id, "owner": subject.owner},
         )
@@ -180,7 +187,10 @@ _BY_USER: Final[dict[str, LiteralString]] = {
         "DELETE FROM memory.response_rules "
         "WHERE owner_key = %(owner)s OR source_session_id = ANY(%(sessions)s)"
     ),
-    "owner_settings": "DELETE FROM memory.owner_settings WHERE owner_key = %(owner)s",
+    "owner_settings": (
+        "DELETE FROM memory.owner_settings "
+        "WHERE owner_key = %(owner)s OR source_session_id = ANY(%(sessions)s)"
+    ),
     "committed_sessions": (
         "DELETE FROM memory.committed_sessions "
         "WHERE owner_key = %(owner)s OR session_id = ANY(%(sessions)s)"

@@ -28,7 +28,7 @@ from opencouch.memory.erasure import Eraser
 from opencouch.memory.extraction import CandidateExtractor
 from opencouch.memory.memory_store import MemoryStore
 from opencouch.memory.policy import owner_key, require_persistent
-from opencouch.memory.store import TranscriptStore, cursor_of, row_of
+from opencouch.memory.store import Recorded, TranscriptStore, cursor_of, row_of
 from opencouch.runtime.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,15 @@ class MemoryHandlers:
         return await self._eraser.erase(user_id=request.user_id, thread_id=request.thread_id)
 
     async def on_turn_recorded(self, turn: TurnRecorded) -> None:
-        """Store a turn once, then hold the facts its user stated for the session's commit."""
-        inserted = await self._transcripts.record_turn(turn)
+        """Store a turn once, then hold the facts its user stated for the session's commit; a
+        turn of an erased session is dropped, and nothing of it is held."""
+        recorded = await self._transcripts.record_turn(turn)
+        if recorded is Recorded.SESSION_ERASED:
+            log.info(
+                "turn of an erased session dropped",
+                extra={"session_id": turn.session_id, "client_turn_id": turn.client_turn_id},
+            )
+            return
         await self._candidates.hold(
             session_id=turn.session_id,
             thread_id=turn.thread_id,
@@ -189,10 +196,15 @@ class MemoryHandlers:
             facts=self._extractor.extract(turn.user_text),
         )
         log.info(
-            "turn stored" if inserted else "turn already stored",
+            "turn stored" if recorded is Recorded.STORED else "turn already stored",
             extra={"session_id": turn.session_id, "client_turn_id": turn.client_turn_id},
         )
 
     async def on_turn_classified(self, event: TurnClassified) -> None:
-        """Keep a turn's crisis level, so a session's peak is one query."""
-        await self._transcripts.record_classification(event)
+        """Keep a turn's crisis level, so a session's peak is one query; a classification of
+        an erased session's turn is dropped."""
+        if not await self._transcripts.record_classification(event):
+            log.info(
+                "classification of an erased session dropped",
+                extra={"session_id": event.session_id, "client_turn_id": event.client_turn_id},
+            )

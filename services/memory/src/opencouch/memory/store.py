@@ -7,6 +7,7 @@ started speaking, else when the turn was recorded, then the order they were stor
 from __future__ import annotations
 
 import hashlib
+from enum import Enum
 from typing import Any, Final
 
 from psycopg import AsyncConnection
@@ -37,18 +38,28 @@ def row_of(cursor: str) -> int | None:
     return int(cursor[1:]) if cursor.startswith("t") and cursor[1:].isdigit() else None
 
 
+class Recorded(Enum):
+    """What became of a turn handed to ``record_turn``."""
+
+    STORED = "stored"
+    ALREADY_STORED = "already_stored"
+    """A redelivery or retry of a turn stored before."""
+    SESSION_ERASED = "session_erased"
+    """Its session was erased: a late delivery must not bring it back."""
+
+
 class TranscriptStore:
     """Reads and writes of the stored turns."""
 
     def __init__(self, pool: DictPool) -> None:
         self._pool = pool
 
-    async def record_turn(self, turn: TurnRecorded) -> bool:
-        """Store ``turn`` once; False when it was already stored (a redelivery or retry), or
-        when its session was erased (a late delivery must not bring it back)."""
+    async def record_turn(self, turn: TurnRecorded) -> Recorded:
+        """Store ``turn`` once: stored now, already stored (a redelivery or retry), or not at
+        all because its session was erased (a late delivery must not bring it back)."""
         async with self._pool.connection() as conn, conn.transaction():
             if await session_erased(conn, turn.session_id):
-                return False
+                return Recorded.SESSION_ERASED
             await conn.execute(
                 """
                 INSERT INTO memory.threads (thread_id, user_id) VALUES (%s, %s)
@@ -81,11 +92,16 @@ class TranscriptStore:
                     turn.recorded_at,
                 ),
             )
-            return await cursor.fetchone() is not None
+            stored = await cursor.fetchone() is not None
+        return Recorded.STORED if stored else Recorded.ALREADY_STORED
 
-    async def record_classification(self, event: TurnClassified) -> None:
-        """Keep a turn's crisis level; a newer classification of the same turn replaces it."""
-        async with self._pool.connection() as conn:
+    async def record_classification(self, event: TurnClassified) -> bool:
+        """Keep a turn's crisis level; a newer classification of the same turn replaces it.
+        False when its session was erased: a late classification is dropped, as a late turn is.
+        """
+        async with self._pool.connection() as conn, conn.transaction():
+            if await session_erased(conn, event.session_id):
+                return False
             await conn.execute(
                 """
                 INSERT INTO memory.turn_classifications (
@@ -105,6 +121,7 @@ class TranscriptStore:
                     event.classified_at,
                 ),
             )
+        return True
 
     async def message_count(self, thread_id: str) -> int:
         """Messages stored in the thread: a user and an assistant message per turn."""
