@@ -181,6 +181,28 @@ async def test_a_quote_injected_through_another_argument_is_refused_by_every_quo
     assert status.output["saved_rules"] == 0
 
 
+async def test_a_preference_without_a_letter_or_digit_is_an_invalid_argument_not_a_rule(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    # Kept once per owner by its words: all such preferences once shared one key, and the
+    # second was answered "already saved".
+    said = "please save this preference for me"
+    for nothing in ("!!!", "..."):
+        reply = await memory.call(
+            "save_response_preference",
+            conversation,
+            said,
+            preference_text=nothing,
+            user_quote=said,
+        )
+        assert reply.ok is False
+        assert reply.output["status"] == "error", reply.output
+        assert reply.output["error"]["code"] == "invalid_arguments"
+        assert reply.output["guidance"]
+    status = await memory.call("show_memory_status", conversation)
+    assert status.output["saved_rules"] == 0
+
+
 # -- the incognito floor -------------------------------------------------------------------------
 
 

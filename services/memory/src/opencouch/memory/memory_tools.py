@@ -244,9 +244,19 @@ class MemoryTools:
 
     async def save_response_preference(
         self, arguments: SaveResponsePreferenceArgs, context: ToolCallContext
-    ) -> MemoryChangeOutput:
-        """Keep how the user wants to be answered, as they asked for it."""
+    ) -> MemoryChangeOutput | ToolErrorOutput:
+        """Keep how the user wants to be answered, as they asked for it.
+
+        A preference is kept once per owner, by its words (``normalise``): one without a
+        letter or digit has none to be told apart by, so it is refused, not saved.
+        """
         owner = mutation_owner(context)
+        if not normalise(arguments.preference_text):
+            return tool_error(
+                ErrorCode.INVALID_ARGUMENTS,
+                "preference_text: needs at least one letter or digit",
+                "Say the preference in words, as the user put it, and call the tool again.",
+            )
         require_user_intent(arguments.user_quote, context)
         saved = await self._store.save_rule(
             owner,
