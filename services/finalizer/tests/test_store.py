@@ -176,7 +176,7 @@ async def test_retention_deletes_expired_feedback_and_old_erasure_markers(
         )
         # A row written for an erased session by a finalization that raced the erasure.
         conn.execute("INSERT INTO finalizer.erased_sessions (session_id) VALUES (%s)", (kept[0],))
-    deleted = await store.apply_retention(erased_days=45)
+    deleted = await store.apply_retention(erased_days=45, arc_hours=24)
     assert deleted["feedback"] >= 1
     assert deleted["erasure_markers"] >= 1
     assert deleted["erased_finalizations"] >= 1
@@ -191,6 +191,43 @@ async def test_retention_deletes_expired_feedback_and_old_erasure_markers(
         ).fetchall()
     assert feedback == []  # the expired one by age; the kept one went with its erased session
     assert markers == [(kept[0],)]
+
+
+async def test_an_arc_is_dropped_a_day_after_its_session_was_finalized_unless_its_report_is_owed(
+    pool: DictPool, migrated: str
+) -> None:
+    """Memory keeps a session's summary, and the person can ask it to forget it: a second copy
+    here, kept for good, would outlive that."""
+    store = FinalizationStore(pool)
+    old, owed, recent = (new_session() for _ in range(3))
+    for (session_id, thread_id), report in ((old, False), (owed, True), (recent, False)):
+        await store.open(session_id, thread_id)
+        await store.start(session_id)
+        await store.complete(session_id, done(), feedback=None, feedback_days=1, report=report)
+    with psycopg.connect(migrated) as conn:
+        conn.execute(
+            "UPDATE finalizer.finalizations SET finalized_at = now() - interval '25 hours' "
+            "WHERE session_id = ANY(%s)",
+            ([old[0], owed[0]],),
+        )
+    assert (await store.apply_retention(erased_days=45, arc_hours=24))["arcs"] >= 1
+    with psycopg.connect(migrated) as conn:
+        rows = dict(
+            conn.execute(
+                "SELECT session_id, (summary, themes, mood_opened, mood_closed, open_loops, "
+                "resolved_threads)::text FROM finalizer.finalizations WHERE session_id = ANY(%s)",
+                ([old[0], owed[0], recent[0]],),
+            ).fetchall()
+        )
+        kept = conn.execute(
+            "SELECT status, turn_count, summary_method FROM finalizer.finalizations "
+            "WHERE session_id = %s",
+            (old[0],),
+        ).fetchone()
+    assert rows[old[0]] == "(,[],,,[],[])"  # nothing of what was said
+    assert kept == ("completed", 4, ARC.method)  # what the session was, without its content
+    assert ARC.summary in rows[owed[0]]  # its report still carries it
+    assert ARC.summary in rows[recent[0]]
 
 
 async def test_a_report_is_claimed_by_one_replica_at_a_time(pool: DictPool) -> None:

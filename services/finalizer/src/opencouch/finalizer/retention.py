@@ -1,4 +1,5 @@
-"""The retention job: feedback kept 180 days (by default), erasure markers while they matter."""
+"""The retention job: arcs kept a day after their session is finalized, feedback 180 days (by
+default), erasure markers while they matter."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ async def apply_retention(
     """
     while not stop.is_set():
         try:
-            deleted = await store.apply_retention(settings.erased_session_retention_days)
+            deleted = await store.apply_retention(
+                settings.erased_session_retention_days, settings.arc_retention_hours
+            )
         except Exception as error:  # Postgres away: the next round catches up
             log.warning("retention job failed", extra={"error": type(error).__name__})
         else:

@@ -67,6 +67,10 @@ class FinalizerSettings(NatsServiceSettings):
     erased_session_retention_days: int = Field(45, ge=31)
     """Longer than the events stream keeps a session's end (30 days)."""
     retention_interval_seconds: float = Field(3600.0, gt=0)
+    arc_retention_hours: float = Field(24.0, gt=0)
+    """How long a finalized session's arc (summary, themes, moods, loops) stays here, for the
+    page to show after the end and for a report still owed; memory then holds its only copy,
+    which the person can delete."""
 
     @property
     def redelivery(self) -> Redelivery:

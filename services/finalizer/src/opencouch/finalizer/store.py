@@ -265,9 +265,24 @@ class FinalizationStore:
             )
             return cursor.rowcount
 
-    async def apply_retention(self, erased_days: int) -> dict[str, int]:
-        """Delete expired feedback and old erasure markers; sweep anything of erased sessions."""
+    async def apply_retention(self, erased_days: int, arc_hours: float) -> dict[str, int]:
+        """Delete expired feedback and old erasure markers; sweep anything of erased sessions;
+        drop the arcs finalized more than ``arc_hours`` ago whose report is not still owed."""
         async with self._pool.connection() as conn, conn.transaction():
+            arcs = await conn.execute(
+                """
+                UPDATE finalizer.finalizations f
+                SET summary = NULL, themes = '[]'::jsonb, mood_opened = NULL, mood_closed = NULL,
+                    open_loops = '[]'::jsonb, resolved_threads = '[]'::jsonb
+                WHERE f.summary IS NOT NULL
+                  AND f.finalized_at < now() - make_interval(secs => %s)
+                  AND NOT EXISTS (
+                      SELECT 1 FROM finalizer.webhook_deliveries d
+                      WHERE d.session_id = f.session_id AND d.status = 'pending'
+                  )
+                """,
+                (arc_hours * 3600,),
+            )
             feedback = await conn.execute(
                 "DELETE FROM finalizer.session_feedback WHERE expires_at < now()"
             )
@@ -281,6 +296,7 @@ class FinalizationStore:
                 (erased_days,),
             )
             return {
+                "arcs": arcs.rowcount,
                 "feedback": feedback.rowcount,
                 "erased_finalizations": late.rowcount,
                 "erasure_markers": markers.rowcount,
