@@ -659,8 +659,17 @@ def test_the_page_is_usable_by_keyboard_alone(
             break
     assert "memory-incognito" in reached
     assert "assistant-voice" in reached
+    focused = "() => document.activeElement.id"
+    # The setup is disabled while connecting: the focus goes on, never back to the page itself.
+    fake.session_failure = (503, "service_unavailable", "Memory is resting; try again soon.")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#error:not([hidden])", timeout=WAIT_MS)
+    assert page.evaluate(focused) == "error"
+    fake.session_failure = None
+    page.focus("#connect")
     page.keyboard.press("Enter")
     page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
+    assert page.evaluate(focused) == "conversation"
     page.focus("#type-text")
     page.keyboard.type("Hello there")
     page.keyboard.press("Enter")
@@ -668,6 +677,7 @@ def test_the_page_is_usable_by_keyboard_alone(
     page.focus("#end-keep")
     page.keyboard.press("Enter")
     page.wait_for_selector('#connection-state[data-state="ended"]', timeout=WAIT_MS)
+    assert page.evaluate(focused) == "connect"
     assert page.get_attribute("#transcript", "aria-live") == "polite"
 
 

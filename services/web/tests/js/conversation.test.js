@@ -1,8 +1,15 @@
-// The end of a conversation: how long a finalization still in progress is polled.
+// A conversation's own rules: how long a finalization in progress is polled, which session a
+// reload leaves to end, when a typed message's reply is asked for, and what the person is told
+// when Realtime cannot answer.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { saveConversation } from '../../src/opencouch/web/static/js/conversation-store.js';
 import { FINALIZATION_POLL_MS, finalizationPollDelay } from '../../src/opencouch/web/static/js/conversation.js';
+import { OUTBOX_KEY } from '../../src/opencouch/web/static/js/outbox.js';
+import { MemoryStorage, conversation, pause, peers, sayTurn, setup, until, useFakes } from './fake-realtime.js';
+
+useFakes();
 
 const MINUTE = 60 * 1000;
 
@@ -12,4 +19,121 @@ test('a finalization in progress is polled, more slowly, for as long as the fina
   // the card keeps asking until then (it used to stop after 40 polls, about 6 minutes).
   assert.equal(finalizationPollDelay(200, 30 * MINUTE), 10000);
   assert.equal(finalizationPollDelay(250, FINALIZATION_POLL_MS), null);
+});
+
+test('a reload ends the session it left, not the one the person started while turns were sent', async () => {
+  const storage = new MemoryStorage();
+  const expires = Date.now() / 1000 + 3600;
+  saveConversation(storage, { ...setup, last: { session_id: 'vs_old', token: 'token-vs_old', token_expires_at: expires } });
+  storage.setItem(OUTBOX_KEY, JSON.stringify([{ id: 'turn-old', sessionId: 'vs_old', token: 'token-vs_old', tokenExpiresAt: expires, body: {}, tries: 0 }]));
+  globalThis.sessionStorage = /** @type {any} */ (new MemoryStorage());
+  sessionStorage.setItem('opencouch.tab-session', 'vs_old');
+  try {
+    const { api, talk } = conversation(storage);
+    /** @type {(() => void) | undefined} */
+    let deliver;
+    api.turn = () => new Promise((resolve) => (deliver = () => resolve({ status: 200, body: { recorded: true } })));
+    const exchange = globalThis.fetch;
+    /** @type {(() => void) | undefined} */
+    let answer;
+    globalThis.fetch = /** @type {any} */ ((...args) => new Promise((resolve) => (answer = () => resolve(exchange(...args)))));
+    const resumed = talk.resume(); // the page loads: the earlier visit's turn goes first
+    await until(() => deliver !== undefined);
+    const connected = talk.connect(setup); // the person presses Connect meanwhile
+    await until(() => answer !== undefined); // their session is made, its call on the way
+    /** @type {() => void} */ (deliver)();
+    await resumed;
+    /** @type {() => void} */ (answer)();
+    await connected;
+    assert.deepEqual(api.ends, [{ session: 'vs_old', body: { save: true } }]);
+    assert.equal(talk.state, 'connected');
+  } finally {
+    // @ts-ignore: node has no sessionStorage of its own
+    delete globalThis.sessionStorage;
+  }
+});
+
+/** A spoken request whose reply calls `tool`, done: the tool runs until `finish()`. */
+async function toolRunning(tool = 'lookup_crisis_resources') {
+  const { api, talk, problems } = conversation();
+  /** @type {(() => void) | undefined} */
+  let finish;
+  api.tool = () => new Promise((resolve) => (finish = () => resolve({ status: 200, body: { ok: true, output: { status: 'ok' } } })));
+  await talk.connect(setup);
+  const peer = peers[0];
+  peer.receive({ type: 'input_audio_buffer.speech_started', item_id: 'u1' });
+  peer.receive({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'u1', transcript: 'Find me a helpline.' });
+  peer.receive({ type: 'response.created', response: { id: 'r1' } });
+  peer.receive({ type: 'response.done', response: { id: 'r1', status: 'completed', output: [{ type: 'function_call', call_id: 'c1', name: tool, arguments: '{}' }] } });
+  await until(() => finish !== undefined);
+  return { talk, peer, problems, finish: /** @type {() => void} */ (finish) };
+}
+
+const kinds = (peer) => peer.channel.sent.map((e) => (e.type === 'conversation.item.create' ? e.item.type : e.type));
+
+test('a message typed while a tool runs waits for its output: one response.create answers both', async () => {
+  const { talk, peer, problems, finish } = await toolRunning();
+  assert.equal(talk.sendText('Are you still there?'), true);
+  assert.deepEqual(kinds(peer), ['message'], 'no reply is asked for before the tool output is in');
+  finish();
+  await until(() => kinds(peer).length === 3);
+  await pause(20);
+  assert.deepEqual(kinds(peer), ['message', 'function_call_output', 'response.create']);
+  assert.deepEqual(problems, []);
+});
+
+test('a message typed while wait_for_user runs is still answered, once its output is in', async () => {
+  const { talk, peer, finish } = await toolRunning('wait_for_user');
+  talk.sendText('Actually, one more thing.');
+  finish();
+  await until(() => kinds(peer).length === 3);
+  await pause(20);
+  assert.deepEqual(kinds(peer), ['message', 'function_call_output', 'response.create']);
+});
+
+test('a message typed while a reply with a tool call still runs gets no second response.create', async () => {
+  const { talk } = conversation();
+  await talk.connect(setup);
+  const peer = peers[0];
+  peer.receive({ type: 'response.created', response: { id: 'r1' } });
+  talk.sendText('Hello?');
+  peer.receive({ type: 'response.function_call_arguments.done', response_id: 'r1', call_id: 'c1', name: 'show_memory_status', arguments: '{}' });
+  await until(() => kinds(peer).includes('function_call_output'));
+  peer.receive({ type: 'response.done', response: { id: 'r1', status: 'completed', output: [] } });
+  await pause(20);
+  assert.deepEqual(kinds(peer), ['message', 'function_call_output', 'response.create']);
+});
+
+test('an answer Realtime could not give is said on the page in plain words; an interruption is not', async () => {
+  const { talk, problems } = conversation();
+  await talk.connect(setup);
+  const peer = peers[0];
+  sayTurn(peer, 1, 'Tell me about my week.');
+  peer.receive({ type: 'error', error: { type: 'server_error', code: 'server_error', message: 'Failed on: Tell me about my week.' } });
+  peer.receive({ type: 'response.done', response: { id: 'r2', status: 'failed', status_details: { type: 'failed', error: { type: 'server_error', code: 'internal_error' } } } });
+  peer.receive({ type: 'response.done', response: { id: 'r3', status: 'cancelled', status_details: { type: 'cancelled', reason: 'turn_detected' } } });
+  // A response.create that lost a race to the server's own response: that one answers.
+  peer.receive({ type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response' } });
+  const said = "The assistant couldn't answer. Please say that again.";
+  assert.deepEqual(problems, [{ code: 'server_error', message: said }, { code: 'internal_error', message: said }]);
+
+  sayTurn(peer, 4, 'Can you hear me now?'); // answered: the notice goes
+  assert.deepEqual(problems.slice(2), [null]);
+  assert.equal(talk.state, 'connected');
+});
+
+test('an erasure also forgets the turns this browser still waits to send', async () => {
+  const storage = new MemoryStorage();
+  const expires = Date.now() / 1000 + 3600;
+  saveConversation(storage, { ...setup, last: { session_id: 'vs_old', token: 'token-vs_old', token_expires_at: expires } });
+  const waiting = { id: 'turn-old', sessionId: 'vs_old', token: 'token-vs_old', tokenExpiresAt: expires, body: { user_text: 'words' }, tries: 0 };
+  storage.setItem(OUTBOX_KEY, JSON.stringify([waiting]));
+  const { api, talk } = conversation(storage);
+  const turns = [];
+  api.turn = async (_token, body) => (turns.push(body), { status: 503, body: {} });
+  await talk.erase();
+  assert.equal(storage.getItem(OUTBOX_KEY), null);
+  assert.deepEqual(talk.outbox.pending(), []);
+  await talk.outbox.flush(true);
+  assert.deepEqual(turns, []);
 });

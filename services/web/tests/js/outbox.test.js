@@ -104,3 +104,21 @@ test('two tabs do not erase each other\'s entries', async () => {
   await b.box.add(entry('from-b'));
   assert.deepEqual(JSON.parse(storage.getItem(OUTBOX_KEY)).map((e) => e.id).sort(), ['from-a', 'from-b']);
 });
+
+test('cleared after an erasure: no waiting turn is sent or kept, however it got there', async () => {
+  const storage = new MemoryStorage();
+  const earlier = outbox(storage, [{ status: 0 }]);
+  await earlier.box.add(entry('turn-before-reload'));
+  const { box, sent, runTimers, clock } = outbox(storage, [{ status: 503 }, { status: 503 }]);
+  await box.add(entry('turn-mine'));
+  // Another tab's, stored after this tab loaded.
+  storage.setItem(OUTBOX_KEY, JSON.stringify([...JSON.parse(storage.getItem(OUTBOX_KEY)), { ...entry('turn-theirs'), tries: 0 }]));
+  assert.equal(JSON.parse(storage.getItem(OUTBOX_KEY)).length, 3);
+  box.clear();
+  assert.equal(storage.getItem(OUTBOX_KEY), null);
+  assert.deepEqual(box.pending(), []);
+  clock.now = 60000;
+  await runTimers();
+  assert.deepEqual(sent, ['turn-before-reload', 'turn-mine']); // their tries before the erasure, none after
+  assert.equal(await box.settled('vs_1', 10), true);
+});

@@ -2,113 +2,14 @@
 // and ends the old one as `continued`, so only the person's own End decides whether anything of
 // the conversation is kept. The conversation runs against a fake gateway and a fake WebRTC.
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 
-import { CONTINUED_END, VoiceConversation } from '../../src/opencouch/web/static/js/conversation.js';
+import { loadConversation } from '../../src/opencouch/web/static/js/conversation-store.js';
+import { CONTINUED_END } from '../../src/opencouch/web/static/js/conversation.js';
+import { toolStatus } from '../../src/opencouch/web/static/js/presenters.js';
+import { MemoryStorage, conversation, hurry, pause, peers, sayTurn, setup, until, useFakes } from './fake-realtime.js';
 
-const realSetTimeout = globalThis.setTimeout;
-/** @type {FakePeer[]} */
-let peers = [];
-
-class FakeChannel {
-  readyState = 'connecting';
-  onopen = () => {};
-  onclose = () => {};
-  onmessage = () => {};
-  send() {}
-  close() {
-    this.readyState = 'closed';
-  }
-}
-
-class FakePeer {
-  connectionState = 'new';
-  localDescription = { sdp: 'v=0' };
-  onconnectionstatechange = () => {};
-  constructor() {
-    peers.push(this);
-  }
-  createDataChannel() {
-    return (this.channel = new FakeChannel());
-  }
-  addTrack() {}
-  async createOffer() {
-    return { type: 'offer', sdp: 'v=0' };
-  }
-  async setLocalDescription() {}
-  async setRemoteDescription() {
-    this.channel.readyState = 'open';
-    queueMicrotask(() => this.channel.onopen());
-  }
-  close() {
-    this.connectionState = 'closed';
-  }
-  /** The network gives up on the call. */
-  fail() {
-    this.connectionState = 'failed';
-    this.onconnectionstatechange();
-  }
-}
-
-class FakeGateway {
-  sessions = 0;
-  /** @type {Array<{session: string, body: any}>} */
-  ends = [];
-  createSession = async () => {
-    this.sessions += 1;
-    const id = `vs_${this.sessions}`;
-    const reply = {
-      session_id: id, thread_id: 'thread-1', memory_mode: 'persistent', token: `token-${id}`,
-      token_expires_at: Date.now() / 1000 + 3600, realtime_calls_url: 'https://realtime.test/v1/realtime/calls',
-      client_secret: { value: 'ek_test' },
-    };
-    return { status: 200, body: reply };
-  };
-  end = async (token, body) => {
-    this.ends.push({ session: token.replace('token-', ''), body });
-    const detail = body.continued ? 'pending' : 'completed';
-    return { status: body.continued ? 202 : 200, body: { status: detail, finalized: !body.continued } };
-  };
-  threadTurns = async () => ({ status: 200, body: { turns: [] } });
-  turn = async () => ({ status: 200, body: { recorded: true } });
-  tool = async () => ({ status: 200, body: { ok: true, output: {} } });
-  finalization = async () => ({ status: 200, body: {} });
-  erase = async () => ({ status: 200, body: {} });
-}
-
-const track = { stop() {} };
-const microphone = { getTracks: () => [track], getAudioTracks: () => [track] };
-
-beforeEach(() => {
-  peers = [];
-  // The call's 20 s open timeout must not keep the test process alive.
-  globalThis.setTimeout = /** @type {any} */ ((fn, ms, ...args) => realSetTimeout(fn, ms, ...args).unref());
-  globalThis.RTCPeerConnection = /** @type {any} */ (FakePeer);
-  Object.defineProperty(globalThis, 'navigator', { value: { mediaDevices: { getUserMedia: async () => microphone } }, configurable: true });
-  globalThis.fetch = /** @type {any} */ (async () => ({ ok: true, status: 201, headers: new Headers({ Location: '/v1/realtime/calls/rtc_1' }), text: async () => 'v=0' }));
-});
-
-afterEach(() => {
-  globalThis.setTimeout = realSetTimeout;
-});
-
-/** Resolves once `ready()` holds, checking every few milliseconds (fails after 5 s). */
-async function until(ready) {
-  for (let waited = 0; !ready(); waited += 10) {
-    if (waited > 5000) throw new Error('timed out');
-    await new Promise((resolve) => realSetTimeout(resolve, 10));
-  }
-}
-
-function conversation() {
-  const api = new FakeGateway();
-  const talk = new VoiceConversation(/** @type {any} */ (api), null, /** @type {any} */ ({}));
-  const states = [];
-  talk.addEventListener('state', (event) => states.push(/** @type {CustomEvent} */ (event).detail.state));
-  return { api, talk, states };
-}
-
-const setup = { thread_id: 'thread-1', user_id: '', memory_mode: 'persistent', assistant_voice: 'cedar' };
+useFakes();
 
 test('a dropped call is ended as continued, and the last End decides for the whole conversation', async () => {
   const { api, talk, states } = conversation();
@@ -172,4 +73,176 @@ test('a muted microphone sends nothing, before connecting, through a reconnect a
   talk.setMuted(false);
   assert.equal(track.enabled, true);
   assert.deepEqual(shown, [true, true, false]);
+});
+
+/**
+ * The call drops, the first reconnect fails, the person ends and starts another conversation:
+ * the old reconnect's next tries must touch nothing. `later` is what those tries would get.
+ * @param {'sessions' | 'failures'} later
+ */
+async function endWhileReconnecting(later) {
+  const { api, talk, states, problems } = conversation();
+  hurry(20);
+  await talk.connect(setup);
+  const create = api.createSession;
+  let through = 0; // sessions the gateway gives while it is away: the new conversation's
+  let refused = 0;
+  api.createSession = async (body) => {
+    if (through > 0) {
+      through -= 1;
+      return create(body);
+    }
+    refused += 1;
+    throw Object.assign(new Error('the gateway is away'), { status: 0 });
+  };
+  peers[0].fail();
+  await until(() => refused === 1); // the first try failed; the next waits
+  await talk.end({ save: true });
+  if (later === 'sessions') api.createSession = create;
+  else through = 1;
+  const tracks = [{ stopped: false, stop() { this.stopped = true; } }];
+  navigator.mediaDevices.getUserMedia = async () => ({ getTracks: () => tracks, getAudioTracks: () => tracks });
+  await talk.connect({ ...setup, thread_id: 'thread-2' });
+  const current = talk.segment;
+  const started = api.sessions;
+
+  await pause(500); // every wait of the old reconnect, hurried, is over
+  assert.equal(api.sessions, started, 'no session is opened for the ended conversation');
+  assert.equal(talk.segment, current);
+  assert.equal(peers.at(-1).connectionState, 'new', 'the new call is not hung up');
+  assert.equal(tracks[0].stopped, false, 'its microphone stays on');
+  assert.equal(talk.state, 'connected');
+  assert.deepEqual(states.slice(-3), ['ended', 'connecting', 'connected']);
+  assert.deepEqual(problems, []);
+}
+
+test('a reconnect still trying when the person ends opens no session in their next conversation', () => endWhileReconnecting('sessions'));
+
+test('a reconnect still trying when the person ends does not give up on their next conversation', () => endWhileReconnecting('failures'));
+
+test('a session a reconnect got once the conversation was over is ended, never used', async () => {
+  const storage = new MemoryStorage();
+  const { api, talk } = conversation(storage);
+  await talk.connect(setup);
+  const create = api.createSession;
+  /** @type {(() => void) | undefined} */
+  let release;
+  api.createSession = (body) => {
+    api.createSession = create;
+    return new Promise((resolve) => (release = () => resolve(create(body))));
+  };
+  peers[0].fail();
+  await until(() => release !== undefined); // the reconnect's session is on its way
+  await talk.end({ save: true });
+  await talk.connect({ ...setup, thread_id: 'thread-2' });
+  const current = talk.segment;
+  assert.equal(current?.reply.session_id, 'vs_2');
+
+  /** @type {() => void} */ (release)();
+  await until(() => api.ends.some((e) => e.session === 'vs_3'));
+  assert.deepEqual(api.ends.find((e) => e.session === 'vs_3')?.body, CONTINUED_END);
+  assert.equal(talk.segment, current);
+  assert.equal(peers.length, 2, 'no call is made for it');
+  assert.equal(loadConversation(storage).last?.session_id, 'vs_2', 'the new conversation stays the one kept');
+  assert.equal(talk.state, 'connected');
+});
+
+test('a new conversation starts with nothing said in the last one, in its tools, turns or reconnects', async () => {
+  const { api, talk } = conversation();
+  const tools = [];
+  const turns = [];
+  api.tool = async (_token, body) => (tools.push(body), { status: 200, body: { ok: true, output: {} } });
+  api.turn = async (_token, body) => (turns.push(body), { status: 200, body: { recorded: true } });
+  await talk.connect({ ...setup, memory_mode: 'incognito' });
+  sayTurn(peers[0], 1, 'Something only the first conversation heard.');
+  await talk.end({ save: false });
+
+  await talk.connect({ ...setup, thread_id: 'thread-2', memory_mode: 'incognito' });
+  const peer = peers[1];
+  sayTurn(peer, 2, 'Hello again.');
+  peer.receive({ type: 'input_audio_buffer.speech_started', item_id: 'u3' });
+  peer.receive({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'u3', transcript: 'Look something up.' });
+  peer.receive({ type: 'response.created', response: { id: 'r3' } });
+  peer.receive({ type: 'response.function_call_arguments.done', response_id: 'r3', call_id: 'c1', name: 'show_memory_status', arguments: '{}' });
+  await until(() => tools.length === 1);
+  peer.fail();
+  await until(() => peers.length === 3 && talk.state === 'connected');
+
+  const said = (lines) => lines.map((l) => l.text);
+  assert.deepEqual(said(tools[0].transcript), ['Hello again.', 'Reply 2.', 'Look something up.']);
+  const second = turns.find((t) => t.user_text === 'Look something up.');
+  assert.deepEqual(said(second.transcript), ['Hello again.', 'Reply 2.']);
+  const context = peers[2].channel.sent.find((e) => e.item?.role === 'system').item.content[0].text;
+  assert.match(context, /Hello again/);
+  assert.doesNotMatch(context, /first conversation/);
+  const later = turns.filter((t) => t.user_text !== 'Something only the first conversation heard.');
+  assert.doesNotMatch(JSON.stringify([tools, later]), /first conversation/);
+});
+
+test('after "disconnected", Connect on the same thread carries on with what was said', async () => {
+  const { api, talk, states } = conversation();
+  hurry(20);
+  const tools = [];
+  api.tool = async (_token, body) => (tools.push(body), { status: 200, body: { ok: true, output: {} } });
+  await talk.connect(setup);
+  sayTurn(peers[0], 1, 'Before the line went down.');
+  const create = api.createSession;
+  api.createSession = async () => {
+    throw Object.assign(new Error('the gateway is away'), { status: 0 });
+  };
+  peers[0].fail();
+  await until(() => talk.state === 'disconnected');
+  api.createSession = create;
+
+  await talk.connect(setup);
+  assert.deepEqual(states.slice(-2), ['connecting', 'connected']);
+  peers[1].receive({ type: 'response.created', response: { id: 'r2' } });
+  peers[1].receive({ type: 'response.function_call_arguments.done', response_id: 'r2', call_id: 'c1', name: 'show_memory_status', arguments: '{}' });
+  await until(() => tools.length === 1);
+  assert.deepEqual(tools[0].transcript.map((l) => l.text), ['Before the line went down.', 'Reply 1.']);
+  // The model of the new session hears it too: the page said "press Connect to carry on".
+  const context = peers[1].channel.sent.find((e) => e.item?.role === 'system')?.item.content[0].text;
+  assert.match(context ?? '', /User: Before the line went down\.\nAssistant: Reply 1\./);
+});
+
+test('a tool output the dropped call could not take is not Done, and the new session hears it', async () => {
+  const { api, talk } = conversation();
+  /** @type {(() => void) | undefined} */
+  let finish;
+  api.tool = () => new Promise((resolve) => (finish = () => resolve({ status: 200, body: { ok: true, output: { status: 'found', resources: [{ name: 'Helpline' }] } } })));
+  const shown = [];
+  talk.addEventListener('tool', (event) => shown.push({ .../** @type {CustomEvent} */ (event).detail }));
+  await talk.connect(setup);
+  const peer = peers[0];
+  peer.receive({ type: 'input_audio_buffer.speech_started', item_id: 'u1' });
+  peer.receive({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'u1', transcript: 'I need someone to talk to.' });
+  peer.receive({ type: 'response.created', response: { id: 'r1' } });
+  peer.receive({ type: 'response.done', response: { id: 'r1', status: 'completed', output: [{ type: 'function_call', call_id: 'c1', name: 'lookup_crisis_resources', arguments: '{}' }] } });
+  await until(() => finish !== undefined);
+  peer.fail(); // the call drops while the lookup runs
+  /** @type {() => void} */ (finish)();
+  await until(() => peers.length === 2 && talk.state === 'connected');
+
+  assert.equal(peer.channel.sent.some((e) => e.item?.type === 'function_call_output'), false);
+  assert.deepEqual(shown.map((c) => [c.status, c.sent]), [['running', false], ['failed', false]]);
+  assert.equal(toolStatus(shown[1]), 'Not delivered');
+  const context = peers[1].channel.sent.find((e) => e.item?.role === 'system').item.content[0].text;
+  assert.match(context, /lookup_crisis_resources call did not reach you/);
+  assert.match(context, /Helpline/);
+});
+
+test('after "disconnected" the person can still end, and their choice decides the lost session', async () => {
+  const { api, talk } = conversation();
+  hurry(20);
+  await talk.connect(setup);
+  sayTurn(peers[0], 1, 'Please do not keep this.');
+  api.createSession = async () => {
+    throw Object.assign(new Error('the gateway is away'), { status: 0 });
+  };
+  peers[0].fail();
+  await until(() => talk.state === 'disconnected');
+  await talk.end({ save: false });
+  assert.equal(talk.state, 'ended');
+  // Continued when it dropped, then ended as the person chose: not saved by default later.
+  assert.deepEqual(api.ends.map((e) => [e.session, e.body]), [['vs_1', { continued: true }], ['vs_1', { save: false }]]);
 });

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { toolStatus } from '../../src/opencouch/web/static/js/presenters.js';
 import { ToolRelay, parseArguments } from '../../src/opencouch/web/static/js/tool-relay.js';
 
 function relay(results = {}) {
@@ -70,4 +71,22 @@ test('parseArguments', () => {
   assert.deepEqual(parseArguments('{"a": 1}'), { a: 1 });
   assert.equal(parseArguments('nope'), null);
   assert.equal(parseArguments('"text"'), null);
+});
+
+test('an output the closed call could not take is not Done, and no reply is asked for', async () => {
+  const sent = [];
+  const updates = [];
+  const r = new ToolRelay({
+    run: async () => ({ ok: true, output: { status: 'found' } }),
+    send: (e) => (sent.push(e), false), // the channel closed while the tool ran
+    onUpdate: (call) => updates.push({ ...call }),
+  });
+  r.handle(args('c1', 'lookup_crisis_resources'));
+  r.handle(done('r1'));
+  await settle();
+  assert.deepEqual(sent.map((e) => e.type), ['conversation.item.create']);
+  const call = updates.at(-1);
+  assert.deepEqual([call.status, call.sent, call.output], ['failed', false, { status: 'found' }]);
+  assert.equal(toolStatus(call), 'Not delivered');
+  assert.equal(r.busy, false);
 });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { TurnTracker, assistantText, clip, continuationItem, heardPart, recentLines, turnRequest } from '../../src/opencouch/web/static/js/turns.js';
+import { TurnTracker, assistantText, clip, continuationItem, heardPart, newToolCall, recentLines, turnRequest } from '../../src/opencouch/web/static/js/turns.js';
 
 function tracker() {
   let n = 0;
@@ -176,6 +176,19 @@ test('recent lines and the continuation item carry the conversation over', () =>
   assert.equal(item.item.role, 'system');
   assert.match(item.item.content[0].text, /User: my sister is visiting\nAssistant: How is that going\?/);
   assert.equal(continuationItem([]), null);
+});
+
+test('a tool output the dropped call never took is not delivered: so the turn says, and the next session hears it', () => {
+  const { t, closed } = tracker();
+  for (const e of [...speech('u1'), transcript('u1', 'Who can I call?'), { type: 'response.created', response: { id: 'r1' } }]) t.handle(e);
+  const call = { ...newToolCall('c1', 'lookup_crisis_resources', 'r1', '{}', 0, {}), status: 'failed', ms: 30, output: { status: 'found', resources: [{ name: 'Helpline' }] } };
+  t.toolUpdated(/** @type {any} */ (call));
+  t.closeAll('connection_interrupted');
+  assert.deepEqual(turnRequest(closed[0], {}).tool_calls[0].error, 'not_delivered');
+  const text = continuationItem(closed).item.content[0].text;
+  assert.match(text, /User: Who can I call\?\nThe result of your lookup_crisis_resources call did not reach you before the call dropped: \{"status":"found","resources":\[\{"name":"Helpline"\}\]\}\n/);
+  // An output that was sent is the model's already: nothing is said of it again.
+  assert.doesNotMatch(continuationItem([{ ...closed[0], tools: [{ ...call, status: 'done', sent: true }] }]).item.content[0].text, /did not reach/);
 });
 
 test('an incognito turn carries the lines said before it, and only those', () => {

@@ -4,6 +4,9 @@
 
 import { ApiError } from './api.js';
 
+/** The whole connect (offer, answer, data channel open) has this long. */
+export const CONNECT_TIMEOUT_MS = 20000;
+
 export class RealtimeCall {
   /**
    * @param {{url: string, secret: string, mic: MediaStream, audio: HTMLAudioElement,
@@ -19,8 +22,32 @@ export class RealtimeCall {
     this.dropTimer = undefined;
   }
 
-  /** Offer, answer, and the data channel open; rejects with an ApiError. */
+  /**
+   * Offer, answer, and the data channel open, within CONNECT_TIMEOUT_MS; rejects with an
+   * ApiError, the call closed. The mic is the conversation's: it stops it on a failed connect.
+   */
   async connect() {
+    const aborter = new AbortController();
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => {
+        aborter.abort();
+        reject(new ApiError('realtime_timeout', 'The voice connection took too long to open. Please try again.', 0));
+      }, CONNECT_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([this.#negotiate(aborter.signal), late]);
+    } catch (error) {
+      this.close();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** @param {AbortSignal} signal aborts the SDP exchange */
+  async #negotiate(signal) {
     const { pc, channel, options } = this;
     const fail = (code, message, status = 0) => new ApiError(code, message, status);
     for (const track of options.mic.getAudioTracks()) pc.addTrack(track, options.mic);
@@ -41,14 +68,10 @@ export class RealtimeCall {
       // ICE may come back from "disconnected"; after 4 s the call counts as dropped.
       if (state === 'disconnected') this.dropTimer = setTimeout(() => this.#end('connection_dropped'), 4000);
     };
-    const opened = new Promise((resolve, reject) => {
-      channel.onopen = resolve;
-      setTimeout(() => reject(fail('realtime_timeout', 'The voice connection took too long to open. Please try again.')), 20000);
-    });
-    opened.catch(() => {});
+    const opened = new Promise((resolve) => (channel.onopen = resolve));
     await pc.setLocalDescription(await pc.createOffer());
     const response = await fetch(options.url, {
-      method: 'POST', body: pc.localDescription?.sdp, credentials: 'omit',
+      method: 'POST', body: pc.localDescription?.sdp, credentials: 'omit', signal,
       headers: { Authorization: `Bearer ${options.secret}`, 'Content-Type': 'application/sdp' },
     }).catch(() => null);
     if (!response) throw fail('realtime_unreachable', 'Could not reach the voice service. Check your connection and try again.');

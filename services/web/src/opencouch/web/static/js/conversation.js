@@ -47,7 +47,10 @@ export const finalizationPollDelay = (tries, elapsedMs) => (elapsedMs < FINALIZA
  */
 export const CONTINUED_END = Object.freeze({ continued: true });
 
-/** @typedef {{reply: any, marks: LatencyMarks, call: RealtimeCall, tracker: TurnTracker, lost?: boolean, retired?: Promise<void>}} Segment */
+/** What the page says when Realtime could not answer: never the model's or the person's words. */
+export const ANSWER_PROBLEM = "The assistant couldn't answer. Please say that again.";
+
+/** @typedef {{reply: any, marks: LatencyMarks, call: RealtimeCall, tracker: TurnTracker, relay: ToolRelay, lost?: boolean, retired?: Promise<void>}} Segment */
 
 export class VoiceConversation extends EventTarget {
   /** @param {import('./api.js').VoiceApi} api @param {Storage | null} storage @param {HTMLAudioElement} audio */
@@ -59,6 +62,9 @@ export class VoiceConversation extends EventTarget {
     this.state = 'idle';
     /** @type {Segment | null} */
     this.segment = null;
+    /** The session whose call was lost for good ("disconnected"): the person's End decides it.
+     * @type {Segment | null} */
+    this.dropped = null;
     /** @type {Turn[]} closed turns: the context a reconnect gives the assistant */
     this.closedTurns = [];
     /** @type {any} the setup of the last connect */
@@ -71,7 +77,12 @@ export class VoiceConversation extends EventTarget {
     this.meter = null;
     /** @type {Promise<void> | null} */
     this.ending = null;
+    /** A typed message waits for its response.create: a response runs or a tool output is unsent. */
     this.pendingCreate = false;
+    /** Counts conversations: a reconnect of an earlier one finds it changed and stops. */
+    this.epoch = 0;
+    /** An answer problem is shown; the next answer hides it. */
+    this.answerFailed = false;
     this.outbox = new Outbox({
       storage,
       send: (entry) => this.#attempt('turn', () => api.turn(entry.token, entry.body)),
@@ -94,16 +105,23 @@ export class VoiceConversation extends EventTarget {
    * open (sessionStorage is per tab: a session another tab is using is left alone).
    */
   async resume() {
-    await this.outbox.flush();
+    // Which session is left is decided before waiting: meanwhile the person may press Connect,
+    // and the session that starts is theirs, not the reload's.
     const last = liveToken(loadConversation(this.storage));
-    if (!last || last.ended || this.segment || globalThis.sessionStorage?.getItem(TAB_KEY) !== last.session_id) return;
-    await this.#retire(last.session_id, last.token, { save: true });
+    const left = last && !last.ended && !this.segment && globalThis.sessionStorage?.getItem(TAB_KEY) === last.session_id;
+    await this.outbox.flush();
+    if (left) await this.#retire(last.session_id, last.token, { save: true });
   }
 
   /** @param {SessionSetup} setup */
   async connect(setup) {
     if (!['idle', 'ended', 'disconnected'].includes(this.state)) return;
-    Object.assign(this, { setup, ending: null });
+    // Only a conversation carried on where it was lost (same thread, same memory) keeps what was
+    // said: nothing of another conversation goes into this one's tools, turns or reconnects.
+    const previous = this.setup;
+    const carryOn = this.state === 'disconnected' && previous?.thread_id === setup.thread_id && previous?.memory_mode === setup.memory_mode;
+    if (!carryOn) this.closedTurns = [];
+    Object.assign(this, { setup, ending: null, dropped: null, pendingCreate: false, answerFailed: false, epoch: this.epoch + 1 });
     this.#state('connecting');
     try {
       this.mic = await openMicrophone();
@@ -118,7 +136,8 @@ export class VoiceConversation extends EventTarget {
       // No Web Audio: all but the level meter still works.
     }
     try {
-      await this.#start(null);
+      // Carried on: the new session hears what was said, as after a reconnect of its own.
+      await this.#start(carryOn ? continuationItem(this.closedTurns) : null);
     } catch (error) {
       this.#stopMic();
       this.#state('idle');
@@ -130,13 +149,20 @@ export class VoiceConversation extends EventTarget {
 
   /** A voice session and its call; `context` carries the conversation over after a reconnect. */
   async #start(context) {
-    const setup = this.setup;
+    const { setup, epoch } = this;
+    // The person ended this conversation (and may have started another) meanwhile.
+    const over = () => this.ending || epoch !== this.epoch;
+    const ended = () => new ApiError('ended', 'The conversation has ended.', 0);
     // The page makes a new thread's secret and keeps it before asking: the gateway binds the
     // thread to it, so a reply lost on the way (a timeout) cannot lock this browser out.
     let secret = threadSecret(this.storage, setup.thread_id);
     if (!secret) keepThreadSecret(this.storage, setup.thread_id, (secret = newThreadSecret()));
     const started = performance.now();
     const { body: reply } = await this.api.createSession({ ...setup, thread_secret: secret });
+    if (over()) {
+      void this.#retire(reply.session_id, reply.token, CONTINUED_END);
+      throw ended();
+    }
     const marks = { session_minted_ms: performance.now() - started };
     if (reply.thread_secret) keepThreadSecret(this.storage, setup.thread_id, reply.thread_secret);
     const last = { session_id: reply.session_id, token: reply.token, token_expires_at: reply.token_expires_at };
@@ -160,8 +186,13 @@ export class VoiceConversation extends EventTarget {
     });
     const relay = new ToolRelay({
       run: (call) => this.#runTool(segment, call),
-      send: (event) => call.send(event),
+      send: (event) => {
+        // The relay's response.create answers a message typed meanwhile too.
+        if (event.type === 'response.create') this.pendingCreate = false;
+        return call.send(event);
+      },
       onUpdate: (c) => (tracker.toolUpdated(c), this.#emit('tool', c)),
+      onSettled: () => this.#askPending(segment),
     });
     const call = new RealtimeCall({
       url: reply.realtime_calls_url, secret: reply.client_secret.value, audio: this.audio, mic: /** @type {MediaStream} */ (this.mic),
@@ -172,20 +203,18 @@ export class VoiceConversation extends EventTarget {
         if (segment.lost) return;
         tracker.handle(event);
         relay.handle(event);
-        if (event.type === 'response.done' && this.pendingCreate && !tracker.activeResponses) {
-          this.pendingCreate = false;
-          call.send({ type: 'response.create' });
-        }
+        if (event.type === 'response.done') this.#askPending(segment);
         if (event.error?.code === 'session_expired') void this.#lost(segment, 'session_expired');
+        else this.#answered(event);
       },
     });
     /** @type {Segment} */
-    const segment = { reply, marks, call, tracker };
+    const segment = { reply, marks, call, tracker, relay };
     const connecting = performance.now();
     try {
       await call.connect();
       // The person ended the conversation while this reconnect was on its way.
-      if (this.ending) throw new ApiError('ended', 'The conversation has ended.', 0);
+      if (over()) throw ended();
     } catch (error) {
       call.close();
       void this.#retire(last.session_id, last.token, CONTINUED_END);
@@ -229,6 +258,9 @@ export class VoiceConversation extends EventTarget {
    */
   async #lost(segment, reason) {
     if (segment.lost || segment !== this.segment || this.ending) return;
+    // Once the person ends this conversation, or starts another, this loop has nothing to do.
+    const epoch = this.epoch;
+    const over = () => this.ending || epoch !== this.epoch;
     segment.lost = true;
     segment.tracker.closeAll('connection_interrupted');
     segment.call.close();
@@ -237,7 +269,7 @@ export class VoiceConversation extends EventTarget {
     this.#state('reconnecting', reason);
     for (const delay of [300, 2000, 5000]) {
       await sleep(delay);
-      if (this.ending) return;
+      if (over()) return;
       try {
         await this.#start(continuationItem(this.closedTurns));
         return this.#state('connected');
@@ -245,7 +277,9 @@ export class VoiceConversation extends EventTarget {
         // Tried again after the next delay.
       }
     }
+    if (over()) return;
     this.segment = null;
+    this.dropped = segment;
     this.#stopMic();
     this.#state('disconnected', reason);
     this.#emit('problem', { code: 'connection_lost', message: 'The connection was lost and could not be restored. What was said so far is kept; press Connect to carry on.' });
@@ -269,9 +303,41 @@ export class VoiceConversation extends EventTarget {
     const id = `item_${randomHex(12)}`;
     segment.tracker.typed(text, id);
     segment.call.send({ type: 'conversation.item.create', item: { id, type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });
-    if (segment.tracker.activeResponses) this.pendingCreate = true;
-    else segment.call.send({ type: 'response.create' });
+    this.pendingCreate = true;
+    this.#askPending(segment);
     return true;
+  }
+
+  /**
+   * A typed message's response.create, once no response runs and every tool output is sent:
+   * asked for earlier, Realtime refuses the relay's own (conversation_already_has_active_response)
+   * or answers without the tool's result. The relay's response.create serves for both.
+   * @param {Segment} segment
+   */
+  #askPending(segment) {
+    if (!this.pendingCreate || segment !== this.segment || segment.lost || segment.tracker.activeResponses || segment.relay.busy) return;
+    this.pendingCreate = false;
+    segment.call.send({ type: 'response.create' });
+  }
+
+  /**
+   * Realtime could not answer (an error event, a failed response): the person would hear only
+   * silence, so the page says so, in its own words. The next answer takes the notice away; a
+   * response the person interrupted (cancelled) is no problem.
+   * @param {RealtimeEvent} event
+   */
+  #answered(event) {
+    const status = event.type === 'response.done' ? event.response?.status : undefined;
+    // Lost to a response already running (VAD fired as the page asked): that one answers.
+    const raced = event.error?.code === 'conversation_already_has_active_response';
+    if ((event.type === 'error' && !raced) || status === 'failed') {
+      this.answerFailed = true;
+      const code = (event.type === 'error' ? event.error?.code : event.response?.status_details?.error?.code) ?? 'response_failed';
+      this.#emit('problem', { code: String(code), message: ANSWER_PROBLEM });
+    } else if (status === 'completed' && this.answerFailed) {
+      this.answerFailed = false;
+      this.#emit('problem', null);
+    }
   }
 
   /**
@@ -283,7 +349,10 @@ export class VoiceConversation extends EventTarget {
   }
 
   async #finish(options) {
-    const segment = this.segment;
+    // After "disconnected" the End is still the person's: keep, or not, what was said. Without
+    // it the lost session (ended as continued) would be saved once its token ran out.
+    const segment = this.segment ?? (this.state === 'disconnected' ? this.dropped : null);
+    this.dropped = null;
     this.#state('ending');
     await despite(() => {
       if (segment && !segment.lost) segment.tracker.closeAll('connection_interrupted');
@@ -352,11 +421,14 @@ export class VoiceConversation extends EventTarget {
     if (Array.isArray(body?.turns)) this.#emit('history', { ...body, older: Boolean(before) });
   }
 
-  /** Forget everything kept for this user (or thread); throws an ApiError. */
+  /** Forget everything kept for this user (or thread), and the turns this browser still holds
+   * to send; throws an ApiError. */
   async erase() {
     const token = this.#token();
     if (!token) throw new ApiError('token_missing', 'Connect once first, so the service knows whose memory to erase.', 0);
-    return (await this.api.erase(token)).body;
+    const { body } = await this.api.erase(token);
+    this.outbox.clear();
+    return body;
   }
 
   /** The page is going away: open turns go to the outbox for the next visit. */

@@ -51,6 +51,17 @@ export class Outbox {
     return this.flush();
   }
 
+  /** Forget every waiting turn, this tab's and stored ones: the person erased what was kept, so
+   * none of them is sent (or left in this browser) after it. */
+  clear() {
+    const dropped = this.entries;
+    for (const e of [...dropped, ...this.#stored()]) this.settledIds.add(e.id);
+    this.entries = [];
+    this.#save();
+    for (const e of dropped) this.onChange(e, 'drop');
+    this.waiters = this.waiters.filter((check) => !check());
+  }
+
   /** Entries still waiting, of one session or all. */
   pending(sessionId = undefined) {
     return this.entries.filter((e) => !sessionId || e.sessionId === sessionId);

@@ -135,8 +135,8 @@ export function connectionLabel(state, muted) {
   return CONNECTION_LABELS[state] ?? state;
 }
 
-/** @param {ToolCall} call */
-export const toolStatus = (call) => ({ running: 'Running', done: 'Done', failed: 'Failed' })[call.status];
+/** An output the call could not take (it had closed) is "Not delivered": the model never heard it. @param {ToolCall} call */
+export const toolStatus = (call) => (call.status === 'failed' && !call.sent ? 'Not delivered' : { running: 'Running', done: 'Done', failed: 'Failed' }[call.status]);
 
 /** @param {number | null} ms */
 export const duration = (ms) => (ms === null ? '…' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);

@@ -1,7 +1,8 @@
 // Tool calls: each function call is run once through the gateway, whatever duplicates the data
 // channel delivers, and its output goes back as a function_call_output. Once a response is done
 // and all its calls are answered, one response.create asks the model to speak, unless every
-// call was wait_for_user, which means: say nothing until the user speaks again.
+// call was wait_for_user, which means: say nothing until the user speaks again. An output the
+// closed channel could not take is marked undelivered (failed, not sent), never Done.
 
 export const SILENT_TOOLS = new Set(['wait_for_user']);
 
@@ -20,18 +21,25 @@ export const localError = (code, message) => ({ status: 'error', error: { code, 
 
 export class ToolRelay {
   /**
-   * @param {{run: (call: ToolCall) => Promise<ToolResult>, send: (e: RealtimeEvent) => void,
-   *   now?: () => number, onUpdate?: (call: ToolCall) => void}} deps
+   * @param {{run: (call: ToolCall) => Promise<ToolResult>, send: (e: RealtimeEvent) => boolean,
+   *   now?: () => number, onUpdate?: (call: ToolCall) => void, onSettled?: () => void}} deps
+   *   `send` says whether the event went out; `onSettled` follows each call's end (after its response.create)
    */
   constructor(deps) {
     this.run = deps.run;
     this.send = deps.send;
     this.now = deps.now ?? Date.now;
     this.onUpdate = deps.onUpdate ?? (() => {});
+    this.onSettled = deps.onSettled ?? (() => {});
     /** @type {Map<string, ToolCall>} */
     this.calls = new Map();
     /** @type {Map<string, {done: boolean, followed: boolean, calls: ToolCall[]}>} */
     this.responses = new Map();
+  }
+
+  /** A call is running or its output not yet sent. */
+  get busy() {
+    return [...this.calls.values()].some((c) => c.status === 'running');
   }
 
   /** @param {RealtimeEvent} e a server event */
@@ -71,10 +79,12 @@ export class ToolRelay {
         result = { ok: false, output: localError('tool_unavailable', `${name} could not be reached.`) };
       }
     }
-    this.send({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: callId, output: JSON.stringify(result.output) } });
-    Object.assign(call, { output: result.output, status: result.ok ? 'done' : 'failed', ms: this.now() - call.startedAt, sent: true });
+    const sent = this.send({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: callId, output: JSON.stringify(result.output) } });
+    // Not sent (the call closed): the model never had it, so it is no Done, whatever the tool did.
+    Object.assign(call, { output: result.output, status: result.ok && sent ? 'done' : 'failed', ms: this.now() - call.startedAt, sent });
     this.onUpdate(call);
     this.#followUp(responseId);
+    this.onSettled();
   }
 
   #followUp(id) {

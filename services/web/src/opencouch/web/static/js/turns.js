@@ -243,7 +243,7 @@ export function turnRequest(turn, marks, earlier = null) {
       status: STATUS[c.status],
       // A stored output is bounded at 16 KiB: a larger one is left out, never cut.
       ...(c.output && JSON.stringify(c.output).length < 15000 && { output: c.output }),
-      ...(c.status === 'failed' && { error: String(c.output?.error?.code ?? 'failed').slice(0, 500) }),
+      ...(c.status === 'failed' && { error: String(c.sent ? (c.output?.error?.code ?? 'failed') : 'not_delivered').slice(0, 500) }),
     })),
     outcome: turn.outcome,
     latency: JSON.parse(JSON.stringify(latency)),
@@ -258,11 +258,15 @@ export const recentLines = (turns, max = 20) =>
 
 /**
  * A system message giving a new Realtime session the recent turns, so after a reconnect the
- * assistant carries on instead of starting over; null when there is nothing to carry.
+ * assistant carries on instead of starting over; null when there is nothing to carry. A tool's
+ * output the dropped call could not take goes with it: the model never had it.
  * @param {Turn[]} turns
  */
 export function continuationItem(turns) {
   const said = recentLines(turns, 12).map((l) => `${l.role === 'user' ? 'User' : 'Assistant'}: ${l.text}`).join('\n').slice(-4000);
-  const text = `The call was reconnected. The conversation so far, most recent last:\n${said}\nCarry on from here; do not greet again or repeat yourself.`;
-  return said ? { type: 'conversation.item.create', item: { type: 'message', role: 'system', content: [{ type: 'input_text', text }] } } : null;
+  const undelivered = turns.flatMap((t) => t.tools).filter((c) => c.status === 'failed' && !c.sent).slice(-3)
+    .map((c) => `The result of your ${c.name} call did not reach you before the call dropped: ${clip(JSON.stringify(c.output ?? {}), 2000)}`);
+  const lost = undelivered.length ? `\n${undelivered.join('\n')}` : '';
+  const text = `The call was reconnected. The conversation so far, most recent last:\n${said}${lost}\nCarry on from here; do not greet again or repeat yourself.`;
+  return said || lost ? { type: 'conversation.item.create', item: { type: 'message', role: 'system', content: [{ type: 'input_text', text }] } } : null;
 }

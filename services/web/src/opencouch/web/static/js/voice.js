@@ -40,22 +40,25 @@ async function main() {
   };
   on('state', ({ state }) => {
     showState();
-    const live = state === 'connected' || state === 'reconnecting';
+    // Disconnected: the person may carry on (Connect) or end, keeping what was said or not.
+    const endable = state === 'connected' || state === 'reconnecting' || state === 'disconnected';
     const idle = ['idle', 'ended', 'disconnected'].includes(state);
     byId('setup-fields').toggleAttribute('disabled', !idle);
     // Erasing ends the owner's live sessions: only between conversations.
     button('erase').disabled = !idle;
-    byId('end-options').hidden = !live;
+    byId('end-options').hidden = !endable;
     typeForm.hidden = state !== 'connected';
     if (state === 'connecting') {
       showProblem(null);
       renderFinalization(null);
     }
-    if (state === 'connected' && !byId('transcript-empty').hidden) {
-      // First connect: take the person (and a screen reader) to the conversation.
-      byId('transcript-empty').hidden = true;
-      byId('conversation').focus();
-    }
+    if (state === 'connected') byId('transcript-empty').hidden = true;
+    // Disabling the setup or hiding the end buttons (or the typing form) drops the focus to the
+    // page: take the person (and a screen reader) on to what they can do next. Focus that is
+    // still somewhere (the mute button during a reconnect) is left where it is.
+    const dropped = !document.activeElement || document.activeElement === document.body;
+    if (dropped && state === 'connected') byId('conversation').focus();
+    if (dropped && idle) byId(byId('error').hidden ? 'connect' : 'error').focus();
   });
   on('muted', (muted) => {
     const mute = button('mute');
@@ -64,7 +67,11 @@ async function main() {
     mute.textContent = muted ? 'Unmute microphone' : 'Mute microphone';
     showState();
   });
-  on('problem', showProblem);
+  on('problem', (problem) => {
+    showProblem(problem);
+    // Told after the state (a failed connect): the problem is what to read next.
+    if (problem && ['idle', 'ended', 'disconnected'].includes(conversation.state)) byId('error').focus();
+  });
   on('level', (value) => (/** @type {HTMLMeterElement} */ (byId('mic-level')).value = value));
   // The end of the conversation stays in view while the person is there: a phone shows only a
   // few turns, and a reply (or the support lines under it) must not grow out of sight. Someone
