@@ -69,6 +69,15 @@ async def lived(memory: MemoryClient, conversation: Conversation, name: str) -> 
     return still_open.session_id
 
 
+async def lived_and_erased(memory: MemoryClient) -> tuple[Conversation, str]:
+    """A user's lived session (its words say the returned name), then that user erased."""
+    conversation = Conversation()
+    name = word()
+    await lived(memory, conversation, name)
+    await erase(memory, user_id=conversation.user_id)
+    return conversation, name
+
+
 def tables_holding(memory: MemoryClient, text: str) -> list[str]:
     """Every table of the memory schema with a row that contains ``text`` anywhere."""
     tables = [
@@ -148,10 +157,7 @@ async def test_erasing_a_user_leaves_none_of_their_words_anywhere_and_keeps_ever
 async def test_what_arrives_for_an_erased_session_after_the_erasure_is_dropped(
     memory: MemoryClient,
 ) -> None:
-    conversation = Conversation()
-    name = word()
-    await lived(memory, conversation, name)
-    await erase(memory, user_id=conversation.user_id)
+    conversation, name = await lived_and_erased(memory)
 
     # A finalizer still at work commits the session's summary after the erasure...
     late_commit = await memory.commit(
@@ -226,9 +232,7 @@ async def test_erasure_reaches_the_turns_any_reader_kept_as_dead_letters(
 async def test_a_classification_arriving_after_the_erasure_is_dropped(
     memory: MemoryClient,
 ) -> None:
-    conversation = Conversation()
-    await lived(memory, conversation, word())
-    await erase(memory, user_id=conversation.user_id)
+    conversation, _ = await lived_and_erased(memory)
 
     # The crisis screening of an erased turn (one not screened before) is published late.
     await memory.classify(conversation, "turn-2", 2, "explicit_ideation")
@@ -240,10 +244,7 @@ async def test_a_classification_arriving_after_the_erasure_is_dropped(
 async def test_a_turn_redelivered_after_the_erasure_holds_nothing_of_it(
     memory: MemoryClient,
 ) -> None:
-    conversation = Conversation()
-    name = word()
-    await lived(memory, conversation, name)
-    await erase(memory, user_id=conversation.user_id)
+    conversation, name = await lived_and_erased(memory)
 
     # The session's first turn, with a fact in it, comes again as a new message.
     redelivered = conversation.turn(f"My sister is called {name}.", client_turn_id="turn-1")

@@ -183,47 +183,59 @@ async def test_a_sessions_counts_are_one_query_over_its_stored_turns_and_their_l
     assert (nothing.peak_crisis_level, nothing.first_spoken_at) == (None, None)
 
 
-async def test_a_long_transcript_comes_in_pages_each_well_under_the_nats_payload_limit(
-    memory: MemoryClient, conversation: Conversation
-) -> None:
+async def long_turns(memory: MemoryClient, conversation: Conversation, letter: str) -> None:
+    """40 turns of 16,000 characters of ``letter``: 640 kB if it is one byte in UTF-8, 1.9 MB
+    if it is three, more than one page may carry either way."""
     start = datetime.now(UTC) - timedelta(hours=1)
-    # 40 turns of 16,000 characters: 640 kB, more than one page may carry.
-    long_turns = [
-        conversation.turn(
-            f"{n:03d} " + "a" * 7996, "b" * 8000, started_at=start + timedelta(seconds=n)
+    for n in range(40):
+        await memory.publish(
+            conversation.turn(
+                f"{n:03d} " + letter * 7996, letter * 8000, started_at=start + timedelta(seconds=n)
+            )
         )
-        for n in range(40)
-    ]
-    for turn in long_turns:
-        await memory.publish(turn)
     await memory.stored(conversation.session_id, 40)
 
-    seen: list[str] = []
-    sizes: list[int] = []
+
+async def session_pages(memory: MemoryClient, session_id: str) -> list[bytes]:
+    """Every page of the session's transcript, as sent, following each page's cursor."""
+    pages: list[bytes] = []
     after = None
     while True:
         raw = await memory.nc.request(
             subjects.MEMORY_SESSION_TRANSCRIPT,
-            SessionTranscriptRequest(session_id=conversation.session_id, after=after)
-            .model_dump_json()
-            .encode(),
+            SessionTranscriptRequest(session_id=session_id, after=after).model_dump_json().encode(),
             timeout=30,
         )
-        sizes.append(len(raw.data))
-        page = SessionTranscriptReply.model_validate_json(raw.data)
-        seen += [turn.user_text[:3] for turn in page.turns]
-        if page.after is None:
-            break
-        after = page.after
-    assert seen == [f"{n:03d}" for n in range(40)]
-    assert len(sizes) >= 2
-    assert max(sizes) < 1024 * 1024
+        pages.append(raw.data)
+        after = SessionTranscriptReply.model_validate_json(raw.data).after
+        if after is None:
+            return pages
 
+
+def first_words(pages: list[bytes]) -> list[str]:
+    return [
+        turn.user_text[:3]
+        for page in pages
+        for turn in SessionTranscriptReply.model_validate_json(page).turns
+    ]
+
+
+async def test_a_long_transcript_comes_in_pages_each_well_under_the_nats_payload_limit(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    await long_turns(memory, conversation, "a")
+
+    pages = await session_pages(memory, conversation.session_id)
+    assert first_words(pages) == [f"{n:03d}" for n in range(40)]
+    assert len(pages) >= 2
+    assert max(len(page) for page in pages) < 1024 * 1024
+
+    start = datetime.now(UTC) - timedelta(hours=1)
     short = Conversation()
     for n in range(7):
         await memory.publish(short.turn(f"short {n}", started_at=start + timedelta(seconds=n)))
     await memory.stored(short.session_id, 7)
-    pages: list[list[str]] = []
+    short_pages: list[list[str]] = []
     after = None
     while True:
         page = await memory.ask(
@@ -231,11 +243,11 @@ async def test_a_long_transcript_comes_in_pages_each_well_under_the_nats_payload
             SessionTranscriptRequest(session_id=short.session_id, after=after, limit=3),
             SessionTranscriptReply,
         )
-        pages.append([turn.user_text for turn in page.turns])
+        short_pages.append([turn.user_text for turn in page.turns])
         if page.after is None:
             break
         after = page.after
-    assert pages == [[f"short {n}" for n in r] for r in (range(3), range(3, 6), range(6, 7))]
+    assert short_pages == [[f"short {n}" for n in r] for r in (range(3), range(3, 6), range(6, 7))]
 
     with pytest.raises(ServiceError) as refused:
         await memory.ask(
@@ -246,48 +258,22 @@ async def test_a_long_transcript_comes_in_pages_each_well_under_the_nats_payload
     assert refused.value.code == "invalid_request"
 
 
-async def three_bytes_a_character(memory: MemoryClient, conversation: Conversation) -> None:
-    """40 turns of 16,000 characters that are 3 bytes each in UTF-8: 1.9 MB as sent."""
-    start = datetime.now(UTC) - timedelta(hours=1)
-    for n in range(40):
-        await memory.publish(
-            conversation.turn(
-                f"{n:03d} " + "心" * 7996, "心" * 8000, started_at=start + timedelta(seconds=n)
-            )
-        )
-    await memory.stored(conversation.session_id, 40)
-
-
 async def test_a_session_page_counts_bytes_not_characters(
     memory: MemoryClient, conversation: Conversation
 ) -> None:
     # Counted in characters, a page of these carried 1.5 MB: NATS refused to send it, and the
     # finalizer waited for a reply that never came.
-    await three_bytes_a_character(memory, conversation)
+    await long_turns(memory, conversation, "心")
 
-    seen: list[str] = []
-    after = None
-    while True:
-        raw = await memory.nc.request(
-            subjects.MEMORY_SESSION_TRANSCRIPT,
-            SessionTranscriptRequest(session_id=conversation.session_id, after=after)
-            .model_dump_json()
-            .encode(),
-            timeout=10,
-        )
-        assert len(raw.data) < 1024 * 1024
-        page = SessionTranscriptReply.model_validate_json(raw.data)
-        seen += [turn.user_text[:3] for turn in page.turns]
-        if page.after is None:
-            break
-        after = page.after
-    assert seen == [f"{n:03d}" for n in range(40)]
+    pages = await session_pages(memory, conversation.session_id)
+    assert first_words(pages) == [f"{n:03d}" for n in range(40)]
+    assert max(len(page) for page in pages) < 1024 * 1024
 
 
 async def test_a_thread_page_stops_early_too_with_a_cursor_to_the_rest(
     memory: MemoryClient, conversation: Conversation
 ) -> None:
-    await three_bytes_a_character(memory, conversation)
+    await long_turns(memory, conversation, "心")
 
     pages: list[list[str]] = []
     before = None
