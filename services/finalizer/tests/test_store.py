@@ -212,7 +212,7 @@ async def test_an_arc_is_dropped_a_day_after_its_session_was_finalized_unless_it
         )
     assert (await store.apply_retention(erased_days=45, arc_hours=24))["arcs"] >= 1
     with psycopg.connect(migrated) as conn:
-        rows = dict(
+        rows: dict[str, str] = dict(
             conn.execute(
                 "SELECT session_id, (summary, themes, mood_opened, mood_closed, open_loops, "
                 "resolved_threads)::text FROM finalizer.finalizations WHERE session_id = ANY(%s)",

@@ -189,7 +189,8 @@ async def test_screening_a_turn_twice_logs_it_once(
 
 
 def _crisis_turns(level: int) -> float:
-    return CRISIS_TURNS.labels(str(level), "incognito")._value.get()
+    counted: float = CRISIS_TURNS.labels(str(level), "incognito")._value.get()
+    return counted
 
 
 async def test_an_incognito_turn_sent_again_is_screened_and_counted_once(
