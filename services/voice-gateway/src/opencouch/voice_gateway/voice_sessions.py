@@ -488,14 +488,18 @@ class VoiceSessionStore:
     async def discard(self, claims: VoiceSessionClaims) -> None:
         """Close a session that was never handed out (its ``/session`` failed after ``create``):
         no ``/end`` will come and nothing is left to end, so nothing ends it later either."""
+        await self._close_for_good(claims.session_id, claims.owner_id)
+
+    async def _close_for_good(self, session_id: str, owner_id: str) -> None:
+        """Close the session and take it out of the unended set: nothing will end it."""
         await self._close(
             keys=[
-                redis_key("vs", claims.session_id),
-                redis_key("live", claims.owner_id),
+                redis_key("vs", session_id),
+                redis_key("live", owner_id),
                 LIVE_SESSIONS_KEY,
                 UNENDED_KEY,
             ],
-            args=[claims.session_id],
+            args=[session_id],
         )
 
     async def close_all_live(self, claims: VoiceSessionClaims) -> int:
@@ -509,10 +513,7 @@ class VoiceSessionStore:
         }
         members.add(claims.session_id)
         for session_id in members:
-            await self._close(
-                keys=[redis_key("vs", session_id), live, LIVE_SESSIONS_KEY, UNENDED_KEY],
-                args=[session_id],
-            )
+            await self._close_for_good(session_id, claims.owner_id)
         return len(members)
 
     async def forget(self, session_ids: list[str]) -> None:
