@@ -4,26 +4,36 @@ message in JetStream and no held candidate keeps their words; everyone else's st
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import pytest
 from psycopg import sql
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from opencouch.contracts import subjects
-from opencouch.contracts.events import TurnRecorded
+from opencouch.contracts.events import OwnerErased, TurnRecorded
 from opencouch.contracts.memory import (
     EraseMemoryReply,
     EraseMemoryRequest,
     SessionSummary,
 )
-from opencouch.memory.erasure import MEMORY_TABLES
-from opencouch.memory.testing import Conversation, MemoryClient, new_id
+from opencouch.memory.candidates import CandidateStore
+from opencouch.memory.erasure import MEMORY_TABLES, Eraser
+from opencouch.memory.service import housekeeping
+from opencouch.memory.settings import MemorySettings
+from opencouch.memory.testing import Conversation, MemoryClient, eventually, new_id, new_session_id
 from opencouch.runtime.jetstream import (
     ORIGINAL_SEQUENCE,
     ORIGINAL_SUBJECT,
     dead_letters,
     stored_events,
 )
+from opencouch.runtime.postgres import connection_pool
 
 
 def word() -> str:
@@ -107,10 +117,11 @@ async def stream_holding(memory: MemoryClient, text: str) -> int:
     )
 
 
-async def erase(memory: MemoryClient, **subject: str | None) -> EraseMemoryReply:
-    return await memory.ask(
-        subjects.MEMORY_ERASE, EraseMemoryRequest(confirmed=True, **subject), EraseMemoryReply
-    )
+async def erase(
+    memory: MemoryClient, session_ids: list[str] | None = None, **subject: str | None
+) -> EraseMemoryReply:
+    request = EraseMemoryRequest(confirmed=True, session_ids=session_ids or [], **subject)
+    return await memory.ask(subjects.MEMORY_ERASE, request, EraseMemoryReply)
 
 
 async def test_erasing_a_user_leaves_none_of_their_words_anywhere_and_keeps_everyone_elses(
@@ -305,3 +316,122 @@ async def test_erasing_a_user_takes_the_settings_made_while_their_thread_was_ano
     assert set(reply.session_ids) == {anonymous.session_id, signed_in.session_id}
     assert reply.erased_rows["response_rules"] == reply.erased_rows["owner_settings"] == 1
     assert tables_holding(memory, anonymous.session_id) == []
+
+
+async def announced(memory: MemoryClient, erasure_id: str) -> OwnerErased | None:
+    """The ``OwnerErased`` event memory published under ``erasure_id``, if any."""
+    async for _, data in stored_events(memory.js, subjects.OWNER_ERASED):
+        event = OwnerErased.model_validate_json(data)
+        if event.erasure_id == erasure_id:
+            return event
+    return None
+
+
+async def test_an_erasure_announces_every_session_it_erased_to_the_other_services(
+    memory: MemoryClient,
+) -> None:
+    conversation = Conversation()
+    open_session = await lived(memory, conversation, word())
+    # The session asking has no turn stored yet: memory only knows of it from the request.
+    asking = new_session_id()
+
+    reply = await erase(memory, user_id=conversation.user_id, session_ids=[asking])
+
+    event = await announced(memory, reply.erasure_id)
+    assert event is not None
+    assert set(event.session_ids) == set(reply.session_ids)
+    assert set(reply.session_ids) == {conversation.session_id, open_session, asking}
+    assert event.thread_ids == [conversation.thread_id]
+    # The asking session's turn, still on its way, arrives after the erasure: dropped.
+    late = Conversation(conversation.thread_id, conversation.user_id, asking)
+    await memory.publish(late.turn("Words said just before the erasure."))
+    await memory.idle(subjects.MEMORY_TURNS_CONSUMER)
+    assert tables_holding(memory, asking) == []
+
+
+class _RedisDown(CandidateStore):
+    """Held candidates unreachable: the erasure stops after its Postgres commit."""
+
+    async def drop_everything_of(self, owners_or_threads: list[str]) -> int:
+        raise RedisConnectionError("Redis is down")
+
+
+@asynccontextmanager
+async def eraser_of(
+    memory: MemoryClient, redis_url: str, *, redis_down: bool = False
+) -> AsyncIterator[Eraser]:
+    """An eraser of this test's own over memory's database, Redis and JetStream."""
+    redis = Redis.from_url(redis_url)
+    candidates = (_RedisDown if redis_down else CandidateStore)(redis, 3600)
+    try:
+        async with connection_pool(memory.database_url, max_size=2) as pool:
+            yield Eraser(pool, memory.js, candidates)
+    finally:
+        await redis.aclose()
+
+
+async def cut_short(memory: MemoryClient, redis_url: str) -> tuple[Conversation, str, str]:
+    """A user's lived sessions, erased by a try cut short after memory's commit; the user, the
+    still open session and the words said."""
+    conversation, name = Conversation(), word()
+    open_session = await lived(memory, conversation, name)
+    async with eraser_of(memory, redis_url, redis_down=True) as eraser:
+        with pytest.raises(RedisConnectionError):
+            await eraser.erase(user_id=conversation.user_id, thread_id=None)
+    # Postgres is done: only the record of the unfinished erasure still names the user.
+    assert conversation.user_id is not None
+    assert tables_holding(memory, conversation.user_id) == ["erasures"]
+    assert tables_holding(memory, name) == []
+    return conversation, open_session, name
+
+
+async def test_an_erasure_cut_short_after_its_commit_is_finished_by_the_retry(
+    memory: MemoryClient, redis_url: str
+) -> None:
+    conversation, open_session, name = await cut_short(memory, redis_url)
+
+    reply = await erase(memory, user_id=conversation.user_id)
+
+    # The retry finds nothing left in the tables, yet names what the first try erased.
+    assert set(reply.session_ids) == {conversation.session_id, open_session}
+    assert reply.pending_candidates == 1  # the open session's fact, held in Redis
+    event = await announced(memory, reply.erasure_id)
+    assert event is not None
+    assert set(event.session_ids) == {conversation.session_id, open_session}
+    assert await stream_holding(memory, name) == 0
+    assert conversation.user_id is not None
+    assert tables_holding(memory, conversation.user_id) == []
+
+
+async def test_an_erasure_cut_short_and_never_retried_is_finished_by_the_housekeeping(
+    memory: MemoryClient, redis_url: str
+) -> None:
+    conversation, open_session, name = await cut_short(memory, redis_url)
+    assert conversation.user_id is not None
+    pending = "SELECT erasure_id FROM memory.erasures WHERE user_id = %s"
+    [(erasure_id,)] = memory.rows(pending, conversation.user_id)
+    settings = MemorySettings(
+        housekeeping_interval_seconds=0.1, erasure_unfinished_after_seconds=0.01
+    )
+
+    stop = asyncio.Event()
+    async with eraser_of(memory, redis_url) as eraser:
+        running = asyncio.create_task(housekeeping(memory.js, eraser, settings, stop))
+        try:
+
+            async def finished() -> bool:
+                return not memory.rows(pending, conversation.user_id)
+
+            await eventually(finished)
+        finally:
+            stop.set()
+            await running
+
+    event = await announced(memory, erasure_id)
+    assert event is not None
+    assert set(event.session_ids) == {conversation.session_id, open_session}
+    assert await stream_holding(memory, name) == 0
+    still_open = Conversation(conversation.thread_id, conversation.user_id, open_session)
+    shown = await memory.call("show_saved_memory", still_open)
+    assert shown.output["pending_facts"] == []  # the held fact went from Redis too
+    assert tables_holding(memory, conversation.user_id) == []

@@ -258,7 +258,7 @@ async def test_memory_itself_refuses_every_change_outside_persistent_mode(
     }
     try:
         async with connection_pool(migrated, max_size=1) as pool:
-            _, tools = build(settings, pool, redis, memory.js)
+            _, tools, _ = build(settings, pool, redis, memory.js)
             handlers = tools.handlers()
             for tool, arguments in calls.items():
                 spec = TOOL_CATALOG[tool]

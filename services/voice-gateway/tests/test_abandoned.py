@@ -21,6 +21,7 @@ from opencouch.contracts.events import SessionClosed, SessionEnded
 from opencouch.voice_gateway.abandoned import LEASE_SECONDS, end_abandoned
 from opencouch.voice_gateway.testing import (
     API,
+    FakeOwners,
     GatewayFactory,
     bearer,
     open_session,
@@ -272,7 +273,7 @@ async def test_a_dropped_conversation_the_sweep_could_not_finalize_is_tried_agai
 
 
 async def test_an_erasure_leaves_nothing_of_the_owner_to_end(
-    gateway: TestClient, redis: SyncRedis
+    gateway: TestClient, redis: SyncRedis, owners: FakeOwners
 ) -> None:
     user = unique("user")
     _, conversation = dropped_call(gateway, user)
@@ -287,6 +288,10 @@ async def test_an_erasure_leaves_nothing_of_the_owner_to_end(
     assert erased.status_code == 200, erased.text
     for key in (conversation, session_key(other), session_key(current)):
         assert redis.zscore(UNENDED_KEY, key) is None, key
+    # Memory is told of every session it closed, turns stored or not, the asking one first.
+    (asked,) = [erasure for erasure in owners.erasures if erasure.user_id == user]
+    assert asked.session_ids[0] == current["session_id"]
+    assert {other["session_id"], current["session_id"]} <= set(asked.session_ids)
 
 
 async def test_a_session_past_its_expiry_does_not_count_against_the_live_cap(

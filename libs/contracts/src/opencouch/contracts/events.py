@@ -144,8 +144,10 @@ class SessionFinalized(Contract):
 class OwnerErased(Contract):
     """A user (or an anonymous thread) asked to forget everything.
 
-    Memory has already erased its tables; every other service that keeps anything of these
-    sessions drops it when it sees this. Carries ids only, never content.
+    Memory publishes it once it has erased its own tables and copies; every other service that
+    keeps anything of these sessions drops it when it sees this. A retry of an unfinished erasure
+    announces its sessions again (with any found since) under a new id: handling it is
+    idempotent. Carries ids only, never content.
     """
 
     erasure_id: Identifier
@@ -155,5 +157,5 @@ class OwnerErased(Contract):
 
     @property
     def dedup_id(self) -> str:
-        """One event per erasure request."""
+        """One event per erasure attempt (memory's sweep finishing it sends the same one)."""
         return f"erased:{self.erasure_id}"

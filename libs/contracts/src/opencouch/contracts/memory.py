@@ -21,6 +21,7 @@ SUMMARY_MAX_CHARS: Final = 600
 THREAD_PAGE_MAX_TURNS: Final = 100
 SESSION_PAGE_MAX_TURNS: Final = 200
 TRANSCRIPT_PAGE_MAX_BYTES: Final = 512 * 1024
+ERASE_MAX_KNOWN: Final = 64
 
 
 class MemoryContextRequest(Contract):
@@ -187,12 +188,19 @@ class EraseMemoryRequest(Contract):
     """Erase every durable memory and transcript of a user, or of one thread.
 
     Exactly one of ``user_id`` and ``thread_id``. The gateway asks the user to confirm first;
-    ``confirmed`` says it did.
+    ``confirmed`` says it did. Memory erases its own tables, then the copies elsewhere, then
+    publishes ``OwnerErased`` for every other service; an erasure interrupted after memory's
+    commit is finished by a retry, or by memory's sweep if nobody retries.
     """
 
     user_id: Identifier | None = None
     thread_id: Identifier | None = None
     confirmed: Literal[True]
+    session_ids: Annotated[list[SessionId], Field(max_length=ERASE_MAX_KNOWN)] = []
+    """Sessions of the subject the caller knows of, though memory may hold nothing of them yet
+    (the session asking, its turns still on their way): erased and announced with the rest."""
+    thread_ids: Annotated[list[Identifier], Field(max_length=ERASE_MAX_KNOWN)] = []
+    """Threads of the subject the caller knows of: announced with the rest."""
 
     @model_validator(mode="after")
     def _one_subject(self) -> EraseMemoryRequest:
@@ -204,14 +212,17 @@ class EraseMemoryRequest(Contract):
 class EraseMemoryReply(Contract):
     """How many rows each memory table lost, and what else was cleared."""
 
+    erasure_id: Identifier
+    """The id of the ``OwnerErased`` event memory published."""
     erased_rows: dict[str, int]
     """Rows deleted per table of the memory schema."""
     sessions: int
     """Voice sessions whose transcripts were erased."""
     session_ids: list[SessionId] = []
-    """Those sessions, so the caller can erase what other services keep of them."""
+    """Those sessions (and the ones the caller named, and those of an earlier unfinished try):
+    the ones ``OwnerErased`` names, so the caller can forget what it keeps of them."""
     thread_ids: list[Identifier] = []
-    """The threads involved (the user's, or the one erased)."""
+    """The threads involved (the user's, or the one erased), as ``OwnerErased`` names them."""
     stream_messages: int
     """Turn messages deleted from JetStream (stored copies and dead letters)."""
     pending_candidates: int

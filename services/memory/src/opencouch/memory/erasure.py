@@ -1,7 +1,12 @@
 """Forget everything: erase a user's (or a thread's) durable memory and transcripts.
 
 Postgres first, in one transaction across every memory table; then the copies elsewhere: turn
-messages still in JetStream (and kept as dead letters), and candidates held in Redis.
+messages still in JetStream (and kept as dead letters), and candidates held in Redis; last the
+``OwnerErased`` event, which tells every other service which sessions to forget. The same
+transaction records the erasure as unfinished (``memory.erasures``), and the record goes only
+once all of that is done: an erasure interrupted after its commit (Redis or NATS down, a crash)
+is finished by the caller's retry, which finds the sessions the first try erased, or by the
+sweep, if nobody retries.
 
 For a user: everything they own, their sessions' turns and crisis levels, and anything sourced
 from those sessions. For a thread: everything the thread owns, its turns, and anything sourced
@@ -12,7 +17,10 @@ stored at this very moment) can outlive the erasure: end the user's sessions fir
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final, LiteralString
 
 from nats.js import JetStreamContext
@@ -20,7 +28,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from opencouch.contracts import subjects
-from opencouch.contracts.events import TurnRecorded
+from opencouch.contracts.events import OwnerErased, TurnRecorded
 from opencouch.contracts.memory import EraseMemoryReply
 from opencouch.memory.candidates import CandidateStore
 from opencouch.memory.policy import owner_key
@@ -29,6 +37,7 @@ from opencouch.runtime.jetstream import (
     dead_letters,
     forget_dead_letter,
     forget_events,
+    publish_event,
     purge_acknowledged,
     stored_events,
 )
@@ -64,36 +73,110 @@ class _Subject:
         return owner_key(self.thread_id, None)
 
 
+@dataclass(frozen=True)
+class _Unfinished:
+    """An erasure committed in Postgres whose copies and announcement may still be to do."""
+
+    erasure_id: str
+    subject: _Subject
+    session_ids: list[str]
+    thread_ids: list[str]
+    requested_at: datetime
+
+    @classmethod
+    def from_row(cls, row: DictRow) -> _Unfinished:
+        return cls(
+            erasure_id=row["erasure_id"],
+            subject=_Subject(row["user_id"], row["thread_id"]),
+            session_ids=list(row["session_ids"]),
+            thread_ids=list(row["thread_ids"]),
+            requested_at=row["requested_at"],
+        )
+
+
 class Eraser:
-    """Erases across Postgres, JetStream and Redis."""
+    """Erases across Postgres, JetStream and Redis, then announces it to the other services."""
 
     def __init__(self, pool: DictPool, js: JetStreamContext, candidates: CandidateStore) -> None:
         self._pool = pool
         self._js = js
         self._candidates = candidates
 
-    async def erase(self, *, user_id: str | None, thread_id: str | None) -> EraseMemoryReply:
-        """Erase everything of ``user_id`` (or of ``thread_id``); returns what went."""
+    async def erase(
+        self,
+        *,
+        user_id: str | None,
+        thread_id: str | None,
+        session_ids: Sequence[str] = (),
+        thread_ids: Sequence[str] = (),
+    ) -> EraseMemoryReply:
+        """Erase everything of ``user_id`` (or of ``thread_id``), and the sessions the caller
+        names; returns what went. An earlier try that did not finish is finished with it."""
         subject = _Subject(user_id, thread_id)
         async with self._pool.connection() as conn, conn.transaction():
-            sessions, threads = await _sessions_and_threads(conn, subject)
+            found, threads = await _sessions_and_threads(conn, subject)
+            sessions = sorted({*found, *session_ids})
             counts = await _delete_rows(conn, subject, sessions)
             await _remember_erased(conn, sessions)
-        # Held candidates are listed under their owner and their thread: one key covers both.
-        pending = await self._candidates.drop_everything_of([subject.owner])
-        messages = await self._erase_stream_copies(subject, set(sessions), set(threads))
+            erasure = await _record_unfinished(
+                conn, subject, sessions, sorted({*threads, *thread_ids})
+            )
+        pending, messages = await self._finish(erasure)
         log.info(
             "memory erased",
-            extra={"sessions": len(sessions), "rows": sum(counts.values()), "messages": messages},
+            extra={
+                "sessions": len(erasure.session_ids),
+                "rows": sum(counts.values()),
+                "messages": messages,
+            },
         )
         return EraseMemoryReply(
+            erasure_id=erasure.erasure_id,
             erased_rows=counts,
-            sessions=len(sessions),
-            session_ids=sorted(sessions),
-            thread_ids=sorted(threads),
+            sessions=len(erasure.session_ids),
+            session_ids=erasure.session_ids,
+            thread_ids=erasure.thread_ids,
             stream_messages=messages,
             pending_candidates=pending,
         )
+
+    async def finish_unfinished(self, *, older_than_seconds: float) -> int:
+        """Finish every erasure left unfinished for ``older_than_seconds`` (nobody retried it);
+        how many. Finishing one twice (a retry at the same moment) is harmless."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT erasure_id, user_id, thread_id, session_ids, thread_ids, requested_at "
+                "FROM memory.erasures "
+                "WHERE requested_at < now() - make_interval(secs => %s) ORDER BY requested_at",
+                (older_than_seconds,),
+            )
+            unfinished = [_Unfinished.from_row(row) for row in await cursor.fetchall()]
+        for erasure in unfinished:
+            await self._finish(erasure)
+            log.warning("unfinished erasure finished", extra={"sessions": len(erasure.session_ids)})
+        return len(unfinished)
+
+    async def _finish(self, erasure: _Unfinished) -> tuple[int, int]:
+        """Clear the copies outside Postgres, announce the erasure, then forget the record;
+        held candidates dropped and stream messages erased."""
+        # Held candidates are listed under their owner and their thread: one key covers both.
+        pending = await self._candidates.drop_everything_of([erasure.subject.owner])
+        messages = await self._erase_stream_copies(
+            erasure.subject, set(erasure.session_ids), set(erasure.thread_ids)
+        )
+        event = OwnerErased(
+            erasure_id=erasure.erasure_id,
+            session_ids=erasure.session_ids,
+            thread_ids=erasure.thread_ids,
+            erased_at=erasure.requested_at,
+        )
+        await publish_event(self._js, subjects.OWNER_ERASED, event, dedup_id=event.dedup_id)
+        async with self._pool.connection() as conn:
+            # A retry that merged into the record since gave it a new id: that one stays.
+            await conn.execute(
+                "DELETE FROM memory.erasures WHERE erasure_id = %s", (erasure.erasure_id,)
+            )
+        return pending, messages
 
     async def _erase_stream_copies(
         self, subject: _Subject, sessions: set[str], threads: set[str]
@@ -224,6 +307,40 @@ _BY_THREAD: Final[dict[str, LiteralString]] = {
     ),
     "threads": "DELETE FROM memory.threads WHERE thread_id = %(thread)s",
 }
+
+
+async def _record_unfinished(
+    conn: AsyncConnection[DictRow], subject: _Subject, sessions: list[str], threads: list[str]
+) -> _Unfinished:
+    """Record the erasure as unfinished, merged with an earlier try of the same owner that did
+    not finish (its sessions are gone from the tables, so only this record still names them)."""
+    cursor = await conn.execute(
+        """
+        INSERT INTO memory.erasures AS e
+            (owner_key, erasure_id, user_id, thread_id, session_ids, thread_ids)
+        VALUES (%(owner)s, %(erasure)s, %(user)s, %(thread)s, %(sessions)s, %(threads)s)
+        ON CONFLICT (owner_key) DO UPDATE SET
+            erasure_id = EXCLUDED.erasure_id,
+            session_ids = ARRAY(
+                SELECT DISTINCT s FROM unnest(e.session_ids || EXCLUDED.session_ids) AS s
+                ORDER BY s),
+            thread_ids = ARRAY(
+                SELECT DISTINCT t FROM unnest(e.thread_ids || EXCLUDED.thread_ids) AS t
+                ORDER BY t)
+        RETURNING erasure_id, user_id, thread_id, session_ids, thread_ids, requested_at
+        """,
+        {
+            "owner": subject.owner,
+            "erasure": f"er_{uuid.uuid4().hex}",
+            "user": subject.user_id,
+            "thread": subject.thread_id,
+            "sessions": sessions,
+            "threads": threads,
+        },
+    )
+    row = await cursor.fetchone()
+    assert row is not None  # an upsert with RETURNING returns its row
+    return _Unfinished.from_row(row)
 
 
 ERASED_SESSION_DAYS: Final = 31

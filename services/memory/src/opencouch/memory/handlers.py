@@ -175,7 +175,12 @@ class MemoryHandlers:
 
     async def erase(self, request: EraseMemoryRequest) -> EraseMemoryReply:
         """Erase all durable memory and transcripts of a user, or of one thread."""
-        return await self._eraser.erase(user_id=request.user_id, thread_id=request.thread_id)
+        return await self._eraser.erase(
+            user_id=request.user_id,
+            thread_id=request.thread_id,
+            session_ids=request.session_ids,
+            thread_ids=request.thread_ids,
+        )
 
     async def on_turn_recorded(self, turn: TurnRecorded) -> None:
         """Store a turn once, then hold the facts its user stated for the session's commit; a

@@ -41,7 +41,7 @@ async def replay(settings: MemorySettings, *, count_only: bool) -> Report:
         redis = await stack.enter_async_context(
             redis_client(settings.redis_url, timeout=settings.redis_timeout_seconds)
         )
-        memory, _ = build(settings, pool, redis, js)
+        memory, _, _ = build(settings, pool, redis, js)
         return [
             DeadLetterHandler(
                 subjects.MEMORY_TURNS_CONSUMER, TurnRecorded, memory.on_turn_recorded

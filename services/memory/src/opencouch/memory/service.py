@@ -9,8 +9,10 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import nats.errors
+import psycopg
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from opencouch.contracts import subjects
 from opencouch.contracts.events import TurnClassified, TurnRecorded
@@ -114,34 +116,42 @@ def memory_service(
 
 def build(
     settings: MemorySettings, pool: DictPool, redis: Redis, js: JetStreamContext
-) -> tuple[MemoryHandlers, MemoryTools]:
-    """The handlers and tools over one pool, one Redis and one JetStream context."""
+) -> tuple[MemoryHandlers, MemoryTools, Eraser]:
+    """The handlers, tools and eraser over one pool, one Redis and one JetStream context."""
     memory = MemoryStore(pool)
     candidates = CandidateStore(redis, settings.candidate_ttl_seconds)
+    eraser = Eraser(pool, js, candidates)
     handlers = MemoryHandlers(
         TranscriptStore(pool),
         memory,
         candidates,
         PhraseExtractor(),
-        Eraser(pool, js, candidates),
+        eraser,
     )
     tools = MemoryTools(
         memory, candidates, StagedDeletions(redis, settings.staged_deletion_ttl_seconds)
     )
-    return handlers, tools
+    return handlers, tools, eraser
 
 
-async def purge_stored_turn_text(
-    js: JetStreamContext, interval: float, stop: asyncio.Event
+async def housekeeping(
+    js: JetStreamContext, eraser: Eraser, settings: MemorySettings, stop: asyncio.Event
 ) -> None:
-    """Keep turn text in JetStream only until every reader has acknowledged it."""
+    """Keep turn text in JetStream only until every reader has acknowledged it, and finish the
+    erasures nobody retried."""
     while not stop.is_set():
         try:
             await purge_acknowledged(js, subjects.TURN_RECORDED)
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("turn purge failed", extra={"error": type(error).__name__})
+        try:
+            await eraser.finish_unfinished(
+                older_than_seconds=settings.erasure_unfinished_after_seconds
+            )
+        except (nats.errors.Error, TimeoutError, RedisError, psycopg.Error) as error:
+            log.warning("unfinished erasures not finished", extra={"error": type(error).__name__})
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+            await asyncio.wait_for(stop.wait(), settings.housekeeping_interval_seconds)
 
 
 async def serve(settings: MemorySettings, stop: asyncio.Event) -> None:
@@ -170,12 +180,10 @@ async def serve(settings: MemorySettings, stop: asyncio.Event) -> None:
                     "dead letters waiting; run python -m opencouch.memory.replay_dead_letters",
                     extra={"consumer": durable, "waiting": waiting},
                 )
-        handlers, tools = build(settings, pool, redis, js)
-        purger = asyncio.create_task(
-            purge_stored_turn_text(js, settings.turn_purge_interval_seconds, stop)
-        )
+        handlers, tools, eraser = build(settings, pool, redis, js)
+        housework = asyncio.create_task(housekeeping(js, eraser, settings, stop))
         try:
             await run_nats_service(nc, memory_service(handlers, tools, settings), settings, stop)
         finally:
             stop.set()
-            await purger
+            await housework

@@ -44,8 +44,12 @@ class MemorySettings(NatsServiceSettings):
     """How long a staged deletion waits for the user's confirmation."""
     candidate_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
     """How long a session's memory candidates wait to be committed by the finalizer."""
-    turn_purge_interval_seconds: float = Field(60.0, gt=0)
-    """How often turn text every reader acknowledged is purged from JetStream."""
+    housekeeping_interval_seconds: float = Field(60.0, gt=0)
+    """How often turn text every reader acknowledged is purged from JetStream, and unfinished
+    erasures are looked for."""
+    erasure_unfinished_after_seconds: float = Field(120.0, gt=0)
+    """How long an erasure may stay unfinished (its request still at work, or a retry on its
+    way) before the housekeeping finishes it."""
 
     @property
     def turn_redelivery(self) -> Redelivery:

@@ -1,20 +1,18 @@
 """The user's own memory through the gateway: a thread's earlier turns, and forgetting everything.
 
 Both are decided by the voice-session token: history only for the token's thread, erasure only
-of the token's owner (its verified user, else its thread). Memory owns the data; the gateway
-asks it over NATS and, after an erasure, tells every other service over JetStream.
+of the token's owner (its verified user, else its thread). Memory owns the data, and after an
+erasure tells every other service over JetStream; the gateway asks it over NATS.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from datetime import UTC, datetime
 
 from opencouch.contracts import subjects
 from opencouch.contracts.common import ErrorCode
-from opencouch.contracts.events import OwnerErased
 from opencouch.contracts.memory import (
+    ERASE_MAX_KNOWN,
     EraseMemoryReply,
     EraseMemoryRequest,
     ThreadHistoryReply,
@@ -22,7 +20,6 @@ from opencouch.contracts.memory import (
 )
 from opencouch.contracts.voice_api import EraseReply, ThreadTurn, ThreadTurnsReply
 from opencouch.runtime.errors import ServiceError
-from opencouch.runtime.jetstream import publish_event
 from opencouch.runtime.messaging import OUTAGE_RETRY_SECONDS, request
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
@@ -79,16 +76,19 @@ async def thread_turns(
 async def erase_owner(gateway: Gateway, claims: VoiceSessionClaims) -> EraseReply:
     """Forget everything kept for the token's owner, everywhere.
 
-    The owner's live sessions are closed first, so no turn can be stored behind the erasure;
-    an erasure that failed half-way is safe to repeat.
+    The owner's live sessions are closed first, so no turn can be stored behind the erasure.
+    Memory erases, then tells every other service (``OwnerErased``); an erasure that failed
+    half-way is finished by a retry, or by memory on its own.
     """
-    await gateway.sessions.close_all_live(claims)
+    live = await gateway.sessions.close_all_live(claims)
     # A deferred session must not be finalized after its turns are gone.
     await gateway.sessions.forget_deferred_ends(claims.owner_id)
-    erase = (
-        EraseMemoryRequest(user_id=claims.user_id, confirmed=True)
-        if claims.user_id
-        else EraseMemoryRequest(thread_id=claims.thread_id, confirmed=True)
+    # The live sessions may have no turn stored yet: memory is told of them (the asking one
+    # first, should there ever be more than a request may name).
+    known = [claims.session_id, *(s for s in live if s != claims.session_id)][:ERASE_MAX_KNOWN]
+    subject = {"user_id": claims.user_id} if claims.user_id else {"thread_id": claims.thread_id}
+    erase = EraseMemoryRequest(
+        **subject, confirmed=True, session_ids=known, thread_ids=[claims.thread_id]
     )
     try:
         erased = await request(
@@ -100,20 +100,11 @@ async def erase_owner(gateway: Gateway, claims: VoiceSessionClaims) -> EraseRepl
         )
     except ServiceError:
         raise _unavailable("Memory") from None
-    sessions = sorted({*erased.session_ids, claims.session_id})
-    event = OwnerErased(
-        erasure_id=f"er_{uuid.uuid4().hex}",
-        session_ids=sessions,
-        thread_ids=sorted({*erased.thread_ids, claims.thread_id}),
-        erased_at=datetime.now(UTC),
+    await gateway.sessions.forget(erased.session_ids)
+    log.info(
+        "owner erased",
+        extra={"sessions": len(erased.session_ids), "session_id": claims.session_id},
     )
-    try:
-        await publish_event(gateway.js, subjects.OWNER_ERASED, event, dedup_id=event.dedup_id)
-    except Exception as error:  # NATS down or slow: the memory part is done; a retry redoes all
-        log.error("erasure event not published", extra={"error": type(error).__name__})
-        raise _unavailable("Erasure of the other services' data") from None
-    await gateway.sessions.forget(sessions)
-    log.info("owner erased", extra={"sessions": len(sessions), "session_id": claims.session_id})
     return EraseReply(
         owner="user" if claims.user_id else "thread",
         erased={

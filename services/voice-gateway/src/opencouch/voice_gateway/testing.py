@@ -157,8 +157,15 @@ class FakeOwners:
 
         async def erase(request: EraseMemoryRequest) -> EraseMemoryReply:
             self.erasures.append(request)
+            # Memory names back the sessions it was told of, and announces the erasure.
             return EraseMemoryReply(
-                erased_rows={}, sessions=0, stream_messages=0, pending_candidates=0
+                erasure_id="er_fake",
+                erased_rows={},
+                sessions=len(request.session_ids),
+                session_ids=request.session_ids,
+                thread_ids=request.thread_ids,
+                stream_messages=0,
+                pending_candidates=0,
             )
 
         services = []

@@ -502,8 +502,8 @@ class VoiceSessionStore:
             args=[session_id],
         )
 
-    async def close_all_live(self, claims: VoiceSessionClaims) -> int:
-        """End every live session of the token's owner (the current one too); how many.
+    async def close_all_live(self, claims: VoiceSessionClaims) -> list[str]:
+        """End every live session of the token's owner (the current one too); their ids.
 
         They are being forgotten: nothing will finalize them."""
         live = redis_key("live", claims.owner_id)
@@ -514,7 +514,7 @@ class VoiceSessionStore:
         members.add(claims.session_id)
         for session_id in members:
             await self._close_for_good(session_id, claims.owner_id)
-        return len(members)
+        return sorted(members)
 
     async def forget(self, session_ids: list[str]) -> None:
         """Drop what is kept of these sessions' content: turn claims and tool outputs.
