@@ -10,13 +10,22 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
 
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.events import OwnerErased, SessionFinalized
-from opencouch.contracts.finalizer import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, SessionReport
+from opencouch.contracts.finalizer import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    FinalizationRecord,
+    SessionReport,
+)
 from opencouch.contracts.voice_api import Feedback
 from opencouch.finalizer.finalization import UNSAVED_DETAIL
+from opencouch.finalizer.service import publish_result
+from opencouch.finalizer.store import FinalizationStore
 from opencouch.finalizer.testing import (
     FakeMemory,
     FinalizerClient,
@@ -33,6 +42,7 @@ from opencouch.runtime.jetstream import (
     publish_event,
     stored_events,
 )
+from opencouch.runtime.postgres import connection_pool
 
 SECRET = "whsec-finalizer-tests-0123456789"
 SAID = [
@@ -374,3 +384,27 @@ async def test_an_erased_owners_sessions_leave_nothing_and_a_late_end_writes_not
         await finalizer.idle()
         assert await finalizer.status(session_id) is None
         assert len(memory.committed(session_id)) == 1
+
+
+async def test_a_result_stored_after_the_erasure_looked_through_the_stream_is_withdrawn(
+    bus: tuple[NatsClient, JetStreamContext], migrated: str
+) -> None:
+    # The owner's erasure was handled (its sessions marked, the stream looked through) while
+    # this session's result, arc and all, was on its way to the stream.
+    _, js = bus
+    session_id, thread_id = new_session()
+    record = FinalizationRecord(
+        session_id=session_id,
+        thread_id=thread_id,
+        status="completed",
+        summary="They talked about their sister.",
+        summary_method="extractive",
+        updated_at=datetime.now(UTC),
+    )
+    async with connection_pool(migrated, max_size=1) as pool:
+        store = FinalizationStore(pool)
+        await store.erase([session_id])
+
+        await publish_result(js, store, record)
+
+    assert [s async for s, _ in stored_events(js, subjects.session_finalized(session_id))] == []

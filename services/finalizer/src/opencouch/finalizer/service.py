@@ -4,6 +4,7 @@ erasure consumers, the report sender and the retention job."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.finalizer.store import FinalizationStore, ReportOutbox
 from opencouch.finalizer.webhooks import ReportSender
 from opencouch.runtime.endpoints import Endpoint
-from opencouch.runtime.jetstream import ensure_events_stream, publish_event
+from opencouch.runtime.jetstream import ensure_events_stream, forget_events, publish_event
 from opencouch.runtime.messaging import nats_connection
 from opencouch.runtime.postgres import DictPool, apply_migrations_async, connection_pool
 from opencouch.runtime.service import Consumer, NatsService, run_nats_service
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 VERSION = "0.2.0"
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+log = logging.getLogger(__name__)
 
 
 def finalizer_service(handlers: FinalizerHandlers, settings: FinalizerSettings) -> NatsService:
@@ -104,6 +107,24 @@ class Finalization:
     reports: ReportSender | None
 
 
+async def publish_result(
+    js: JetStreamContext, store: FinalizationStore, record: FinalizationRecord
+) -> None:
+    """Publish the session's result (its arc with it), unless its owner was erased meanwhile.
+
+    An erasure handled while the result was on its way may have looked through the stream just
+    before it was stored; so the result is looked at once more after it is, and erased then.
+    (Either the erasure's mark comes before that look, or its scan comes after the result.)
+    """
+    result = SessionFinalized(record=record)
+    sequence = await publish_event(
+        js, subjects.session_finalized(record.session_id), result, dedup_id=result.dedup_id
+    )
+    if await store.is_erased(record.session_id):
+        await forget_events(js, [sequence])
+        log.info("result of an erased session withdrawn", extra={"session_id": record.session_id})
+
+
 def build(
     settings: FinalizerSettings,
     pool: DictPool,
@@ -127,10 +148,7 @@ def build(
         )
 
     async def announce(record: FinalizationRecord) -> None:
-        result = SessionFinalized(record=record)
-        await publish_event(
-            js, subjects.session_finalized(record.session_id), result, dedup_id=result.dedup_id
-        )
+        await publish_result(js, store, record)
         if reports is not None and record.status in FINAL:
             reports.wake()
 
