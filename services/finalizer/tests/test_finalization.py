@@ -5,10 +5,12 @@ sessions; a long transcript read in pages; and ending again."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -24,8 +26,10 @@ from opencouch.contracts.finalizer import (
 )
 from opencouch.contracts.voice_api import Feedback
 from opencouch.finalizer.finalization import UNSAVED_DETAIL
+from opencouch.finalizer.memory_link import MemoryLink
 from opencouch.finalizer.service import publish_result
-from opencouch.finalizer.store import FinalizationStore
+from opencouch.finalizer.settings import FinalizerSettings
+from opencouch.finalizer.store import Completion, FinalizationStore, ReportOutbox
 from opencouch.finalizer.testing import (
     FakeMemory,
     FinalizerClient,
@@ -35,7 +39,7 @@ from opencouch.finalizer.testing import (
     new_session,
     stored_turn,
 )
-from opencouch.finalizer.webhooks import verify_signature
+from opencouch.finalizer.webhooks import ReportSender, verify_signature
 from opencouch.runtime.jetstream import (
     dead_letters,
     forget_dead_letter,
@@ -408,3 +412,49 @@ async def test_a_result_stored_after_the_erasure_looked_through_the_stream_is_wi
         await publish_result(js, store, record)
 
     assert [s async for s, _ in stored_events(js, subjects.session_finalized(session_id))] == []
+
+
+async def test_reports_claimed_together_are_all_tried_before_their_lease_runs_out(
+    bus: tuple[NatsClient, JetStreamContext], migrated: str
+) -> None:
+    # The receiver hangs: every POST waits out its timeout. A replica claims reports ten at a
+    # time, each claim a lease; one still unsent when its lease ran out would be taken by
+    # another replica as well, and sent (and its attempt counted) twice.
+    settings = FinalizerSettings(
+        webhook_url="http://127.0.0.1:9/reports",
+        webhook_secret=SECRET,
+        webhook_timeout_seconds=0.5,
+        memory_timeout_seconds=0.5,
+        webhook_retry_first_delay_seconds=600,
+    )
+    lease = 3 * (settings.webhook_timeout_seconds + settings.memory_timeout_seconds)
+    owed = [new_session() for _ in range(10)]
+    with WebhookReceiver() as receiver:
+        receiver.hold.set()
+        async with (
+            connection_pool(migrated, max_size=4) as pool,
+            httpx.AsyncClient() as http,
+        ):
+            store = FinalizationStore(pool)
+            for session_id, thread_id in owed:
+                await store.open(session_id, thread_id)
+                await store.start(session_id)
+                done = Completion(1, 60, None, 0, None, "Finalized 1 turn.")
+                await store.complete(session_id, done, feedback=None, feedback_days=1, report=True)
+            replicas = [
+                ReportSender(
+                    ReportOutbox(pool),
+                    MemoryLink(bus[0], settings.memory_timeout_seconds),
+                    http,
+                    settings,
+                    url=receiver.url,
+                    secret=SECRET,
+                )
+                for _ in range(2)
+            ]
+            first = asyncio.create_task(replicas[0].send_due())
+            await asyncio.sleep(lease + 0.5)
+            await replicas[1].send_due()
+            await first
+
+        assert [len(receiver.of(session_id)) for session_id, _ in owed] == [1] * len(owed)

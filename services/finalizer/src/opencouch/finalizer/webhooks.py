@@ -147,9 +147,13 @@ class ReportSender:
         """Send every report due now; returns how many were attempted."""
         attempted = 0
         while claimed := await self._outbox.claim_due(self._lease):
-            for due in claimed:
-                await self._send(due)
+            # Side by side: each claim's lease covers one send, not the batch's one after another
+            # (unsent when its lease ran out, a report would be taken by another replica too).
+            sent = await asyncio.gather(*map(self._send, claimed), return_exceptions=True)
             attempted += len(claimed)
+            for outcome in sent:
+                if isinstance(outcome, BaseException):
+                    raise outcome  # the others were tried; the loop waits for the next poll
         return attempted
 
     async def _send(self, due: DueReport) -> None:
