@@ -243,6 +243,70 @@ async def test_an_end_that_could_not_be_published_is_finished_by_the_sweep(
     assert redis.zscore(UNENDED_KEY, session_key(session)) is None
 
 
+async def test_an_end_without_saving_that_failed_is_finished_by_the_sweep_without_saving(
+    make_gateway: GatewayFactory, gateway_nats_url: str, redis: SyncRedis
+) -> None:
+    from opencouch.testing.servers import nats_server
+    from opencouch.voice_gateway.testing import FakeOwners
+
+    user = unique("user")
+    with nats_server(private=True) as url, FakeOwners(url):
+        unlucky = make_gateway(nats_url=url)
+        dropped, conversation = dropped_call(unlucky, user, turns=1)
+        current = open_session(
+            unlucky, thread_id=dropped["thread_id"], user_id=user, memory_mode="persistent"
+        )
+        record_turns(unlucky, current, 2)
+    # NATS is gone when the person ends the conversation without saving; the page gives up.
+    choice = {"save": False, "feedback": "negative"}
+    down = unlucky.post(f"{API}/end", json=choice, headers=bearer(current))
+    assert (down.status_code, down.json()["error"]["code"]) == (503, "service_unavailable")
+
+    other = make_gateway()
+    sessions = {dropped["session_id"], current["session_id"]}
+    async with published(gateway_nats_url, [subjects.SESSION_ENDED], sessions) as seen:
+        make_due(redis, conversation)
+        make_due(redis, session_key(current))
+        sweep(other)
+        messages = await seen.settled(2)
+    ends = ends_of(messages)
+    # Neither the session ended nor the one its conversation dropped is kept: as chosen.
+    assert {(e.session_id, e.save, e.feedback) for e in ends.values()} == {
+        (dropped["session_id"], False, "negative"),
+        (current["session_id"], False, "negative"),
+    }
+
+
+async def test_a_dropped_session_ended_for_good_when_its_end_fails_is_still_finalized(
+    make_gateway: GatewayFactory, gateway_nats_url: str, redis: SyncRedis
+) -> None:
+    from opencouch.testing.servers import nats_server
+    from opencouch.voice_gateway.testing import FakeOwners
+
+    with nats_server(private=True) as url, FakeOwners(url):
+        unlucky = make_gateway(nats_url=url)
+        dropped, _ = dropped_call(unlucky, unique("user"), turns=1)
+    # The page could not reconnect ("disconnected"); the person presses End on the dropped
+    # session, and NATS is gone: the end is refused, and the sweep is left to end it.
+    down = unlucky.post(f"{API}/end", json={"save": False}, headers=bearer(dropped))
+    assert (down.status_code, down.json()["error"]["code"]) == (503, "service_unavailable")
+
+    other = make_gateway()
+    async with published(
+        gateway_nats_url, [subjects.SESSION_ENDED], {dropped["session_id"]}
+    ) as seen:
+        make_due(redis, session_key(dropped))
+        sweep(other)
+        messages = await seen.settled(1)
+    (event,) = ends_of(messages).values()
+    assert (event.session_id, event.save, event.expected_turn_count) == (
+        dropped["session_id"],
+        False,
+        1,
+    )
+    assert redis.zscore(UNENDED_KEY, session_key(dropped)) is None
+
+
 async def test_a_dropped_conversation_the_sweep_could_not_finalize_is_tried_again_soon(
     make_gateway: GatewayFactory, gateway_nats_url: str, redis: SyncRedis
 ) -> None:

@@ -7,8 +7,9 @@ lost phone or a crashed browser never comes back to.
 
 So the gateway ends it once no token of the session could any more (its maximum duration, the
 token's grace and a margin after it started), exactly as an ``/end`` with no body would: saved,
-without feedback. A conversation whose last session was ended as ``continued`` (the call
-dropped) and never went on is finalized the same way, once no session of it could still end it.
+without feedback; or, when the person's own end came and failed (NATS down), as they chose. A
+conversation whose last session was ended as ``continued`` (the call dropped) and never went
+on is finalized the same way, once no session of it could still end it.
 
 Every gateway sweeps. Redis leases each due entry to one gateway at a time, and an end is
 idempotent, so replicas neither double an end nor lose one: an entry whose end failed (NATS
@@ -27,14 +28,13 @@ from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.metrics import VOICE_SESSIONS_ABANDONED
 from opencouch.voice_gateway.finalization import end_session, finalize_deferred
 from opencouch.voice_gateway.state import Gateway
-from opencouch.voice_gateway.voice_sessions import Unended
+from opencouch.voice_gateway.voice_sessions import DEFAULT_CHOICE, Unended
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS: Final = 120.0
 """How long a gateway holds a due entry before another may take it (an end takes seconds)."""
 BATCH: Final = 50
-_DEFAULT_END: Final = EndRequest()
 
 
 async def end_abandoned(gateway: Gateway, now: float | None = None) -> int:
@@ -76,7 +76,10 @@ async def _end(gateway: Gateway, unended: Unended) -> int:
             log.warning("abandoned session expired unended", extra={"key_kind": "session"})
             await gateway.sessions.settle(unended)
             return 0
-        status, reply = await end_session(gateway, _DEFAULT_END, claims, wait_seconds=0)
+        # As the person chose, when their own end came and failed; else saved.
+        choice = await gateway.sessions.end_choice(claims.session_id) or DEFAULT_CHOICE
+        body = EndRequest(save=choice.save, feedback=choice.feedback)
+        status, reply = await end_session(gateway, body, claims, wait_seconds=0)
         VOICE_SESSIONS_ABANDONED.labels("session").inc()
         log.info(
             "abandoned session ended",
@@ -97,7 +100,7 @@ async def _end(gateway: Gateway, unended: Unended) -> int:
         gateway,
         unended.owner_id,
         unended.thread_id,
-        _DEFAULT_END,
+        None,
         retry_at=time.time() + LEASE_SECONDS,
     )
     if count:

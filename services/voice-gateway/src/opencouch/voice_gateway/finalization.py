@@ -34,7 +34,7 @@ from opencouch.runtime.jetstream import publish_event
 from opencouch.runtime.messaging import OUTAGE_RETRY_SECONDS, request
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
-from opencouch.voice_gateway.voice_sessions import DeferredEnd
+from opencouch.voice_gateway.voice_sessions import DEFAULT_CHOICE, DeferredEnd, EndChoice
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,8 @@ async def end_session(
 async def _end(
     gateway: Gateway, body: EndRequest, claims: VoiceSessionClaims, wait_seconds: float | None
 ) -> tuple[int, EndReply]:
-    closed = await gateway.sessions.close(claims, settle_seconds=_SETTLE_SECONDS)
+    choice = None if body.continued else EndChoice(save=body.save, feedback=body.feedback)
+    closed = await gateway.sessions.close(claims, settle_seconds=_SETTLE_SECONDS, final=choice)
     if not closed.existed:
         raise ServiceError(
             ErrorCode.VOICE_SESSION_NOT_FOUND, "This voice session is no longer known."
@@ -133,7 +134,8 @@ async def _end(
             return 200, existing.end_reply()
         return 202, _pending(claims, existing, closed.turn_count)
 
-    await _finalize_deferred(gateway, body, claims)
+    assert choice is not None  # not continued
+    await _finalize_deferred(gateway, choice, claims)
     if existing is not None and existing.status in _FINAL:
         return 200, existing.end_reply()
     wait = gateway.settings.end_wait_seconds if wait_seconds is None else wait_seconds
@@ -214,12 +216,12 @@ async def _publish_end(gateway: Gateway, event: SessionEnded) -> None:
 
 
 async def _finalize_deferred(
-    gateway: Gateway, body: EndRequest, claims: VoiceSessionClaims
+    gateway: Gateway, choice: EndChoice, claims: VoiceSessionClaims
 ) -> None:
     """Finalize the earlier sessions of this conversation with this end's save and feedback."""
     # The session being ended now is finalized after, as any session is.
     ended = await finalize_deferred(
-        gateway, claims.owner_id, claims.thread_id, body, but=claims.session_id
+        gateway, claims.owner_id, claims.thread_id, choice, but=claims.session_id
     )
     if ended:
         log.info(
@@ -231,39 +233,41 @@ async def finalize_deferred(
     gateway: Gateway,
     owner_id: str,
     thread_id: str,
-    body: EndRequest,
+    choice: EndChoice | None,
     *,
     but: str | None = None,
     retry_at: float | None = None,
 ) -> int:
-    """Finalize the owner's deferred sessions of the thread (all ``but`` one) with ``body``'s
-    save and feedback; how many.
+    """Finalize the owner's deferred sessions of the thread (all ``but`` one) with ``choice``
+    (None: nobody chose, so each as an earlier end that failed chose, else saved); how many.
 
     They are taken from Redis atomically, so of two ends racing only one publishes each; any
-    not published yet go back, so a retry of the end (503) finalizes them, or the gateway does
-    at ``retry_at`` (see ``VoiceSessionStore.restore_deferred``).
+    not published yet go back, with the choice, so a retry of the end (503) finalizes them, or
+    the gateway does at ``retry_at`` (see ``VoiceSessionStore.restore_deferred``).
     """
     taken = await gateway.sessions.take_deferred(owner_id, thread_id)
     earlier = [entry for entry in taken if entry.session_id != but]
     for done, entry in enumerate(earlier):
         try:
-            await _publish_end(gateway, _deferred_end_event(entry, body))
+            await _publish_end(gateway, _deferred_end_event(entry, choice))
         except ServiceError:
             await gateway.sessions.restore_deferred(
-                owner_id, thread_id, earlier[done:], retry_at=retry_at
+                owner_id, thread_id, earlier[done:], choice=choice, retry_at=retry_at
             )
             raise
     return len(earlier)
 
 
-def _deferred_end_event(entry: DeferredEnd, body: EndRequest) -> SessionEnded:
+def _deferred_end_event(entry: DeferredEnd, choice: EndChoice | None) -> SessionEnded:
+    if choice is None:
+        choice = EndChoice.decoded(entry.choice) if entry.choice else DEFAULT_CHOICE
     return SessionEnded(
         session_id=entry.session_id,
         thread_id=entry.thread_id,
         user_id=entry.user_id,
         memory_mode=MemoryMode.PERSISTENT,  # an incognito end is never deferred
-        feedback=body.feedback,
-        save=body.save,
+        feedback=choice.feedback,
+        save=choice.save,
         expected_turn_count=entry.turn_count,
         ended_at=datetime.fromtimestamp(entry.deferred_at, UTC),
     )

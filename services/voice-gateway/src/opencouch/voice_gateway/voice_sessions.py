@@ -13,6 +13,7 @@ and only then count the turns the finalizer must wait for.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -28,7 +29,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from opencouch.contracts.common import MemoryMode
-from opencouch.contracts.voice_api import PROPOSED_THREAD_SECRET_MIN_LENGTH
+from opencouch.contracts.voice_api import PROPOSED_THREAD_SECRET_MIN_LENGTH, Feedback
 from opencouch.voice_gateway.redis_batching import CommandBatcher
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
 
@@ -186,10 +187,18 @@ return 1
 """
 
 _CLOSE: Final = """
--- KEYS: session, owner's live set, every live session, and unended when nothing will end
--- the session (it is being forgotten).  ARGV: session id.  Returns {was_open, inflight, turns}.
-if KEYS[4] then redis.call('ZREM', KEYS[4], KEYS[1]) end
+-- KEYS: session, owner's live set, every live session, unended.  ARGV: session id, how
+-- ('forget': nothing will end the session; 'final': an end that decides, with the choice in
+-- ARGV[3] and when it is the gateway's to end in ARGV[4]; else a continued end).
+-- Returns {was_open, inflight, turns}.
+if ARGV[2] == 'forget' then redis.call('ZREM', KEYS[4], KEYS[1]) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0} end
+if ARGV[2] == 'final' then
+  -- Kept until the end is done, so that if it fails, whoever ends the session instead (a
+  -- retry, the gateway's sweep) ends it as the person chose.
+  redis.call('HSET', KEYS[1], 'end_choice', ARGV[3])
+  redis.call('ZADD', KEYS[4], 'NX', ARGV[4], KEYS[1])
+end
 local was_open = redis.call('HGET', KEYS[1], 'ended') ~= '1' and 1 or 0
 redis.call('HSET', KEYS[1], 'ended', '1')
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -292,6 +301,29 @@ class ClosedSession:
     existed: bool
     was_open: bool
     turn_count: int
+
+
+@dataclass(frozen=True)
+class EndChoice:
+    """What the person chose when they ended the conversation: keep it or not, and feedback."""
+
+    save: bool = True
+    feedback: Feedback | None = None
+
+    def encoded(self) -> str:
+        """As kept in Redis."""
+        return json.dumps({"save": self.save, "feedback": self.feedback})
+
+    @classmethod
+    def decoded(cls, raw: str) -> EndChoice:
+        """From what ``encoded`` kept."""
+        kept = json.loads(raw)
+        feedback = kept.get("feedback")
+        return cls(save=bool(kept["save"]), feedback=Feedback(feedback) if feedback else None)
+
+
+DEFAULT_CHOICE: Final = EndChoice()
+"""An end nobody chose for (a tab closed): saved, without feedback."""
 
 
 @dataclass(frozen=True)
@@ -429,14 +461,29 @@ class VoiceSessionStore:
             _, count = await pipe.execute()
         return int(count)
 
-    async def close(self, claims: VoiceSessionClaims, settle_seconds: float) -> ClosedSession:
-        """End the session to new turns and tools, wait for claims in flight, count its turns."""
+    async def close(
+        self,
+        claims: VoiceSessionClaims,
+        settle_seconds: float,
+        *,
+        final: EndChoice | None = None,
+    ) -> ClosedSession:
+        """End the session to new turns and tools, wait for claims in flight, count its turns.
+
+        ``final``: the choice of an end that decides (not ``continued``). It is kept with the
+        session, and the session stays the gateway's to end until ``ended``: should this end
+        fail, it is ended with that choice (even one ended as ``continued`` before)."""
         keys = [
             redis_key("vs", claims.session_id),
             redis_key("live", claims.owner_id),
             LIVE_SESSIONS_KEY,
+            UNENDED_KEY,
         ]
-        was_open, inflight, turns = await self._close(keys=keys, args=[claims.session_id])
+        args: list[str | int] = [claims.session_id, "continued"]
+        if final is not None:
+            abandoned_at = self._abandoned_at(claims.session_expires_at)
+            args = [claims.session_id, "final", final.encoded(), abandoned_at]
+        was_open, inflight, turns = await self._close(keys=keys, args=args)
         if was_open == -1:
             return ClosedSession(existed=False, was_open=False, turn_count=0)
         deadline = time.monotonic() + settle_seconds
@@ -481,6 +528,11 @@ class VoiceSessionStore:
             expires_at=expires + self._grace,
         )
 
+    async def end_choice(self, session_id: str) -> EndChoice | None:
+        """The choice of the session's last end that decided, if one came (and failed)."""
+        raw = await self._redis.hget(redis_key("vs", session_id), "end_choice")
+        return None if raw is None else EndChoice.decoded(_text(raw))
+
     async def settle(self, unended: Unended) -> None:
         """Nothing is left to end for ``unended``."""
         await self._redis.zrem(UNENDED_KEY, unended.key)
@@ -499,7 +551,7 @@ class VoiceSessionStore:
                 LIVE_SESSIONS_KEY,
                 UNENDED_KEY,
             ],
-            args=[session_id],
+            args=[session_id, "forget"],
         )
 
     async def close_all_live(self, claims: VoiceSessionClaims) -> list[str]:
@@ -729,11 +781,13 @@ class VoiceSessionStore:
         thread_id: str,
         entries: list[DeferredEnd],
         *,
+        choice: EndChoice | None = None,
         retry_at: float | None = None,
     ) -> None:
         """Put back taken sessions whose end could not be published, for a retry to take;
         the gateway's to end at ``retry_at`` (or later, should a session of the conversation
-        still be able to end them) if no retry comes first.
+        still be able to end them) if no retry comes first. ``choice``, the failed end's, goes
+        with them: the gateway ends them as the person chose.
 
         By default not before the session whose end failed could be ended by its retry."""
         if not entries:
@@ -743,6 +797,8 @@ class VoiceSessionStore:
             retry_at = self._abandoned_at(int(time.time()) + self._session_seconds)
         async with self._redis.pipeline(transaction=True) as pipe:
             for entry in entries:
+                if choice is not None:
+                    entry = dataclasses.replace(entry, choice=choice.encoded())
                 pipe.hsetnx(key, entry.session_id, entry.encoded())
             pipe.expire(key, self._ttl)
             pipe.zadd(UNENDED_KEY, {key: retry_at}, gt=True)
@@ -821,6 +877,8 @@ class DeferredEnd:
     turn_count: int
     """Its turns, counted when it was closed (in-flight turns settled)."""
     deferred_at: float
+    choice: str | None = None
+    """The choice (``EndChoice.encoded``) of a conversation's end that failed to finalize it."""
 
     def encoded(self) -> str:
         """As kept in Redis."""
