@@ -486,6 +486,9 @@ def test_end_without_saving_sends_save_false_and_incognito_keeps_nothing_on_the_
     page.wait_for_selector('#finalization[data-status="not_kept"]', timeout=WAIT_MS)
     stored = page.evaluate("() => JSON.stringify(Object.assign({}, localStorage))")
     assert "A private thought." not in stored
+    # Nor its session's token: kept in the tab alone (sessionStorage), and only until it ended.
+    tab = page.evaluate("() => JSON.stringify(Object.assign({}, sessionStorage))")
+    assert [s.token for s in fake.sessions.values() if s.token in stored + tab] == []
     reload(page)
     assert page.is_hidden("#history")
 

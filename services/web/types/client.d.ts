@@ -88,11 +88,20 @@ interface Attempt {
   retryAfterMs?: number | null;
 }
 
+/** A conversation's last session, kept for a reload's end, earlier turns and erasure. */
+interface SavedSession {
+  session_id: string;
+  token: string;
+  token_expires_at: number;
+  ended?: boolean;
+}
+
 /** What the page keeps of a conversation in localStorage. */
 interface SavedConversation {
   thread_id: string;
   user_id: string;
   memory_mode: MemoryMode;
   assistant_voice: string;
-  last?: { session_id: string; token: string; token_expires_at: number; ended?: boolean } | null;
+  /** A persistent session's only: an incognito one's is kept in the tab (conversation-store.js). */
+  last?: SavedSession | null;
 }

@@ -1,13 +1,15 @@
 // A conversation's own rules: how long a finalization in progress is polled, which session a
-// reload leaves to end, when a typed message's reply is asked for, and what the person is told
-// when Realtime cannot answer.
+// reload leaves to end, when a typed message's reply is asked for, what the person is told
+// when Realtime cannot answer (and for how long), and what the page forgets once it has ended.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 import { saveConversation } from '../../src/opencouch/web/static/js/conversation-store.js';
-import { FINALIZATION_POLL_MS, finalizationPollDelay } from '../../src/opencouch/web/static/js/conversation.js';
+import { ANSWER_PROBLEM, FINALIZATION_POLL_MS, finalizationPollDelay } from '../../src/opencouch/web/static/js/conversation.js';
 import { OUTBOX_KEY } from '../../src/opencouch/web/static/js/outbox.js';
-import { MemoryStorage, conversation, pause, peers, sayTurn, setup, until, useFakes } from './fake-realtime.js';
+import { MemoryStorage, conversation, hurry, pause, peers, sayTurn, setup, until, useFakes } from './fake-realtime.js';
 
 useFakes();
 
@@ -136,4 +138,138 @@ test('an erasure also forgets the turns this browser still waits to send', async
   assert.deepEqual(talk.outbox.pending(), []);
   await talk.outbox.flush(true);
   assert.deepEqual(turns, []);
+});
+
+/** A gateway call while the gateway is away. */
+const away = async () => {
+  throw Object.assign(new Error('the gateway is away'), { status: 0 });
+};
+
+/** A full garbage collection, after the jobs that may still hold what a WeakRef points to. */
+async function collect() {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc');
+  await pause(0);
+  gc();
+  await pause(0);
+}
+
+test('what was said leaves the page once the person ends, after its last turn went to the outbox', async () => {
+  const { api, talk } = conversation();
+  hurry(20);
+  const sent = [];
+  api.turn = async (_token, body) => (sent.push(body.user_text), { status: 200, body: { recorded: true } });
+  // The summary takes its time: the page asks after it for many minutes more.
+  api.end = async () => ({ status: 202, body: { status: 'in_progress' } });
+  api.finalization = async () => ({ status: 202, body: { status: 'in_progress' } });
+  await talk.connect(setup);
+  sayTurn(peers[0], 1, 'Something I only wanted to say once.');
+  peers[0].receive({ type: 'input_audio_buffer.speech_started', item_id: 'u2' });
+  peers[0].receive({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'u2', transcript: 'And one more thing.' });
+  const said = new WeakRef(talk.closedTurns[0]);
+  const ended = talk.end({ save: true });
+  await until(() => talk.state === 'ended');
+  assert.deepEqual(talk.closedTurns, []);
+  // Nothing still needed is lost: the turn open at the End was handed over and delivered first.
+  assert.deepEqual(sent, ['Something I only wanted to say once.', 'And one more thing.']);
+  peers.length = 0; // the fake peer, which holds the closed call's handlers, is the test's own
+  await collect();
+  assert.equal(said.deref(), undefined, 'no turn is held while the summary is still asked after');
+  api.finalization = async () => ({ status: 200, body: { status: 'completed' } });
+  await ended;
+});
+
+test('a problem goes with the call it came from: a later call, and its End, never show it again', async () => {
+  const { talk, problems } = conversation();
+  await talk.connect(setup);
+  const failed = { type: 'error', error: { type: 'server_error', code: 'server_error', message: 'Failed.' } };
+  peers[0].receive(failed);
+  assert.deepEqual(problems, [{ code: 'server_error', message: ANSWER_PROBLEM }]);
+  peers[0].fail(); // the call that could not answer drops; the conversation carries on in another
+  await until(() => peers.length === 2 && talk.state === 'connected');
+  assert.deepEqual(problems.slice(1), [null], 'the lost call took its problem with it');
+  await talk.end({ save: true });
+  // The ended calls say nothing more: what a page shows (and focuses) at the End is of no call.
+  peers[0].receive(failed);
+  peers[1].receive(failed);
+  assert.deepEqual(problems.slice(1), [null]);
+});
+
+test('Connect takes away the last attempt’s problem, and End the lost call’s "press Connect"', async () => {
+  const { api, talk, problems } = conversation();
+  hurry(20);
+  const create = api.createSession;
+  api.createSession = away;
+  await talk.connect(setup);
+  assert.equal(talk.state, 'idle');
+  assert.equal(problems.length, 1);
+  api.createSession = create;
+  const shown = [];
+  talk.addEventListener('state', () => shown.push(problems.at(-1)));
+  await talk.connect(setup);
+  assert.deepEqual(shown, [null, null], 'gone as the new call starts');
+
+  api.createSession = away;
+  peers[0].fail();
+  await until(() => talk.state === 'disconnected');
+  assert.equal(problems.at(-1)?.code, 'connection_lost');
+  await talk.end({ save: true });
+  assert.equal(talk.state, 'ended');
+  assert.equal(problems.at(-1), null, 'nothing is left to carry on');
+});
+
+test('an incognito session’s token is kept in this tab only, for a reload to end it, and goes with the End', async () => {
+  const storage = new MemoryStorage();
+  const tab = new MemoryStorage();
+  globalThis.sessionStorage = /** @type {any} */ (tab);
+  const kept = (store) => JSON.stringify([...store.map.values()]);
+  try {
+    const incognito = { ...setup, memory_mode: 'incognito' };
+    const before = conversation(storage);
+    await before.talk.connect(incognito);
+    assert.doesNotMatch(kept(storage), /token-vs_1/, 'never in localStorage');
+    assert.match(kept(tab), /token-vs_1/);
+    // The tab is reloaded mid-conversation: the page ends the session it left, as before.
+    const { api, talk } = conversation(storage);
+    api.sessions = 1;
+    await talk.resume();
+    assert.deepEqual(api.ends, [{ session: 'vs_1', body: { save: true } }]);
+    assert.doesNotMatch(kept(tab), /token-vs_1/);
+
+    await talk.connect(incognito);
+    assert.match(kept(tab), /token-vs_2/);
+    await talk.end({ save: true });
+    assert.doesNotMatch(kept(storage) + kept(tab), /token/);
+    // A persistent session's token stays in localStorage: its earlier turns show after a reload.
+    await talk.connect(setup);
+    assert.match(kept(storage), /token-vs_3/);
+    assert.doesNotMatch(kept(tab), /token/);
+  } finally {
+    // @ts-ignore: node has no sessionStorage of its own
+    delete globalThis.sessionStorage;
+  }
+});
+
+test('an erasure forgets the incognito token this tab still kept for a dropped call', async () => {
+  const storage = new MemoryStorage();
+  const tab = new MemoryStorage();
+  globalThis.sessionStorage = /** @type {any} */ (tab);
+  const kept = () => JSON.stringify([...storage.map.values(), ...tab.map.values()]);
+  try {
+    const { api, talk } = conversation(storage);
+    hurry(20);
+    const erased = [];
+    api.erase = async (token) => (erased.push(token), { status: 200, body: {} });
+    await talk.connect({ ...setup, memory_mode: 'incognito' });
+    // The gateway is away as the call drops: the lost session could not be ended yet.
+    Object.assign(api, { createSession: away, end: away });
+    peers[0].fail();
+    await until(() => talk.state === 'disconnected');
+    await talk.erase(); // it is back: the erasure ends the owner's sessions
+    assert.deepEqual(erased, ['token-vs_1']);
+    assert.doesNotMatch(kept(), /token/);
+  } finally {
+    // @ts-ignore: node has no sessionStorage of its own
+    delete globalThis.sessionStorage;
+  }
 });

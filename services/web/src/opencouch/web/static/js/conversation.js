@@ -5,7 +5,7 @@
 
 import { ApiError, asApiError } from './api.js';
 import { RealtimeCall } from './call.js';
-import { keepThreadSecret, liveToken, loadConversation, saveConversation, threadSecret } from './conversation-store.js';
+import { forgetTabSession, keepLastSession, keepThreadSecret, liveSession, loadConversation, markSessionEnded, threadSecret } from './conversation-store.js';
 import { redacted } from './event-log.js';
 import { newThreadSecret, newTurnId, randomHex } from './ids.js';
 import { LevelMeter, openMicrophone } from './mic.js';
@@ -81,8 +81,13 @@ export class VoiceConversation extends EventTarget {
     this.pendingCreate = false;
     /** Counts conversations: a reconnect of an earlier one finds it changed and stops. */
     this.epoch = 0;
-    /** An answer problem is shown; the next answer hides it. */
-    this.answerFailed = false;
+    /**
+     * The problem shown, if any. It belongs to the call (or the attempt at one) it came from: a
+     * new call, the loss of its call and the End take it away, so an earlier call's problem is
+     * never shown again, or focused, when a later one ends. An answer problem the next answer
+     * takes away too. @type {{code: string, message: string} | null}
+     */
+    this.problem = null;
     this.outbox = new Outbox({
       storage,
       send: (entry) => this.#attempt('turn', () => api.turn(entry.token, entry.body)),
@@ -107,7 +112,7 @@ export class VoiceConversation extends EventTarget {
   async resume() {
     // Which session is left is decided before waiting: meanwhile the person may press Connect,
     // and the session that starts is theirs, not the reload's.
-    const last = liveToken(loadConversation(this.storage));
+    const last = liveSession(this.storage);
     const left = last && !last.ended && !this.segment && globalThis.sessionStorage?.getItem(TAB_KEY) === last.session_id;
     await this.outbox.flush();
     if (left) await this.#retire(last.session_id, last.token, { save: true });
@@ -121,14 +126,15 @@ export class VoiceConversation extends EventTarget {
     const previous = this.setup;
     const carryOn = this.state === 'disconnected' && previous?.thread_id === setup.thread_id && previous?.memory_mode === setup.memory_mode;
     if (!carryOn) this.closedTurns = [];
-    Object.assign(this, { setup, ending: null, dropped: null, pendingCreate: false, answerFailed: false, epoch: this.epoch + 1 });
+    Object.assign(this, { setup, ending: null, dropped: null, pendingCreate: false, epoch: this.epoch + 1 });
+    this.#clearProblem();
     this.#state('connecting');
     try {
       this.mic = await openMicrophone();
       this.setMuted(this.muted);
     } catch (error) {
       this.#state('idle');
-      return this.#emit('problem', { code: 'microphone', message: micProblem(error) });
+      return this.#problem({ code: 'microphone', message: micProblem(error) });
     }
     try {
       this.meter = new LevelMeter(this.mic, (value) => this.#emit('level', value));
@@ -141,7 +147,7 @@ export class VoiceConversation extends EventTarget {
     } catch (error) {
       this.#stopMic();
       this.#state('idle');
-      return this.#emit('problem', asApiError(error));
+      return this.#problem(asApiError(error));
     }
     this.#state('connected');
     if (setup.memory_mode === 'persistent') void this.loadHistory();
@@ -165,13 +171,14 @@ export class VoiceConversation extends EventTarget {
     }
     const marks = { session_minted_ms: performance.now() - started };
     if (reply.thread_secret) keepThreadSecret(this.storage, setup.thread_id, reply.thread_secret);
+    const incognito = reply.memory_mode !== 'persistent';
     const last = { session_id: reply.session_id, token: reply.token, token_expires_at: reply.token_expires_at };
-    saveConversation(this.storage, { user_id: '', ...setup, last });
+    // An incognito session's token stays in this tab, and only until the session has ended.
+    keepLastSession(this.storage, { user_id: '', ...setup }, last, !incognito);
     globalThis.sessionStorage?.setItem(TAB_KEY, last.session_id);
     this.#emit('session', redacted(reply));
     // What was said before this session (a reconnect's earlier sessions), for the crisis screen.
     const carried = [...this.closedTurns];
-    const incognito = reply.memory_mode !== 'persistent';
     const tracker = new TurnTracker({
       newId: newTurnId,
       onChange: (turn) => this.#emit('turn', turn),
@@ -181,7 +188,7 @@ export class VoiceConversation extends EventTarget {
         // screen it in context with. A persistent turn's context is kept by the service.
         const body = turnRequest(turn, marks, incognito ? [...carried, ...tracker.before(turn)] : null);
         this.#emit('latency', body.latency);
-        void this.outbox.add({ id: turn.id, sessionId: last.session_id, token: last.token, tokenExpiresAt: last.token_expires_at, body, persist: reply.memory_mode === 'persistent' });
+        void this.outbox.add({ id: turn.id, sessionId: last.session_id, token: last.token, tokenExpiresAt: last.token_expires_at, body, persist: !incognito });
       },
     });
     const relay = new ToolRelay({
@@ -205,7 +212,8 @@ export class VoiceConversation extends EventTarget {
         relay.handle(event);
         if (event.type === 'response.done') this.#askPending(segment);
         if (event.error?.code === 'session_expired') void this.#lost(segment, 'session_expired');
-        else this.#answered(event);
+        // A call the conversation no longer uses (ended) has no problem to show.
+        else if (segment === this.segment) this.#answered(event);
       },
     });
     /** @type {Segment} */
@@ -266,6 +274,7 @@ export class VoiceConversation extends EventTarget {
     segment.call.close();
     this.#emit('event', { direction: 'in', event: { type: 'client.call_ended', reason } });
     segment.retired = this.#retire(segment.reply.session_id, segment.reply.token, CONTINUED_END);
+    this.#clearProblem();
     this.#state('reconnecting', reason);
     for (const delay of [300, 2000, 5000]) {
       await sleep(delay);
@@ -282,7 +291,7 @@ export class VoiceConversation extends EventTarget {
     this.dropped = segment;
     this.#stopMic();
     this.#state('disconnected', reason);
-    this.#emit('problem', { code: 'connection_lost', message: 'The connection was lost and could not be restored. What was said so far is kept; press Connect to carry on.' });
+    this.#problem({ code: 'connection_lost', message: 'The connection was lost and could not be restored. What was said so far is kept; press Connect to carry on.' });
   }
 
   /**
@@ -292,7 +301,7 @@ export class VoiceConversation extends EventTarget {
   async #retire(sessionId, token, body) {
     await this.outbox.settled(sessionId, SETTLE_MS);
     const { status } = await this.#attempt('end', () => this.api.end(token, body), body);
-    if (status && status < 500) this.#markEnded(sessionId);
+    if (status && status < 500) markSessionEnded(this.storage, sessionId);
   }
 
   /** Type instead of speaking; the reply is asked for once no response runs. */
@@ -331,13 +340,21 @@ export class VoiceConversation extends EventTarget {
     // Lost to a response already running (VAD fired as the page asked): that one answers.
     const raced = event.error?.code === 'conversation_already_has_active_response';
     if ((event.type === 'error' && !raced) || status === 'failed') {
-      this.answerFailed = true;
       const code = (event.type === 'error' ? event.error?.code : event.response?.status_details?.error?.code) ?? 'response_failed';
-      this.#emit('problem', { code: String(code), message: ANSWER_PROBLEM });
-    } else if (status === 'completed' && this.answerFailed) {
-      this.answerFailed = false;
-      this.#emit('problem', null);
+      this.#problem({ code: String(code), message: ANSWER_PROBLEM });
+    } else if (status === 'completed' && this.problem?.message === ANSWER_PROBLEM) {
+      this.#clearProblem();
     }
+  }
+
+  /** Show a problem, or take it away (null). @param {{code: string, message: string} | null} problem */
+  #problem(problem) {
+    this.#emit('problem', (this.problem = problem));
+  }
+
+  /** Take away the problem shown, if there is one. */
+  #clearProblem() {
+    if (this.problem) this.#problem(null);
   }
 
   /**
@@ -353,6 +370,8 @@ export class VoiceConversation extends EventTarget {
     // it the lost session (ended as continued) would be saved once its token ran out.
     const segment = this.segment ?? (this.state === 'disconnected' ? this.dropped : null);
     this.dropped = null;
+    // The End answers whatever was shown: no call is left to answer again or to carry on.
+    this.#clearProblem();
     this.#state('ending');
     await despite(() => {
       if (segment && !segment.lost) segment.tracker.closeAll('connection_interrupted');
@@ -360,17 +379,31 @@ export class VoiceConversation extends EventTarget {
     });
     await despite(() => this.#stopMic());
     this.segment = null;
+    // What was said leaves the page's memory now: hanging up handed the last turns to the outbox,
+    // and only a Connect after "disconnected" carries it on, never one after an End.
+    this.closedTurns = [];
     if (!segment) return this.#state('ended');
-    const { session_id: id, token } = segment.reply;
+    // Returned, not awaited: the end runs on with the session's id and token alone, so the call
+    // and its turns are not held for the half hour a summary may be asked after.
+    return this.#endSession(segment.reply.session_id, segment.reply.token, segment.retired, options);
+  }
+
+  /**
+   * The person's /end of the conversation's last session, once its turns have settled, and its
+   * finalization after. @param {string} id @param {string} token
+   * @param {Promise<void> | undefined} retired a dropped call's session, ended as continued
+   * @param {{save: boolean, feedback?: string}} options
+   */
+  async #endSession(id, token, retired, options) {
     // A dropped call's session is ended as continued first, so this end is the last one.
-    await despite(() => segment.retired);
+    await despite(() => retired);
     await despite(() => this.outbox.settled(id, SETTLE_MS));
     let result = await this.#attempt('end', () => this.api.end(token, options));
     for (let tries = 1; verdict(result) === 'retry' && tries < 4; tries += 1) {
       await sleep(backoff(tries, result.retryAfterMs));
       result = await this.#attempt('end', () => this.api.end(token, options));
     }
-    this.#markEnded(id);
+    markSessionEnded(this.storage, id);
     this.#state('ended');
     // What the person chose goes with each reply (which does not say it), for the card's heading.
     const saved = options.save !== false;
@@ -383,12 +416,6 @@ export class VoiceConversation extends EventTarget {
       if (next.body) this.#emit('finalization', { ...(result = next).body, saved });
       else if (verdict(next) === 'drop') break; // the token expired, say: asking again cannot help
     }
-  }
-
-  #markEnded(sessionId) {
-    const saved = loadConversation(this.storage);
-    const last = saved.last;
-    if (last && last.session_id === sessionId) saveConversation(this.storage, { ...saved, last: { ...last, ended: true } });
   }
 
   /**
@@ -408,9 +435,9 @@ export class VoiceConversation extends EventTarget {
     }
   }
 
-  /** The live session's token, else the last one saved while still valid. */
+  /** The live (or dropped) session's token, else the last one kept while still valid. */
   #token() {
-    return this.segment?.reply.token ?? liveToken(loadConversation(this.storage))?.token;
+    return (this.segment ?? this.dropped)?.reply.token ?? liveSession(this.storage)?.token;
   }
 
   /** Earlier turns of the thread (the page before `before`); quiet when unavailable. @param {string | null} [before] */
@@ -428,6 +455,8 @@ export class VoiceConversation extends EventTarget {
     if (!token) throw new ApiError('token_missing', 'Connect once first, so the service knows whose memory to erase.', 0);
     const { body } = await this.api.erase(token);
     this.outbox.clear();
+    // The erasure ended the owner's sessions: a dropped incognito one's token is of no more use.
+    forgetTabSession();
     return body;
   }
 
