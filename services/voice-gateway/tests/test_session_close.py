@@ -58,3 +58,43 @@ async def test_end_closes_to_new_turns_then_counts_the_turns_in_flight(redis_url
         await redis.aclose()
 
     assert (closed.existed, closed.was_open, closed.turn_count) == (True, True, 2)
+
+
+async def test_a_turn_not_acknowledged_when_its_session_was_counted_is_never_acknowledged(
+    redis_url: str,
+) -> None:
+    redis = Redis.from_url(redis_url)
+    store = session_store(redis)
+    now = int(time.time())
+    claims = VoiceSessionClaims(
+        session_id=f"vs_{uuid.uuid4().hex}",
+        thread_id=f"thread-close-{uuid.uuid4().hex[:8]}",
+        user_id=None,
+        memory_mode=MemoryMode.PERSISTENT,
+        session_expires_at=now + 3600,
+        expires_at=now + 3700,
+    )
+    try:
+        assert await store.create(claims, message_count=0, max_live=5)
+        session = claims.session_id
+        caller = Caller(session, claims.thread_id, None, "127.0.0.1")
+        # Two first tries that never finished: one died after its claim (its gateway killed),
+        # one whose publish outlasts /end's wait.
+        for turn in ("died", "slow"):
+            assert (await store.claim_turn(caller, turn, f"fp-{turn}")).state is ClaimState.CLAIMED
+        unkept = await store.claim_turn(caller, "unkept", "fp-unkept", in_flight=False)
+        assert unkept.state is ClaimState.CLAIMED
+
+        closed = await store.close(claims, settle_seconds=0.2)
+        assert closed.turn_count == 0  # what the finalizer is told to wait for
+
+        # The browser's retry of the first is refused, not acknowledged behind the count...
+        assert (await store.claim_turn(caller, "died", "fp-died")).state is ClaimState.ENDED
+        # ...and so is the slow one when its publish is finally acknowledged.
+        assert await store.complete_turn(session, "slow", "fp-slow") == (-1, 0)
+        assert await store.turn_count(session) == 0
+        # A turn counted nowhere (incognito's) is still seen again, to be screened again.
+        again = await store.claim_turn(caller, "unkept", "fp-unkept", in_flight=False)
+        assert again.state is ClaimState.SEEN
+    finally:
+        await redis.aclose()

@@ -150,6 +150,11 @@ async def record_turn(
     count, nth = await gateway.sessions.complete_turn(
         claims.session_id, body.client_turn_id, body_print
     )
+    if count < 0:
+        # /end counted the session's turns while this one was on its way (its first try died
+        # after its claim, or its publish outlasted the wait): it is not in the finalizer's
+        # count, so it is not acknowledged either.
+        raise ServiceError(ErrorCode.SESSION_ENDED, "This voice session has ended.")
     log.debug(
         "turn acknowledged",
         extra={"session_id": claims.session_id, "client_turn_id": body.client_turn_id},

@@ -139,7 +139,14 @@ if not ended and redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
     + _COUNT_CALL
     + """
 local raw = redis.call('GET', KEYS[2])
-if raw then return {'seen', raw} end
+if raw then
+  -- A stored turn (counted in flight) not acknowledged before its session's turns were
+  -- counted for the finalizer is not acknowledged after: the count would leave it out. (An
+  -- incognito turn is counted nowhere: its retry is screened again, as before the end.)
+  if ARGV[3] == '1' and ended == '1' and redis.call('HGET', KEYS[1], 'counted') == '1'
+     and not cjson.decode(raw).message_count then return {'ended'} end
+  return {'seen', raw}
+end
 if ended == '1' then return {'ended'} end
 if ARGV[6] == '0' then redis.set_repl(redis.REPL_NONE) end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
@@ -162,12 +169,14 @@ return {'counted'}
 )
 
 _COMPLETE_TURN: Final = """
--- KEYS: session, claim.  ARGV: fingerprint, ttl.  Counts the turn once per claim.
+-- KEYS: session, claim.  ARGV: fingerprint, ttl.  Counts the turn once per claim; {-1, 0}
+-- when the session's turns were counted for the finalizer before it came (not acknowledged).
 local raw = redis.call('GET', KEYS[2])
 if raw then
   local claim = cjson.decode(raw)
   if claim.message_count then return {claim.message_count, 0} end
 end
+if redis.call('HGET', KEYS[1], 'counted') == '1' then return {-1, 0} end
 local count = redis.call('HINCRBY', KEYS[1], 'message_count', 2)
 local turns = redis.call('HINCRBY', KEYS[1], 'turn_count', 1)
 redis.call('HINCRBY', KEYS[1], 'inflight', -1)
@@ -206,6 +215,12 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return {was_open,
         tonumber(redis.call('HGET', KEYS[1], 'inflight') or '0'),
         tonumber(redis.call('HGET', KEYS[1], 'turn_count') or '0')}
+"""
+
+_COUNT_TURNS: Final = """
+-- KEYS: session.  The session's turns, counted for good: no turn is acknowledged after.
+redis.call('HSET', KEYS[1], 'counted', '1')
+return tonumber(redis.call('HGET', KEYS[1], 'turn_count') or '0')
 """
 
 _BIND_THREAD: Final = """
@@ -372,6 +387,7 @@ class VoiceSessionStore:
         self._complete = redis.register_script(_COMPLETE_TURN)
         self._release = redis.register_script(_RELEASE_TURN)
         self._close = redis.register_script(_CLOSE)
+        self._count = redis.register_script(_COUNT_TURNS)
         self._bind = redis.register_script(_BIND_THREAD)
         self._take_deferred = redis.register_script(_TAKE_DEFERRED)
         self._due = redis.register_script(_DUE)
@@ -489,8 +505,10 @@ class VoiceSessionStore:
         deadline = time.monotonic() + settle_seconds
         while int(inflight) > 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-            raw_inflight, raw_turns = await self._redis.hmget(keys[0], ["inflight", "turn_count"])
-            inflight, turns = int(raw_inflight or 0), int(raw_turns or 0)
+            inflight = int(await self._redis.hget(keys[0], "inflight") or 0)
+        # The count the finalizer waits for: from now on no turn of the session is acknowledged
+        # (one whose first try died after its claim is refused rather than left out).
+        turns = await self._count(keys=[keys[0]])
         return ClosedSession(existed=True, was_open=bool(was_open), turn_count=int(turns))
 
     def _abandoned_at(self, session_expires_at: int) -> int:
@@ -610,7 +628,8 @@ class VoiceSessionStore:
         """Mark the turn acknowledged and count it once.
 
         Returns the thread's message count, and which turn of the session this one became
-        (0 when another request had already completed it).
+        (0 when another request had already completed it); a count of -1 when the session's
+        turns were counted for its end before: the turn is not acknowledged.
         """
         count, nth = await self._batch.run_script(
             self._complete,
