@@ -197,6 +197,23 @@ async def test_load_continues_repeats_simplifies_and_finishes(tools: ToolsHarnes
     assert beyond["status"] == "unavailable"
 
 
+async def test_finishing_an_exercise_not_under_way_leaves_the_one_running_alone(
+    tools: ToolsHarness,
+) -> None:
+    await tools.call(
+        "load_guided_exercise_skill", {"exercise_type": BOX, "runtime_action": "start"}
+    )
+    other = {"exercise_type": "grounding_5_4_3_2_1", "runtime_action": "finish"}
+
+    finished = (await tools.call("load_guided_exercise_skill", other)).output
+
+    assert finished["status"] == "unavailable"
+    assert BOX in finished["guidance"]
+    # The box breathing goes on where it was.
+    went_on = await tools.call("record_guided_exercise_progress", progress("inhale", "complete"))
+    assert went_on.output["status"] == "recorded"
+
+
 async def test_a_retried_call_gets_its_first_reply_and_advances_once(tools: ToolsHarness) -> None:
     await tools.call("start_guided_exercise", {"exercise_type": BOX})
     first = await tools.call(
