@@ -168,6 +168,22 @@ async def test_imminent_risk_with_no_known_place_asks_where_they_are(tools: Tool
     assert "local emergency services" in reply.output["safety_step"]
 
 
+async def test_imminent_risk_does_not_ask_again_where_someone_would_rather_not_say(
+    tools: ToolsHarness,
+) -> None:
+    refused = await tools.call(
+        "lookup_crisis_resources",
+        message="I'd rather not say",
+        transcript=[("assistant", "Which country are you in right now?")],
+    )
+    assert refused.output["status"] == "location_refused"
+
+    reply = await tools.call("get_crisis_support_template", {"risk_level": "imminent"})
+
+    assert "country" not in reply.output["question"]
+    assert reply.output["question"] == "Is there someone near you who can be with you right now?"
+
+
 async def test_without_redis_the_scaffold_still_answers_and_names_nothing(
     serve_tools: ServeTools, content: Content, tools_store: ToolsStore
 ) -> None:

@@ -84,9 +84,10 @@ def support_template(
         if emergency_number
         else "local emergency services"
     )
-    location_known = lookup is not None and lookup.location_status == "provided"
-    # With the place unknown and no time to lose, the one question is where they are.
-    question = _ASK_WHERE if risk_level == "imminent" and not location_known else scaffold.question
+    # With the place unknown and no time to lose, the one question is where they are; unless
+    # they would rather not say, which the lookup asked to respect: then the scaffold's own.
+    ask_where = lookup is None or lookup.location_status == "not_provided"
+    question = _ASK_WHERE if risk_level == "imminent" and ask_where else scaffold.question
     if lookup is None:
         guidance = (
             "Follow this shape in your own words, briefly. No resources were looked up in this "
