@@ -141,6 +141,15 @@ async def test_an_unknown_session_counts_nothing_and_an_ended_one_keeps_its_repl
     assert await counted(redis, "session", caller.session_id) == 3
 
 
+async def test_a_call_claim_outlasts_the_calls_longest_run_by_a_second(redis: Redis) -> None:
+    store = store_with(redis, session=1000, thread=1000, address=1000)
+    caller = await started(store, fresh("thread"), fresh("10.0.0.5"))
+    call_id = fresh("call")
+    # A tool timeout of 8.9 s: the call may store its output 8.9 s after its claim.
+    assert (await store.claim_call(caller, call_id, "fp", 8.9)).state is ClaimState.CLAIMED
+    assert await redis.pttl(redis_key("call", caller.session_id, call_id)) > 9_800
+
+
 async def test_a_restart_of_redis_keeps_the_claims_that_must_survive_it_and_no_more(
     restartable_redis: PrivateRedis,
 ) -> None:

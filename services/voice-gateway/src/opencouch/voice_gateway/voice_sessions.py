@@ -18,6 +18,7 @@ import functools
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -678,7 +679,9 @@ class VoiceSessionStore:
             caller,
             body_print,
             inflight=False,
-            claim_seconds=self._call_ttl if kept else max(1, int(hold) + 1),
+            # A whole second past the call's longest run, so a call that timed out still finds
+            # its claim when it stores its output (a fractional hold rounds up, never down).
+            claim_seconds=self._call_ttl if kept else math.ceil(hold) + 1,
             durable=not kept,
             by=by,
         )
