@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-import { saveConversation } from '../../src/opencouch/web/static/js/conversation-store.js';
+import { toApiError } from '../../src/opencouch/web/static/js/api.js';
+import { loadConversation, saveConversation } from '../../src/opencouch/web/static/js/conversation-store.js';
 import { ANSWER_PROBLEM, FINALIZATION_POLL_MS, finalizationPollDelay } from '../../src/opencouch/web/static/js/conversation.js';
 import { OUTBOX_KEY } from '../../src/opencouch/web/static/js/outbox.js';
 import { MemoryStorage, conversation, hurry, pause, peers, sayTurn, setup, until, useFakes } from './fake-realtime.js';
@@ -49,6 +50,32 @@ test('a reload ends the session it left, not the one the person started while tu
     await connected;
     assert.deepEqual(api.ends, [{ session: 'vs_old', body: { save: true } }]);
     assert.equal(talk.state, 'connected');
+  } finally {
+    // @ts-ignore: node has no sessionStorage of its own
+    delete globalThis.sessionStorage;
+  }
+});
+
+test('a reload ends the session it left even when the gateway cannot answer the first try', async () => {
+  const storage = new MemoryStorage();
+  const expires = Date.now() / 1000 + 3600;
+  saveConversation(storage, { ...setup, last: { session_id: 'vs_old', token: 'token-vs_old', token_expires_at: expires } });
+  globalThis.sessionStorage = /** @type {any} */ (new MemoryStorage());
+  sessionStorage.setItem('opencouch.tab-session', 'vs_old');
+  try {
+    const { api, talk } = conversation(storage);
+    hurry(50);
+    const end = api.end;
+    const tried = [];
+    api.end = async (token, body) => {
+      tried.push(body);
+      if (tried.length === 1) throw toApiError(503, null);
+      return end(token, body);
+    };
+    await talk.resume();
+    assert.equal(tried.length, 2);
+    assert.deepEqual(api.ends, [{ session: 'vs_old', body: { save: true } }]);
+    assert.equal(loadConversation(storage).last?.ended, true);
   } finally {
     // @ts-ignore: node has no sessionStorage of its own
     delete globalThis.sessionStorage;
@@ -262,12 +289,14 @@ test('an erasure forgets the incognito token this tab still kept for a dropped c
     api.erase = async (token) => (erased.push(token), { status: 200, body: {} });
     await talk.connect({ ...setup, memory_mode: 'incognito' });
     // The gateway is away as the call drops: the lost session could not be ended yet.
+    const { end } = api;
     Object.assign(api, { createSession: away, end: away });
     peers[0].fail();
     await until(() => talk.state === 'disconnected');
     await talk.erase(); // it is back: the erasure ends the owner's sessions
     assert.deepEqual(erased, ['token-vs_1']);
     assert.doesNotMatch(kept(), /token/);
+    api.end = end; // and the lost session's end, still retried, gets through
   } finally {
     // @ts-ignore: node has no sessionStorage of its own
     delete globalThis.sessionStorage;

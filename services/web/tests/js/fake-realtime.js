@@ -71,8 +71,24 @@ export class FakeGateway {
     };
     return { status: 200, body: reply };
   };
+  /**
+   * What each session's finalization was decided with, as the gateway would: a deciding /end
+   * (not continued) decides its own session and the ones ended as continued before it. A
+   * session missing here is one the gateway would end itself, an hour later, as saved.
+   * @type {Record<string, {save?: boolean, feedback?: string}>}
+   */
+  decided = {};
+  /** @type {string[]} sessions ended as continued, waiting for the conversation's last /end */
+  deferred = [];
   end = async (token, body) => {
-    this.ends.push({ session: token.replace('token-', ''), body });
+    const session = token.replace('token-', '');
+    this.ends.push({ session, body });
+    if (body.continued) {
+      if (!this.decided[session]) this.deferred.push(session);
+    } else {
+      for (const id of [...this.deferred, session]) this.decided[id] ??= body;
+      this.deferred = [];
+    }
     const detail = body.continued ? 'pending' : 'completed';
     return { status: body.continued ? 202 : 200, body: { status: detail, finalized: !body.continued } };
   };

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { ApiError, toApiError } from '../../src/opencouch/web/static/js/api.js';
 import { loadConversation } from '../../src/opencouch/web/static/js/conversation-store.js';
 import { CONTINUED_END } from '../../src/opencouch/web/static/js/conversation.js';
 import { toolStatus } from '../../src/opencouch/web/static/js/presenters.js';
@@ -245,4 +246,120 @@ test('after "disconnected" the person can still end, and their choice decides th
   assert.equal(talk.state, 'ended');
   // Continued when it dropped, then ended as the person chose: not saved by default later.
   assert.deepEqual(api.ends.map((e) => [e.session, e.body]), [['vs_1', { continued: true }], ['vs_1', { save: false }]]);
+});
+
+/** The network is gone: no reply at all. */
+const offline = () => new ApiError('network_error', 'Could not reach the voice service.', 0);
+/** The gateway is there but cannot end a session yet (NATS down, say). */
+const unavailable = (retryAfterMs = null) => toApiError(503, null, retryAfterMs);
+
+/**
+ * The dropped call's session `session` cannot be ended as continued: each of its continued
+ * /ends fails with the next of `failures` (as the API client throws), then the gateway answers
+ * as usual. Returns the continued /ends tried, failed or not.
+ * @param {import('./fake-realtime.js').FakeGateway} api @param {string} session @param {ApiError[]} failures
+ */
+function continuedEndFails(api, session, failures) {
+  const end = api.end;
+  const tried = [];
+  api.end = async (token, body) => {
+    if (token === `token-${session}` && body.continued) {
+      tried.push(body);
+      const failure = failures.shift();
+      if (failure) throw failure;
+    }
+    return end(token, body);
+  };
+  return tried;
+}
+
+test('a dropped call whose continued end fails is ended as continued once the gateway answers, before the End', async () => {
+  const { api, talk } = conversation();
+  hurry(50);
+  await talk.connect(setup);
+  // The network that dropped the call loses the first try too; then the gateway is busy a while.
+  const tried = continuedEndFails(api, 'vs_1', [offline(), unavailable(10000)]);
+  peers[0].fail();
+  await until(() => api.sessions === 2 && talk.state === 'connected');
+  assert.deepEqual(api.ends, [], 'the dropped session is not ended yet: its end waits for Retry-After');
+
+  // The person ends meanwhile, without saving: their End waits for the dropped session's end.
+  await talk.end({ save: false });
+  assert.equal(tried.length, 3);
+  assert.deepEqual(api.ends.map((e) => [e.session, e.body]), [['vs_1', CONTINUED_END], ['vs_2', { save: false }]]);
+  assert.deepEqual(api.decided, { vs_1: { save: false }, vs_2: { save: false } }, 'nothing of the conversation is kept');
+  assert.equal(talk.state, 'ended');
+});
+
+test('a continued end that never gets through is tried a few times, then the End ends that session as the person chose', async () => {
+  const { api, talk } = conversation();
+  hurry(100);
+  await talk.connect(setup);
+  const tried = continuedEndFails(api, 'vs_1', Array.from({ length: 20 }, () => unavailable()));
+  peers[0].fail();
+  await until(() => api.sessions === 2 && talk.state === 'connected');
+
+  const choice = { save: false, feedback: 'The line kept dropping.' };
+  await talk.end(choice);
+  assert.equal(tried.length, 6, 'a few tries, not forever');
+  // The dropped session was never deferred: the End's choice goes to it in its own /end, first.
+  assert.deepEqual(api.ends.map((e) => [e.session, e.body]), [['vs_1', choice], ['vs_2', choice]]);
+  assert.deepEqual(api.decided, { vs_1: choice, vs_2: choice });
+  assert.equal(talk.state, 'ended');
+});
+
+test('a continued end the gateway refuses for good (the session is gone) is neither retried nor ended again', async () => {
+  const { api, talk } = conversation();
+  hurry(50);
+  await talk.connect(setup);
+  const gone = toApiError(404, { error: { code: 'voice_session_not_found', message: 'This voice session is no longer known.' } });
+  const tried = continuedEndFails(api, 'vs_1', [gone]);
+  peers[0].fail();
+  await until(() => api.sessions === 2 && talk.state === 'connected');
+  await talk.end({ save: false });
+  assert.equal(tried.length, 1);
+  assert.deepEqual(api.ends.map((e) => [e.session, e.body]), [['vs_2', { save: false }]]);
+});
+
+test('after "disconnected" and Connect again, the End decides the lost session its continued end never reached', async () => {
+  const { api, talk } = conversation();
+  hurry(100);
+  await talk.connect(setup);
+  sayTurn(peers[0], 1, 'Please do not keep this.');
+  const create = api.createSession;
+  api.createSession = async () => {
+    throw offline();
+  };
+  const tried = continuedEndFails(api, 'vs_1', Array.from({ length: 20 }, () => offline()));
+  peers[0].fail();
+  await until(() => talk.state === 'disconnected');
+  api.createSession = create;
+  await talk.connect(setup); // the same thread: the conversation carries on
+  assert.equal(talk.state, 'connected');
+
+  await talk.end({ save: false });
+  assert.equal(tried.length, 6);
+  assert.deepEqual(api.ends.map((e) => [e.session, e.body]), [['vs_1', { save: false }], ['vs_2', { save: false }]]);
+  assert.deepEqual(api.decided, { vs_1: { save: false }, vs_2: { save: false } });
+});
+
+test('a lost session of another conversation is not ended with the next conversation\'s choice', async () => {
+  const { api, talk } = conversation();
+  hurry(100);
+  await talk.connect(setup);
+  const create = api.createSession;
+  api.createSession = async () => {
+    throw offline();
+  };
+  const tried = continuedEndFails(api, 'vs_1', Array.from({ length: 20 }, () => offline()));
+  peers[0].fail();
+  await until(() => talk.state === 'disconnected');
+  api.createSession = create;
+  await talk.connect({ ...setup, thread_id: 'thread-2' }); // a new conversation, not this one
+  await talk.end({ save: false });
+  await until(() => tried.length === 6); // the lost session's own tries, continued only
+  await pause(100);
+  assert.deepEqual(tried, Array(6).fill(CONTINUED_END));
+  assert.deepEqual(api.ends.map((e) => [e.session, e.body]), [['vs_2', { save: false }]]);
+  assert.equal(api.decided.vs_1, undefined);
 });

@@ -15,6 +15,13 @@ import { ToolRelay, localError } from './tool-relay.js';
 import { TurnTracker, clip, continuationItem, recentLines, turnRequest } from './turns.js';
 
 const SETTLE_MS = 30000;
+/** Tries of the person's /end: about 7 s of waits between them (longer on Retry-After). */
+const END_TRIES = 4;
+/**
+ * Tries of the /end of a session no longer in use (a dropped call's, a reload's): about 30 s of
+ * waits. A call drops mostly when the network does, so the first try is likely to fail too.
+ */
+const RETIRE_TRIES = 6;
 /** How long a finalization still in progress is polled: past the finalizer's 30-minute wait for memory. */
 export const FINALIZATION_POLL_MS = 35 * 60 * 1000;
 const TAB_KEY = 'opencouch.tab-session';
@@ -50,7 +57,12 @@ export const CONTINUED_END = Object.freeze({ continued: true });
 /** What the page says when Realtime could not answer: never the model's or the person's words. */
 export const ANSWER_PROBLEM = "The assistant couldn't answer. Please say that again.";
 
-/** @typedef {{reply: any, marks: LatencyMarks, call: RealtimeCall, tracker: TurnTracker, relay: ToolRelay, lost?: boolean, retired?: Promise<void>}} Segment */
+/** @typedef {{reply: any, marks: LatencyMarks, call: RealtimeCall, tracker: TurnTracker, relay: ToolRelay, lost?: boolean}} Segment */
+/**
+ * A session of this conversation ended as continued (its call dropped): `answered` settles once
+ * its /end has been tried, true if the gateway answered it.
+ * @typedef {{sessionId: string, token: string, answered: Promise<boolean>}} Continued
+ */
 
 export class VoiceConversation extends EventTarget {
   /** @param {import('./api.js').VoiceApi} api @param {Storage | null} storage @param {HTMLAudioElement} audio */
@@ -65,6 +77,8 @@ export class VoiceConversation extends EventTarget {
     /** The session whose call was lost for good ("disconnected"): the person's End decides it.
      * @type {Segment | null} */
     this.dropped = null;
+    /** This conversation's sessions ended as continued: its End settles them first. @type {Continued[]} */
+    this.continued = [];
     /** @type {Turn[]} closed turns: the context a reconnect gives the assistant */
     this.closedTurns = [];
     /** @type {any} the setup of the last connect */
@@ -125,7 +139,8 @@ export class VoiceConversation extends EventTarget {
     // said: nothing of another conversation goes into this one's tools, turns or reconnects.
     const previous = this.setup;
     const carryOn = this.state === 'disconnected' && previous?.thread_id === setup.thread_id && previous?.memory_mode === setup.memory_mode;
-    if (!carryOn) this.closedTurns = [];
+    // Sessions of a conversation not carried on are not this one's End to decide.
+    if (!carryOn) Object.assign(this, { closedTurns: [], continued: [] });
     Object.assign(this, { setup, ending: null, dropped: null, pendingCreate: false, epoch: this.epoch + 1 });
     this.#clearProblem();
     this.#state('connecting');
@@ -273,7 +288,8 @@ export class VoiceConversation extends EventTarget {
     segment.tracker.closeAll('connection_interrupted');
     segment.call.close();
     this.#emit('event', { direction: 'in', event: { type: 'client.call_ended', reason } });
-    segment.retired = this.#retire(segment.reply.session_id, segment.reply.token, CONTINUED_END);
+    const { session_id: sessionId, token } = segment.reply;
+    this.continued.push({ sessionId, token, answered: this.#retire(sessionId, token, CONTINUED_END) });
     this.#clearProblem();
     this.#state('reconnecting', reason);
     for (const delay of [300, 2000, 5000]) {
@@ -295,13 +311,30 @@ export class VoiceConversation extends EventTarget {
   }
 
   /**
-   * End a session no longer in use once its turns are in.
+   * End a session no longer in use once its turns are in, retried while the gateway is away.
+   * Never throws; true once the gateway answered (ended, or refused for good: nothing to do).
    * @param {string} sessionId @param {string} token @param {import('./api.js').EndBody} body
+   * @returns {Promise<boolean>}
    */
   async #retire(sessionId, token, body) {
-    await this.outbox.settled(sessionId, SETTLE_MS);
-    const { status } = await this.#attempt('end', () => this.api.end(token, body), body);
-    if (status && status < 500) markSessionEnded(this.storage, sessionId);
+    await despite(() => this.outbox.settled(sessionId, SETTLE_MS));
+    const answered = verdict(await this.#endRetried(token, body, RETIRE_TRIES)) !== 'retry';
+    if (answered) markSessionEnded(this.storage, sessionId);
+    return answered;
+  }
+
+  /**
+   * POST /end until the gateway answers (a 2xx, or a refusal no retry can change: 401, 404,
+   * 409…), at most `tries` times, waiting as `backoff` says between them. Never throws.
+   * @param {string} token @param {import('./api.js').EndBody} body @param {number} tries
+   */
+  async #endRetried(token, body, tries) {
+    let result = await this.#attempt('end', () => this.api.end(token, body), body);
+    for (let done = 1; verdict(result) === 'retry' && done < tries; done += 1) {
+      await sleep(backoff(done, result.retryAfterMs));
+      result = await this.#attempt('end', () => this.api.end(token, body), body);
+    }
+    return result;
   }
 
   /** Type instead of speaking; the reply is asked for once no response runs. */
@@ -369,7 +402,8 @@ export class VoiceConversation extends EventTarget {
     // After "disconnected" the End is still the person's: keep, or not, what was said. Without
     // it the lost session (ended as continued) would be saved once its token ran out.
     const segment = this.segment ?? (this.state === 'disconnected' ? this.dropped : null);
-    this.dropped = null;
+    const continued = this.continued;
+    Object.assign(this, { dropped: null, continued: [] });
     // The End answers whatever was shown: no call is left to answer again or to carry on.
     this.#clearProblem();
     this.#state('ending');
@@ -385,24 +419,31 @@ export class VoiceConversation extends EventTarget {
     if (!segment) return this.#state('ended');
     // Returned, not awaited: the end runs on with the session's id and token alone, so the call
     // and its turns are not held for the half hour a summary may be asked after.
-    return this.#endSession(segment.reply.session_id, segment.reply.token, segment.retired, options);
+    return this.#endSession(segment.reply.session_id, segment.reply.token, continued, options);
   }
 
   /**
    * The person's /end of the conversation's last session, once its turns have settled, and its
    * finalization after. @param {string} id @param {string} token
-   * @param {Promise<void> | undefined} retired a dropped call's session, ended as continued
+   * @param {Continued[]} continued the conversation's sessions ended as continued (dropped calls)
    * @param {{save: boolean, feedback?: string}} options
    */
-  async #endSession(id, token, retired, options) {
-    // A dropped call's session is ended as continued first, so this end is the last one.
-    await despite(() => retired);
-    await despite(() => this.outbox.settled(id, SETTLE_MS));
-    let result = await this.#attempt('end', () => this.api.end(token, options));
-    for (let tries = 1; verdict(result) === 'retry' && tries < 4; tries += 1) {
-      await sleep(backoff(tries, result.retryAfterMs));
-      result = await this.#attempt('end', () => this.api.end(token, options));
+  async #endSession(id, token, continued, options) {
+    // This end decides for the sessions ended as continued (the gateway finalizes them with it),
+    // so it waits until each continued end is done trying: sent before one got through, it
+    // would find that session not yet deferred, and nothing would decide it. A continued end
+    // that never got through (the network stayed away) left its session open and unended, for
+    // the gateway to end an hour later as saved: that session gets the person's own end here,
+    // with their choice (the gateway takes a deciding /end after a continued one too), before
+    // this one. An End of a dropped session itself (reconnecting, "disconnected") is that end.
+    for (const earlier of continued) {
+      if (!(await earlier.answered) && earlier.sessionId !== id) {
+        const ended = verdict(await this.#endRetried(earlier.token, options, END_TRIES)) !== 'retry';
+        if (ended) markSessionEnded(this.storage, earlier.sessionId);
+      }
     }
+    await despite(() => this.outbox.settled(id, SETTLE_MS));
+    let result = await this.#endRetried(token, options, END_TRIES);
     markSessionEnded(this.storage, id);
     this.#state('ended');
     // What the person chose goes with each reply (which does not say it), for the card's heading.
