@@ -1,9 +1,14 @@
 """Grounded lookup: answers built only from the curated corpus, with their citations.
 
-The corpus (migration ``0003_grounded_corpus.sql``) holds short passages, each our own summary
-of one page of public guidance. Postgres full-text search ranks them; a question whose terms the
-best passage barely covers gets ``no_verified_answer``, never a guess. Words that only frame a
-question ("what does the research say about...") are not counted as its terms.
+The corpus (migration ``0003_grounded_corpus.sql`` and later ones) holds short passages, each
+our own summary of one page of public guidance. Postgres full-text search finds them; a question
+whose topic the best passage barely covers gets ``no_verified_answer``, never a guess. Its terms
+are weighed by what they say about a topic in the library (``ToolsStore.search_passages``), so a
+passage sharing only ordinary words with it ("how long does grief last") does not answer it, a
+question on something the library never mentions ("bipolar", "antidepressants") is not answered
+from the rest of its words, and an everyday word the library never uses ("how much sleep...")
+does not count against one it covers. Words that only frame a question ("what does the research
+say about...") are not counted as its terms.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from opencouch.tools.store import PassageHit, ToolsStore
 log = logging.getLogger(__name__)
 
 MIN_COVERAGE: Final = 0.5
-"""At least half of the question's search terms must appear in a passage for it to answer."""
+"""At least half of the question's topic weight must be in a passage for it to answer."""
 MIN_RANK: Final = 0.05
 MAX_PASSAGES: Final = 2
 
