@@ -87,6 +87,24 @@ def ends_of(seen: list[bytes]) -> dict[str, SessionEnded]:
     return by_session
 
 
+async def swept_by_another(
+    make_gateway: GatewayFactory,
+    gateway_nats_url: str,
+    redis: SyncRedis,
+    due: list[str],
+    sessions: set[str],
+) -> dict[str, SessionEnded]:
+    """Make ``due`` due and sweep on another, healthy gateway: the ends published for
+    ``sessions``, one each."""
+    other = make_gateway()
+    async with published(gateway_nats_url, [subjects.SESSION_ENDED], sessions) as seen:
+        for key in due:
+            make_due(redis, key)
+        sweep(other)
+        messages = await seen.settled(len(sessions))
+    return ends_of(messages)
+
+
 async def test_a_session_nobody_ended_is_finalized_once_no_token_could_end_it(
     make_gateway: GatewayFactory, gateway_nats_url: str, redis: SyncRedis
 ) -> None:
@@ -231,14 +249,10 @@ async def test_an_end_that_could_not_be_published_is_finished_by_the_sweep(
     assert (down.status_code, down.json()["error"]["code"]) == (503, "service_unavailable")
     assert redis.zscore(UNENDED_KEY, session_key(session)) is not None
 
-    other = make_gateway()
-    async with published(
-        gateway_nats_url, [subjects.SESSION_ENDED], {session["session_id"]}
-    ) as seen:
-        make_due(redis, session_key(session))
-        sweep(other)
-        messages = await seen.settled(1)
-    (event,) = ends_of(messages).values()
+    ends = await swept_by_another(
+        make_gateway, gateway_nats_url, redis, [session_key(session)], {session["session_id"]}
+    )
+    (event,) = ends.values()
     assert (event.save, event.expected_turn_count) == (True, 1)
     assert redis.zscore(UNENDED_KEY, session_key(session)) is None
 
@@ -262,14 +276,13 @@ async def test_an_end_without_saving_that_failed_is_finished_by_the_sweep_withou
     down = unlucky.post(f"{API}/end", json=choice, headers=bearer(current))
     assert (down.status_code, down.json()["error"]["code"]) == (503, "service_unavailable")
 
-    other = make_gateway()
-    sessions = {dropped["session_id"], current["session_id"]}
-    async with published(gateway_nats_url, [subjects.SESSION_ENDED], sessions) as seen:
-        make_due(redis, conversation)
-        make_due(redis, session_key(current))
-        sweep(other)
-        messages = await seen.settled(2)
-    ends = ends_of(messages)
+    ends = await swept_by_another(
+        make_gateway,
+        gateway_nats_url,
+        redis,
+        [conversation, session_key(current)],
+        {dropped["session_id"], current["session_id"]},
+    )
     # Neither the session ended nor the one its conversation dropped is kept: as chosen.
     assert {(e.session_id, e.save, e.feedback) for e in ends.values()} == {
         (dropped["session_id"], False, "negative"),
@@ -291,14 +304,10 @@ async def test_a_dropped_session_ended_for_good_when_its_end_fails_is_still_fina
     down = unlucky.post(f"{API}/end", json={"save": False}, headers=bearer(dropped))
     assert (down.status_code, down.json()["error"]["code"]) == (503, "service_unavailable")
 
-    other = make_gateway()
-    async with published(
-        gateway_nats_url, [subjects.SESSION_ENDED], {dropped["session_id"]}
-    ) as seen:
-        make_due(redis, session_key(dropped))
-        sweep(other)
-        messages = await seen.settled(1)
-    (event,) = ends_of(messages).values()
+    ends = await swept_by_another(
+        make_gateway, gateway_nats_url, redis, [session_key(dropped)], {dropped["session_id"]}
+    )
+    (event,) = ends.values()
     assert (event.session_id, event.save, event.expected_turn_count) == (
         dropped["session_id"],
         False,

@@ -16,13 +16,13 @@ from opencouch.voice_gateway.tokens import VoiceSessionClaims
 from opencouch.voice_gateway.voice_sessions import (
     Caller,
     ClaimState,
+    VoiceSessionStore,
     redis_key,
 )
 
 
-async def test_end_closes_to_new_turns_then_counts_the_turns_in_flight(redis_url: str) -> None:
-    redis = Redis.from_url(redis_url)
-    store = session_store(redis)
+async def opened(store: VoiceSessionStore) -> VoiceSessionClaims:
+    """A new persistent session of its own thread, recorded in Redis."""
     now = int(time.time())
     claims = VoiceSessionClaims(
         session_id=f"vs_{uuid.uuid4().hex}",
@@ -32,8 +32,15 @@ async def test_end_closes_to_new_turns_then_counts_the_turns_in_flight(redis_url
         session_expires_at=now + 3600,
         expires_at=now + 3700,
     )
+    assert await store.create(claims, message_count=0, max_live=5)
+    return claims
+
+
+async def test_end_closes_to_new_turns_then_counts_the_turns_in_flight(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    store = session_store(redis)
     try:
-        assert await store.create(claims, message_count=0, max_live=5)
+        claims = await opened(store)
         session = claims.session_id
         caller = Caller(session, claims.thread_id, None, "127.0.0.1")
         assert (await store.claim_turn(caller, "done", "fp-done")).state is ClaimState.CLAIMED
@@ -65,17 +72,8 @@ async def test_a_turn_not_acknowledged_when_its_session_was_counted_is_never_ack
 ) -> None:
     redis = Redis.from_url(redis_url)
     store = session_store(redis)
-    now = int(time.time())
-    claims = VoiceSessionClaims(
-        session_id=f"vs_{uuid.uuid4().hex}",
-        thread_id=f"thread-close-{uuid.uuid4().hex[:8]}",
-        user_id=None,
-        memory_mode=MemoryMode.PERSISTENT,
-        session_expires_at=now + 3600,
-        expires_at=now + 3700,
-    )
     try:
-        assert await store.create(claims, message_count=0, max_live=5)
+        claims = await opened(store)
         session = claims.session_id
         caller = Caller(session, claims.thread_id, None, "127.0.0.1")
         # Two first tries that never finished: one died after its claim (its gateway killed),
