@@ -385,6 +385,160 @@ def test_better_without_me_is_ideation_unless_it_is_about_being_somewhere(
     assert classify(said).level == level
 
 
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        ("I just took 20 sleeping pills", 3),  # it was level 0
+        ("I took 30 pills", 3),  # it was level 0
+        ("I just swallowed 50 paracetamol", 3),  # it was level 0
+        ("I took an entire bottle of tylenol", 3),  # it was level 0
+        ("I took way too many pills", 3),  # it was level 0
+        ("I just drank bleach", 3),  # it was level 0
+        ("I've taken about forty of my antidepressants.", 3),  # it was level 0
+        ("I think I took like 25 of my sleeping tablets", 3),  # it was level 0
+        ("I swallowed a whole packet of painkillers an hour ago.", 3),  # it was level 0
+        ("I took a handful of xanax.", 3),
+        ("I drank some antifreeze.", 3),  # it was level 0
+        ("I've swallowed drain cleaner.", 3),  # it was level 0
+        ("I just drank a glass of weed killer", 3),  # it was level 0
+        ("I took a whole bottle of tylenol", 3),
+        ("I took too many pills", 3),
+        ("I just swallowed all my pills.", 3),
+        ("I took 2 paracetamol for my headache.", 0),
+        ("I took 20 mg of my antidepressant this morning.", 0),
+        ("I took 30 minutes to get ready.", 0),
+        ("I took too many photos on holiday.", 0),  # it was level 3
+        ("I took a bunch of selfies at the beach.", 0),  # it was level 3
+        ("I took a bottle of water to the gym.", 0),  # it was level 3
+        ("I took all the kids to the park.", 0),  # it was level 3
+        ("I drank a bottle of wine last night.", 0),
+        ("I bought some bleach for the bathroom.", 0),
+        ("I took an overdose when I was 15.", 2),  # it was level 3: an attempt, not an act now
+        ("Years ago I swallowed a whole bottle of pills.", 2),  # it was level 3
+        # ...and announced with its method.
+        ("I'm going to take 30 pills tonight.", 3),  # it was level 0
+        ("I'm going to swallow all my pills.", 3),  # it was level 0
+        ("I'm about to drink bleach.", 3),  # it was level 0
+        ("I'm not going to take 30 pills.", 0),
+    ],
+)
+def test_an_overdose_or_a_poisoning_told_as_done_is_an_act_under_way(said: str, level: int) -> None:
+    assert classify(said).level == level
+
+
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        ("suicide seems like the only way out", 2),  # it was level 0
+        ("Suicide feels like my only option.", 2),
+        ("Dying seems like the only way out.", 2),  # it was level 0
+        ("The only way out is to die.", 2),  # it was level 0
+        ("My only option left is death.", 2),  # it was level 0
+        ("I don't know if I want to live anymore", 2),  # it was level 0
+        ("I'm not sure whether I want to be alive anymore.", 2),
+        ("I wonder if I even want to keep living.", 2),  # it was level 0
+        ("I don't know if I want to live in London or in Leeds.", 0),
+        ("I'm not sure I want to go on the trip.", 0),
+        ("Quitting seems like the only way out of this job.", 0),
+    ],
+)
+def test_death_as_the_only_way_out_and_doubting_wanting_to_live_are_ideation(
+    said: str, level: int
+) -> None:
+    assert classify(said).level == level
+
+
+EARLIER = ScreeningContext(ideation_earlier=True)
+CHECKED_AFTER_EARLIER = ScreeningContext(after_safety_check=True, ideation_earlier=True)
+
+
+@pytest.mark.parametrize(
+    ("said", "context", "level", "reason"),
+    [
+        # The safety follow-up "do you have a plan?" answered no is no plan.
+        ("No, I don't have a plan.", EARLIER, 0, "negated"),  # it was 3 plan_after_ideation
+        ("No, I don't have a plan.", CHECKED_AFTER_EARLIER, 0, "denied_after_check"),  # it was 3
+        ("I don't have a gun", EARLIER, 0, "negated"),  # it was 3 plan_after_ideation
+        ("No. I have no pills at home.", EARLIER, 0, "negated"),  # it was 3 plan_after_ideation
+        ("I haven't made a plan", EARLIER, 0, "negated"),  # it was 3 plan_after_ideation
+        ("I've never made a plan.", EARLIER, 0, "negated"),  # it was 3 plan_after_ideation
+        ("I haven't bought a rope or anything.", EARLIER, 0, "negated"),  # it was 3
+        ("I don't think I have a plan, no.", EARLIER, 0, "negated"),  # it was 3
+        ("I think about suicide but I don't have a plan", None, 2, "ideation"),  # it was 3
+        ("I want to die, but I haven't got a gun.", None, 2, "ideation"),  # it was 3
+        # ...and a plan or means said is still one.
+        ("I have a plan to kill myself", None, 3, "plan"),
+        ("I have a plan.", EARLIER, 3, "plan_after_ideation"),
+        ("there is no other way i have a plan", EARLIER, 3, "plan_after_ideation"),
+        ("Nothing helps, I've made a plan.", EARLIER, 3, "plan_after_ideation"),
+        ("I have the pills ready", EARLIER, 3, "plan_after_ideation"),
+        ("I have a gun.", EARLIER, 3, "plan_after_ideation"),
+        ("I don't want to live and I've made a plan.", None, 3, "plan"),
+        ("I bought a gun to end it", None, 3, "plan"),  # it was level 1
+        ("I got a rope so I can end it.", None, 3, "plan"),  # it was level 1
+    ],
+)
+def test_a_plan_or_means_denied_is_not_imminent(
+    said: str, context: ScreeningContext | None, level: int, reason: str
+) -> None:
+    assessment = classify(said, context)
+    assert (assessment.level, assessment.reason) == (level, reason)
+
+
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        # A time anywhere in the sentence of an intent or self-harm makes it imminent...
+        ("I'm alone tonight and I want to kill myself", 3),
+        ("I've been cutting myself and I did it again today", 3),
+        ("I've been thinking about killing myself and tonight I will", 3),
+        ("I want to kill myself tonight", 3),
+        ("I'm going to end it tonight", 3),
+        ("Tonight I want to die", 3),
+        ("I want to die and nobody will be home tonight", 3),
+        ("I cut myself today", 3),
+        ("I'm going to kill myself tonight", 3),
+        ("I'm going to kill myself. Tonight.", 3),
+        ("Tonight's the night, I'm ending it.", 3),
+        ("I want to cut myself right now.", 3),
+        ("I used to cut myself, but now I want to cut myself again tonight.", 3),
+        ("I used to cut myself and I want to kill myself tonight.", 3),
+        ("I cut myself years ago and I cut myself again today.", 3),
+        ("I cut myself last night and I'm going to do it again tonight.", 3),
+        ("I took a whole bottle of pills about an hour ago.", 3),
+        ("I tried to kill myself when I was 15 and I'm going to do it tonight.", 3),
+        # ...a miss costs more than a false alarm: a time said with it, even denied, counts.
+        ("I want to die but I'm not going to do it tonight.", 3),
+        # ...and with an appointment it is the time of something the appointment times.
+        ("I'm going to kill myself tomorrow after my therapy appointment.", 3),
+        ("I want to kill myself and I'm skipping class tomorrow.", 3),
+        # Not with self-harm or ideation told of a remote past...
+        ("I cut myself when I was 15, now I'm 30", 2),  # it was level 3
+        ("I used to cut myself but I'm doing better now", 2),  # it was level 3
+        ("I self harmed as a teenager. Today I'm doing okay.", 2),  # it was level 3
+        ("I used to hurt myself years ago, not now.", 2),  # it was level 3
+        ("I was suicidal years ago but I'm okay now.", 2),
+        # ...nor as the time of a scheduled event.
+        # it was level 3
+        ("I've been thinking about killing myself, I have a therapy appointment tomorrow", 2),
+        ("I want to die and my exam is tomorrow.", 2),  # it was level 3
+        ("I want to die, tomorrow I have an exam.", 2),
+        ("I want to kill myself, tomorrow's exam doesn't matter.", 2),
+        ("I have an appointment with my GP tomorrow and I want to die.", 2),
+    ],
+)
+def test_a_time_in_the_sentence_of_an_intent_makes_it_imminent_unless_past_or_scheduled(
+    said: str, level: int
+) -> None:
+    assert classify(said).level == level
+
+
+def test_ending_it_announced_after_an_earlier_disclosure_is_imminent() -> None:
+    said = "I want to end it tomorrow"
+    assert classify(said).level == 1
+    assert classify(said, EARLIER) == CrisisAssessment(3, "plan_after_ideation")  # it was 1
+
+
 # -- the command line ---------------------------------------------------------------------------
 
 

@@ -12,7 +12,12 @@ How it reads an utterance, in order:
 3. Each clause is matched against signal patterns. A signal is dropped when it is negated in its
    clause ("I would never hurt myself", "killing myself is not something I'd do"), when its
    subject is someone else ("my friend wants to kill herself"), or when it is an accident
-   ("I burned myself on the stove").
+   ("I burned myself on the stove"). A denied plan or means is none ("I don't have a plan").
+   A time counts said anywhere in the sentence of what it makes imminent ("I'm alone tonight
+   and I want to kill myself"), or said on its own ("...kill myself. Tonight."): a missed
+   imminent risk costs more than a false alarm. It does not count with self-harm or ideation
+   told of a remote past ("I cut myself when I was 15, now I'm 30"), nor as the time of a
+   scheduled event ("I want to die, my therapy appointment is tomorrow").
 4. Signals combine into a level; context from the conversation (the assistant just asked a
    safety question; the user spoke of ideation earlier) can raise or settle it.
 The reason is a short code for reviewers and the crisis log, never the user's words.
@@ -106,6 +111,9 @@ class _Rule:
     needs_own_subject: bool = False
     """Dropped when its subject is someone else ("my friend wants to die")."""
     reason: str | None = None
+    negated_on_its_verb: bool = False
+    """Negated only by a "not" on its own verb ("I don't have a plan", "I haven't bought a
+    gun"), not by one elsewhere in its clause ("there is no other way i have a plan")."""
 
 
 def _rule(
@@ -115,8 +123,9 @@ def _rule(
     negatable: bool = True,
     own_subject: bool = False,
     reason: str | None = None,
+    negated_on_its_verb: bool = False,
 ) -> _Rule:
-    return _Rule(signal, re.compile(pattern), negatable, own_subject, reason)
+    return _Rule(signal, re.compile(pattern), negatable, own_subject, reason, negated_on_its_verb)
 
 
 # -- normalising ------------------------------------------------------------------------------
@@ -244,6 +253,63 @@ _HIT_MY_HEAD: Final = (
 )
 _WALL_OR_FLOOR: Final = r"(?:the |a |my )?(?:walls?|floor|ground)\b"
 
+# What an overdose is taken of: medicines by kind and by common name.
+_MEDICINE: Final = (
+    r"(?:pills?|tablets?|capsules?|caplets?|meds|medications?|medicines?|pain ?killers?|"
+    r"paracetamol|acetaminophen|tylenol|panadol|ibuprofen|advil|nurofen|motrin|aspirin|"
+    r"codeine|co-codamol|tramadol|oxycodone|oxycontin|oxys?|opioids?|morphine|fentanyl|"
+    r"xanax|valium|diazepam|lorazepam|ativan|klonopin|clonazepam|benzos?|ambien|zolpidem|"
+    r"zopiclone|benadryl|diphenhydramine|nytol|antidepressants?|sertraline|zoloft|prozac|"
+    r"fluoxetine|citalopram|escitalopram|lexapro|amitriptyline|mirtazapine|lithium|seroquel|"
+    r"quetiapine|insulin|antihistamines?|gabapentin|pregabalin|lyrica|sleep(?:ing)? aids?)"
+)
+# A dose's unit or a stretch of time after a number: "20 mg of my antidepressant", "30 minutes".
+_UNIT: Final = (
+    r"(?:mg|mcg|milligrams?|micrograms?|ml|millilitres?|milliliters?|g|grams?|units?|iu|doses?|"
+    r"seconds?|minutes?|mins?|hours?|days?|weeks?|months?|years?|times?)"
+)
+# A medicine after a quantity: "20 sleeping pills", "all of my meds", "too many of the tablets".
+_OF_MEDICINE: Final = (
+    rf"(?:of )?(?:(?:my|the|her|his|their|those|these|mum's|mom's|dad's) )?"
+    rf"(?:(?!{_UNIT}\b)[\w'-]+ ){{0,2}}?{_MEDICINE}\b"
+)
+# ...or the ones already spoken of ("I took 30 of them"), not people taken somewhere.
+_OF_THEM: Final = rf"of (?:them|those|these)\b(?!{_TAKEN_SOMEWHERE})"
+# Ten or more, in figures or words, perhaps roughly ("like 25", "about forty").
+_TEN_OR_MORE: Final = (
+    r"(?:(?:over|about|around|like|at least|maybe|nearly|almost|more than|roughly) )?"
+    r"(?:[1-9]\d+|(?:ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen|twenty|"
+    r"thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|four|five|six|"
+    r"seven|eight|nine))?|a hundred|hundreds|a dozen|dozens|a couple of dozen)"
+)
+_LOTS: Final = (
+    r"(?:a lot|lots|loads|a load|heaps|a ton|tons|a bunch|a handful|handfuls|a fistful|"
+    r"fistfuls|a pile|so many)"
+)
+_TOO_MANY: Final = r"(?:(?:way|far|much|so|a few|a lot|a couple|a bit) )?too (?:many|much)"
+_CONTAINER: Final = (
+    r"(?:(?:a|an|the|one|two|three|\d+) )?(?:whole |full |entire )?(?:bottles?|box|boxes|"
+    r"packs?|packets?|jars?|tubs?|strips?|sheets?|blister packs?|blisters?|(?:a |one )?"
+    r"(?:month|week)'?s? (?:worth|supply))"
+)
+# Drinks and groceries come in bottles too: "a bottle of water", "a bottle of red".
+_DRINK: Final = (
+    r"(?:water|wine|red|white|rose|beer|ale|lager|cider|juice|milk|soda|pop|coke|cola|"
+    r"lemonade|squash|champagne|prosecco|bubbly|vodka|whisky|whiskey|gin|rum|tequila|brandy|"
+    r"sake|spirits|liquor|coffee|tea|kombucha|sauce|ketchup|shampoo|lotion|perfume|oil|"
+    r"sunscreen|sun cream)"
+)
+_CLAUSE_END: Final = r"(?= *(?:$|[,;]|(?:and|but|so|because|then)\b))"
+# Poisons drunk or swallowed ("I drank bleach", "I swallowed drain cleaner").
+_POISON: Final = (
+    r"(?:bleach|anti-?freeze|drain (?:cleaner|unblocker)|weed ?killer|rat poison|poison|"
+    r"pesticides?|insecticides?|herbicides?|paraquat|lighter fluid|methanol|lye|caustic soda|"
+    r"cleaning (?:fluid|products?|solution|spray)|toilet cleaner|oven cleaner|disinfectant|"
+    r"dettol|lysol|screenwash|windscreen wash|windshield (?:washer )?fluid|brake fluid|petrol|"
+    r"gasoline|kerosene|paraffin|paint thinners?|white spirit|turpentine|ammonia|"
+    r"hand saniti[sz]er|rubbing alcohol|detergent|laundry (?:pods|detergent)|cyanide|arsenic)"
+)
+
 _RULES: Final = [
     # Third parties: someone else's self-harm, recorded so "I feel the same" can refer to it.
     _rule(
@@ -255,11 +321,26 @@ _RULES: Final = [
         negatable=False,
     ),
     # Acts under way, and acts announced with their method: imminent on their own.
+    # An overdose: ten or more, a lot, too many, all of them, a whole bottle or packet, of a
+    # medicine ("I took 30 pills", "I've taken way too many", "an entire bottle of tylenol");
+    # a poison drunk or swallowed ("I just drank bleach"). Told of a remote past ("when I was
+    # 15") it is a past attempt; see _told_of_a_remote_past.
     _rule(
         "act_in_progress",
-        r"\b(?:i have |i |i just |i have just )(?:took|taken|swallowed|downed) "
-        r"(?:a (?:whole )?bottle of|all (?:of )?(?:my|the)|an overdose|too many|a bunch of|"
-        r"a handful of)\b|\bi (?:have )?(?:just )?overdosed\b",
+        r"\bi (?:have |had )?(?:just |already |now )?(?:took|taken|swallowed|downed|popped|"
+        r"ingested) (?:"
+        rf"(?:{_TEN_OR_MORE}|{_LOTS}|{_TOO_MANY}|all|{_CONTAINER}) (?:{_OF_MEDICINE}|{_OF_THEM})"
+        rf"|{_TOO_MANY}{_CLAUSE_END}"
+        rf"|(?:them|those|these) all{_CLAUSE_END}"
+        rf"|(?:a|an|the|one) (?:whole |full |entire )?bottle of (?!(?:\w+ )?{_DRINK}\b)"
+        rf"|(?:the|a|an) (?:whole|entire|full) (?:bottle|box|pack|packet|jar|tub|strip)"
+        rf"{_CLAUSE_END}"
+        r"|an? (?:overdose|od)\b)"
+        r"|\bi (?:have |had )?(?:just |already )?overdosed\b"
+        r"|\bi (?:have |had )?(?:just |already |now )?(?:drank|drunk|swallowed|downed|ingested|"
+        r"chugged|ate|eaten) (?:(?:some|a (?:\w+ )?(?:bottle|cup|glass|mug|mouthful|capful|can|"
+        r"jug|bit|lot|load)|a lot|half (?:a|the) (?:bottle|cup|glass)) of )?"
+        rf"(?:(?:some|the|my|this|that) )?{_POISON}\b",
         negatable=False,
     ),
     _rule(
@@ -268,7 +349,11 @@ _RULES: Final = [
         r"jump(?= *(?:now|tonight|today)\b)|drive (?:my car )?(?:into|off)\b|overdose\b|"
         rf"{_TAKE_ALL}|take (?:all (?:of )?(?:my|the|"
         r"these|those) (?:pills|tablets)\b|the whole bottle\b)|hang myself\b|shoot myself\b|"
-        r"drown myself\b|cut (?:deep|deeper|my wrists?)\b|slit my wrists?\b)",
+        r"drown myself\b|cut (?:deep|deeper|my wrists?)\b|slit my wrists?\b"
+        # An overdose or a poison, as the acts under way below tell them ("take 30 pills").
+        rf"|(?:take|swallow) (?:{_TEN_OR_MORE}|{_LOTS}|{_TOO_MANY}) (?:{_OF_MEDICINE}|{_OF_THEM})"
+        rf"|swallow (?:all (?:of )?(?:my|the|these|those) {_MEDICINE}\b|them all\b|all of them\b)"
+        rf"|(?:drink|swallow) (?:some |the |a (?:\w+ )?(?:bottle|glass|cup) of )?{_POISON}\b)",
         own_subject=True,
     ),
     # Ideation in the user's own voice.
@@ -301,7 +386,12 @@ _RULES: Final = [
         r"\bsuicidal\b|\b(?:think|thinking|thought|thoughts) (?:about|of) (?:suicide|"
         r"not being here|not existing|ending things|ending it all)\b"
         r"|\b(?:consider|considering|contemplate|contemplating|commit|committing) suicide\b"
-        r"|\bsuicide (?:is|seems|feels like) (?:the only|an option|my only)\b"
+        r"|\bsuicide (?:is|seems|feels|looks|sounds)(?: like)? (?:the only|an option|my only)\b"
+        r"|\b(?:death|dying) (?:is|seems|feels|looks|sounds)(?: like)? (?:the|my) only "
+        r"(?:way out|option|answer|solution|choice|escape|way to (?:stop|end|escape))\b"
+        # ...said the other way round: "the only way out is to die".
+        r"|\b(?:the|my) only (?:way out|option|answer|solution|choice|escape)(?: left)? "
+        r"(?:is|would be|seems|feels like) (?:to die|death|dying|suicide)\b"
         r"|\bsuicide (?:is|has been|was|keeps) (?:\w+ )?(?:on|in|crossing) my mind\b"
         r"|\b(?:want|wants|wanted|wanting) to die\b|\bready to die\b"
         r"|\b(?:should|deserve to) (?:just )?die\b"
@@ -345,8 +435,11 @@ _RULES: Final = [
         r"be in this world)\b(?! forever| like this| with| in| there)"
         r"|\b(?:do|does) not (?:really )?want to wake up\b(?! early| at| before| so early| for)"
         r"|\bnot wanting to (?:live|be alive|exist|be here)\b"
-        r"|\bnot sure (?:if |whether |that )?i (?:want|wish) to (?:live|be alive|be here|"
-        r"keep going|go on)\b"
+        # Unsure of wanting to live at all, not of living somewhere or going on a trip.
+        r"|\b(?:not sure|do not know|unsure|wonder|wondering) (?:if |whether |that )?i "
+        r"(?:still |even |really )?(?:want|wish) to (?:live|be alive|be here|keep going|go on|"
+        r"keep living|stay alive)\b(?! (?:in|with|there|here|at|on|near|abroad|together|alone|"
+        r"by|a|an|the|to|for|holiday|vacation|dates?|trips?)\b)"
         r"|\bno (?:reason|point) (?:in|for) me (?:being alive|living|existing|staying alive|"
         r"going on|to live|to be alive|to go on)\b"
         r"|\bno (?:reason|point) (?:for me )?(?:to|in) (?:live|living|be alive|being alive|go on|"
@@ -400,7 +493,8 @@ _RULES: Final = [
         rf"|\b{_HIT_MY_HEAD}\b[^.;]{{0,40}}?\b(?:on purpose|deliberately|intentionally|"
         r"to (?:punish|hurt) myself|as hard as i could)\b",
     ),
-    # What turns ideation into imminent risk.
+    # What turns ideation into imminent risk. Denied, as the answer to "do you have a plan?"
+    # ("No, I don't have a plan", "I haven't bought a gun"), it is no plan and no means.
     _rule(
         "plan",
         r"\b(?:have|got|made|making) a plan\b"
@@ -408,7 +502,7 @@ _RULES: Final = [
         r"|\bknow (?:how|when|where|exactly how|exactly when) i (?:am going to|would|will|could)"
         r" (?:do it|end it|kill myself)\b"
         r"|\bcollecting (?:up )?(?:my |the )?(?:pills|tablets|meds|medication)\b",
-        negatable=False,
+        negated_on_its_verb=True,
     ),
     # Getting ready: a goodbye note, a stockpile, ways looked up. A warning sign on its own,
     # imminent with the act announced ("take them all") or alongside ideation.
@@ -429,14 +523,14 @@ _RULES: Final = [
         "acquired_means",
         r"\b(?:bought|got|have|found|ordered|getting) (?:a|the|some) (?:rope|noose|gun|pistol|"
         r"rifle)\b",
-        negatable=False,
+        negated_on_its_verb=True,
     ),
     _rule(
         "means",
         r"\b(?:pills|tablets|overdose|rope|noose|gun|firearm|pistol|rifle|knife|knives|razor|"
         r"blade|blades|bridge|ledge|rooftop|roof|balcony|overpass|train tracks|cliff|bleach|"
         r"poison|car exhaust|bottle of)\b",
-        negatable=False,
+        negated_on_its_verb=True,
     ),
     # A wish to jump said with nothing after it ("I'm on the roof and I want to jump"): from a
     # height, or with a time, it is imminent; alone it is ambiguous. "Jump into the pool",
@@ -453,7 +547,8 @@ _RULES: Final = [
     _rule(
         "means_at_hand",
         r"\b(?:have|got|holding|hold|bought|grabbed|took out|laid out|lined up) (?:got )?"
-        r"(?:the |a |my |some |all (?:of )?(?:my |the )?|these |those |enough )?(?:\w+ )?"
+        r"(?:the |a |my |some |all (?:of )?(?:my |the )?|these |those |enough )?"
+        r"(?:(?!(?:no|none|zero|nothing)\b)\w+ )?"  # "I have no pills" holds none
         r"(?:pills|tablets|meds|medication|painkillers|knife|razor|blade|blades|gun|rope|noose|"
         r"bleach|poison)\b"
         r"|\b(?:am|standing|sitting|stood|sat|climbed|walked|drove|driving|walking) (?:up )?"
@@ -463,19 +558,13 @@ _RULES: Final = [
         own_subject=True,
     ),
     _rule(
-        "time_future",
-        r"\b(?:tonight|tomorrow|this (?:weekend|evening|afternoon|week)|the night|"
-        r"after (?:everyone|everybody|they|my \w+) (?:goes|go|is|are|falls?)|in an? hour|"
-        r"in a few (?:hours|minutes)|on (?:monday|tuesday|wednesday|thursday|friday|saturday|"
-        r"sunday))\b",
-        negatable=False,
-    ),
-    _rule("time_now", r"\b(?:today|right now|now|right here)\b", negatable=False),
-    _rule(
         "do_it",
-        r"\b(?:going to|will|about to) (?:do it|use it)\b"
+        r"\b(?:going to|will|about to|want to|need to|have to|ready to) (?:do it|use it)\b"
+        # What means were got for, or what is next after an earlier disclosure ("I bought a
+        # gun to end it"); not ending it with someone.
+        r"|\b(?:to|going to|will|about to|i can|i could) end it\b(?! with| between| all| off)"
         rf"|\b(?:to|going to|will|about to|am|i am|can|could) {_TAKE_ALL}",
-        negatable=False,
+        negated_on_its_verb=True,  # "I'm not going to do it"
     ),
     _rule(
         "farewell",
@@ -528,6 +617,18 @@ _RULES: Final = [
         negatable=False,
         own_subject=True,
     ),
+    # A time: read last, as it counts only said with an intent, a "do it" or a wish to jump in
+    # its sentence, or said on its own ("I'm going to kill myself. Tonight."), and not as the
+    # time of a scheduled event ("my exam is tomorrow"); see _read_sentence.
+    _rule(
+        "time_future",
+        r"\b(?:tonight|tomorrow|this (?:weekend|evening|afternoon|week)|the night|"
+        r"after (?:everyone|everybody|they|my \w+) (?:goes|go|is|are|falls?)|in an? hour|"
+        r"in a few (?:hours|minutes)|on (?:monday|tuesday|wednesday|thursday|friday|saturday|"
+        r"sunday))\b",
+        negatable=False,
+    ),
+    _rule("time_now", r"\b(?:today|right now|now|right here)\b", negatable=False),
 ]
 
 _NEGATORS: Final = re.compile(r"\b(?:not|never|no|nothing|nobody|none|no longer|without)\b")
@@ -565,6 +666,76 @@ _MEANT: Final = re.compile(
     r"\b(?:on purpose|deliberately|intentionally|purposely|to (?:punish|hurt) myself|"
     r"(?:wanted|want|needed|need) to (?:feel|hurt|punish|bleed)|to feel (?:something|anything|"
     r"better|pain|real|alive)|because i (?:wanted|needed|deserved?|hate myself)|i deserved? it)\b"
+)
+
+# A "not" on the verb of what it negates, with nothing but these words between.
+_NEGATED_VERB: Final = re.compile(
+    r"\b(?:not|never|no)(?: (?:really|even|actually|honestly|yet|currently|ever|exactly|"
+    r"think|believe|i|have|had|do|did|got|gotten|a|an|any|the|my|some))* *$"
+)
+
+# -- times, and what they are said with -------------------------------------------------------
+
+_TIMES: Final[frozenset[Signal]] = frozenset({"time_future", "time_now"})
+# What a time in the same sentence makes imminent ("I'm alone tonight and I want to kill
+# myself", "I want to jump tonight", "I'm going to do it tonight" after an earlier disclosure).
+_TIMED: Final[frozenset[Signal]] = IDEATION_SIGNALS | {"jump_wish", "do_it"}
+# What can be told of a remote past, and is then not what a time makes imminent.
+_TOLD_OF_A_PAST: Final[frozenset[Signal]] = IDEATION_SIGNALS | {"act_in_progress"}
+# A clause with a subject of its own: a time in it, in a sentence with no intent, tells of
+# that. Said alone, a time is of what was said before ("I'm going to kill myself. Tonight.").
+_OWN_CLAUSE: Final = re.compile(
+    r"\b(?:i|we|you|he|she|they|my|our|your|his|her|their|there)\b"
+    r"|\b(?:the|a|an|this|that) \w+ (?:is|are|was|were|will|has|have|starts|ends|begins)\b"
+)
+# A scheduled event: a time said with one is its time ("my therapy appointment is tomorrow",
+# "tomorrow's exam"), not the time of an intent in the same sentence.
+_EVENT: Final = (
+    r"(?:appointments?|appts?|sessions?|therapy|counsel+ing|meetings?|exams?|examinations?|"
+    r"tests?|quiz|quizzes|shifts?|class|classes|lessons?|lectures?|seminars?|tutorials?|"
+    r"interviews?|doctors?|gp|dentist|therapist|psychiatrist|psychologist|counsel+or|nurse|"
+    r"check-?ups?|consultations?|clinic|presentation|training|practice|rehearsal|"
+    r"support group|group session)(?:'s)?"
+)
+# Between an event and its time: "appointment tomorrow", "exam is tomorrow", "shift starts
+# tomorrow"; two words at most, and none that ties the time to something else instead ("after
+# my appointment tomorrow", "...and tomorrow").
+_EVENT_THEN_TIME: Final = re.compile(rf"\b{_EVENT}((?: [\w']+){{0,2}}) *$")
+# ...and after a time: "tomorrow's exam", "tomorrow I have an exam", "today is my session".
+_TIME_THEN_EVENT: Final = re.compile(
+    r"^(?:'s)?(?: (?:i|we|have|has|had|got|is|was|will|be|am|there|my|our|a|an|the|another|"
+    r"this|that|first|next|big|final|morning|afternoon|evening|night|at|\d\S*|am|pm)){0,4} "
+    rf"{_EVENT}\b"
+)
+# What makes an event the time of something else: "I'll do it after my appointment tomorrow",
+# "I'm skipping class tomorrow".
+_TIMING_SOMETHING_ELSE: Final = re.compile(
+    r"\b(?:after|before|during|until|till|til|instead|rather|skip|skipping|miss|missing|"
+    r"cancel|cancelling|canceling|ditch|ditching|leave|leaving|from)\b"
+)
+# A remote past: "I cut myself when I was 15", "I used to", "as a teenager", "years ago".
+_REMOTE_PAST: Final = re.compile(
+    r"\b(?<!am )(?<!are )(?<!get )(?<!got )(?<!like i )(?<!as i )used to\b"
+    r"|\bwhen i was\b|\bi was (?:\d+|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|"
+    r"nine)teen|a (?:kid|child|teen|teenager|student)|younger|little) when\b"
+    r"|\bas a (?:kid|child|teen|teenager|young (?:adult|person|woman|man|girl|boy)|student|"
+    r"girl|boy)\b"
+    r"|\b(?:years|decades) (?:ago|back)\b|\b(?:a long time|long) ago\b"
+    r"|\bback (?:then|in (?:the day|school|high school|college|uni|university|\d{4}))\b"
+    r"|\bin (?:high school|middle school|secondary school|my (?:early |late )?(?:teens|"
+    r"twenties|20s|youth))\b|\bgrowing up\b|\blast year\b|\bin the past\b|\bin (?:19|20)\d\d\b"
+)
+# What says now: the past told before it is not what follows ("I used to cut myself, but now
+# I want to again"), and what it follows in its clause is of now ("I did it again today").
+_NOW: Final = re.compile(
+    r"\b(?:now|these days|nowadays|today|tonight|tomorrow|again|lately|recently|still|"
+    r"anymore|any more|currently|at the moment)\b"
+)
+# What turns from the past to now: "but", a "now", or the speaker's present ("I cut myself
+# years ago and I want to kill myself tonight").
+_TURN_TO_NOW: Final = re.compile(
+    rf"\b(?:but|however)\b|{_NOW.pattern}"
+    r"|\bi(?= (?:am|want|wanna|need|will|feel|keep|cannot|can|plan|intend|wish)\b)"
 )
 
 # -- a safety check and the answer to it ----------------------------------------------------------
@@ -606,6 +777,8 @@ def is_safety_check(assistant_text: str) -> bool:
 class _Reading:
     signals: set[Signal] = field(default_factory=set)
     reasons: dict[Signal, str] = field(default_factory=dict)
+    present: set[Signal] = field(default_factory=set)
+    """Signals said of now at least once, not only of a remote past ("when I was 15")."""
     negated: bool = False
     other_subject: bool = False
     accidental: bool = False
@@ -663,6 +836,7 @@ def _strip_quotes(text: str) -> str:
 
 def _read_sentence(sentence: str, reading: _Reading) -> None:
     breaks = [match.start() for match in _CLAUSE_BREAK.finditer(sentence)]
+    timed = False  # something a time in this sentence makes imminent was said
     for rule in _RULES:
         for match in rule.pattern.finditer(sentence):
             start = max((at for at in breaks if at <= match.start()), default=0)
@@ -671,15 +845,68 @@ def _read_sentence(sentence: str, reading: _Reading) -> None:
             if rule.needs_own_subject and _someone_else(before):
                 reading.other_subject = True
                 continue
-            if rule.negatable and _negated(before, after):
+            if rule.negatable and (
+                _negated_on_its_verb(before, after)
+                if rule.negated_on_its_verb
+                else _negated(before, after)
+            ):
                 reading.negated = True
                 continue
             if rule.signal == "self_harm" and _accidental(sentence, start, match.start(), end):
                 reading.accidental = True
                 continue
-            reading.signals.add(rule.signal)
-            reading.reasons.setdefault(rule.signal, rule.reason or rule.signal)
+            signal, reason = rule.signal, rule.reason or rule.signal
+            if signal in _TIMES and (
+                _of_a_scheduled_event(sentence, match.start(), match.end())
+                # In a sentence with no intent, a time in a clause of its own tells of that.
+                or (not timed and _OWN_CLAUSE.search(f"{before} {after}"))
+            ):
+                continue  # the time of an appointment, or of something else
+            past = signal in _TOLD_OF_A_PAST and _told_of_a_remote_past(
+                sentence, match.start(), match.end()
+            )
+            if signal == "act_in_progress" and past:
+                signal, reason = "past_attempt", "past_attempt"  # "...when I was 15"
+            reading.signals.add(signal)
+            reading.reasons.setdefault(signal, reason)
+            if past:
+                continue  # said of now too, later in the sentence?
+            if signal in _TIMED:
+                reading.present.add(signal)
+                timed = True
             break
+
+
+def _told_of_a_remote_past(sentence: str, at: int, end: int) -> bool:
+    """Whether the words at ``sentence[at:end]`` tell of a remote past ("I cut myself when I
+    was 15", "I used to cut myself"): said so between the nearest turns to now around them
+    ("but", "now", "I want"...), so "I used to, but now I want to cut myself" is not; nor is
+    what a "now" follows in its clause ("...and I cut myself again today")."""
+    now = _NOW.search(sentence, end)
+    clause_end = _CLAUSE_BREAK.search(sentence, end)
+    if (
+        now
+        and (not clause_end or now.start() <= clause_end.start())
+        and not _REMOTE_PAST.search(sentence, end, now.start())
+    ):
+        return False  # "I cut myself years ago and I cut myself again today"
+    start = max((turn.end() for turn in _TURN_TO_NOW.finditer(sentence, 0, at)), default=0)
+    turn = _TURN_TO_NOW.search(sentence, end)
+    return bool(_REMOTE_PAST.search(sentence, start, turn.start() if turn else len(sentence)))
+
+
+def _of_a_scheduled_event(sentence: str, at: int, end: int) -> bool:
+    """Whether the time at ``sentence[at:end]`` is that of a scheduled event said with it ("my
+    therapy appointment is tomorrow", "tomorrow's exam"), not of something the event times
+    ("I'll do it after my appointment tomorrow")."""
+    event = _EVENT_THEN_TIME.search(sentence, 0, at)
+    if event and not (
+        _TIMING_SOMETHING_ELSE.search(" ".join(sentence[: event.start()].split()[-3:]))
+        or _TIMING_SOMETHING_ELSE.search(event.group(1))
+        or _CLAUSE_BREAK.search(event.group(1))  # "...my appointment, and tomorrow"
+    ):
+        return True
+    return bool(_TIME_THEN_EVENT.match(sentence[end:]))
 
 
 def _accidental(sentence: str, start: int, at: int, end: int) -> bool:
@@ -703,6 +930,14 @@ def _someone_else(before: str) -> bool:
     return bool(other) and (not own or max(other) > max(own))
 
 
+def _negated_on_its_verb(before: str, after: str) -> bool:
+    """Whether a "not" negates the verb of a match ("I don't have a plan", "I've never made a
+    plan"), or a negation follows it in its clause."""
+    if _NEGATED_VERB.search(_NOT_NEGATIONS.sub(" ", before)):
+        return True
+    return bool(_NEGATED_AFTER.search(after))
+
+
 def _negated(before: str, after: str) -> bool:
     """Whether a negation in the clause governs the match: just before it, or just after it
     ("killing myself is not something I would do")."""
@@ -722,6 +957,8 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
         if signal in signals:
             return CrisisAssessment(3, signal)
     active = ideation & {"ideation", "suicidal_intent", "self_harm"}
+    # What a time makes imminent is what is said of now: not self-harm "when I was 15".
+    present = active & reading.present
     if ideation:
         for signal, reason in (
             ("plan", "plan"),
@@ -730,13 +967,18 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
             ("means", "means"),
             ("farewell", "farewell"),
         ):
-            if signal in signals:
+            # A method named with a remote past ("I took an overdose when I was 15") is that.
+            if signal in signals and (signal != "means" or ideation & reading.present):
                 return CrisisAssessment(3, reason)
         # A time makes active ideation imminent; "I don't want to wake up tomorrow" is not.
-        if active and "time_future" in signals:
+        if present and "time_future" in signals:
             return CrisisAssessment(3, "timeframe")
-        if active & {"suicidal_intent", "self_harm"} and "time_now" in signals:
+        if present & {"suicidal_intent", "self_harm"} and "time_now" in signals:
             return CrisisAssessment(3, "timeframe")
+    # "...and I'm going to do it tonight" said with ideation, even of the past ("I tried to
+    # kill myself when I was 15 and I'm going to do it tonight").
+    if ideation and "do_it" in signals and signals & {"time_now", "time_future"}:
+        return CrisisAssessment(3, "timeframe")
     if "jump_wish" in signals:
         if "means" in signals:
             return CrisisAssessment(3, "means")
