@@ -337,7 +337,7 @@ async def test_nothing_is_purged_before_every_named_reader_exists(nats_url: str)
         seen.append(event.session_id)
 
     try:
-        await publish_event(js, subject, ended(1), dedup_id=ended(1).dedup_id)
+        sequence = await publish_event(js, subject, ended(1), dedup_id=ended(1).dedup_id)
 
         async def stored() -> int:
             info = await js.stream_info(subjects.EVENTS_STREAM, subjects_filter=subject)
@@ -346,8 +346,10 @@ async def test_nothing_is_purged_before_every_named_reader_exists(nats_url: str)
         async with consuming(js, handle, subject=subject) as first:
 
             async def acknowledged() -> bool:
+                # Through this event, not merely past zero: a new consumer's floor starts just
+                # below the stream's first message, which earlier purges have moved up.
                 info = await js.consumer_info(subjects.EVENTS_STREAM, first)
-                return handled_through(info) > 0
+                return handled_through(info) >= sequence
 
             await eventually(acknowledged)
             late = f"test-late-{uuid.uuid4().hex[:8]}"
