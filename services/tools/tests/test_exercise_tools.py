@@ -258,6 +258,31 @@ async def test_a_persistent_sessions_exercise_survives_losing_redis(
     assert resumed.output["next_step"]["step_id"] == "exhale"
 
 
+async def test_a_late_write_of_an_older_run_does_not_go_back(
+    tools: ToolsHarness, redis_client: Redis, tools_store: ToolsStore
+) -> None:
+    """Two calls change the run in turn in Redis but write Postgres in either order: the older
+    revision, written last, must not replace the newer one (which Redis losing would bring back)."""
+    persistent = MemoryMode.PERSISTENT
+    await tools.call("start_guided_exercise", {"exercise_type": BOX}, mode=persistent)
+    older = await tools_store.exercise_run(tools.session_id)
+    await tools.call(
+        "record_guided_exercise_progress", progress("inhale", "complete"), mode=persistent
+    )
+    newer = await tools_store.exercise_run(tools.session_id)
+    assert older is not None
+    assert newer is not None
+    assert newer.revision == older.revision + 1
+    await tools_store.save_exercise_run(tools.session_id, older)
+    kept = await tools_store.exercise_run(tools.session_id)
+    assert kept == newer
+    await redis_client.delete(session_key(tools.session_id, "exercise"))
+    resumed = await tools.call(
+        "record_guided_exercise_progress", progress("hold_full", "complete"), mode=persistent
+    )
+    assert resumed.output["next_step"]["step_id"] == "exhale"
+
+
 async def test_an_incognito_exercise_is_never_written_to_postgres(
     tools: ToolsHarness, tools_store: ToolsStore
 ) -> None:

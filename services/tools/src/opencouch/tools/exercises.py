@@ -209,6 +209,9 @@ class ExerciseRun(BaseModel):
     last_call_id: str | None = None
     last_reply: dict[str, Any] | None = None
     """The reply to ``last_call_id``, so a retried call gets the same answer."""
+    revision: int = 0
+    """How many times the session's run was changed: its durable copy never goes back to an
+    older one written late."""
 
     @property
     def active(self) -> bool:

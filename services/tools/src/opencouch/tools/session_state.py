@@ -132,6 +132,9 @@ class SessionState:
                         current = await fallback()
                     new, result = change(current)
                     changed = new is not None and new != current
+                    if changed and new is not None:
+                        revision = current.revision + 1 if current else 1
+                        new = new.model_copy(update={"revision": revision})
                     pipe.multi()  # type: ignore[no-untyped-call]
                     if new is not None:
                         pipe.set(key, new.model_dump_json(), ex=self._seconds(until))

@@ -205,7 +205,11 @@ class ToolsStore:
     # -- exercise runs of persistent sessions -------------------------------------------------
 
     async def save_exercise_run(self, session_id: str, run: ExerciseRun) -> None:
-        """Keep ``run`` as the session's exercise, replacing any earlier one."""
+        """Keep ``run`` as the session's exercise, replacing an earlier revision of it.
+
+        Two calls of one session change its run in turn (in Redis) but may write it here in
+        either order: a revision older than the one kept is not written over it.
+        """
         async with self._pool.connection(timeout=self._timeout) as conn:
             await conn.execute(
                 """
@@ -214,6 +218,8 @@ class ToolsStore:
                 ON CONFLICT (session_id) DO UPDATE
                 SET exercise_id = EXCLUDED.exercise_id, step_index = EXCLUDED.step_index,
                     state = EXCLUDED.state, updated_at = now()
+                WHERE COALESCE((tools.exercise_runs.state ->> 'revision')::int, 0)
+                    < COALESCE((EXCLUDED.state ->> 'revision')::int, 0)
                 """,
                 (session_id, run.exercise_id, run.step_index, Jsonb(run.model_dump(mode="json"))),
             )
