@@ -507,8 +507,12 @@ def test_a_plan_or_means_denied_is_not_imminent(
         ("I cut myself last night and I'm going to do it again tonight.", 3),
         ("I took a whole bottle of pills about an hour ago.", 3),
         ("I tried to kill myself when I was 15 and I'm going to do it tonight.", 3),
-        # ...a miss costs more than a false alarm: a time said with it, even denied, counts.
-        ("I want to die but I'm not going to do it tonight.", 3),
+        # ...and a denial given up on, or a time put off to another, still times it...
+        ("I can't promise I won't do it tonight, I want to die", 3),
+        ("I want to kill myself and I'm not sure I won't do it tonight", 3),
+        ("I want to die, I won't do it tonight but maybe tomorrow", 3),
+        ("I want to kill myself, I'm not going to wait until tomorrow", 3),
+        ("I want to kill myself tonight, not tomorrow", 3),
         # ...and with an appointment it is the time of something the appointment times.
         ("I'm going to kill myself tomorrow after my therapy appointment.", 3),
         ("I want to kill myself and I'm skipping class tomorrow.", 3),
@@ -518,6 +522,10 @@ def test_a_plan_or_means_denied_is_not_imminent(
         ("I self harmed as a teenager. Today I'm doing okay.", 2),  # it was level 3
         ("I used to hurt myself years ago, not now.", 2),  # it was level 3
         ("I was suicidal years ago but I'm okay now.", 2),
+        # ...nor as the time of what its clause denies, or a time denied: ideation, not imminent.
+        ("I want to die but I'm not going to do it tonight.", 2),  # it was level 3
+        ("I want to kill myself but not tonight", 2),  # it was level 3
+        ("I want to kill myself and I don't have a plan for tonight", 2),  # it was level 3
         # ...nor as the time of a scheduled event.
         # it was level 3
         ("I've been thinking about killing myself, I have a therapy appointment tomorrow", 2),

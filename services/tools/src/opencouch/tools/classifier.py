@@ -17,7 +17,10 @@ How it reads an utterance, in order:
    and I want to kill myself"), or said on its own ("...kill myself. Tonight."): a missed
    imminent risk costs more than a false alarm. It does not count with self-harm or ideation
    told of a remote past ("I cut myself when I was 15, now I'm 30"), nor as the time of a
-   scheduled event ("I want to die, my therapy appointment is tomorrow").
+   scheduled event ("I want to die, my therapy appointment is tomorrow"), nor as the time of
+   what is denied in its clause ("I want to die but I'm not going to do it tonight", "...but
+   not tonight"); a denial that is not one still times it ("I can't promise I won't do it
+   tonight").
 4. Signals combine into a level; context from the conversation (the assistant just asked a
    safety question; the user spoke of ideation earlier) can raise or settle it.
 The reason is a short code for reviewers and the crisis log, never the user's words.
@@ -637,8 +640,13 @@ _NOT_NEGATIONS: Final = re.compile(
     r"\b(?:no one|nobody|no-one|no matter|no reason|no point|not even|not okay|not ok|not fine|"
     r"not sure|cannot stop|can not stop|could not stop|cannot help|cannot get|cannot shake|"
     r"do not know|did not know|not going to lie|not to be dramatic|not gonna lie|"
-    r"does not matter|no idea)\b"
+    r"does not matter|no idea"
+    # A denial given up on is none: "I can't promise I won't do it".
+    r"|(?:cannot|can not|could not|will not) promise(?: you)?(?: that)? i(?: will| am)? not"
+    r"|not sure(?: that)? i(?: will| can| could)(?: not)?)\b"
 )
+# A time itself denied: "I want to kill myself, but not tonight".
+_DENIED_TIME: Final = re.compile(r"\b(?:not|never)(?: (?:until|till|before|for))? *$")
 _NEGATED_AFTER: Final = re.compile(
     r"^\W*(?:is|was|would be|has|would)? ?(?:not|never|off the table|out of the question)\b"
     r"|\b(?:is|was) not (?:something|an option)\b|\bnever crossed my mind\b"
@@ -837,6 +845,7 @@ def _strip_quotes(text: str) -> str:
 def _read_sentence(sentence: str, reading: _Reading) -> None:
     breaks = [match.start() for match in _CLAUSE_BREAK.finditer(sentence)]
     timed = False  # something a time in this sentence makes imminent was said
+    denied: set[int] = set()  # the clauses (by start) where a signal was negated
     for rule in _RULES:
         for match in rule.pattern.finditer(sentence):
             start = max((at for at in breaks if at <= match.start()), default=0)
@@ -851,6 +860,7 @@ def _read_sentence(sentence: str, reading: _Reading) -> None:
                 else _negated(before, after)
             ):
                 reading.negated = True
+                denied.add(start)
                 continue
             if rule.signal == "self_harm" and _accidental(sentence, start, match.start(), end):
                 reading.accidental = True
@@ -858,6 +868,10 @@ def _read_sentence(sentence: str, reading: _Reading) -> None:
             signal, reason = rule.signal, rule.reason or rule.signal
             if signal in _TIMES and (
                 _of_a_scheduled_event(sentence, match.start(), match.end())
+                # The time of what its clause denies ("...but I'm not going to do it tonight"),
+                # or a time denied ("...but not tonight").
+                or start in denied
+                or _DENIED_TIME.search(_NOT_NEGATIONS.sub(" ", before))
                 # In a sentence with no intent, a time in a clause of its own tells of that.
                 or (not timed and _OWN_CLAUSE.search(f"{before} {after}"))
             ):
