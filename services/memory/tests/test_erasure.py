@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from psycopg import sql
@@ -24,8 +25,9 @@ from opencouch.contracts.memory import (
 )
 from opencouch.memory.candidates import CandidateStore
 from opencouch.memory.erasure import MEMORY_TABLES, Eraser
-from opencouch.memory.service import housekeeping
+from opencouch.memory.service import build, housekeeping
 from opencouch.memory.settings import MemorySettings
+from opencouch.memory.store import TranscriptStore
 from opencouch.memory.testing import Conversation, MemoryClient, eventually, new_id, new_session_id
 from opencouch.runtime.jetstream import (
     ORIGINAL_SEQUENCE,
@@ -318,6 +320,67 @@ async def test_erasing_a_user_takes_the_settings_made_while_their_thread_was_ano
     assert tables_holding(memory, anonymous.session_id) == []
 
 
+async def test_erasing_a_user_drops_what_their_thread_held_while_it_was_anonymous(
+    memory: MemoryClient, redis_url: str
+) -> None:
+    anonymous = Conversation(user_id=None)
+    name = word()
+    await memory.publish(anonymous.turn(f"My sister is called {name}."))
+    await memory.stored(anonymous.session_id, 1)
+    signed_in = Conversation(anonymous.thread_id, new_id("user"))
+    await memory.publish(signed_in.turn("Hello again."))
+    await memory.stored(signed_in.session_id, 1)
+    redis = Redis.from_url(redis_url)
+    try:
+        held = CandidateStore(redis, 3600)
+        assert [fact.text for fact in await held.held(anonymous.session_id)] != []
+
+        reply = await erase(memory, user_id=signed_in.user_id)
+
+        assert anonymous.session_id in reply.session_ids
+        # Held under the thread's owner of then (the thread), not the user: gone all the same.
+        assert await held.held(anonymous.session_id) == []
+        assert reply.pending_candidates == 1
+    finally:
+        await redis.aclose()
+
+
+async def test_a_turn_stored_as_its_user_is_erased_leaves_nothing_held(
+    memory: MemoryClient, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas: one stores a turn while the other erases its user, between the two steps
+    of storing it (holding its facts, storing the turn), whichever comes first."""
+    conversation = Conversation()
+    await memory.publish(conversation.turn("Hello there."))
+    await memory.stored(conversation.session_id, 1)
+    redis = Redis.from_url(redis_url)
+    try:
+        async with connection_pool(memory.database_url, max_size=2) as pool:
+            candidates = CandidateStore(redis, 3600)
+            handlers, _, eraser = build(MemorySettings(), pool, redis, memory.js)
+            steps: list[str] = []
+
+            def erasing_after_the_first(step: Callable[..., Awaitable[Any]]) -> Any:
+                async def run(*args: Any, **fields: Any) -> Any:
+                    result = await step(*args, **fields)
+                    steps.append(step.__name__)
+                    if len(steps) == 1:  # the other replica's erasure lands now
+                        await eraser.erase(user_id=conversation.user_id, thread_id=None)
+                    return result
+
+                return run
+
+            for owner, name in ((CandidateStore, "hold"), (TranscriptStore, "record_turn")):
+                monkeypatch.setattr(owner, name, erasing_after_the_first(getattr(owner, name)))
+            said = word()
+            await handlers.on_turn_recorded(conversation.turn(f"My sister is called {said}."))
+        assert len(steps) == 2
+        assert await candidates.held(conversation.session_id) == []
+    finally:
+        await redis.aclose()
+    assert tables_holding(memory, said) == []
+
+
 async def announced(memory: MemoryClient, erasure_id: str) -> OwnerErased | None:
     """The ``OwnerErased`` event memory published under ``erasure_id``, if any."""
     async for _, data in stored_events(memory.js, subjects.OWNER_ERASED):
@@ -352,7 +415,9 @@ async def test_an_erasure_announces_every_session_it_erased_to_the_other_service
 class _RedisDown(CandidateStore):
     """Held candidates unreachable: the erasure stops after its Postgres commit."""
 
-    async def drop_everything_of(self, owners_or_threads: list[str]) -> int:
+    async def drop_everything_of(
+        self, owners_or_threads: Sequence[str], session_ids: Sequence[str] = ()
+    ) -> int:
         raise RedisConnectionError("Redis is down")
 
 
@@ -435,3 +500,37 @@ async def test_an_erasure_cut_short_and_never_retried_is_finished_by_the_houseke
     shown = await memory.call("show_saved_memory", still_open)
     assert shown.output["pending_facts"] == []  # the held fact went from Redis too
     assert tables_holding(memory, conversation.user_id) == []
+
+
+async def test_a_turn_counts_as_stored_only_once_its_facts_are_held(
+    memory: MemoryClient, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finalizer commits a session once its turns are stored: a turn stored before its
+    facts were held (Redis blipped in between) was committed without them, and the fact held
+    by its redelivery was never committed."""
+    conversation = Conversation()
+    name = word()
+    turn = conversation.turn(f"My sister is called {name}.")
+    redis = Redis.from_url(redis_url)
+    try:
+        async with connection_pool(memory.database_url, max_size=2) as pool:
+            handlers, _, _ = build(MemorySettings(), pool, redis, memory.js)
+            hold = CandidateStore.hold
+
+            async def blip(self: CandidateStore, **fields: Any) -> None:
+                raise RedisConnectionError("Redis blipped")
+
+            monkeypatch.setattr(CandidateStore, "hold", blip)
+            with pytest.raises(RedisConnectionError):
+                await handlers.on_turn_recorded(turn)
+            # Not stored: what the finalizer waits for is not there yet.
+            counts = await TranscriptStore(pool).session_counts(conversation.session_id)
+            assert counts["stored_turns"] == 0
+            monkeypatch.setattr(CandidateStore, "hold", hold)
+            await handlers.on_turn_recorded(turn)  # the redelivery
+            counts = await TranscriptStore(pool).session_counts(conversation.session_id)
+            assert counts["stored_turns"] == 1
+            held = await CandidateStore(redis, 3600).held(conversation.session_id)
+            assert [fact.text for fact in held] == [f"My sister is called {name}."]
+    finally:
+        await redis.aclose()

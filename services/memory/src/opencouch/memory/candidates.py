@@ -8,6 +8,7 @@ expires: a session that is never committed leaves nothing behind.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -109,9 +110,15 @@ class CandidateStore:
             count, _ = await pipe.execute()
         return int(count)
 
-    async def drop_everything_of(self, owners_or_threads: list[str]) -> int:
-        """Drop every held candidate of these owners or threads (``user:..``, ``thread:..``)."""
+    async def drop_everything_of(
+        self, owners_or_threads: Sequence[str], session_ids: Sequence[str] = ()
+    ) -> int:
+        """Drop every held candidate of these owners or threads (``user:..``, ``thread:..``), and
+        of these sessions, whoever they were held under (a session of the thread while it was
+        anonymous is listed under the thread's owner of then, not the user's)."""
         dropped = 0
+        for session_id in session_ids:
+            dropped += await self.drop_session(session_id)
         for name in owners_or_threads:
             index = _sessions_of(name)
             members: set[bytes | str] = await self._redis.smembers(index)

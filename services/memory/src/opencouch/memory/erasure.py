@@ -159,8 +159,11 @@ class Eraser:
     async def _finish(self, erasure: _Unfinished) -> tuple[int, int]:
         """Clear the copies outside Postgres, announce the erasure, then forget the record;
         held candidates dropped and stream messages erased."""
-        # Held candidates are listed under their owner and their thread: one key covers both.
-        pending = await self._candidates.drop_everything_of([erasure.subject.owner])
+        # Held candidates are listed under their owner and their thread, and under the session:
+        # one erased while its thread was anonymous is listed under the owner of then.
+        pending = await self._candidates.drop_everything_of(
+            [erasure.subject.owner], erasure.session_ids
+        )
         messages = await self._erase_stream_copies(
             erasure.subject, set(erasure.session_ids), set(erasure.thread_ids)
         )

@@ -183,15 +183,14 @@ class MemoryHandlers:
         )
 
     async def on_turn_recorded(self, turn: TurnRecorded) -> None:
-        """Store a turn once, then hold the facts its user stated for the session's commit; a
-        turn of an erased session is dropped, and nothing of it is held."""
-        recorded = await self._transcripts.record_turn(turn)
-        if recorded is Recorded.SESSION_ERASED:
-            log.info(
-                "turn of an erased session dropped",
-                extra={"session_id": turn.session_id, "client_turn_id": turn.client_turn_id},
-            )
-            return
+        """Hold the facts a turn's user stated for the session's commit, then store the turn
+        once; a turn of an erased session is dropped, and what it held with it.
+
+        Held first: the finalizer commits a session once its turns are stored, so a stored turn
+        must already have its facts held (a failure in between redelivers the turn, and holding
+        again changes nothing). An erasure in between finds the turn not stored, and the turn
+        finds its session erased.
+        """
         await self._candidates.hold(
             session_id=turn.session_id,
             thread_id=turn.thread_id,
@@ -200,6 +199,14 @@ class MemoryHandlers:
             stated_at=turn.started_at or turn.recorded_at,
             facts=self._extractor.extract(turn.user_text),
         )
+        recorded = await self._transcripts.record_turn(turn)
+        if recorded is Recorded.SESSION_ERASED:
+            await self._candidates.drop_session(turn.session_id)
+            log.info(
+                "turn of an erased session dropped",
+                extra={"session_id": turn.session_id, "client_turn_id": turn.client_turn_id},
+            )
+            return
         log.info(
             "turn stored" if recorded is Recorded.STORED else "turn already stored",
             extra={"session_id": turn.session_id, "client_turn_id": turn.client_turn_id},
