@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import nats
+import nats.js.errors
 import psycopg
 import psycopg.errors
 import psycopg_pool
@@ -43,11 +44,17 @@ DOWN: list[tuple[BaseException, str]] = [
     (psycopg_pool.PoolClosed("the pool is closed"), "postgres"),
     (redis.exceptions.ConnectionError("Error 111 connecting"), "redis"),
     (redis.exceptions.TimeoutError("Timeout reading from socket"), "redis"),
+    # A handler's event not taken by JetStream (an erasure's announcement, say): it was 500.
+    (nats.errors.TimeoutError(), "nats"),
+    (nats.errors.NoRespondersError(), "nats"),
+    (nats.js.errors.ServiceUnavailableError(), "nats"),
+    (nats.errors.ConnectionReconnectingError(), "nats"),
 ]
 NOT_DOWN: list[BaseException] = [
     psycopg.errors.UniqueViolation("duplicate key"),
     psycopg.ProgrammingError("syntax error"),
     redis.exceptions.ResponseError("WRONGTYPE"),
+    nats.js.errors.BadRequestError(),
     ValueError("a bug"),
 ]
 

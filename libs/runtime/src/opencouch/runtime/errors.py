@@ -90,8 +90,9 @@ def describe_validation(
 
 
 def unreachable_store(error: BaseException) -> str | None:
-    """Which store ``error`` says is down or unreachable (``"postgres"``, ``"redis"``), else
-    None. Not the caller's fault, and over when the store is back: a service answers it
+    """Which store ``error`` says is down or unreachable (``"postgres"``, ``"redis"``, or
+    ``"nats"`` for NATS or JetStream), else None. Not the caller's fault, and over when the
+    store is back: a service answers it
     ``service_unavailable`` (a tool, ``tool_unavailable``), with a warning and no traceback,
     whichever handler met it."""
     for kinds, store in _store_outages():
@@ -104,7 +105,9 @@ def unreachable_store(error: BaseException) -> str | None:
 def _store_outages() -> tuple[tuple[tuple[type[BaseException], ...], str], ...]:
     """The outage errors of each store client this service has installed (the runtime's
     ``postgres`` and ``redis`` extras), as ``postgres`` and ``redis_client`` define them."""
-    found: list[tuple[tuple[type[BaseException], ...], str]] = []
+    from opencouch.runtime.messaging import BUS_OUTAGES  # imports this module
+
+    found: list[tuple[tuple[type[BaseException], ...], str]] = [(BUS_OUTAGES, "nats")]
     try:
         from opencouch.runtime.postgres import POSTGRES_OUTAGES
     except ImportError:

@@ -6,10 +6,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import nats
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel, ValidationError
 
@@ -36,6 +37,15 @@ _NATS_OUTAGES = (
     nats.errors.OutboundBufferLimitError,
     nats.errors.StaleConnectionError,
 )
+
+BUS_OUTAGES: Final = (
+    *_NATS_OUTAGES,
+    nats.errors.NoRespondersError,
+    nats.errors.TimeoutError,
+    nats.js.errors.ServiceUnavailableError,
+)
+"""What a handler meets when NATS or JetStream cannot take what it sends (a publish unacked,
+no stream or service to answer): an outage, not a bug."""
 
 
 def nats_failure(error: Exception, subject: str) -> ServiceError:
