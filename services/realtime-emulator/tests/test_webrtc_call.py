@@ -346,6 +346,12 @@ async def test_barge_in_clears_playing_audio_and_truncates_the_reply(
     )
     assert done["response"]["status"] == "cancelled"
     assert done["response"]["status_details"]["reason"] == "turn_detected"
+    # response.done reports what was generated; the stored item, cut by the server, keeps
+    # no transcript the user never heard.
+    assert done["response"]["output"][0]["content"][0]["transcript"]
+    peer.send({"type": "conversation.item.retrieve", "item_id": truncated["item_id"]})
+    retrieved = await peer.wait_for("conversation.item.retrieved")
+    assert retrieved["item"]["content"][0]["transcript"] == ""
     # The interruption itself is then answered.
     await peer.wait_for("response.done", lambda e: e["response"]["id"] != playing["response_id"])
 

@@ -429,6 +429,44 @@ async def test_conversation_items_and_out_of_band_text(
     await assert_everything_valid(emulator, stream)
 
 
+async def test_truncating_a_reply_deletes_its_transcript(
+    emulator: RunningEmulator, session: Session
+) -> None:
+    """OpenAI deletes the server-side transcript of a truncated reply, so neither the model's
+    context nor ``conversation.item.retrieve`` holds text the user did not hear."""
+    stream = session.stream
+    await stream.wait_for("session.created")
+    await session.send(
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Hello there, how are you today?"}],
+            },
+        }
+    )
+    await session.send({"type": "response.create"})
+    spoken = (await stream.wait_for("response.done"))["response"]["output"][0]
+    assert spoken["content"][0]["transcript"]
+
+    await session.send(
+        {
+            "type": "conversation.item.truncate",
+            "item_id": spoken["id"],
+            "content_index": 0,
+            "audio_end_ms": 10,
+        }
+    )
+    await stream.wait_for("conversation.item.truncated")
+    await session.send({"type": "conversation.item.retrieve", "item_id": spoken["id"]})
+    item = (await stream.wait_for("conversation.item.retrieved"))["item"]
+    assert item["role"] == "assistant"
+    assert item["status"] == spoken["status"]
+    assert item["content"] == [{"type": "output_audio", "transcript": ""}]
+    await assert_everything_valid(emulator, stream)
+
+
 @needs_speech
 async def test_g711_audio_in_and_out(emulator: RunningEmulator, speech_wav: Path) -> None:
     ulaw = {"type": "audio/pcmu"}

@@ -17,6 +17,9 @@ class Conversation:
         self.id = new_id("conv_")
         self.items: list[dict[str, Any]] = []
         self._emit = emit
+        # Items whose audio was cut (id to content index): their transcript stays deleted, even
+        # when the response that is still writing them finishes after the cut.
+        self._truncated: dict[str, int] = {}
 
     # -- changes the server makes -------------------------------------------------------------
 
@@ -38,9 +41,12 @@ class Conversation:
 
     def finish(self, item: dict[str, Any]) -> None:
         """Store an item's final form: ``conversation.item.done``."""
+        item = copy.deepcopy(item)
+        if item["id"] in self._truncated:
+            _delete_transcript(item, self._truncated[item["id"]])
         for index, existing in enumerate(self.items):
             if existing["id"] == item["id"]:
-                self.items[index] = copy.deepcopy(item)
+                self.items[index] = item
                 break
         self._emit(
             {
@@ -95,7 +101,12 @@ class Conversation:
         self.truncated(item["id"], content_index, audio_end_ms)
 
     def truncated(self, item_id: str, content_index: int, audio_end_ms: int) -> None:
-        """Announce that an assistant item was heard only up to ``audio_end_ms``."""
+        """An assistant item was heard only up to ``audio_end_ms``: as OpenAI does, its text
+        transcript is deleted, so the context holds no text the user did not hear."""
+        # Audio of an out-of-band response can be cut too; its item is not in the conversation.
+        if self.has(item_id):
+            self._truncated[item_id] = content_index
+            _delete_transcript(self.find(item_id), content_index)
         self._emit(
             {
                 "type": "conversation.item.truncated",
@@ -108,6 +119,7 @@ class Conversation:
     def delete(self, item_id: str) -> None:
         """``conversation.item.delete``."""
         self.items.remove(self.find(item_id))
+        self._truncated.pop(item_id, None)
         self._emit({"type": "conversation.item.deleted", "item_id": item_id})
 
     # -- reading ------------------------------------------------------------------------------
@@ -150,6 +162,13 @@ class Conversation:
         """Whether the user said anything (after item ``after``, when given)."""
         start = self.index(after) + 1 if after is not None else 0
         return any(item.get("role") == "user" for item in self.items[start:])
+
+
+def _delete_transcript(item: dict[str, Any], content_index: int) -> None:
+    """Empty the transcript of an item's audio part (one not written yet has none)."""
+    content = item.get("content") or []
+    if 0 <= content_index < len(content) and "transcript" in content[content_index]:
+        content[content_index]["transcript"] = ""
 
 
 def user_text(item: dict[str, Any]) -> str | None:
