@@ -192,7 +192,7 @@ async def test_waiting_past_memorys_horizon_fails_with_why_and_keeps_a_dead_lett
     async with run_finalizer(
         memory_wait_seconds=2.0, webhook_url=receiver.url, webhook_secret=SECRET
     ) as finalizer:
-        await finalizer.end(session_id, thread_id, 3)
+        await finalizer.end(session_id, thread_id, 3, feedback=Feedback.NEGATIVE)
         record = await finalizer.final(session_id)
         assert record.status == "failed"
         assert record.detail == (
@@ -218,6 +218,12 @@ async def test_waiting_past_memorys_horizon_fails_with_why_and_keeps_a_dead_lett
         await eventually(reported)
         report = SessionReport.model_validate_json(receiver.delivered(session_id)[0].body)
         assert (report.status, report.summary) == ("failed", None)
+        # The person's feedback is kept all the same: it was lost with the finalization.
+        assert report.feedback is Feedback.NEGATIVE
+        assert finalizer.rows(
+            "SELECT label, turn_count FROM finalizer.session_feedback WHERE session_id = %s",
+            session_id,
+        ) == [("negative", 3)]
 
 
 async def test_a_thin_session_is_finalized_without_an_arc_and_says_why(

@@ -96,7 +96,13 @@ class Finalizer:
         """The session's end will not be delivered again: record the failure and why."""
         if event.memory_mode is MemoryMode.INCOGNITO:
             return
-        failed = await self._store.fail(event.session_id, report=self._reports)
+        failed = await self._store.fail(
+            event.session_id,
+            report=self._reports,
+            feedback=event.feedback,
+            feedback_days=self._settings.feedback_retention_days,
+            turn_count=event.expected_turn_count,
+        )
         if failed is not None:
             record_finalization("failed", event.ended_at)  # duration since the session ended
             log.error("session finalization failed", extra=_ids(event))

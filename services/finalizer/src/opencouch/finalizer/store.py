@@ -216,21 +216,24 @@ class FinalizationStore:
             if record is None:
                 return None
             if feedback is not None:
-                await conn.execute(
-                    """
-                    INSERT INTO finalizer.session_feedback
-                        (session_id, label, turn_count, expires_at)
-                    VALUES (%s, %s, %s, now() + make_interval(days => %s))
-                    ON CONFLICT (session_id) DO NOTHING
-                    """,
-                    (session_id, feedback.value, completion.turn_count, feedback_days),
+                await _keep_feedback(
+                    conn, session_id, feedback, completion.turn_count, feedback_days
                 )
             if report:
                 await _owe_report(conn, session_id)
         return record
 
-    async def fail(self, session_id: str, *, report: bool) -> FinalizationRecord | None:
-        """Give up on the session, saying what it waited for; None if it was already final."""
+    async def fail(
+        self,
+        session_id: str,
+        *,
+        report: bool,
+        feedback: Feedback | None = None,
+        feedback_days: int = 1,
+        turn_count: int = 0,
+    ) -> FinalizationRecord | None:
+        """Give up on the session, saying what it waited for, and keep the person's feedback
+        all the same (over ``turn_count`` turns); None if it was already final."""
         async with self._pool.connection() as conn, conn.transaction():
             cursor = await conn.execute(
                 f"""
@@ -246,6 +249,8 @@ class FinalizationStore:
                 {"session": session_id},
             )
             record = _record(await cursor.fetchone())
+            if record is not None and feedback is not None:
+                await _keep_feedback(conn, session_id, feedback, turn_count, feedback_days)
             if record is not None and report:
                 await _owe_report(conn, session_id)
         return record
@@ -313,6 +318,20 @@ def _arc_params(arc: SessionArc | None) -> dict[str, Any]:
         "resolved": Jsonb(list(arc.resolved_threads) if arc else []),
         "method": arc.method if arc else None,
     }
+
+
+async def _keep_feedback(
+    conn: AsyncConnection[DictRow], session_id: str, feedback: Feedback, turns: int, days: int
+) -> None:
+    """The person's feedback on the session: its label and turn count, never their words."""
+    await conn.execute(
+        """
+        INSERT INTO finalizer.session_feedback (session_id, label, turn_count, expires_at)
+        VALUES (%s, %s, %s, now() + make_interval(days => %s))
+        ON CONFLICT (session_id) DO NOTHING
+        """,
+        (session_id, feedback.value, turns, days),
+    )
 
 
 async def _owe_report(conn: AsyncConnection[DictRow], session_id: str) -> None:
