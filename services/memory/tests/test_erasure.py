@@ -242,6 +242,35 @@ async def test_erasure_reaches_the_turns_any_reader_kept_as_dead_letters(
         assert await dead_letters_holding(memory, durable, others) == 1, durable
 
 
+async def test_a_turn_a_reader_gives_up_on_after_the_erasure_is_swept_from_the_dead_letters(
+    memory: MemoryClient, redis_url: str
+) -> None:
+    """The crisis classifier still retrying an erased session's turn gives up on it later: its
+    dead letter, written after the erasure, would keep the words for good."""
+    conversation, _ = await lived_and_erased(memory)
+    other = Conversation()
+    theirs, others = word(), word()
+    durable = subjects.TOOLS_CRISIS_CONSUMER
+    await dead_letter(memory, durable, conversation.turn(f"I am {theirs} and I give up."))
+    await dead_letter(memory, durable, other.turn(f"I am {others} and I give up."))
+
+    settings = MemorySettings(housekeeping_interval_seconds=0.1)
+    stop = asyncio.Event()
+    async with eraser_of(memory, redis_url) as eraser:
+        running = asyncio.create_task(housekeeping(memory.js, eraser, settings, stop))
+        try:
+
+            async def swept() -> bool:
+                return await dead_letters_holding(memory, durable, theirs) == 0
+
+            await eventually(swept)
+        finally:
+            stop.set()
+            await running
+
+    assert await dead_letters_holding(memory, durable, others) == 1
+
+
 async def test_a_classification_arriving_after_the_erasure_is_dropped(
     memory: MemoryClient,
 ) -> None:

@@ -32,7 +32,7 @@ from opencouch.contracts.events import OwnerErased, TurnRecorded
 from opencouch.contracts.memory import EraseMemoryReply
 from opencouch.memory.candidates import CandidateStore
 from opencouch.memory.policy import owner_key
-from opencouch.memory.store import session_hash
+from opencouch.memory.store import erased_among, session_hash
 from opencouch.runtime.jetstream import (
     dead_letters,
     forget_dead_letter,
@@ -155,6 +155,33 @@ class Eraser:
             await self._finish(erasure)
             log.warning("unfinished erasure finished", extra={"sessions": len(erasure.session_ids)})
         return len(unfinished)
+
+    async def forget_late_dead_letters(self) -> int:
+        """Delete the dead letters of erased sessions' turns written after their erasure (a
+        reader still retrying one gave up later, the crisis classifier's say); how many."""
+        letters: list[tuple[int, str]] = []
+        async for letter in dead_letters(self._js, ">"):
+            if letter.original_subject != subjects.TURN_RECORDED:
+                continue
+            try:
+                letters.append(
+                    (letter.sequence, TurnRecorded.model_validate_json(letter.data).session_id)
+                )
+            except ValueError:
+                continue
+        if not letters:
+            return 0
+        async with self._pool.connection() as conn:
+            erased = await erased_among(conn, {session for _, session in letters})
+        forgotten = 0
+        for sequence, session in letters:
+            if session in erased:
+                forgotten += await forget_dead_letter(self._js, sequence)
+        if forgotten:
+            log.warning(
+                "late dead letters of erased sessions deleted", extra={"messages": forgotten}
+            )
+        return forgotten
 
     async def _finish(self, erasure: _Unfinished) -> tuple[int, int]:
         """Clear the copies outside Postgres, announce the erasure, then forget the record;

@@ -137,8 +137,8 @@ def build(
 async def housekeeping(
     js: JetStreamContext, eraser: Eraser, settings: MemorySettings, stop: asyncio.Event
 ) -> None:
-    """Keep turn text in JetStream only until every reader has acknowledged it, and finish the
-    erasures nobody retried."""
+    """Keep turn text in JetStream only until every reader has acknowledged it, finish the
+    erasures nobody retried, and delete what a reader gave up on after its session's erasure."""
     while not stop.is_set():
         try:
             await purge_acknowledged(js, subjects.TURN_RECORDED)
@@ -150,6 +150,10 @@ async def housekeeping(
             )
         except (nats.errors.Error, TimeoutError, RedisError, psycopg.Error) as error:
             log.warning("unfinished erasures not finished", extra={"error": type(error).__name__})
+        try:
+            await eraser.forget_late_dead_letters()
+        except (nats.errors.Error, TimeoutError, psycopg.Error) as error:
+            log.warning("late dead letters not swept", extra={"error": type(error).__name__})
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), settings.housekeeping_interval_seconds)
 

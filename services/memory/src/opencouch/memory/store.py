@@ -7,6 +7,7 @@ started speaking, else when the turn was recorded, then the order they were stor
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from enum import Enum
 from typing import Any, Final
 
@@ -233,6 +234,16 @@ class TranscriptStore:
 def session_hash(session_id: str) -> str:
     """How an erased session is remembered: not even its id is kept."""
     return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+async def erased_among(conn: AsyncConnection[DictRow], session_ids: Iterable[str]) -> set[str]:
+    """Which of these sessions were erased."""
+    hashes = {session_hash(session): session for session in session_ids}
+    cursor = await conn.execute(
+        "SELECT session_hash FROM memory.erased_sessions WHERE session_hash = ANY(%s)",
+        (list(hashes),),
+    )
+    return {hashes[row["session_hash"]] for row in await cursor.fetchall()}
 
 
 async def session_erased(conn: AsyncConnection[DictRow], session_id: str) -> bool:
