@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats
@@ -186,6 +186,31 @@ async def test_screening_a_turn_twice_logs_it_once(
         await nc.close()
     rows = await log_rows(tools_pool, session)
     assert [(row["level"], row["reason"]) for row in rows] == [(2, "self_harm"), (2, "ideation")]
+
+
+async def test_a_turn_screened_late_does_not_put_back_an_older_context(
+    tools_store: ToolsStore, redis_client: Redis, nats_url: str
+) -> None:
+    """The turn whose assistant line asked about safety is screened; then an earlier turn comes
+    again (a redelivery): the next answer is still read as an answer to the safety question,
+    and the ideation said earlier still counts."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = await ensure_events_stream(nc)
+        state = SessionState(redis_client, 60)
+        screening = CrisisScreening(tools_store, state, js)
+        session = new_session_id()
+        earlier = turn(session, "I want to die", "That sounds so heavy.")
+        later = turn(session, "it is a lot", "Are you thinking about killing yourself?")
+        later = later.model_copy(update={"recorded_at": earlier.recorded_at + timedelta(seconds=9)})
+        await screening.on_turn_recorded(earlier)
+        await screening.on_turn_recorded(later)
+        await screening.on_turn_recorded(earlier)  # redelivered after the later one
+        memory = await state.screening_memory(session)
+    finally:
+        await nc.close()
+    assert memory.safety_check_pending
+    assert memory.ideation_earlier
 
 
 def _crisis_turns(level: int) -> float:

@@ -71,13 +71,7 @@ class CrisisScreening:
         await publish_event(
             self._js, subjects.TURN_CLASSIFIED, classified, dedup_id=classified.dedup_id
         )
-        await self._remember(
-            turn.session_id,
-            ScreeningMemory(
-                safety_check_pending=is_safety_check(turn.assistant_text),
-                ideation_earlier=memory.ideation_earlier or assessment.level >= LOGGED_LEVEL,
-            ),
-        )
+        await self._remember(turn, assessment)
         record_crisis_turn(assessment.level, "persistent")  # crisis turns by level
         log.info(
             "turn classified",
@@ -116,9 +110,14 @@ class CrisisScreening:
             log.warning("screening memory unavailable", extra={"error": type(error).__name__})
             return ScreeningMemory()
 
-    async def _remember(self, session_id: str, memory: ScreeningMemory) -> None:
+    async def _remember(self, turn: TurnRecorded, assessment: CrisisAssessment) -> None:
         try:
-            await self._state.save_screening_memory(session_id, memory)
+            await self._state.remember_screened(
+                turn.session_id,
+                turn.started_at or turn.recorded_at,
+                safety_check=is_safety_check(turn.assistant_text),
+                at_risk=assessment.level >= LOGGED_LEVEL,
+            )
         except REDIS_OUTAGES as error:
             log.warning("screening memory not saved", extra={"error": type(error).__name__})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Final, TypeVar
 
 import redis.exceptions
@@ -38,6 +39,18 @@ class ScreeningMemory(BaseModel):
     """The assistant's last line asked the user directly about their safety."""
     ideation_earlier: bool = False
     """An earlier turn of this session was at level 2 or more."""
+    as_of: datetime | None = None
+    """When the turn whose assistant line set ``safety_check_pending`` began: a turn screened
+    late (a redelivery) does not put back an older one's."""
+
+    def after(self, at: datetime, *, safety_check: bool, at_risk: bool) -> ScreeningMemory:
+        """What to remember after screening the turn begun ``at``."""
+        ideation = self.ideation_earlier or at_risk
+        if self.as_of is not None and at < self.as_of:
+            return self.model_copy(update={"ideation_earlier": ideation})
+        return ScreeningMemory(
+            safety_check_pending=safety_check, ideation_earlier=ideation, as_of=at
+        )
 
 
 def session_key(session_id: str, part: str) -> str:
@@ -106,6 +119,27 @@ class SessionState:
         await self._redis.set(
             session_key(session_id, "screening"), memory.model_dump_json(), ex=self._ttl
         )
+
+    async def remember_screened(
+        self, session_id: str, at: datetime, *, safety_check: bool, at_risk: bool
+    ) -> None:
+        """Add the turn begun ``at`` to the session's screening memory, atomically: two
+        replicas screening turns of one session at once both count, and the later turn's
+        assistant line is the one remembered, whichever was screened last."""
+        key = session_key(session_id, "screening")
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for _ in range(_MAX_WATCH_RETRIES):
+                try:
+                    await pipe.watch(key)
+                    current = _parse(ScreeningMemory, await pipe.get(key)) or ScreeningMemory()
+                    new = current.after(at, safety_check=safety_check, at_risk=at_risk)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(key, new.model_dump_json(), ex=self._ttl)
+                    await pipe.execute()
+                    return
+                except redis.exceptions.WatchError:
+                    continue
+        raise redis.exceptions.TimeoutError("the screening memory is being changed concurrently")
 
     async def change_exercise(
         self,
