@@ -28,7 +28,8 @@ interface ToolCall {
   responseId: string;
   argumentsText: string;
   arguments: Record<string, unknown> | null;
-  status: 'running' | 'done' | 'failed';
+  /** `skipped`: its response was cut off (a barge-in), so it never ran. */
+  status: 'running' | 'done' | 'failed' | 'skipped';
   startedAt: number;
   ms: number | null;
   output: Record<string, any> | null;
@@ -53,6 +54,8 @@ interface Turn {
   responded: boolean;
   followUp: boolean;
   playing: boolean;
+  /** Its audio was cleared by a barge-in: the truncation saying what was heard is on its way. */
+  awaitingCut: boolean;
   superseded: boolean;
   closed: boolean;
   discarded: boolean;

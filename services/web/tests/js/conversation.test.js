@@ -1,6 +1,7 @@
 // A conversation's own rules: how long a finalization in progress is polled, which session a
-// reload leaves to end, when a typed message's reply is asked for, what the person is told
-// when Realtime cannot answer (and for how long), and what the page forgets once it has ended.
+// reload leaves to end, when a typed message's reply is asked for, what a barge-in does to a
+// reply's tool calls and to its turn, what the person is told when Realtime cannot answer (and
+// for how long), and what the page forgets once it has ended.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
@@ -10,6 +11,7 @@ import { toApiError } from '../../src/opencouch/web/static/js/api.js';
 import { loadConversation, saveConversation } from '../../src/opencouch/web/static/js/conversation-store.js';
 import { ANSWER_PROBLEM, FINALIZATION_POLL_MS, finalizationPollDelay } from '../../src/opencouch/web/static/js/conversation.js';
 import { OUTBOX_KEY } from '../../src/opencouch/web/static/js/outbox.js';
+import { toolStatus } from '../../src/opencouch/web/static/js/presenters.js';
 import { MemoryStorage, conversation, hurry, pause, peers, sayTurn, setup, until, useFakes } from './fake-realtime.js';
 
 useFakes();
@@ -95,7 +97,7 @@ async function toolRunning(tool = 'lookup_crisis_resources') {
   peer.receive({ type: 'response.created', response: { id: 'r1' } });
   peer.receive({ type: 'response.done', response: { id: 'r1', status: 'completed', output: [{ type: 'function_call', call_id: 'c1', name: tool, arguments: '{}' }] } });
   await until(() => finish !== undefined);
-  return { talk, peer, problems, finish: /** @type {() => void} */ (finish) };
+  return { api, talk, peer, problems, finish: /** @type {() => void} */ (finish) };
 }
 
 const kinds = (peer) => peer.channel.sent.map((e) => (e.type === 'conversation.item.create' ? e.item.type : e.type));
@@ -127,10 +129,67 @@ test('a message typed while a reply with a tool call still runs gets no second r
   peer.receive({ type: 'response.created', response: { id: 'r1' } });
   talk.sendText('Hello?');
   peer.receive({ type: 'response.function_call_arguments.done', response_id: 'r1', call_id: 'c1', name: 'show_memory_status', arguments: '{}' });
-  await until(() => kinds(peer).includes('function_call_output'));
   peer.receive({ type: 'response.done', response: { id: 'r1', status: 'completed', output: [] } });
+  await until(() => kinds(peer).includes('function_call_output'));
   await pause(20);
   assert.deepEqual(kinds(peer), ['message', 'function_call_output', 'response.create']);
+});
+
+test('a tool call of a reply the person cut off never runs: the model hears it did not, and nothing is asked of it', async () => {
+  const { api, talk } = conversation();
+  const tools = [];
+  const turns = [];
+  const shown = [];
+  api.tool = async (_token, body) => (tools.push(body.tool_name), { status: 200, body: { ok: true, output: { deleted: 3 } } });
+  api.turn = async (_token, body) => (turns.push(body), { status: 200, body: { recorded: true } });
+  talk.addEventListener('tool', (event) => shown.push({ .../** @type {CustomEvent} */ (event).detail }));
+  await talk.connect(setup);
+  const peer = peers[0];
+  peer.receive({ type: 'input_audio_buffer.speech_started', item_id: 'u1' });
+  peer.receive({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'u1', transcript: 'Yes, delete it.' });
+  peer.receive({ type: 'response.created', response: { id: 'r1' } });
+  // The arguments' .done comes for a response about to be cut off too.
+  peer.receive({ type: 'response.function_call_arguments.done', response_id: 'r1', item_id: 'fc1', output_index: 0, call_id: 'c1', name: 'confirm_memory_deletion', arguments: '{}' });
+  // "No wait, don't!": VAD cuts r1 off.
+  peer.receive({ type: 'input_audio_buffer.speech_started', item_id: 'u2' });
+  peer.receive({ type: 'response.done', response: { id: 'r1', status: 'cancelled', status_details: { type: 'cancelled', reason: 'turn_detected' },
+    output: [{ type: 'function_call', status: 'incomplete', call_id: 'c1', name: 'confirm_memory_deletion', arguments: '{}' }] } });
+  await pause(50);
+  assert.deepEqual(tools, [], 'the deletion went through');
+  assert.deepEqual(kinds(peer), ['function_call_output'], 'only the output saying it did not run');
+  const output = JSON.parse(peer.channel.sent[0].item.output);
+  assert.deepEqual([peer.channel.sent[0].item.call_id, output.status, output.error.code], ['c1', 'error', 'interrupted']);
+  assert.deepEqual(shown.map((c) => [c.status, toolStatus(c)]), [['skipped', 'Not run']]);
+  // Its turn is done: recorded now, the call as one that failed to run.
+  await until(() => turns.length === 1);
+  assert.deepEqual([turns[0].user_text, turns[0].outcome], ['Yes, delete it.', 'completed']);
+  assert.deepEqual(turns[0].tool_calls.map((c) => [c.tool_name, c.status, c.error]), [['confirm_memory_deletion', 'failed', 'interrupted']]);
+});
+
+test('a turn whose tool was still running when the person spoke again is recorded once the tool is done, not at End', async () => {
+  const { api, talk, peer, finish } = await toolRunning('show_memory_status');
+  const turns = [];
+  const shown = [];
+  api.turn = async (_token, body) => (turns.push(body), { status: 200, body: { recorded: true } });
+  talk.addEventListener('turn', (event) => shown.push({ .../** @type {CustomEvent} */ (event).detail }));
+  // Before the tool answers, the person speaks again, and VAD answers them (r2).
+  peer.receive({ type: 'input_audio_buffer.speech_started', item_id: 'u2' });
+  peer.receive({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'u2', transcript: 'Hello?' });
+  peer.receive({ type: 'response.created', response: { id: 'r2' } });
+  finish();
+  await until(() => kinds(peer).includes('response.create'));
+  // Realtime refuses the relay's response.create: r2 is active. Every reply now goes to the newest turn.
+  peer.receive({ type: 'error', error: { type: 'invalid_request_error', code: 'conversation_already_has_active_response' } });
+  peer.receive({ type: 'response.output_item.added', response_id: 'r2', item: { id: 'a2', type: 'message' } });
+  peer.receive({ type: 'response.output_audio_transcript.done', response_id: 'r2', item_id: 'a2', transcript: 'Memory is on.' });
+  peer.receive({ type: 'response.done', response: { id: 'r2', status: 'completed', output: [] } });
+  await until(() => turns.length === 2);
+  assert.deepEqual(turns.map((t) => [t.user_text, t.outcome]), [['Find me a helpline.', 'completed'], ['Hello?', 'completed']]);
+  assert.deepEqual(turns[0].tool_calls.map((c) => [c.tool_name, c.status]), [['show_memory_status', 'completed']]);
+  const first = shown.filter((t) => t.userText === 'Find me a helpline.').at(-1);
+  assert.equal(first.closed, true, 'still shown as busy');
+  await talk.end({ save: true });
+  assert.equal(turns.length, 2, 'nothing was left for End to close');
 });
 
 test('an answer Realtime could not give is said on the page in plain words; an interruption is not', async () => {

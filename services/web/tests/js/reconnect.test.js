@@ -165,6 +165,7 @@ test('a new conversation starts with nothing said in the last one, in its tools,
   peer.receive({ type: 'conversation.item.input_audio_transcription.completed', item_id: 'u3', transcript: 'Look something up.' });
   peer.receive({ type: 'response.created', response: { id: 'r3' } });
   peer.receive({ type: 'response.function_call_arguments.done', response_id: 'r3', call_id: 'c1', name: 'show_memory_status', arguments: '{}' });
+  peer.receive({ type: 'response.done', response: { id: 'r3', status: 'completed', output: [] } });
   await until(() => tools.length === 1);
   peer.fail();
   await until(() => peers.length === 3 && talk.state === 'connected');
@@ -199,6 +200,7 @@ test('after "disconnected", Connect on the same thread carries on with what was 
   assert.deepEqual(states.slice(-2), ['connecting', 'connected']);
   peers[1].receive({ type: 'response.created', response: { id: 'r2' } });
   peers[1].receive({ type: 'response.function_call_arguments.done', response_id: 'r2', call_id: 'c1', name: 'show_memory_status', arguments: '{}' });
+  peers[1].receive({ type: 'response.done', response: { id: 'r2', status: 'completed', output: [] } });
   await until(() => tools.length === 1);
   assert.deepEqual(tools[0].transcript.map((l) => l.text), ['Before the line went down.', 'Reply 1.']);
   // The model of the new session hears it too: the page said "press Connect to carry on".

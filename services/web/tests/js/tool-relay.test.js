@@ -20,7 +20,7 @@ function relay(results = {}) {
 }
 const args = (call_id, name, response_id = 'r1', argumentsText = '{}') =>
   ({ type: 'response.function_call_arguments.done', call_id, name, response_id, arguments: argumentsText });
-const done = (id, output = []) => ({ type: 'response.done', response: { id, output } });
+const done = (id, output = [], status = 'completed') => ({ type: 'response.done', response: { id, status, output } });
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 test('a duplicated call runs once; its output, then one response.create', async () => {
@@ -35,13 +35,14 @@ test('a duplicated call runs once; its output, then one response.create', async 
   assert.deepEqual(sent[0].item, { type: 'function_call_output', call_id: 'c1', output: '{"status":"ok"}' });
 });
 
-test('response.create waits for every call of the response and for response.done', async () => {
-  const { r, sent } = relay();
+test('calls run once their response is done; response.create waits for every one of them', async () => {
+  const { r, sent, runs } = relay();
   r.handle(args('c1', 'a'));
   r.handle(args('c2', 'b'));
   await settle();
-  assert.equal(sent.filter((e) => e.type === 'response.create').length, 0);
+  assert.deepEqual([runs, sent], [[], []], 'the response may yet be cut off');
   r.handle(done('r1'));
+  await settle();
   assert.deepEqual(sent.map((e) => e.type), ['conversation.item.create', 'conversation.item.create', 'response.create']);
 });
 
@@ -64,6 +65,41 @@ test('a call only in response.done still runs; bad arguments and failures become
   assert.equal(outputs.c9.error.code, 'tool_unavailable');
   assert.equal(outputs.c3.error.code, 'invalid_arguments');
   assert.equal([...r.calls.values()].every((c) => c.status === 'failed' && c.ms !== null), true);
+});
+
+test('a call of a response cut off never runs: an interrupted output, no response.create, and it shows as not run', async () => {
+  for (const status of ['cancelled', 'incomplete', 'failed']) {
+    const sent = [];
+    const runs = [];
+    const updates = [];
+    const r = new ToolRelay({
+      run: async (call) => (runs.push(call.callId), { ok: true, output: { deleted: 3 } }),
+      send: (e) => (sent.push(e), true),
+      onUpdate: (call) => updates.push({ ...call }),
+    });
+    r.handle(args('c1', 'confirm_memory_deletion'));
+    r.handle(done('r1', [{ type: 'function_call', status: 'incomplete', call_id: 'c1', name: 'confirm_memory_deletion', arguments: '{}' }], status));
+    r.handle(args('c1', 'confirm_memory_deletion')); // a late duplicate runs nothing either
+    await settle();
+    assert.deepEqual(runs, [], status);
+    assert.deepEqual(sent.map((e) => e.type), ['conversation.item.create'], status);
+    assert.equal(sent[0].item.call_id, 'c1');
+    assert.deepEqual(JSON.parse(sent[0].item.output).error.code, 'interrupted');
+    const call = updates.at(-1);
+    assert.deepEqual([updates.length, call.status, call.sent, toolStatus(call)], [1, 'skipped', true, 'Not run'], status);
+    assert.equal(r.busy, false);
+  }
+});
+
+test('a completed response runs its calls even when a cut-off one came before it', async () => {
+  const { r, sent, runs } = relay();
+  r.handle(args('c1', 'confirm_memory_deletion'));
+  r.handle(done('r1', [], 'cancelled'));
+  r.handle(args('c2', 'show_memory_status', 'r2'));
+  r.handle(done('r2'));
+  await settle();
+  assert.deepEqual(runs, ['c2']);
+  assert.deepEqual(sent.map((e) => e.item?.call_id ?? e.type), ['c1', 'c2', 'response.create']);
 });
 
 test('parseArguments', () => {

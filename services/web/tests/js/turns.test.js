@@ -8,8 +8,10 @@ function tracker() {
   let n = 0;
   let clock = 1000;
   const closed = [];
-  const t = new TurnTracker({ newId: () => `turn-${++n}`, now: () => clock, onClose: (turn) => closed.push(turn) });
-  return { t, closed, tick: (ms) => (clock += ms) };
+  /** @type {Array<() => void>} timers waiting, run by `elapse()` */
+  const timers = [];
+  const t = new TurnTracker({ newId: () => `turn-${++n}`, now: () => clock, onClose: (turn) => closed.push(turn), later: (fn) => timers.push(fn) });
+  return { t, closed, tick: (ms) => (clock += ms), elapse: () => timers.splice(0).forEach((fn) => fn()) };
 }
 
 const speech = (item) => [
@@ -62,7 +64,7 @@ test('tool calls keep a turn open until the follow-up reply, except after wait_f
   const call = { type: 'function_call', call_id: 'c1', name: 'lookup_crisis_resources', arguments: '{}' };
   for (const e of [...speech('u1'), transcript('u1', 'help'), { type: 'response.created', response: { id: 'r1' } },
     { type: 'response.function_call_arguments.done', response_id: 'r1', call_id: 'c1', name: call.name, arguments: '{}' },
-    { type: 'response.done', response: { id: 'r1', output: [call] } }]) t.handle(e);
+    { type: 'response.done', response: { id: 'r1', status: 'completed', output: [call] } }]) t.handle(e);
   t.toolUpdated({ ...t.turns[0].tools[0], status: 'done', ms: 40, output: { status: 'found' } });
   assert.equal(closed.length, 0, 'the model has not spoken yet');
   for (const e of [...reply('r2', 'a2', 'Here is a line you can call.'), stopped('r2')]) t.handle(e);
@@ -71,7 +73,7 @@ test('tool calls keep a turn open until the follow-up reply, except after wait_f
 
   const wait = { type: 'function_call', call_id: 'c2', name: 'wait_for_user', arguments: '{}' };
   for (const e of [...speech('u2'), transcript('u2', 'hold on'), { type: 'response.created', response: { id: 'r3' } },
-    { type: 'response.done', response: { id: 'r3', output: [wait] } }]) t.handle(e);
+    { type: 'response.done', response: { id: 'r3', status: 'completed', output: [wait] } }]) t.handle(e);
   assert.equal(closed.length, 1, 'its tool is still running');
   t.toolUpdated({ ...t.turns[1].tools[0], status: 'done', ms: 5, output: {} });
   assert.equal(closed.length, 2);
@@ -89,6 +91,55 @@ test('barge-in cuts the assistant line to what was heard', () => {
   assert.equal(assistantText(closed[0]), 'one two three four');
   assert.equal(heardPart(long, 0), '');
   assert.equal(heardPart('a b', 60000), 'a b');
+});
+
+test('a barge-in on a reply still playing after its response is done records what was heard, in either order', () => {
+  const long = 'one two three four five six seven eight nine ten eleven twelve';
+  const cleared = { type: 'output_audio_buffer.cleared', response_id: 'r1' };
+  const truncated = { type: 'conversation.item.truncated', item_id: 'a1', content_index: 0, audio_end_ms: 1500 };
+  for (const cut of [[cleared, truncated], [truncated, cleared]]) {
+    const { t } = tracker();
+    const bodies = [];
+    t.onClose = (turn) => bodies.push(turnRequest(turn, {}));
+    // Generated faster than it plays: response.done, then the person talks over the audio.
+    for (const e of [...speech('u1'), transcript('u1', 'hi'), ...reply('r1', 'a1', long), ...speech('u2'), ...cut]) t.handle(e);
+    assert.deepEqual(bodies.map((b) => b.assistant_text), [heardPart(long, 1500)], cut[0].type);
+  }
+});
+
+test('a turn whose audio was cleared waits for its cut only briefly: a lost one leaves the whole line', () => {
+  const { t, closed, elapse } = tracker();
+  for (const e of [...speech('u1'), transcript('u1', 'hi'), ...reply('r1', 'a1', 'All of it.'), ...speech('u2')]) t.handle(e);
+  t.handle({ type: 'output_audio_buffer.cleared', response_id: 'r1' });
+  assert.equal(closed.length, 0, 'the truncation is on its way');
+  elapse();
+  assert.deepEqual(closed.map((c) => [assistantText(c), c.outcome]), [['All of it.', 'completed']]);
+  elapse(); // nothing closes twice
+  assert.equal(closed.length, 1);
+});
+
+test('a turn the person spoke over while its tool ran closes once the tool is done; a cut-off call asks for nothing', () => {
+  const { t, closed } = tracker();
+  const call = { type: 'function_call', call_id: 'c1', name: 'show_memory_status', arguments: '{}' };
+  for (const e of [...speech('u1'), transcript('u1', 'Is memory on?'), { type: 'response.created', response: { id: 'r1' } },
+    { type: 'response.done', response: { id: 'r1', status: 'completed', output: [call] } }]) t.handle(e);
+  // The person speaks again; the follow-up, if Realtime takes it, goes to their new turn.
+  for (const e of [...speech('u2'), transcript('u2', 'Hello?'), { type: 'response.created', response: { id: 'r2' } }]) t.handle(e);
+  assert.equal(closed.length, 0, 'its tool still runs');
+  t.toolUpdated({ ...t.turns[0].tools[0], status: 'done', ms: 40, output: { status: 'ok' } });
+  assert.deepEqual(closed.map((c) => [c.userText, c.outcome]), [['Is memory on?', 'completed']]);
+
+  // A response cut off by a barge-in: its call never runs, so no follow-up is waited for.
+  const cut = { ...call, call_id: 'c2', name: 'confirm_memory_deletion', status: 'incomplete' };
+  for (const e of [{ type: 'response.done', response: { id: 'r2', status: 'completed', output: [] } },
+    ...speech('u3'), transcript('u3', 'Delete it.'), { type: 'response.created', response: { id: 'r3' } },
+    { type: 'response.done', response: { id: 'r3', status: 'cancelled', output: [cut] } }]) t.handle(e);
+  assert.equal(t.turns[2].followUp, false);
+  t.toolUpdated({ ...t.turns[2].tools[0], status: 'skipped', output: { status: 'error', error: { code: 'interrupted' } }, sent: true });
+  assert.deepEqual(closed.map((c) => c.userText), ['Is memory on?', 'Hello?', 'Delete it.']);
+  assert.deepEqual(turnRequest(closed[2], {}).tool_calls, [
+    { tool_name: 'confirm_memory_deletion', status: 'failed', output: { status: 'error', error: { code: 'interrupted' } }, error: 'interrupted' },
+  ]);
 });
 
 test('closeAll keeps what was said as interrupted and drops empty turns', () => {

@@ -135,8 +135,15 @@ export function connectionLabel(state, muted) {
   return CONNECTION_LABELS[state] ?? state;
 }
 
-/** An output the call could not take (it had closed) is "Not delivered": the model never heard it. @param {ToolCall} call */
-export const toolStatus = (call) => (call.status === 'failed' && !call.sent ? 'Not delivered' : { running: 'Running', done: 'Done', failed: 'Failed' }[call.status]);
+/**
+ * An output the call could not take (it had closed) is "Not delivered": the model never heard it.
+ * A call of a response the person cut off is "Not run". @param {ToolCall} call
+ */
+export const toolStatus = (call) =>
+  call.status === 'failed' && !call.sent ? 'Not delivered' : { running: 'Running', done: 'Done', failed: 'Failed', skipped: 'Not run' }[call.status];
 
 /** @param {number | null} ms */
 export const duration = (ms) => (ms === null ? '…' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
+
+/** A call's round trip; none for one that never ran (not "…", which says it still runs). @param {ToolCall} call */
+export const toolTime = (call) => (call.status === 'skipped' ? '—' : duration(call.ms));

@@ -3,7 +3,7 @@
 import { VoiceApi, asApiError, loadConfig } from './api.js';
 import { VoiceConversation } from './conversation.js';
 import { EventLog } from './event-log.js';
-import { CONNECTION_LABELS, duration, toolStatus } from './presenters.js';
+import { CONNECTION_LABELS, toolStatus, toolTime } from './presenters.js';
 import { bindSessionForm } from './session-form.js';
 import { TranscriptView, byId, el, showProblem } from './views.js';
 
@@ -91,7 +91,7 @@ async function main() {
     if (!item) byId('tool-calls').append((item = el('li', 'tool-call')));
     Object.assign(item.dataset, { callId: call.callId, status: call.status });
     item.replaceChildren(
-      el('strong', '', call.name), el('span', 'tool-status', ` ${toolStatus(call)} `), el('span', 'tool-time', `round trip ${duration(call.ms)}`),
+      el('strong', '', call.name), el('span', 'tool-status', ` ${toolStatus(call)} `), el('span', 'tool-time', `round trip ${toolTime(call)}`),
       expandable('Request', { call_id: call.callId, arguments: call.arguments ?? call.argumentsText }), expandable('Output', call.output),
     );
   });

@@ -2,7 +2,12 @@
 // lines over one or more responses, and tool calls. It starts when speech starts, so it keeps its
 // place even if the transcription comes after the reply. It closes once the user's words are
 // known, no response runs, no tool output awaits a reply and playback stopped: a barge-in can
-// still cut the line to what was heard.
+// still cut the line to what was heard. A barge-in's cut (conversation.item.truncated) follows
+// the cleared buffer, so a turn whose audio was cleared waits briefly for it: its /turn body is
+// built as it closes, and must carry what was heard, not the whole reply.
+
+/** How long a turn whose audio was cleared waits for its line's truncation. */
+export const CUT_WAIT_MS = 1000;
 
 /** The words of `text` heard in its first `ms` of audio, at a typical speaking rate. */
 export const heardPart = (text, ms, wordsPerMinute = 160) =>
@@ -20,10 +25,14 @@ export const newToolCall = (callId, name, responseId, argumentsText, now, parsed
 });
 
 export class TurnTracker {
-  /** @param {{newId: () => string, now?: () => number, onChange?: (t: Turn) => void, onClose?: (t: Turn) => void}} hooks */
-  constructor({ newId, now = Date.now, onChange = () => {}, onClose = () => {} }) {
+  /**
+   * @param {{newId: () => string, now?: () => number, onChange?: (t: Turn) => void, onClose?: (t: Turn) => void,
+   *   later?: (fn: () => void, ms: number) => unknown}} hooks `later` runs `fn` after `ms` (setTimeout)
+   */
+  constructor({ newId, now = Date.now, onChange = () => {}, onClose = () => {}, later = (fn, ms) => setTimeout(fn, ms) }) {
     this.newId = newId;
     this.now = now;
+    this.later = later;
     this.onChange = onChange;
     this.onClose = onClose;
     /** @type {Turn[]} */
@@ -59,6 +68,8 @@ export class TurnTracker {
   /** The call is over: close open turns holding anything, with `outcome` if unfinished. @param {Turn['outcome']} outcome */
   closeAll(outcome) {
     for (const turn of this.turns.filter((t) => !t.closed)) {
+      // A cut still on its way changes what was heard, not whether the turn finished.
+      turn.awaitingCut = false;
       const finished = this.#done(turn);
       Object.assign(turn, { open: new Set(), playing: false });
       if (turn.userText.trim() || assistantText(turn) || turn.tools.length) this.#close(turn, finished ? 'completed' : outcome);
@@ -132,7 +143,7 @@ export class TurnTracker {
         return turn;
       case 'conversation.item.truncated':
         if (line) line.heardMs = Number(e.audio_end_ms) || 0;
-        return turn;
+        return set({ awaitingCut: false });
       case 'response.function_call_arguments.done':
         if (turn) this.#tool(turn, e.call_id, e.name, rid, e.arguments);
         return turn;
@@ -141,15 +152,19 @@ export class TurnTracker {
         turn.open.delete(rid);
         const calls = (e.response.output ?? []).filter((i) => i.type === 'function_call');
         for (const c of calls) this.#tool(turn, c.call_id, c.name, rid, c.arguments);
-        return set({ followUp: calls.some((c) => c.name !== 'wait_for_user') });
+        // A response cut off asks for no follow-up: its calls never run (tool-relay.js).
+        return set({ followUp: e.response.status === 'completed' && calls.some((c) => c.name !== 'wait_for_user') });
       }
       case 'output_audio_buffer.started':
         if (turn && turn.speechStoppedAt !== null && turn.firstAudioMs === null) turn.firstAudioMs = this.now() - turn.speechStoppedAt;
         this.#playedBefore(turn);
         return set({ playing: true });
       case 'output_audio_buffer.stopped':
+        this.#playedBefore(turn);
+        return set({ playing: false });
       case 'output_audio_buffer.cleared':
         this.#playedBefore(turn);
+        if (turn) this.#awaitCut(turn);
         return set({ playing: false });
     }
   }
@@ -165,13 +180,28 @@ export class TurnTracker {
     }
   }
 
+  /**
+   * Cleared audio was cut: the truncation of the line playing says how much was heard. Unless it
+   * came first, the turn waits for it, though not for ever: a lost one leaves the whole line.
+   * @param {Turn} turn
+   */
+  #awaitCut(turn) {
+    if (!turn.lines.length || turn.lines.some((l) => l.heardMs !== null)) return;
+    turn.awaitingCut = true;
+    this.later(() => {
+      if (turn.closed || !turn.awaitingCut) return;
+      turn.awaitingCut = false;
+      this.#changed(turn);
+    }, CUT_WAIT_MS);
+  }
+
   /** @param {boolean} userDone true when there is nothing to transcribe */
   #begin(itemId, userDone) {
     const previous = this.current;
     /** @type {Turn} */
     const turn = {
       id: this.newId(), startedAt: this.now(), userText: '', userDone, userFailed: false, lines: [], tools: [],
-      open: new Set(), responded: false, followUp: false, playing: false, superseded: false, closed: false,
+      open: new Set(), responded: false, followUp: false, playing: false, awaitingCut: false, superseded: false, closed: false,
       discarded: false, outcome: 'completed', speechStoppedAt: null, firstAudioMs: null,
     };
     this.turns.push(turn);
@@ -191,9 +221,14 @@ export class TurnTracker {
     if (!turn.tools.some((t) => t.callId === callId)) turn.tools.push(newToolCall(callId, name, responseId, args, this.now()));
   }
 
-  /** @param {Turn} t */
+  /**
+   * A superseded turn waits for no follow-up: every new response goes to the newest turn, and
+   * the relay's response.create may be refused anyway (conversation_already_has_active_response).
+   * @param {Turn} t
+   */
   #done(t) {
-    return t.userDone && !t.open.size && !t.followUp && !t.playing && (t.responded || t.superseded) && t.tools.every((c) => c.status !== 'running');
+    const waiting = t.followUp && !t.superseded;
+    return t.userDone && !t.open.size && !waiting && !t.playing && !t.awaitingCut && (t.responded || t.superseded) && t.tools.every((c) => c.status !== 'running');
   }
 
   /** @param {Turn} turn */
@@ -218,7 +253,8 @@ export class TurnTracker {
  */
 export const clip = (text, max) => (text.length <= max ? text : Array.from(text).slice(0, max).join(''));
 const mark = (ms) => (typeof ms === 'number' && ms >= 0 ? Math.min(Math.round(ms * 10) / 10, 600000) : undefined);
-const STATUS = { running: 'started', done: 'completed', failed: 'failed' };
+// A call that never ran (its response was cut off) is a failed one to the gateway, with its code.
+const STATUS = { running: 'started', done: 'completed', failed: 'failed', skipped: 'failed' };
 
 /**
  * The body of POST /turn for a closed turn.
@@ -243,7 +279,7 @@ export function turnRequest(turn, marks, earlier = null) {
       status: STATUS[c.status],
       // A stored output is bounded at 16 KiB: a larger one is left out, never cut.
       ...(c.output && JSON.stringify(c.output).length < 15000 && { output: c.output }),
-      ...(c.status === 'failed' && { error: String(c.sent ? (c.output?.error?.code ?? 'failed') : 'not_delivered').slice(0, 500) }),
+      ...(STATUS[c.status] === 'failed' && { error: String(c.sent || c.status === 'skipped' ? (c.output?.error?.code ?? 'failed') : 'not_delivered').slice(0, 500) }),
     })),
     outcome: turn.outcome,
     latency: JSON.parse(JSON.stringify(latency)),

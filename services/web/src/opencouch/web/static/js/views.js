@@ -1,7 +1,7 @@
 // DOM views shared by /voice and /voice/realtime-dev. Text only (textContent), never HTML, so
 // nothing a server or model returns can inject markup.
 
-import { crisisCards, duration, finalizationCard, toolStatus } from './presenters.js';
+import { crisisCards, finalizationCard, toolStatus, toolTime } from './presenters.js';
 import { lineText } from './turns.js';
 
 /** @param {string} tag @param {string} [className] @param {string} [text] */
@@ -76,7 +76,7 @@ export function renderTool(body, call) {
   let row = /** @type {HTMLElement | null} */ (body.querySelector(`[data-call-id="${CSS.escape(call.callId)}"]`));
   if (!row) body.append((row = el('tr')));
   Object.assign(row.dataset, { callId: call.callId, status: call.status });
-  row.replaceChildren(toolName(call.name), el('td', 'tool-status', toolStatus(call)), el('td', 'tool-time', duration(call.ms)));
+  row.replaceChildren(toolName(call.name), el('td', 'tool-status', toolStatus(call)), el('td', 'tool-time', toolTime(call)));
 }
 
 /** The name's cell, breakable after each underscore (<wbr>), as a narrow column needs. @param {string} name */
