@@ -108,6 +108,21 @@ def test_wait_for_user_follow_up_only_when_asked() -> None:
     assert plan.say == "Take your time. I'm here whenever you're ready."
 
 
+def test_an_output_for_a_call_of_a_cancelled_response_is_not_followed_up() -> None:
+    """The user spoke over a reply that called a tool; the client answers the call "not run":
+    the next response answers what the user said, not the tool's failure."""
+    planner = Planner(Brain(PRODUCT))
+    planner.typed("item_user", "Wait, give me a second.")
+    asked, _ = planner.next_plan(offer(), out_of_band=False, idle=False, conversation_empty=False)
+    planner.tool_called("call_1", "wait_for_user", asked)
+    planner.cut_short(["call_1"])
+    interrupted = {"status": "error", "error": {"code": "interrupted", "message": "not run"}}
+    planner.tool_output("call_1", json.dumps(interrupted))
+    planner.typed("item_again", "I feel lonely.")
+    _, trigger = planner.next_plan(offer(), out_of_band=False, idle=False, conversation_empty=False)
+    assert trigger == "item_again"
+
+
 def answered_once(scenario: Scenario, said: str, output: str) -> str | None:
     """What the companion says after its call for ``said`` got ``output`` back."""
     planner = Planner(Brain(scenario))

@@ -18,6 +18,7 @@ import websockets
 from openai import AsyncOpenAI
 
 from opencouch.realtime_emulator import audio
+from opencouch.realtime_emulator.scenario import SCENARIO_HEADER
 from opencouch.realtime_emulator.speech import tone_speech
 from opencouch.realtime_emulator.testing import (
     API_KEY,
@@ -615,3 +616,55 @@ async def test_idle_timeout_prompts_the_user(
     assert check_in["transcript"] == "Are you still there? Take all the time you need."
     await stream.wait_for("response.done", after=stream.events.index(triggered))
     await assert_everything_valid(emulator, stream)
+
+
+async def test_a_call_of_a_cancelled_reply_answered_not_run_is_not_followed_up(
+    emulator: RunningEmulator,
+) -> None:
+    """The client cancels a reply while it calls a tool, and answers the call as not run (as
+    the product's page does): the next reply answers the user's new words, not the tool."""
+    scenario = {
+        "generation_speed": 0.02,
+        "rules": [
+            {"match": ["check"], "tools": [{"name": "wait_for_user"}]},
+            {"match": ["lonely"], "say": "Lonely is hard."},
+        ],
+        "after_tool_error": "That tool failed.",
+        "after_tool_outputs": "The tool is done.",
+    }
+    async with open_session(emulator, {SCENARIO_HEADER: json.dumps(scenario)}) as session:
+        stream = session.stream
+        await stream.wait_for("session.created")
+        tools = [{"type": "function", "name": "wait_for_user", "parameters": {"type": "object"}}]
+        await session.send(
+            {"type": "session.update", "session": {"type": "realtime", "tools": tools}}
+        )
+        await stream.wait_for("session.updated")
+
+        async def said(text: str) -> dict[str, Any]:
+            mark = len(stream.events)
+            content = [{"type": "input_text", "text": text}]
+            item = {"type": "message", "role": "user", "content": content}
+            await session.send({"type": "conversation.item.create", "item": item})
+            # Text, not speech: slowed down as the scenario is, it comes in seconds.
+            response = {"output_modalities": ["text"]}
+            await session.send({"type": "response.create", "response": response})
+            return await stream.wait_for("response.created", after=mark)
+
+        await said("Can you check?")
+        added = await stream.wait_for(
+            "response.output_item.added",
+            where=lambda e: e["item"]["type"] == "function_call",
+        )
+        await session.send({"type": "response.cancel"})
+        done = await stream.wait_for("response.done")
+        assert done["response"]["status"] == "cancelled"
+        not_run = {"status": "error", "error": {"code": "interrupted", "message": "not run"}}
+        output = {"call_id": added["item"]["call_id"], "output": json.dumps(not_run)}
+        await session.send(
+            {"type": "conversation.item.create", "item": {"type": "function_call_output", **output}}
+        )
+        mark = len(stream.events)
+        await said("I feel lonely.")
+        reply = await stream.wait_for("response.output_text.delta", after=mark)
+        assert reply["delta"].startswith("Lonely")  # not "That tool failed."

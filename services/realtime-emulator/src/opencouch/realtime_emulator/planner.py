@@ -85,6 +85,13 @@ class Planner:
             name=name, follow_ups=list(plan.after_tools), on_error=plan.after_tool_error
         )
 
+    def cut_short(self, call_ids: list[str]) -> None:
+        """The response that made these calls was cancelled (the user spoke over it, say): an
+        output sent for one later (a client saying it did not run) asks for no follow-up; the
+        user's new words are what the next response answers."""
+        for call_id in call_ids:
+            self._pending.pop(call_id, None)
+
     def tool_output(self, call_id: str, output: object) -> None:
         """The client answered a function call with ``output``."""
         pending = self._pending.pop(call_id, None)

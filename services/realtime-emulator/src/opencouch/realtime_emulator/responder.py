@@ -146,6 +146,10 @@ class Responder:
         self._voiced = self._voiced or run.voiced
         if self.active is run:
             self.active = None
+        if run.status == "cancelled":
+            self._planner.cut_short(
+                [item["call_id"] for item in run.output.items if item["type"] == "function_call"]
+            )
         trigger = run.trigger_item
         if (
             run.status == "cancelled"
