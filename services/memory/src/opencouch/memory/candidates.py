@@ -117,8 +117,8 @@ class CandidateStore:
         of these sessions, whoever they were held under (a session of the thread while it was
         anonymous is listed under the thread's owner of then, not the user's)."""
         dropped = 0
-        for session_id in session_ids:
-            dropped += await self.drop_session(session_id)
+        for erased in session_ids:
+            dropped += await self.drop_session(erased)
         for name in owners_or_threads:
             index = _sessions_of(name)
             members: set[bytes | str] = await self._redis.smembers(index)
