@@ -736,6 +736,8 @@ def test_the_inspector_logs_filters_and_exports_every_event(
     web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None], problems: list[str]
 ) -> None:
     connect(page, web_url, persistent=True, path="/voice/realtime-dev")
+    # Connected, Connect is disabled: it was enabled again once the connecting was done.
+    assert page.is_disabled("#connect")
     say(page, "Is memory on?")
     closed_turns(page, 1)
     page.wait_for_selector("#tool-calls .tool-call[data-status='done']")

@@ -6,7 +6,7 @@ import { retryAfter, toApiError } from '../../src/opencouch/web/static/js/api.js
 import { keepThreadSecret, liveToken, loadConversation, threadSecret } from '../../src/opencouch/web/static/js/conversation-store.js';
 import { EventLog, redacted } from '../../src/opencouch/web/static/js/event-log.js';
 import { traceparent } from '../../src/opencouch/web/static/js/ids.js';
-import { connectionLabel, crisisCards, finalizationCard, micProblem, regionName, safeUrl } from '../../src/opencouch/web/static/js/presenters.js';
+import { connectionLabel, controlsFor, crisisCards, finalizationCard, micProblem, regionName, safeUrl } from '../../src/opencouch/web/static/js/presenters.js';
 
 const FOUND = {
   status: 'found',
@@ -124,4 +124,15 @@ test('the call bar says when the microphone is muted, only while connected', () 
   assert.match(connectionLabel('connected', true), /microphone muted/);
   assert.equal(connectionLabel('reconnecting', true), 'Reconnecting: the conversation will carry on');
   assert.equal(connectionLabel('idle', true), 'Not connected');
+});
+
+test('a call lost for good can still be ended, on both pages; setup waits for no call', () => {
+  // The developer page kept End disabled once the call was lost: its session could not be ended
+  // with the person's choice.
+  assert.deepEqual(controlsFor('disconnected'), { idle: true, endable: true });
+  assert.deepEqual(controlsFor('connected'), { idle: false, endable: true });
+  assert.deepEqual(controlsFor('reconnecting'), { idle: false, endable: true });
+  assert.deepEqual(controlsFor('connecting'), { idle: false, endable: false });
+  assert.deepEqual(controlsFor('ending'), { idle: false, endable: false });
+  assert.deepEqual(controlsFor('ended'), { idle: true, endable: false });
 });

@@ -142,6 +142,16 @@ export function connectionLabel(state, muted) {
 export const toolStatus = (call) =>
   call.status === 'failed' && !call.sent ? 'Not delivered' : { running: 'Running', done: 'Done', failed: 'Failed', skipped: 'Not run' }[call.status];
 
+/**
+ * What the person can do in a connection state, on both pages: set up and connect between
+ * calls (`idle`); end the conversation while one is on, or lost for good (`disconnected`): its
+ * session is still to end, with their choice. @param {string} state
+ */
+export const controlsFor = (state) => ({
+  idle: ['idle', 'ended', 'disconnected'].includes(state),
+  endable: ['connected', 'reconnecting', 'disconnected'].includes(state),
+});
+
 /** @param {number | null} ms */
 export const duration = (ms) => (ms === null ? '…' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
 

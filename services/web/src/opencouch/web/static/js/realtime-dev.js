@@ -3,7 +3,7 @@
 import { VoiceApi, asApiError, loadConfig } from './api.js';
 import { VoiceConversation } from './conversation.js';
 import { EventLog } from './event-log.js';
-import { CONNECTION_LABELS, toolStatus, toolTime } from './presenters.js';
+import { CONNECTION_LABELS, controlsFor, toolStatus, toolTime } from './presenters.js';
 import { bindSessionForm } from './session-form.js';
 import { TranscriptView, byId, el, showProblem } from './views.js';
 
@@ -63,10 +63,10 @@ async function main() {
     const node = byId('connection-state');
     node.dataset.state = state;
     node.textContent = `${CONNECTION_LABELS[state] ?? state}${reason ? ` (${reason})` : ''}`;
-    const idle = ['idle', 'ended', 'disconnected'].includes(state);
+    const { idle, endable } = controlsFor(state);
     byId('setup-fields').toggleAttribute('disabled', !idle);
     /** @type {HTMLButtonElement} */ (byId('connect')).disabled = !idle;
-    for (const id of ['end-keep', 'end-discard']) /** @type {HTMLButtonElement} */ (byId(id)).disabled = !['connected', 'reconnecting'].includes(state);
+    for (const id of ['end-keep', 'end-discard']) /** @type {HTMLButtonElement} */ (byId(id)).disabled = !endable;
     if (state === 'connecting') showProblem(null);
   });
   on('problem', showProblem);

@@ -45,14 +45,17 @@ export function bindSessionForm(form, storage, hooks) {
     remember();
   });
   remember();
+  let submitting = false;
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    if (submit.disabled || !form.reportValidity()) return;
-    submit.disabled = true;
+    if (submitting || submit.disabled || !form.reportValidity()) return;
+    // Once submitted, the page's state handler enables and disables Connect: setting it here
+    // when the connecting is done would enable it again during the call, doing nothing.
+    submitting = true;
     try {
       await hooks.onSubmit(readSetup(form));
     } finally {
-      submit.disabled = false;
+      submitting = false;
     }
   });
 }

@@ -3,7 +3,7 @@
 import { VoiceApi, asApiError, loadConfig } from './api.js';
 import { liveToken, loadConversation } from './conversation-store.js';
 import { VoiceConversation } from './conversation.js';
-import { connectionLabel } from './presenters.js';
+import { connectionLabel, controlsFor } from './presenters.js';
 import { bindSessionForm } from './session-form.js';
 import { TranscriptView, byId, renderCrisis, renderFinalization, renderHistory, renderTool, showProblem } from './views.js';
 
@@ -41,8 +41,7 @@ async function main() {
   on('state', ({ state }) => {
     showState();
     // Disconnected: the person may carry on (Connect) or end, keeping what was said or not.
-    const endable = state === 'connected' || state === 'reconnecting' || state === 'disconnected';
-    const idle = ['idle', 'ended', 'disconnected'].includes(state);
+    const { idle, endable } = controlsFor(state);
     byId('setup-fields').toggleAttribute('disabled', !idle);
     // Erasing ends the owner's live sessions: only between conversations.
     button('erase').disabled = !idle;
