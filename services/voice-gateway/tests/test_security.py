@@ -285,9 +285,96 @@ def test_identity_tokens_are_verified_in_jwt_mode(make_gateway: GatewayFactory) 
         ({"identity_token": identity(alice, aud="another-app")}, "identity_invalid", 401),
         ({"identity_token": identity(alice, exp=int(time.time()) - 5)}, "identity_invalid", 401),
         ({"identity_token": identity(alice), "user_id": unique("bob")}, "identity_invalid", 403),
+        # A leaked token signed to live for years is refused: the host app signs short ones.
+        (
+            {"identity_token": identity(alice, exp=int(time.time()) + 10 * 365 * 86400)},
+            "identity_invalid",
+            401,
+        ),
     ):
         reply = gateway.post(f"{API}/session", json={"thread_id": unique("thread"), **body})
         assert (reply.status_code, error_code(reply)) == (status, code), body
+
+
+def test_an_identity_subject_that_is_no_identifier_is_refused_and_holds_no_slot(
+    make_gateway: GatewayFactory,
+) -> None:
+    """An Auth0 ``auth0|...`` or an email as ``sub`` used to pass verification, create the
+    session, then fail its reply with a 500 that left the session live: three tries and the
+    user was refused ``too_many_sessions`` for an hour."""
+    key = "host-app-shared-key-" + "k" * 24
+    gateway = make_gateway(
+        identity_mode="jwt",
+        identity_jwt_key=key,
+        identity_issuer="host-app",
+        max_sessions_per_user=1,
+    )
+    claims = {"aud": "opencouch-voice", "iss": "host-app", "exp": int(time.time()) + 60}
+    for sub in (f"auth0|{uuid.uuid4().hex}", f"{unique('alice')}@example.com", " " + unique("a")):
+        token = jwt.encode({"sub": sub, **claims}, key, algorithm="HS256")
+        for _ in range(2):
+            reply = gateway.post(
+                f"{API}/session", json={"thread_id": unique("thread"), "identity_token": token}
+            )
+            assert (reply.status_code, error_code(reply)) == (401, "identity_invalid"), sub
+            assert "sub" in reply.json()["error"]["message"]
+            assert sub.strip() not in reply.text
+
+
+def test_a_failure_once_the_session_exists_discards_it(
+    make_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever fails after the session was created, up to its reply, frees its slot."""
+    gateway = make_gateway(max_sessions_per_user=1)
+    user = unique("user")
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise ValueError("a reply that does not validate")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("opencouch.voice_gateway.session_config.SessionReply", broken)
+        reply = gateway.post(
+            f"{API}/session", json={"thread_id": unique("thread"), "user_id": user}
+        )
+        assert reply.status_code == 500
+    open_session(gateway, user_id=user)
+
+
+def test_an_identity_token_whose_algorithm_does_not_fit_the_key_is_invalid_not_a_500(
+    make_gateway: GatewayFactory,
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    claims = {
+        "sub": unique("alice"),
+        "aud": "opencouch-voice",
+        "iss": "host-app",
+        "exp": int(time.time()) + 60,
+    }
+    host = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = (
+        host.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    shared = "host-app-shared-key-" + "k" * 24
+    for key, token in (
+        # An RS256 token against a shared key: PyJWT's InvalidKeyError.
+        (shared, jwt.encode(claims, host, algorithm="RS256")),
+        # An HS256 token against a PEM public key (the algorithm-confusion attack): the same.
+        (pem, jwt.encode(claims, "x" * 40, algorithm="HS256")),
+    ):
+        gateway = make_gateway(
+            identity_mode="jwt", identity_jwt_key=key, identity_issuer="host-app"
+        )
+        reply = gateway.post(
+            f"{API}/session", json={"thread_id": unique("thread"), "identity_token": token}
+        )
+        assert (reply.status_code, error_code(reply)) == (401, "identity_invalid")
+    # The PEM key still verifies what the host app signs with its private key.
+    signed = jwt.encode(claims, host, algorithm="RS256")
+    assert open_session(gateway, identity_token=signed)["user_id"] == claims["sub"]
 
 
 @pytest.fixture
@@ -339,7 +426,11 @@ def test_identity_tokens_are_verified_against_a_jwks(
     unknown = jwt.encode(
         {"sub": alice, **claims}, key, algorithm="RS256", headers={"kid": "host-2"}
     )
-    for token in (forged, unknown):
+    # HS256 naming a known kid: PyJWT would take the RSA key as an HMAC secret (a TypeError).
+    confused = jwt.encode(
+        {"sub": alice, **claims}, "x" * 40, algorithm="HS256", headers={"kid": "host-1"}
+    )
+    for token in (forged, unknown, confused):
         reply = gateway.post(
             f"{API}/session", json={"thread_id": unique("thread"), "identity_token": token}
         )
@@ -651,6 +742,20 @@ def test_session_starts_are_rate_limited_with_retry_after(make_gateway: GatewayF
     assert int(limited.headers["Retry-After"]) >= 1
 
 
+def test_strangers_cannot_spend_a_threads_session_budget(make_gateway: GatewayFactory) -> None:
+    """The thread's limit counts only callers its owner admits: refused requests of someone
+    who learned the thread id used to spend it and lock the owner out (429)."""
+    gateway = make_gateway(rate_limit_session_per_thread="2/minute")
+    owner = open_session(gateway)
+    thread, secret = owner["thread_id"], owner["thread_secret"]
+    for _ in range(3):
+        reply = gateway.post(f"{API}/session", json={"thread_id": thread})
+        assert (reply.status_code, error_code(reply)) == (403, "thread_forbidden")
+    open_session(gateway, thread_id=thread, thread_secret=secret)
+    limited = gateway.post(f"{API}/session", json={"thread_id": thread, "thread_secret": secret})
+    assert (limited.status_code, error_code(limited)) == (429, "rate_limited")
+
+
 def test_session_starts_are_rate_limited_per_client_address_and_per_user(
     make_gateway: GatewayFactory,
 ) -> None:
@@ -685,6 +790,21 @@ def test_session_starts_are_rate_limited_per_client_address_and_per_user(
         200,
         429,
     ]
+    # A proxy may append a header line of its own rather than an entry: the client's forged
+    # line comes first, and the last entry of the last line is the address.
+    behind = unique("client")
+    statuses = [
+        per_ip.post(
+            f"{API}/session",
+            json={"thread_id": unique("thread")},
+            headers=[
+                ("X-Forwarded-For", f"{unique('forged')}, {unique('forged')}"),
+                ("X-Forwarded-For", behind),
+            ],
+        ).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [200, 200, 429]
     # Refusals count too: a flood of forged identity tokens is limited like any other.
     forger = unique("client")
     forged = "forged." + "f" * 40 + ".x"
@@ -907,11 +1027,27 @@ def test_cors_is_only_for_the_web_origins_and_replies_are_never_cached(gateway: 
     )
     assert allowed.headers["access-control-allow-origin"] == "http://localhost:8080"
     assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    assert (allowed.status_code, allowed.text) == (200, "OK")
     foreign = gateway.options(
         f"{API}/turn",
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in foreign.headers
+    # A refused preflight is a refusal like any other: the house error body, not plain text.
+    odd_header = gateway.options(
+        f"{API}/turn",
+        headers={
+            "Origin": "http://localhost:8080",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-not-allowed",
+        },
+    )
+    for refused, what in ((foreign, "origin"), (odd_header, "headers")):
+        assert refused.status_code == 400
+        assert refused.headers["content-type"] == "application/json"
+        assert error_code(refused) == "invalid_request"
+        assert what in refused.json()["error"]["message"]
+        assert refused.headers["x-content-type-options"] == "nosniff"
     reply = gateway.post(f"{API}/session", json={"thread_id": unique("thread")})
     assert reply.headers["cache-control"] == "no-store"
     assert reply.headers["x-content-type-options"] == "nosniff"

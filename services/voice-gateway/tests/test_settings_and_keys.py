@@ -83,6 +83,48 @@ def test_production_starts_with_a_real_key_and_verified_identities() -> None:
         )
 
 
+@pytest.mark.parametrize("identity_key", ["secret", "h" * 31, "change-me-" * 5])
+def test_production_refuses_a_short_or_placeholder_shared_identity_key(identity_key: str) -> None:
+    """Anyone who guesses the shared key signs in as anyone: ``secret`` once passed."""
+    with pytest.raises(ValidationError, match="IDENTITY_JWT_KEY") as refused:
+        GatewaySettings(
+            environment="production",
+            openai_api_key=OPENAI_KEY,
+            token_signing_keys=f"k1:{SIGNING_KEY}",
+            identity_mode="jwt",
+            identity_jwt_key=identity_key,
+            identity_issuer="host-app",
+        )
+    assert identity_key not in str(refused.value).replace("IDENTITY_JWT_KEY", "")
+
+
+def test_production_takes_a_pem_public_key_and_development_any_shared_key() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    GatewaySettings(
+        environment="production",
+        openai_api_key=OPENAI_KEY,
+        token_signing_keys=f"k1:{SIGNING_KEY}",
+        identity_mode="jwt",
+        identity_jwt_key=pem,
+        identity_issuer="host-app",
+    )
+    GatewaySettings(identity_mode="jwt", identity_jwt_key="secret", identity_issuer="host-app")
+
+
+def test_identity_tokens_have_a_maximum_lifetime() -> None:
+    assert GatewaySettings().identity_max_lifetime_seconds == 86400
+    with pytest.raises(ValidationError):
+        GatewaySettings(identity_max_lifetime_seconds=0)
+
+
 def test_jwt_identity_mode_needs_a_key_and_an_issuer() -> None:
     with pytest.raises(ValidationError, match="JWT_KEY or _JWKS_URL"):
         GatewaySettings(identity_mode="jwt", identity_issuer="host-app")

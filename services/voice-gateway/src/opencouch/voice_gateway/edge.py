@@ -12,7 +12,7 @@ Pure ASGI rather than Starlette's ``BaseHTTPMiddleware``: no extra task per requ
 ``RequestBodyLimitMiddleware`` answers in plain text and overrides the app's reply; the limit
 here keeps the house error body, so every refusal is machine-readable. CORS is Starlette's
 ``CORSMiddleware``, used for its rules (which origin, which preflight, which headers) rather
-than as a layer of its own.
+than as a layer of its own; a preflight it refuses gets the house error body too.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Final
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opencouch.contracts.common import ErrorCode
@@ -105,7 +106,7 @@ class GatewayEdge(RequestObserver):
                 await cors.send(message, send, request_headers)
 
         if preflight:
-            await cors.preflight_response(request_headers=request_headers)(scope, receive, finish)
+            await _preflight(cors, request_headers)(scope, receive, finish)
             return
         declared = request_headers.get("content-length")
         if declared is not None:
@@ -149,6 +150,29 @@ class GatewayEdge(RequestObserver):
         except _BodyTooLargeError:
             if not started:
                 await _refuse_too_large(finish, self._max)
+
+
+def _preflight(cors: CORSMiddleware, request_headers: Headers) -> Response:
+    """Starlette's answer to a preflight; a refused one (its plain-text 400) carries the house
+    error body instead, with the same CORS headers."""
+    reply = cors.preflight_response(request_headers=request_headers)
+    if reply.status_code < 400:
+        return reply
+    # Starlette's text is "Disallowed CORS origin, headers": what was refused, never a value.
+    refused = bytes(reply.body).decode().removeprefix("Disallowed CORS ")
+    error = ServiceError(
+        ErrorCode.INVALID_REQUEST,
+        f"This cross-origin request is not allowed here (refused: {refused}).",
+        status=reply.status_code,
+    )
+    kept = {
+        name: value
+        for name, value in reply.headers.items()
+        if name not in ("content-type", "content-length")
+    }
+    return JSONResponse(
+        error.response().model_dump(mode="json"), status_code=error.status, headers=kept
+    )
 
 
 async def _refuse_too_large(send: Send, limit: int) -> None:

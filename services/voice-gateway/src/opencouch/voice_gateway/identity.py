@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import time
+from typing import Any, Final
 
 import jwt
+from pydantic import TypeAdapter, ValidationError
 
-from opencouch.contracts.common import ErrorCode
+from opencouch.contracts.common import ErrorCode, Identifier
 from opencouch.contracts.voice_api import SessionRequest
 from opencouch.runtime.errors import ServiceError
 from opencouch.voice_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
+
+_IDENTIFIER: Final = TypeAdapter(Identifier)
+
+
+def _is_identifier(text: str) -> bool:
+    """True when ``text`` is an ``Identifier`` as it stands (not only once stripped)."""
+    try:
+        return _IDENTIFIER.validate_python(text) == text
+    except ValidationError:
+        return False
 
 
 class IdentityVerifier:
@@ -36,6 +48,7 @@ class IdentityVerifier:
         self._issuer = settings.identity_issuer
         self._audience = settings.identity_audience
         self._algorithms = settings.identity_algorithms
+        self._max_lifetime = settings.identity_max_lifetime_seconds
 
     def announce(self) -> None:
         """Log, once at start, how user ids are trusted."""
@@ -85,11 +98,28 @@ class IdentityVerifier:
             raise ServiceError(
                 ErrorCode.IDENTITY_INVALID, "The identity token has expired."
             ) from None
-        except (jwt.InvalidTokenError, jwt.PyJWKClientError, ValueError):
+        # PyJWTError covers a token whose algorithm does not fit the key (InvalidKeyError, a
+        # PEM key offered as an HMAC secret); TypeError a JWKS key object offered as one.
+        except (jwt.PyJWTError, ValueError, TypeError):
             raise ServiceError(
                 ErrorCode.IDENTITY_INVALID, "The identity token is not valid."
             ) from None
         subject = payload.get("sub")
         if not isinstance(subject, str) or not subject:
             raise ServiceError(ErrorCode.IDENTITY_INVALID, "The identity token names no user.")
+        if not _is_identifier(subject):
+            # The user id travels in Redis keys and NATS subjects: refused here, before a
+            # session exists, rather than failing once one was created.
+            raise ServiceError(
+                ErrorCode.IDENTITY_INVALID,
+                "The identity token's user id (sub) must be 1-128 letters, digits, '.', '_', "
+                "':' or '-', starting with a letter or digit.",
+            )
+        # The host app signs short tokens: a long-lived one, once leaked, would work for years.
+        if int(payload["exp"]) - time.time() > self._max_lifetime:
+            raise ServiceError(
+                ErrorCode.IDENTITY_INVALID,
+                f"The identity token lives too long: its exp may be at most "
+                f"{self._max_lifetime} seconds ahead.",
+            )
         return subject

@@ -143,15 +143,18 @@ async def start_session(gateway: Gateway, body: SessionRequest, client_ip: str) 
     """Check who may open the thread, configure the session, mint its secret, issue its token.
 
     Limits and ownership are checked before anything is minted or read, so a refused request
-    costs no OpenAI call and reveals no memory. A new thread is bound to its caller only once
-    everything else succeeded, so a failed first session never locks a browser out.
+    costs no OpenAI call and reveals no memory. The client address's limit counts every request;
+    the user's and thread's only once the thread's owner admitted the caller, so a stranger's
+    refused requests never spend the budget of a thread they cannot open. A new thread is bound
+    to its caller only once everything else succeeded, so a failed first session never locks a
+    browser out; whatever fails once the session exists discards it, so none keeps a live slot.
     """
     await gateway.limits.session_from(client_ip)
     user_id = await gateway.identity.user_id(body)
-    await gateway.limits.session_start(user_id=user_id, thread_id=body.thread_id)
     owner = await gateway.sessions.thread_owner(body.thread_id)
     if owner is not None and not owner.admits(user_id, body.thread_secret):
         raise _refuse_thread()
+    await gateway.limits.session_start(user_id=user_id, thread_id=body.thread_id)
     memory = await _memory_context(gateway, body.thread_id, user_id, body.memory_mode)
     config = build_session_config(
         gateway.settings,
@@ -188,6 +191,19 @@ async def start_session(gateway: Gateway, body: SessionRequest, client_ip: str) 
         )
         if thread_secret is None and not owner.admits(user_id, body.thread_secret):
             raise _refuse_thread()  # another caller bound the new thread a moment earlier
+        reply = SessionReply(
+            session_id=claims.session_id,
+            thread_id=body.thread_id,
+            user_id=user_id,
+            memory_mode=body.memory_mode,
+            token=token,
+            token_expires_at=claims.expires_at,
+            session_expires_at=claims.session_expires_at,
+            thread_secret=thread_secret,
+            client_secret=secret,
+            realtime_calls_url=gateway.settings.realtime_calls_url,
+            session=config.model_copy(update={"instructions": None}),
+        )
     except BaseException:
         await gateway.sessions.discard(claims)
         raise
@@ -196,16 +212,4 @@ async def start_session(gateway: Gateway, body: SessionRequest, client_ip: str) 
         extra={"session_id": claims.session_id, "memory_mode": body.memory_mode.value},
     )
     VOICE_SESSIONS_STARTED.labels(body.memory_mode.value).inc()
-    return SessionReply(
-        session_id=claims.session_id,
-        thread_id=body.thread_id,
-        user_id=user_id,
-        memory_mode=body.memory_mode,
-        token=token,
-        token_expires_at=claims.expires_at,
-        session_expires_at=claims.session_expires_at,
-        thread_secret=thread_secret,
-        client_secret=secret,
-        realtime_calls_url=gateway.settings.realtime_calls_url,
-        session=config.model_copy(update={"instructions": None}),
-    )
+    return reply

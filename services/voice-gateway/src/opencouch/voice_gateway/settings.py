@@ -80,7 +80,8 @@ class GatewaySettings(ServiceSettings):
     """``development`` trusts a plain ``user_id`` (and says so at start); ``jwt`` requires an
     identity token signed by the host application."""
     identity_jwt_key: SecretStr | None = None
-    """Shared HMAC key for identity tokens (HS256), or a PEM public key (RS256/ES256)."""
+    """Shared HMAC key for identity tokens (HS256), or a PEM public key (RS256/ES256). In
+    production a shared key must be 32 bytes or more and no placeholder."""
     identity_jwks_url: str | None = None
     """A JWKS endpoint for identity tokens, instead of a fixed key."""
     identity_issuer: str | None = None
@@ -89,6 +90,9 @@ class GatewaySettings(ServiceSettings):
     identity_algorithms: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["HS256", "RS256", "ES256"]
     )
+    identity_max_lifetime_seconds: int = Field(86400, gt=0)
+    """The furthest ahead an identity token's ``exp`` may lie: the host app signs short tokens,
+    so a leaked long-lived one is refused."""
 
     # -- Limits -----------------------------------------------------------------------------
     max_body_bytes: int = Field(256 * 1024, ge=1024)
@@ -160,6 +164,18 @@ class GatewaySettings(ServiceSettings):
                 )
         if self.identity_mode == "development":
             raise ValueError("VOICE_GATEWAY_IDENTITY_MODE=development is refused in production")
+        if self.identity_jwt_key is not None:
+            identity_key = self.identity_jwt_key.get_secret_value()
+            # A shared key that can be guessed lets anyone sign in as any user; a PEM public
+            # key is no secret at all.
+            if not identity_key.strip().startswith("-----BEGIN") and (
+                len(identity_key.encode()) < MIN_SIGNING_KEY_BYTES or _placeholder(identity_key)
+            ):
+                raise ValueError(
+                    "VOICE_GATEWAY_IDENTITY_JWT_KEY is a shared key that is a placeholder or "
+                    f"shorter than {MIN_SIGNING_KEY_BYTES} bytes; use a long random key (the "
+                    "host app signs with it) or the host app's PEM public key"
+                )
         return self
 
     @model_validator(mode="after")

@@ -96,8 +96,10 @@ def _address(request: Request, gateway: Gateway) -> str:
     if gateway.settings.trust_forwarded_for:
         # The proxy in front appended the address it saw last; what comes before it is
         # whatever the client sent, and a client could name a new address on every request.
-        forwarded = request.headers.get("x-forwarded-for", "")
-        last = forwarded.rsplit(",", 1)[-1].strip()
+        # A proxy may append a header line of its own rather than an entry to the client's:
+        # the last entry of the last line, either way.
+        lines = request.headers.getlist("x-forwarded-for")
+        last = lines[-1].rsplit(",", 1)[-1].strip() if lines else ""
         if last:
             return last[:64]
     return request.client.host if request.client else "unknown"
