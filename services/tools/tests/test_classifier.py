@@ -547,6 +547,93 @@ def test_ending_it_announced_after_an_earlier_disclosure_is_imminent() -> None:
     assert classify(said, EARLIER) == CrisisAssessment(3, "plan_after_ideation")  # it was 1
 
 
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        # Not safe, said of oneself, is a disclosure of risk to self; with a time, imminent.
+        ("I'm not safe tonight", 3),  # it was level 0
+        ("I don't feel safe with myself right now", 3),  # it was level 0
+        ("I can't promise I'll be safe tonight", 3),  # it was level 0
+        ("I don't think I'm safe tonight.", 3),  # it was level 0
+        ("I don't trust myself alone tonight.", 3),  # it was level 0
+        ("I'm not safe", 2),  # it was level 0
+        ("No, I'm not safe.", 2),  # it was level 0
+        ("I'm not safe with myself.", 2),  # it was level 0
+        ("I can't keep myself safe.", 2),  # it was level 0
+        # Not feeling safe, bare, may be of something else: one safety question.
+        ("I don't feel safe.", 1),  # it was level 0
+        ("I'm not feeling safe right now.", 1),  # it was level 0
+        # ...and not safe somewhere, from someone, or to do something is not this.
+        ("I don't feel safe walking home at night.", 0),
+        ("The neighbourhood isn't safe.", 0),
+        ("I'm not safe to drive after that much coffee.", 0),
+        ("I don't feel safe in this neighbourhood at night.", 0),
+        ("My sister isn't safe tonight, the storm is bad.", 0),
+        ("I don't trust myself with money.", 0),
+        ("I'm safe tonight.", 0),
+    ],
+)
+def test_not_being_safe_with_oneself_is_a_disclosure_and_with_a_time_imminent(
+    said: str, level: int
+) -> None:
+    assert classify(said).level == level
+
+
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        # The night ahead doubted to be lived through: ambiguous distress, one safety question.
+        ("I'm not going to make it through tonight", 1),  # it was level 0
+        ("I don't think I'll survive tonight", 1),  # it was level 0
+        ("I'm not sure I'll make it through the night", 1),  # it was level 0
+        ("I might not make it through the night.", 1),  # it was level 0
+        ("I can't get through another day like this.", 1),  # it was level 0
+        # ...not an event missed, an exam, a shift, an eagerness, or a phone's battery.
+        ("I'm not going to make it to the meeting tonight", 0),
+        ("Sorry, I won't make it tonight.", 0),
+        ("I won't survive this exam", 0),
+        ("I won't make it through the night shift.", 0),
+        ("I won't survive tonight's dinner with my in-laws.", 0),
+        ("I'm dying to see the show tonight", 0),
+        ("my phone won't make it through the night", 0),
+        ("I don't think my laptop will make it through the night.", 0),
+    ],
+)
+def test_doubting_living_through_the_night_is_ambiguous_distress(said: str, level: int) -> None:
+    assert classify(said).level == level
+
+
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        # An act left unnamed, given a time, with hopelessness or ideation: imminent.
+        ("I can't go on, tonight is the night", 3),  # it was level 1
+        ("I feel hopeless. Tonight's the night.", 3),  # it was level 1
+        ("I have no reason to live so I'm doing it tonight", 3),  # it was level 2
+        ("I want to die and I might do it tonight.", 3),
+        # A denial of wanting to die does not take back when.
+        ("I don't want to die but I might do it tonight", 3),  # it was level 0
+        ("I'm not going to kill myself, but I'm doing it tonight.", 3),  # it was level 0
+        # ...and a denied act, a time of something named, or a night to celebrate is not this.
+        ("I don't want to die but I'm not going to do it tonight.", 0),
+        ("I can't take it anymore, tonight's the night I tell him.", 1),
+        ("Tonight's the night!", 0),
+        ("Tonight is the night we celebrate.", 0),
+        ("I'm doing it tonight.", 0),
+    ],
+)
+def test_an_act_left_unnamed_given_a_time_is_imminent_with_hopelessness_or_ideation(
+    said: str, level: int
+) -> None:
+    assert classify(said).level == level
+
+
+def test_a_time_set_after_an_earlier_disclosure_is_imminent() -> None:
+    said = "Tonight's the night."
+    assert classify(said).level == 0
+    assert classify(said, EARLIER) == CrisisAssessment(3, "plan_after_ideation")  # it was 0
+
+
 # -- the command line ---------------------------------------------------------------------------
 
 

@@ -21,8 +21,15 @@ How it reads an utterance, in order:
    what is denied in its clause ("I want to die but I'm not going to do it tonight", "...but
    not tonight"); a denial that is not one still times it ("I can't promise I won't do it
    tonight").
+   Not being safe, said of oneself ("I'm not safe", "I can't promise I'll be safe tonight"), is
+   a disclosure of risk to self, and a time makes it imminent; not safe somewhere or from
+   someone ("I don't feel safe walking home at night") is not. Not feeling safe, bare, and a
+   doubt of living through the night ("I don't think I'll survive tonight") are ambiguous.
 4. Signals combine into a level; context from the conversation (the assistant just asked a
-   safety question; the user spoke of ideation earlier) can raise or settle it.
+   safety question; the user spoke of ideation earlier) can raise or settle it. An act left
+   unnamed and given a time ("I'm doing it tonight", "tonight is the night") is imminent with
+   ideation, with hopelessness (for "tonight is the night"), or with ideation denied: "I don't
+   want to die but I might do it tonight" still says when.
 The reason is a short code for reviewers and the crisis log, never the user's words.
 """
 
@@ -42,6 +49,7 @@ Signal = Literal[
     "self_harm",
     "past_attempt",
     "suicidal_intent",
+    "unsafe",
     "act_with_method",
     "act_in_progress",
     "plan",
@@ -51,6 +59,7 @@ Signal = Literal[
     "time_future",
     "time_now",
     "do_it",
+    "time_set",
     "jump_wish",
     "means_at_hand",
     "farewell",
@@ -66,6 +75,7 @@ IDEATION_SIGNALS: Final[frozenset[Signal]] = frozenset(
         "self_harm",
         "past_attempt",
         "suicidal_intent",
+        "unsafe",
     }
 )
 
@@ -77,7 +87,7 @@ REASON_CODES: Final = frozenset(
         "plan_after_ideation",
         # level 2
         "past_attempt", "suicidal_intent", "self_harm", "ideation", "shared_ideation",
-        "passive_ideation", "indirect_ideation", "affirmed_after_check", "preparation",
+        "passive_ideation", "indirect_ideation", "affirmed_after_check", "preparation", "unsafe",
         # level 1
         "distress", "unclear_after_check",
         # level 0
@@ -313,6 +323,37 @@ _POISON: Final = (
     r"hand saniti[sz]er|rubbing alcohol|detergent|laundry (?:pods|detergent)|cyanide|arsenic)"
 )
 
+# Safe as the speaker is with themself ("not safe with myself", "...to be alone"), then the end
+# of the clause or a time: not safe somewhere, from someone or doing something ("I don't feel
+# safe walking home at night", "not safe to drive", "not safe at home").
+_WITH_MYSELF: Final = (
+    r"(?: (?:with|from|around) myself| alone| by myself| on my own| being (?:alone|by myself|"
+    r"on my own)| to be (?:left )?(?:alone|by myself|on my own))"
+)
+_SAFE_END: Final = (
+    r"(?= *(?:$|[,;]|(?:and(?! (?:sound|secure)\b)|but|so|because|anymore|any more|right now|"
+    r"now(?! that)|tonight|today|tomorrow|at the moment|at all|honestly|"
+    r"this (?:evening|weekend|afternoon))\b))"
+)
+# The night ahead, doubted to be lived through: "I'm not going to make it through tonight", "I
+# don't think I'll survive the night". Not making it to an event ("...to the meeting tonight"),
+# not an exam survived, not "tonight's dinner", not the night shift; and "I won't make it
+# tonight" is an apology for not coming.
+_DOUBT_I_WILL: Final = (
+    r"\bi (?:am not going to|will not|would not|might not|may not|cannot|could not|"
+    r"(?:do not think|doubt)(?: that)? i (?:will|would|can|am going to)|(?:do not know|am not sure)"
+    r"(?: if| whether| that)? i (?:will|would|can|am going to)) "
+)
+_THE_NIGHT_AHEAD: Final = (
+    r"(?:(?:make it|get|live) (?:through|past) (?:tonight|the night|another (?:night|day))"
+    r"|make it (?:to|till|until) (?:the )?morning"
+    r"|get through (?:tonight|the night|another (?:night|day))"
+    r"|(?:survive|last) (?:tonight|the night|another (?:night|day)|(?:till|until) (?:the )?morning)"
+    r"|see (?:the )?(?:morning|tomorrow))"
+    r"(?= *(?:$|[,;]|(?:and|but|so|because|if|honestly|alive|like this|on my own|alone|"
+    r"by myself)\b))"
+)
+
 _RULES: Final = [
     # Third parties: someone else's self-harm, recorded so "I feel the same" can refer to it.
     _rule(
@@ -470,6 +511,29 @@ _RULES: Final = [
         r"(?:was|were|died|disappeared|was gone|were gone)\b",
         negatable=False,
     ),
+    # Not safe, said of oneself: a disclosure of risk to self, as a clinician hears it ("I'm not
+    # safe", "I can't promise I'll be safe tonight", "I can't keep myself safe"). Its "not" is
+    # the statement itself. Not feeling safe, bare, may be fear of something else: see distress.
+    _rule(
+        "unsafe",
+        rf"\bi am (?:not|no longer) safe{_WITH_MYSELF}?{_SAFE_END}"
+        rf"|\bi (?:do not|no longer|never|am not) feel(?:ing)? safe{_WITH_MYSELF}{_SAFE_END}"
+        r"|\bi (?:do not|no longer|never|am not) feel(?:ing)? safe (?:with|from|around) myself\b"
+        r"|\bi (?:(?:do not think|am not sure|do not know)(?: if| whether| that)?|doubt(?: that)?) "
+        rf"i (?:am|will be|would be|can be|can stay) safe{_WITH_MYSELF}?{_SAFE_END}"
+        r"|\bi (?:will not|might not|may not|would not) (?:be|stay|feel) safe"
+        rf"{_WITH_MYSELF}?{_SAFE_END}"
+        r"|\bi (?:cannot|can not|could not|will not) (?:promise|guarantee|say)(?: you)?(?: that)? "
+        r"i (?:will|would|can|am going to) (?:be|stay|keep myself) safe\b"
+        r"|\b(?:cannot|can not|could not|do not know how to|not sure i can|do not think i can|"
+        r"do not know if i can) (?:keep|stay) (?:myself )?safe\b(?! (?:from|on|in|at|with)\b)"
+        # Not trusting oneself alone or now, not "with money" or "to drive", nor bare.
+        rf"|\bi do not trust myself(?:{_WITH_MYSELF}| to (?:stay|keep myself|be) safe)?"
+        r"(?: (?:right now|tonight|now|at the moment))?(?= *(?:$|[,;]|(?:and|but|so|because)\b))"
+        r"(?<!myself)",
+        negatable=False,
+        own_subject=True,
+    ),
     _rule(
         "self_harm",
         r"\b(?:cut|cutting|cuts|burn|burned|burnt|burning|hurt|hurting|harm|harming|hit|"
@@ -562,7 +626,9 @@ _RULES: Final = [
     ),
     _rule(
         "do_it",
-        r"\b(?:going to|will|about to|want to|need to|have to|ready to) (?:do it|use it)\b"
+        r"\b(?:going to|will|about to|want to|need to|have to|ready to|might|may) "
+        r"(?:do it|use it)\b"
+        r"|\bi am (?:doing|using) it\b"  # "...so I'm doing it tonight"
         # What means were got for, or what is next after an earlier disclosure ("I bought a
         # gun to end it"); not ending it with someone.
         r"|\b(?:to|going to|will|about to|i can|i could) end it\b(?! with| between| all| off)"
@@ -619,6 +685,24 @@ _RULES: Final = [
         r"in any of it)\b",
         negatable=False,
         own_subject=True,
+    ),
+    # Not feeling safe, bare ("I don't feel safe right now"): perhaps of oneself, perhaps of
+    # something else; one safety question tells which. The night ahead doubted to be lived
+    # through ("I'm not sure I'll make it through the night"): perhaps despair, perhaps illness.
+    _rule(
+        "distress",
+        rf"\bi (?:do not|no longer|never) feel safe{_SAFE_END}"
+        rf"|\bi am not feeling safe{_SAFE_END}"
+        rf"|{_DOUBT_I_WILL}{_THE_NIGHT_AHEAD}",
+        negatable=False,
+        own_subject=True,
+    ),
+    # A time set for something left unnamed ("tonight is the night", "today's the day"): with
+    # hopelessness or ideation, the time of the act; alone, of a party.
+    _rule(
+        "time_set",
+        r"\b(?:(?:tonight|today)(?: is|'s) the (?:night|day)|this is the night)\b"
+        r"(?= *(?:$|[,;]|(?:and|but|so|because)\b))",
     ),
     # A time: read last, as it counts only said with an intent, a "do it" or a wish to jump in
     # its sentence, or said on its own ("I'm going to kill myself. Tonight."), and not as the
@@ -788,6 +872,8 @@ class _Reading:
     present: set[Signal] = field(default_factory=set)
     """Signals said of now at least once, not only of a remote past ("when I was 15")."""
     negated: bool = False
+    denied: set[Signal] = field(default_factory=set)
+    """Signals negated where said ("I don't want to die"): what a "do it" may still refer to."""
     other_subject: bool = False
     accidental: bool = False
     quoted: bool = False
@@ -860,6 +946,7 @@ def _read_sentence(sentence: str, reading: _Reading) -> None:
                 else _negated(before, after)
             ):
                 reading.negated = True
+                reading.denied.add(rule.signal)
                 denied.add(start)
                 continue
             if rule.signal == "self_harm" and _accidental(sentence, start, match.start(), end):
@@ -970,7 +1057,7 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
     for signal in ("act_in_progress", "act_with_method"):
         if signal in signals:
             return CrisisAssessment(3, signal)
-    active = ideation & {"ideation", "suicidal_intent", "self_harm"}
+    active = ideation & {"ideation", "suicidal_intent", "self_harm", "unsafe"}
     # What a time makes imminent is what is said of now: not self-harm "when I was 15".
     present = active & reading.present
     if ideation:
@@ -987,11 +1074,17 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
         # A time makes active ideation imminent; "I don't want to wake up tomorrow" is not.
         if present and "time_future" in signals:
             return CrisisAssessment(3, "timeframe")
-        if present & {"suicidal_intent", "self_harm"} and "time_now" in signals:
+        if present & {"suicidal_intent", "self_harm", "unsafe"} and "time_now" in signals:
             return CrisisAssessment(3, "timeframe")
-    # "...and I'm going to do it tonight" said with ideation, even of the past ("I tried to
-    # kill myself when I was 15 and I'm going to do it tonight").
-    if ideation and "do_it" in signals and signals & {"time_now", "time_future"}:
+    # An act left unnamed, given a time: "I'm going to do it tonight", "tonight is the night".
+    announced = bool("do_it" in signals and signals & _TIMES) or "time_set" in signals
+    # ...said with ideation, even of the past ("I tried to kill myself when I was 15 and I'm
+    # going to do it tonight"), or with ideation denied: "I don't want to die but I might do
+    # it tonight" still says when.
+    if announced and (ideation or reading.denied & IDEATION_SIGNALS):
+        return CrisisAssessment(3, "timeframe")
+    # Hopelessness and a time set for something unnamed: "I can't go on, tonight is the night".
+    if "distress" in signals and "time_set" in signals:
         return CrisisAssessment(3, "timeframe")
     if "jump_wish" in signals:
         if "means" in signals:
@@ -1007,7 +1100,7 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
     if context.ideation_earlier and (
         signals
         & {"plan", "preparation", "farewell", "acquired_means", "jump_wish", "means_at_hand"}
-        or ("do_it" in signals and signals & {"time_now", "time_future"})
+        or announced
     ):
         return CrisisAssessment(3, "plan_after_ideation")
     if ideation:
@@ -1016,6 +1109,7 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
             "suicidal_intent",
             "self_harm",
             "ideation",
+            "unsafe",
             "passive_ideation",
             "indirect_ideation",
         ):
