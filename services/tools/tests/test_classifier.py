@@ -18,6 +18,7 @@ from opencouch.tools.classifier import (
     ScreeningContext,
     classify,
     is_safety_check,
+    safety_question,
 )
 from opencouch.tools.testing import crisis_evaluation_set
 
@@ -37,7 +38,10 @@ def test_recall_and_precision_at_level_two_and_above() -> None:
     true_positive = false_positive = false_negative = exact = 0
     misses = []
     for row in rows:
-        context = ScreeningContext(after_safety_check=row.get("after_safety_check", False))
+        context = ScreeningContext(
+            after_safety_check=row.get("after_safety_check", False),
+            safety_question=row.get("safety_question", "risk"),
+        )
         assessment = classify(row["text"], context)
         predicted, actual = assessment.level >= 2, row["level"] >= 2
         true_positive += predicted and actual
@@ -58,7 +62,10 @@ def test_recall_and_precision_at_level_two_and_above() -> None:
 
 def test_reasons_are_codes_from_a_closed_set() -> None:
     for row in crisis_evaluation_set():
-        context = ScreeningContext(after_safety_check=row.get("after_safety_check", False))
+        context = ScreeningContext(
+            after_safety_check=row.get("after_safety_check", False),
+            safety_question=row.get("safety_question", "risk"),
+        )
         reason = classify(row["text"], context).reason
         assert reason in REASON_CODES, reason
         assert len(reason) <= 64
@@ -185,6 +192,44 @@ def test_the_answer_to_a_safety_check_is_read_as_one(answer: str, level: int, re
     assessment = classify(answer, ScreeningContext(after_safety_check=True))
     assert (assessment.level, assessment.reason) == (level, reason)
     assert classify(answer).level < 2
+
+
+def test_a_safety_question_is_known_by_what_it_asks() -> None:
+    assert safety_question("Are you thinking about suicide?") == "risk"
+    assert safety_question("Are you safe right now?") == "safe"
+    assert safety_question("Can you keep yourself safe tonight?") == "safe"
+    assert safety_question("Are you safe, or are you thinking of hurting yourself?") == "both"
+    assert safety_question("What would help you relax this evening?") is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "safe", "both", "risk"),
+    [
+        # "Are you safe right now?" "No." was read as a denial (0), and "Yes." as a risk (2).
+        ("No.", 2, 1, 0),
+        ("Nope", 2, 1, 0),
+        ("Not really.", 2, 1, 0),
+        ("I don't think so.", 2, 1, 0),
+        ("Yes.", 0, 1, 2),
+        ("Yeah I am.", 0, 1, 2),
+        ("I am safe.", 0, 0, 0),
+        ("I'm not sure.", 1, 1, 1),
+        ("Kind of", 1, 2, 2),
+        # How they are is no yes to "are you thinking of suicide?" (it was 2).
+        ("I'm fine", 0, 0, 0),
+        ("I'm okay, just tired", 0, 0, 0),
+        # What the answer says for itself counts whatever was asked.
+        ("Yes, I want to die", 2, 2, 2),
+    ],
+)
+def test_the_answer_to_a_safety_question_is_read_the_way_it_was_asked(
+    answer: str, safe: int, both: int, risk: int
+) -> None:
+    levels = [
+        classify(answer, ScreeningContext(after_safety_check=True, safety_question=question)).level
+        for question in ("safe", "both", "risk")
+    ]
+    assert levels == [safe, both, risk]
 
 
 def test_an_earlier_disclosure_makes_a_plan_imminent() -> None:

@@ -168,6 +168,40 @@ async def test_incognito_context_comes_from_the_transcript_sent_with_it(
     assert [(row["level"], row["reason"]) for row in rows] == [(2, "affirmed_after_check")]
 
 
+async def test_no_to_are_you_safe_is_a_disclosure_in_both_memory_modes(
+    tools_store: ToolsStore, tools_pool: DictPool, redis_client: Redis, nats_url: str
+) -> None:
+    """It was read as a denial: level 0, no crisis path and no log row."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = await ensure_events_stream(nc)
+        screening = CrisisScreening(tools_store, SessionState(redis_client, 60), js)
+        persistent, incognito = new_session_id(), new_session_id()
+        asked = turn(persistent, "everything is so heavy", "Are you safe right now?")
+        answered = turn(persistent, "No.")
+        answered = answered.model_copy(
+            update={"recorded_at": asked.recorded_at + timedelta(seconds=5)}
+        )
+        await screening.on_turn_recorded(asked)
+        await screening.on_turn_recorded(answered)
+        await screening.on_crisis_screen(
+            CrisisScreen(
+                session_id=incognito,
+                client_turn_id="t-2",
+                user_text="No, not really.",
+                transcript=[
+                    {"role": "user", "text": "everything is so heavy"},
+                    {"role": "assistant", "text": "Are you safe right now?"},
+                ],
+            )
+        )
+    finally:
+        await nc.close()
+    for session in (persistent, incognito):
+        rows = await log_rows(tools_pool, session)
+        assert [(row["level"], row["reason"]) for row in rows] == [(2, "unsafe_after_check")]
+
+
 async def test_screening_a_turn_twice_logs_it_once(
     tools_store: ToolsStore, tools_pool: DictPool, redis_client: Redis, nats_url: str
 ) -> None:

@@ -26,7 +26,10 @@ How it reads an utterance, in order:
    someone ("I don't feel safe walking home at night") is not. Not feeling safe, bare, and a
    doubt of living through the night ("I don't think I'll survive tonight") are ambiguous.
 4. Signals combine into a level; context from the conversation (the assistant just asked a
-   safety question; the user spoke of ideation earlier) can raise or settle it. An act left
+   safety question; the user spoke of ideation earlier) can raise or settle it. An answer is
+   read the way the question was asked: "no" to "are you thinking of ending your life?" denies
+   a risk, "no" to "are you safe right now?" discloses one, and a bare yes or no to both at
+   once says neither. An act left
    unnamed and given a time ("I'm doing it tonight", "tonight is the night") is imminent with
    ideation, with hopelessness (for "tonight is the night"), or with ideation denied: "I don't
    want to die but I might do it tonight" still says when.
@@ -88,6 +91,7 @@ REASON_CODES: Final = frozenset(
         # level 2
         "past_attempt", "suicidal_intent", "self_harm", "ideation", "shared_ideation",
         "passive_ideation", "indirect_ideation", "affirmed_after_check", "preparation", "unsafe",
+        "unsafe_after_check",
         # level 1
         "distress", "unclear_after_check",
         # level 0
@@ -97,12 +101,18 @@ REASON_CODES: Final = frozenset(
 """Every reason the classifier gives: a closed set of codes, never the user's words."""
 
 
+SafetyQuestion = Literal["risk", "safe", "both"]
+
+
 @dataclass(frozen=True)
 class ScreeningContext:
     """What the conversation says around the utterance (never its text)."""
 
     after_safety_check: bool = False
     """The assistant's previous line asked the user directly about suicide or self-harm."""
+    safety_question: SafetyQuestion = "risk"
+    """What it asked: about a risk ("are you thinking of ending your life?": a yes is the
+    risk), whether they are safe ("are you safe right now?": a no is), or both at once."""
     ideation_earlier: bool = False
     """An earlier user turn of this conversation was at level 2 or more."""
 
@@ -838,9 +848,17 @@ _SAFETY_CHECK: Final = re.compile(
     r"end(?:ing)? your (?:own )?life|hurt(?:ing)? yourself|harm(?:ing)? yourself|self-?harm|"
     r"tak(?:e|ing) your (?:own )?life|not wanting to (?:live|be alive|be here)|wanting to die|"
     r"not being here)"
-    r"|\bare you (?:feeling )?suicidal\b|\bare you safe\b"
+    r"|\bare you (?:feeling )?suicidal\b"
     r"|\bdo you (?:want|feel like you want) to (?:die|hurt yourself|end your life|kill yourself)"
     r"|\bthoughts? of (?:suicide|ending your life|killing yourself|hurting yourself|self-?harm)",
+    re.IGNORECASE,
+)
+# Asked whether the person is safe: the answer's polarity is the other way round ("no" is the
+# risk).
+_SAFE_CHECK: Final = re.compile(
+    r"\b(?:are you|do you feel|will you be|are you going to be|would you be) "
+    r"(?:safe|somewhere safe|in a safe place)\b"
+    r"|\bcan you (?:keep|stay) (?:yourself )?safe\b",
     re.IGNORECASE,
 )
 _DENIAL_START: Final = re.compile(
@@ -848,7 +866,9 @@ _DENIAL_START: Final = re.compile(
     r"no way|i am not|i would never|not really)\b"
 )
 _AFFIRM: Final = re.compile(
-    r"^\W*(?:yes|yeah|yep|yup)\b|^\W*i (?:am|have|do)\b(?! not| never| nothing)"
+    r"^\W*(?:yes|yeah|yep|yup)\b"
+    # "I am", "I have", "I do": not "I am not", nor "I'm fine" (how they are, not a yes).
+    r"|^\W*i (?:am|have|do)\b(?! not| never| nothing| (?:fine|okay|ok|good|alright|all right|safe)\b)"
     r"|\b(?:yes|yeah|yep|yup|i think about it|i thought about it|i have thought about it|"
     r"think about it sometimes|it crosses my mind|it has crossed my mind|i do sometimes|"
     r"honestly yes)\b|^\W*i am\W*$"
@@ -857,12 +877,29 @@ _HEDGE: Final = re.compile(
     r"\b(?:sometimes|maybe|kind of|sort of|a little|a bit|i guess|i think so|probably|"
     r"on and off|now and then)\b"
 )
+# Answers to "are you safe?" that say no without starting with it, and ones that say yes.
+_NOT_SAFE_ANSWER: Final = re.compile(
+    r"\b(?:i do not (?:think|feel) (?:so|safe|like it)|not (?:really|exactly|very|entirely)"
+    r"(?: safe)?|not safe|i am not)\b"
+)
+_NO_START: Final = re.compile(r"^\W*(?:no|nope|nah)\b")
+_SAFE_ANSWER: Final = re.compile(r"^\W*(?:i am safe|i am fine|i am okay|i am ok|safe)\b")
 _UNSURE: Final = re.compile(r"\b(?:i do not know|not sure|hard to say|i cannot say|idk)\b")
 
 
 def is_safety_check(assistant_text: str) -> bool:
     """Whether the assistant asked the user directly about suicide, self-harm or safety."""
-    return bool(_SAFETY_CHECK.search(assistant_text))
+    return safety_question(assistant_text) is not None
+
+
+def safety_question(assistant_text: str) -> SafetyQuestion | None:
+    """What the assistant asked directly, if it did: about a risk, whether the person is safe,
+    or both ("Are you safe, or are you thinking of hurting yourself?")."""
+    risk = bool(_SAFETY_CHECK.search(assistant_text))
+    safe = bool(_SAFE_CHECK.search(assistant_text))
+    if risk and safe:
+        return "both"
+    return "risk" if risk else "safe" if safe else None
 
 
 @dataclass
@@ -894,7 +931,7 @@ def classify(text: str, context: ScreeningContext | None = None) -> CrisisAssess
     reading = _read(text)
     assessment = _level(reading, context)
     if context.after_safety_check:
-        assessment = _after_safety_check(normalise(text), assessment)
+        assessment = _after_safety_check(normalise(text), assessment, context.safety_question)
     return assessment
 
 
@@ -1133,10 +1170,21 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
     return CrisisAssessment(0, "none")
 
 
-def _after_safety_check(normal: str, assessment: CrisisAssessment) -> CrisisAssessment:
-    """Read the utterance as the answer to "are you thinking of ending your life?"."""
+def _after_safety_check(
+    normal: str, assessment: CrisisAssessment, question: SafetyQuestion
+) -> CrisisAssessment:
+    """Read the utterance as the answer to "are you thinking of ending your life?" (a yes is
+    the risk), or to "are you safe?" (a no is), or to both (a bare yes or no says neither)."""
     if assessment.level >= 2:
         return assessment
+    if question == "safe":
+        return _after_safe_check(normal, assessment)
+    if question == "both" and (
+        _AFFIRM.search(normal) or _DENIAL_START.search(normal) or _NOT_SAFE_ANSWER.search(normal)
+    ):
+        return CrisisAssessment(max(assessment.level, 1), "unclear_after_check")
+    if _UNSURE.search(normal) and not _NO_START.search(normal):  # "I'm not sure", not "no"
+        return CrisisAssessment(max(assessment.level, 1), "unclear_after_check")
     if _AFFIRM.search(normal):
         return CrisisAssessment(2, "affirmed_after_check")
     if _DENIAL_START.search(normal):
@@ -1149,4 +1197,18 @@ def _after_safety_check(normal: str, assessment: CrisisAssessment) -> CrisisAsse
         return CrisisAssessment(2, "affirmed_after_check")
     if _UNSURE.search(normal):
         return CrisisAssessment(1, "unclear_after_check")
+    return assessment
+
+
+def _after_safe_check(normal: str, assessment: CrisisAssessment) -> CrisisAssessment:
+    """Read the utterance as the answer to "are you safe right now?": a no (or a hedge) is a
+    disclosure of risk to self, a plain yes denies one."""
+    if _UNSURE.search(normal) and not _NO_START.search(normal):  # "I'm not sure", not "no"
+        return CrisisAssessment(max(assessment.level, 1), "unclear_after_check")
+    if _DENIAL_START.search(normal) or _NOT_SAFE_ANSWER.search(normal):
+        return CrisisAssessment(2, "unsafe_after_check")
+    if _HEDGE.search(normal):
+        return CrisisAssessment(max(assessment.level, 1), "unclear_after_check")
+    if _AFFIRM.search(normal) or _SAFE_ANSWER.search(normal):
+        return CrisisAssessment(0, "denied_after_check") if assessment.level == 0 else assessment
     return assessment

@@ -24,7 +24,12 @@ from opencouch.contracts.events import CrisisScreen, TurnClassified, TurnRecorde
 from opencouch.runtime.jetstream import publish_event
 from opencouch.runtime.metrics import record_crisis_turn
 from opencouch.runtime.redis_client import REDIS_OUTAGES
-from opencouch.tools.classifier import CrisisAssessment, ScreeningContext, classify, is_safety_check
+from opencouch.tools.classifier import (
+    CrisisAssessment,
+    ScreeningContext,
+    classify,
+    safety_question,
+)
 from opencouch.tools.session_state import ScreeningMemory, SessionState
 from opencouch.tools.store import ToolsStore
 
@@ -53,6 +58,7 @@ class CrisisScreening:
             turn.user_text,
             ScreeningContext(
                 after_safety_check=memory.safety_check_pending,
+                safety_question=memory.safety_question,
                 ideation_earlier=memory.ideation_earlier,
             ),
         )
@@ -115,7 +121,7 @@ class CrisisScreening:
             await self._state.remember_screened(
                 turn.session_id,
                 turn.started_at or turn.recorded_at,
-                safety_check=is_safety_check(turn.assistant_text),
+                asked=safety_question(turn.assistant_text),
                 at_risk=assessment.level >= LOGGED_LEVEL,
             )
         except REDIS_OUTAGES as error:
@@ -128,12 +134,16 @@ def screening_context(screen: CrisisScreen) -> ScreeningContext:
     if lines and lines[-1].role == "user" and lines[-1].text == screen.user_text:
         lines = lines[:-1]
     last_assistant = next((line for line in reversed(lines) if line.role == "assistant"), None)
-    checked = last_assistant is not None and is_safety_check(last_assistant.text)
+    asked = safety_question(last_assistant.text) if last_assistant is not None else None
     # A safety check counts only if the user has not spoken since.
-    if checked and lines and lines[-1].role == "user":
-        checked = False
+    if asked is not None and lines and lines[-1].role == "user":
+        asked = None
     earlier = any(_at_risk(classify(line.text)) for line in lines if line.role == "user")
-    return ScreeningContext(after_safety_check=checked, ideation_earlier=earlier)
+    return ScreeningContext(
+        after_safety_check=asked is not None,
+        safety_question=asked or "risk",
+        ideation_earlier=earlier,
+    )
 
 
 def _at_risk(assessment: CrisisAssessment) -> bool:

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from opencouch.contracts.care import CrisisResourcesOutput
 from opencouch.contracts.common import ErrorCode
 from opencouch.runtime.errors import ServiceError
+from opencouch.tools.classifier import SafetyQuestion
 from opencouch.tools.exercises import ExerciseRun
 
 ResultT = TypeVar("ResultT")
@@ -37,19 +38,27 @@ class ScreeningMemory(BaseModel):
 
     safety_check_pending: bool = False
     """The assistant's last line asked the user directly about their safety."""
+    safety_question: SafetyQuestion = "risk"
+    """What it asked: about a risk, whether they are safe, or both (the answer's polarity)."""
     ideation_earlier: bool = False
     """An earlier turn of this session was at level 2 or more."""
     as_of: datetime | None = None
     """When the turn whose assistant line set ``safety_check_pending`` began: a turn screened
     late (a redelivery) does not put back an older one's."""
 
-    def after(self, at: datetime, *, safety_check: bool, at_risk: bool) -> ScreeningMemory:
-        """What to remember after screening the turn begun ``at``."""
+    def after(
+        self, at: datetime, *, asked: SafetyQuestion | None, at_risk: bool
+    ) -> ScreeningMemory:
+        """What to remember after screening the turn begun ``at``, whose assistant line
+        ``asked`` a safety question (or None)."""
         ideation = self.ideation_earlier or at_risk
         if self.as_of is not None and at < self.as_of:
             return self.model_copy(update={"ideation_earlier": ideation})
         return ScreeningMemory(
-            safety_check_pending=safety_check, ideation_earlier=ideation, as_of=at
+            safety_check_pending=asked is not None,
+            safety_question=asked or "risk",
+            ideation_earlier=ideation,
+            as_of=at,
         )
 
 
@@ -121,7 +130,7 @@ class SessionState:
         )
 
     async def remember_screened(
-        self, session_id: str, at: datetime, *, safety_check: bool, at_risk: bool
+        self, session_id: str, at: datetime, *, asked: SafetyQuestion | None, at_risk: bool
     ) -> None:
         """Add the turn begun ``at`` to the session's screening memory, atomically: two
         replicas screening turns of one session at once both count, and the later turn's
@@ -132,7 +141,7 @@ class SessionState:
                 try:
                     await pipe.watch(key)
                     current = _parse(ScreeningMemory, await pipe.get(key)) or ScreeningMemory()
-                    new = current.after(at, safety_check=safety_check, at_risk=at_risk)
+                    new = current.after(at, asked=asked, at_risk=at_risk)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(key, new.model_dump_json(), ex=self._ttl)
                     await pipe.execute()
