@@ -64,6 +64,7 @@ class ContractService:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._note: bytes | None = None
+        self._left = False
 
     @property
     def id(self) -> str:
@@ -76,9 +77,15 @@ class ContractService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def leave(self) -> None:
+        """Stop taking requests (leave the queue group); those in flight go on. Once only."""
+        if not self._left:
+            self._left = True
+            await self._service.stop()
+
     async def stop(self, grace: float = 10.0) -> None:
         """Leave the queue group, then wait up to ``grace`` seconds for in-flight requests."""
-        await self._service.stop()
+        await self.leave()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=grace)
         # What outlived the grace is abandoned; its callers time out as if the owner died.

@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from pydantic import BaseModel, ValidationError
 
-from opencouch.runtime.endpoints import Endpoint, start_service
+from opencouch.runtime.endpoints import ContractService, Endpoint, start_service
 from opencouch.runtime.health import write_id_file
 from opencouch.runtime.jetstream import Redelivery, consume_events, ensure_events_stream
 from opencouch.runtime.lifecycle import serve_until_stopped
@@ -108,14 +108,38 @@ async def run_nats_service(
         await flushed(nc)
         write_id_file(settings.health_id_file, running.id)
         log.info("service ready", extra={"nats_service": service.name, "instance": running.id})
-        await serve_until_stopped(stop, *consumers)
+        # Stopped, the instance takes nothing new at once (requests go to the other replicas)
+        # while its consumers finish the events they hold: staying in the queue group until
+        # then, it took requests it would be killed in the middle of.
+        leaving = asyncio.create_task(_leave_when_stopped(stop, running, subscribed))
+        try:
+            await serve_until_stopped(stop, *consumers)
+        finally:
+            stop.set()
+            await leaving
         log.info("service stopping", extra={"nats_service": service.name})
     finally:
-        for sub in subscribed:
-            await sub.unsubscribe()
+        await _leave(running, subscribed)
         if in_flight:
             await asyncio.wait(in_flight, timeout=10.0)
         await running.stop()
+
+
+async def _leave_when_stopped(
+    stop: asyncio.Event, running: ContractService, subscribed: list[NatsSubscription]
+) -> None:
+    await stop.wait()
+    try:
+        await _leave(running, subscribed)
+    except Exception as error:  # NATS gone: nothing comes in anyway; the stop goes on
+        log.warning("could not leave before draining", extra={"error": type(error).__name__})
+
+
+async def _leave(running: ContractService, subscribed: list[NatsSubscription]) -> None:
+    """Take no more requests or messages; what is in flight goes on."""
+    await running.leave()
+    while subscribed:
+        await subscribed.pop().unsubscribe()
 
 
 async def _subscribe(
