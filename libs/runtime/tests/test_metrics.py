@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.events import SessionEnded
+from opencouch.runtime import jetstream
 from opencouch.runtime.jetstream import (
     RetryLater,
     consume_events,
@@ -129,3 +130,49 @@ def test_a_served_request_is_timed_under_its_outcome_or_as_internal_if_it_raised
         with requesting("test.lookup", 10) as sent:
             assert sent.headers is None
             assert not sent.span.is_recording()
+
+
+async def test_a_stuck_consumers_lag_shows_the_events_piling_up(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lag was read only as a delivery started: while a handler was stuck, it stayed at its
+    last value (0) however many events piled up, and the dashboards showed no lag."""
+    monkeypatch.setattr(jetstream, "LAG_EVERY_SECONDS", 0.1)
+    nc = await nats.connect(nats_url)
+    js = await ensure_events_stream(nc)
+    tag = uuid.uuid4().hex[:8]
+    subject, durable = f"{subjects.EVENTS_PREFIX}.lag{tag}", f"test-lag-{tag}"
+    stop, holding, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def stuck(_: SessionEnded) -> None:
+        holding.set()
+        await release.wait()
+
+    event = SessionEnded(
+        session_id=f"vs_{uuid.uuid4().hex}",
+        thread_id="thread-lag",
+        memory_mode=MemoryMode.PERSISTENT,
+        expected_turn_count=0,
+        ended_at=datetime.now(UTC),
+    ).model_dump_json()
+    consuming = asyncio.create_task(
+        consume_events(
+            js, subject=subject, durable=durable, event_model=SessionEnded, handle=stuck, stop=stop
+        )
+    )
+    try:
+        await js.publish(subject, event.encode())
+        await asyncio.wait_for(holding.wait(), 10)
+        for _ in range(50):
+            await js.publish(subject, event.encode())
+        for _ in range(100):
+            if sample("opencouch_jetstream_consumer_pending", consumer=durable) >= 50:
+                break
+            await asyncio.sleep(0.1)
+        assert sample("opencouch_jetstream_consumer_pending", consumer=durable) >= 50
+    finally:
+        stop.set()
+        release.set()
+        await asyncio.wait_for(consuming, 30)
+        await js.delete_consumer(subjects.EVENTS_STREAM, durable)
+        await nc.close()

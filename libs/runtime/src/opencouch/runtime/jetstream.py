@@ -36,6 +36,7 @@ from nats.js.api import (
 from pydantic import BaseModel
 
 from opencouch.contracts import subjects
+from opencouch.runtime import metrics
 from opencouch.runtime.observation import observed_handler, publishing
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ async def consume_events(
     """
     policy = redelivery or Redelivery()
     sub = await _subscribe(js, subject, durable, policy)
+    watching = asyncio.create_task(_watch_lag(js, durable, stop))
     try:
         while not stop.is_set():
             try:
@@ -185,8 +187,29 @@ async def consume_events(
                 continue
             await _work_through(js, msgs, event_model, handle, on_give_up, durable, policy, stop)
     finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
         with contextlib.suppress(*_NATS_FAILURES):
             await sub.unsubscribe()
+
+
+LAG_EVERY_SECONDS = 5.0
+"""How often a consumer reads its lag from the server, besides at each delivery."""
+
+
+async def _watch_lag(js: JetStreamContext, durable: str, stop: asyncio.Event) -> None:
+    """Keep the consumer's lag metric current from the server, not only as deliveries start:
+    while a handler is stuck or slow, events pile up, and a lag read at the last delivery would
+    show none of them."""
+    while not stop.is_set():
+        try:
+            info = await js.consumer_info(subjects.EVENTS_STREAM, durable)
+        except _NATS_FAILURES:
+            pass  # NATS away: the next look may do
+        else:
+            metrics.JETSTREAM_PENDING.labels(durable).set(info.num_pending or 0)
+        await _pause(stop, LAG_EVERY_SECONDS)
 
 
 async def _subscribe(

@@ -105,7 +105,8 @@ CRISIS_TURNS: Final = Counter(
 
 JETSTREAM_PENDING: Final = Gauge(
     "opencouch_jetstream_consumer_pending",
-    "Events waiting for a consumer, as of its latest delivery (its lag, in events).",
+    "Events waiting for a consumer (its lag, in events), read at each delivery and every few "
+    "seconds from the server.",
     ["consumer"],
 )
 JETSTREAM_EVENT_AGE_SECONDS: Final = Histogram(
