@@ -203,6 +203,132 @@ def test_env_example_is_valid_and_complete() -> None:
     assert used - documented == set(), "compose variables missing from .env.example"
 
 
+# Variables .env.example documents that compose itself consumes, by interpolation alone
+# (`${NAME:-default}` in docker-compose.yml or deploy/observability/compose.yml), so they reach
+# no container's environment: images and their tag, and the host side of published ports.
+# Each must really be interpolated (checked below), so this list cannot hide a dropped setting.
+COMPOSE_INTERPOLATION_ONLY = {
+    "PYTHON_IMAGE",  # build arg of every app image
+    "NATS_IMAGE",
+    "REDIS_IMAGE",
+    "POSTGRES_IMAGE",
+    "OPENCOUCH_IMAGE_TAG",  # tag of the images built here
+    "BIND_ADDRESS",  # host address of the published ports
+    "WEB_PUBLISHED_PORT",
+    "GATEWAY_PUBLISHED_PORT",
+    "EMULATOR_PUBLISHED_PORT",
+}
+# The compose CLI's own setting (not interpolated): which profiles run. Checked by its effect.
+COMPOSE_CLI = {"COMPOSE_PROFILES"}
+# Documented under "Local stack without Docker" for scripts/local_stack.py, exported in a shell;
+# compose sets its own in-network values for these, whatever the shell or .env says.
+LOCAL_STACK_ONLY = {
+    "NATS_URL",
+    "REDIS_URL",
+    "DATABASE_URL",
+    "MEMORY_DATABASE_URL",
+    "VOICE_GATEWAY_HOST",
+    "WEB_HOST",
+    "REALTIME_EMULATOR_HOST",
+    "TOOLS_ID_FILE",
+    "MEMORY_ID_FILE",
+    "FINALIZER_ID_FILE",
+    "LOCAL_STACK_TIMEOUT",
+}
+LOCAL_STACK_HEADING = "# -- Local stack without Docker"
+# Who reads a prefixed variable (each service's settings.py env_prefix).
+ENV_PREFIXES = {
+    "VOICE_GATEWAY_": "voice-gateway",
+    "FINALIZER_": "finalizer",
+    "MEMORY_": "memory",
+    "TOOLS_": "tools",
+    "REALTIME_EMULATOR_": "realtime-emulator",
+    "WEB_": "web",
+}
+# Services that trace (runtime.tracing.configure_tracing): every OTEL_ variable goes to each.
+TRACING_SERVICES = {"tools", "memory", "finalizer", "voice-gateway", "web"}
+
+
+def _documented_variables() -> set[str]:
+    """Every variable name .env.example mentions: set, commented out (`# NAME=`) or in prose."""
+    text = ENV_EXAMPLE.read_text()
+    assigned = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", text, re.M))
+    mentioned = set(re.findall(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b", text))
+    return assigned | mentioned
+
+
+def _sentinel(name: str) -> str:
+    return f"sentinel-{name.lower().replace('_', '-')}"
+
+
+def test_every_documented_variable_reaches_a_service_that_reads_it(tmp_path: Path) -> None:
+    documented = _documented_variables()
+    text = ENV_EXAMPLE.read_text()
+    assert LOCAL_STACK_HEADING in text
+    compose_part, local_part = text.split(LOCAL_STACK_HEADING, 1)
+    for name in LOCAL_STACK_ONLY:
+        assert re.search(rf"\b{name}\b", local_part), (
+            f"{name} is not documented for the local stack"
+        )
+        assert not re.search(rf"\b{name}\b", compose_part), f"{name} is a compose setting too"
+
+    # Each documented variable set to a value of its own (the ports to numbers, as compose
+    # needs), and the observability profile on, so that its services are rendered too.
+    values = {name: _sentinel(name) for name in documented}
+    values |= {
+        "BIND_ADDRESS": "127.0.0.9",
+        "WEB_PUBLISHED_PORT": "18081",
+        "GATEWAY_PUBLISHED_PORT": "18001",
+        "EMULATOR_PUBLISHED_PORT": "18091",
+        "COMPOSE_PROFILES": "observability",
+    }
+    env_file = tmp_path / "documented.env"
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in sorted(values.items())))
+    config = _compose_config(env_file)
+    services: dict[str, Any] = config["services"]
+    environments: dict[str, dict[str, str | None]] = {
+        name: service.get("environment") or {} for name, service in services.items()
+    }
+
+    # COMPOSE_PROFILES: the profile's services are rendered (without it, none: see
+    # test_every_service_is_present).
+    profiled = set(services) - INFRA - set(APP_SERVICES)
+    assert profiled, "COMPOSE_PROFILES=observability rendered no profile service"
+    assert all(services[name].get("profiles") == ["observability"] for name in profiled)
+
+    # Interpolation-only: really interpolated, and the value shows in the rendered config.
+    compose_text = (
+        COMPOSE_FILE.read_text() + (ROOT / "deploy/observability/compose.yml").read_text()
+    )
+    rendered = json.dumps(config)
+    for name in COMPOSE_INTERPOLATION_ONLY:
+        assert name in documented, f"{name} is allowlisted but not in .env.example"
+        assert re.search(rf"\$\{{{name}(?:[:?}}-])", compose_text), f"compose never reads {name}"
+        assert values[name] in rendered, f"{name} changes nothing compose renders"
+
+    # The local stack's variables stay out of compose, so a shell set up for it changes nothing.
+    leaked = {name for name in LOCAL_STACK_ONLY if values[name] in rendered}
+    assert not leaked, f"compose takes the local stack's variables: {sorted(leaked)}"
+
+    unreached = {
+        name
+        for name in documented - COMPOSE_INTERPOLATION_ONLY - COMPOSE_CLI - LOCAL_STACK_ONLY
+        if not any(values[name] in env.values() for env in environments.values())
+    }
+    assert not unreached, f"documented in .env.example, passed to no service: {sorted(unreached)}"
+
+    # The service that reads a variable gets it under its own name.
+    misrouted = {}
+    for name in documented - COMPOSE_INTERPOLATION_ONLY - COMPOSE_CLI - LOCAL_STACK_ONLY:
+        readers = {service for prefix, service in ENV_PREFIXES.items() if name.startswith(prefix)}
+        if name.startswith("OTEL_"):
+            readers = TRACING_SERVICES
+        missing = {s for s in readers if environments[s].get(name) != values[name]}
+        if missing:
+            misrouted[name] = sorted(missing)
+    assert not misrouted, f"variables missing from the services that read them: {misrouted}"
+
+
 # -- Dockerfiles: no compose binary needed ----------------------------------------------------
 
 
