@@ -32,7 +32,12 @@ How it reads an utterance, in order:
    once says neither. An act left
    unnamed and given a time ("I'm doing it tonight", "tonight is the night") is imminent with
    ideation, with hopelessness (for "tonight is the night"), or with ideation denied: "I don't
-   want to die but I might do it tonight" still says when.
+   want to die but I might do it tonight" still says when; so does a goodbye or a stockpile
+   ("I've written letters to everyone and I'm doing it tonight"). Some things are imminent
+   without a word of intent: means made ready ("the rope is ready", "I've tied a noose"), a
+   height stood on with hopelessness ("I'm on the bridge and I can't do this anymore"; the
+   bridge alone is a walk), self-harm now with a wound that will not stop bleeding, and the
+   amount that would kill looked up with enough at hand.
 The reason is a short code for reviewers and the crisis log, never the user's words.
 """
 
@@ -65,6 +70,9 @@ Signal = Literal[
     "time_set",
     "jump_wish",
     "means_at_hand",
+    "means_ready",
+    "at_height",
+    "bleeding",
     "farewell",
     "distress",
     "third_party",
@@ -246,6 +254,8 @@ _PEOPLE: Final = (
     r"woman|guy|girl|boy|character|celebrity|singer|student|patient|client|classmate|teacher|"
     r"family|parents|ex|bestie|baby"
 )
+# Those one may wish to be with again when they have died: people, and the names grandparents go by.
+_KIN: Final = rf"(?:{_PEOPLE}|nan|nana|nanna|nanny|gran|granny|grandad|granddad|gramps|nonna)"
 _OTHER_SUBJECT: Final = re.compile(
     rf"\b(?:he|she|they|him|her|them|his|their|you|your|someone|somebody|people|"
     rf"he is|she is|(?:my|our|a|the|his|her|their|your) (?:\w+ )?(?:{_PEOPLE}))\b"
@@ -263,11 +273,27 @@ _JUMP: Final = (
     r"jump(?:ing)? (?:off|from) (?:a|the|that|this) (?:bridge|building|roof|cliff|balcony|ledge|"
     r"tower)|jump(?:ing)? in front of (?:a|the) (?:train|bus|car|truck|lorry)"
     r"|throw(?:ing)? myself (?:off|in front of|under)"
+    # A crash meant: "driving off the road", "drive my car into a tree".
+    r"|driv(?:e|ing) (?:my car |the car )?(?:off (?:a|the) (?:road|bridge|cliff)|into (?:a|the) "
+    r"(?:wall|tree|lorry|truck|river|sea|canal|oncoming traffic))|crash(?:ing)? my car on purpose"
 )
 # "Things" as in a life, not a relationship or a meeting ("end things with him").
 _END_THINGS: Final = (
     r"end(?:ing)? things\b(?!(?: here| there| now)? (?:with|between|off|at work|early|"
     r"for (?:today|now|tonight|the day|the night|the week)\b))"
+)
+
+# Where the speaker is: on a height or by the tracks ("I'm standing on the bridge"). Not a roof
+# terrace or rooftop bar, nor the bridge of a guitar or nose.
+_AT_A_HEIGHT: Final = (
+    r"\b(?:am|standing|sitting|stood|sat|climbed|walked|drove|driving|walking) (?:up )?"
+    r"(?:on|onto|at|by|near|to|on top of|over to|out to|out on) (?:the |a |this |that )?"
+    r"(?:edge of (?:the |a )?)?(?:bridge|ledge|roof|rooftop|balcony|overpass|cliff|cliffs|"
+    r"train tracks|tracks|railway|platform edge)\b"
+)
+_NOT_A_HEIGHT: Final = (
+    r"(?! (?:terrace|garden|bar|party|pool|deck|restaurant|of (?:my|the|a|his|her) "
+    r"(?:guitar|violin|nose|song|ship)))"
 )
 
 # Hitting one's own head, and the surfaces that make it self-harm rather than a bump.
@@ -285,6 +311,13 @@ _MEDICINE: Final = (
     r"zopiclone|benadryl|diphenhydramine|nytol|antidepressants?|sertraline|zoloft|prozac|"
     r"fluoxetine|citalopram|escitalopram|lexapro|amitriptyline|mirtazapine|lithium|seroquel|"
     r"quetiapine|insulin|antihistamines?|gabapentin|pregabalin|lyrica|sleep(?:ing)? aids?)"
+)
+# The whole stock of a medicine taken, wanted or thought of ("taking all my pills"); not all
+# of today's doses ("take all my pills with food") nor pills carried somewhere.
+_ALL_MY_MEDICINE: Final = (
+    rf"tak(?:e|ing) (?:all (?:of )?(?:my|the|these|those) (?:\w+ )?|the whole (?:bottle|box|pack|packet) "
+    rf"of (?:my |the )?){_MEDICINE}\b(?!{_TAKEN_SOMEWHERE}| (?:before|after|every|each|on time|"
+    r"properly|today|this morning|in the morning|at night)\b)"
 )
 # A dose's unit or a stretch of time after a number: "20 mg of my antidepressant", "30 minutes".
 _UNIT: Final = (
@@ -382,8 +415,13 @@ _RULES: Final = [
     _rule(
         "act_in_progress",
         r"\bi (?:have |had )?(?:just |already |now )?(?:took|taken|swallowed|downed|popped|"
-        r"ingested) (?:"
-        rf"(?:{_TEN_OR_MORE}|{_LOTS}|{_TOO_MANY}|all|{_CONTAINER}) (?:{_OF_MEDICINE}|{_OF_THEM})"
+        r"ingested) (?:(?:like|about|maybe|literally|basically|pretty much|almost|nearly) )?(?:"
+        # Everything there was: "I took everything in the medicine cabinet".
+        # Not what was taken out of it ("...everything in the cabinet out and cleaned it").
+        r"everything in the (?:medicine |bathroom |first aid )?(?:cabinet|cupboard|box|drawer)\b"
+        r"(?! (?:out|off|down|apart|to|away)\b)"
+        r"|every (?:pill|tablet) (?:in the house|i (?:had|have|could find))\b"
+        rf"|(?:{_TEN_OR_MORE}|{_LOTS}|{_TOO_MANY}|all|{_CONTAINER}) (?:{_OF_MEDICINE}|{_OF_THEM})"
         rf"|{_TOO_MANY}{_CLAUSE_END}"
         rf"|(?:them|those|these) all{_CLAUSE_END}"
         rf"|(?:a|an|the|one) (?:whole |full |entire )?bottle of (?!(?:\w+ )?{_DRINK}\b)"
@@ -396,6 +434,17 @@ _RULES: Final = [
         r"jug|bit|lot|load)|a lot|half (?:a|the) (?:bottle|cup|glass)) of )?"
         rf"(?:(?:some|the|my|this|that) )?{_POISON}\b",
         negatable=False,
+    ),
+    # A self-harm wound past what was meant ("I cut too deep"), and exhaust fumes in a closed
+    # garage: under way, in the speaker's own voice.
+    _rule(
+        "act_in_progress",
+        r"\bi (?:have |had |just |think i )*cut (?:myself )?(?:way |far |much )?too deep\b"
+        r"|\b(?:in|inside) the car (?:in the garage )?with the engine (?:running|on)\b"
+        r"|\bengine (?:is |was )?(?:running|on) in the (?:closed |shut |locked )?garage\b"
+        r"|\bhose(?:pipe)? (?:to|on|in|into|from|attached to) the exhaust\b",
+        negatable=False,
+        own_subject=True,
     ),
     _rule(
         "act_with_method",
@@ -450,7 +499,9 @@ _RULES: Final = [
         r"|\b(?:want|wants|wanted|wanting) to die\b|\bready to die\b"
         r"|\b(?:should|deserve to) (?:just )?die\b"
         rf"|\b(?:want|wants|wanted|wanting) to (?:{_JUMP})\b"
-        rf"|\b(?:think|thinking|thought|thoughts) (?:about|of) (?:{_JUMP}|overdosing)\b",
+        rf"|\b(?:think|thinking|thought|thoughts) (?:about|of) (?:{_JUMP}|overdosing)\b"
+        rf"|\b(?:want|wants|wanted|wanting) to {_ALL_MY_MEDICINE}"
+        rf"|\b(?:think|thinking|thought|thoughts) (?:about|of) {_ALL_MY_MEDICINE}",
         own_subject=True,
     ),
     _rule(
@@ -462,6 +513,14 @@ _RULES: Final = [
         r"(?! (?:late|early|at|before|the|in time|so|too|with|to|on|hungover|sick|tired|my|"
         r"anyone|everyone|him|her|them|you|the baby|the kids)\b)"
         r"|\bwish i could (?:just )?die\b|\b(?:want|wish) to be dead\b|\bbetter off dead\b"
+        r"|\b(?:want|wish|wanting) to not wake up\b"
+        # "I hope I die in my sleep"; not dying laughing, old or rich.
+        r"|\b(?:hope|wish) (?:that )?i (?:would |will |could |just )*die\b(?! (?:laughing|of|"
+        r"from|happy|old|rich|before i (?:get old|see)))"
+        r"|\brather be dead\b(?! than)"
+        # Reunited with the dead: "I want to be with grandma in heaven".
+        r"|\b(?:want|wish|ready|going) to (?:go )?(?:be with|join|see) (?:my )?(?:late )?"
+        rf"{_KIN}(?: again)?,? (?:in heaven|up there|on the other side)\b"
         r"|\bwish (?:that )?i (?:was|were) not (?:alive|here|around|born)\b"
         r"|\bfeel(?:ing)? like dying\b"
         r"|\b(?:want|wish) to (?:stop existing|stop living|stop being alive|not exist|"
@@ -478,7 +537,8 @@ _RULES: Final = [
     # Weary of living: the user's own, and a "not" in front takes it back.
     _rule(
         "passive_ideation",
-        r"\b(?:tired|sick) of (?:living|being alive|life)\b",
+        r"\b(?:tired|sick) of (?:living|being alive|life)\b"
+        r"|\b(?:had|have had) enough of (?:living|being alive|life)\b",
         own_subject=True,
     ),
     # Statements whose "not" is the ideation itself ("I don't want to live").
@@ -499,6 +559,11 @@ _RULES: Final = [
         r"|\bno (?:reason|point) (?:for me )?(?:to|in) (?:live|living|be alive|being alive|go on|"
         r"going on|stay alive|staying alive|exist|existing)\b"
         r"|\b(?:life is not|not) worth living\b|\blife is not worth it\b"
+        # Asked, not said: "what's the point of living"; not the point of life, a philosophy.
+        r"|\bwhat is (?:even )?the point (?:of|in) (?:me )?(?:living|being alive|going on|"
+        r"staying alive|existing|me being here)\b"
+        r"|\bno (?:reason|point) (?:in|for) me being (?:here|around)"
+        r"(?= *(?:$|[,;]|anymore|any more|at all|and|but|so)\b)"
         r"|\b(?:do not|does not|cannot|can not|could not) (?:really |even |honestly |just )?"
         r"see (?:the|any|a|much) (?:point|reason) "
         r"(?:in|of|to|for) (?:me )?(?:live|living|be alive|being alive|life|go on|going on|"
@@ -512,7 +577,8 @@ _RULES: Final = [
         # Better without me in the world, not without me at an event or a place ("is it
         # better without me there?", "better without me at the party"). "Better off without
         # me" is about lives, wherever it is said.
-        r"\bbetter off without me\b|\bbetter without me\b(?! (?:there\b|at\b(?! all\b)))"
+        r"\bbetter off without me\b|\b(?:better|happier|easier) without me\b"
+        r"(?! (?:there\b|at\b(?! all\b)))"
         r"|\b(?:better|easier|happier) (?:off )?(?:for (?:everyone|everybody|them) )?if i "
         r"(?:was|were|am) (?:not here|not around|gone|dead|never born)\b"
         r"|\bbetter off not (?:existing|being here|being alive|being around)\b"
@@ -557,7 +623,13 @@ _RULES: Final = [
         r"|\b(?:have been|been|started|keep|kept|still|back to) cutting"
         r"(?= *(?:,|$)| (?:lately|recently|for (?:a while|weeks|months|years)|every (?:day|night)|"
         r"and(?! (?:pasting|gluing|sticking|sewing))|but|because|again)\b)"
-        r"|\buntil (?:it|i) (?:bleeds?|bled)\b"
+        # Until it bleeds, not an itch scratched ("my bites", "my eczema", "a rash").
+        r"|(?<!bites )(?<!bite )(?<!eczema )(?<!rash )(?<!itch )(?<!spots )(?<!scab )"
+        r"\b(?:until|till|til) (?:it|i|they|my (?!bites?\b|eczema\b|rash\b|scabs?\b|spots?\b)\w+)"
+        r" (?:bleeds?|bled)\b"
+        # "sh", texting's self-harm: after a verb that makes it so, or "sh'd".
+        r"|\b(?:relapsed|relapse|relapsing|doing|did|do|done|urges? to|want to|wanted to|"
+        r"been|clean from|stopped|started|back to) (?:with |on |into )?sh\b(?!')|\bsh'?d\b"
         # A head hit against a wall or the floor, hit again and again, or hit on purpose.
         # Knocked on a cupboard, a shelf or a door frame ("I hit my head on the cupboard") it
         # is an accident, and so it is after "slipped and", or with "accidentally" in its clause.
@@ -589,6 +661,20 @@ _RULES: Final = [
         r"goodbye|farewell) (?:note|letter|notes|letters)\b|\bsuicide notes?\b"
         r"|\b(?:research(?:ing|ed)?|look(?:ing|ed)? up|search(?:ing|ed)? for|googl(?:ing|ed)) "
         r"(?:ways|how|methods) to (?:die|kill myself|end my life|overdose)\b"
+        # "I looked up how many it would take"; not how many a day is safe.
+        r"|\b(?:research(?:ing|ed)?|look(?:ing|ed)? up|search(?:ing|ed)? for|googl(?:ing|ed)|"
+        r"check(?:ing|ed)) (?:how many|how much)(?: \w+){0,2} (?:it (?:would |will )?takes?|"
+        r"(?:would|will|it takes to|to) (?:kill|die|overdose))\b"
+        r"(?! (?:to (?:work|kick in|feel|help|get|sleep)|for (?:a|the|my) (?:headache|pain)))"
+        r"|\blethal dose\b"
+        r"|\b(?:written|wrote|writing|left) (?:letters|notes|a letter|a note) (?:to|for) "
+        r"(?:everyone|everybody|all of them|each of them|the people i love|my loved ones)\b"
+        r"|\b(?:laid|lined|counted|set) (?:out |up )?(?:all )?(?:of )?(?:my |the )?"
+        r"(?:pills|tablets|meds|painkillers)(?: out| up)?(?: in front of me)?\b"
+        r"|\b(?:pills|tablets|meds|painkillers) (?:are )?(?:laid out|lined up|counted out|"
+        r"in front of me)\b"
+        # A weapon or blade held: "I have the gun in my hand" (a kitchen knife may be cooking).
+        r"|\b(?:gun|pistol|noose|razor|razor blade|blade) (?:is )?in my hands?\b"
         r"|\b(?:(?:saving|saved) (?:up (?:all )?(?:of )?(?:my |the |some )?|(?:all )?(?:of )?my )"
         r"|(?:stockpiling|stockpiled|hoarding|hoarded) (?:up )?(?:all )?(?:of )?(?:my |the |some )?)"
         r"(?:(?:sleeping|pain|anxiety|prescription|old|heart) )?(?:pills|tablets|meds|medication|"
@@ -628,11 +714,31 @@ _RULES: Final = [
         r"(?:(?!(?:no|none|zero|nothing)\b)\w+ )?"  # "I have no pills" holds none
         r"(?:pills|tablets|meds|medication|painkillers|knife|razor|blade|blades|gun|rope|noose|"
         r"bleach|poison)\b"
-        r"|\b(?:am|standing|sitting|stood|sat|climbed|walked|drove|driving|walking) (?:up )?"
-        r"(?:on|onto|at|by|near|to|on top of|over to|out to|out on) (?:the |a |this |that )?"
-        r"(?:edge of (?:the |a )?)?(?:bridge|ledge|roof|rooftop|balcony|overpass|cliff|cliffs|"
-        r"train tracks|tracks|railway|platform edge)\b",
+        # "I've got enough" (of a medicine looked up): what a stockpile was for.
+        rf"|\b(?:have|got) enough(?: (?:pills|tablets|meds|of them))?(?: now)?{_CLAUSE_END}"
+        rf"|{_AT_A_HEIGHT}",
         own_subject=True,
+    ),
+    # On a height, said with hopelessness ("I'm on the roof and I just want it to be over"):
+    # imminent; alone it is a walk.
+    _rule("at_height", rf"{_AT_A_HEIGHT}{_NOT_A_HEIGHT}", own_subject=True),
+    # Means made ready: a noose tied, "the rope is ready". No everyday sense said this way.
+    _rule(
+        "means_ready",
+        r"\b(?:tied|made|set up|put up|hung|hanging|tying|making) (?:a|the|my) noose\b"
+        r"|\bnoose (?:is |was )?(?:ready|tied|set up|up|in the)\b"
+        r"|\b(?:the|my) (?:rope|noose)(?:'s| is| has been) (?:all )?(?:ready|tied|set up|up|"
+        r"in place)\b(?! (?:for|to)\b)",
+        own_subject=True,
+        negated_on_its_verb=True,
+    ),
+    # A wound that will not stop: with self-harm said of now, an emergency under way.
+    _rule(
+        "bleeding",
+        r"\b(?:will not|cannot|does not|is not|would not|did not) stop bleeding\b"
+        r"|\bbleeding (?:a lot|so much|heavily|badly|everywhere|loads)\b"
+        r"|\b(?:a lot of|so much|lots of|loads of|too much) blood\b",
+        negatable=False,
     ),
     _rule(
         "do_it",
@@ -684,7 +790,11 @@ _RULES: Final = [
         r"|\bgiving (?:some of |all )?(?:of )?my (?:things|stuff|belongings) away\b"
         r"|\bgiving away (?:all )?(?:of )?my (?:things|stuff|belongings)\b"
         r"|\b(?:think|thinking|thought) (?:about|of) (?:death|dying)\b"
-        r"|\b(?:give|giving|given|gave) up on (?:life|living)\b|\bmy life is over\b",
+        r"|\b(?:give|giving|given|gave) up on (?:life|living)\b|\bmy life is over\b"
+        r"|\bcannot (?:keep )?(?:live|living) like this\b"
+        # "I just want to be with grandma again": grief, or a wish to die; one question tells.
+        r"|\b(?:want|wish|ready|going) to (?:go )?(?:be with|join) (?:my )?(?:late )?"
+        rf"{_KIN} again\b",
         own_subject=True,
     ),
     _rule(
@@ -720,7 +830,7 @@ _RULES: Final = [
     _rule(
         "time_future",
         r"\b(?:tonight|tomorrow|this (?:weekend|evening|afternoon|week)|the night|"
-        r"after (?:everyone|everybody|they|my \w+) (?:goes|go|is|are|falls?)|in an? hour|"
+        r"after (?:everyone|everybody|they|my \w+)(?:'s| goes| go| is| are| falls?)|in an? hour|"
         r"in a few (?:hours|minutes)|on (?:monday|tuesday|wednesday|thursday|friday|saturday|"
         r"sunday))\b",
         negatable=False,
@@ -1118,8 +1228,23 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
     # ...said with ideation, even of the past ("I tried to kill myself when I was 15 and I'm
     # going to do it tonight"), or with ideation denied: "I don't want to die but I might do
     # it tonight" still says when.
-    if announced and (ideation or reading.denied & IDEATION_SIGNALS):
+    # ...or with a goodbye or a stockpile: "I've written letters to everyone and I'm doing it
+    # tonight", "I've been saving my pills and tonight's the night".
+    if announced and (
+        ideation or reading.denied & IDEATION_SIGNALS or signals & {"preparation", "farewell"}
+    ):
         return CrisisAssessment(3, "timeframe")
+    if "means_ready" in signals:
+        return CrisisAssessment(3, "means")
+    # On a height, and hopeless: "I'm standing on the bridge and I can't do this anymore".
+    if "at_height" in signals and signals & {"distress", "farewell", "preparation"}:
+        return CrisisAssessment(3, "means")
+    # A stockpile and the means at hand: "I looked up how many and I've got enough".
+    if "preparation" in signals and "means_at_hand" in signals:
+        return CrisisAssessment(3, "means")
+    # Self-harm now and a wound that will not stop: "I've cut myself and it won't stop bleeding".
+    if "bleeding" in signals and "self_harm" in reading.present:
+        return CrisisAssessment(3, "act_in_progress")
     # Hopelessness and a time set for something unnamed: "I can't go on, tonight is the night".
     if "distress" in signals and "time_set" in signals:
         return CrisisAssessment(3, "timeframe")
