@@ -45,14 +45,26 @@ async def ping(nats_url: str, name: str, id_file: Path, timeout: float = 2.0) ->
         await nc.close()
 
 
+def service_nats_url(name: str) -> str:
+    """The NATS server the service ``opencouch-<service>`` reads, as its settings do: its own
+    ``<SERVICE>_NATS_URL`` first, then the shared ``NATS_URL`` (a check that read only the
+    shared one pinged another server than the service's, and said so wrongly)."""
+    service = name.removeprefix("opencouch-").upper().replace("-", "_")
+    for variable in (f"{service}_NATS_URL", "NATS_URL"):
+        if value := os.environ.get(variable):
+            return value
+    return "nats://127.0.0.1:4222"
+
+
 def main() -> None:
     """Exit 0 when the service instance answers, 1 otherwise."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", required=True)
     parser.add_argument("--id-file", required=True, type=Path)
-    parser.add_argument("--nats-url", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
+    parser.add_argument("--nats-url", default=None, help="default: the service's own settings")
     args = parser.parse_args()
-    sys.exit(0 if asyncio.run(ping(args.nats_url, args.name, args.id_file)) else 1)
+    nats_url = args.nats_url or service_nats_url(args.name)
+    sys.exit(0 if asyncio.run(ping(nats_url, args.name, args.id_file)) else 1)
 
 
 if __name__ == "__main__":
