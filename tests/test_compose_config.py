@@ -130,6 +130,28 @@ def test_every_service_restarts_unless_stopped(services: dict[str, Any]) -> None
     )
 
 
+def test_services_have_time_to_drain_when_stopped(services: dict[str, Any]) -> None:
+    """The gateway drains for up to 15 s and a NATS service for 20 s plus its event in hand;
+    Docker's default 10 s killed them in the middle."""
+    apps = ("realtime-emulator", "tools", "memory", "finalizer", "voice-gateway", "web")
+    for name in apps:
+        grace = services[name].get("stop_grace_period")
+        assert grace is not None, name
+        assert _seconds(grace) >= 30, name
+
+
+def _seconds(duration: str) -> float:
+    """Compose renders a duration like '30s' or '1m30s'."""
+    total, number = 0.0, ""
+    for char in str(duration):
+        if char.isdigit() or char == ".":
+            number += char
+        else:
+            total += float(number) * {"h": 3600, "m": 60, "s": 1}[char]
+            number = ""
+    return total + (float(number) if number else 0.0)
+
+
 def test_state_lives_in_named_volumes(services: dict[str, Any]) -> None:
     mounts = {
         name: {(m["type"], m["source"], m["target"]) for m in service.get("volumes", [])}
