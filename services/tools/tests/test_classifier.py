@@ -200,10 +200,19 @@ def test_the_answer_to_a_safety_check_is_read_as_one(answer: str, level: int, re
         "I took everything in the cabinet out and cleaned it",
         "scratching my bites until they bleed",
         "I scratch my eczema till it bleeds",
+        "I have a gun in my hand in this video game",
+        "the engine is running in the garage, I'm warming up the car",
+        "the pills are in front of me, I need to take my antibiotics",
     ],
 )
 def test_household_and_itch_look_alikes_of_an_overdose_or_self_harm_are_none(said: str) -> None:
     assert classify(said).level == 0
+
+
+def test_the_point_of_living_somewhere_is_no_ideation_but_in_this_world_it_is() -> None:
+    assert classify("what's the point of living in London if you never go out").level < 2
+    assert classify("what's the point of living in this world").level == 2
+    assert classify("what's the point of living").level == 2
 
 
 def test_a_safety_question_is_known_by_what_it_asks() -> None:

@@ -442,6 +442,8 @@ _RULES: Final = [
         r"\bi (?:have |had |just |think i )*cut (?:myself )?(?:way |far |much )?too deep\b"
         r"|\b(?:in|inside) the car (?:in the garage )?with the engine (?:running|on)\b"
         r"|\bengine (?:is |was )?(?:running|on) in the (?:closed |shut |locked )?garage\b"
+        # Not a car warmed up or defrosted there.
+        r"(?!.*\b(?:warm(?:ing|ed)? (?:it |the car |her |him )?up|defrost(?:ing)?|heat(?:ing)? up)\b)"
         r"|\bhose(?:pipe)? (?:to|on|in|into|from|attached to) the exhaust\b",
         negatable=False,
         own_subject=True,
@@ -562,6 +564,10 @@ _RULES: Final = [
         # Asked, not said: "what's the point of living"; not the point of life, a philosophy.
         r"|\bwhat is (?:even )?the point (?:of|in) (?:me )?(?:living|being alive|going on|"
         r"staying alive|existing|me being here)\b"
+        # Not the point of living somewhere ("...of living in London if you never go out").
+        # "...of living in this world" or "in pain" is despair still.
+        r"(?! (?:near|at|by|there|here|abroad)\b"
+        r"| in (?!this (?:world|life|body)\b|pain\b|misery\b|agony\b|fear\b))"
         r"|\bno (?:reason|point) (?:in|for) me being (?:here|around)"
         r"(?= *(?:$|[,;]|anymore|any more|at all|and|but|so)\b)"
         r"|\b(?:do not|does not|cannot|can not|could not) (?:really |even |honestly |just )?"
@@ -673,8 +679,13 @@ _RULES: Final = [
         r"(?:pills|tablets|meds|painkillers)(?: out| up)?(?: in front of me)?\b"
         r"|\b(?:pills|tablets|meds|painkillers) (?:are )?(?:laid out|lined up|counted out|"
         r"in front of me)\b"
+        # Not a dose about to be taken as prescribed ("...I need to take my antibiotics").
+        r"(?!.*\b(?:need to|have to|got to|supposed to|forgot to) take (?:my|the|them|it)\b)"
         # A weapon or blade held: "I have the gun in my hand" (a kitchen knife may be cooking).
         r"|\b(?:gun|pistol|noose|razor|razor blade|blade) (?:is )?in my hands?\b"
+        # Not a game's, a film's or a toy's.
+        r"(?!.*\b(?:game|video ?game|vr|movie|film|toy|nerf|water gun|glue gun|staple gun|"
+        r"shaving|shave)\b)"
         r"|\b(?:(?:saving|saved) (?:up (?:all )?(?:of )?(?:my |the |some )?|(?:all )?(?:of )?my )"
         r"|(?:stockpiling|stockpiled|hoarding|hoarded) (?:up )?(?:all )?(?:of )?(?:my |the |some )?)"
         r"(?:(?:sleeping|pain|anxiety|prescription|old|heart) )?(?:pills|tablets|meds|medication|"
