@@ -349,6 +349,11 @@ _CONTAINER: Final = (
     r"(?:month|week)'?s? (?:worth|supply))"
 )
 # Drinks and groceries come in bottles too: "a bottle of water", "a bottle of red".
+# Drink that makes pills taken with it an overdose told: alcohol, not water or tea.
+_ALCOHOL: Final = (
+    r"(?:vodka|whisky|whiskey|gin|rum|tequila|brandy|wine|beer|cider|spirits|liquor|booze|"
+    r"alcohol|champagne|prosecco|sake)"
+)
 _DRINK: Final = (
     r"(?:water|wine|red|white|rose|beer|ale|lager|cider|juice|milk|soda|pop|coke|cola|"
     r"lemonade|squash|champagne|prosecco|bubbly|vodka|whisky|whiskey|gin|rum|tequila|brandy|"
@@ -429,6 +434,11 @@ _RULES: Final = [
         rf"{_CLAUSE_END}"
         r"|an? (?:overdose|od)\b)"
         r"|\bi (?:have |had )?(?:just |already )?overdosed\b"
+        # All of them with drink: "I've had a bottle of vodka and all my pills".
+        r"|\bi (?:have |had |just |already )*(?:had|drank|downed) (?:(?:a|the) (?:whole |full )?"
+        rf"(?:bottle|pint|glass|can)s? of )?(?:\w+ )?{_ALCOHOL} and all {_OF_MEDICINE}"
+        r"|\bi (?:have |had |just |already )*had all (?:of )?my "
+        rf"{_MEDICINE} with (?:(?:a bottle of |some )?{_ALCOHOL}|a drink)\b"
         r"|\bi (?:have |had )?(?:just |already |now )?(?:drank|drunk|swallowed|downed|ingested|"
         r"chugged|ate|eaten) (?:(?:some|a (?:\w+ )?(?:bottle|cup|glass|mug|mouthful|capful|can|"
         r"jug|bit|lot|load)|a lot|half (?:a|the) (?:bottle|cup|glass)) of )?"
