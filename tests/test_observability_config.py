@@ -27,7 +27,6 @@ from opencouch.runtime.settings import DEFAULT_METRICS_PORTS
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "deploy" / "observability"
 DASHBOARD = PROFILE / "grafana" / "dashboards" / "opencouch-voice.json"
-HTTP_SERVICES = {"voice-gateway": 8000, "web": 8080}
 
 
 def load(path: Path) -> Any:
@@ -84,8 +83,24 @@ def test_prometheus_scrapes_every_service_on_its_metrics_port() -> None:
         for job in config["scrape_configs"]
         for sd in job["dns_sd_configs"]
     }
-    expected = {**HTTP_SERVICES, **DEFAULT_METRICS_PORTS}
-    assert targets == {name: ([name], port) for name, port in expected.items()}
+    assert targets == {name: ([name], port) for name, port in DEFAULT_METRICS_PORTS.items()}
+
+
+def test_every_service_serves_metrics_to_the_network_but_publishes_no_metrics_port() -> None:
+    """Prometheus reaches each service's metrics port inside the compose network; nothing
+    outside does (the published ports are the API's and the page's, which serve none)."""
+    stack = load(ROOT / "docker-compose.yml")["services"]
+    for name, port in DEFAULT_METRICS_PORTS.items():
+        environment = stack[name]["environment"]
+        pairs = (
+            dict(entry.split("=", 1) for entry in environment if "=" in entry)
+            if isinstance(environment, list)
+            else environment
+        )
+        prefix = name.upper().replace("-", "_")
+        assert "0.0.0.0" in (pairs.get("METRICS_HOST"), pairs.get(f"{prefix}_METRICS_HOST")), name
+        published = [str(mapping).rsplit(":", 1)[-1] for mapping in stack[name].get("ports", [])]
+        assert str(port) not in published, name
 
 
 def test_the_collector_pipeline_uses_only_components_it_defines() -> None:

@@ -3,7 +3,8 @@
 - A tool call is one trace: the page's span -> gateway -> NATS -> the owning service -> its SQL.
 - A turn is one trace: /turn -> JetStream publish -> memory's consumer -> its INSERT.
 - The web service, an edge like the gateway, continues a caller's trace too.
-- Every service serves /metrics with the product's metrics.
+- Every service serves /metrics with the product's metrics, on a port of its own: the API and
+  the page answer 404 there.
 - A session full of distinctive words, with DEBUG logging everywhere, leaves them in no log line
   and no span.
 """
@@ -22,7 +23,6 @@ import pytest
 from opencouch.contracts.subjects import MEMORY_TURNS_CONSUMER
 from opencouch.testing.otlp import OtlpReceiver, ReceivedSpan, ancestors, otlp_receiver
 from opencouch.testing.processes import Stack, running_stack
-from opencouch.testing.servers import free_port
 from opencouch.testing.voice_client import API, VoiceClient
 
 pytestmark = pytest.mark.e2e
@@ -35,14 +35,11 @@ PRIVATE = (SAID, TOOL_QUERY.split()[-1], REPLIED)
 
 
 class Traced:
-    """The running stack, the spans it exported, and where each NATS service serves metrics."""
+    """The running stack, the spans it exported, and its logs."""
 
-    def __init__(
-        self, stack: Stack, receiver: OtlpReceiver, metrics_ports: dict[str, int], logs: Path
-    ) -> None:
+    def __init__(self, stack: Stack, receiver: OtlpReceiver, logs: Path) -> None:
         self.stack = stack
         self.receiver = receiver
-        self.metrics_ports = metrics_ports
         self.logs = logs
 
 
@@ -51,7 +48,6 @@ def traced(
     nats_url: str, redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Traced]:
     log_dir = tmp_path_factory.mktemp("observed-stack")
-    ports = {name: free_port() for name in ("tools", "memory", "finalizer")}
     with otlp_receiver() as receiver:
         env = {
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
@@ -64,7 +60,6 @@ def traced(
             # the limiter keeps a count per limit, so this module spends no other's budget.
             "VOICE_GATEWAY_RATE_LIMIT_SESSION_PER_IP": "1000/minute",
             "VOICE_GATEWAY_RATE_LIMIT_CALLS_PER_IP": "100000/minute",
-            **{f"{name.upper()}_METRICS_PORT": str(port) for name, port in ports.items()},
         }
         with running_stack(
             nats_url=nats_url,
@@ -73,7 +68,7 @@ def traced(
             log_dir=log_dir,
             env=env,
         ) as stack:
-            yield Traced(stack, receiver, ports, log_dir)
+            yield Traced(stack, receiver, log_dir)
         unclean = {name: code for name, code in stack.exit_codes.items() if code != 0}
         assert not unclean, f"services did not stop cleanly on SIGTERM: {unclean}"
 
@@ -267,7 +262,10 @@ def test_every_service_serves_its_metrics(traced: Traced, browser: VoiceClient) 
     assert ended.status_code == 200, ended.text
     assert ended.json()["status"] == "completed", ended.json()
 
-    gateway = scrape(f"{traced.stack.gateway_url}/metrics")
+    # The API's port serves no metrics: what the product counts is not for whoever can reach it.
+    for public in (traced.stack.gateway_url, traced.stack.web_url):
+        assert httpx.get(f"{public}/metrics", timeout=5).status_code == 404, public
+    gateway = scrape(traced.stack.metrics_urls["voice-gateway"])
     assert has_sample(
         gateway,
         "opencouch_http_request_duration_seconds_count",
@@ -284,11 +282,11 @@ def test_every_service_serves_its_metrics(traced: Traced, browser: VoiceClient) 
     for mark in ("session_minted", "connected", "first_audio"):
         assert has_sample(gateway, "opencouch_browser_latency_seconds_count", mark=mark), mark
 
-    web = scrape(f"{traced.stack.web_url}/metrics")
+    web = scrape(traced.stack.metrics_urls["web"])
     assert "# TYPE opencouch_http_request_duration_seconds histogram" in web
 
     def service_metrics(name: str) -> str:
-        return scrape(f"http://127.0.0.1:{traced.metrics_ports[name]}/metrics")
+        return scrape(traced.stack.metrics_urls[name])
 
     tools, memory, finalizer = (service_metrics(n) for n in ("tools", "memory", "finalizer"))
     assert has_sample(

@@ -18,8 +18,9 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, generate_latest
 
+from opencouch.voice_gateway.app import count_live_sessions
 from opencouch.voice_gateway.testing import (
     API,
     UNAVAILABLE_TOOL,
@@ -99,10 +100,7 @@ def test_tool_latency_turns_and_latency_marks_are_counted_once_each(
         == route_before + 1
     )
 
-    scraped = gateway.get("/metrics")
-    assert scraped.status_code == 200
-    assert scraped.headers["content-type"].startswith("text/plain")
-    text = scraped.text
+    text = generate_latest().decode()
     for name in (
         "opencouch_tool_call_duration_seconds_bucket",
         "opencouch_turns_recorded_total",
@@ -139,11 +137,20 @@ def test_the_active_sessions_gauge_counts_live_sessions_in_redis(
     session = open_session(gateway)
     live = redis.Redis.from_url(redis_url)
     assert live.zscore(LIVE_SESSIONS_KEY, session["session_id"]) is not None
-    gateway.get("/metrics")
+    gateway.portal.call(count_live_sessions, gateway.app.state.gateway)  # type: ignore[union-attr, attr-defined]
     assert sample("opencouch_voice_sessions_active") >= 1
     ended = gateway.post(f"{API}/end", json={}, headers=bearer(session))
     assert ended.status_code == 200, ended.text
     assert live.zscore(LIVE_SESSIONS_KEY, session["session_id"]) is None
+
+
+def test_the_api_port_serves_no_metrics(gateway: TestClient) -> None:
+    """What the product counts (crisis screens, sessions, failures) is for the operator's
+    Prometheus, on a port of its own; whoever reaches the API gets the house 404."""
+    reply = gateway.get("/metrics")
+    assert reply.status_code == 404
+    assert reply.json()["error"]["code"] == "not_found"
+    assert "opencouch_" not in reply.text
 
 
 def parent_of(span: ReadableSpan) -> int | None:

@@ -14,8 +14,13 @@ from opencouch.testing.servers import free_port
 
 
 def test_serves_until_sigterm() -> None:
-    port = free_port()
-    env = {**os.environ, "WEB_HOST": "127.0.0.1", "WEB_PORT": str(port)}
+    port, metrics_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "WEB_HOST": "127.0.0.1",
+        "WEB_PORT": str(port),
+        "WEB_METRICS_PORT": str(metrics_port),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "opencouch.web"],
         env=env,
@@ -35,6 +40,10 @@ def test_serves_until_sigterm() -> None:
         assert response is not None, "web did not start listening"
         assert response.status_code == 200
         assert "content-security-policy" in response.headers
+        # Metrics on a port of their own, as every service serves them; not on the public one.
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+        assert "opencouch_http_request_duration_seconds" in scraped.text
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 404
 
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)

@@ -1,6 +1,7 @@
 """Serve an ASGI app with uvicorn under the same SIGTERM lifecycle as every other service, and
-observe it: ``/metrics``, request latency by route template, and (when tracing is on) a span
-per request that continues the caller's ``traceparent``.
+observe it: request latency by route template, and (when tracing is on) a span per request that
+continues the caller's ``traceparent``. ``/metrics`` is served on a port of its own, as the NATS
+services serve theirs: never on the public one.
 """
 
 from __future__ import annotations
@@ -11,29 +12,27 @@ import functools
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Final
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
-from starlette.responses import Response
+from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opencouch.runtime.lifecycle import mark_serving, run_until_stopped
-from opencouch.runtime.metrics import HTTP_REQUEST_SECONDS
+from opencouch.runtime.metrics import HTTP_REQUEST_SECONDS, serve_metrics
 from opencouch.runtime.observation import name_http_span, serving_http
 from opencouch.runtime.tracing import tracing_enabled
 
 log = logging.getLogger(__name__)
 
-METRICS_PATH: Final = "/metrics"
-UNOBSERVED_PATHS: Final = ("/healthz", "/readyz", METRICS_PATH)
-"""Probes and scrapes: neither traced nor timed."""
+UNOBSERVED_PATHS: Final = ("/healthz", "/readyz")
+"""Probes: neither traced nor timed."""
 
 
 def observe_http_app(app: ASGIApp) -> ASGIApp:
-    """``app`` with ``/metrics``, request timing by route, and (when tracing is on) a span per
-    request continuing the caller's ``traceparent``. Wrap before serving."""
+    """``app`` with request timing by route and (when tracing is on) a span per request
+    continuing the caller's ``traceparent``. Wrap before serving."""
     return RequestObserver(app)
 
 
@@ -48,31 +47,23 @@ class Observed:
 
 
 class RequestObserver:
-    """Serves ``/metrics``; times every other request by its route template (never by the raw
-    path: it holds ids) and, while tracing is on, makes its server span.
+    """Times every request by its route template (never by the raw path: it holds ids) and,
+    while tracing is on, makes its server span.
 
     The span is made here rather than by OpenTelemetry's ASGI instrumentation, which collects a
     dozen attributes per request and cost as much as the rest of a tool call's tracing.
-    ``before_scrape`` brings gauges read from elsewhere up to date before a scrape; if it fails,
-    the rest is still served.
 
     A service whose other per-request concerns belong in the same outermost layer (the gateway's
     edge) subclasses it and overrides ``serve``: one layer and one ``send`` wrapper per request
     instead of one of each per concern.
     """
 
-    def __init__(
-        self, app: ASGIApp, before_scrape: Callable[[], Awaitable[None]] | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.before_scrape = before_scrape
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
-        if scope["path"] == METRICS_PATH and scope["method"] == "GET":
-            await self._scrape(scope, receive, send)
             return
         observed = Observed()
         if scope["path"] in UNOBSERVED_PATHS:
@@ -92,8 +83,8 @@ class RequestObserver:
                 name_http_span(span, method, route, observed.status)
 
     async def serve(self, scope: Scope, receive: Receive, send: Send, observed: Observed) -> None:
-        """Serve one HTTP request (``/metrics`` aside), recording its status in ``observed``
-        as the response starts."""
+        """Serve one HTTP request, recording its status in ``observed`` as the response
+        starts."""
 
         async def send_observed(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -101,15 +92,6 @@ class RequestObserver:
             await send(message)
 
         await self.app(scope, receive, send_observed)
-
-    async def _scrape(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.before_scrape is not None:
-            try:
-                await self.before_scrape()
-            except Exception as error:
-                log.warning("metrics not refreshed", extra={"error": type(error).__name__})
-        response = Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-        await response(scope, receive, send)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -178,8 +160,17 @@ def server_config(
     )
 
 
-def serve_app(app: ASGIApp, *, host: str, port: int, graceful_seconds: int = 10) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT, then finish in-flight requests and exit."""
+def serve_app(
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    metrics_host: str,
+    metrics_port: int,
+    graceful_seconds: int = 10,
+) -> None:
+    """Serve ``app`` until SIGTERM or SIGINT, then finish in-flight requests and exit; and
+    ``/metrics`` on ``metrics_host:metrics_port`` meanwhile."""
     config = server_config(app, host=host, port=port, graceful_seconds=graceful_seconds)
 
     async def run(stop: asyncio.Event) -> None:
@@ -199,4 +190,5 @@ def serve_app(app: ASGIApp, *, host: str, port: int, graceful_seconds: int = 10)
         server.should_exit = True
         await serving
 
-    run_until_stopped(run)
+    with serve_metrics(metrics_host, metrics_port):
+        run_until_stopped(run)

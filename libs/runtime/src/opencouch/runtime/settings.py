@@ -22,8 +22,16 @@ DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
 DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-DEFAULT_METRICS_PORTS: Final = {"tools": 9471, "memory": 9472, "finalizer": 9473}
-"""Each NATS service's own ``/metrics`` port, distinct so a whole stack can share one host."""
+DEFAULT_METRICS_PORTS: Final = {
+    "voice-gateway": 9470,
+    "tools": 9471,
+    "memory": 9472,
+    "finalizer": 9473,
+    "web": 9474,
+}
+"""Each service's own ``/metrics`` port, distinct so a whole stack can share one host. Never an
+HTTP service's public port: what the product counts (crisis screens, sessions, failures) is for
+the operator's Prometheus, not for anyone who can reach the API."""
 
 SettingsT = TypeVar("SettingsT", bound="ServiceSettings")
 
@@ -64,11 +72,25 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 
+    service_name: ClassVar[str]
+    """The short name: log tag, default id-file name, default metrics port."""
+
     nats_url: str = DEFAULT_NATS_URL
     log_level: str = "INFO"
     otlp_endpoint: str | None = None
     """Where to send traces (OTLP over HTTP, e.g. ``http://otel-collector:4318``); unset means
     tracing is off. Sampling follows the standard ``OTEL_TRACES_SAMPLER`` variables."""
+    metrics_host: str = "127.0.0.1"
+    """Where ``/metrics`` listens; ``0.0.0.0`` in a container that Prometheus scrapes."""
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    """Where ``/metrics`` listens; default from ``DEFAULT_METRICS_PORTS``, ``0`` any free port."""
+
+    @property
+    def serving_metrics_port(self) -> int:
+        """``metrics_port``, by default this service's entry in ``DEFAULT_METRICS_PORTS``."""
+        if self.metrics_port is not None:
+            return self.metrics_port
+        return DEFAULT_METRICS_PORTS.get(self.service_name, 0)
 
     @classmethod
     def settings_customise_sources(
@@ -85,28 +107,14 @@ class ServiceSettings(BaseSettings):
 class NatsServiceSettings(ServiceSettings):
     """Settings of a service that serves NATS requests and consumes JetStream (no HTTP API)."""
 
-    service_name: ClassVar[str]
-    """The short name: log tag, default id-file name."""
-
     id_file: Path | None = None
     """Where this instance writes its nats.micro id for the health check."""
     max_concurrency: int = Field(64, ge=1)
-    metrics_host: str = "127.0.0.1"
-    """Where ``/metrics`` listens; ``0.0.0.0`` in a container that Prometheus scrapes."""
-    metrics_port: int | None = Field(None, ge=0, le=65535)
-    """Where ``/metrics`` listens; default from ``DEFAULT_METRICS_PORTS``, ``0`` any free port."""
 
     @property
     def health_id_file(self) -> Path:
         """``id_file``, by default ``/tmp/opencouch/<service>.id``."""
         return self.id_file or Path(f"/tmp/opencouch/{self.service_name}.id")
-
-    @property
-    def serving_metrics_port(self) -> int:
-        """``metrics_port``, by default this service's entry in ``DEFAULT_METRICS_PORTS``."""
-        if self.metrics_port is not None:
-            return self.metrics_port
-        return DEFAULT_METRICS_PORTS.get(self.service_name, 0)
 
 
 def load_settings(settings_cls: type[SettingsT]) -> SettingsT:

@@ -169,6 +169,8 @@ class Stack:
     database_url: str
     gateway_urls: list[str] = field(default_factory=list)
     """Every gateway replica's URL (the first is ``gateway_url``)."""
+    metrics_urls: dict[str, str] = field(default_factory=dict)
+    """Where each service (by name) serves ``/metrics``: a port of its own, never the API's."""
     services: dict[str, RunningService] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
 
@@ -197,6 +199,10 @@ def running_stack(
     """
     gateway_ports = [free_port() for _ in range(gateways)]
     emulator_port, web_port = free_port(), free_port()
+    gateway_names = ["voice-gateway", *(f"voice-gateway-{n}" for n in range(2, gateways + 1))]
+    metrics_ports = {
+        name: free_port() for name in ("tools", "memory", "finalizer", *gateway_names, "web")
+    }
     stack = Stack(
         gateway_url=f"http://127.0.0.1:{gateway_ports[0]}",
         gateway_urls=[f"http://127.0.0.1:{port}" for port in gateway_ports],
@@ -205,6 +211,9 @@ def running_stack(
         nats_url=nats_url,
         redis_url=redis_url,
         database_url=database_url,
+        metrics_urls={
+            name: f"http://127.0.0.1:{port}/metrics" for name, port in metrics_ports.items()
+        },
     )
     infra = {"NATS_URL": nats_url, "REDIS_URL": redis_url, "DATABASE_URL": database_url}
     ids = {name: log_dir / f"{name}.id" for name in ("tools", "memory", "finalizer")}
@@ -222,17 +231,22 @@ def running_stack(
             (
                 name,
                 f"opencouch.{name}",
-                {f"{name.upper()}_ID_FILE": str(ids[name]), **OFFLINE.get(name, {})},
+                {
+                    f"{name.upper()}_ID_FILE": str(ids[name]),
+                    f"{name.upper()}_METRICS_PORT": str(metrics_ports[name]),
+                    **OFFLINE.get(name, {}),
+                },
                 nats_ping(f"opencouch-{name}", ids[name], nats_url),
             )
             for name in ("tools", "memory", "finalizer")
         ],
         *[
             (
-                "voice-gateway" if replica == 0 else f"voice-gateway-{replica + 1}",
+                name,
                 "opencouch.voice_gateway",
                 {
                     "VOICE_GATEWAY_PORT": str(port),
+                    "VOICE_GATEWAY_METRICS_PORT": str(metrics_ports[name]),
                     "VOICE_GATEWAY_EMULATOR_BASE_URL": f"{stack.emulator_url}/v1",
                     "OPENAI_API_KEY": "",
                     "VOICE_GATEWAY_END_WAIT_SECONDS": "10",
@@ -247,7 +261,7 @@ def running_stack(
                 },
                 http_ok(f"http://127.0.0.1:{port}/readyz"),
             )
-            for replica, port in enumerate(gateway_ports)
+            for name, port in zip(gateway_names, gateway_ports, strict=True)
         ],
     ]
     if with_web:
@@ -257,6 +271,7 @@ def running_stack(
                 "opencouch.web",
                 {
                     "WEB_PORT": str(web_port),
+                    "WEB_METRICS_PORT": str(metrics_ports["web"]),
                     "WEB_API_BASE_URL": stack.gateway_url,
                     "WEB_REALTIME_ORIGIN": stack.emulator_url,
                 },

@@ -16,7 +16,13 @@ def main() -> None:
     configure_logging("voice-gateway", settings.log_level)
     configure_tracing("opencouch-voice-gateway", settings.otlp_endpoint, edge=True)
     try:
-        serve_app(create_app(settings), host=settings.host, port=settings.port)
+        serve_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            metrics_host=settings.metrics_host,
+            metrics_port=settings.serving_metrics_port,
+        )
     finally:
         disable_tracing()  # flushes the spans still buffered
 

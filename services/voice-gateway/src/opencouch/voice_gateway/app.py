@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI
 from openai import AsyncOpenAI
@@ -30,6 +31,12 @@ from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.state import Background, Gateway
 from opencouch.voice_gateway.tokens import TokenSigner
 from opencouch.voice_gateway.voice_sessions import VoiceSessionStore
+
+log = logging.getLogger(__name__)
+
+LIVE_SESSIONS_EVERY_SECONDS: Final = 10.0
+"""How often the live-sessions gauge is read from Redis: about as often as Prometheus scrapes,
+and never once per scrape (``/metrics`` is served by a thread of its own, on its own port)."""
 
 
 class GatewayApp(FastAPI):
@@ -108,6 +115,10 @@ def create_app(settings: GatewaySettings, *, serve_hot_routes: bool = True) -> F
                 refused=RefusedSessions(),
                 running=running,
             )
+            counting = asyncio.create_task(
+                _keep_counting_live_sessions(app.state.gateway), name="live-sessions-gauge"
+            )
+            stack.push_async_callback(_cancelled, counting)
             if settings.abandoned_sweep_seconds > 0:
                 sweeper = asyncio.create_task(
                     run_sweeper(app.state.gateway, settings.abandoned_sweep_seconds),
@@ -125,13 +136,7 @@ def create_app(settings: GatewaySettings, *, serve_hot_routes: bool = True) -> F
             api_prefix=API_PREFIX,
             max_body_bytes=settings.max_body_bytes,
             cors_origins=settings.cors_origins,
-            before_scrape=count_live_sessions,
         )
-
-    async def count_live_sessions() -> None:
-        gateway: Gateway | None = getattr(app.state, "gateway", None)
-        if gateway is not None:
-            VOICE_SESSIONS_ACTIVE.set(await gateway.sessions.live_sessions())
 
     app = GatewayApp(
         edge=edge,
@@ -154,6 +159,20 @@ def create_app(settings: GatewaySettings, *, serve_hot_routes: bool = True) -> F
     app.include_router(router)
     app.include_router(health)
     return app
+
+
+async def count_live_sessions(gateway: Gateway) -> None:
+    """Bring the live-sessions gauge up to date: every gateway reports the same total."""
+    VOICE_SESSIONS_ACTIVE.set(await gateway.sessions.live_sessions())
+
+
+async def _keep_counting_live_sessions(gateway: Gateway) -> None:
+    while True:
+        try:
+            await count_live_sessions(gateway)
+        except Exception as error:  # Redis away: the gauge keeps its last value meanwhile
+            log.warning("live sessions not counted", extra={"error": type(error).__name__})
+        await asyncio.sleep(LIVE_SESSIONS_EVERY_SECONDS)
 
 
 async def _cancelled(task: asyncio.Task[None]) -> None:

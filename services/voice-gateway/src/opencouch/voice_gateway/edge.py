@@ -1,6 +1,6 @@
 """The gateway's edge: the one layer every HTTP request passes before FastAPI sees it.
 
-It observes the request (``/metrics``, timing by route, the server span: ``RequestObserver``),
+It observes the request (timing by route, the server span: ``RequestObserver``),
 refuses a body over the limit before it is read (413), answers CORS preflights and marks
 replies for the web origins, and puts the security headers on every response (``no-store``
 on every API reply). One layer with one ``send`` wrapper, rather than a middleware per
@@ -18,7 +18,7 @@ than as a layer of its own; a preflight it refuses gets the house error body too
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 from starlette.datastructures import Headers
@@ -65,9 +65,8 @@ class GatewayEdge(RequestObserver):
         api_prefix: str,
         max_body_bytes: int,
         cors_origins: Sequence[str],
-        before_scrape: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        super().__init__(app, before_scrape)
+        super().__init__(app)
         self._api_prefix = api_prefix
         self._max = max_body_bytes
         self._cors = CORSMiddleware(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -28,6 +28,7 @@ class GatewaySettings(ServiceSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix=PREFIX)
+    service_name: ClassVar[str] = "voice-gateway"
 
     environment: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"

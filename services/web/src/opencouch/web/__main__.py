@@ -17,7 +17,13 @@ def main() -> None:
     # An edge like the gateway: a page request is traced (one in ten by default) on its own.
     configure_tracing("opencouch-web", settings.otlp_endpoint, edge=True)
     try:
-        serve_app(observe_http_app(create_app(settings)), host=settings.host, port=settings.port)
+        serve_app(
+            observe_http_app(create_app(settings)),
+            host=settings.host,
+            port=settings.port,
+            metrics_host=settings.metrics_host,
+            metrics_port=settings.metrics_port,
+        )
     finally:
         disable_tracing()  # flushes the spans still buffered
 

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from opencouch.runtime.settings import DEFAULT_METRICS_PORTS
+
 
 def origin_of(url: str) -> str:
     """The ``scheme://host[:port]`` of an http(s) URL; raises ``ValueError`` for anything else."""
@@ -23,6 +25,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # /metrics, on a port of its own as every service serves it (``DEFAULT_METRICS_PORTS``).
+    metrics_host: str = Field(
+        default="127.0.0.1", validation_alias=AliasChoices("WEB_METRICS_HOST", "METRICS_HOST")
+    )
+    metrics_port: int = Field(default=DEFAULT_METRICS_PORTS["web"], ge=0, le=65535)
     # Browser-facing base of the voice gateway; the page calls it cross-origin.
     api_base_url: str = "http://127.0.0.1:8000"
     # Where the browser sends its SDP offer: the emulator locally, https://api.openai.com live.
