@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -46,15 +47,34 @@ def _yoyo_url(database_url: str, schema: str) -> str:
 # Every service migrates under this one advisory lock, so services and replicas starting at
 # the same moment never race on creating schemas or yoyo's tables.
 _MIGRATION_LOCK = 0x6F63_7600
+LOCK_POLL_SECONDS: Final = 0.2
+"""How often a service waiting its turn to migrate asks for the lock again, and so how soon it
+notices it was stopped meanwhile."""
 
 
-def apply_migrations(database_url: str, migrations: Path, owner: str) -> int:
+class MigrationAbandonedError(Exception):
+    """The caller stopped waiting for its turn to migrate (the service was stopped)."""
+
+
+def apply_migrations(
+    database_url: str,
+    migrations: Path,
+    owner: str,
+    *,
+    abandoned: threading.Event | None = None,
+) -> int:
     """Apply every migration in ``migrations`` not yet applied; returns how many ran.
 
-    Replicas and services starting together take turns, so each migration runs once.
+    Replicas and services starting together take turns, so each migration runs once. A turn is
+    asked for rather than waited on in the server (``pg_advisory_lock`` would hold this thread
+    until another replica's migrations end, and a stopped service with it): once ``abandoned``
+    is set, the wait ends with ``MigrationAbandonedError``.
     """
+    abandoned = abandoned or threading.Event()
     with psycopg.connect(database_url, autocommit=True) as guard:
-        guard.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        while not _take_turn(guard):
+            if abandoned.wait(LOCK_POLL_SECONDS):
+                raise MigrationAbandonedError(owner)
         try:
             guard.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(owner)))
             backend = get_backend(_yoyo_url(database_url, owner))
@@ -68,9 +88,23 @@ def apply_migrations(database_url: str, migrations: Path, owner: str) -> int:
     return len(pending)
 
 
+def _take_turn(guard: psycopg.Connection[Any]) -> bool:
+    row = guard.execute("SELECT pg_try_advisory_lock(%s)", (_MIGRATION_LOCK,)).fetchone()
+    return bool(row and row[0])
+
+
 async def apply_migrations_async(database_url: str, migrations: Path, owner: str) -> int:
-    """``apply_migrations`` off the event loop (yoyo is synchronous)."""
-    return await asyncio.to_thread(apply_migrations, database_url, migrations, owner)
+    """``apply_migrations`` off the event loop (yoyo is synchronous). Cancelled while waiting
+    its turn, the thread stops waiting too: the process can exit (``asyncio.run`` waits for
+    its threads)."""
+    abandoned = threading.Event()
+    try:
+        return await asyncio.to_thread(
+            apply_migrations, database_url, migrations, owner, abandoned=abandoned
+        )
+    except asyncio.CancelledError:
+        abandoned.set()
+        raise
 
 
 @asynccontextmanager
