@@ -96,3 +96,35 @@ async def test_a_turn_not_acknowledged_when_its_session_was_counted_is_never_ack
         assert again.state is ClaimState.SEEN
     finally:
         await redis.aclose()
+
+
+async def test_a_turn_released_by_its_first_try_and_completed_by_its_retry_leaves_none_in_flight(
+    redis_url: str,
+) -> None:
+    # The first try's publish timed out (503, claim released) while its retry, a duplicate of
+    # the claim, published and completed: the claim's place in flight was given back twice,
+    # so a later /end counted the session's turns without waiting for a turn really in flight.
+    redis = Redis.from_url(redis_url)
+    store = session_store(redis)
+    try:
+        claims = await opened(store)
+        session = claims.session_id
+        caller = Caller(session, claims.thread_id, None, "127.0.0.1")
+        assert (await store.claim_turn(caller, "t1", "fp-t1")).state is ClaimState.CLAIMED
+        assert (await store.claim_turn(caller, "t1", "fp-t1")).state is ClaimState.SEEN
+        await store.release_turn(session, "t1")  # the first try's 503
+        assert await store.complete_turn(session, "t1", "fp-t1") == (2, 1)  # the retry's 200
+        record = redis_key("vs", session)
+        assert int(await redis.hget(record, "inflight") or 0) == 0
+
+        # The next turn in flight when /end comes is waited for, and counted.
+        assert (await store.claim_turn(caller, "t2", "fp-t2")).state is ClaimState.CLAIMED
+        closing = asyncio.create_task(store.close(claims, settle_seconds=10))
+        await asyncio.sleep(0.3)
+        assert not closing.done(), "the count must wait for the turn in flight"
+        assert await store.complete_turn(session, "t2", "fp-t2") == (4, 2)
+        closed = await asyncio.wait_for(closing, 10)
+    finally:
+        await redis.aclose()
+
+    assert closed.turn_count == 2

@@ -172,6 +172,8 @@ return {'counted'}
 _COMPLETE_TURN: Final = """
 -- KEYS: session, claim.  ARGV: fingerprint, ttl.  Counts the turn once per claim; {-1, 0}
 -- when the session's turns were counted for the finalizer before it came (not acknowledged).
+-- Gives back the claim's place in flight only if the claim is still there: one released
+-- meanwhile (its first try's publish failed while a duplicate's went through) gave it back.
 local raw = redis.call('GET', KEYS[2])
 if raw then
   local claim = cjson.decode(raw)
@@ -180,7 +182,7 @@ end
 if redis.call('HGET', KEYS[1], 'counted') == '1' then return {-1, 0} end
 local count = redis.call('HINCRBY', KEYS[1], 'message_count', 2)
 local turns = redis.call('HINCRBY', KEYS[1], 'turn_count', 1)
-redis.call('HINCRBY', KEYS[1], 'inflight', -1)
+if raw then redis.call('HINCRBY', KEYS[1], 'inflight', -1) end
 redis.call('SET', KEYS[2], cjson.encode({fp = ARGV[1], message_count = count}), 'EX', ARGV[2])
 return {count, turns}
 """
