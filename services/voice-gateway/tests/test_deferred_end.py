@@ -182,6 +182,33 @@ async def test_a_deferred_session_ended_again_without_continued_is_finalized_nor
     assert (event.save, event.feedback, event.expected_turn_count) == (True, "positive", 1)
 
 
+async def test_a_continued_end_arriving_after_the_end_that_decided_defers_nothing(
+    gateway: TestClient, ends: EndsSeen
+) -> None:
+    # The person pressed End while the page reconnected: their deciding end went out while the
+    # dropped session's own continued end was still being retried, and landed first. The
+    # continued end deferred the session again, so the conversation's next end (or the sweep)
+    # finalized it a second time, saved, over the person's "don't keep it".
+    user = unique("user")
+    session = open_session(gateway, user_id=user, memory_mode="persistent")
+    record_turns(gateway, session, 1)
+    decided = gateway.post(
+        f"{API}/end", json={"save": False, "feedback": "negative"}, headers=bearer(session)
+    )
+    assert decided.status_code in (200, 202), decided.text
+    late = gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(session))
+    assert late.status_code in (200, 202), late.text
+    assert "finalized when the conversation ends" not in late.json()["detail"]
+
+    resumed = open_session(
+        gateway, thread_id=session["thread_id"], user_id=user, memory_mode="persistent"
+    )
+    last = gateway.post(f"{API}/end", json={"save": True}, headers=bearer(resumed))
+    assert last.status_code in (200, 202), last.text
+    await ends.settle()
+    assert [(e.save, e.feedback) for e in ends.of(session["session_id"])] == [(False, "negative")]
+
+
 async def test_another_owners_end_on_the_same_thread_does_not_finalize_them(
     gateway: TestClient, ends: EndsSeen
 ) -> None:

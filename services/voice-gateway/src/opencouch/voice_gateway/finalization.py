@@ -126,11 +126,12 @@ async def _end(
 
     existing = await _current_record(gateway, claims.session_id)
     if body.continued:
-        if existing is None:
-            await gateway.sessions.defer_end(claims, closed.turn_count)
+        # Not if it was already ended for good: its finalization started, or an end that
+        # decides came first (the page's continued end for a dropped call, retried past the
+        # person's End) and is finalizing it. Nothing is left to defer.
+        if existing is None and await gateway.sessions.defer_end(claims, closed.turn_count):
             return 202, _deferred(claims, closed.turn_count)
-        # Already ended for good (its finalization started): nothing left to defer.
-        if existing.status in _FINAL:
+        if existing is not None and existing.status in _FINAL:
             return 200, existing.end_reply()
         return 202, _pending(claims, existing, closed.turn_count)
 

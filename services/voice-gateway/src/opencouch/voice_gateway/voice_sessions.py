@@ -392,6 +392,7 @@ class VoiceSessionStore:
         self._close = redis.register_script(_CLOSE)
         self._count = redis.register_script(_COUNT_TURNS)
         self._bind = redis.register_script(_BIND_THREAD)
+        self._defer = redis.register_script(_DEFER)
         self._take_deferred = redis.register_script(_TAKE_DEFERRED)
         self._due = redis.register_script(_DUE)
 
@@ -764,8 +765,10 @@ class VoiceSessionStore:
     # and thread, for the conversation's last ``/end``, which finalizes it with its own save
     # and feedback. Only ids and counts are kept, never content.
 
-    async def defer_end(self, claims: VoiceSessionClaims, turn_count: int) -> None:
-        """Keep the (closed) session for the conversation's last ``/end`` to finalize.
+    async def defer_end(self, claims: VoiceSessionClaims, turn_count: int) -> bool:
+        """Keep the (closed) session for the conversation's last ``/end`` to finalize; False,
+        keeping nothing, if an end that decides came for it first (its own end is under way:
+        a continued end retried past it must not have it finalized a second time).
 
         Kept as long as a session's own state (its maximum duration, the token's grace and an
         hour), renewed by every later deferral and every later session of the conversation:
@@ -785,11 +788,11 @@ class VoiceSessionStore:
         # Unless a later session of the conversation makes it wait longer (see create), it is
         # the gateway's to finalize once a session started now could no longer be ended.
         abandoned_at = self._abandoned_at(int(entry.deferred_at) + self._session_seconds)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, entry.session_id, entry.encoded())
-            pipe.expire(key, self._ttl)
-            pipe.zadd(UNENDED_KEY, {key: abandoned_at}, gt=True)
-            await pipe.execute()
+        deferred = await self._defer(
+            keys=[redis_key("vs", claims.session_id), key, UNENDED_KEY],
+            args=[entry.session_id, entry.encoded(), self._ttl, abandoned_at],
+        )
+        return bool(deferred)
 
     async def take_deferred(self, owner_id: str, thread_id: str) -> list[DeferredEnd]:
         """Remove and return every deferred session of the thread and owner, at once: of two
@@ -836,6 +839,17 @@ class VoiceSessionStore:
             await self._redis.delete(*keys)
             await self._redis.zrem(UNENDED_KEY, *keys)
 
+
+_DEFER: Final = """
+-- KEYS: the session, the thread's deferred sessions of one owner, unended.  ARGV: session id,
+-- entry, ttl, when it is the gateway's to end.  Defers the session unless an end that decides
+-- came for it first (its choice is kept with it); 1 when deferred.
+if redis.call('HEXISTS', KEYS[1], 'end_choice') == 1 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[3], 'GT', ARGV[4], KEYS[2])
+return 1
+"""
 
 _TAKE_DEFERRED: Final = """
 -- KEYS: the thread's deferred sessions of one owner, unended.  ARGV: owner.
