@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats
+import psycopg
+import pytest
 from nats.aio.msg import Msg
 from redis.asyncio import Redis
 
@@ -245,6 +247,45 @@ async def test_a_turn_screened_late_does_not_put_back_an_older_context(
         await nc.close()
     assert memory.safety_check_pending
     assert memory.ideation_earlier
+
+
+class _FailsOnce(ToolsStore):
+    """The real store, whose first crisis-log write fails as a dropped connection would."""
+
+    failed = False
+
+    async def log_crisis(self, *args: Any, **kwargs: Any) -> bool:
+        if not self.failed:
+            self.failed = True
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return await super().log_crisis(*args, **kwargs)
+
+
+async def test_a_turn_that_fails_once_still_gives_the_next_turn_its_context(
+    tools_pool: DictPool, redis_client: Redis, nats_url: str
+) -> None:
+    """A Postgres blip while logging the turn whose assistant line asked the safety question:
+    JetStream delivers it again, after the next turn of the session. That next turn, the
+    person's "yes", was screened without the question: level 0, no log row, never corrected."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = await ensure_events_stream(nc)
+        screening = CrisisScreening(_FailsOnce(tools_pool, 2.0), SessionState(redis_client, 60), js)
+        session = new_session_id()
+        check = turn(session, "I want to die", "Are you having thoughts of ending your life?")
+        answer = turn(session, "yes", "I'm really glad you told me.")
+        answer = answer.model_copy(update={"recorded_at": check.recorded_at + timedelta(seconds=8)})
+        with pytest.raises(psycopg.OperationalError):
+            await screening.on_turn_recorded(check)
+        await screening.on_turn_recorded(answer)
+        await screening.on_turn_recorded(check)  # delivered again
+    finally:
+        await nc.close()
+    rows = await log_rows(tools_pool, session)
+    assert [(row["level"], row["reason"]) for row in rows] == [
+        (2, "affirmed_after_check"),
+        (2, "ideation"),
+    ]
 
 
 def _crisis_turns(level: int) -> float:

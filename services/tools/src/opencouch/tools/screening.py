@@ -62,6 +62,9 @@ class CrisisScreening:
                 ideation_earlier=memory.ideation_earlier,
             ),
         )
+        # Remembered first: the session's next turn is screened in this one's context even if
+        # a step below fails (a Postgres blip) and this turn comes again only after it.
+        await self._remember(turn, assessment)
         if assessment.level >= LOGGED_LEVEL:
             await self._store.log_crisis(
                 turn.session_id, turn.client_turn_id, assessment.level, assessment.reason
@@ -77,7 +80,6 @@ class CrisisScreening:
         await publish_event(
             self._js, subjects.TURN_CLASSIFIED, classified, dedup_id=classified.dedup_id
         )
-        await self._remember(turn, assessment)
         record_crisis_turn(assessment.level, "persistent")  # crisis turns by level
         log.info(
             "turn classified",
