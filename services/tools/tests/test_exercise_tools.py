@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from opencouch.contracts.common import ErrorCode, MemoryMode
@@ -197,21 +198,40 @@ async def test_load_continues_repeats_simplifies_and_finishes(tools: ToolsHarnes
     assert beyond["status"] == "unavailable"
 
 
-async def test_finishing_an_exercise_not_under_way_leaves_the_one_running_alone(
-    tools: ToolsHarness,
+@pytest.mark.parametrize("action", ["finish", "continue", "repeat_step", "simplify"])
+async def test_loading_an_exercise_not_under_way_leaves_the_one_running_alone(
+    tools: ToolsHarness, action: str
 ) -> None:
+    # A confused "continue grounding at step 4" during box breathing replaced the breathing
+    # with the grounding at its fourth step, and the next report on the breathing conflicted.
     await tools.call(
         "load_guided_exercise_skill", {"exercise_type": BOX, "runtime_action": "start"}
     )
-    other = {"exercise_type": "grounding_5_4_3_2_1", "runtime_action": "finish"}
+    await tools.call("record_guided_exercise_progress", progress("inhale", "complete"))
+    other = {
+        "exercise_type": "grounding_5_4_3_2_1",
+        "runtime_action": action,
+        "current_step_index": 3,
+    }
 
-    finished = (await tools.call("load_guided_exercise_skill", other)).output
+    loaded = (await tools.call("load_guided_exercise_skill", other)).output
 
-    assert finished["status"] == "unavailable"
-    assert BOX in finished["guidance"]
+    assert (loaded["status"], loaded["runtime_action"]) == ("unavailable", action)
+    assert BOX in loaded["guidance"]
     # The box breathing goes on where it was.
-    went_on = await tools.call("record_guided_exercise_progress", progress("inhale", "complete"))
+    went_on = await tools.call("record_guided_exercise_progress", progress("hold_full", "complete"))
     assert went_on.output["status"] == "recorded"
+
+
+async def test_starting_another_exercise_switches_to_it(tools: ToolsHarness) -> None:
+    await tools.call(
+        "load_guided_exercise_skill", {"exercise_type": BOX, "runtime_action": "start"}
+    )
+    other = {"exercise_type": "grounding_5_4_3_2_1", "runtime_action": "start"}
+    started = (await tools.call("load_guided_exercise_skill", other)).output
+    assert (started["status"], started["step"]["index"]) == ("ok", 0)
+    stale = await tools.call("record_guided_exercise_progress", progress("inhale", "complete"))
+    assert stale.output["status"] == "conflict"
 
 
 async def test_a_retried_call_gets_its_first_reply_and_advances_once(tools: ToolsHarness) -> None:

@@ -269,20 +269,22 @@ def load_step(
     """Start, continue, repeat, simplify or finish ``exercise``; the run's step is the truth."""
     action = arguments.runtime_action
     mine = run if run is not None and run.active and run.exercise_id == exercise.id else None
-    if action == "finish" and run is not None and run.active and mine is None:
-        # Another exercise is under way: finishing this one must not leave that one running
-        # behind a closing that says the user is done.
+    if action != "start" and run is not None and run.active and mine is None:
+        # Another exercise is under way. Finishing this one must not leave that one running
+        # behind a closing that says the user is done; continuing, repeating or simplifying
+        # this one must not silently replace it (at a step the user never did). Starting this
+        # one is the one way to switch.
         return run, ExerciseStepOutput.model_validate(
             {
                 "status": "unavailable",
                 "exercise_id": exercise.id,
                 "display_name": exercise.display_name,
-                "runtime_action": "finish",
+                "runtime_action": action,
                 "step_count": len(exercise.steps),
                 "guidance": (
                     f"{exercise.display_name} is not under way: the exercise running is "
-                    f"{run.exercise_id}, at step {run.step_index + 1}. To stop it, finish "
-                    f"{run.exercise_id}."
+                    f"{run.exercise_id}, at step {run.step_index + 1}. Go on with "
+                    f"{run.exercise_id}, finish it, or start {exercise.id} to switch."
                 ),
             }
         )
