@@ -77,6 +77,13 @@ def test_regressions_of_the_old_parser(message: str, expected: str) -> None:
         ("County Cork", "IE"),
         ("I'm in Georgia", "US"),
         ("I live in Tbilisi, Georgia", "GE"),
+        # Said to be the country, it is: not the US state's 911 and 988.
+        ("I'm in Georgia, the country", "GE"),
+        ("I'm in Georgia the country, not the US state", "GE"),
+        ("I'm in the country of Georgia", "GE"),
+        ("I'm in the Republic of Georgia", "GE"),
+        ("I'm in Georgia, the state", "US"),
+        ("I live in the country of Ireland", "IE"),
         ("I'm originally from Ireland", "IE"),
     ],
 )

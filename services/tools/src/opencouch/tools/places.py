@@ -167,7 +167,7 @@ class Gazetteer:
             if mention is None:
                 index += 1
                 continue
-            found.append(mention)
+            found.append(_as_country_if_said(tokens, mention))
             index = mention.end
         return self._qualified(tokens, found)
 
@@ -224,6 +224,35 @@ class Gazetteer:
             if regions:
                 return Mention(at, at + 1, "subdivision", regions)
         return None
+
+
+_COUNTRY_BEFORE: Final = (("the", "country", "of"), ("country", "of"), ("the", "republic", "of"))
+_COUNTRY_AFTER: Final = (("the", "country"), ("country",), ("the", "nation"))
+
+
+def _as_country_if_said(tokens: Sequence[Token], mention: Mention) -> Mention:
+    """A name that is a country and something else ("Georgia": the US state, by default), read
+    as the country when the words around it say so: "the country of Georgia", "Georgia, the
+    country". Crisis lines and the emergency number follow the country. "The country of" is
+    part of the name it comes before ("I'm in the country of Ireland" is where they are)."""
+    countries = tuple(region for region in mention.regions if region.subdivision is None)
+    if not countries:
+        return mention
+    words = [token.text for token in tokens]
+    start, end = mention.start, mention.end
+    for phrase in _COUNTRY_BEFORE:
+        if tuple(words[max(start - len(phrase), 0) : start]) == phrase:
+            start -= len(phrase)
+            break
+    after_at = end + (1 if end < len(words) and words[end] == "," else 0)
+    for phrase in _COUNTRY_AFTER:
+        if tuple(words[after_at : after_at + len(phrase)]) == phrase:
+            end = after_at + len(phrase)
+            break
+    if (start, end) == (mention.start, mention.end):
+        return mention
+    others = tuple(region for region in mention.regions if region.subdivision is not None)
+    return Mention(start, end, "country", countries + others)
 
 
 def _agree(place: Mention, qualifier: Mention) -> tuple[Region, ...]:
