@@ -226,8 +226,16 @@ class Gazetteer:
         return None
 
 
-_COUNTRY_BEFORE: Final = (("the", "country", "of"), ("country", "of"), ("the", "republic", "of"))
-_COUNTRY_AFTER: Final = (("the", "country"), ("country",), ("the", "nation"))
+_COUNTRY_BEFORE: Final[tuple[tuple[str, ...], ...]] = (
+    ("the", "country", "of"),
+    ("country", "of"),
+    ("the", "republic", "of"),
+)
+_COUNTRY_AFTER: Final[tuple[tuple[str, ...], ...]] = (
+    ("the", "country"),
+    ("country",),
+    ("the", "nation"),
+)
 
 
 def _as_country_if_said(tokens: Sequence[Token], mention: Mention) -> Mention:
