@@ -197,6 +197,32 @@ async def test_a_question_on_a_topic_outside_the_library_is_not_answered_from_it
     assert output["citations"] == []
 
 
+JURISDICTIONAL = {"nhs-talking-therapies": "GB", "us-find-help": "US", "us-treatment-locator": "US"}
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "country"),
+    [
+        # Answered from the NHS page on England, where the US is what was asked about.
+        ("is therapy free in the US", "no_verified_answer", "US"),
+        # "UK", no word of the passage's, counted against it: no answer at all.
+        ("is therapy free in the UK", "answered", "GB"),
+        ("is NHS therapy free in England", "answered", "GB"),
+        ("how do I find a therapist in the US", "answered", "US"),
+        ("how do I find a therapist in Texas", "answered", "US"),
+        ("how do I find a therapist in England", "answered", "GB"),
+        ("how do I find a therapist in Canada", "answered", "CA"),
+    ],
+)
+async def test_a_service_of_one_country_answers_only_questions_about_it(
+    tools: ToolsHarness, query: str, status: str, country: str
+) -> None:
+    output = (await tools.call("answer_grounded_lookup", {"query": query})).output
+    assert output["status"] == status, output
+    cited = [citation["passage_id"] for citation in output["citations"]]
+    assert all(JURISDICTIONAL.get(passage, country) == country for passage in cited), cited
+
+
 @pytest.mark.parametrize(
     ("query", "passages"),
     [

@@ -8,7 +8,8 @@ passage sharing only ordinary words with it ("how long does grief last") does no
 question on something the library never mentions ("bipolar", "antidepressants") is not answered
 from the rest of its words, and an everyday word the library never uses ("how much sleep...")
 does not count against one it covers. Words that only frame a question ("what does the research
-say about...") are not counted as its terms.
+say about...") are not counted as its terms, and nor are the places it names: a passage on a
+service of one country (its ``jurisdiction``) answers only questions that name no other.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import psycopg
 
 from opencouch.contracts.care import Citation, GroundedLookupOutput
 from opencouch.runtime.postgres import POSTGRES_OUTAGES
+from opencouch.tools.places import gazetteer, tokenize
 from opencouch.tools.store import PassageHit, ToolsStore
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ MIN_COVERAGE: Final = 0.5
 """At least half of the question's topic weight must be in a passage for it to answer."""
 MIN_RANK: Final = 0.05
 MAX_PASSAGES: Final = 2
+_SEARCHED: Final = MAX_PASSAGES + 3
+"""Passages asked of the search: some may hold only in a country the question is not about."""
 
 ANSWERED: Final = (
     "Answer from these passages only, in your own spoken words, and say where it comes from "
@@ -71,6 +75,24 @@ def topic_of(query: str) -> str:
     return topic if re.search(r"\w", topic) else query
 
 
+def places_asked_about(query: str) -> tuple[str, frozenset[str]]:
+    """``query`` without the countries and states it names, and their countries ("is therapy
+    free in Texas": "is therapy free in", {"US"}). Cities are left alone: many share a name
+    with an everyday word."""
+    tokens = tokenize(query)
+    named = [
+        mention
+        for mention in gazetteer().mentions(tokens)
+        if mention.kind in ("country", "subdivision") and mention.region is not None
+    ]
+    if not named:
+        return query, frozenset()
+    inside = {index for mention in named for index in range(mention.start, mention.end)}
+    rest = " ".join(token.original for index, token in enumerate(tokens) if index not in inside)
+    countries = frozenset(mention.region.country for mention in named if mention.region)
+    return (rest if re.search(r"\w", rest) else query), countries
+
+
 class GroundedLookup:
     """Answers factual questions from the corpus in Postgres, or declines to."""
 
@@ -79,15 +101,17 @@ class GroundedLookup:
 
     async def answer(self, query: str) -> GroundedLookupOutput:
         """The verified answer to ``query``, ``no_verified_answer``, or why the search failed."""
+        asked, countries = places_asked_about(query)
         try:
-            hits = await self._store.search_passages(topic_of(query))
+            hits = await self._store.search_passages(topic_of(asked), limit=_SEARCHED)
         except POSTGRES_OUTAGES as error:
             log.warning("corpus unreachable", extra={"error": type(error).__name__})
             return GroundedLookupOutput(status="search_unavailable", guidance=UNAVAILABLE)
         except psycopg.Error as error:
             log.error("corpus search failed", extra={"error": type(error).__name__})
             return GroundedLookupOutput(status="search_failed", guidance=FAILED)
-        relevant = [hit for hit in hits if _relevant(hit)][:MAX_PASSAGES]
+        relevant = [hit for hit in hits if _relevant(hit) and _holds_in(hit, countries)]
+        relevant = relevant[:MAX_PASSAGES]
         if not relevant:
             return GroundedLookupOutput(status="no_verified_answer", guidance=NO_ANSWER)
         return GroundedLookupOutput(
@@ -105,6 +129,11 @@ class GroundedLookup:
             ],
             guidance=ANSWERED,
         )
+
+
+def _holds_in(hit: PassageHit, countries: frozenset[str]) -> bool:
+    """Whether the passage holds where the question asks about (anywhere, if it names none)."""
+    return hit.jurisdiction is None or not countries or hit.jurisdiction in countries
 
 
 def _relevant(hit: PassageHit) -> bool:

@@ -76,6 +76,8 @@ class PassageHit:
     rank: float
     coverage: float
     """The share of the query's topic weight that the passage holds (see ``search_passages``)."""
+    jurisdiction: str | None = None
+    """The one country where it holds (a service of that country's), or None: anywhere."""
 
 
 class ToolsStore:
@@ -167,7 +169,7 @@ class ToolsStore:
                            END AS weight
                     FROM usage
                 )
-                SELECT p.passage_id, p.title, p.publisher, p.url, p.summary,
+                SELECT p.passage_id, p.title, p.publisher, p.url, p.summary, p.jurisdiction,
                        ts_rank_cd(p.search, question.tsq, 1) AS rank,
                        COALESCE(
                            (SELECT sum(weight) FROM term
@@ -192,6 +194,7 @@ class ToolsStore:
                 summary=row["summary"],
                 rank=float(row["rank"]),
                 coverage=float(row["coverage"]),
+                jurisdiction=row["jurisdiction"],
             )
             for row in rows
         ]
