@@ -209,6 +209,20 @@ async def test_a_continued_end_arriving_after_the_end_that_decided_defers_nothin
     assert [(e.save, e.feedback) for e in ends.of(session["session_id"])] == [(False, "negative")]
 
 
+async def test_an_end_with_no_body_ends_the_session_saved(
+    gateway: TestClient, ends: EndsSeen
+) -> None:
+    # What the sweep does to a session nobody ended, as the docs say: a client that sends no
+    # body (curl -X POST) was refused 422 "body: Field required" instead.
+    session = open_session(gateway, user_id=unique("user"), memory_mode="persistent")
+    record_turns(gateway, session, 1)
+    ended = gateway.post(f"{API}/end", headers=bearer(session))
+    assert ended.status_code in (200, 202), ended.text
+    await ends.settle()
+    (event,) = ends.of(session["session_id"])
+    assert (event.save, event.feedback, event.expected_turn_count) == (True, None, 1)
+
+
 async def test_another_owners_end_on_the_same_thread_does_not_finalize_them(
     gateway: TestClient, ends: EndsSeen
 ) -> None:

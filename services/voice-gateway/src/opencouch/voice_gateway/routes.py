@@ -129,8 +129,10 @@ async def post_turn(body: TurnRequest, call: SessionCallDep) -> TurnReply:
         **_errors(400, 401, 403, 404, 413, 422, 429, 503),
     },
 )
-async def post_end(body: EndRequest, call: SessionCallDep) -> EndReply:
+async def post_end(call: SessionCallDep, body: EndRequest | None = None) -> EndReply:
     """End the session and return its finalization, or its status while it runs.
+
+    With no body, the session is ended as the defaults say: saved, without feedback.
 
     Sessions of the same thread and owner ended earlier with `continued: true` are finalized
     by this end too, with its `save` and `feedback`.
@@ -139,6 +141,7 @@ async def post_end(body: EndRequest, call: SessionCallDep) -> EndReply:
     session of the same thread), the session is closed now but finalized only by the
     conversation's last `/end`: the reply is 202, `pending`. No effect in incognito.
     """
+    body = body or EndRequest()
     require_agreement(
         call.claims,
         thread_id=body.thread_id,
