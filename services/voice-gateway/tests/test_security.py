@@ -13,13 +13,16 @@ import logging
 import secrets
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from opencouch.contracts.common import MemoryMode
+from opencouch.contracts.memory import StoredTurn
 from opencouch.contracts.tools import TOOL_CATALOG
 from opencouch.voice_gateway.settings import DEVELOPMENT_TOKEN_KEY, GatewaySettings
 from opencouch.voice_gateway.testing import (
@@ -33,6 +36,7 @@ from opencouch.voice_gateway.testing import (
     unique,
 )
 from opencouch.voice_gateway.tokens import TokenSigner
+from opencouch.voice_gateway.voice_sessions import redis_key
 
 
 def tool_call(name: str = "wait_for_user", **body: Any) -> dict[str, Any]:
@@ -260,6 +264,37 @@ def test_a_users_thread_is_theirs_alone_and_its_memory_goes_to_no_one_else(
         )
         assert reply.status_code == 403
         assert error_code(reply) == "thread_forbidden"
+
+
+@pytest.mark.parametrize("memory_mode", ["persistent", "incognito"])
+@pytest.mark.parametrize("who", ["anonymous", "user"])
+def test_a_kept_thread_whose_binding_is_gone_is_opened_by_no_one(
+    gateway: TestClient, owners: FakeOwners, redis_url: str, memory_mode: str, who: str
+) -> None:
+    # Its binding expired (a year idle) or Redis lost it, while memory keeps its turns: whoever
+    # knew its id bound it to themselves and could read, or erase, what was said in it.
+    thread = unique("thread")
+    first = open_session(gateway, thread_id=thread, memory_mode="persistent")
+    owners.kept_turns[thread] = [
+        StoredTurn(
+            session_id=first["session_id"],
+            client_turn_id="turn-1",
+            user_text="something private",
+            assistant_text="I hear you.",
+            route="therapeutic",
+            response_style="voice",
+            outcome="completed",
+            recorded_at=datetime.now(UTC),
+        )
+    ]
+    assert redis.Redis.from_url(redis_url).delete(redis_key("thread", thread)) == 1
+    intruder = {"user_id": unique("mallory")} if who == "user" else {}
+    reply = gateway.post(
+        f"{API}/session", json={"thread_id": thread, "memory_mode": memory_mode, **intruder}
+    )
+    assert (reply.status_code, error_code(reply)) == (403, "thread_forbidden")
+    # A new thread opens as ever.
+    open_session(gateway, memory_mode=memory_mode, **intruder)
 
 
 def test_identity_tokens_are_verified_in_jwt_mode(make_gateway: GatewayFactory) -> None:

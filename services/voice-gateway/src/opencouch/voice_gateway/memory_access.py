@@ -37,6 +37,22 @@ def _unavailable(what: str) -> ServiceError:
     )
 
 
+async def thread_has_turns(gateway: Gateway, thread_id: str) -> bool:
+    """Whether memory keeps any turn of the thread (asked of a thread no one is bound to)."""
+    try:
+        page = await request(
+            gateway.nc,
+            subjects.MEMORY_THREAD_TURNS,
+            ThreadHistoryRequest(thread_id=thread_id, limit=1),
+            ThreadHistoryReply,
+            timeout=gateway.settings.memory_timeout_seconds,
+        )
+    except ServiceError as error:
+        log.error("memory unavailable for a new thread", extra={"code": error.code.value})
+        raise _unavailable("Memory") from None
+    return bool(page.turns)
+
+
 async def thread_turns(
     gateway: Gateway, claims: VoiceSessionClaims, before: str | None, limit: int
 ) -> ThreadTurnsReply:

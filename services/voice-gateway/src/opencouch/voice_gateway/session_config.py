@@ -28,6 +28,7 @@ from opencouch.runtime.errors import ServiceError
 from opencouch.runtime.messaging import request
 from opencouch.runtime.metrics import VOICE_SESSIONS_STARTED
 from opencouch.voice_gateway.instructions import compose_instructions
+from opencouch.voice_gateway.memory_access import thread_has_turns
 from opencouch.voice_gateway.settings import GatewaySettings
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.voice_sessions import new_session_id
@@ -153,6 +154,11 @@ async def start_session(gateway: Gateway, body: SessionRequest, client_ip: str) 
     user_id = await gateway.identity.user_id(body)
     owner = await gateway.sessions.thread_owner(body.thread_id)
     if owner is not None and not owner.admits(user_id, body.thread_secret):
+        raise _refuse_thread()
+    if owner is None and await thread_has_turns(gateway, body.thread_id):
+        # Its turns are kept but no one is bound to it any more (idle past
+        # thread_binding_days, or Redis lost its binding): no caller can show it is theirs, so
+        # none may bind it and read (or erase) what was said. A new thread is started instead.
         raise _refuse_thread()
     await gateway.limits.session_start(user_id=user_id, thread_id=body.thread_id)
     memory = await _memory_context(gateway, body.thread_id, user_id, body.memory_mode)

@@ -72,7 +72,9 @@ class GatewaySettings(ServiceSettings):
     max_sessions_per_user: int = Field(3, ge=1)
     """Concurrent live voice sessions one user (or anonymous thread) may hold."""
     thread_binding_days: int = Field(365, ge=1)
-    """How long a thread stays bound to its owner after its last session."""
+    """How long a thread stays bound to its owner after its last session. A thread whose
+    binding is gone while memory keeps its turns is opened by no one: its owner starts a new
+    one."""
     call_output_ttl_seconds: int = Field(6 * 3600, ge=60)
     """How long a tool call's output is kept, so a replayed ``call_id`` gets it again."""
 

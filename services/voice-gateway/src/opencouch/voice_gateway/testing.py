@@ -37,6 +37,7 @@ from opencouch.contracts.memory import (
     MemoryContextReply,
     MemoryContextRequest,
     MemoryStatusOutput,
+    StoredTurn,
     ThreadHistoryReply,
     ThreadHistoryRequest,
 )
@@ -85,6 +86,8 @@ class FakeOwners:
         self.calls: Counter[str] = Counter()
         self.session_calls: Counter[tuple[str, str | None, str]] = Counter()
         self.erasures: list[EraseMemoryRequest] = []
+        self.kept_turns: dict[str, list[StoredTurn]] = {}
+        """Turns memory keeps, by thread (none unless a test puts some here)."""
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -153,7 +156,8 @@ class FakeOwners:
             return FinalizationStatusReply(record=None)
 
         async def thread_turns(request: ThreadHistoryRequest) -> ThreadHistoryReply:
-            return ThreadHistoryReply(thread_id=request.thread_id, turns=[])
+            kept = self.kept_turns.get(request.thread_id, [])
+            return ThreadHistoryReply(thread_id=request.thread_id, turns=kept[-request.limit :])
 
         async def erase(request: EraseMemoryRequest) -> EraseMemoryReply:
             self.erasures.append(request)
