@@ -301,24 +301,26 @@ def test_weary_of_life_texting_shorthand_and_giving_up_on_life(said: str, level:
 
 
 @pytest.mark.parametrize(
-    ("said", "imminent"),
+    ("said", "alone", "imminent"),
     [
-        ("I have the pills right here", True),
-        ("I've got all my pills out on the table", True),
-        ("I'm holding the knife", True),
-        ("I'm standing on the bridge", True),
-        ("I'm sitting on the edge of the roof", True),
-        ("I'm at the train tracks", True),
-        ("I don't have any pills", False),
-        ("My brother is on the roof", False),
-        ("I'm on the train", False),
-        ("I have a headache", False),
+        ("I have the pills right here", 0, True),
+        ("I've got all my pills out on the table", 0, True),
+        # A knife held, or a bridge, ledge or roof's edge said with nothing after it: a
+        # disclosure on its own (they were level 0).
+        ("I'm holding the knife", 2, True),
+        ("I'm standing on the bridge", 2, True),
+        ("I'm sitting on the edge of the roof", 2, True),
+        ("I'm at the train tracks", 2, True),
+        ("I don't have any pills", 0, False),
+        ("My brother is on the roof", 0, False),
+        ("I'm on the train", 0, False),
+        ("I have a headache", 0, False),
     ],
 )
-def test_means_at_hand_are_imminent_after_an_earlier_disclosure_and_nothing_alone(
-    said: str, imminent: bool
+def test_means_at_hand_are_imminent_after_an_earlier_disclosure_and_a_knife_or_height_alone_a_risk(
+    said: str, alone: int, imminent: bool
 ) -> None:
-    assert classify(said).level == 0
+    assert classify(said).level == alone
     after = classify(said, ScreeningContext(ideation_earlier=True))
     if imminent:
         assert after == CrisisAssessment(3, "plan_after_ideation")
@@ -761,6 +763,225 @@ def test_spoken_euphemisms_means_made_ready_and_a_height_with_despair(
 ) -> None:
     """Red-team lines in a voice companion's spoken style, and the everyday speech they resemble."""
     assert classify(said).level == level
+
+
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        # A bridge, ledge or roof's edge said with nothing after it; with despair, imminent.
+        ("I'm standing on the bridge", 2),  # it was level 0
+        ("um I'm on the bridge right now", 2),  # it was level 0
+        ("I'm sitting on the ledge", 2),  # it was level 0
+        ("I'm right on the edge of the roof right now", 2),  # it was level 0
+        ("I'm on top of the multi-storey car park", 2),  # it was level 0
+        ("I'm on the bridge. Nobody would even notice if I was gone.", 3),  # it was level 2
+        # A knife held; with dying words, imminent; held to the body, made ready.
+        ("I have a knife in my hand", 2),  # it was level 0
+        ("I've got the knife in my hand", 2),  # it was level 0
+        ("I'm holding a knife", 2),  # it was level 0
+        ("I'm holding a knife and I can't do this anymore", 3),  # it was level 1
+        ("I've got the knife in my hand and I just want it all to stop", 3),  # it was level 1
+        ("I'm holding a knife to my wrist", 3),  # it was level 0
+        # Pills in front of me: a stockpile's preparation; with dying words, imminent.
+        ("The pills are in front of me", 2),
+        ("the pills are right here in front of me", 2),  # it was level 0
+        ("The pills are in front of me and I just want to die", 3),
+        # The gas on: with the room shut up or unlit, under way; with despair or ideation, imminent.
+        ("I turned the gas on and closed the windows", 3),  # it was level 0
+        ("I closed the windows and turned the gas on", 3),  # it was level 0
+        ("I turned the gas on without lighting it", 3),  # it was level 0
+        ("I want to die, I turned the gas on", 3),  # it was level 2
+        ("I've turned the gas on, I can't go on", 3),  # it was level 1
+        # Shut in with the means.
+        ("I locked myself in with a razor", 3),  # it was level 0
+        ("I've locked myself in the bathroom with a razor", 3),  # it was level 0
+        ("I'm locked in my room with all my pills", 3),  # it was level 0
+        # The rest of the pills, or the rest said with a medicine spoken of.
+        ("I'm going to take the rest of the pills", 3),  # it was level 0
+        ("I've taken some pills and I'm going to take the rest", 3),  # it was level 0
+        ("I've had some of my sleeping pills, I'm gonna take the rest now", 3),  # it was level 0
+        ("I'm taking the rest of the pills", 3),  # it was level 0
+        # A way and a time settled, with ending words or despair.
+        ("I want to end it and I know how and when", 3),  # it was level 1
+        ("I've worked out how and when, I can't do this anymore", 3),  # it was level 1
+        # Goodbye letters by whom they are for; a way thought through; ready to die.
+        ("I've written letters to my family", 2),  # it was level 0
+        ("I wrote letters to my kids, just in case", 2),  # it was level 0
+        ("I wrote goodbye letters", 2),
+        ("I've written letters to my family and I want to die", 3),  # it was level 0
+        ("I've thought about how I'd do it", 2),  # it was level 0
+        ("sometimes I picture how I'd do it", 2),  # it was level 0
+        ("I'm ready to go, I've made my peace", 2),  # it was level 0
+        ("I'm at peace now. I'm ready to go.", 2),  # it was level 0
+        ("I'm ready to go, I don't want to be here anymore", 2),
+        # A goodbye plainly the last.
+        ("This is goodbye, tell them I loved them", 3),  # it was level 2
+        ("This is goodbye. Tell my mum I love her.", 3),  # it was level 2
+        ("Please tell my kids I loved them", 3),  # it was level 0
+        ("This is goodbye forever", 3),  # it was level 2
+        ("this is goodbye, I can't do this anymore", 3),  # it was level 2
+        ("Tell my family I'm sorry", 2),  # it was level 0
+        # A denial with an unnamed act and a time still says when: imminent, as it was.
+        ("I'm not suicidal, I just have to do it tomorrow", 3),
+        ("I don't want to die, I just have to do it tomorrow", 3),
+        # False alarms: an itch scratched, "sh" said to stand for a word.
+        ("mosquito bites, I scratched them until they bled", 0),  # it was level 2
+        ("My eczema flared, I scratched until it bled", 0),  # it was level 2
+        ("I flossed until my gums bled", 0),  # it was level 2
+        ("I did sh today, I mean shopping", 0),  # it was level 3
+        ("been doing sh all day, as in shifts", 0),  # it was level 2
+        # ...while what they looked like still counts.
+        ("I scratch my arms until they bleed, it's not even itchy", 2),
+        ("I relapsed on sh last night", 2),
+        ("I did sh today", 3),
+    ],
+)
+def test_means_at_hand_the_gas_the_rest_of_the_pills_and_last_words(said: str, level: int) -> None:
+    """A second red team's spoken-style misses, and two false alarms."""
+    assert classify(said).level == level
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        # Bridges, roofs and ledges that are a walk, a view, a job or a guitar.
+        "I'm standing on the bridge taking photos",
+        "I'm on the bridge, be there in five",
+        "I'm standing on the bridge, the view is amazing",
+        "I'm stuck on the bridge in traffic",
+        "The Golden Gate bridge is pretty",
+        "I'm on the bridge of my guitar and I can't get the chord",
+        "My dentist says I need a bridge",
+        "I'm on the bridge of the ship with the captain",
+        "I'm on the roof fixing the gutter",
+        "I'm on the edge of the roof cleaning the gutters",
+        "I'm at the bridge club tonight",
+        "I put my plants on the window ledge",
+        "I'm on the edge of my seat watching this show",
+        # Knives in a meal, a parcel, a play; someone else's knife; a razor to shave.
+        "I have a knife in my hand, I'm chopping onions",
+        "I'm holding a knife, hang on, I'm cooking",
+        "I've got the knife in my hand to open this parcel",
+        "I'm holding a knife to cut the cake",
+        "Careful, I have a knife in my hand",
+        "I'm holding a knife, it's part of my Halloween costume",
+        "I have a knife",
+        "She's holding a knife",
+        "The mugger held a knife to my throat",
+        "I held the razor to my neck to shave",
+        # Gas to cook or to heat, or left on by accident.
+        "I turned the gas on to cook",
+        "I turned the gas on and put the kettle on",
+        "I turned the gas on and closed the windows because it was cold, then made dinner",
+        "I put the gas on for the heating and closed the windows",
+        "I turned the gas on",
+        "I left the gas on by accident",
+        "He turned the gas on and closed the windows",
+        # Shut in with something else, or to shave.
+        "I locked myself in with a book",
+        "I locked myself in the bathroom with a razor to shave my legs",
+        "I locked myself out with my keys inside",
+        # The rest of a day, a course, a cake.
+        "I'm going to take the rest of the day off",
+        "I'm going to take the rest of the cake home",
+        "I'm going to take the rest of my antibiotics",
+        "I took half a paracetamol and I'll take the rest later",
+        "I'm going to take the rest of the pills back to the pharmacy",
+        "I'll take the rest of my tablets with me on holiday",
+        "I'm going to take the rest",
+        # Knowing how and when of something named.
+        "I know how and when to ask for help",
+        "I know how and when to take my meds",
+        "I know exactly how and when the train leaves",
+        "I don't know how and when it started",
+        "I know how and when",
+        # Letters for a birthday, from a trip, every week, as a therapy exercise.
+        "I write letters to my family every week",
+        "I've written thank you letters to my family",
+        "I've written letters to my family while travelling",
+        "I've written letters to my kids for when they're older",
+        "My therapist suggested I write letters to my family that I don't send",
+        "I left notes for my kids in their lunchboxes",
+        # Ready to go somewhere; how I'd do a job; goodbyes for now.
+        "I'm ready to go to the shop",
+        "I'm ready to go",
+        "I'm ready to go, I've had enough of this party",
+        "I'm ready to go, I'm at peace with my decision to quit",
+        "I've thought about how I'd do it differently",
+        "I've thought about how I'd do it if I were the boss",
+        "I've thought about how I'd do it, the budget is tight",
+        "I've never thought about how I'd do it",
+        "This is goodbye for now, see you next week",
+        "This is goodbye to my old job",
+        "This is my last message, my battery is dying",
+        "I always tell my kids I love them",
+        "Tell my mum I'm sorry I'll be late",
+        "Goodbye forever, cigarettes",
+        "This is goodbye forever to my old car",
+        "I wrote letters to my kids for their birthdays",
+        "I said my final goodbye to my dog at the vet",
+        # Pills set out for a dose as prescribed.
+        "The pills are right here in front of me so I remember to take them",
+        "I counted out my pills for the week, I have to take them every morning",
+        "I lined up my pills, I need to take my meds after lunch",
+    ],
+)
+def test_their_everyday_look_alikes_are_none(said: str) -> None:
+    assert classify(said).level == 0
+
+
+@pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        # What makes the words everyday counts in their own sentence only: a word of another
+        # sentence of a long turn must not silence a disclosure. A check-in is the safe side.
+        ("I'm standing on the bridge. The view is amazing.", 2),
+        ("I'm standing on the bridge. I took one last picture of my kids.", 2),
+        ("I scratched my arms until they bled. My cat is the only one who cares.", 2),
+        ("I've written letters to my family. My therapist doesn't know.", 2),
+    ],
+)
+def test_what_makes_a_rule_everyday_is_read_in_its_own_sentence(said: str, level: int) -> None:
+    assert classify(said).level == level
+
+
+@pytest.mark.parametrize(
+    ("said", "context", "level", "reason"),
+    [
+        # As the answer to a safety question: a way and a time, a means at hand, a height.
+        ("I know how and when.", ScreeningContext(after_safety_check=True), 3, "timeframe"),
+        ("I'm going to do it tonight", ScreeningContext(after_safety_check=True), 3, "timeframe"),
+        (
+            "I'm standing on the bridge",
+            ScreeningContext(after_safety_check=True, safety_question="safe"),
+            3,
+            "means",
+        ),
+        ("I turned the gas on", ScreeningContext(after_safety_check=True), 3, "means"),
+        (
+            "No, I know how and when to reach out",
+            ScreeningContext(after_safety_check=True),
+            0,
+            "denied_after_check",
+        ),
+        (
+            "No, I turned the gas on to make tea",
+            ScreeningContext(after_safety_check=True),
+            0,
+            "denied_after_check",
+        ),
+        # After an earlier disclosure in the session.
+        ("I know how and when", EARLIER, 3, "plan_after_ideation"),
+        ("I turned the gas on", EARLIER, 3, "plan_after_ideation"),
+        ("I have a knife in my hand", EARLIER, 3, "plan_after_ideation"),
+        ("Tell my family I'm sorry", EARLIER, 3, "plan_after_ideation"),
+    ],
+)
+def test_a_way_a_time_or_means_at_hand_answering_a_safety_question_is_imminent(
+    said: str, context: ScreeningContext, level: int, reason: str
+) -> None:
+    assessment = classify(said, context)
+    assert (assessment.level, assessment.reason) == (level, reason)
 
 
 # -- the command line ---------------------------------------------------------------------------

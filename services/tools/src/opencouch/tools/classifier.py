@@ -34,10 +34,16 @@ How it reads an utterance, in order:
    ideation, with hopelessness (for "tonight is the night"), or with ideation denied: "I don't
    want to die but I might do it tonight" still says when; so does a goodbye or a stockpile
    ("I've written letters to everyone and I'm doing it tonight"). Some things are imminent
-   without a word of intent: means made ready ("the rope is ready", "I've tied a noose"), a
-   height stood on with hopelessness ("I'm on the bridge and I can't do this anymore"; the
-   bridge alone is a walk), self-harm now with a wound that will not stop bleeding, and the
-   amount that would kill looked up with enough at hand.
+   without a word of intent: means made ready ("the rope is ready", "I've tied a noose", "a
+   knife to my wrist", "I've locked myself in with a razor"), the gas on in a room shut up, a
+   height stood on, the gas on or a knife held with hopelessness ("I'm on the bridge and I
+   can't do this anymore"), self-harm now with a wound that will not stop bleeding, the amount
+   that would kill looked up with enough at hand, the rest of the pills announced, and a
+   goodbye plainly the last ("this is goodbye, tell them I loved them"). A bridge, ledge or
+   roof's edge said with nothing after it ("I'm standing on the bridge"), or a knife held, is a
+   disclosure; said with a walk, a view, a meal or a job it is none ("...taking photos"). As
+   the answer to a safety question, a way and a time ("I know how and when"), an act announced
+   or means at hand is imminent.
 The reason is a short code for reviewers and the crisis log, never the user's words.
 """
 
@@ -72,8 +78,12 @@ Signal = Literal[
     "means_at_hand",
     "means_ready",
     "at_height",
+    "at_height_bare",
+    "means_in_hand",
+    "gas_on",
     "bleeding",
     "farewell",
+    "last_words",
     "distress",
     "third_party",
     "shared",
@@ -99,7 +109,7 @@ REASON_CODES: Final = frozenset(
         # level 2
         "past_attempt", "suicidal_intent", "self_harm", "ideation", "shared_ideation",
         "passive_ideation", "indirect_ideation", "affirmed_after_check", "preparation", "unsafe",
-        "unsafe_after_check",
+        "unsafe_after_check", "means_at_hand", "at_height",
         # level 1
         "distress", "unclear_after_check",
         # level 0
@@ -145,6 +155,13 @@ class _Rule:
     negated_on_its_verb: bool = False
     """Negated only by a "not" on its own verb ("I don't have a plan", "I haven't bought a
     gun"), not by one elsewhere in its clause ("there is no other way i have a plan")."""
+    unless: re.Pattern[str] | None = None
+    """Dropped when this is said in its sentence, idioms included (a word of another sentence
+    of a long turn must not silence a disclosure): what makes its words everyday ("I turned the gas on to cook", "mosquito bites, I scratched them until
+    they bled", "this is my last message, my battery is dying")."""
+    needs: re.Pattern[str] | None = None
+    """Counted only when this is said somewhere in the utterance too, idioms aside: "I'm going
+    to take the rest" is an overdose only when a medicine was spoken of."""
 
 
 def _rule(
@@ -155,8 +172,19 @@ def _rule(
     own_subject: bool = False,
     reason: str | None = None,
     negated_on_its_verb: bool = False,
+    unless: str | None = None,
+    needs: str | None = None,
 ) -> _Rule:
-    return _Rule(signal, re.compile(pattern), negatable, own_subject, reason, negated_on_its_verb)
+    return _Rule(
+        signal,
+        re.compile(pattern),
+        negatable,
+        own_subject,
+        reason,
+        negated_on_its_verb,
+        re.compile(unless) if unless else None,
+        re.compile(needs) if needs else None,
+    )
 
 
 # -- normalising ------------------------------------------------------------------------------
@@ -294,6 +322,150 @@ _AT_A_HEIGHT: Final = (
 _NOT_A_HEIGHT: Final = (
     r"(?! (?:terrace|garden|bar|party|pool|deck|restaurant|of (?:my|the|a|his|her) "
     r"(?:guitar|violin|nose|song|ship)))"
+)
+# The height said with nothing after it in its sentence ("I'm standing on the bridge", "I'm on
+# the edge of the roof right now"): no walk, no view, no errand told; a clinician asks at once.
+# What follows it ("...taking photos", "...of my guitar") makes it something else.
+_ON_THE_EDGE: Final = (
+    r"\bi am (?:(?:standing|sitting|stood|sat|up|out|right|here) )?(?:on|at|by|on top of|up on|"
+    r"out on) (?:the |a |this |that )?(?:edge of (?:the |a |this )?(?:bridge|roof|building|cliff|"
+    r"platform|(?:multi-storey )?car park|multi-storey|balcony)|bridge|ledge|roof|rooftop|overpass|"
+    r"(?:train |railway )?tracks|railway line|cliff edge|top of (?:the |a )?(?:building|"
+    r"(?:multi-storey )?car park|multi-storey|bridge|cliff))"
+    r"(?:,? (?:right now|now|again|alone|by myself|on my own|at the moment|tonight))* *$"
+)
+# ...and what, said anywhere with it, makes it an outing, a view or a job on the roof.
+_AN_OUTING: Final = (
+    r"\b(?:photos?|photographs?|pictures?|pics|selfies?|sunset|sunrise|views?|scenery|"
+    r"sightseeing|tour|tourists?|(?:on|for|out for|going for) a (?:walk|run|jog|ride|bike ride|"
+    r"stroll)|walking the dog|jogging|cycling|fishing|traffic|commut\w*|on my way|"
+    r"heading (?:home|to|back|out)|waiting for|the bus|(?:be|see you) (?:there|soon|in)|"
+    r"almost there|nearly there|with (?:my |the )?(?:friends|mates|dog|kids)|beautiful|"
+    r"gorgeous|lovely|stunning|fixing|"
+    r"repair\w*|gutters?|tiles?|chimney|aerial|antenna|solar panels?|shingles|satellite dish|"
+    r"concert|party|drinks|bbq|barbecue|picnic|fireworks|festival|holiday|vacation|trip|"
+    r"ships?|captain|crew|dentist|dental|teeth|tooth|guitar|violin|nose|song|music)\b"
+)
+
+# A knife held, said with nothing that makes it a meal, a parcel or a craft: "I have a knife in
+# my hand", "I'm holding a knife". A gun, razor or blade held is preparation (see below).
+_KNIFE_IN_HAND: Final = (
+    r"\b(?:knife|knives|scalpel|box cutter|stanley knife) (?:is |are )?in my hands?\b"
+    r"|\b(?:holding (?:a|the|my) (?:\w+ )?(?:knife|scalpel)|(?:i have|i have got|i got) (?:a|the|"
+    r"my) (?:\w+ )?(?:knife|scalpel) (?:right )?(?:here|with me|next to me|beside me))"
+    r"(?= *(?:$|[,;]|(?:and|but|so|right now|now|again)\b))"
+)
+_A_MEAL_OR_A_CRAFT: Final = (
+    r"\b(?:cook\w*|chop\w*|slic\w*|dic(?:e|ed|ing)|peel\w*|carv\w*|whittl\w*|sharpen\w*|"
+    r"dinner|lunch|breakfast|meals?|recipe|prep(?:ping)?|onions?|garlic|vegetables?|veg|"
+    r"carrots?|potato(?:es)?|meat|steak|chicken|fish|bread|butter|cheese|cake|fruit|apples?|"
+    r"tomato(?:es)?|sandwich\w*|fork|chopping board|cutting board|butcher\w*|fillet\w*|"
+    r"unbox\w*|parcels?|packages?|boxes|tape|cardboard|craft\w*|woodwork|sculpt\w*|camping|"
+    r"juggl\w*|magic trick|shav\w*|hunting|gutting|knife skills|game|film|movie|play|"
+    r"rehearsal|costume|halloween|careful|watch out|mind out|ribbon)\b"
+)
+# A blade held to the body: made ready. Not shaving, nor someone else's knife at one's throat.
+_BLADE_TO_MY_BODY: Final = (
+    r"\b(?:knife|blade|razor|razor blade|scalpel|shard of glass|broken glass) (?:is |was )?"
+    r"(?:(?:held|pressed|right) )?(?:to|against|on) my (?:wrists?|throat|neck|arm|arms|skin|"
+    r"veins?|chest)\b"
+)
+_SHAVED_OR_ATTACKED: Final = (
+    r"\b(?:shav\w*|stubble|beard|mugged|mugg(?:ing|er|ers)|robbed|robber\w*|attack\w*|"
+    r"assault\w*|threaten\w*|held me|pulled a knife|knifepoint|intruder|burglar|thie(?:f|ves)|"
+    r"stranger|gang|held up|stabbed me)\b"
+)
+
+# Gas let on ("I turned the gas on"): a means, nothing alone (it cooks), imminent with despair
+# or ideation; with the room shut up or the gas left unlit, an act under way.
+_GAS_ON: Final = (
+    r"(?:\b(?:turned|switched|put|turning|switching) (?:on (?:all )?(?:of )?the gas\b|"
+    r"(?:all )?(?:of )?the gas (?:(?:rings|taps|burners|hobs|jets|cooker|oven|hob) )?on\b)"
+    r"|\bthe gas (?:is|has been) (?:on|running|hissing)\b)"
+)
+_ROOM_SHUT_UP: Final = (
+    r"(?:\b(?:closed|shut|sealed|taped(?: up)?|blocked(?: up)?|stuffed towels under) "
+    r"(?:up )?(?:all )?(?:of )?(?:the|my) (?:windows?|doors?|vents?|gaps?)"
+    r"|\b(?:the )?(?:windows?|doors?) (?:are|is) (?:all )?(?:closed|shut|sealed|taped up)"
+    r"|\bwithout lighting it|\b(?:did not|have not|will not|not going to) light it)\b"
+)
+_A_GAS_COOKER_IN_USE: Final = (
+    r"\b(?:cook\w*|boil\w*|kettle|dinner|lunch|breakfast|tea|coffee|meals?|food|pasta|soup|"
+    r"eggs?|fry\w*|heating|heater|warm(?: up|ing|th)?|bbq|barbecue|grill\w*|boiler|"
+    r"radiators?|hot water|shower|bath|pilot light|engineer|meter|bill|supply|mains|camping|"
+    r"stew|roast\w*|simmer\w*|toast|recipe|bak(?:e|ed|ing)|accident\w*|by mistake|forgot)\b"
+)
+
+# The rest of a stock of medicine, taken at once: "I've taken half and I'm going to take the
+# rest". Not the rest of the day off, a course finished, or a dose later on.
+_NOT_THE_REST_NOW: Final = (
+    rf"(?!{_TAKEN_SOMEWHERE}| (?:tomorrow|later|over|as|every|each|before|after|when|once|if|"
+    r"at|in the morning|this (?:morning|evening|afternoon|week|month)|on|during|until|till|"
+    r"for (?:the|my|a) (?:pain|headache|week|month|course|cold|flu))\b)"
+)
+
+# A dose set out to be taken as prescribed: pills in front of one are not then a stockpile.
+_A_DOSE_AS_PRESCRIBED: Final = (
+    r"\b(?:(?:need|have|got|supposed|forgot|remember|remind me) to take|so i remember|"
+    r"every (?:morning|night|day|evening)|for the week|with (?:food|breakfast|lunch|dinner)|"
+    r"(?:after|before) (?:breakfast|lunch|dinner|bed)|pill (?:organi[sz]er|box)|dosette|"
+    r"vitamins?|antibiotics|prescribed|sorting)\b"
+)
+
+# Letters that are a goodbye by whom they are for ("I've written letters to my family"), not a
+# birthday, a holiday, a job or a therapy exercise.
+_EVERYDAY_LETTERS: Final = (
+    r"\b(?:birthdays?|christmas|xmas|holidays?|thank[- ]you|postcards?|newsletter|cover letter|"
+    r"applications?|job|camp|prison|abroad|overseas|travell?ing|deployed|deployment|army|"
+    r"pen ?pals?|santa|wedding|invitations?|cards?|when they (?:are|grow|get|turn)|for when "
+    r"they|every (?:week|month|year)|each (?:week|month|year)|school|homework|therapist|"
+    r"therapy|exercise|gratitude|time capsule|memory box|in memory|update|lunch\w*|"
+    r"reminders?|chores|fridge)\b"
+)
+
+# Dying spoken of, with which "I'm ready to go" is a readiness to die, not to leave the house.
+_DYING_SPOKEN_OF: Final = (
+    r"\b(?:made (?:my )?peace|at peace|my time (?:has come|is up|is here)|it is my time|"
+    r"(?:said|saying) (?:all )?(?:of )?my goodbyes|this is goodbye|goodbye (?:everyone|forever|"
+    r"world)|(?:cannot|can not|do not want to) (?:fight|keep fighting)|done fighting|"
+    r"tired of fighting|no more (?:pain|fighting|suffering)|let me go(?= *(?:$|[,;]|now|please)\b)"
+    r"|leave this (?:world|earth|life)|to die|be dead|my death|death (?:is|would be)|heaven|"
+    r"the other side|"
+    r"do not want to be here|want (?:it|this|everything|it all) to (?:be over|end|stop)|"
+    r"had enough(?= *(?:$|[,;]|and|but|so|now)\b)|cannot (?:do this|take (?:it|this)|go on|"
+    r"keep going)|not (?:be|being) here (?:anymore|any more|tomorrow)|ending it|over for me)\b"
+)
+
+# A way of doing it thought through ("I've thought about how I'd do it"): said of a job, a
+# room done up or a plan for work it is not.
+_A_JOB_TO_DO: Final = (
+    r"\b(?:work|job|project|boss|manager|team|client|presentation|speech|essay|exam|interview|"
+    r"paint\w*|renovat\w*|decorat\w*|kitchen|garden|diy|build\w*|fix\w*|repair\w*|"
+    r"install\w*|recipe|cake|wedding|proposal|propos\w*|party|trip|holiday|moving|budget|"
+    r"design\w*|business|tattoo|haircut|hair|shelves|homework|assignment|course|marathon|race|"
+    r"test|differently|better|instead|hire\w*|contractor|builder|plumber|electrician|"
+    r"professional|story|book|novel|chapter|film|script|game|episode|song|poem|season)\b"
+)
+
+# Words left for those who remain ("tell them I loved them", "tell my mum I'm sorry"), said as
+# a request, not told of ("I always tell my kids I love them").
+_TELL_THEM: Final = (
+    rf"(?:^ *|, *|\b(?:please|just|and|goodbye|bye|so) )tell (?:them|everyone|everybody|"
+    rf"all of them|(?:my )?(?:\w+ )?(?:{_KIN}|kids|children|loved ones)(?: and (?:my )?(?:\w+ )?"
+    rf"(?:{_KIN}|kids|children))?) (?:that )?i "
+)
+_THOSE_LOVED: Final = (
+    r"(?:them|her|him|you|everyone|everybody|all of (?:you|them)|you all|them all|"
+    r"each of (?:you|them))\b"
+)
+# ...and what makes them a message for later, not a farewell.
+_SEE_THEM_SOON: Final = (
+    r"\b(?:see (?:them|you|her|him|everyone) (?:soon|later|tomorrow|at|on|next)|see you|"
+    r"when you see|next (?:week|time|month|term)|at christmas|be (?:home|back|late)|"
+    r"running late|on my way|birthday|party|going to bed|off to bed|good ?night|"
+    r"talk (?:to you )?(?:tomorrow|later|soon|next)|battery|signal|credit|free (?:trial|"
+    r"messages)|for now|for today|good luck|nervous|exam|interview|congrat\w*|proud of|"
+    r"at (?:work|school)|busy|gets? (?:home|back)|wakes? up)\b"
 )
 
 # Hitting one's own head, and the surfaces that make it self-harm rather than a bump.
@@ -458,6 +630,22 @@ _RULES: Final = [
         negatable=False,
         own_subject=True,
     ),
+    # Gas let into a room shut up, or left unlit: "I turned the gas on and closed the windows".
+    # Not a hob lit to cook nor the heating put on.
+    _rule(
+        "act_in_progress",
+        rf"{_GAS_ON}[^.;]{{0,40}}?{_ROOM_SHUT_UP}|{_ROOM_SHUT_UP}[^.;]{{0,40}}?{_GAS_ON}",
+        negatable=False,
+        own_subject=True,
+        unless=_A_GAS_COOKER_IN_USE,
+    ),
+    # ...taking it now: "I'm taking the rest of the pills".
+    _rule(
+        "act_with_method",
+        r"\bi am (?:just )?(?:taking|swallowing) the rest of (?:the (?:bottle|box|pack|packet|"
+        rf"strip)\b|(?:my |the |those |these )?(?:\w+ )?{_MEDICINE}\b){_NOT_THE_REST_NOW}",
+        own_subject=True,
+    ),
     _rule(
         "act_with_method",
         r"\b(?:going to|about to|will|decided to) (?:jump(?: off| from| in front)\b|jump *$|"
@@ -468,8 +656,22 @@ _RULES: Final = [
         # An overdose or a poison, as the acts under way below tell them ("take 30 pills").
         rf"|(?:take|swallow) (?:{_TEN_OR_MORE}|{_LOTS}|{_TOO_MANY}) (?:{_OF_MEDICINE}|{_OF_THEM})"
         rf"|swallow (?:all (?:of )?(?:my|the|these|those) {_MEDICINE}\b|them all\b|all of them\b)"
+        # The rest of a medicine: "I'm going to take the rest of the pills".
+        r"|(?:take|swallow) the rest of (?:the (?:bottle|box|pack|packet|strip)\b|(?:my |the |"
+        rf"those |these )?(?:\w+ )?{_MEDICINE}\b){_NOT_THE_REST_NOW}"
         rf"|(?:drink|swallow) (?:some |the |a (?:\w+ )?(?:bottle|glass|cup) of )?{_POISON}\b)",
         own_subject=True,
+    ),
+    # ...and the rest said bare, with a medicine spoken of: "I've had half the bottle of pills and
+    # I'm going to take the rest". Without one it is the rest of anything ("...the rest home").
+    _rule(
+        "act_with_method",
+        r"\b(?:going to|about to|will|decided to) (?:just )?(?:take|swallow) the rest"
+        r"(?: of (?:them|those|these|it))?(?= *(?:$|[,;]|(?:now|too|as well|and|but|so)\b))"
+        r"|\bi am (?:just )?(?:taking|swallowing) the rest(?: of (?:them|those|these|it))?"
+        r"(?= *(?:$|[,;]|(?:now|too|as well|and|but|so)\b))",
+        own_subject=True,
+        needs=rf"\b(?:{_MEDICINE}|overdos\w*|od)\b",
     ),
     # Ideation in the user's own voice.
     _rule(
@@ -515,6 +717,28 @@ _RULES: Final = [
         rf"|\b(?:want|wants|wanted|wanting) to {_ALL_MY_MEDICINE}"
         rf"|\b(?:think|thinking|thought|thoughts) (?:about|of) {_ALL_MY_MEDICINE}",
         own_subject=True,
+    ),
+    # A way of doing it thought through, said bare: "I've thought about how I'd do it". Not a
+    # job, a room done up or a plan for work ("...how I'd do it differently").
+    _rule(
+        "ideation",
+        r"\b(?:think|thinking|thought|thoughts|picture|pictured|picturing|imagine|imagined|"
+        r"imagining) (?:about |of )?(?:how|the way|ways) i (?:would|could|will|might|should|"
+        r"am going to) (?:do it|end it|go)"
+        r"(?= *(?:$|[,;]|(?:and|but|so|honestly|before|already|sometimes|a lot|too|lately|"
+        r"recently|again)\b))",
+        own_subject=True,
+        unless=_A_JOB_TO_DO,
+    ),
+    # Ready to go, said bare with dying spoken of ("I'm ready to go, I've made my peace"); not
+    # ready to go to the shop, nor ready to go with nothing said of dying.
+    _rule(
+        "passive_ideation",
+        r"\b(?:i am|i feel|i am feeling) (?:(?:so|just|really|finally|completely|truly|totally) )?"
+        r"ready to go(?: now)?(?= *(?:$|[,;]|(?:and|but|so|because|honestly)\b))",
+        needs=_DYING_SPOKEN_OF,
+        unless=r"\b(?:quit\w*|job|move|moving|trip|holiday|flight|party|taxi|uber|car|bag|coat|"
+        r"keys|shoes|packed|school|shop\w*|meeting|shift|interview)\b",
     ),
     _rule(
         "passive_ideation",
@@ -639,13 +863,6 @@ _RULES: Final = [
         r"|\b(?:have been|been|started|keep|kept|still|back to) cutting"
         r"(?= *(?:,|$)| (?:lately|recently|for (?:a while|weeks|months|years)|every (?:day|night)|"
         r"and(?! (?:pasting|gluing|sticking|sewing))|but|because|again)\b)"
-        # Until it bleeds, not an itch scratched ("my bites", "my eczema", "a rash").
-        r"|(?<!bites )(?<!bite )(?<!eczema )(?<!rash )(?<!itch )(?<!spots )(?<!scab )"
-        r"\b(?:until|till|til) (?:it|i|they|my (?!bites?\b|eczema\b|rash\b|scabs?\b|spots?\b)\w+)"
-        r" (?:bleeds?|bled)\b"
-        # "sh", texting's self-harm: after a verb that makes it so, or "sh'd".
-        r"|\b(?:relapsed|relapse|relapsing|doing|did|do|done|urges? to|want to|wanted to|"
-        r"been|clean from|stopped|started|back to) (?:with |on |into )?sh\b(?!')|\bsh'?d\b"
         # A head hit against a wall or the floor, hit again and again, or hit on purpose.
         # Knocked on a cupboard, a shelf or a door frame ("I hit my head on the cupboard") it
         # is an accident, and so it is after "slipped and", or with "accidentally" in its clause.
@@ -657,6 +874,28 @@ _RULES: Final = [
         rf"|\b(?:on purpose|deliberately|intentionally|purposely) {_HIT_MY_HEAD}"
         rf"|\b{_HIT_MY_HEAD}\b[^.;]{{0,40}}?\b(?:on purpose|deliberately|intentionally|"
         r"to (?:punish|hurt) myself|as hard as i could)\b",
+    ),
+    # Until it bleeds, not an itch scratched ("my bites", "my eczema", "mosquito bites, I
+    # scratched them until they bled").
+    _rule(
+        "self_harm",
+        r"(?<!bites )(?<!bite )(?<!eczema )(?<!rash )(?<!itch )(?<!spots )(?<!scab )"
+        r"\b(?:until|till|til) (?:it|i|they|my (?!bites?\b|eczema\b|rash\b|scabs?\b|spots?\b)\w+)"
+        r" (?:bleeds?|bled)\b",
+        unless=r"\b(?:bites?|bitten|mosquito(?:es|s)?|mozzies?|midges?|gnats?|fleas?|insects?|"
+        r"bugs?|eczema|rash|hives|chicken ?pox|psoriasis|sunburn|poison ivy|nettles?|stings?|"
+        r"spots|scabs?|allergic|allergy|dog|cat|puppy|kitten|pet|(?<!not )(?<!not even )itchy|"
+        r"brush\w*|gums?|floss\w*|teeth|nose|nosebleeds?)\b",
+    ),
+    # "sh", texting's self-harm: after a verb that makes it so, or "sh'd". Not when said to
+    # stand for another word ("I did sh today, I mean shopping").
+    _rule(
+        "self_harm",
+        r"\b(?:relapsed|relapse|relapsing|doing|did|do|done|urges? to|want to|wanted to|"
+        r"been|clean from|stopped|started|back to) (?:with |on |into )?sh\b(?!')|\bsh'?d\b",
+        unless=r"\b(?:i mean|i meant|meaning|as in|short for|stands for|sh means|sh is)\b,? "
+        r"(?:(?:the|a|some|my|going|doing|grocery|food|clothes|night|day|early|late) )*sh\w+"
+        r"|\bsh\w+,? (?:i mean|i meant)\b",
     ),
     # What turns ideation into imminent risk. Denied, as the answer to "do you have a plan?"
     # ("No, I don't have a plan", "I haven't bought a gun"), it is no plan and no means.
@@ -685,12 +924,6 @@ _RULES: Final = [
         r"|\blethal dose\b"
         r"|\b(?:written|wrote|writing|left) (?:letters|notes|a letter|a note) (?:to|for) "
         r"(?:everyone|everybody|all of them|each of them|the people i love|my loved ones)\b"
-        r"|\b(?:laid|lined|counted|set) (?:out |up )?(?:all )?(?:of )?(?:my |the )?"
-        r"(?:pills|tablets|meds|painkillers)(?: out| up)?(?: in front of me)?\b"
-        r"|\b(?:pills|tablets|meds|painkillers) (?:are )?(?:laid out|lined up|counted out|"
-        r"in front of me)\b"
-        # Not a dose about to be taken as prescribed ("...I need to take my antibiotics").
-        r"(?!.*\b(?:need to|have to|got to|supposed to|forgot to) take (?:my|the|them|it)\b)"
         # A weapon or blade held: "I have the gun in my hand" (a kitchen knife may be cooking).
         r"|\b(?:gun|pistol|noose|razor|razor blade|blade) (?:is )?in my hands?\b"
         # Not a game's, a film's or a toy's.
@@ -702,6 +935,31 @@ _RULES: Final = [
         r"medicine|painkillers)\b"
         r"|\b(?:pills|tablets|meds|medication|painkillers) (?:saved|stockpiled|hoarded)\b",
         own_subject=True,
+    ),
+    # Letters that are a goodbye by whom they are for: "I've written letters to my family".
+    _rule(
+        "preparation",
+        r"\b(?:(?:written|wrote|writing|left|leaving|finished) (?:(?:goodbye|farewell|last) )?"
+        r"letters|(?:written|wrote|writing) (?:(?:goodbye|farewell|last) )?notes) (?:to|for) "
+        r"(?:each of |all of |every one of )?(?:my |all my )?(?:(?:wife|husband|partner|mum|mom|"
+        r"dad) and )?(?:family|families|kids|children|parents|"
+        r"loved ones|friends and family|family and friends|boys|girls|sons|daughters|"
+        r"husband and kids|wife and kids|partner and kids|grandchildren|grandkids)\b"
+        r"|\b(?:written|wrote|writing|left) (?:a letter|a note) (?:to|for) (?:each|every one|all) "
+        r"of (?:my (?:family|kids|children|loved ones|friends)|them)\b",
+        own_subject=True,
+        unless=_EVERYDAY_LETTERS,
+    ),
+    # Pills laid out or in front of me ("the pills are right here in front of me"); not a dose
+    # set out to be taken as prescribed ("...I need to take my antibiotics", "...for the week").
+    _rule(
+        "preparation",
+        r"\b(?:laid|lined|counted|set) (?:out |up )?(?:all )?(?:of )?(?:my |the )?"
+        r"(?:pills|tablets|meds|painkillers)(?: out| up)?(?: in front of me)?\b"
+        r"|\b(?:pills|tablets|meds|painkillers) (?:are |is )?(?:(?:right )?here )?(?:laid out|"
+        r"lined up|counted out|in front of me)\b",
+        own_subject=True,
+        unless=_A_DOSE_AS_PRESCRIBED,
     ),
     _rule(
         "acquired_means",
@@ -753,6 +1011,31 @@ _RULES: Final = [
         own_subject=True,
         negated_on_its_verb=True,
     ),
+    # A blade held to the body ("a knife to my wrist"), or shut in alone with the means ("I've
+    # locked myself in the bathroom with a razor"). Not shaving, nor someone else's knife.
+    _rule(
+        "means_ready",
+        _BLADE_TO_MY_BODY,
+        own_subject=True,
+        unless=_SHAVED_OR_ATTACKED,
+    ),
+    _rule(
+        "means_ready",
+        r"\b(?:locked myself|i am locked) in\b[^.;]{0,40}?\b(?:with|and i have|and i have got|"
+        r"and i got|i have|i have got) (?:a|the|my|some|all (?:of )?my|these|those) (?:\w+ )?"
+        r"(?:razors?|razor blades?|blades?|knife|knives|pills|tablets|meds|medication|painkillers|"
+        r"rope|gun|pistol|noose|belt|cord|bleach|poison)\b",
+        own_subject=True,
+        unless=r"\b(?:shav\w*|stud(?:y|ying)|revis\w*|routine|as usual|every (?:day|morning|"
+        r"night)|accident\w*|by mistake|keys?|tools)\b",
+    ),
+    # A knife held ("I have a knife in my hand"): a disclosure alone, imminent with despair or
+    # ideation; not while cooking, opening a parcel or whittling.
+    _rule("means_in_hand", _KNIFE_IN_HAND, own_subject=True, unless=_A_MEAL_OR_A_CRAFT),
+    # The gas let on: nothing alone, imminent with despair or ideation; not to cook or heat.
+    _rule("gas_on", _GAS_ON, own_subject=True, unless=_A_GAS_COOKER_IN_USE),
+    # On the bridge, the ledge or the roof's edge, said with nothing after it: a disclosure.
+    _rule("at_height_bare", _ON_THE_EDGE, unless=_AN_OUTING),
     # A wound that will not stop: with self-harm said of now, an emergency under way.
     _rule(
         "bleeding",
@@ -772,13 +1055,37 @@ _RULES: Final = [
         rf"|\b(?:to|going to|will|about to|am|i am|can|could) {_TAKE_ALL}",
         negated_on_its_verb=True,  # "I'm not going to do it"
     ),
+    # A goodbye, or a last message or last words; not a goodbye for now, nor to a job or a habit
+    # ("this is goodbye to my old flat"), nor a last message before bed.
     _rule(
         "farewell",
-        r"\bthis is (?:my )?goodbye\b"
-        r"|\blast time (?:we will|i will|you will) (?:talk|speak|hear from me)\b"
+        r"\bthis is (?:my )?(?:(?:last|final) )?goodbye\b(?! for (?:now|today|tonight|the "
+        r"(?:day|night|week|weekend))| until| till|(?: forever)? to (?:my|the|our|this|that) "
+        r"(?!world|life\b))"
+        r"|\b(?:this is|here is|these are) (?:my|the) (?:last|final) (?:words|message|"
+        r"thing i will say)\b(?! (?:for|before|of|to|until|till|today|tonight|on)\b)"
+        # Spoken of as gone: "tell them I loved them".
+        rf"|{_TELL_THEM}(?:loved|did love) {_THOSE_LOVED}",
+        negatable=False,
+        unless=_SEE_THEM_SOON,
+    ),
+    _rule(
+        "farewell",
+        r"\blast time (?:we will|i will|you will) (?:talk|speak|hear from me)\b"
         r"|\bwill not be (?:here|around|alive) (?:tomorrow|much longer|by morning|next week)\b"
         r"|\bby the time (?:you|anyone|they) (?:read|hear|find)\b",
         negatable=False,
+    ),
+    # Words left for those who remain, or a farewell said to be the last ("tell my mum I'm
+    # sorry", "this is my final goodbye", "goodbye forever"): with a goodbye, imminent.
+    _rule(
+        "last_words",
+        rf"{_TELL_THEM}(?:(?:love|loved|did love) {_THOSE_LOVED}|(?:am|was) sorry\b|never meant)"
+        r"|\b(?:this is|here is|consider this|take this as) (?:my|a) (?:last|final) (?:goodbye|"
+        r"farewell)\b(?! (?:to|episode|party|tour|show|concert|gig|match|game|for|before)\b)"
+        r"|\b(?:this is|it is|saying) goodbye forever\b(?! to\b)",
+        negatable=False,
+        unless=_SEE_THEM_SOON,
     ),
     _rule(
         "shared",
@@ -844,6 +1151,17 @@ _RULES: Final = [
         "time_set",
         r"\b(?:(?:tonight|today)(?: is|'s) the (?:night|day)|this is the night)\b"
         r"(?= *(?:$|[,;]|(?:and|but|so|because)\b))",
+    ),
+    # ...and a method and a time settled, said bare: "I know how and when". Not knowing how and
+    # when to do something named ("...to ask for help").
+    _rule(
+        "time_set",
+        r"\b(?:know|decided|worked out|figured out|planned|picked|chosen|chose) (?:exactly )?"
+        r"(?:how and when|when and how|how and where|where and how|when and where|"
+        r"where and when|how, when and where|when, where and how|the how and the when)\b"
+        r"(?= *(?:$|[,;]|(?:and|but|so|now|already|i (?:will|would|am going to))\b))",
+        own_subject=True,
+        negated_on_its_verb=True,
     ),
     # A time: read last, as it counts only said with an intent, a "do it" or a wish to jump in
     # its sentence, or said on its own ("I'm going to kill myself. Tonight."), and not as the
@@ -913,6 +1231,8 @@ _TIMES: Final[frozenset[Signal]] = frozenset({"time_future", "time_now"})
 # What a time in the same sentence makes imminent ("I'm alone tonight and I want to kill
 # myself", "I want to jump tonight", "I'm going to do it tonight" after an earlier disclosure).
 _TIMED: Final[frozenset[Signal]] = IDEATION_SIGNALS | {"jump_wish", "do_it"}
+# Means at hand that make ideation imminent only when the ideation is of now.
+_AT_HAND: Final[frozenset[Signal]] = frozenset({"means", "means_in_hand", "gas_on"})
 # What can be told of a remote past, and is then not what a time makes imminent.
 _TOLD_OF_A_PAST: Final[frozenset[Signal]] = IDEATION_SIGNALS | {"act_in_progress"}
 # A clause with a subject of its own: a time in it, in a sentence with no intent, tells of
@@ -1080,9 +1400,15 @@ def _read(text: str) -> _Reading:
     reading.quoted = reading.quoted or stripped != without_quotes
     unidiomatic = _IDIOMS.sub(" ~ ", stripped)
     reading.idiom = unidiomatic != stripped
-    for sentence in _SENTENCE_BREAK.split(unidiomatic):
+    sentences = _SENTENCE_BREAK.split(unidiomatic)
+    # Each sentence as said, idioms in ("my battery is dying"): what a rule's ``unless`` reads.
+    # An idiom never holds a sentence break, so the two splits pair up; if not, the whole.
+    said = _SENTENCE_BREAK.split(stripped)
+    if len(said) != len(sentences):
+        said = [stripped] * len(sentences)
+    for sentence, as_said in zip(sentences, said, strict=True):
         if sentence.strip():
-            _read_sentence(sentence, reading)
+            _read_sentence(sentence, reading, as_said, unidiomatic)
     return reading
 
 
@@ -1096,12 +1422,16 @@ def _strip_quotes(text: str) -> str:
     return _QUOTE_SPAN.sub(replace, text)
 
 
-def _read_sentence(sentence: str, reading: _Reading) -> None:
+def _read_sentence(sentence: str, reading: _Reading, said: str, unidiomatic: str) -> None:
     breaks = [match.start() for match in _CLAUSE_BREAK.finditer(sentence)]
     timed = False  # something a time in this sentence makes imminent was said
     denied: set[int] = set()  # the clauses (by start) where a signal was negated
     for rule in _RULES:
         for match in rule.pattern.finditer(sentence):
+            if (rule.unless and rule.unless.search(said)) or (
+                rule.needs and not rule.needs.search(unidiomatic)
+            ):
+                break  # everyday words said with it, or what it needs left unsaid
             start = max((at for at in breaks if at <= match.start()), default=0)
             end = min((at for at in breaks if at >= match.end()), default=len(sentence))
             before, after = sentence[start : match.start()], sentence[match.end() : end]
@@ -1234,10 +1564,13 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
             ("preparation", "plan"),
             ("acquired_means", "means"),
             ("means", "means"),
+            ("means_in_hand", "means"),
+            ("gas_on", "means"),
             ("farewell", "farewell"),
+            ("last_words", "farewell"),
         ):
             # A method named with a remote past ("I took an overdose when I was 15") is that.
-            if signal in signals and (signal != "means" or ideation & reading.present):
+            if signal in signals and (signal not in _AT_HAND or ideation & reading.present):
                 return CrisisAssessment(3, reason)
         # A time makes active ideation imminent; "I don't want to wake up tomorrow" is not.
         if present and "time_future" in signals:
@@ -1257,9 +1590,27 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
         return CrisisAssessment(3, "timeframe")
     if "means_ready" in signals:
         return CrisisAssessment(3, "means")
-    # On a height, and hopeless: "I'm standing on the bridge and I can't do this anymore".
-    if "at_height" in signals and signals & {"distress", "farewell", "preparation"}:
+    # On a height, the gas on or a knife in hand, and hopeless: "I'm standing on the bridge and
+    # I can't do this anymore", "I can't go on, I've turned the gas on".
+    if signals & {"at_height", "gas_on", "means_in_hand"} and signals & {
+        "distress",
+        "farewell",
+        "last_words",
+        "preparation",
+    }:
         return CrisisAssessment(3, "means")
+    # A goodbye plainly the last: "This is goodbye, tell them I loved them", "this is goodbye,
+    # I can't do this anymore".
+    if signals & {"farewell", "last_words"} and (
+        {"farewell", "last_words"} <= signals or signals & {"distress", "preparation"}
+    ):
+        return CrisisAssessment(3, "farewell")
+    # The answer to a safety question just asked: a time set, an act announced, the gas on, a
+    # knife in hand or a height ("I know how and when", "I'm on the bridge").
+    if context.after_safety_check and (
+        announced or signals & {"gas_on", "means_in_hand", "at_height_bare"}
+    ):
+        return CrisisAssessment(3, "timeframe" if announced else "means")
     # A stockpile and the means at hand: "I looked up how many and I've got enough".
     if "preparation" in signals and "means_at_hand" in signals:
         return CrisisAssessment(3, "means")
@@ -1282,7 +1633,17 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
         return CrisisAssessment(3, "farewell")
     if context.ideation_earlier and (
         signals
-        & {"plan", "preparation", "farewell", "acquired_means", "jump_wish", "means_at_hand"}
+        & {
+            "plan",
+            "preparation",
+            "farewell",
+            "last_words",
+            "acquired_means",
+            "jump_wish",
+            "means_at_hand",
+            "means_in_hand",
+            "gas_on",
+        }
         or announced
     ):
         return CrisisAssessment(3, "plan_after_ideation")
@@ -1298,8 +1659,12 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
         ):
             if signal in ideation:
                 return CrisisAssessment(2, reading.reasons.get(signal, signal))
-    if "farewell" in signals:
+    if signals & {"farewell", "last_words"}:
         return CrisisAssessment(2, "farewell")
+    if "means_in_hand" in signals:
+        return CrisisAssessment(2, "means_at_hand")
+    if "at_height_bare" in signals:
+        return CrisisAssessment(2, "at_height")
     if "preparation" in signals:
         return CrisisAssessment(2, "preparation")
     if signals & {"distress", "jump_wish"}:
