@@ -21,13 +21,11 @@ from opencouch.contracts.events import OwnerErased, SessionFinalized
 from opencouch.contracts.finalizer import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
-    FinalizationRecord,
     SessionReport,
 )
 from opencouch.contracts.voice_api import Feedback
 from opencouch.finalizer.finalization import UNSAVED_DETAIL
 from opencouch.finalizer.memory_link import MemoryLink
-from opencouch.finalizer.service import publish_result
 from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.finalizer.store import Completion, FinalizationStore, ReportOutbox
 from opencouch.finalizer.testing import (
@@ -367,10 +365,12 @@ async def test_an_erased_owners_sessions_leave_nothing_and_a_late_end_writes_not
         await finalizer.end(session_id, thread_id, 5, feedback=Feedback.POSITIVE)
         record = await finalizer.final(session_id)
         assert record.summary is not None
-        announced = [
-            s async for s, _ in stored_events(finalizer.js, subjects.session_finalized(session_id))
-        ]
-        assert announced  # the event that carried the arc
+        # Its result as an earlier version published it: through the stream, arc and all.
+        stored = subjects.stored_session_finalized(session_id)
+        await publish_event(
+            finalizer.js, stored, SessionFinalized(record=record), dedup_id=f"stored-{session_id}"
+        )
+        assert [s async for s, _ in stored_events(finalizer.js, stored)]
 
         erased = OwnerErased(
             erasure_id=f"er_{uuid.uuid4().hex}",
@@ -385,9 +385,7 @@ async def test_an_erased_owners_sessions_leave_nothing_and_a_late_end_writes_not
                 finalizer.rows(f"SELECT 1 FROM finalizer.{table} WHERE session_id = %s", session_id)
                 == []
             ), table
-        assert [
-            s async for s, _ in stored_events(finalizer.js, subjects.session_finalized(session_id))
-        ] == []
+        assert [s async for s, _ in stored_events(finalizer.js, stored)] == []
 
         # The same end again (a redelivery, a retried /end): nothing is written for it.
         await finalizer.end(session_id, thread_id, 5, dedup_id=f"late-{uuid.uuid4().hex}")
@@ -396,28 +394,25 @@ async def test_an_erased_owners_sessions_leave_nothing_and_a_late_end_writes_not
         assert len(memory.committed(session_id)) == 1
 
 
-async def test_a_result_stored_after_the_erasure_looked_through_the_stream_is_withdrawn(
-    bus: tuple[NatsClient, JetStreamContext], migrated: str
+async def test_a_result_reaches_the_waiting_gateway_and_no_stream_keeps_its_arc(
+    memory: FakeMemory, run_finalizer: RunFinalizer
 ) -> None:
-    # The owner's erasure was handled (its sessions marked, the stream looked through) while
-    # this session's result, arc and all, was on its way to the stream.
-    _, js = bus
-    session_id, thread_id = new_session()
-    record = FinalizationRecord(
-        session_id=session_id,
-        thread_id=thread_id,
-        status="completed",
-        summary="They talked about their sister.",
-        summary_method="extractive",
-        updated_at=datetime.now(UTC),
-    )
-    async with connection_pool(migrated, max_size=1) as pool:
-        store = FinalizationStore(pool)
-        await store.erase([session_id])
-
-        await publish_result(js, store, record)
-
-    assert [s async for s, _ in stored_events(js, subjects.session_finalized(session_id))] == []
+    # The result, with the arc quoting the person, went through the events stream: it stayed
+    # there for the stream's 30 days, after the finalizer's arc retention and after the person
+    # deleted the summary from memory.
+    session_id, thread_id = hold(memory, SAID)
+    async with run_finalizer() as finalizer:
+        waiting = await finalizer.nc.subscribe(subjects.session_finalized(session_id))
+        await finalizer.end(session_id, thread_id, 5)
+        record = await finalizer.final(session_id)
+        told = SessionFinalized.model_validate_json((await waiting.next_msg(timeout=10)).data)
+        assert told.record.summary == record.summary
+        info = await finalizer.js.stream_info(subjects.EVENTS_STREAM, subjects_filter=">")
+        assert not [
+            subject
+            for subject in (info.state.subjects or {})
+            if session_id in subject and not subject.startswith(subjects.SESSION_ENDED)
+        ]
 
 
 async def test_reports_claimed_together_are_all_tried_before_their_lease_runs_out(

@@ -30,6 +30,12 @@ SESSION_CLOSED_QUEUE: Final = "tools-session-closed"
 # (``RunningCallQuery``), by another that got a replay of it: one subject per process.
 RUNNING_CALLS_PREFIX: Final = f"{ROOT}.gateway.running"
 
+# Core NATS: a session's finalization result (``SessionFinalized``, its arc with it), for a
+# gateway waiting on the session's /end (one subject per session). No stream keeps it: the arc
+# is the finalizer's to keep for its retention, and memory's, not the events stream's for 30
+# days.
+SESSION_FINALIZED_PREFIX: Final = f"{ROOT}.finalized"
+
 # Core NATS: an owner says it still holds a request (``HeldNote``), to the subject the caller
 # named in the request's ``Opencouch-Held-Notes`` header: one per request, under its caller's.
 HELD_NOTES_PREFIX: Final = f"{ROOT}.held"
@@ -42,7 +48,9 @@ TURN_CLASSIFIED: Final = f"{EVENTS_PREFIX}.turn_classified"
 TOOL_ACTIVITY: Final = f"{EVENTS_PREFIX}.tool_activity"
 SESSION_ENDED: Final = f"{EVENTS_PREFIX}.session_ended"
 OWNER_ERASED: Final = f"{EVENTS_PREFIX}.owner_erased"
-SESSION_FINALIZED_ALL: Final = f"{EVENTS_PREFIX}.session_finalized.*"
+# Where results were published before they left the stream: it may still hold some until
+# they age out, and an erasure still looks there.
+STORED_SESSION_FINALIZED_PREFIX: Final = f"{EVENTS_PREFIX}.session_finalized"
 
 # Dead letters: events a consumer could not handle, kept (no age limit) until replayed.
 DEAD_LETTERS_PREFIX: Final = f"{ROOT}.dead_letters"
@@ -91,5 +99,10 @@ def dead_letters(durable: str) -> str:
 
 
 def session_finalized(session_id: str) -> str:
-    """The subject a session's finalization result is published on."""
-    return f"{EVENTS_PREFIX}.session_finalized.{session_id}"
+    """The (core NATS) subject a session's finalization result is published on."""
+    return f"{SESSION_FINALIZED_PREFIX}.{session_id}"
+
+
+def stored_session_finalized(session_id: str) -> str:
+    """Where the events stream may still hold a result published before it left the stream."""
+    return f"{STORED_SESSION_FINALIZED_PREFIX}.{session_id}"

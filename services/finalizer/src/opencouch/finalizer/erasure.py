@@ -2,8 +2,8 @@
 
 Memory has already erased its part when ``OwnerErased`` arrives. Here the finalizations go
 (arcs, feedback, owed reports with them), the sessions are remembered as erased so that a late
-or repeated end writes nothing again, and the ``session.finalized`` events that carried their
-arcs are erased from the stream.
+or repeated end writes nothing again, and any ``session.finalized`` event the stream still
+holds of them (results went through it before they left it) is erased.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ class Erasure:
         sequences = [
             sequence
             for session_id in event.session_ids
-            async for sequence, _ in stored_events(self._js, subjects.session_finalized(session_id))
+            async for sequence, _ in stored_events(
+                self._js, subjects.stored_session_finalized(session_id)
+            )
         ]
         messages = await forget_events(self._js, sequences)
         log.info(

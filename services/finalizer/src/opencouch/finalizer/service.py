@@ -28,7 +28,7 @@ from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.finalizer.store import FinalizationStore, ReportOutbox
 from opencouch.finalizer.webhooks import ReportSender
 from opencouch.runtime.endpoints import Endpoint
-from opencouch.runtime.jetstream import ensure_events_stream, forget_events, publish_event
+from opencouch.runtime.jetstream import ensure_events_stream
 from opencouch.runtime.messaging import nats_connection
 from opencouch.runtime.postgres import DictPool, apply_migrations_async, connection_pool
 from opencouch.runtime.service import Consumer, NatsService, run_nats_service
@@ -107,22 +107,18 @@ class Finalization:
     reports: ReportSender | None
 
 
-async def publish_result(
-    js: JetStreamContext, store: FinalizationStore, record: FinalizationRecord
-) -> None:
-    """Publish the session's result (its arc with it), unless its owner was erased meanwhile.
+async def publish_result(nc: NatsClient, record: FinalizationRecord) -> None:
+    """Tell a gateway waiting on the session's ``/end`` its result, arc and all.
 
-    An erasure handled while the result was on its way may have looked through the stream just
-    before it was stored; so the result is looked at once more after it is, and erased then.
-    (Either the erasure's mark comes before that look, or its scan comes after the result.)
+    Core NATS: no stream keeps it. It used to go through the events stream, where the arc (a
+    summary quoting the person) stayed for the stream's 30 days, after the finalizer's own
+    retention had dropped it and after the person deleted the summary from memory. A gateway
+    that misses it asks the finalizer's status instead.
     """
     result = SessionFinalized(record=record)
-    sequence = await publish_event(
-        js, subjects.session_finalized(record.session_id), result, dedup_id=result.dedup_id
+    await nc.publish(
+        subjects.session_finalized(record.session_id), result.model_dump_json().encode()
     )
-    if await store.is_erased(record.session_id):
-        await forget_events(js, [sequence])
-        log.info("result of an erased session withdrawn", extra={"session_id": record.session_id})
 
 
 def build(
@@ -148,7 +144,7 @@ def build(
         )
 
     async def announce(record: FinalizationRecord) -> None:
-        await publish_result(js, store, record)
+        await publish_result(nc, record)
         if reports is not None and record.status in FINAL:
             reports.wake()
 
