@@ -120,6 +120,37 @@ def test_moods_said_in_the_negative_do_not_count() -> None:
     assert arc.mood_closed is None
 
 
+def test_no_theme_or_mood_is_read_into_words_that_only_start_like_one_or_are_denied() -> None:
+    # "moment" was a mother, "example" an exam, "painting" pain; "haven't been anxious" and
+    # "not feeling too anxious" were anxious; the arc said what the person never said.
+    hobbies = extract_arc(
+        conversation(
+            ("For example, at the moment I spend my evenings painting landscapes.", "Lovely."),
+            ("I shifted to watercolours this spring and I really enjoy it.", "Nice."),
+            ("I am not feeling too anxious about anything these days.", "Good."),
+        )
+    )
+    assert (hobbies.themes, hobbies.mood_opened, hobbies.mood_closed) == ((), None, None)
+    settled = extract_arc(
+        conversation(
+            ("Honestly I haven't been anxious at all this week, things are going well.", "Good."),
+            ("I went hiking with the dog and cooked a big dinner on Sunday.", "Sounds nice."),
+            ("I don't think I'm stressed any more, I'm feeling settled.", "I'm glad."),
+        )
+    )
+    assert settled.themes == ()
+    assert (settled.mood_opened, settled.mood_closed) == (None, "calmer")
+    # ...while what is said, even after a "no" or a "don't know", still counts.
+    worried = extract_arc(
+        conversation(
+            ("I don't know, I'm so anxious about my mum and the exam.", "Tell me more."),
+            ("I can't sleep without worrying about it.", "That's hard."),
+        )
+    )
+    assert worried.themes == ("anxiety", "family", "study")
+    assert worried.mood_opened == "anxious"
+
+
 def test_a_turn_is_substantive_when_it_says_something() -> None:
     assert is_substantive("Work has been hard this week.")
     assert is_substantive("My dog died.")
@@ -164,7 +195,7 @@ def test_four_hundred_turns_make_an_arc() -> None:
         ]
     )
     arc = extract_arc(turns)
-    assert arc.themes[:2] == ("work", "stress")
+    assert arc.themes == ("work", "sleep", "stress")
     assert len(arc.summary) <= 600
 
 

@@ -43,15 +43,17 @@ def _lexicon(entries: dict[str, str]) -> tuple[tuple[str, re.Pattern[str]], ...]
 THEMES: Final = _lexicon(
     {
         "work": "work, working, job*, boss*, manager*, colleague*, coworker*, deadline*, "
-        "office, shift*, career*, promotion*, fired, laid off, interview*, workload",
-        "sleep": "sleep*, insomnia, awake, nightmare*, bedtime, can't rest, exhausted, tired",
-        "anxiety": "anxi*, panic*, worr*, nervous*, on edge, overthink*, dread*, scared, afraid",
+        "office, shift, shifts, night shift*, career*, promotion*, fired, laid off, interview*, workload",
+        "sleep": "sleep, sleeps, sleeping, sleepless*, slept, insomnia, awake, nightmare*, bedtime, can't rest, exhausted, tired",
+        "anxiety": "anxi*, panic*, worr*, nervous*, on edge, overthink*, dread, dreads, dreading, "
+        "dreaded, scared, afraid",
         "low mood": "depress*, hopeless*, empty, numb, miserable, sad, sadness, crying, cried, "
         "down lately, feeling low",
         "stress": "stress*, overwhelm*, pressure*, burnout, burned out, burnt out, too much",
         "relationships": "partner*, boyfriend*, girlfriend*, husband*, wife, marriage, "
         "divorce*, breakup*, broke up, dating, relationship*, ex",
-        "family": "family, families, mum*, mom*, mother*, dad*, father*, parent*, sister*, "
+        "family": "family, families, mum, mums, mummy, mom, moms, mommy, mother, mothers, "
+        "dad, dads, daddy, father, fathers, parent*, sister*, "
         "brother*, sibling*, son, daughter*, kids, children, grandm*, grandp*",
         "loneliness": "lonel*, alone, isolat*, no friends, left out",
         "friendship": "friend*, friendship*",
@@ -59,9 +61,11 @@ THEMES: Final = _lexicon(
         "miss her, bereave*",
         "self-worth": "worthless*, failure*, useless, not good enough, hate myself, "
         "confidence, self-esteem, ashamed, shame",
-        "health": "health*, illness*, ill, sick*, pain*, doctor*, diagnos*, hospital*, medication*",
+        "health": "health*, illness*, ill, sick, sickness, pain, pains, painful, doctor*, diagnos*, "
+        "hospital*, medication*",
         "money": "money, debt*, rent, bills, afford*, financ*, paycheck*, salary",
-        "study": "exam*, school*, university, college, studying, study, homework, grades, "
+        "study": "exam, exams, examination*, school*, university, college, studying, study, "
+        "homework, grades, "
         "thesis, class",
         "anger": "angry, anger, furious, rage, irritat*, annoyed, frustrat*, resent*",
         "safety": "suicid*, self-harm, self harm, hurt myself, kill myself, end it all, "
@@ -87,7 +91,14 @@ MOODS: Final = _lexicon(
     }
 )
 
-_NEGATION: Final = re.compile(r"\b(?:not|never|no|isn't|wasn't|don't|didn't|n't)\W+(?:\w+\W+)?$")
+# A feeling said in the negative: "not", "never", "no" or any "n't" ("haven't", "wouldn't"),
+# up to three words before it within its clause ("I'm not feeling too anxious", "I don't think
+# I'm stressed"); a comma ends the reach ("I don't know, I'm anxious" is anxious).
+_NEGATION: Final = re.compile(
+    r"(?:\b(?:not|never|no)|n't|n’t)[ ]+(?:[\w'’]+[ ]+){0,3}$", re.IGNORECASE
+)
+_FEELINGS: Final = frozenset({"anxiety", "low mood", "stress", "loneliness", "anger"})
+"""Themes that are feelings: said in the negative, not talked about."""
 _NEXT_STEP: Final = re.compile(
     r"\b(?:i(?:'ll| will| can| am going to|'m going to| plan to)"
     r"\s+(?:try|call|talk|ask|text|write|go|do|start|book|make|take|tell|reach)"
@@ -149,7 +160,11 @@ def _themes(turns: Sequence[SpokenTurn]) -> list[str]:
     score: dict[str, tuple[int, int, int]] = {}
     for index, turn in enumerate(turns):
         for label, pattern in THEMES:
-            hits = len(pattern.findall(turn.user_text))
+            hits = sum(
+                1
+                for match in pattern.finditer(turn.user_text)
+                if label not in _FEELINGS or not _negated(turn.user_text, match.start())
+            )
             if hits:
                 turns_named, total, first = score.get(label, (0, 0, index))
                 score[label] = (turns_named + 1, total + hits, first)
@@ -162,11 +177,16 @@ def _mood(text: str) -> str | None:
     found: list[tuple[int, str]] = []
     for label, pattern in MOODS:
         for match in pattern.finditer(text):
-            if not _NEGATION.search(text[: match.start()]):
+            if not _negated(text, match.start()):
                 found.append((match.start(), label))
                 break
     labels = [label for _, label in sorted(found)][:2]
     return " and ".join(labels) if labels else None
+
+
+def _negated(text: str, at: int) -> bool:
+    """Whether the word at ``at`` is said in the negative."""
+    return _NEGATION.search(text[:at]) is not None
 
 
 def _user_questions(turns: Sequence[SpokenTurn]) -> list[_Question]:
