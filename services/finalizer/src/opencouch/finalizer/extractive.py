@@ -95,7 +95,7 @@ MOODS: Final = _lexicon(
 # up to three words before it within its clause ("I'm not feeling too anxious", "I don't think
 # I'm stressed"); a comma ends the reach ("I don't know, I'm anxious" is anxious).
 _NEGATION: Final = re.compile(
-    r"(?:\b(?:not|never|no)|n't|n’t)[ ]+(?:[\w'’]+[ ]+){0,3}$", re.IGNORECASE
+    r"(?:\b(?:not|never|no)|n't|n\u2019t)[ ]+(?:[\w'\u2019]+[ ]+){0,3}$", re.IGNORECASE
 )
 _FEELINGS: Final = frozenset({"anxiety", "low mood", "stress", "loneliness", "anger"})
 """Themes that are feelings: said in the negative, not talked about."""
