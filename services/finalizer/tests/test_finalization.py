@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -17,7 +19,7 @@ from nats.js import JetStreamContext
 
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode
-from opencouch.contracts.events import OwnerErased, SessionFinalized
+from opencouch.contracts.events import OwnerErased, SessionEnded, SessionFinalized
 from opencouch.contracts.finalizer import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
@@ -413,6 +415,67 @@ async def test_a_result_reaches_the_waiting_gateway_and_no_stream_keeps_its_arc(
             for subject in (info.state.subjects or {})
             if session_id in subject and not subject.startswith(subjects.SESSION_ENDED)
         ]
+
+
+class _HangingModel(BaseHTTPRequestHandler):
+    """A model endpoint that hangs on the session saying HANG until ``released``, and refuses
+    (400) every other, so the extractive summary is written for them at once."""
+
+    released = threading.Event()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if b"HANG" in body:
+            self.released.wait(120)
+        payload = b'{"error":{"message":"no","type":"invalid_request_error","code":null}}'
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_a_session_whose_summary_hangs_holds_up_no_other(
+    memory: FakeMemory, run_finalizer: RunFinalizer, bus: tuple[NatsClient, JetStreamContext]
+) -> None:
+    # Ends were fetched 16 at a time and finalized one after another: one whose model summary
+    # hung held up the 15 fetched with it, while another replica sat idle.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HangingModel)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _HangingModel.released.clear()
+    hanging = hold(memory, [f"{text} HANG" for text in SAID])
+    others = [hold(memory, SAID) for _ in range(4)]
+    _, js = bus
+    for session_id, thread_id in [hanging, *others]:  # a burst of ends, fetched together
+        event = SessionEnded(
+            session_id=session_id,
+            thread_id=thread_id,
+            user_id="u",
+            memory_mode=MemoryMode.PERSISTENT,
+            expected_turn_count=len(SAID),
+            ended_at=datetime.now(UTC),
+        )
+        await publish_event(js, subjects.SESSION_ENDED, event, dedup_id=event.dedup_id)
+    try:
+        async with run_finalizer(
+            summariser="model",
+            openai_api_key="sk-test-not-real",
+            openai_base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+            summary_timeout_seconds=150,
+        ) as finalizer:
+            for session_id, _ in others:
+                assert (await finalizer.final(session_id)).status == "completed"
+            hung = await finalizer.status(hanging[0])
+            assert hung is None or hung.status == "in_progress"
+            _HangingModel.released.set()
+            assert (await finalizer.final(hanging[0], timeout=120)).status == "completed"
+    finally:
+        _HangingModel.released.set()
+        server.shutdown()
 
 
 async def test_reports_claimed_together_are_all_tried_before_their_lease_runs_out(

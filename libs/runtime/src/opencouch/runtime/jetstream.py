@@ -153,6 +153,7 @@ async def consume_events(
     on_give_up: Callable[[EventT], Awaitable[None]] | None = None,
     redelivery: Redelivery | None = None,
     batch: int = 16,
+    watch_lag: bool = True,
 ) -> None:
     """Feed each event on ``subject`` to ``handle`` until ``stop`` is set.
 
@@ -161,11 +162,13 @@ async def consume_events(
     dead letters. A message that is no valid ``event_model`` is moved there at once. While a
     batch is worked through, every message still waiting is kept in progress, so none is
     redelivered to another replica meanwhile. NATS errors are logged and retried, never fatal.
-    Replicas share ``durable``, so each message goes to one of them.
+    Replicas share ``durable``, so each message goes to one of them. Several loops may share
+    it in one process too (``batch`` 1 each, one of them ``watch_lag``): each event is then
+    one loop's, and a slow one holds up no other.
     """
     policy = redelivery or Redelivery()
     sub = await _subscribe(js, subject, durable, policy)
-    watching = asyncio.create_task(_watch_lag(js, durable, stop))
+    watching = asyncio.create_task(_watch_lag(js, durable, stop) if watch_lag else stop.wait())
     try:
         while not stop.is_set():
             try:

@@ -40,6 +40,11 @@ class Consumer(Generic[EventT]):
     handle: Callable[[EventT], Awaitable[None]]
     on_give_up: Callable[[EventT], Awaitable[None]] | None = None
     redelivery: Redelivery = field(default_factory=Redelivery)
+    workers: int = 1
+    """Events one replica handles at once. 1 handles them in the order they come, a batch at a
+    time (a session's turns). More suits independent, slow events (a session's finalization,
+    which may wait on a model): each worker fetches one at a time, so a slow one holds up no
+    other, and what this replica has not fetched stays for the next free worker or replica."""
 
 
 @dataclass(frozen=True)
@@ -98,10 +103,13 @@ async def run_nats_service(
                     on_give_up=consumer.on_give_up,
                     stop=stop,
                     redelivery=consumer.redelivery,
+                    batch=16 if consumer.workers == 1 else 1,
+                    watch_lag=worker == 0,
                 ),
-                name=f"consumer:{consumer.durable}",
+                name=f"consumer:{consumer.durable}:{worker}",
             )
             for consumer in service.consumers
+            for worker in range(consumer.workers)
         ]
         # Ready means subscribed: the server has every endpoint and subscription above before
         # the health check can find this instance (a message sent at once would find none).

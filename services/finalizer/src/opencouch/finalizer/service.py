@@ -63,6 +63,7 @@ def finalizer_service(handlers: FinalizerHandlers, settings: FinalizerSettings) 
                 handle=handlers.on_session_ended,
                 on_give_up=handlers.on_give_up,
                 redelivery=settings.redelivery,
+                workers=settings.concurrent_ends,
             ),
             Consumer(
                 durable=subjects.FINALIZER_ERASURE_CONSUMER,

@@ -39,6 +39,9 @@ class FinalizerSettings(NatsServiceSettings):
     """How soon a session end held by a replica that died is delivered to another."""
     handle_timeout_seconds: float = Field(180.0, gt=0)
     """One attempt at finalizing, at most (a model's summary included)."""
+    concurrent_ends: int = Field(4, ge=1, le=64)
+    """Session ends one replica finalizes at once: one slow to summarise (a model that hangs)
+    holds up no other."""
 
     # -- the session arc -------------------------------------------------------------------
     summariser: Literal["auto", "model", "extractive"] = "auto"
