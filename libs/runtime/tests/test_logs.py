@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Iterator
 
+import httpx
 import psycopg
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -98,12 +99,22 @@ def restored_logging() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("restored_logging")
-def test_debug_logging_keeps_libraries_that_print_request_bodies_at_info() -> None:
+def test_debug_logging_keeps_libraries_that_print_request_bodies_or_urls_at_warning() -> None:
+    # httpx logs every request's URL at INFO: a webhook URL's key ("?code=...") was in every
+    # finalizer's log once per report.
     configure_logging("test", "DEBUG")
     assert logging.getLogger().level == logging.DEBUG
     for name in BODY_LOGGERS:
-        assert not logging.getLogger(name).isEnabledFor(logging.DEBUG), name
-        assert logging.getLogger(name).isEnabledFor(logging.INFO), name
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+        assert logging.getLogger(name).isEnabledFor(logging.WARNING), name
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_a_webhook_url_s_key_is_in_no_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("test", "INFO")
+    with httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(204))) as client:
+        client.post("https://receiver.example/reports?code=fnkey-SECRET-0123")
+    assert "fnkey-SECRET" not in capsys.readouterr().err
 
 
 def test_a_call_s_own_fields_never_replace_the_line_s() -> None:

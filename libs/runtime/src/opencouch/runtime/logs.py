@@ -28,8 +28,9 @@ _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 
 BODY_LOGGERS: Final = ("openai", "httpx", "httpcore", "httpx2", "httpcore2", "hpack")
-"""Libraries whose DEBUG lines carry request bodies or headers (a session's instructions, a key):
-never below INFO, whatever the service's level."""
+"""Libraries whose DEBUG lines carry request bodies or headers (a session's instructions, a key)
+and whose INFO lines carry every request's full URL (a webhook's ``?code=`` key): never below
+WARNING, whatever the service's level. Our own lines say what was called, without its URL."""
 
 
 _LINE_FIELDS: Final = frozenset(
@@ -111,7 +112,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    floor = max(root.level, logging.INFO)
+    floor = max(root.level, logging.WARNING)
     for name in BODY_LOGGERS:
         logging.getLogger(name).setLevel(floor)
 
