@@ -417,6 +417,34 @@ async def test_a_result_reaches_the_waiting_gateway_and_no_stream_keeps_its_arc(
         ]
 
 
+async def test_a_session_that_fails_is_reported_with_what_memory_held_of_it(
+    memory: FakeMemory, run_finalizer: RunFinalizer, receiver: WebhookReceiver
+) -> None:
+    # One acknowledged turn never reached memory; of the two that did, one was imminent risk.
+    # The failure was reported with turn_count 0 and peak_crisis_level null.
+    session_id, thread_id = hold(
+        memory,
+        [
+            "Work has been awful and I cannot cope any more.",
+            "I have pills ready and I am going to end it tonight.",
+        ],
+        levels=[0, 3],
+    )
+    async with run_finalizer(
+        webhook_url=receiver.url, webhook_secret=SECRET, memory_wait_seconds=1.0
+    ) as finalizer:
+        await finalizer.end(session_id, thread_id, 3)
+        record = await finalizer.final(session_id)
+        assert (record.status, record.turn_count, record.peak_crisis_level) == ("failed", 2, 3)
+
+        async def reported() -> bool:
+            return bool(receiver.delivered(session_id))
+
+        await eventually(reported)
+    report = SessionReport.model_validate_json(receiver.delivered(session_id)[0].body)
+    assert (report.status, report.turn_count, report.peak_crisis_level) == ("failed", 2, 3)
+
+
 class _HangingModel(BaseHTTPRequestHandler):
     """A model endpoint that hangs on the session saying HANG until ``released``, and refuses
     (400) every other, so the extractive summary is written for them at once."""

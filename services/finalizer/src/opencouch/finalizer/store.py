@@ -143,13 +143,26 @@ class FinalizationStore:
             )
         return Attempt(int(row["attempts"]), float(row["waited"]), arc)
 
-    async def note_wait(self, session_id: str, reason: str) -> None:
-        """Say what the session is waiting for (our words only, never user text)."""
+    async def note_wait(
+        self, session_id: str, reason: str, *, seen: tuple[int, int | None] | None = None
+    ) -> None:
+        """Say what the session is waiting for (our words only, never user text), and what
+        memory held of it so far (``seen``: stored turns and their peak crisis level), so that
+        a session that fails is still reported with them: an imminent-risk turn among them
+        must not read as none."""
         async with self._pool.connection() as conn:
+            if seen is None:
+                await conn.execute(
+                    "UPDATE finalizer.finalizations SET waiting_for = %s, updated_at = now() "
+                    "WHERE session_id = %s AND status = 'in_progress'",
+                    (reason, session_id),
+                )
+                return
             await conn.execute(
-                "UPDATE finalizer.finalizations SET waiting_for = %s, updated_at = now() "
+                "UPDATE finalizer.finalizations SET waiting_for = %s, turn_count = %s, "
+                "peak_crisis_level = %s, updated_at = now() "
                 "WHERE session_id = %s AND status = 'in_progress'",
-                (reason, session_id),
+                (reason, seen[0], seen[1], session_id),
             )
 
     async def keep_arc(self, session_id: str, arc: SessionArc) -> bool:
