@@ -17,8 +17,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from opencouch.contracts import subjects
+from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.events import OwnerErased, TurnRecorded
 from opencouch.contracts.memory import (
+    CommitMemoryCandidatesRequest,
     EraseMemoryReply,
     EraseMemoryRequest,
     SessionSummary,
@@ -561,5 +563,40 @@ async def test_a_turn_counts_as_stored_only_once_its_facts_are_held(
             assert counts["stored_turns"] == 1
             held = await CandidateStore(redis, 3600).held(conversation.session_id)
             assert [fact.text for fact in held] == [f"My sister is called {name}."]
+    finally:
+        await redis.aclose()
+
+
+@pytest.mark.parametrize("ending", ["saved", "unsaved", "deleted"])
+async def test_a_turn_delivered_again_after_its_session_settled_holds_nothing_again(
+    memory: MemoryClient, redis_url: str, ending: str
+) -> None:
+    """A turn JetStream delivers again once its session was committed (its ack was lost), once
+    the person chose not to keep it, or after they deleted the fact: its facts were held for a
+    week more, words the person had chosen not to keep among them."""
+    conversation = Conversation()
+    name = word()
+    turn = conversation.turn(f"My sister is called {name}.")
+    redis = Redis.from_url(redis_url)
+    candidates = CandidateStore(redis, 3600)
+    try:
+        async with connection_pool(memory.database_url, max_size=2) as pool:
+            handlers, _, _ = build(MemorySettings(), pool, redis, memory.js)
+            await handlers.on_turn_recorded(turn)
+            [fact] = await candidates.held(conversation.session_id)
+            if ending == "deleted":
+                assert await candidates.forget(conversation.session_id, fact.key)
+            else:
+                await handlers.commit_candidates(
+                    CommitMemoryCandidatesRequest(
+                        session_id=conversation.session_id,
+                        thread_id=conversation.thread_id,
+                        user_id=conversation.user_id,
+                        memory_mode=MemoryMode.PERSISTENT,
+                        save=ending == "saved",
+                    )
+                )
+            await handlers.on_turn_recorded(turn)  # delivered again
+            assert await candidates.held(conversation.session_id) == []
     finally:
         await redis.aclose()

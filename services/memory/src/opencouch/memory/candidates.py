@@ -58,10 +58,11 @@ class CandidateStore:
         client_turn_id: str,
         stated_at: datetime,
         facts: list[FactCandidate],
-    ) -> None:
-        """Hold ``facts`` for the session; a fact already held keeps its first source."""
+    ) -> list[str]:
+        """Hold ``facts`` for the session; a fact already held keeps its first source. Returns
+        the keys this call held that were not held before."""
         if not facts:
-            return
+            return []
         held = _held(session_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             for fact in facts:
@@ -78,7 +79,13 @@ class CandidateStore:
             for index in {_sessions_of(owner), _sessions_of(f"thread:{thread_id}")}:
                 pipe.sadd(index, session_id)
                 pipe.expire(index, self._ttl)
-            await pipe.execute()
+            results = await pipe.execute()
+        return [fact.key for fact, added in zip(facts, results, strict=False) if added]
+
+    async def forget_keys(self, session_id: str, keys: Sequence[str]) -> None:
+        """Drop these held facts of the session."""
+        if keys:
+            await self._redis.hdel(_held(session_id), *keys)
 
     async def held(self, session_id: str) -> list[HeldFact]:
         """The facts held for the session, oldest statement first."""

@@ -189,9 +189,11 @@ class MemoryHandlers:
         Held first: the finalizer commits a session once its turns are stored, so a stored turn
         must already have its facts held (a failure in between redelivers the turn, and holding
         again changes nothing). An erasure in between finds the turn not stored, and the turn
-        finds its session erased.
+        finds its session erased. A turn stored before held its facts then: what this delivery
+        had to hold anew was since committed, dropped unsaved or deleted by the person, and is
+        not held again.
         """
-        await self._candidates.hold(
+        newly_held = await self._candidates.hold(
             session_id=turn.session_id,
             thread_id=turn.thread_id,
             owner=owner_key(turn.thread_id, turn.user_id),
@@ -207,6 +209,8 @@ class MemoryHandlers:
                 extra={"session_id": turn.session_id, "client_turn_id": turn.client_turn_id},
             )
             return
+        if recorded is Recorded.ALREADY_STORED:
+            await self._candidates.forget_keys(turn.session_id, newly_held)
         log.info(
             "turn stored" if recorded is Recorded.STORED else "turn already stored",
             extra={"session_id": turn.session_id, "client_turn_id": turn.client_turn_id},
