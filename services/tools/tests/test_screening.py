@@ -288,6 +288,41 @@ async def test_a_turn_that_fails_once_still_gives_the_next_turn_its_context(
     ]
 
 
+async def test_a_turn_sent_again_is_screened_in_the_context_it_was_first_screened_in(
+    tools_pool: DictPool, redis_client: Redis, nats_url: str
+) -> None:
+    """Its context was saved before its own crisis-log write failed: sent again, the "yes" to
+    the safety question was read with no question pending (level 0, no row); and a benign
+    "yes" whose own assistant line asked the question was read as the answer to it."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = await ensure_events_stream(nc)
+        state = SessionState(redis_client, 60)
+        screening = CrisisScreening(_FailsOnce(tools_pool, 2.0), state, js)
+        session = new_session_id()
+        check = turn(
+            session, "it's been a rough week", "Are you having thoughts of ending your life?"
+        )
+        answer = turn(session, "yes", "I'm really glad you told me.")
+        answer = answer.model_copy(update={"recorded_at": check.recorded_at + timedelta(seconds=8)})
+        await screening.on_turn_recorded(check)
+        with pytest.raises(psycopg.OperationalError):
+            await screening.on_turn_recorded(answer)  # a Postgres blip on the "yes"
+        await screening.on_turn_recorded(answer)  # JetStream delivers it again
+        # Its own question: "yes" said before it was asked is no answer to it, however often.
+        benign = new_session_id()
+        said = turn(benign, "yes", "Are you having thoughts of ending your life?")
+        await screening.on_turn_recorded(said)
+        await screening.on_turn_recorded(said)
+        memory = await state.screening_memory(benign)
+    finally:
+        await nc.close()
+    rows = await log_rows(tools_pool, session)
+    assert [(row["level"], row["reason"]) for row in rows] == [(2, "affirmed_after_check")]
+    assert await log_rows(tools_pool, benign) == []
+    assert memory.safety_check_pending  # ...and the next turn is read as its answer
+
+
 def _crisis_turns(level: int) -> float:
     counted: float = CRISIS_TURNS.labels(str(level), "incognito")._value.get()
     return counted

@@ -53,7 +53,7 @@ class CrisisScreening:
 
         Errors propagate so JetStream delivers the turn again; every step is idempotent.
         """
-        memory = await self._memory(turn.session_id)
+        memory = (await self._memory(turn.session_id)).for_turn(turn.started_at or turn.recorded_at)
         assessment = classify(
             turn.user_text,
             ScreeningContext(

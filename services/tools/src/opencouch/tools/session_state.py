@@ -45,20 +45,39 @@ class ScreeningMemory(BaseModel):
     as_of: datetime | None = None
     """When the turn whose assistant line set ``safety_check_pending`` began: a turn screened
     late (a redelivery) does not put back an older one's."""
+    before: ScreeningMemory | None = None
+    """What was remembered before that turn was screened: the context that turn itself, sent
+    again, is read in (not the one it left for the turn after it)."""
+
+    def for_turn(self, at: datetime) -> ScreeningMemory:
+        """The context to screen the turn begun ``at`` in: this, unless this was left by that
+        turn itself or a later one (``at`` sent again after its screen saved this, or late)
+        and what came before is older than it."""
+        earlier = self.before
+        if (
+            self.as_of is not None
+            and at <= self.as_of
+            and earlier is not None
+            and (earlier.as_of is None or earlier.as_of < at)
+        ):
+            return earlier
+        return self
 
     def after(
         self, at: datetime, *, asked: SafetyQuestion | None, at_risk: bool
     ) -> ScreeningMemory:
         """What to remember after screening the turn begun ``at``, whose assistant line
         ``asked`` a safety question (or None)."""
-        ideation = self.ideation_earlier or at_risk
         if self.as_of is not None and at < self.as_of:
-            return self.model_copy(update={"ideation_earlier": ideation})
+            return self.model_copy(update={"ideation_earlier": self.ideation_earlier or at_risk})
+        # The same turn screened again starts from what came before it, as its first screen did.
+        base = self.before if at == self.as_of and self.before is not None else self
         return ScreeningMemory(
             safety_check_pending=asked is not None,
             safety_question=asked or "risk",
-            ideation_earlier=ideation,
+            ideation_earlier=base.ideation_earlier or at_risk,
             as_of=at,
+            before=base.model_copy(update={"before": None}),
         )
 
 
