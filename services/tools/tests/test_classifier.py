@@ -946,6 +946,28 @@ def test_what_makes_a_rule_everyday_is_read_in_its_own_sentence(said: str, level
 
 
 @pytest.mark.parametrize(
+    ("said", "level"),
+    [
+        # A review of the rules above: words their exceptions named too broadly...
+        ("I've laid out all my pills and I'm going to take them tonight, I'm prescribed enough", 3),
+        ("I've laid out all my pills, I'm sorting out my affairs", 3),
+        ("I scratched my arms until they bled because my dog died", 2),
+        ("I did sh again, I mean she doesn't even notice", 2),
+        ("There's a razor blade against my wrist and I'm having a panic attack", 3),
+        # ...and everyday speech they alarmed on.
+        ("The cat scratched me until I bled", 0),
+        ("Honestly I can't cope anymore, the gas is running low and the kids are screaming", 1),
+        ("I can't take it anymore, I'm holding a knife and this mango won't cut", 1),
+        ("I feel hopeless, please tell my sister I'm sorry for yelling", 1),
+        ("I'm at bridge tonight", 0),
+        ("Tell my mum I'm sorry for everything, this is goodbye", 3),
+    ],
+)
+def test_the_rules_exceptions_are_no_wider_than_what_they_excuse(said: str, level: int) -> None:
+    assert classify(said).level == level
+
+
+@pytest.mark.parametrize(
     ("said", "context", "level", "reason"),
     [
         # As the answer to a safety question: a way and a time, a means at hand, a height.

@@ -328,10 +328,12 @@ _NOT_A_HEIGHT: Final = (
 # What follows it ("...taking photos", "...of my guitar") makes it something else.
 _ON_THE_EDGE: Final = (
     r"\bi am (?:(?:standing|sitting|stood|sat|up|out|right|here) )?(?:on|at|by|on top of|up on|"
-    r"out on) (?:the |a |this |that )?(?:edge of (?:the |a |this )?(?:bridge|roof|building|cliff|"
-    r"platform|(?:multi-storey )?car park|multi-storey|balcony)|bridge|ledge|roof|rooftop|overpass|"
-    r"(?:train |railway )?tracks|railway line|cliff edge|top of (?:the |a )?(?:building|"
-    r"(?:multi-storey )?car park|multi-storey|bridge|cliff))"
+    r"out on) (?:(?:the |a |this |that )?(?:edge of (?:the |a |this )?(?:bridge|roof|building|"
+    r"cliff|platform|(?:multi-storey )?car park|multi-storey|balcony)|top of (?:the |a )?"
+    r"(?:building|(?:multi-storey )?car park|multi-storey|bridge|cliff))"
+    # A bridge with its article: "at bridge tonight" is the card game.
+    r"|(?:the |a |this |that )(?:bridge|ledge|roof|rooftop|overpass|(?:train |railway )?tracks|"
+    r"railway line|cliff edge)|(?:train |railway )tracks)"
     r"(?:,? (?:right now|now|again|alone|by myself|on my own|at the moment|tonight))* *$"
 )
 # ...and what, said anywhere with it, makes it an outing, a view or a job on the roof.
@@ -359,7 +361,8 @@ _A_MEAL_OR_A_CRAFT: Final = (
     r"\b(?:cook\w*|chop\w*|slic\w*|dic(?:e|ed|ing)|peel\w*|carv\w*|whittl\w*|sharpen\w*|"
     r"dinner|lunch|breakfast|meals?|recipe|prep(?:ping)?|onions?|garlic|vegetables?|veg|"
     r"carrots?|potato(?:es)?|meat|steak|chicken|fish|bread|butter|cheese|cake|fruit|apples?|"
-    r"tomato(?:es)?|sandwich\w*|fork|chopping board|cutting board|butcher\w*|fillet\w*|"
+    r"tomato(?:es)?|mangoe?s?|melons?|pineapples?|avocados?|oranges?|lemons?|limes?|pumpkins?|"
+    r"will not cut|sandwich\w*|fork|chopping board|cutting board|butcher\w*|fillet\w*|"
     r"unbox\w*|parcels?|packages?|boxes|tape|cardboard|craft\w*|woodwork|sculpt\w*|camping|"
     r"juggl\w*|magic trick|shav\w*|hunting|gutting|knife skills|game|film|movie|play|"
     r"rehearsal|costume|halloween|careful|watch out|mind out|ribbon)\b"
@@ -371,7 +374,7 @@ _BLADE_TO_MY_BODY: Final = (
     r"veins?|chest)\b"
 )
 _SHAVED_OR_ATTACKED: Final = (
-    r"\b(?:shav\w*|stubble|beard|mugged|mugg(?:ing|er|ers)|robbed|robber\w*|attack\w*|"
+    r"\b(?:shav\w*|stubble|beard|mugged|mugg(?:ing|er|ers)|robbed|robber\w*|attacked|attackers?|"
     r"assault\w*|threaten\w*|held me|pulled a knife|knifepoint|intruder|burglar|thie(?:f|ves)|"
     r"stranger|gang|held up|stabbed me)\b"
 )
@@ -381,7 +384,7 @@ _SHAVED_OR_ATTACKED: Final = (
 _GAS_ON: Final = (
     r"(?:\b(?:turned|switched|put|turning|switching) (?:on (?:all )?(?:of )?the gas\b|"
     r"(?:all )?(?:of )?the gas (?:(?:rings|taps|burners|hobs|jets|cooker|oven|hob) )?on\b)"
-    r"|\bthe gas (?:is|has been) (?:on|running|hissing)\b)"
+    r"|\bthe gas (?:is|has been) (?:on|running(?! (?:low|out|on empty))|hissing)\b)"
 )
 _ROOM_SHUT_UP: Final = (
     r"(?:\b(?:closed|shut|sealed|taped(?: up)?|blocked(?: up)?|stuffed towels under) "
@@ -409,7 +412,7 @@ _A_DOSE_AS_PRESCRIBED: Final = (
     r"\b(?:(?:need|have|got|supposed|forgot|remember|remind me) to take|so i remember|"
     r"every (?:morning|night|day|evening)|for the week|with (?:food|breakfast|lunch|dinner)|"
     r"(?:after|before) (?:breakfast|lunch|dinner|bed)|pill (?:organi[sz]er|box)|dosette|"
-    r"vitamins?|antibiotics|prescribed|sorting)\b"
+    r"vitamins?)\b"
 )
 
 # Letters that are a goodbye by whom they are for ("I've written letters to my family"), not a
@@ -884,7 +887,9 @@ _RULES: Final = [
         r" (?:bleeds?|bled)\b",
         unless=r"\b(?:bites?|bitten|mosquito(?:es|s)?|mozzies?|midges?|gnats?|fleas?|insects?|"
         r"bugs?|eczema|rash|hives|chicken ?pox|psoriasis|sunburn|poison ivy|nettles?|stings?|"
-        r"spots|scabs?|allergic|allergy|dog|cat|puppy|kitten|pet|(?<!not )(?<!not even )itchy|"
+        r"spots|scabs?|allergic|allergy|(?<!not )(?<!not even )itchy|"
+        # A pet that scratched, not a pet spoken of ("...because my dog died").
+        r"(?:dog|cat|puppy|kitten|pet) (?:scratched|bit|clawed|nipped)|"
         r"brush\w*|gums?|floss\w*|teeth|nose|nosebleeds?)\b",
     ),
     # "sh", texting's self-harm: after a verb that makes it so, or "sh'd". Not when said to
@@ -894,8 +899,10 @@ _RULES: Final = [
         r"\b(?:relapsed|relapse|relapsing|doing|did|do|done|urges? to|want to|wanted to|"
         r"been|clean from|stopped|started|back to) (?:with |on |into )?sh\b(?!')|\bsh'?d\b",
         unless=r"\b(?:i mean|i meant|meaning|as in|short for|stands for|sh means|sh is)\b,? "
-        r"(?:(?:the|a|some|my|going|doing|grocery|food|clothes|night|day|early|late) )*sh\w+"
-        r"|\bsh\w+,? (?:i mean|i meant)\b",
+        r"(?:(?:the|a|some|my|going|doing|grocery|food|clothes|night|day|early|late) )*"
+        # The word it stood for, not the next sentence's "she" or "should".
+        r"sh(?!e\b|e is\b|ould|all\b|ut\b)\w+"
+        r"|\bsh(?!e\b|ould|all\b|ut\b)\w+,? (?:i mean|i meant)\b",
     ),
     # What turns ideation into imminent risk. Denied, as the answer to "do you have a plan?"
     # ("No, I don't have a plan", "I haven't bought a gun"), it is no plan and no means.
@@ -1080,7 +1087,10 @@ _RULES: Final = [
     # sorry", "this is my final goodbye", "goodbye forever"): with a goodbye, imminent.
     _rule(
         "last_words",
-        rf"{_TELL_THEM}(?:(?:love|loved|did love) {_THOSE_LOVED}|(?:am|was) sorry\b|never meant)"
+        rf"{_TELL_THEM}(?:(?:love|loved|did love) {_THOSE_LOVED}|(?:am|was) sorry\b"
+        # Sorry for everything, not for yelling or for being late.
+        r"(?! (?:for|about) (?!everything\b|all\b|it all\b|what i\b|this\b|leaving\b|being "
+        r"(?:a|such a) burden\b))|never meant)"
         r"|\b(?:this is|here is|consider this|take this as) (?:my|a) (?:last|final) (?:goodbye|"
         r"farewell)\b(?! (?:to|episode|party|tour|show|concert|gig|match|game|for|before)\b)"
         r"|\b(?:this is|it is|saying) goodbye forever\b(?! to\b)",
