@@ -83,6 +83,10 @@ def test_regressions_of_the_old_parser(message: str, expected: str) -> None:
         ("I'm in the country of Georgia", "GE"),
         ("I'm in the Republic of Georgia", "GE"),
         ("I'm in Georgia, the state", "US"),
+        # "the country" that starts the next clause says nothing of which Georgia.
+        ("I'm in Georgia, the country is falling apart and I can't cope", "US"),
+        ("I'm in Georgia, country life is so lonely", "US"),
+        ("I'm in the US, in Georgia, country girl", "US"),
         ("I live in the country of Ireland", "IE"),
         ("I'm originally from Ireland", "IE"),
     ],

@@ -254,8 +254,15 @@ def _as_country_if_said(tokens: Sequence[Token], mention: Mention) -> Mention:
             break
     after_at = end + (1 if end < len(words) and words[end] == "," else 0)
     for phrase in _COUNTRY_AFTER:
-        if tuple(words[after_at : after_at + len(phrase)]) == phrase:
-            end = after_at + len(phrase)
+        # Only as the end of its clause ("Georgia, the country", "...the country, not the
+        # state"): "Georgia, the country is falling apart" and "country life" say no such thing.
+        follows = after_at + len(phrase)
+        if tuple(words[after_at:follows]) == phrase and (
+            follows == len(tokens)
+            or not tokens[follows].is_word
+            or words[follows] in ("not", "and", "but")
+        ):
+            end = follows
             break
     if (start, end) == (mention.start, mention.end):
         return mention
