@@ -76,9 +76,9 @@ def topic_of(query: str) -> str:
 
 
 def places_asked_about(query: str) -> tuple[str, frozenset[str]]:
-    """``query`` without the countries and states it names, and their countries ("is therapy
-    free in Texas": "is therapy free in", {"US"}). Cities are left alone: many share a name
-    with an everyday word."""
+    """``query`` without the countries and states it names, and their codes ("is therapy free
+    in Texas": "is therapy free in", {"US-TX"}; "in the UK": {"GB"}). Cities are left alone:
+    many share a name with an everyday word."""
     tokens = tokenize(query)
     named = [
         mention
@@ -89,8 +89,12 @@ def places_asked_about(query: str) -> tuple[str, frozenset[str]]:
         return query, frozenset()
     inside = {index for mention in named for index in range(mention.start, mention.end)}
     rest = " ".join(token.original for index, token in enumerate(tokens) if index not in inside)
-    countries = frozenset(mention.region.country for mention in named if mention.region)
-    return (rest if re.search(r"\w", rest) else query), countries
+    places = frozenset(
+        mention.region.subdivision or mention.region.country
+        for mention in named
+        if mention.region is not None
+    )
+    return (rest if re.search(r"\w", rest) else query), places
 
 
 class GroundedLookup:
@@ -101,7 +105,7 @@ class GroundedLookup:
 
     async def answer(self, query: str) -> GroundedLookupOutput:
         """The verified answer to ``query``, ``no_verified_answer``, or why the search failed."""
-        asked, countries = places_asked_about(query)
+        asked, places = places_asked_about(query)
         try:
             hits = await self._store.search_passages(topic_of(asked), limit=_SEARCHED)
         except POSTGRES_OUTAGES as error:
@@ -110,7 +114,7 @@ class GroundedLookup:
         except psycopg.Error as error:
             log.error("corpus search failed", extra={"error": type(error).__name__})
             return GroundedLookupOutput(status="search_failed", guidance=FAILED)
-        relevant = [hit for hit in hits if _relevant(hit) and _holds_in(hit, countries)]
+        relevant = [hit for hit in hits if _relevant(hit) and _holds_in(hit, places)]
         relevant = relevant[:MAX_PASSAGES]
         if not relevant:
             return GroundedLookupOutput(status="no_verified_answer", guidance=NO_ANSWER)
@@ -131,9 +135,20 @@ class GroundedLookup:
         )
 
 
-def _holds_in(hit: PassageHit, countries: frozenset[str]) -> bool:
-    """Whether the passage holds where the question asks about (anywhere, if it names none)."""
-    return hit.jurisdiction is None or not countries or hit.jurisdiction in countries
+def _holds_in(hit: PassageHit, places: frozenset[str]) -> bool:
+    """Whether the passage holds where the question asks about (anywhere, if it names none).
+
+    A passage of a country holds for the country and any part of it; one of a part of a
+    country ("GB-ENG") for that part, or for the country named as a whole with no other part
+    of it ("the UK": the NHS page on England, which says it is England's)."""
+    where = hit.jurisdiction
+    if where is None or not places:
+        return True
+    country = where[:2]
+    if "-" not in where:
+        return any(place[:2] == country for place in places)
+    parts = {place for place in places if place.startswith(f"{country}-")}
+    return where in parts or (country in places and not parts)
 
 
 def _relevant(hit: PassageHit) -> bool:

@@ -77,7 +77,8 @@ class PassageHit:
     coverage: float
     """The share of the query's topic weight that the passage holds (see ``search_passages``)."""
     jurisdiction: str | None = None
-    """The one country where it holds (a service of that country's), or None: anywhere."""
+    """Where it holds (a service of that country, ``US``, or of that part of one, ``GB-ENG``),
+    or None: anywhere."""
 
 
 class ToolsStore:
