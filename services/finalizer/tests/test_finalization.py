@@ -417,11 +417,13 @@ async def test_a_result_reaches_the_waiting_gateway_and_no_stream_keeps_its_arc(
         ]
 
 
+@pytest.mark.parametrize("waiting_on", ["a turn", "the transcript"])
 async def test_a_session_that_fails_is_reported_with_what_memory_held_of_it(
-    memory: FakeMemory, run_finalizer: RunFinalizer, receiver: WebhookReceiver
+    memory: FakeMemory, run_finalizer: RunFinalizer, receiver: WebhookReceiver, waiting_on: str
 ) -> None:
-    # One acknowledged turn never reached memory; of the two that did, one was imminent risk.
-    # The failure was reported with turn_count 0 and peak_crisis_level null.
+    # Memory held two turns, one of them imminent risk; the session failed waiting on a third
+    # acknowledged turn, or on its transcript. The failure was reported with turn_count 0 and
+    # peak_crisis_level null.
     session_id, thread_id = hold(
         memory,
         [
@@ -430,10 +432,15 @@ async def test_a_session_that_fails_is_reported_with_what_memory_held_of_it(
         ],
         levels=[0, 3],
     )
+    if waiting_on == "the transcript":
+        memory.silent_sessions.add(session_id)
     async with run_finalizer(
-        webhook_url=receiver.url, webhook_secret=SECRET, memory_wait_seconds=1.0
+        webhook_url=receiver.url,
+        webhook_secret=SECRET,
+        memory_wait_seconds=1.0,
+        memory_timeout_seconds=0.3,
     ) as finalizer:
-        await finalizer.end(session_id, thread_id, 3)
+        await finalizer.end(session_id, thread_id, 3 if waiting_on == "a turn" else 2)
         record = await finalizer.final(session_id)
         assert (record.status, record.turn_count, record.peak_crisis_level) == ("failed", 2, 3)
 

@@ -115,14 +115,13 @@ class Finalizer:
         counts = await self._ask(
             event, attempt, "memory's turn counts", self._memory.counts(event.session_id)
         )
-        seen = (counts.stored_turns, counts.peak_crisis_level)
+        await self._store.note_seen(event.session_id, counts.stored_turns, counts.peak_crisis_level)
         if counts.stored_turns < event.expected_turn_count:
             await self._wait(
                 event,
                 attempt,
                 f"memory holds {counts.stored_turns} of the "
                 f"{event.expected_turn_count} acknowledged turns",
-                seen=seen,
             )
         unclassified = counts.stored_turns - counts.classified_turns
         if unclassified and attempt.waited_seconds < self._settings.memory_wait_seconds:
@@ -130,7 +129,6 @@ class Finalizer:
                 event,
                 attempt,
                 f"{unclassified} of {counts.stored_turns} turns have no crisis level yet",
-                seen=seen,
             )
         arc, no_arc = await self._arc(event, attempt, counts)
         if await self._store.is_erased(event.session_id):
@@ -218,16 +216,9 @@ class Finalizer:
                 raise GiveUp(f"memory refused {what}: {error.code}") from None
             await self._wait(event, attempt, f"memory did not answer ({what})")
 
-    async def _wait(
-        self,
-        event: SessionEnded,
-        attempt: Attempt,
-        reason: str,
-        *,
-        seen: tuple[int, int | None] | None = None,
-    ) -> NoReturn:
+    async def _wait(self, event: SessionEnded, attempt: Attempt, reason: str) -> NoReturn:
         """Not yet: try again after a back-off, or give up once waited long enough."""
-        await self._store.note_wait(event.session_id, reason, seen=seen)
+        await self._store.note_wait(event.session_id, reason)
         if attempt.waited_seconds >= self._settings.memory_wait_seconds:
             raise GiveUp(reason)
         delay = min(

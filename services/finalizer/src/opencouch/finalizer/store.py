@@ -143,26 +143,24 @@ class FinalizationStore:
             )
         return Attempt(int(row["attempts"]), float(row["waited"]), arc)
 
-    async def note_wait(
-        self, session_id: str, reason: str, *, seen: tuple[int, int | None] | None = None
-    ) -> None:
-        """Say what the session is waiting for (our words only, never user text), and what
-        memory held of it so far (``seen``: stored turns and their peak crisis level), so that
-        a session that fails is still reported with them: an imminent-risk turn among them
-        must not read as none."""
+    async def note_wait(self, session_id: str, reason: str) -> None:
+        """Say what the session is waiting for (our words only, never user text)."""
         async with self._pool.connection() as conn:
-            if seen is None:
-                await conn.execute(
-                    "UPDATE finalizer.finalizations SET waiting_for = %s, updated_at = now() "
-                    "WHERE session_id = %s AND status = 'in_progress'",
-                    (reason, session_id),
-                )
-                return
             await conn.execute(
-                "UPDATE finalizer.finalizations SET waiting_for = %s, turn_count = %s, "
-                "peak_crisis_level = %s, updated_at = now() "
+                "UPDATE finalizer.finalizations SET waiting_for = %s, updated_at = now() "
                 "WHERE session_id = %s AND status = 'in_progress'",
-                (reason, seen[0], seen[1], session_id),
+                (reason, session_id),
+            )
+
+    async def note_seen(self, session_id: str, stored_turns: int, peak: int | None) -> None:
+        """Keep what memory held of the session so far (its stored turns and their peak crisis
+        level): a session that then fails, whatever it waited on, is still reported with them,
+        and an imminent-risk turn among them does not read as none."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE finalizer.finalizations SET turn_count = %s, peak_crisis_level = %s, "
+                "updated_at = now() WHERE session_id = %s AND status = 'in_progress'",
+                (stored_turns, peak, session_id),
             )
 
     async def keep_arc(self, session_id: str, arc: SessionArc) -> bool:

@@ -87,6 +87,8 @@ class FakeMemory:
     page_requests: int = 0
     page_size: int = 100
     facts_per_commit: int = 1
+    silent_sessions: set[str] = field(default_factory=set)
+    """Sessions whose transcript and commit memory does not answer (its counts it does)."""
     _subscriptions: list[Subscription] = field(default_factory=list)
 
     def hold(self, thread_id: str, turn: StoredTurn, level: int | None = 0) -> None:
@@ -106,13 +108,14 @@ class FakeMemory:
 
     async def start(self, nc: NatsClient) -> None:
         """Answer on NATS (in memory's queue group) until ``stop``."""
-        for subject, handler in (
-            (subjects.MEMORY_SESSION_COUNTS, self._counts),
-            (subjects.MEMORY_SESSION_TRANSCRIPT, self._page),
-            (subjects.MEMORY_COMMIT_CANDIDATES, self._commit),
+        for subject, handler, silenced in (
+            (subjects.MEMORY_SESSION_COUNTS, self._counts, False),
+            (subjects.MEMORY_SESSION_TRANSCRIPT, self._page, True),
+            (subjects.MEMORY_COMMIT_CANDIDATES, self._commit, True),
         ):
+            silent = self.silent_sessions if silenced else set()
             self._subscriptions.append(
-                await nc.subscribe(subject, queue="fake-memory", cb=_answering(handler))
+                await nc.subscribe(subject, queue="fake-memory", cb=_answering(handler, silent))
             )
         await flushed(nc)
 
@@ -163,8 +166,12 @@ class FakeMemory:
         )
 
 
-def _answering(handler: Callable[[bytes], BaseModel]) -> Callable[[Msg], Any]:
+def _answering(
+    handler: Callable[[bytes], BaseModel], silent: set[str] | None = None
+) -> Callable[[Msg], Any]:
     async def on_request(msg: Msg) -> None:
+        if silent and json.loads(msg.data).get("session_id") in silent:
+            return  # the caller times out, as with a memory that does not answer
         await msg.respond(handler(msg.data).model_dump_json().encode())
 
     return on_request
