@@ -151,6 +151,20 @@ def test_no_theme_or_mood_is_read_into_words_that_only_start_like_one_or_are_den
     assert worried.mood_opened == "anxious"
 
 
+def test_a_feeling_said_with_a_negative_that_only_says_how_much_counts() -> None:
+    for said, mood in (
+        ("I can't stop feeling anxious.", "anxious"),
+        ("I've never been so stressed in my life.", "stressed"),
+        ("I can't help feeling lonely.", "lonely"),
+        ("I couldn't be more anxious.", "anxious"),
+        ("No wonder I'm stressed.", "stressed"),
+        ("I haven't slept and I'm anxious.", "anxious"),
+        ("I haven't been anxious at all.", None),
+    ):
+        arc = extract_arc(conversation((said, "I hear you."), ("Mm.", "Go on.")))
+        assert arc.mood_opened == mood, said
+
+
 def test_a_turn_is_substantive_when_it_says_something() -> None:
     assert is_substantive("Work has been hard this week.")
     assert is_substantive("My dog died.")

@@ -93,9 +93,21 @@ MOODS: Final = _lexicon(
 
 # A feeling said in the negative: "not", "never", "no" or any "n't" ("haven't", "wouldn't"),
 # up to three words before it within its clause ("I'm not feeling too anxious", "I don't think
-# I'm stressed"); a comma ends the reach ("I don't know, I'm anxious" is anxious).
+# I'm stressed"); a comma or a conjunction ends the reach ("I don't know, I'm anxious", "I
+# haven't slept and I'm anxious" are anxious).
 _NEGATION: Final = re.compile(
-    r"(?:\b(?:not|never|no)|n't|n\u2019t)[ ]+(?:[\w'\u2019]+[ ]+){0,3}$", re.IGNORECASE
+    r"(?:\b(?:not|never|no)|n't|n\u2019t)[ ]+"
+    r"(?:(?!(?:and|but|so|because|or|yet|while)\b)[\w'\u2019]+[ ]+){0,3}$",
+    re.IGNORECASE,
+)
+# ...unless the negative says how much: "I can't stop feeling anxious", "I've never been so
+# stressed", "I couldn't be more anxious", "no wonder I'm stressed".
+_INTENSIFIED: Final = re.compile(
+    r"\b(?:can(?:no|'|\u2019)?t|could(?:n't|n\u2019t| not)) (?:stop|help)\b"
+    r"|\bnever (?:been|felt|be) (?:so|this|more)\b"
+    r"|\b(?:could(?:n't|n\u2019t| not)|can(?:no|'|\u2019)?t) (?:be|feel|get) (?:more|any more)\b"
+    r"|\bno wonder\b|\bnot (?:just|only)\b",
+    re.IGNORECASE,
 )
 _FEELINGS: Final = frozenset({"anxiety", "low mood", "stress", "loneliness", "anger"})
 """Themes that are feelings: said in the negative, not talked about."""
@@ -185,8 +197,11 @@ def _mood(text: str) -> str | None:
 
 
 def _negated(text: str, at: int) -> bool:
-    """Whether the word at ``at`` is said in the negative."""
-    return _NEGATION.search(text[:at]) is not None
+    """Whether the word at ``at`` is said in the negative (not merely intensified)."""
+    negation = _NEGATION.search(text[:at])
+    if negation is None:
+        return False
+    return _INTENSIFIED.search(text[max(negation.start() - 8, 0) : at]) is None
 
 
 def _user_questions(turns: Sequence[SpokenTurn]) -> list[_Question]:
