@@ -697,7 +697,7 @@ def test_ending_revokes_tools_and_turns_but_an_acknowledged_turn_keeps_its_place
 
 
 def test_turns_and_tools_after_the_maximum_duration_are_refused(
-    make_gateway: GatewayFactory,
+    make_gateway: GatewayFactory, redis_url: str
 ) -> None:
     gateway = make_gateway(max_session_seconds=60, token_grace_seconds=3600, late_turn_seconds=120)
     settings = GatewaySettings(max_session_seconds=60, token_grace_seconds=3600)
@@ -712,6 +712,8 @@ def test_turns_and_tools_after_the_maximum_duration_are_refused(
         reply = gateway.post(f"{API}{path}", json=body, headers={"Authorization": f"Bearer {late}"})
         assert reply.status_code == 409
         assert error_code(reply) == "session_expired"
+    # The refused turn's claim is given back: /end does not wait for it.
+    assert in_flight(redis_url, session) == 0
     # What was answered before the end of the session keeps its answer when retried after it.
     late_auth = {"Authorization": f"Bearer {late}"}
     assert (
@@ -740,6 +742,51 @@ def test_a_turn_arriving_just_after_the_maximum_duration_is_still_recorded_but_n
     refused = gateway.post(f"{API}/tools", json=tool_call(), headers=auth)
     assert refused.status_code == 409
     assert error_code(refused) == "session_expired"
+
+
+def in_flight(redis_url: str, session: dict[str, Any]) -> int:
+    """The session's turns claimed and not yet completed or released (what /end waits for)."""
+    raw = redis.Redis.from_url(redis_url).hget(redis_key("vs", session["session_id"]), "inflight")
+    return int(raw or 0)
+
+
+def test_an_incognito_turn_leaves_nothing_for_the_end_to_wait_for(
+    gateway: TestClient, redis_url: str
+) -> None:
+    session = open_session(gateway, memory_mode="incognito")
+    assert gateway.post(f"{API}/turn", json=turn(), headers=bearer(session)).status_code == 200
+    assert in_flight(redis_url, session) == 0
+
+
+@pytest.mark.parametrize("changed", ["user_text", "assistant_text"])
+def test_a_turn_id_sent_again_with_other_words_is_a_conflict(
+    gateway: TestClient, changed: str
+) -> None:
+    # Answered as a retry, the new words would be lost without a word.
+    session = open_session(gateway, memory_mode="persistent")
+    first = turn()
+    assert gateway.post(f"{API}/turn", json=first, headers=bearer(session)).status_code == 200
+    other = {**first, changed: "Something else entirely."}
+    reply = gateway.post(f"{API}/turn", json=other, headers=bearer(session))
+    assert (reply.status_code, error_code(reply)) == (409, "turn_conflict")
+
+
+def test_forgetting_everything_drops_the_sessions_tool_outputs(
+    gateway: TestClient, redis_url: str
+) -> None:
+    # A tool's output (a recalled memory among them) is kept for a replayed call_id: it went
+    # with the rest, not when it expired.
+    session = open_session(gateway, memory_mode="persistent", user_id=unique("user"))
+    called = gateway.post(f"{API}/tools", json=tool_call(), headers=bearer(session))
+    assert called.status_code == 200, called.text
+    live = redis.Redis.from_url(redis_url)
+    pattern = redis_key("call", session["session_id"]) + ":*"
+    assert list(live.scan_iter(match=pattern))
+    erased = gateway.post(
+        f"{API}/memory/erase", json={"confirm": "erase everything"}, headers=bearer(session)
+    )
+    assert erased.status_code == 200, erased.text
+    assert list(live.scan_iter(match=pattern)) == []
 
 
 # -- limits -------------------------------------------------------------------------------------

@@ -128,3 +128,46 @@ async def test_a_turn_released_by_its_first_try_and_completed_by_its_retry_leave
         await redis.aclose()
 
     assert closed.turn_count == 2
+
+
+async def test_a_turn_completed_by_its_first_try_and_its_retry_is_counted_once(
+    redis_url: str,
+) -> None:
+    # Both requests of one turn published and completed it: counted once, none left in flight.
+    redis = Redis.from_url(redis_url)
+    store = session_store(redis)
+    try:
+        claims = await opened(store)
+        session = claims.session_id
+        caller = Caller(session, claims.thread_id, None, "127.0.0.1")
+        assert (await store.claim_turn(caller, "t1", "fp-t1")).state is ClaimState.CLAIMED
+        assert (await store.claim_turn(caller, "t1", "fp-t1")).state is ClaimState.SEEN
+        assert await store.complete_turn(session, "t1", "fp-t1") == (2, 1)
+        assert await store.complete_turn(session, "t1", "fp-t1") == (2, 0)
+        assert await store.turn_count(session) == 1
+        assert int(await redis.hget(redis_key("vs", session), "inflight") or 0) == 0
+    finally:
+        await redis.aclose()
+
+
+async def test_a_release_after_the_retry_acknowledged_the_turn_keeps_it(redis_url: str) -> None:
+    # The first try's publish failed (503) after its retry had acknowledged the turn: its
+    # release must not drop the acknowledged claim, or the next retry counts the turn again.
+    redis = Redis.from_url(redis_url)
+    store = session_store(redis)
+    try:
+        claims = await opened(store)
+        session = claims.session_id
+        caller = Caller(session, claims.thread_id, None, "127.0.0.1")
+        assert (await store.claim_turn(caller, "t1", "fp-t1")).state is ClaimState.CLAIMED
+        assert (await store.claim_turn(caller, "t1", "fp-t1")).state is ClaimState.SEEN
+        assert await store.complete_turn(session, "t1", "fp-t1") == (2, 1)
+        await store.release_turn(session, "t1")
+        again = await store.claim_turn(caller, "t1", "fp-t1")
+        assert again.state is ClaimState.SEEN
+        assert again.record is not None
+        assert again.record["message_count"] == 2
+        assert int(await redis.hget(redis_key("vs", session), "inflight") or 0) == 0
+        assert (await store.close(claims, settle_seconds=0.1)).turn_count == 1
+    finally:
+        await redis.aclose()
