@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.memory import StoredTurn
 from opencouch.contracts.tools import TOOL_CATALOG
+from opencouch.voice_gateway import turns
 from opencouch.voice_gateway.settings import DEVELOPMENT_TOKEN_KEY, GatewaySettings
 from opencouch.voice_gateway.testing import (
     API,
@@ -748,6 +749,24 @@ def in_flight(redis_url: str, session: dict[str, Any]) -> int:
     """The session's turns claimed and not yet completed or released (what /end waits for)."""
     raw = redis.Redis.from_url(redis_url).hget(redis_key("vs", session["session_id"]), "inflight")
     return int(raw or 0)
+
+
+def test_a_turn_whose_publish_outlasts_the_ends_count_is_not_acknowledged(
+    gateway: TestClient, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /end counted the session's turns for the finalizer while this one's publish was on its
+    # way: acknowledged now, it would be a turn the finalizer never waits for.
+    session = open_session(gateway, memory_mode="persistent")
+    live = redis.Redis.from_url(redis_url)
+    publish = turns.publish_event
+
+    async def outlasting_the_count(*args: Any, **kwargs: Any) -> int:
+        live.hset(redis_key("vs", session["session_id"]), "counted", "1")
+        return await publish(*args, **kwargs)
+
+    monkeypatch.setattr(turns, "publish_event", outlasting_the_count)
+    reply = gateway.post(f"{API}/turn", json=turn(), headers=bearer(session))
+    assert (reply.status_code, error_code(reply)) == (409, "session_ended")
 
 
 def test_an_incognito_turn_leaves_nothing_for_the_end_to_wait_for(
