@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from opencouch.contracts.common import MemoryMode
 from opencouch.contracts.memory import StoredTurn
 from opencouch.contracts.tools import TOOL_CATALOG
+from opencouch.runtime.jetstream import publish_event
 from opencouch.voice_gateway import turns
 from opencouch.voice_gateway.settings import DEVELOPMENT_TOKEN_KEY, GatewaySettings
 from opencouch.voice_gateway.testing import (
@@ -758,11 +759,10 @@ def test_a_turn_whose_publish_outlasts_the_ends_count_is_not_acknowledged(
     # way: acknowledged now, it would be a turn the finalizer never waits for.
     session = open_session(gateway, memory_mode="persistent")
     live = redis.Redis.from_url(redis_url)
-    publish = turns.publish_event
 
     async def outlasting_the_count(*args: Any, **kwargs: Any) -> int:
         live.hset(redis_key("vs", session["session_id"]), "counted", "1")
-        return await publish(*args, **kwargs)
+        return await publish_event(*args, **kwargs)
 
     monkeypatch.setattr(turns, "publish_event", outlasting_the_count)
     reply = gateway.post(f"{API}/turn", json=turn(), headers=bearer(session))
