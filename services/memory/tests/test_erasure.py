@@ -327,8 +327,11 @@ async def test_erasing_a_user_takes_the_settings_made_while_their_thread_was_ano
     memory: MemoryClient,
 ) -> None:
     anonymous = Conversation(user_id=None)
-    await memory.publish(anonymous.turn("Hello."))
+    name = word()
+    await memory.publish(anonymous.turn(f"My sister is called {name}."))
     await memory.stored(anonymous.session_id, 1)
+    # The anonymous session ended and its fact was kept, under the thread.
+    assert (await memory.commit(anonymous)).facts_committed == 1
     said = "yes, turn recall on please"
     await memory.call("set_proactive_memory_recall", anonymous, said, enabled=True, user_quote=said)
     said = "please remember to speak slowly"
@@ -349,6 +352,9 @@ async def test_erasing_a_user_takes_the_settings_made_while_their_thread_was_ano
     assert set(reply.session_ids) == {anonymous.session_id, signed_in.session_id}
     assert reply.erased_rows["response_rules"] == reply.erased_rows["owner_settings"] == 1
     assert tables_holding(memory, anonymous.session_id) == []
+    assert tables_holding(memory, name) == []  # the fact, kept under the thread's owner of then
+    assert signed_in.user_id is not None
+    assert tables_holding(memory, signed_in.user_id) == []
 
 
 async def test_erasing_a_user_drops_what_their_thread_held_while_it_was_anonymous(
