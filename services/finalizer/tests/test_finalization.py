@@ -11,6 +11,7 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
 
 import httpx
 import pytest
@@ -23,10 +24,12 @@ from opencouch.contracts.events import OwnerErased, SessionEnded, SessionFinaliz
 from opencouch.contracts.finalizer import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
+    FinalizationRecord,
     SessionReport,
 )
 from opencouch.contracts.voice_api import Feedback
-from opencouch.finalizer.finalization import UNSAVED_DETAIL
+from opencouch.finalizer.extractive import ExtractiveSummariser
+from opencouch.finalizer.finalization import UNSAVED_DETAIL, Finalizer
 from opencouch.finalizer.memory_link import MemoryLink
 from opencouch.finalizer.settings import FinalizerSettings
 from opencouch.finalizer.store import Completion, FinalizationStore, ReportOutbox
@@ -41,6 +44,7 @@ from opencouch.finalizer.testing import (
 )
 from opencouch.finalizer.webhooks import ReportSender, verify_signature
 from opencouch.runtime.jetstream import (
+    RetryLater,
     dead_letters,
     forget_dead_letter,
     publish_event,
@@ -471,6 +475,36 @@ class _HangingModel(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+async def test_a_session_another_replica_is_finalizing_is_left_to_it(migrated: str) -> None:
+    # Without the session's lock both replicas summarised it (a paid model call each); no test
+    # noticed the lock ignored.
+    session_id, thread_id = new_session()
+    event = SessionEnded(
+        session_id=session_id,
+        thread_id=thread_id,
+        user_id="u",
+        memory_mode=MemoryMode.PERSISTENT,
+        expected_turn_count=1,
+        ended_at=datetime.now(UTC),
+    )
+
+    async def announce(record: FinalizationRecord) -> None:
+        raise AssertionError("nothing is final yet")
+
+    async with connection_pool(migrated, max_size=4) as pool:
+        store = FinalizationStore(pool)
+        unused = cast(MemoryLink, None)  # never asked: the lock is refused first
+        finalizer = Finalizer(store, unused, ExtractiveSummariser(), announce, FinalizerSettings())
+        await store.open(session_id, thread_id)
+        async with store.exclusive(session_id) as held:  # the other replica
+            assert held
+            with pytest.raises(RetryLater):
+                await finalizer.finalize(event)
+        record = await store.get(session_id)
+    assert record is not None
+    assert record.status == "pending"
 
 
 async def test_a_session_whose_summary_hangs_holds_up_no_other(
