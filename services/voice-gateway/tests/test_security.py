@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import secrets
+import socket
 import time
 import uuid
 from datetime import UTC, datetime
@@ -428,6 +429,7 @@ def jwks_url() -> Any:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            fetches.append(self.path)
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -436,10 +438,11 @@ def jwks_url() -> Any:
         def log_message(self, *_: Any) -> None:
             pass
 
+    fetches: list[str] = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json", key
+    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json", key, fetches
     server.shutdown()
     thread.join(5)
 
@@ -449,7 +452,7 @@ def test_identity_tokens_are_verified_against_a_jwks(
 ) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    url, key = jwks_url
+    url, key, _ = jwks_url
     gateway = make_gateway(identity_mode="jwt", identity_jwks_url=url, identity_issuer="host-app")
     claims = {"aud": "opencouch-voice", "iss": "host-app", "exp": int(time.time()) + 60}
     alice = unique("alice")
@@ -472,6 +475,60 @@ def test_identity_tokens_are_verified_against_a_jwks(
             f"{API}/session", json={"thread_id": unique("thread"), "identity_token": token}
         )
         assert (reply.status_code, error_code(reply)) == (401, "identity_invalid")
+
+
+def test_unknown_key_ids_do_not_make_the_gateway_fetch_the_key_set_each_time(
+    make_gateway: GatewayFactory, jwks_url: Any
+) -> None:
+    """Anyone may send tokens naming made-up key ids: each would cost a fetch from the host's
+    JWKS endpoint, were the forced refresh not held to once per cooldown (PyJWT's)."""
+    url, key, fetches = jwks_url
+    gateway = make_gateway(identity_mode="jwt", identity_jwks_url=url, identity_issuer="host-app")
+    claims = {"aud": "opencouch-voice", "iss": "host-app", "exp": int(time.time()) + 60}
+    for n in range(8):
+        token = jwt.encode(
+            {"sub": unique("mallory"), **claims}, key, algorithm="RS256", headers={"kid": f"k{n}"}
+        )
+        reply = gateway.post(
+            f"{API}/session", json={"thread_id": unique("thread"), "identity_token": token}
+        )
+        assert (reply.status_code, error_code(reply)) == (401, "identity_invalid")
+    assert 1 <= len(fetches) <= 2
+
+
+def test_an_unreachable_key_set_is_a_503_to_retry_not_an_invalid_token(
+    make_gateway: GatewayFactory,
+) -> None:
+    """The host's JWKS endpoint down said "the identity token is not valid" (401): a client
+    that believes it drops a good token and signs the person out."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gateway = make_gateway(
+        identity_mode="jwt",
+        identity_jwks_url=f"http://127.0.0.1:{port}/.well-known/jwks.json",
+        identity_issuer="host-app",
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode(
+        {
+            "sub": unique("alice"),
+            "aud": "opencouch-voice",
+            "iss": "host-app",
+            "exp": int(time.time()) + 60,
+        },
+        key,
+        algorithm="RS256",
+        headers={"kid": "host-1"},
+    )
+    thread = unique("thread")
+    reply = gateway.post(f"{API}/session", json={"thread_id": thread, "identity_token": token})
+    assert (reply.status_code, error_code(reply)) == (503, "service_unavailable")
+    assert reply.headers["Retry-After"] == "5"
+    # Nothing was made of the refused start: the thread is still free to bind.
+    assert open_session(gateway, thread_id=thread)["thread_id"] == thread
 
 
 def test_development_identity_mode_says_so_at_start(caplog: pytest.LogCaptureFixture) -> None:

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 _IDENTIFIER: Final = TypeAdapter(Identifier)
 
+JWKS_TIMEOUT_SECONDS: Final = 5.0
+"""How long one fetch of the host's key set may take: a /session waits on it (PyJWT's default is
+30 s, longer than the page waits for /session)."""
+JWKS_RETRY_AFTER_SECONDS: Final = 5.0
+
 
 def _is_identifier(text: str) -> bool:
     """True when ``text`` is an ``Identifier`` as it stands (not only once stripped)."""
@@ -43,7 +48,9 @@ class IdentityVerifier:
             settings.identity_jwt_key.get_secret_value() if settings.identity_jwt_key else None
         )
         self._jwks = (
-            jwt.PyJWKClient(settings.identity_jwks_url) if settings.identity_jwks_url else None
+            jwt.PyJWKClient(settings.identity_jwks_url, timeout=JWKS_TIMEOUT_SECONDS)
+            if settings.identity_jwks_url
+            else None
         )
         self._issuer = settings.identity_issuer
         self._audience = settings.identity_audience
@@ -94,6 +101,15 @@ class IdentityVerifier:
                 issuer=self._issuer,
                 options={"require": ["exp", "sub", "aud"] + (["iss"] if self._issuer else [])},
             )
+        except jwt.PyJWKClientConnectionError:
+            # The host's key set could not be fetched: the token may well be good, so say
+            # "try again" rather than "your token is invalid" (which a client would not retry).
+            log.warning("identity key set unreachable")
+            raise ServiceError(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                "The identity provider's keys could not be fetched.",
+                retry_after=JWKS_RETRY_AFTER_SECONDS,
+            ) from None
         except jwt.ExpiredSignatureError:
             raise ServiceError(
                 ErrorCode.IDENTITY_INVALID, "The identity token has expired."
