@@ -186,6 +186,11 @@ def test_a_safety_check_is_recognised_in_the_assistants_words() -> None:
         ("Yeah.", 2, "affirmed_after_check"),
         ("Sometimes, I guess", 2, "affirmed_after_check"),
         ("I don't know", 1, "unclear_after_check"),
+        # A plan stated is the plan asked about; a plan for something named is not.
+        ("Yes, I have a plan.", 3, "plan"),
+        ("I've figured out how and when.", 3, "timeframe"),
+        ("Yes, I have a plan for the weekend though", 2, "affirmed_after_check"),
+        ("Yes, I have a plan, I call my sister", 2, "affirmed_after_check"),
     ],
 )
 def test_the_answer_to_a_safety_check_is_read_as_one(answer: str, level: int, reason: str) -> None:

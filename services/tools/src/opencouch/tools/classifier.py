@@ -67,6 +67,7 @@ Signal = Literal[
     "act_with_method",
     "act_in_progress",
     "plan",
+    "plan_stated",
     "preparation",
     "means",
     "acquired_means",
@@ -81,6 +82,7 @@ Signal = Literal[
     "at_height_bare",
     "means_in_hand",
     "gas_on",
+    "room_shut",
     "bleeding",
     "farewell",
     "last_words",
@@ -390,6 +392,14 @@ _ROOM_SHUT_UP: Final = (
     r"(?:\b(?:closed|shut|sealed|taped(?: up)?|blocked(?: up)?|stuffed towels under) "
     r"(?:up )?(?:all )?(?:of )?(?:the|my) (?:windows?|doors?|vents?|gaps?)"
     r"|\b(?:the )?(?:windows?|doors?) (?:are|is) (?:all )?(?:closed|shut|sealed|taped up)"
+    r"|\bwithout lighting it|\b(?:did not|have not|will not|not going to) light it)\b"
+)
+# The same, said apart from the gas: sealed, not a door shut behind one ("I shut the door").
+_ROOM_SEALED: Final = (
+    r"(?:\b(?:closed|shut) (?:up )?(?:all )?(?:of )?(?:the|my) (?:windows|vents)"
+    r"|\b(?:sealed|taped(?: up)?|blocked(?: up)?|stuffed towels under) (?:up )?(?:all )?(?:of )?"
+    r"(?:the|my) (?:windows?|doors?|vents?|gaps?)"
+    r"|\b(?:the )?windows are (?:all )?(?:closed|shut|sealed|taped up)"
     r"|\bwithout lighting it|\b(?:did not|have not|will not|not going to) light it)\b"
 )
 _A_GAS_COOKER_IN_USE: Final = (
@@ -915,6 +925,18 @@ _RULES: Final = [
         r"|\bcollecting (?:up )?(?:my |the )?(?:pills|tablets|meds|medication)\b",
         negated_on_its_verb=True,
     ),
+    # A plan stated as a whole, the words ending there: "Yes, I have a plan", "I've worked out
+    # how and when". As the answer to a safety question it is the plan asked about; a plan for
+    # something named ("a plan for the weekend", "to get through it", "a safety plan") is not.
+    _rule(
+        "plan_stated",
+        r"\b(?:have|got|made) a plan(?= *(?:$|[.!;]|, *(?:yes|yeah|i do|now|already|"
+        r"tonight|today|tomorrow)\b|(?:,? and|,? now|,? already) *(?:$|[.!;,]|i\b)|"
+        r" for (?:it|that|this|tonight|tomorrow)\b))"
+        r"|\b(?:worked out|figured out|planned|decided|know) (?:exactly )?(?:how|when|where)"
+        r"(?: (?:and|or) (?:how|when|where))?(?= *(?:$|[.!;]|, *(?:yes|yeah|and)\b))",
+        negated_on_its_verb=True,
+    ),
     # Getting ready: a goodbye note, a stockpile, ways looked up. A warning sign on its own,
     # imminent with the act announced ("take them all") or alongside ideation.
     _rule(
@@ -1041,6 +1063,15 @@ _RULES: Final = [
     _rule("means_in_hand", _KNIFE_IN_HAND, own_subject=True, unless=_A_MEAL_OR_A_CRAFT),
     # The gas let on: nothing alone, imminent with despair or ideation; not to cook or heat.
     _rule("gas_on", _GAS_ON, own_subject=True, unless=_A_GAS_COOKER_IN_USE),
+    # The room sealed, said in a sentence of its own: with the gas on in another ("I turned
+    # the gas on. I closed the windows."), the act under way the rule above finds in one.
+    _rule(
+        "room_shut",
+        _ROOM_SEALED,
+        own_subject=True,
+        unless=_A_GAS_COOKER_IN_USE + r"|\b(?:rain\w*|cold|chilly|freezing|wind(?:y|s)?|draughts?|"
+        r"drafts?|nois\w*|bugs|mosquito\w*|flies|wasps?|smoke|pollen|storm\w*|snow\w*|dust)\b",
+    ),
     # On the bridge, the ledge or the roof's edge, said with nothing after it: a disclosure.
     _rule("at_height_bare", _ON_THE_EDGE, unless=_AN_OUTING),
     # A wound that will not stop: with self-harm said of now, an emergency under way.
@@ -1615,15 +1646,20 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
         {"farewell", "last_words"} <= signals or signals & {"distress", "preparation"}
     ):
         return CrisisAssessment(3, "farewell")
-    # The answer to a safety question just asked: a time set, an act announced, the gas on, a
-    # knife in hand or a height ("I know how and when", "I'm on the bridge").
+    # The answer to a safety question just asked: a time set, an act announced, a plan, the gas
+    # on, a knife in hand or a height ("I know how and when", "yes, I have a plan", "I'm on the
+    # bridge").
     if context.after_safety_check and (
-        announced or signals & {"gas_on", "means_in_hand", "at_height_bare"}
+        announced or signals & {"gas_on", "means_in_hand", "at_height_bare", "plan_stated"}
     ):
-        return CrisisAssessment(3, "timeframe" if announced else "means")
+        if announced:
+            return CrisisAssessment(3, "timeframe")
+        return CrisisAssessment(3, "plan" if "plan_stated" in signals else "means")
     # A stockpile and the means at hand: "I looked up how many and I've got enough".
     if "preparation" in signals and "means_at_hand" in signals:
         return CrisisAssessment(3, "means")
+    if {"gas_on", "room_shut"} <= signals:
+        return CrisisAssessment(3, "act_in_progress")
     # Self-harm now and a wound that will not stop: "I've cut myself and it won't stop bleeding".
     if "bleeding" in signals and "self_harm" in reading.present:
         return CrisisAssessment(3, "act_in_progress")
