@@ -81,6 +81,7 @@ def test_regressions_of_the_old_parser(message: str, expected: str) -> None:
         ("I'm in Georgia, the country", "GE"),
         ("I'm in Georgia the country, not the US state", "GE"),
         ("I'm in the country of Georgia", "GE"),
+        ("I live in Georgia in the Caucasus and it's lonely", "GE"),
         ("I'm in the Republic of Georgia", "GE"),
         ("I'm in Georgia, the state", "US"),
         # "the country" that starts the next clause says nothing of which Georgia.

@@ -231,6 +231,12 @@ _COUNTRY_BEFORE: Final[tuple[tuple[str, ...], ...]] = (
     ("country", "of"),
     ("the", "republic", "of"),
 )
+# A region only the country lies in: "Georgia in the Caucasus", wherever the clause goes on.
+_COUNTRY_REGION_AFTER: Final[tuple[tuple[str, ...], ...]] = (
+    ("in", "the", "caucasus"),
+    ("in", "eastern", "europe"),
+    ("in", "europe"),
+)
 _COUNTRY_AFTER: Final[tuple[tuple[str, ...], ...]] = (
     ("the", "country"),
     ("country",),
@@ -253,7 +259,11 @@ def _as_country_if_said(tokens: Sequence[Token], mention: Mention) -> Mention:
             start -= len(phrase)
             break
     after_at = end + (1 if end < len(words) and words[end] == "," else 0)
-    for phrase in _COUNTRY_AFTER:
+    for phrase in _COUNTRY_REGION_AFTER:
+        if tuple(words[after_at : after_at + len(phrase)]) == phrase:
+            end = after_at + len(phrase)
+            break
+    for phrase in _COUNTRY_AFTER if end == mention.end else ():
         # Only as the end of its clause ("Georgia, the country", "...the country, not the
         # state"): "Georgia, the country is falling apart" and "country life" say no such thing.
         follows = after_at + len(phrase)
