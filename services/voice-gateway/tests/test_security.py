@@ -269,6 +269,31 @@ def test_a_users_thread_is_theirs_alone_and_its_memory_goes_to_no_one_else(
         assert error_code(reply) == "thread_forbidden"
 
 
+def test_a_signed_in_person_who_continues_an_anonymous_thread_takes_it(
+    gateway: TestClient,
+) -> None:
+    # Memory counts the thread as the user's once they speak in it, but its binding stayed
+    # anonymous: anyone holding the secret (another user, or none) could open it, then read
+    # or erase what the signed-in person said there.
+    secret = secrets.token_urlsafe(32)
+    thread = open_session(gateway, thread_secret=secret, memory_mode="persistent")["thread_id"]
+    alice = unique("alice")
+    # An incognito visit keeps nothing of theirs, and leaves the thread to its secret.
+    visit = {"thread_id": thread, "thread_secret": secret, "user_id": alice}
+    open_session(gateway, **visit, memory_mode="incognito")
+    open_session(gateway, thread_id=thread, thread_secret=secret, memory_mode="persistent")
+    assert open_session(gateway, **visit, memory_mode="persistent")["user_id"] == alice
+    for intruder in ({"user_id": unique("mallory")}, {}):
+        reply = gateway.post(
+            f"{API}/session",
+            json={"thread_id": thread, "thread_secret": secret, "memory_mode": "persistent"}
+            | intruder,
+        )
+        assert (reply.status_code, error_code(reply)) == (403, "thread_forbidden")
+    # Hers now: she opens it signed in, without the secret.
+    open_session(gateway, thread_id=thread, user_id=alice, memory_mode="persistent")
+
+
 @pytest.mark.parametrize("memory_mode", ["persistent", "incognito"])
 @pytest.mark.parametrize("who", ["anonymous", "user"])
 def test_a_kept_thread_whose_binding_is_gone_is_opened_by_no_one(

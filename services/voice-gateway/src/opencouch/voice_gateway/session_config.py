@@ -193,7 +193,12 @@ async def start_session(gateway: Gateway, body: SessionRequest, client_ip: str) 
             safety_identifier(user_id, body.thread_id),
         )
         owner, thread_secret = await gateway.sessions.bind_thread(
-            body.thread_id, user_id, body.thread_secret
+            body.thread_id,
+            user_id,
+            body.thread_secret,
+            # A signed-in person's words kept in an anonymous thread make it theirs; an
+            # incognito visit keeps none, and leaves the thread to whoever holds its secret.
+            adopt=body.memory_mode is MemoryMode.PERSISTENT,
         )
         if thread_secret is None and not owner.admits(user_id, body.thread_secret):
             raise _refuse_thread()  # another caller bound the new thread a moment earlier

@@ -227,12 +227,21 @@ return tonumber(redis.call('HGET', KEYS[1], 'turn_count') or '0')
 """
 
 _BIND_THREAD: Final = """
--- KEYS: thread owner.  ARGV: owner json, ttl.  Binds once; returns the binding that holds
--- and 1 when this call made it.
+-- KEYS: thread owner.  ARGV: owner json, ttl, the sha256 of the secret a verified user
+-- presented to adopt an anonymous thread ('' for none).  Binds once; an anonymous binding
+-- whose secret was presented passes to the user.  Returns the binding that holds and 1 when
+-- this call made it.
 local raw = redis.call('GET', KEYS[1])
 if not raw then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
   return {ARGV[1], 1}
+end
+if ARGV[3] ~= '' then
+  local held = cjson.decode(raw)
+  if held['user_id'] == cjson.null and held['secret_sha256'] == ARGV[3] then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+    return {ARGV[1], 0}
+  end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return {raw, 0}
@@ -404,7 +413,12 @@ class VoiceSessionStore:
         return ThreadOwner(**json.loads(raw)) if raw else None
 
     async def bind_thread(
-        self, thread_id: str, user_id: str | None, proposed_secret: str | None = None
+        self,
+        thread_id: str,
+        user_id: str | None,
+        proposed_secret: str | None = None,
+        *,
+        adopt: bool = False,
     ) -> tuple[ThreadOwner, str | None]:
         """The thread's owner, binding it to this caller if it has none.
 
@@ -413,7 +427,15 @@ class VoiceSessionStore:
         then holds it before asking, so a reply lost on the way (a timeout, a dropped
         connection) cannot lock it out of its own new thread; a retry presents it again and is
         admitted. Otherwise the gateway makes one, shown to the caller once.
+
+        With ``adopt``, a verified user presenting an anonymous thread's secret takes the
+        thread: from then on it is theirs alone, as memory already counts it once they speak
+        in it, and the secret opens it no more (else anyone holding the secret could read, or
+        erase, what the user said in it).
         """
+        presented = ""
+        if user_id and adopt and proposed_secret:
+            presented = hashlib.sha256(proposed_secret.encode()).hexdigest()
         if user_id:
             secret = None
         elif proposed_secret and len(proposed_secret) >= PROPOSED_THREAD_SECRET_MIN_LENGTH:
@@ -426,7 +448,7 @@ class VoiceSessionStore:
         }
         encoded = json.dumps(proposed, sort_keys=True)
         held, bound = await self._bind(
-            keys=[redis_key("thread", thread_id)], args=[encoded, self._thread_ttl]
+            keys=[redis_key("thread", thread_id)], args=[encoded, self._thread_ttl, presented]
         )
         owner = ThreadOwner(**json.loads(_text(held)))
         return owner, (secret if bound else None)
