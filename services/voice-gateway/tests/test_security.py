@@ -622,6 +622,30 @@ def test_a_replayed_call_id_returns_the_first_output_and_runs_once(
     assert error_code(other) == "call_conflict"
 
 
+def test_an_incognito_sessions_tool_outputs_go_with_its_end(
+    gateway: TestClient, owners: FakeOwners, redis_url: str
+) -> None:
+    # They were kept 6 h after an incognito session ended, in Redis's append-only file, and
+    # an output can say where the person is (the crisis lookup's "location").
+    session = open_session(gateway, memory_mode="incognito")
+    call = tool_call("lookup_crisis_resources", current_user_message="I'm in Leeds")
+    first = gateway.post(f"{API}/tools", json=call, headers=bearer(session))
+    assert first.status_code == 200, first.text
+    client = redis.Redis.from_url(redis_url)
+    key = redis_key("call", session["session_id"], call["call_id"])
+    for _ in range(100):  # stored once the reply is sent
+        if b'"output"' in (client.get(key) or b""):
+            break
+        time.sleep(0.02)
+    # Still answered once within the session, and kept no longer than its token lives.
+    assert gateway.post(f"{API}/tools", json=call, headers=bearer(session)).json() == first.json()
+    assert owners.calls_in(session, "lookup_crisis_resources") == 1
+    assert 0 < client.ttl(key) <= session["token_expires_at"] - int(time.time()) + 1
+    assert gateway.post(f"{API}/end", json={}, headers=bearer(session)).status_code == 200
+    assert client.get(key) is None
+    assert client.exists(redis_key("outputs", session["session_id"])) == 0
+
+
 def test_a_pure_tool_is_asked_before_its_claim_but_a_refused_call_gets_only_its_refusal(
     make_gateway: GatewayFactory, owners: FakeOwners
 ) -> None:

@@ -122,6 +122,7 @@ async def _end(
         )
     await _announce_closed(gateway, claims)
     if claims.memory_mode is MemoryMode.INCOGNITO:
+        await gateway.sessions.drop_outputs(claims.session_id)
         return 200, _incognito(claims)
 
     existing = await _current_record(gateway, claims.session_id)

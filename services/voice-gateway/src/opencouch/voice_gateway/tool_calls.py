@@ -34,7 +34,7 @@ from nats.aio.client import Client as NatsClient
 from prometheus_client import Histogram
 from pydantic import ValidationError
 
-from opencouch.contracts.common import ErrorCode
+from opencouch.contracts.common import ErrorCode, MemoryMode
 from opencouch.contracts.tools import (
     TOOL_CATALOG,
     ToolCallContext,
@@ -150,9 +150,7 @@ async def _run_once(
             return await _replayed(gateway, spec, claim, claims.session_id, call_id)
         reply = await _run(gateway, spec, body, claims)
         # Kept after the reply is sent: a replay that comes first waits for it (see _replayed).
-        gateway.background.spawn(
-            _keep_output(gateway, claims.session_id, call_id, body_print, reply, attempt)
-        )
+        gateway.background.spawn(_keep_output(gateway, claims, call_id, body_print, reply, attempt))
         handed_over = True
         return reply
     finally:
@@ -162,7 +160,7 @@ async def _run_once(
 
 async def _keep_output(
     gateway: Gateway,
-    session_id: str,
+    claims: VoiceSessionClaims,
     call_id: str,
     body_print: str,
     reply: ToolsReply,
@@ -170,9 +168,15 @@ async def _keep_output(
 ) -> None:
     """Store the call's output for its replays, then let the attempt go: a replay told it no
     longer runs finds the output, or knows none will come."""
+    incognito = claims.memory_mode is MemoryMode.INCOGNITO
     try:
         await gateway.sessions.store_call_output(
-            session_id, call_id, body_print, reply.output, reply.ok
+            claims.session_id,
+            call_id,
+            body_print,
+            reply.output,
+            reply.ok,
+            incognito_until=claims.expires_at if incognito else None,
         )
     finally:
         gateway.running.end(attempt)

@@ -248,6 +248,19 @@ return {raw, 0}
 """
 
 
+_KEEP_UNKEPT_OUTPUT: Final = """
+-- KEYS: the call, the session's kept outputs, the session.  ARGV: record, ttl.  An incognito
+-- call's output: in memory only, listed for its session's end, and not once the session ended.
+if redis.call('HGET', KEYS[3], 'ended') == '1' then return 0 end
+redis.set_repl(redis.REPL_NONE)
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SADD', KEYS[2], KEYS[1])
+if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+redis.set_repl(redis.REPL_ALL)
+return 1
+"""
+
+
 class ClaimState(StrEnum):
     """What a claim script found."""
 
@@ -401,6 +414,7 @@ class VoiceSessionStore:
         self._close = redis.register_script(_CLOSE)
         self._count = redis.register_script(_COUNT_TURNS)
         self._bind = redis.register_script(_BIND_THREAD)
+        self._keep_unkept = redis.register_script(_KEEP_UNKEPT_OUTPUT)
         self._defer = redis.register_script(_DEFER)
         self._take_deferred = redis.register_script(_TAKE_DEFERRED)
         self._due = redis.register_script(_DUE)
@@ -720,13 +734,38 @@ class VoiceSessionStore:
         return json.loads(raw) if raw else None
 
     async def store_call_output(
-        self, session_id: str, call_id: str, body_print: str, output: dict[str, Any], ok: bool
+        self,
+        session_id: str,
+        call_id: str,
+        body_print: str,
+        output: dict[str, Any],
+        ok: bool,
+        *,
+        incognito_until: int | None = None,
     ) -> None:
-        """Keep a call's output, so a replay of its ``call_id`` gets the same answer."""
+        """Keep a call's output, so a replay of its ``call_id`` gets the same answer.
+
+        An incognito session's (``incognito_until``: when its token expires) is kept in Redis's
+        memory only, never in its append-only file, no longer than a replay could come, and not
+        at all once the session ended; ``drop_outputs`` drops it at the end. An output can say
+        where the person is."""
         record = json.dumps({"fp": body_print, "output": output, "ok": ok})
-        await self._batch.execute(
-            "SET", redis_key("call", session_id, call_id), record, "EX", self._call_ttl
+        key = redis_key("call", session_id, call_id)
+        if incognito_until is None:
+            await self._batch.execute("SET", key, record, "EX", self._call_ttl)
+            return
+        ttl = max(1, min(self._call_ttl, incognito_until - int(time.time())))
+        await self._keep_unkept(
+            keys=[key, redis_key("outputs", session_id), redis_key("vs", session_id)],
+            args=[record, ttl],
         )
+
+    async def drop_outputs(self, session_id: str) -> None:
+        """Drop the outputs an incognito session kept for replays (its end): none is kept once
+        it ended, so none comes after."""
+        listed = redis_key("outputs", session_id)
+        kept = await self._redis.smembers(listed)
+        await self._redis.delete(listed, *kept)
 
     async def count_call(self, caller: Caller) -> Claim:
         """Count a call of the session that claims nothing (end, status, history)."""
