@@ -346,7 +346,9 @@ def test_identity_tokens_are_verified_in_jwt_mode(make_gateway: GatewayFactory) 
         ({"identity_token": identity(alice, "forged-" + "f" * 40)}, "identity_invalid", 401),
         ({"identity_token": identity(alice, iss="someone-else")}, "identity_invalid", 401),
         ({"identity_token": identity(alice, aud="another-app")}, "identity_invalid", 401),
-        ({"identity_token": identity(alice, exp=int(time.time()) - 5)}, "identity_invalid", 401),
+        # Expired beyond the clock skew allowed (30 s), or issued further ahead than it.
+        ({"identity_token": identity(alice, exp=int(time.time()) - 45)}, "identity_invalid", 401),
+        ({"identity_token": identity(alice, iat=int(time.time()) + 90)}, "identity_invalid", 401),
         ({"identity_token": identity(alice), "user_id": unique("bob")}, "identity_invalid", 403),
         # A leaked token signed to live for years is refused: the host app signs short ones.
         (
@@ -357,6 +359,28 @@ def test_identity_tokens_are_verified_in_jwt_mode(make_gateway: GatewayFactory) 
     ):
         reply = gateway.post(f"{API}/session", json={"thread_id": unique("thread"), **body})
         assert (reply.status_code, error_code(reply)) == (status, code), body
+    # A host app whose clock runs a little ahead: its token was "not valid" (401, not retried).
+    ahead = identity(alice, iat=int(time.time()) + 20, exp=int(time.time()) + 80)
+    assert open_session(gateway, identity_token=ahead)["user_id"] == alice
+
+
+def test_a_voice_token_another_replica_minted_a_moment_ahead_is_valid(
+    gateway: TestClient,
+) -> None:
+    # Two replicas' clocks a few seconds apart: one's token was refused by the other.
+    session = open_session(gateway, memory_mode="persistent")
+    signer = TokenSigner(gateway.app.state.gateway.settings)
+    ahead, _ = signer.issue(
+        session_id=session["session_id"],
+        thread_id=session["thread_id"],
+        user_id=None,
+        memory_mode=MemoryMode.PERSISTENT,
+        now=int(time.time()) + 3,
+    )
+    history = gateway.get(
+        f"{API}/threads/{session['thread_id']}/turns", headers={"Authorization": f"Bearer {ahead}"}
+    )
+    assert history.status_code == 200, history.text
 
 
 def test_an_identity_subject_that_is_no_identifier_is_refused_and_holds_no_slot(

@@ -29,6 +29,9 @@ JWKS_TIMEOUT_SECONDS: Final = 5.0
 """How long one fetch of the host's key set may take: a /session waits on it (PyJWT's default is
 30 s, longer than the page waits for /session)."""
 JWKS_RETRY_AFTER_SECONDS: Final = 5.0
+CLOCK_SKEW_SECONDS: Final = 30
+"""How far the host app's clock may run ahead of (or behind) ours: a token it issued a second
+"in the future" is not invalid, which a client would not retry."""
 
 
 def _is_identifier(text: str) -> bool:
@@ -99,6 +102,7 @@ class IdentityVerifier:
                 algorithms=self._algorithms,
                 audience=self._audience,
                 issuer=self._issuer,
+                leeway=CLOCK_SKEW_SECONDS,
                 options={"require": ["exp", "sub", "aud"] + (["iss"] if self._issuer else [])},
             )
         except jwt.PyJWKClientConnectionError:
@@ -132,7 +136,7 @@ class IdentityVerifier:
                 "':' or '-', starting with a letter or digit.",
             )
         # The host app signs short tokens: a long-lived one, once leaked, would work for years.
-        if int(payload["exp"]) - time.time() > self._max_lifetime:
+        if int(payload["exp"]) - time.time() > self._max_lifetime + CLOCK_SKEW_SECONDS:
             raise ServiceError(
                 ErrorCode.IDENTITY_INVALID,
                 f"The identity token lives too long: its exp may be at most "

@@ -24,6 +24,9 @@ AUDIENCE: Final = "opencouch-voice-session"
 ALGORITHM: Final = "HS256"
 _REQUIRED: Final = ["exp", "iat", "iss", "aud", "sid", "tid", "mode", "ses_exp"]
 VERIFIED_CACHE_SIZE: Final = 5_000
+CLOCK_SKEW_SECONDS: Final = 5
+"""How far the clocks of two gateway replicas may disagree: a token one minted is not refused
+by another whose clock is behind (PyJWT refuses an ``iat`` in the future)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class TokenSigner:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
+                leeway=CLOCK_SKEW_SECONDS,
                 options={"require": _REQUIRED},
             )
             return VoiceSessionClaims(
