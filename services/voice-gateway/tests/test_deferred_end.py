@@ -249,7 +249,30 @@ async def test_another_owners_end_on_the_same_thread_does_not_finalize_them(
         other["session_id"]
     ]
 
-    # The owner's own next session takes it.
+    # The user took the thread (a persistent session of theirs in it): the secret opens it no
+    # more, so the anonymous owner's deferred session is left to the sweep, as a conversation
+    # never gone on is.
+    again = gateway.post(
+        f"{API}/session",
+        json={"thread_id": thread, "thread_secret": secret, "memory_mode": "persistent"},
+    )
+    assert again.status_code == 403
+    assert ends.of(anonymous["session_id"]) == []
+
+
+async def test_the_owners_own_next_session_takes_their_deferred_end(
+    gateway: TestClient, ends: EndsSeen
+) -> None:
+    anonymous = open_session(gateway, memory_mode="persistent")
+    thread, secret = anonymous["thread_id"], anonymous["thread_secret"]
+    record_turns(gateway, anonymous, 1)
+    assert (
+        gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(anonymous)).status_code
+        == 202
+    )
+    # An incognito visit by a signed-in user who holds the secret leaves the thread as it was.
+    visit = open_session(gateway, thread_id=thread, thread_secret=secret, user_id=unique("user"))
+    assert gateway.post(f"{API}/end", json={}, headers=bearer(visit)).status_code == 200
     own = open_session(gateway, thread_id=thread, thread_secret=secret, memory_mode="persistent")
     assert gateway.post(f"{API}/end", json={"save": False}, headers=bearer(own)).status_code in (
         200,
