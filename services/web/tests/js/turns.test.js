@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { TurnTracker, assistantText, clip, continuationItem, heardPart, newToolCall, recentLines, turnRequest } from '../../src/opencouch/web/static/js/turns.js';
+import { TurnTracker, assistantText, clip, continuationItem, heardPart, jsonBytes, newToolCall, recentLines, turnRequest } from '../../src/opencouch/web/static/js/turns.js';
 
 function tracker() {
   let n = 0;
@@ -288,4 +288,22 @@ test('text is cut to the gateway bounds in code points, never inside a surrogate
     assert.equal(lone.test(value), false);
   }
   assert.equal(Array.from(body.transcript[0].text).length, 1000);
+});
+
+test('a tool output is measured as the gateway bounds it, in UTF-8 bytes with its separators', () => {
+  // As Python's len(json.dumps(value, ensure_ascii=False).encode()) counts them.
+  assert.equal(jsonBytes({ a: [1, [], {}], b: { c: 'é今😀' }, d: null }), 54);
+  assert.equal(jsonBytes([[[]], { x: 'a"b\\n\n' }]), 26);
+  assert.deepEqual([{}, [], 'x', 3].map(jsonBytes), [2, 2, 3, 1]);
+  const kept = (output) => {
+    const call = { ...newToolCall('c1', 'recall_saved_memory', 'r1', '{}', 0, {}), status: 'done', sent: true, ms: 30, output };
+    const turn = { id: 'turn-1', userText: 'Do you remember?', lines: [], tools: [call], startedAt: 0, outcome: 'completed', firstAudioMs: null };
+    return 'output' in turnRequest(/** @type {any} */ (turn), {}).tool_calls[0];
+  };
+  // 6,000 characters of Japanese are 18,000 bytes: over the gateway's 16 KiB, which would
+  // refuse the whole turn, though the string is 6,000 UTF-16 units long.
+  assert.equal(kept({ items: [{ text: '今日は仕事の話'.repeat(858) }] }), false);
+  assert.equal(kept({ items: [{ text: 'a'.repeat(14000) }] }), true);
+  // 7,000 digits: 14,001 bytes compact, but 20,000 with the space after each comma.
+  assert.equal(kept({ items: Array(7000).fill(1) }), false);
 });

@@ -252,6 +252,25 @@ export class TurnTracker {
  * gateway refuses the whole body, and a refused turn is dropped, never retried.
  */
 export const clip = (text, max) => (text.length <= max ? text : Array.from(text).slice(0, max).join(''));
+/**
+ * The size of `value` as the gateway bounds it: the UTF-8 bytes of Python's json.dumps, whose
+ * separators carry a space (", ", ": "), one byte more each than JSON.stringify's. Counting
+ * JavaScript's string length instead (UTF-16 units) lets non-ASCII text through at up to three
+ * times its length, and the gateway refuses the whole turn.
+ */
+export function jsonBytes(value) {
+  const separators = (v) => {
+    if (!v || typeof v !== 'object') return 0;
+    const items = Array.isArray(v) ? v : Object.values(v);
+    // ", " between items, and ": " after each key.
+    const own = Math.max(0, items.length - 1) + (Array.isArray(v) ? 0 : items.length);
+    return items.reduce((n, item) => n + separators(item), own);
+  };
+  return new TextEncoder().encode(JSON.stringify(value)).length + separators(value);
+}
+// A stored output is bounded at 16 KiB (16384 bytes); the margin allows for numbers, which the
+// two languages may write differently.
+const OUTPUT_MAX_BYTES = 15000;
 const mark = (ms) => (typeof ms === 'number' && ms >= 0 ? Math.min(Math.round(ms * 10) / 10, 600000) : undefined);
 // A call that never ran (its response was cut off) is a failed one to the gateway, with its code.
 const STATUS = { running: 'started', done: 'completed', failed: 'failed', skipped: 'failed' };
@@ -278,7 +297,7 @@ export function turnRequest(turn, marks, earlier = null) {
       tool_name: c.name,
       status: STATUS[c.status],
       // A stored output is bounded at 16 KiB: a larger one is left out, never cut.
-      ...(c.output && JSON.stringify(c.output).length < 15000 && { output: c.output }),
+      ...(c.output && jsonBytes(c.output) < OUTPUT_MAX_BYTES && { output: c.output }),
       ...(STATUS[c.status] === 'failed' && { error: String(c.sent || c.status === 'skipped' ? (c.output?.error?.code ?? 'failed') : 'not_delivered').slice(0, 500) }),
     })),
     outcome: turn.outcome,
