@@ -135,4 +135,6 @@ test('a call lost for good can still be ended, on both pages; setup waits for no
   assert.deepEqual(controlsFor('connecting'), { idle: false, endable: false });
   assert.deepEqual(controlsFor('ending'), { idle: false, endable: false });
   assert.deepEqual(controlsFor('ended'), { idle: true, endable: false });
+  // An End that never reached the gateway: End again, or start another conversation.
+  assert.deepEqual(controlsFor('end_failed'), { idle: true, endable: true });
 });

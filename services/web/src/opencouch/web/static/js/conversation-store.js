@@ -89,6 +89,27 @@ export function markSessionEnded(storage, sessionId) {
   if (last && last.session_id === sessionId) saveConversation(storage, { ...saved, last: { ...last, ended: true } });
 }
 
+/**
+ * The person's End of a session, kept with it from the press until the gateway has answered:
+ * a reload while the End still waits (for its turns, for the network) sends their choice, not
+ * the default "save". @param {Storage | null} storage @param {string} sessionId
+ * @param {import('./api.js').EndBody} choice
+ */
+export function keepEndChoice(storage, sessionId, choice) {
+  const tab = read(tabStorage(), TAB_SESSION_KEY);
+  if (tab?.session_id === sessionId) write(tabStorage(), TAB_SESSION_KEY, { ...tab, end: choice });
+  const saved = loadConversation(storage);
+  const last = saved.last;
+  if (last && last.session_id === sessionId) saveConversation(storage, { ...saved, last: /** @type {SavedSession} */ ({ ...last, end: choice }) });
+}
+
+/** The End the person chose for a kept session, if they pressed one. @param {SavedSession} session
+ * @returns {import('./api.js').EndBody | null} */
+export function endChoice(session) {
+  const choice = /** @type {{end?: unknown}} */ (session).end;
+  return choice && typeof choice === 'object' ? choice : null;
+}
+
 /** Forget this tab's incognito session (its token). */
 export function forgetTabSession() {
   try {

@@ -5,7 +5,7 @@
 
 import { ApiError, asApiError } from './api.js';
 import { RealtimeCall } from './call.js';
-import { forgetTabSession, keepLastSession, keepThreadSecret, liveSession, loadConversation, markSessionEnded, threadSecret } from './conversation-store.js';
+import { endChoice, forgetTabSession, keepEndChoice, keepLastSession, keepThreadSecret, liveSession, loadConversation, markSessionEnded, threadSecret } from './conversation-store.js';
 import { redacted } from './event-log.js';
 import { newThreadSecret, newTurnId, randomHex } from './ids.js';
 import { LevelMeter, openMicrophone } from './mic.js';
@@ -57,6 +57,14 @@ export const CONTINUED_END = Object.freeze({ continued: true });
 /** What the page says when Realtime could not answer: never the model's or the person's words. */
 export const ANSWER_PROBLEM = "The assistant couldn't answer. Please say that again.";
 
+/** What the page says when the person's End never reached the gateway: the session is still open. */
+export const END_PROBLEM = 'The session could not be ended: the service did not answer. Check your connection, then press End again.';
+
+/** What the page says of turns still unsent when the End could wait no longer: the ended session refuses them. */
+export const unsavedTurns = (n) =>
+  n === 1 ? 'The last thing you said could not be sent before the session ended, so it was not saved.'
+    : `Your last ${n} turns could not be sent before the session ended, so they were not saved.`;
+
 /** @typedef {{reply: any, marks: LatencyMarks, call: RealtimeCall, tracker: TurnTracker, relay: ToolRelay, lost?: boolean}} Segment */
 /**
  * A session of this conversation ended as continued (its call dropped): `answered` settles once
@@ -91,6 +99,11 @@ export class VoiceConversation extends EventTarget {
     this.meter = null;
     /** @type {Promise<void> | null} */
     this.ending = null;
+    /**
+     * The session whose End never reached the gateway ("end_failed"), with the person's choice:
+     * a second End, or the next Connect, ends it. @type {{id: string, token: string, options: import('./api.js').EndBody} | null}
+     */
+    this.unended = null;
     /** A typed message waits for its response.create: a response runs or a tool output is unsent. */
     this.pendingCreate = false;
     /** Counts conversations: a reconnect of an earlier one finds it changed and stops. */
@@ -121,7 +134,8 @@ export class VoiceConversation extends EventTarget {
 
   /**
    * On load: deliver what an earlier visit left, then end the session a reload of this tab left
-   * open (sessionStorage is per tab: a session another tab is using is left alone).
+   * open (sessionStorage is per tab: a session another tab is using is left alone), as the
+   * person chose if they had pressed End (it was still waiting, or never got through).
    */
   async resume() {
     // Which session is left is decided before waiting: meanwhile the person may press Connect,
@@ -129,12 +143,16 @@ export class VoiceConversation extends EventTarget {
     const last = liveSession(this.storage);
     const left = last && !last.ended && !this.segment && globalThis.sessionStorage?.getItem(TAB_KEY) === last.session_id;
     await this.outbox.flush();
-    if (left) await this.#retire(last.session_id, last.token, { save: true });
+    if (left) await this.#retire(last.session_id, last.token, endChoice(last) ?? { save: true });
   }
 
   /** @param {SessionSetup} setup */
   async connect(setup) {
-    if (!['idle', 'ended', 'disconnected'].includes(this.state)) return;
+    if (!['idle', 'ended', 'disconnected', 'end_failed'].includes(this.state)) return;
+    // A session whose End never got through is ended as the person chose while the next starts.
+    const unended = this.unended;
+    if (unended) void this.#retire(unended.id, unended.token, unended.options);
+    this.unended = null;
     // Only a conversation carried on where it was lost (same thread, same memory) keeps what was
     // said: nothing of another conversation goes into this one's tools, turns or reconnects.
     const previous = this.setup;
@@ -395,13 +413,28 @@ export class VoiceConversation extends EventTarget {
    * @param {{save: boolean, feedback?: string}} options
    */
   end(options) {
+    if (this.state === 'end_failed' && this.unended) return (this.ending = this.#endAgain(this.unended, options));
     return (this.ending ??= this.#finish(options));
+  }
+
+  /**
+   * The End again, of a session whose last End never reached the gateway, with the choice the
+   * person makes now. @param {{id: string, token: string}} unended @param {{save: boolean, feedback?: string}} options
+   */
+  #endAgain({ id, token }, options) {
+    this.unended = null;
+    keepEndChoice(this.storage, id, options);
+    this.#clearProblem();
+    this.#state('ending');
+    return this.#endSession(id, token, [], options);
   }
 
   async #finish(options) {
     // After "disconnected" the End is still the person's: keep, or not, what was said. Without
     // it the lost session (ended as continued) would be saved once its token ran out.
     const segment = this.segment ?? (this.state === 'disconnected' ? this.dropped : null);
+    // Kept before any wait: a reload while the End waits (turns, network) sends this choice.
+    if (segment) keepEndChoice(this.storage, segment.reply.session_id, options);
     const continued = this.continued;
     Object.assign(this, { dropped: null, continued: [] });
     // The End answers whatever was shown: no call is left to answer again or to carry on.
@@ -442,18 +475,33 @@ export class VoiceConversation extends EventTarget {
         if (ended) markSessionEnded(this.storage, earlier.sessionId);
       }
     }
-    await despite(() => this.outbox.settled(id, SETTLE_MS));
+    let settled = true;
+    await despite(async () => (settled = await this.outbox.settled(id, SETTLE_MS)));
+    // Turns still unsent now are refused once the session has ended: the person is told.
+    const unsent = settled ? 0 : this.outbox.pending(id).filter((e) => e.persist).length;
     let result = await this.#endRetried(token, options, END_TRIES);
+    if (verdict(result) === 'retry') {
+      // Never reached the gateway: the session is still open, and its End the person's to try
+      // again. Their choice stays kept with it, for a reload (resume()) or the next Connect.
+      this.unended = { id, token, options };
+      this.#state('end_failed');
+      return this.#problem({ code: 'end_failed', message: END_PROBLEM });
+    }
     markSessionEnded(this.storage, id);
     this.#state('ended');
     // What the person chose goes with each reply (which does not say it), for the card's heading.
     const saved = options.save !== false;
     this.#emit('finalization', { ...(result.body ?? { status: 'failed', problem: result.message }), saved });
-    // 202: still finalizing; ask again, more slowly, for as long as the finalizer may take.
+    if (unsent && saved) this.#problem({ code: 'turns_not_saved', message: unsavedTurns(unsent) });
+    // 202: still finalizing; ask again, more slowly, for as long as the finalizer may take. Only
+    // while the card is this conversation's: a Connect meanwhile starts another (a new epoch).
+    const epoch = this.epoch;
     const since = Date.now();
     for (let tries = 1, wait; result.status === 202 && (wait = finalizationPollDelay(tries, Date.now() - since)) !== null; tries += 1) {
       await sleep(wait);
+      if (epoch !== this.epoch) break;
       const next = await this.#attempt('finalization', () => this.api.finalization(token, id));
+      if (epoch !== this.epoch) break;
       if (next.body) this.#emit('finalization', { ...(result = next).body, saved });
       else if (verdict(next) === 'drop') break; // the token expired, say: asking again cannot help
     }

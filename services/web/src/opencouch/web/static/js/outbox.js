@@ -62,7 +62,7 @@ export class Outbox {
     this.waiters = this.waiters.filter((check) => !check());
   }
 
-  /** Entries still waiting, of one session or all. */
+  /** Entries still waiting, of one session or all. @param {string} [sessionId] */
   pending(sessionId = undefined) {
     return this.entries.filter((e) => !sessionId || e.sessionId === sessionId);
   }

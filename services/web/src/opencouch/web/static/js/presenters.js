@@ -126,7 +126,7 @@ export function micProblem(error) {
 export const CONNECTION_LABELS = {
   idle: 'Not connected', connecting: 'Connecting…', connected: 'Connected: speak whenever you are ready',
   reconnecting: 'Reconnecting: the conversation will carry on', ending: 'Ending the session…',
-  ended: 'Session ended', disconnected: 'Disconnected',
+  ended: 'Session ended', disconnected: 'Disconnected', end_failed: 'Not ended yet: the service did not answer',
 };
 
 /** What the call bar says: the connection, and a muted microphone while it is connected. */
@@ -145,11 +145,13 @@ export const toolStatus = (call) =>
 /**
  * What the person can do in a connection state, on both pages: set up and connect between
  * calls (`idle`); end the conversation while one is on, or lost for good (`disconnected`): its
- * session is still to end, with their choice. @param {string} state
+ * session is still to end, with their choice. So is one whose End never reached the gateway
+ * (`end_failed`): the person may press End again, or start another conversation (which ends
+ * that session as they chose). @param {string} state
  */
 export const controlsFor = (state) => ({
-  idle: ['idle', 'ended', 'disconnected'].includes(state),
-  endable: ['connected', 'reconnecting', 'disconnected'].includes(state),
+  idle: ['idle', 'ended', 'disconnected', 'end_failed'].includes(state),
+  endable: ['connected', 'reconnecting', 'disconnected', 'end_failed'].includes(state),
 });
 
 /** @param {number | null} ms */

@@ -50,6 +50,8 @@ async function main() {
     if (state === 'connecting') {
       showProblem(null);
       renderFinalization(null);
+      // The feedback went with the last conversation's End: this one starts with none given.
+      for (const radio of document.querySelectorAll('[name="feedback"]')) /** @type {HTMLInputElement} */ (radio).checked = false;
     }
     if (state === 'connected') byId('transcript-empty').hidden = true;
     // Disabling the setup or hiding the end buttons (or the typing form) drops the focus to the
@@ -69,7 +71,7 @@ async function main() {
   on('problem', (problem) => {
     showProblem(problem);
     // Told after the state (a failed connect): the problem is what to read next.
-    if (problem && ['idle', 'ended', 'disconnected'].includes(conversation.state)) byId('error').focus();
+    if (problem && ['idle', 'ended', 'disconnected', 'end_failed'].includes(conversation.state)) byId('error').focus();
   });
   on('level', (value) => (/** @type {HTMLMeterElement} */ (byId('mic-level')).value = value));
   // The end of the conversation stays in view while the person is there: a phone shows only a
