@@ -281,8 +281,21 @@ def test_a_signed_in_person_who_continues_an_anonymous_thread_takes_it(
     # An incognito visit keeps nothing of theirs, and leaves the thread to its secret.
     visit = {"thread_id": thread, "thread_secret": secret, "user_id": alice}
     open_session(gateway, **visit, memory_mode="incognito")
-    open_session(gateway, thread_id=thread, thread_secret=secret, memory_mode="persistent")
+    earlier = open_session(
+        gateway, thread_id=thread, thread_secret=secret, memory_mode="persistent"
+    )
+    history = f"{API}/threads/{thread}/turns"
+    assert gateway.get(history, headers=bearer(earlier)).status_code == 200
     assert open_session(gateway, **visit, memory_mode="persistent")["user_id"] == alice
+    # The anonymous session opened before is still live, its token valid: it reads and erases
+    # the thread no more.
+    for reply in (
+        gateway.get(history, headers=bearer(earlier)),
+        gateway.post(
+            f"{API}/memory/erase", json={"confirm": "erase everything"}, headers=bearer(earlier)
+        ),
+    ):
+        assert (reply.status_code, error_code(reply)) == (403, "thread_forbidden")
     for intruder in ({"user_id": unique("mallory")}, {}):
         reply = gateway.post(
             f"{API}/session",

@@ -53,10 +53,23 @@ async def thread_has_turns(gateway: Gateway, thread_id: str) -> bool:
     return bool(page.turns)
 
 
+async def _require_thread_still_theirs(gateway: Gateway, claims: VoiceSessionClaims) -> None:
+    """Refuse a token whose thread a signed-in user has since taken (``bind_thread``'s adopt):
+    an anonymous session opened before, still live or within its grace, would otherwise read,
+    or erase, what that user says there."""
+    owner = await gateway.sessions.thread_owner(claims.thread_id)
+    if owner is not None and owner.user_id is not None and owner.user_id != claims.user_id:
+        raise ServiceError(
+            ErrorCode.THREAD_FORBIDDEN,
+            "This conversation now belongs to a signed-in user; start a new one instead.",
+        )
+
+
 async def thread_turns(
     gateway: Gateway, claims: VoiceSessionClaims, before: str | None, limit: int
 ) -> ThreadTurnsReply:
     """A page of the token's thread's stored turns, oldest first within the page."""
+    await _require_thread_still_theirs(gateway, claims)
     try:
         page = await request(
             gateway.nc,
@@ -96,6 +109,7 @@ async def erase_owner(gateway: Gateway, claims: VoiceSessionClaims) -> EraseRepl
     Memory erases, then tells every other service (``OwnerErased``); an erasure that failed
     half-way is finished by a retry, or by memory on its own.
     """
+    await _require_thread_still_theirs(gateway, claims)
     live = await gateway.sessions.close_all_live(claims)
     # A deferred session must not be finalized after its turns are gone.
     await gateway.sessions.forget_deferred_ends(claims.owner_id)

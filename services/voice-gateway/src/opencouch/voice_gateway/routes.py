@@ -181,7 +181,7 @@ async def get_thread_turns(
     return await thread_turns(call.gateway, call.claims, before, limit)
 
 
-@router.post("/memory/erase", responses=_errors(400, 401, 404, 413, 422, 429, 503))
+@router.post("/memory/erase", responses=_errors(400, 401, 403, 404, 413, 422, 429, 503))
 async def post_erase(body: EraseRequest, call: SessionCallDep) -> EraseReply:
     """Forget everything kept for the token's owner (its user, else its thread), everywhere.
 
