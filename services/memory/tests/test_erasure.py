@@ -18,19 +18,27 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from opencouch.contracts import subjects
 from opencouch.contracts.common import MemoryMode
-from opencouch.contracts.events import OwnerErased, TurnRecorded
+from opencouch.contracts.events import OwnerErased, TurnClassified, TurnRecorded
 from opencouch.contracts.memory import (
+    CommitMemoryCandidatesReply,
     CommitMemoryCandidatesRequest,
     EraseMemoryReply,
     EraseMemoryRequest,
     SessionSummary,
 )
+from opencouch.memory import erasure
 from opencouch.memory.candidates import CandidateStore
 from opencouch.memory.erasure import MEMORY_TABLES, Eraser
 from opencouch.memory.service import build, housekeeping
 from opencouch.memory.settings import MemorySettings
-from opencouch.memory.store import TranscriptStore
-from opencouch.memory.testing import Conversation, MemoryClient, eventually, new_id, new_session_id
+from opencouch.memory.store import Recorded, TranscriptStore
+from opencouch.memory.testing import (
+    Conversation,
+    MemoryClient,
+    eventually,
+    new_id,
+    new_session_id,
+)
 from opencouch.runtime.jetstream import (
     ORIGINAL_SEQUENCE,
     ORIGINAL_SUBJECT,
@@ -418,6 +426,138 @@ async def test_a_turn_stored_as_its_user_is_erased_leaves_nothing_held(
     assert tables_holding(memory, said) == []
 
 
+def classified(conversation: Conversation, client_turn_id: str, level: int) -> TurnClassified:
+    """The crisis level of a turn, as the tools service's screening publishes it now."""
+    return TurnClassified(
+        session_id=conversation.session_id,
+        thread_id=conversation.thread_id,
+        client_turn_id=client_turn_id,
+        level=level,
+        reason="test",
+        classified_at=datetime.now(UTC),
+    )
+
+
+@pytest.mark.parametrize("write", ["turn", "crisis level", "commit"])
+async def test_what_another_replica_writes_while_an_erasure_runs_does_not_outlive_it(
+    memory: MemoryClient, redis_url: str, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    """The erasure has deleted the user's rows but not committed yet when another replica
+    writes for them: whoever commits first, nothing of the user is left after the erasure."""
+    conversation = Conversation()
+    name = word()
+    await memory.publish(conversation.turn(f"My sister is called {name}."))
+    await memory.stored(conversation.session_id, 1)
+    redis = Redis.from_url(redis_url)
+    try:
+        async with connection_pool(memory.database_url, max_size=4) as pool:
+            handlers, _, eraser = build(MemorySettings(), pool, redis, memory.js)
+            deleted, go_on = asyncio.Event(), asyncio.Event()
+            record_unfinished = erasure._record_unfinished
+
+            async def held_open(*args: Any) -> Any:
+                # The last step of the erasure's transaction: its rows are deleted by now.
+                recorded = await record_unfinished(*args)
+                deleted.set()
+                await go_on.wait()
+                return recorded
+
+            monkeypatch.setattr(erasure, "_record_unfinished", held_open)
+            erasing = asyncio.create_task(
+                eraser.erase(user_id=conversation.user_id, thread_id=None)
+            )
+            await deleted.wait()
+
+            async def write_for_them() -> None:
+                if write == "turn":
+                    said = f"My brother is called {name}bert."
+                    await handlers.on_turn_recorded(conversation.turn(said))
+                elif write == "crisis level":
+                    await handlers.on_turn_classified(classified(conversation, "turn-1", 2))
+                else:
+                    summary = SessionSummary(
+                        summary=f"They talked about {name}.", ended_at=datetime.now(UTC)
+                    )
+                    await handlers.commit_candidates(conversation.commit_request(summary=summary))
+
+            writing = asyncio.create_task(write_for_them())
+
+            async def done_or_waiting() -> bool:
+                waiting = "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                return writing.done() or bool(memory.rows(waiting))
+
+            await eventually(done_or_waiting)  # the write went through, or waits on the erasure
+            go_on.set()
+            await erasing
+            await writing
+    finally:
+        await redis.aclose()
+    assert tables_holding(memory, name) == []
+    assert tables_holding(memory, conversation.session_id) == []
+    assert conversation.user_id is not None
+    assert tables_holding(memory, conversation.user_id) == []
+
+
+async def test_what_was_said_before_an_erasure_and_reaches_memory_after_it_is_dropped(
+    memory: MemoryClient,
+) -> None:
+    """Memory was a few turns behind: the user ended a session whose turns were still on
+    their way, then erased everything. Nothing of that session was stored, so the erasure could
+    not name it; what arrives of it afterwards goes all the same. A new session is kept."""
+    conversation = Conversation()
+    await memory.publish(conversation.turn("Hello."))
+    await memory.stored(conversation.session_id, 1)
+    behind = conversation.next_session()
+    name = word()
+    late_turn = behind.turn(f"My sister is called {name}.")
+    late_commit = behind.commit_request(
+        summary=SessionSummary(summary=f"They talked about {name}.", ended_at=datetime.now(UTC))
+    )
+
+    reply = await erase(memory, user_id=conversation.user_id)
+
+    assert behind.session_id not in reply.session_ids
+    # Its crisis level arrives first (it names no user), then the turn, then the commit.
+    await memory.classify(behind, late_turn.client_turn_id, 2, "explicit_ideation")
+    await memory.idle(subjects.MEMORY_CLASSIFICATIONS_CONSUMER)
+    await memory.publish(late_turn)
+    await memory.idle(subjects.MEMORY_TURNS_CONSUMER)
+    committed = await memory.ask(
+        subjects.MEMORY_COMMIT_CANDIDATES, late_commit, CommitMemoryCandidatesReply
+    )
+    assert (committed.facts_committed, committed.summary_stored) == (0, False)
+    assert tables_holding(memory, name) == []
+    assert tables_holding(memory, behind.session_id) == []
+    assert conversation.user_id is not None
+    assert tables_holding(memory, conversation.user_id) == []
+
+    after = conversation.next_session()
+    said = f"My brother is called {name}bert."
+    await memory.publish(after.turn(said, started_at=datetime.now(UTC)))
+    await memory.stored(after.session_id, 1)
+    assert (await memory.commit(after)).facts_committed == 1
+    shown = await memory.call("show_saved_memory", after)
+    assert [item["text"] for item in shown.output["facts"]] == [said]
+
+
+async def test_erasing_a_thread_takes_the_users_settings_made_in_it(
+    memory: MemoryClient,
+) -> None:
+    conversation = Conversation()
+    await memory.publish(conversation.turn("Hello."))
+    await memory.stored(conversation.session_id, 1)
+    said = "yes, turn recall on please"
+    await memory.call(
+        "set_proactive_memory_recall", conversation, said, enabled=True, user_quote=said
+    )
+
+    reply = await erase(memory, thread_id=conversation.thread_id)
+
+    assert reply.erased_rows["owner_settings"] == 1
+    assert tables_holding(memory, conversation.thread_id) == []
+    assert tables_holding(memory, conversation.session_id) == []
+
+
 async def announced(memory: MemoryClient, erasure_id: str) -> OwnerErased | None:
     """The ``OwnerErased`` event memory published under ``erasure_id``, if any."""
     async for _, data in stored_events(memory.js, subjects.OWNER_ERASED):
@@ -565,6 +705,42 @@ async def test_a_turn_counts_as_stored_only_once_its_facts_are_held(
             assert counts["stored_turns"] == 0
             monkeypatch.setattr(CandidateStore, "hold", hold)
             await handlers.on_turn_recorded(turn)  # the redelivery
+            counts = await TranscriptStore(pool).session_counts(conversation.session_id)
+            assert counts["stored_turns"] == 1
+            held = await CandidateStore(redis, 3600).held(conversation.session_id)
+            assert [fact.text for fact in held] == [f"My sister is called {name}."]
+    finally:
+        await redis.aclose()
+
+
+async def test_two_deliveries_of_a_turn_at_once_leave_its_facts_held(
+    memory: MemoryClient, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas handle the same turn at once: the first holds its fact, the second finds
+    it held and stores the turn, then the first finds the turn stored. The session's commit
+    counts on that fact: it stays held."""
+    conversation = Conversation()
+    name = word()
+    turn = conversation.turn(f"My sister is called {name}.")
+    redis = Redis.from_url(redis_url)
+    try:
+        async with connection_pool(memory.database_url, max_size=2) as pool:
+            handlers, _, _ = build(MemorySettings(), pool, redis, memory.js)
+            first_held, second_done = asyncio.Event(), asyncio.Event()
+            record_turn = TranscriptStore.record_turn
+
+            async def first_waits(self: TranscriptStore, turn: TurnRecorded) -> Recorded:
+                if not first_held.is_set():
+                    first_held.set()
+                    await second_done.wait()
+                return await record_turn(self, turn)
+
+            monkeypatch.setattr(TranscriptStore, "record_turn", first_waits)
+            first = asyncio.create_task(handlers.on_turn_recorded(turn))
+            await first_held.wait()
+            await handlers.on_turn_recorded(turn)  # the second delivery stores it
+            second_done.set()
+            await first
             counts = await TranscriptStore(pool).session_counts(conversation.session_id)
             assert counts["stored_turns"] == 1
             held = await CandidateStore(redis, 3600).held(conversation.session_id)

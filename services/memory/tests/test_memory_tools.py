@@ -493,6 +493,30 @@ async def test_a_fact_deleted_before_the_session_ends_is_never_saved(
     assert [item["text"] for item in facts] == ["I am a nurse."]
 
 
+async def test_a_saved_fact_deleted_is_not_saved_back_by_another_session_not_committed_yet(
+    memory: MemoryClient, conversation: Conversation
+) -> None:
+    fact = "My sister is called Ana."
+    await said_and_stored(memory, conversation, fact)
+    assert (await memory.commit(conversation)).facts_committed == 1
+    # The user says it again, the call drops and the page carries on in a new session: the
+    # dropped one is committed only when the conversation ends.
+    dropped = conversation.next_session()
+    await said_and_stored(memory, dropped, fact)
+    carried_on = dropped.next_session()
+
+    said = "please forget my sister's name"
+    staged = await memory.call(
+        "prepare_memory_deletion_by_query", carried_on, said, query="sister name", user_quote=said
+    )
+    assert staged.output["staged"]["text"] == fact
+    assert (await memory.call("confirm_memory_deletion", carried_on)).output["deleted"] == 1
+
+    assert (await memory.commit(dropped)).facts_committed == 0
+    assert (await memory.commit(carried_on)).facts_committed == 0
+    assert (await memory.call("show_saved_memory", carried_on)).output["facts"] == []
+
+
 async def test_committing_twice_commits_once_and_unsaved_sessions_commit_nothing(
     memory: MemoryClient, conversation: Conversation
 ) -> None:

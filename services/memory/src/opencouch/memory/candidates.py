@@ -82,11 +82,6 @@ class CandidateStore:
             results = await pipe.execute()
         return [fact.key for fact, added in zip(facts, results, strict=False) if added]
 
-    async def forget_keys(self, session_id: str, keys: Sequence[str]) -> None:
-        """Drop these held facts of the session."""
-        if keys:
-            await self._redis.hdel(_held(session_id), *keys)
-
     async def held(self, session_id: str) -> list[HeldFact]:
         """The facts held for the session, oldest statement first."""
         raw: dict[bytes | str, bytes | str] = await self._redis.hgetall(_held(session_id))
@@ -107,6 +102,18 @@ class CandidateStore:
     async def forget(self, session_id: str, key: str) -> bool:
         """Drop one held fact (the user deleted it before the session ended)."""
         return bool(await self._redis.hdel(_held(session_id), key))
+
+    async def forget_everywhere(self, owner: str, key: str, session_id: str) -> int:
+        """Drop one fact held for ``session_id`` and for every other session of the owner not
+        committed yet (a dropped call carried on in a new session, a second tab): a saved fact
+        the person deleted must not be saved back by any of them. How many held it."""
+        members: set[bytes | str] = await self._redis.smembers(_sessions_of(owner))
+        sessions = sorted({session_id, *(_text(member) for member in members)})
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for session in sessions:
+                pipe.hdel(_held(session), key)
+            dropped: list[int] = await pipe.execute()
+        return sum(dropped)
 
     async def drop_session(self, session_id: str) -> int:
         """Drop everything held for the session (committed, or not to be saved)."""

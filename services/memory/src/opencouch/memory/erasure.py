@@ -10,8 +10,15 @@ sweep, if nobody retries.
 
 For a user: everything they own, their sessions' turns and crisis levels, and anything sourced
 from those sessions. For a thread: everything the thread owns, its turns, and anything sourced
-from it (also facts and summaries its sessions gave a user). A turn still on its way (being
-stored at this very moment) can outlive the erasure: end the user's sessions first.
+from it (also facts and summaries its sessions gave a user).
+
+What is on its way meanwhile does not outlive it. The transaction first takes the owner's lock
+(and, for a user, their threads' locks) exclusive, which every write of what was said takes
+shared: a write either commits before the erasure reads what to delete, or waits for it and
+then finds it. The owner is remembered as erased, and when (``memory.erased_owners``, as a
+hash): a turn, a crisis level or a commit said before that moment and arriving after it (memory
+was behind, a session the erasure could not know of) is dropped, and its session erased with
+it; what is said after it, in a new session, is kept.
 """
 
 from __future__ import annotations
@@ -32,7 +39,12 @@ from opencouch.contracts.events import OwnerErased, TurnRecorded
 from opencouch.contracts.memory import EraseMemoryReply
 from opencouch.memory.candidates import CandidateStore
 from opencouch.memory.policy import owner_key
-from opencouch.memory.store import erased_among, session_hash
+from opencouch.memory.store import (
+    erased_among,
+    lock_owners,
+    remember_erased_owner,
+    remember_erased_sessions,
+)
 from opencouch.runtime.jetstream import (
     dead_letters,
     forget_dead_letter,
@@ -114,6 +126,17 @@ class Eraser:
         names; returns what went. An earlier try that did not finish is finished with it."""
         subject = _Subject(user_id, thread_id)
         async with self._pool.connection() as conn, conn.transaction():
+            # Locked before anything is read: no write of theirs is half done from here on.
+            await lock_owners(conn, [subject.owner], exclusive=True)
+            await remember_erased_owner(conn, subject.owner)
+            if subject.user_id is not None:
+                # Crisis levels, and turns said while a thread was anonymous, name no user.
+                await lock_owners(
+                    conn,
+                    [owner_key(thread, None) for thread in await _threads_of(conn, subject)]
+                    + [owner_key(thread, None) for thread in thread_ids],
+                    exclusive=True,
+                )
             found, threads = await _sessions_and_threads(conn, subject)
             sessions = sorted({*found, *session_ids})
             counts = await _delete_rows(conn, subject, sessions)
@@ -238,6 +261,14 @@ class Eraser:
         return erased
 
 
+async def _threads_of(conn: AsyncConnection[DictRow], subject: _Subject) -> list[str]:
+    """The threads the user is known in (only a write under the user's lock adds one)."""
+    cursor = await conn.execute(
+        "SELECT thread_id FROM memory.threads WHERE user_id = %s", (subject.user_id,)
+    )
+    return [row["thread_id"] for row in await cursor.fetchall()]
+
+
 async def _sessions_and_threads(
     conn: AsyncConnection[DictRow], subject: _Subject
 ) -> tuple[list[str], list[str]]:
@@ -265,10 +296,7 @@ async def _sessions_and_threads(
             {"user": subject.user_id, "owner": subject.owner},
         )
         sessions = [row["session_id"] for row in await cursor.fetchall() if row["session_id"]]
-        cursor = await conn.execute(
-            "SELECT thread_id FROM memory.threads WHERE user_id = %s", (subject.user_id,)
-        )
-        return sessions, [row["thread_id"] for row in await cursor.fetchall()]
+        return sessions, await _threads_of(conn, subject)
     cursor = await conn.execute(
         """
         SELECT session_id FROM memory.turns WHERE thread_id = %(thread)s
@@ -330,7 +358,10 @@ _BY_THREAD: Final[dict[str, LiteralString]] = {
         "DELETE FROM memory.response_rules "
         "WHERE owner_key = %(owner)s OR source_thread_id = %(thread)s"
     ),
-    "owner_settings": "DELETE FROM memory.owner_settings WHERE owner_key = %(owner)s",
+    "owner_settings": (
+        "DELETE FROM memory.owner_settings "
+        "WHERE owner_key = %(owner)s OR source_thread_id = %(thread)s"
+    ),
     "committed_sessions": (
         "DELETE FROM memory.committed_sessions WHERE owner_key = %(owner)s "
         "OR thread_id = %(thread)s OR session_id = ANY(%(sessions)s)"
@@ -374,19 +405,20 @@ async def _record_unfinished(
 
 
 ERASED_SESSION_DAYS: Final = 31
-"""How long an erased session's id is remembered: longer than any event waits in JetStream."""
+"""How long an erased session (or owner) is remembered: longer than any event waits in
+JetStream."""
 
 
 async def _remember_erased(conn: AsyncConnection[DictRow], sessions: list[str]) -> None:
-    """Remember the erased sessions (hashes of their ids), and forget the ones remembered long
-    enough."""
-    await conn.execute(
-        "INSERT INTO memory.erased_sessions (session_hash) SELECT unnest(%s::text[]) "
-        "ON CONFLICT (session_hash) DO NOTHING",
-        ([session_hash(session) for session in sessions],),
-    )
+    """Remember the erased sessions (hashes of their ids), and forget the sessions and owners
+    remembered long enough."""
+    await remember_erased_sessions(conn, sessions)
     await conn.execute(
         "DELETE FROM memory.erased_sessions WHERE erased_at < now() - make_interval(days => %s)",
+        (ERASED_SESSION_DAYS,),
+    )
+    await conn.execute(
+        "DELETE FROM memory.erased_owners WHERE erased_at < now() - make_interval(days => %s)",
         (ERASED_SESSION_DAYS,),
     )
 

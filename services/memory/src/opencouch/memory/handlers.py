@@ -189,11 +189,18 @@ class MemoryHandlers:
         Held first: the finalizer commits a session once its turns are stored, so a stored turn
         must already have its facts held (a failure in between redelivers the turn, and holding
         again changes nothing). An erasure in between finds the turn not stored, and the turn
-        finds its session erased. A turn stored before held its facts then: what this delivery
-        had to hold anew was since committed, dropped unsaved or deleted by the person, and is
-        not held again.
+        finds its session erased. A turn stored before held its facts then: what it held was
+        since committed, dropped unsaved or deleted by the person, and is not held again. A turn
+        stored meanwhile by another delivery of it (two replicas) may count on what this one
+        held: that stays held.
         """
-        newly_held = await self._candidates.hold(
+        if await self._transcripts.turn_stored(turn.session_id, turn.client_turn_id):
+            log.info(
+                "turn already stored",
+                extra={"session_id": turn.session_id, "client_turn_id": turn.client_turn_id},
+            )
+            return
+        await self._candidates.hold(
             session_id=turn.session_id,
             thread_id=turn.thread_id,
             owner=owner_key(turn.thread_id, turn.user_id),
@@ -209,8 +216,6 @@ class MemoryHandlers:
                 extra={"session_id": turn.session_id, "client_turn_id": turn.client_turn_id},
             )
             return
-        if recorded is Recorded.ALREADY_STORED:
-            await self._candidates.forget_keys(turn.session_id, newly_held)
         log.info(
             "turn stored" if recorded is Recorded.STORED else "turn already stored",
             extra={"session_id": turn.session_id, "client_turn_id": turn.client_turn_id},

@@ -17,7 +17,14 @@ from psycopg.types.json import Jsonb
 from opencouch.contracts.memory import MemoryItem, MemoryKind, MemorySource, SessionSummary
 from opencouch.memory.candidates import HeldFact
 from opencouch.memory.intent import normalise
-from opencouch.memory.store import session_erased
+from opencouch.memory.store import (
+    any_erased,
+    erase_late_session,
+    erased_since,
+    lock_owners,
+    owners_of,
+    session_erased,
+)
 from opencouch.runtime.postgres import DictPool
 
 
@@ -295,9 +302,21 @@ class MemoryStore:
         summary: SessionSummary | None,
     ) -> CommitResult:
         """Keep the session's facts and summary once; a second commit changes nothing, and a
-        session erased before its commit arrived commits nothing."""
+        session erased before its commit arrived commits nothing. Nor does one that ended (its
+        summary, its last fact) before its owner's erasure, which is then erased with it, or
+        one with nothing to keep of an owner erased since."""
+        owners = {owner, *owners_of(thread_id, None)}
+        said_at = [fact.stated_at for fact in facts]
+        if summary is not None:
+            said_at.append(summary.ended_at)
         async with self._pool.connection() as conn, conn.transaction():
+            await lock_owners(conn, owners)
             if await session_erased(conn, session_id):
+                return CommitResult(True, 0, False)
+            if said_at and await erased_since(conn, owners, max(said_at)):
+                await erase_late_session(conn, session_id)
+                return CommitResult(True, 0, False)
+            if not said_at and await any_erased(conn, owners):
                 return CommitResult(True, 0, False)
             cursor = await conn.execute(
                 """

@@ -420,6 +420,9 @@ class MemoryTools:
         assert staged.row_id is not None  # a staged saved item always names its row
         deleted = await self._store.delete(staged.owner, staged.kind, staged.row_id)
         if deleted is not None and staged.kind == "fact":
-            # This session may hold the same fact again; it must not be saved back at its end.
-            await self._candidates.forget(context.session_id, normalise(deleted))
+            # This session, or another of the owner's not committed yet, may hold the same fact
+            # again; it must not be saved back at their end.
+            await self._candidates.forget_everywhere(
+                staged.owner, normalise(deleted), context.session_id
+            )
         return deleted is not None

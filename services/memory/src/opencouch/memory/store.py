@@ -2,14 +2,19 @@
 
 Turns are unique per (voice session, client turn id) and read in speech order: when the user
 started speaking, else when the turn was recorded, then the order they were stored in.
+
+Every write of what a person said takes its owners' locks (shared) in its transaction before it
+checks for an erasure, and an erasure takes them exclusive before it reads what to delete: a
+write either commits before the erasure reads, or sees the erasure once it committed.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from datetime import datetime
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, LiteralString
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
@@ -17,6 +22,7 @@ from psycopg.types.json import Jsonb
 
 from opencouch.contracts.events import CrisisLevel, TurnClassified, TurnRecorded
 from opencouch.contracts.memory import StoredTurn
+from opencouch.memory.policy import owner_key
 from opencouch.runtime.postgres import DictPool
 
 _TURN_COLUMNS: Final = """
@@ -46,7 +52,8 @@ class Recorded(Enum):
     ALREADY_STORED = "already_stored"
     """A redelivery or retry of a turn stored before."""
     SESSION_ERASED = "session_erased"
-    """Its session was erased: a late delivery must not bring it back."""
+    """Its session was erased, or its owner since it was said: a late delivery must not bring
+    it back."""
 
 
 class TranscriptStore:
@@ -57,9 +64,16 @@ class TranscriptStore:
 
     async def record_turn(self, turn: TurnRecorded) -> Recorded:
         """Store ``turn`` once: stored now, already stored (a redelivery or retry), or not at
-        all because its session was erased (a late delivery must not bring it back)."""
+        all because its session was erased, or its owner after it was said (a late delivery,
+        of a session the erasure could not know of, must not bring it back: that session is
+        erased with it)."""
+        owners = owners_of(turn.thread_id, turn.user_id)
         async with self._pool.connection() as conn, conn.transaction():
+            await lock_owners(conn, owners)
             if await session_erased(conn, turn.session_id):
+                return Recorded.SESSION_ERASED
+            if await erased_since(conn, owners, turn.recorded_at):
+                await erase_late_session(conn, turn.session_id)
                 return Recorded.SESSION_ERASED
             await conn.execute(
                 """
@@ -99,9 +113,18 @@ class TranscriptStore:
     async def record_classification(self, event: TurnClassified) -> bool:
         """Keep a turn's crisis level; a newer classification of the same turn replaces it.
         False when its session was erased: a late classification is dropped, as a late turn is.
+
+        The event names no user: one classified before its thread's erasure is dropped, and one
+        stored before its turn arrives goes when that turn is dropped as said before its
+        owner's erasure.
         """
+        owners = owners_of(event.thread_id, None)
         async with self._pool.connection() as conn, conn.transaction():
+            await lock_owners(conn, owners)
             if await session_erased(conn, event.session_id):
+                return False
+            if await erased_since(conn, owners, event.classified_at):
+                await erase_late_session(conn, event.session_id)
                 return False
             await conn.execute(
                 """
@@ -123,6 +146,15 @@ class TranscriptStore:
                 ),
             )
         return True
+
+    async def turn_stored(self, session_id: str, client_turn_id: str) -> bool:
+        """Whether this turn of the session is stored."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT 1 FROM memory.turns WHERE session_id = %s AND client_turn_id = %s",
+                (session_id, client_turn_id),
+            )
+            return await cursor.fetchone() is not None
 
     async def message_count(self, thread_id: str) -> int:
         """Messages stored in the thread: a user and an assistant message per turn."""
@@ -253,3 +285,89 @@ async def session_erased(conn: AsyncConnection[DictRow], session_id: str) -> boo
         (session_hash(session_id),),
     )
     return await cursor.fetchone() is not None
+
+
+def owners_of(thread_id: str, user_id: str | None) -> list[str]:
+    """Whose erasure takes what is said in this thread by this user: the user's (when known)
+    and the thread's."""
+    owners = [owner_key(thread_id, None)]
+    if user_id:
+        owners.append(owner_key(thread_id, user_id))
+    return owners
+
+
+def _lock_order(owner: str) -> tuple[bool, str]:
+    return not owner.startswith("user:"), owner
+
+
+async def lock_owners(
+    conn: AsyncConnection[DictRow], owners: Iterable[str], *, exclusive: bool = False
+) -> None:
+    """Hold the advisory lock of each owner until the transaction ends: shared by the writes
+    of what was said, exclusive for an erasure. Users before threads, each in order, for
+    everybody: no two transactions ever wait for each other (a deadlock)."""
+    statement: LiteralString = (
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+        if exclusive
+        else "SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0))"
+    )
+    for owner in sorted(set(owners), key=_lock_order):
+        await conn.execute(statement, (owner,))
+
+
+def owner_hash(owner: str) -> str:
+    """How an erased owner is remembered: not even its id is kept."""
+    return hashlib.sha256(owner.encode()).hexdigest()
+
+
+async def remember_erased_owner(conn: AsyncConnection[DictRow], owner: str) -> None:
+    """Remember that the owner's erasure forgot everything said until now."""
+    await conn.execute(
+        """
+        INSERT INTO memory.erased_owners (owner_hash) VALUES (%s)
+        ON CONFLICT (owner_hash) DO UPDATE
+        SET erased_at = GREATEST(erased_owners.erased_at, EXCLUDED.erased_at)
+        """,
+        (owner_hash(owner),),
+    )
+
+
+async def erased_since(
+    conn: AsyncConnection[DictRow], owners: Iterable[str], said_at: datetime
+) -> bool:
+    """Whether one of these owners was erased at or after ``said_at``."""
+    cursor = await conn.execute(
+        "SELECT 1 FROM memory.erased_owners WHERE owner_hash = ANY(%s) AND erased_at >= %s",
+        ([owner_hash(owner) for owner in owners], said_at),
+    )
+    return await cursor.fetchone() is not None
+
+
+async def any_erased(conn: AsyncConnection[DictRow], owners: Iterable[str]) -> bool:
+    """Whether one of these owners was ever erased (as long as erasures are remembered)."""
+    cursor = await conn.execute(
+        "SELECT 1 FROM memory.erased_owners WHERE owner_hash = ANY(%s)",
+        ([owner_hash(owner) for owner in owners],),
+    )
+    return await cursor.fetchone() is not None
+
+
+async def remember_erased_sessions(
+    conn: AsyncConnection[DictRow], session_ids: Iterable[str]
+) -> None:
+    """Remember these sessions as erased (hashes of their ids)."""
+    await conn.execute(
+        "INSERT INTO memory.erased_sessions (session_hash) SELECT unnest(%s::text[]) "
+        "ON CONFLICT (session_hash) DO NOTHING",
+        ([session_hash(session) for session in session_ids],),
+    )
+
+
+async def erase_late_session(conn: AsyncConnection[DictRow], session_id: str) -> None:
+    """A session its owner's erasure did not know of (nothing of it was stored yet), though it
+    was said before: erase it now, as the erasure would have, so nothing of it comes later."""
+    await remember_erased_sessions(conn, [session_id])
+    await conn.execute("DELETE FROM memory.turns WHERE session_id = %s", (session_id,))
+    await conn.execute(
+        "DELETE FROM memory.turn_classifications WHERE session_id = %s", (session_id,)
+    )
