@@ -492,15 +492,22 @@ def jwks_url() -> Any:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             fetches.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            status, content_type, served = answers.get(self.path, (200, "application/json", body))
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
             self.end_headers()
-            self.wfile.write(body.encode())
+            self.wfile.write(served.encode())
 
         def log_message(self, *_: Any) -> None:
             pass
 
     fetches: list[str] = []
+    # Other paths answer as a broken endpoint would.
+    answers = {
+        "/maintenance": (200, "text/html", "<html>Down for maintenance</html>"),
+        "/empty": (200, "application/json", '{"keys": []}'),
+        "/failing": (502, "text/plain", "bad gateway"),
+    }
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -591,6 +598,45 @@ def test_an_unreachable_key_set_is_a_503_to_retry_not_an_invalid_token(
     assert reply.headers["Retry-After"] == "5"
     # Nothing was made of the refused start: the thread is still free to bind.
     assert open_session(gateway, thread_id=thread)["thread_id"] == thread
+
+
+@pytest.mark.parametrize("path", ["/maintenance", "/empty", "/failing"])
+def test_a_key_set_endpoint_that_fails_is_a_503_and_not_asked_again_at_once(
+    make_gateway: GatewayFactory, jwks_url: Any, path: str
+) -> None:
+    """An error page or an empty set was "identity_invalid" (401, not retried). And PyJWT
+    starts no cooldown on a failure: each /session behind a failing (or hung) endpoint fetched
+    again, in turn, under its lock."""
+    url, key, fetches = jwks_url
+    gateway = make_gateway(
+        identity_mode="jwt", identity_jwks_url=url.rsplit("/", 2)[0] + path, identity_issuer="a"
+    )
+    token = jwt.encode(
+        {"sub": unique("alice"), "aud": "opencouch-voice", "iss": "a", "exp": time.time() + 60},
+        key,
+        algorithm="RS256",
+        headers={"kid": "host-1"},
+    )
+    for _ in range(3):
+        reply = gateway.post(
+            f"{API}/session", json={"thread_id": unique("thread"), "identity_token": token}
+        )
+        assert (reply.status_code, error_code(reply)) == (503, "service_unavailable")
+    assert fetches == [path]
+
+
+def test_a_cached_voice_token_is_given_the_same_clock_skew_as_a_fresh_one() -> None:
+    settings = GatewaySettings()
+    signer = TokenSigner(settings)
+    # Expired 2 s ago: within the skew allowed, whether verified afresh or from the cache.
+    token, _ = signer.issue(
+        session_id=f"vs_{uuid.uuid4().hex}",
+        thread_id=unique("thread"),
+        user_id=None,
+        memory_mode=MemoryMode.PERSISTENT,
+        now=int(time.time()) - settings.max_session_seconds - settings.token_grace_seconds - 2,
+    )
+    assert signer.verify(token).session_id == signer.verify(token).session_id
 
 
 def test_development_identity_mode_says_so_at_start(caplog: pytest.LogCaptureFixture) -> None:

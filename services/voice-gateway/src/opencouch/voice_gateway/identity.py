@@ -34,6 +34,31 @@ CLOCK_SKEW_SECONDS: Final = 30
 "in the future" is not invalid, which a client would not retry."""
 
 
+class _HostKeys(jwt.PyJWKClient):
+    """The host app's key set: an endpoint that failed (unreachable, slow, an error page, no
+    keys) is not asked again for ``JWKS_RETRY_AFTER_SECONDS``. PyJWT fetches under a lock and
+    starts no cooldown on a failure, so every /session waiting behind a hung endpoint would
+    wait its own timeout in turn."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri, timeout=JWKS_TIMEOUT_SECONDS)
+        self._down_until = 0.0
+
+    def fetch_data(self) -> Any:
+        if time.monotonic() < self._down_until:
+            raise jwt.PyJWKClientConnectionError("The key set was unreachable a moment ago.")
+        try:
+            return super().fetch_data()
+        except jwt.PyJWKClientConnectionError:
+            self._down_until = time.monotonic() + JWKS_RETRY_AFTER_SECONDS
+            raise
+        except (ValueError, jwt.PyJWKClientError, jwt.PyJWKSetError) as error:
+            # Not a key set (a maintenance page, an empty set): the host's fault, not the
+            # token's, and passing.
+            self._down_until = time.monotonic() + JWKS_RETRY_AFTER_SECONDS
+            raise jwt.PyJWKClientConnectionError("The key set is not usable.") from error
+
+
 def _is_identifier(text: str) -> bool:
     """True when ``text`` is an ``Identifier`` as it stands (not only once stripped)."""
     try:
@@ -50,11 +75,7 @@ class IdentityVerifier:
         self._key = (
             settings.identity_jwt_key.get_secret_value() if settings.identity_jwt_key else None
         )
-        self._jwks = (
-            jwt.PyJWKClient(settings.identity_jwks_url, timeout=JWKS_TIMEOUT_SECONDS)
-            if settings.identity_jwks_url
-            else None
-        )
+        self._jwks = _HostKeys(settings.identity_jwks_url) if settings.identity_jwks_url else None
         self._issuer = settings.identity_issuer
         self._audience = settings.identity_audience
         self._algorithms = settings.identity_algorithms

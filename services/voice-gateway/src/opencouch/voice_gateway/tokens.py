@@ -118,7 +118,7 @@ class TokenSigner:
         """The claims of a valid token; ``ServiceError`` (401) for anything else."""
         known = self._verified.get(token)
         if known is not None:
-            if known.expires_at <= time.time():
+            if known.expires_at + CLOCK_SKEW_SECONDS <= time.time():  # as jwt.decode's leeway
                 del self._verified[token]
                 raise _expired()
             self._verified.move_to_end(token)
