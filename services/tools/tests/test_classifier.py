@@ -191,6 +191,8 @@ def test_a_safety_check_is_recognised_in_the_assistants_words() -> None:
         ("I've figured out how and when.", 3, "timeframe"),
         ("Yes, I have a plan for the weekend though", 2, "affirmed_after_check"),
         ("Yes, I have a plan, I call my sister", 2, "affirmed_after_check"),
+        ("No. We made a plan.", 0, "denied_after_check"),
+        ("No. I know how, and I'd never do it.", 0, "denied_after_check"),
     ],
 )
 def test_the_answer_to_a_safety_check_is_read_as_one(answer: str, level: int, reason: str) -> None:
@@ -208,6 +210,11 @@ def test_the_answer_to_a_safety_check_is_read_as_one(answer: str, level: int, re
         "I have a gun in my hand in this video game",
         "the engine is running in the garage, I'm warming up the car",
         "the pills are in front of me, I need to take my antibiotics",
+        # The gas on and the windows shut, said apart: for a reason, another day, by another.
+        "I turned the gas on. I closed all the windows. It's freezing in here.",
+        "Mum turned the gas on. I closed the windows.",
+        "I turned the gas on yesterday. Today I closed the windows.",
+        "I put the gas on. I shut the windows because of the neighbours' music.",
     ],
 )
 def test_household_and_itch_look_alikes_of_an_overdose_or_self_harm_are_none(said: str) -> None:

@@ -67,7 +67,6 @@ Signal = Literal[
     "act_with_method",
     "act_in_progress",
     "plan",
-    "plan_stated",
     "preparation",
     "means",
     "acquired_means",
@@ -82,7 +81,9 @@ Signal = Literal[
     "at_height_bare",
     "means_in_hand",
     "gas_on",
-    "room_shut",
+    "gas_let_on",
+    "room_sealed",
+    "everyday_reason",
     "bleeding",
     "farewell",
     "last_words",
@@ -394,13 +395,32 @@ _ROOM_SHUT_UP: Final = (
     r"|\b(?:the )?(?:windows?|doors?) (?:are|is) (?:all )?(?:closed|shut|sealed|taped up)"
     r"|\bwithout lighting it|\b(?:did not|have not|will not|not going to) light it)\b"
 )
-# The same, said apart from the gas: sealed, not a door shut behind one ("I shut the door").
-_ROOM_SEALED: Final = (
-    r"(?:\b(?:closed|shut) (?:up )?(?:all )?(?:of )?(?:the|my) (?:windows|vents)"
-    r"|\b(?:sealed|taped(?: up)?|blocked(?: up)?|stuffed towels under) (?:up )?(?:all )?(?:of )?"
-    r"(?:the|my) (?:windows?|doors?|vents?|gaps?)"
-    r"|\b(?:the )?windows are (?:all )?(?:closed|shut|sealed|taped up)"
-    r"|\bwithout lighting it|\b(?:did not|have not|will not|not going to) light it)\b"
+# The gas let on and the room sealed, said in sentences of their own ("I turned the gas on. I
+# closed the windows."): each in the speaker's own words ("I ..."), not a door shut behind one.
+_I_LET_THE_GAS_ON: Final = (
+    r"\bi (?:have |had |just |already |then |also )*(?:turned|switched|put|left) "
+    r"(?:on (?:all )?(?:of )?the gas\b|(?:all )?(?:of )?the gas (?:(?:rings|taps|burners|hobs|"
+    r"jets|cooker|oven|hob) )?on\b)|\bi am (?:turning|switching) (?:on the gas|the gas on)\b"
+)
+_I_SEALED_THE_ROOM: Final = (
+    r"\bi (?:have |had |just |already |then |also )*(?:closed|shut|sealed|taped(?: up)?|"
+    r"blocked(?: up)?) (?:up )?(?:all )?(?:of )?(?:the|my) (?:windows|vents)\b"
+    r"|\bi (?:have |had |just |already |then |also )*(?:sealed|taped(?: up)?|blocked(?: up)?) "
+    r"(?:up )?(?:all )?(?:of )?(?:the|my) (?:window|doors?|vent|gaps?)\b"
+    r"|\bi (?:have |had |just |already |then |also )*(?:stuffed|put|pushed|rolled|laid) "
+    r"(?:some |the |a |my )?(?:towels?|clothes|blankets?|sheets?) (?:under|along|around|against) "
+    r"(?:the|my) (?:doors?|windows?|gaps?)\b"
+    r"|\bi am (?:sealing|taping(?: up)?|blocking(?: up)?) (?:up )?(?:all )?(?:of )?(?:the|my) "
+    r"(?:windows?|doors?|vents?|gaps?)\b"
+    r"|\bi am (?:closing|shutting) (?:all )?(?:of )?(?:the|my) (?:windows|vents)\b"
+    r"|\bwithout lighting it\b|\b(?:did not|have not|will not|not going to) light it\b"
+)
+# An everyday reason anywhere in what was said: the weather, a noise, a meal, another day.
+_AN_EVERYDAY_REASON: Final = (
+    r"\b(?:rain\w*|cold|chilly|freezing|wind(?:y|s)?|draughts?|drafts?|nois\w*|music|"
+    r"neighbou?rs?|bugs|mosquito\w*|flies|wasps?|smoke|pollen|storm\w*|snow\w*|dust|smell\w*|"
+    r"insulat\w*|yesterday|last (?:night|week|month|year|winter|summer|autumn|spring|time)|"
+    r"ago|every (?:day|night|morning|evening))\b"
 )
 _A_GAS_COOKER_IN_USE: Final = (
     r"\b(?:cook\w*|boil\w*|kettle|dinner|lunch|breakfast|tea|coffee|meals?|food|pasta|soup|"
@@ -925,18 +945,6 @@ _RULES: Final = [
         r"|\bcollecting (?:up )?(?:my |the )?(?:pills|tablets|meds|medication)\b",
         negated_on_its_verb=True,
     ),
-    # A plan stated as a whole, the words ending there: "Yes, I have a plan", "I've worked out
-    # how and when". As the answer to a safety question it is the plan asked about; a plan for
-    # something named ("a plan for the weekend", "to get through it", "a safety plan") is not.
-    _rule(
-        "plan_stated",
-        r"\b(?:have|got|made) a plan(?= *(?:$|[.!;]|, *(?:yes|yeah|i do|now|already|"
-        r"tonight|today|tomorrow)\b|(?:,? and|,? now|,? already) *(?:$|[.!;,]|i\b)|"
-        r" for (?:it|that|this|tonight|tomorrow)\b))"
-        r"|\b(?:worked out|figured out|planned|decided|know) (?:exactly )?(?:how|when|where)"
-        r"(?: (?:and|or) (?:how|when|where))?(?= *(?:$|[.!;]|, *(?:yes|yeah|and)\b))",
-        negated_on_its_verb=True,
-    ),
     # Getting ready: a goodbye note, a stockpile, ways looked up. A warning sign on its own,
     # imminent with the act announced ("take them all") or alongside ideation.
     _rule(
@@ -1063,15 +1071,11 @@ _RULES: Final = [
     _rule("means_in_hand", _KNIFE_IN_HAND, own_subject=True, unless=_A_MEAL_OR_A_CRAFT),
     # The gas let on: nothing alone, imminent with despair or ideation; not to cook or heat.
     _rule("gas_on", _GAS_ON, own_subject=True, unless=_A_GAS_COOKER_IN_USE),
-    # The room sealed, said in a sentence of its own: with the gas on in another ("I turned
-    # the gas on. I closed the windows."), the act under way the rule above finds in one.
-    _rule(
-        "room_shut",
-        _ROOM_SEALED,
-        own_subject=True,
-        unless=_A_GAS_COOKER_IN_USE + r"|\b(?:rain\w*|cold|chilly|freezing|wind(?:y|s)?|draughts?|"
-        r"drafts?|nois\w*|bugs|mosquito\w*|flies|wasps?|smoke|pollen|storm\w*|snow\w*|dust)\b",
-    ),
+    # The gas let on and the room sealed, each said in a sentence of its own: together, the
+    # act the rule above finds in one sentence, unless an everyday reason is given anywhere.
+    _rule("gas_let_on", _I_LET_THE_GAS_ON, own_subject=True, unless=_A_GAS_COOKER_IN_USE),
+    _rule("room_sealed", _I_SEALED_THE_ROOM, own_subject=True, unless=_A_GAS_COOKER_IN_USE),
+    _rule("everyday_reason", _AN_EVERYDAY_REASON + "|" + _A_GAS_COOKER_IN_USE, negatable=False),
     # On the bridge, the ledge or the roof's edge, said with nothing after it: a disclosure.
     _rule("at_height_bare", _ON_THE_EDGE, unless=_AN_OUTING),
     # A wound that will not stop: with self-harm said of now, an emergency under way.
@@ -1646,19 +1650,16 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
         {"farewell", "last_words"} <= signals or signals & {"distress", "preparation"}
     ):
         return CrisisAssessment(3, "farewell")
-    # The answer to a safety question just asked: a time set, an act announced, a plan, the gas
-    # on, a knife in hand or a height ("I know how and when", "yes, I have a plan", "I'm on the
-    # bridge").
+    # The answer to a safety question just asked: a time set, an act announced, the gas on, a
+    # knife in hand or a height ("I know how and when", "I'm on the bridge").
     if context.after_safety_check and (
-        announced or signals & {"gas_on", "means_in_hand", "at_height_bare", "plan_stated"}
+        announced or signals & {"gas_on", "means_in_hand", "at_height_bare"}
     ):
-        if announced:
-            return CrisisAssessment(3, "timeframe")
-        return CrisisAssessment(3, "plan" if "plan_stated" in signals else "means")
+        return CrisisAssessment(3, "timeframe" if announced else "means")
     # A stockpile and the means at hand: "I looked up how many and I've got enough".
     if "preparation" in signals and "means_at_hand" in signals:
         return CrisisAssessment(3, "means")
-    if {"gas_on", "room_shut"} <= signals:
+    if {"gas_let_on", "room_sealed"} <= signals and "everyday_reason" not in signals:
         return CrisisAssessment(3, "act_in_progress")
     # Self-harm now and a wound that will not stop: "I've cut myself and it won't stop bleeding".
     if "bleeding" in signals and "self_harm" in reading.present:
@@ -1727,11 +1728,35 @@ def _level(reading: _Reading, context: ScreeningContext) -> CrisisAssessment:
     return CrisisAssessment(0, "none")
 
 
+# A plan of one's own, stated whole, the words ending there: "Yes, I have a plan", "I've worked
+# out how". As the answer to "are you thinking of ending your life?" it is the plan asked about.
+# Not someone else's or a shared one ("we made a plan", "my therapist and I made a plan"), one
+# in the past ("I used to have a plan"), nor a plan for something named ("a plan for the
+# weekend", "to get through it", "a safety plan").
+_PLAN_STATED: Final = re.compile(
+    r"(?<!and )(?<!with )\bi (?:have |had |just |already )*(?:got |made |worked out )?a plan"
+    r"(?= *(?:$|[.!;]|, *(?:yes|yeah|i do|now|already|tonight|today)\b|"
+    r"(?:,? and|,? now|,? already) *(?:$|[.!;,]|i\b)| for (?:it|that|this|tonight)\b))"
+    r"|(?<!and )(?<!with )\bi (?:have |had |just |already )*(?:worked out|figured out|planned|"
+    r"decided|know) (?:exactly )?(?:how|when)(?: (?:and|or) (?:how|when|where))?"
+    r"(?= *(?:$|[.!;]|, *(?:yes|yeah)\b))"
+)
+
+
 def _after_safety_check(
     normal: str, assessment: CrisisAssessment, question: SafetyQuestion
 ) -> CrisisAssessment:
     """Read the utterance as the answer to "are you thinking of ending your life?" (a yes is
     the risk), or to "are you safe?" (a no is), or to both (a bare yes or no says neither)."""
+    # A plan said with a yes to "are you thinking of ending your life?", or a no to "are you
+    # safe?" ("Yes, I'm safe. I have a plan" is a safety plan; "No, we made a plan" a denial).
+    answered = (
+        bool(_NO_START.search(normal) or _NOT_SAFE_ANSWER.search(normal))
+        if question == "safe"
+        else not _DENIAL_START.search(normal)
+    )
+    if assessment.level < 3 and answered and _PLAN_STATED.search(normal):
+        return CrisisAssessment(3, "plan")
     if assessment.level >= 2:
         return assessment
     if question == "safe":
