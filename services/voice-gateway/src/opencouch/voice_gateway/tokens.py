@@ -8,9 +8,11 @@ active, drop the old one once its tokens have expired.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import jwt
@@ -41,6 +43,9 @@ class VoiceSessionClaims:
     """Unix seconds after which tools and turns are refused."""
     expires_at: int
     """Unix seconds after which the token itself is refused (``/end`` included)."""
+    sealing_key: bytes | None = field(default=None, repr=False, compare=False)
+    """A key only the token's holder can give (derived from the token, which the gateway keeps
+    nowhere): what an incognito session keeps in Redis is sealed with it (``sealing``)."""
 
     def expired(self, grace: float = 0.0) -> bool:
         """Whether the session's maximum duration (and ``grace`` seconds after it) has passed."""
@@ -112,7 +117,7 @@ class TokenSigner:
         token = jwt.encode(
             payload, self._keys[self._active], algorithm=ALGORITHM, headers={"kid": self._active}
         )
-        return token, claims
+        return token, dataclasses.replace(claims, sealing_key=sealing_key(token))
 
     def verify(self, token: str) -> VoiceSessionClaims:
         """The claims of a valid token; ``ServiceError`` (401) for anything else."""
@@ -151,11 +156,17 @@ class TokenSigner:
                 memory_mode=MemoryMode(payload["mode"]),
                 session_expires_at=int(payload["ses_exp"]),
                 expires_at=int(payload["exp"]),
+                sealing_key=sealing_key(token),
             )
         except jwt.ExpiredSignatureError:
             raise _expired() from None
         except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
             raise _invalid("The voice-session token is not valid.") from None
+
+
+def sealing_key(token: str) -> bytes:
+    """The sealing key of a token's session (see ``VoiceSessionClaims.sealing_key``)."""
+    return hashlib.sha256(b"opencouch-voice/sealing/" + token.encode()).digest()
 
 
 def _expired() -> ServiceError:

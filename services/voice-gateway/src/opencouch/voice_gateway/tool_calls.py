@@ -50,6 +50,7 @@ from opencouch.runtime.metrics import TOOL_CALL_SECONDS, TOOL_CALLS_ASKED_AGAIN
 from opencouch.runtime.observation import describe_current_span
 from opencouch.runtime.tools import tool_error
 from opencouch.voice_gateway.rate_limits import limited
+from opencouch.voice_gateway.sealing import seal, unseal
 from opencouch.voice_gateway.served_tools import OWNER_CHECK_SECONDS
 from opencouch.voice_gateway.state import Gateway
 from opencouch.voice_gateway.tokens import VoiceSessionClaims
@@ -147,7 +148,7 @@ async def _run_once(
         claim = await _admitted(gateway, caller, claims, call_id, body_print, False, attempt)
         if claim.state is ClaimState.SEEN:
             gateway.running.end(attempt)  # another request holds the call, not this one
-            return await _replayed(gateway, spec, claim, claims.session_id, call_id)
+            return await _replayed(gateway, spec, claim, claims, call_id)
         reply = await _run(gateway, spec, body, claims)
         # Kept after the reply is sent: a replay that comes first waits for it (see _replayed).
         gateway.background.spawn(_keep_output(gateway, claims, call_id, body_print, reply, attempt))
@@ -168,16 +169,20 @@ async def _keep_output(
 ) -> None:
     """Store the call's output for its replays, then let the attempt go: a replay told it no
     longer runs finds the output, or knows none will come."""
-    incognito = claims.memory_mode is MemoryMode.INCOGNITO
     try:
-        await gateway.sessions.store_call_output(
-            claims.session_id,
-            call_id,
-            body_print,
-            reply.output,
-            reply.ok,
-            incognito_until=claims.expires_at if incognito else None,
-        )
+        if claims.memory_mode is not MemoryMode.INCOGNITO:
+            await gateway.sessions.store_call_output(
+                claims.session_id, call_id, body_print, reply.output, reply.ok
+            )
+        elif claims.sealing_key is not None:  # else none could read it back
+            sealed = seal(
+                claims.sealing_key,
+                {"output": reply.output, "ok": reply.ok},
+                f"{claims.session_id}:{call_id}",
+            )
+            await gateway.sessions.store_sealed_output(
+                claims.session_id, call_id, body_print, sealed, until=claims.expires_at
+            )
     finally:
         gateway.running.end(attempt)
 
@@ -250,8 +255,24 @@ async def _admitted(
     return claim
 
 
+def _stored_reply(
+    record: dict[str, Any] | None, claims: VoiceSessionClaims, call_id: str
+) -> ToolsReply | None:
+    """The output stored in a call's record, unsealed if its session is incognito's."""
+    if record is None:
+        return None
+    if "sealed" in record:
+        kept = None
+        if claims.sealing_key is not None:
+            kept = unseal(claims.sealing_key, record["sealed"], f"{claims.session_id}:{call_id}")
+        record = kept if isinstance(kept, dict) else {}
+    if "output" not in record:
+        return None
+    return ToolsReply(output=record["output"], ok=bool(record.get("ok", True)))
+
+
 async def _replayed(
-    gateway: Gateway, spec: ToolSpec, claim: Claim, session_id: str, call_id: str
+    gateway: Gateway, spec: ToolSpec, claim: Claim, claims: VoiceSessionClaims, call_id: str
 ) -> ToolsReply:
     """The first call's output; while the first still runs, wait for it as long as it may take.
 
@@ -260,13 +281,14 @@ async def _replayed(
     is answered ``tool_unavailable`` then, not after the whole timeout. Its claimant is asked at
     once, then every ``OWNER_CHECK_SECONDS``; a claim that names none (made before claims did)
     is waited for to the deadline."""
+    session_id = claims.session_id
     record = claim.record
     started = time.monotonic()
     deadline = started + gateway.settings.tool_timeout_seconds + 1
     ask_at = started
     while True:
-        if record is not None and "output" in record:
-            return ToolsReply(output=record["output"], ok=bool(record.get("ok", True)))
+        if (stored := _stored_reply(record, claims, call_id)) is not None:
+            return stored
         now = time.monotonic()
         if record is None or (
             claim.by is not None
@@ -275,7 +297,7 @@ async def _replayed(
         ):
             # Its output is stored before its claimant lets go of it: read once more.
             record = await gateway.sessions.call_record(session_id, call_id)
-            if record is not None and "output" in record:
+            if _stored_reply(record, claims, call_id) is not None:
                 continue
             return _failed(
                 spec, ErrorCode.TOOL_UNAVAILABLE, f"{spec.name} is not available right now."

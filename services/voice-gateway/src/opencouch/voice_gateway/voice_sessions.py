@@ -734,30 +734,28 @@ class VoiceSessionStore:
         return json.loads(raw) if raw else None
 
     async def store_call_output(
-        self,
-        session_id: str,
-        call_id: str,
-        body_print: str,
-        output: dict[str, Any],
-        ok: bool,
-        *,
-        incognito_until: int | None = None,
+        self, session_id: str, call_id: str, body_print: str, output: dict[str, Any], ok: bool
     ) -> None:
-        """Keep a call's output, so a replay of its ``call_id`` gets the same answer.
-
-        An incognito session's (``incognito_until``: when its token expires) is kept in Redis's
-        memory only, never in its append-only file, no longer than a replay could come, and not
-        at all once the session ended; ``drop_outputs`` drops it at the end. An output can say
-        where the person is."""
+        """Keep a call's output, so a replay of its ``call_id`` gets the same answer."""
         record = json.dumps({"fp": body_print, "output": output, "ok": ok})
-        key = redis_key("call", session_id, call_id)
-        if incognito_until is None:
-            await self._batch.execute("SET", key, record, "EX", self._call_ttl)
-            return
-        ttl = max(1, min(self._call_ttl, incognito_until - int(time.time())))
+        await self._batch.execute(
+            "SET", redis_key("call", session_id, call_id), record, "EX", self._call_ttl
+        )
+
+    async def store_sealed_output(
+        self, session_id: str, call_id: str, body_print: str, sealed: str, *, until: int
+    ) -> None:
+        """Keep an incognito call's output, sealed (``sealing``), for its replays: no longer
+        than its token lives (``until``), not written to the append-only file, not at all once
+        its session ended, and listed for ``drop_outputs`` to drop at the end."""
+        ttl = max(1, min(self._call_ttl, until - int(time.time())))
         await self._keep_unkept(
-            keys=[key, redis_key("outputs", session_id), redis_key("vs", session_id)],
-            args=[record, ttl],
+            keys=[
+                redis_key("call", session_id, call_id),
+                redis_key("outputs", session_id),
+                redis_key("vs", session_id),
+            ],
+            args=[json.dumps({"fp": body_print, "sealed": sealed}), ttl],
         )
 
     async def drop_outputs(self, session_id: str) -> None:
