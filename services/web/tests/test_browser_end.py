@@ -101,6 +101,28 @@ def test_an_end_that_never_reached_the_gateway_is_sent_as_chosen_after_a_reload(
     assert "continued" not in end
 
 
+def test_an_end_whose_retry_at_connect_failed_too_is_sent_as_chosen_after_a_reload(
+    web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
+) -> None:
+    connect(page, web_url, persistent=True)
+    say(page, "Something I do not want kept.")
+    closed_turns(page, 1)
+    eventually(lambda: fake.turns)
+    [first] = fake.sessions
+    page.route("**/api/voice/realtime/end", lambda route: route.abort())
+    page.click("#end-discard")
+    page.wait_for_selector('#connection-state[data-state="end_failed"]', timeout=WAIT_MS)
+    # Connect while the network still drops every /end: the new session replaces the stored
+    # `last`, and the retry of the first one's End fails too. The reload is all that is left.
+    page.click("#connect")
+    page.wait_for_selector('#connection-state[data-state="connected"]', timeout=WAIT_MS)
+    assert page.evaluate(STORED_LAST)["session_id"] != first
+    reload(page)
+    page.unroute("**/api/voice/realtime/end")
+    ended = eventually(lambda: [e for e in fake.ends if e["session_id"] == first], timeout=20)
+    assert [(end["save"], end.get("continued")) for end in ended] == [(False, None)]
+
+
 def test_a_new_conversation_starts_with_no_feedback_given(
     web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
 ) -> None:

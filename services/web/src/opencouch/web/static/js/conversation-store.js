@@ -1,7 +1,8 @@
 // What this browser keeps of a conversation between visits (localStorage): the thread and its
 // setup, the last persistent session's token (for earlier turns and erasure), and each anonymous
 // thread's secret, without which the gateway will not open that thread again. An incognito
-// session's token is kept in the tab only (sessionStorage), until that session has ended.
+// session's token is kept in the tab only (sessionStorage), until that session has ended. Each
+// End the person pressed is kept, with its choice, until the gateway has answered it.
 
 import { newThreadId } from './ids.js';
 
@@ -9,6 +10,10 @@ export const CONVERSATION_KEY = 'opencouch.conversation.v1';
 export const SECRETS_KEY = 'opencouch.thread-secrets.v1';
 /** This tab's incognito session, in sessionStorage. */
 export const TAB_SESSION_KEY = 'opencouch.tab-incognito-session.v1';
+/** The Ends the gateway has not answered yet: persistent sessions' in localStorage. */
+export const PENDING_ENDS_KEY = 'opencouch.pending-ends.v1';
+/** This tab's incognito sessions' Ends not answered yet, in sessionStorage. */
+export const TAB_PENDING_ENDS_KEY = 'opencouch.tab-incognito-pending-ends.v1';
 
 /** This tab's sessionStorage, which the browser drops with the tab; null without one (node) or
  * when the browser blocks it. @returns {Storage | null} */
@@ -90,24 +95,58 @@ export function markSessionEnded(storage, sessionId) {
 }
 
 /**
- * The person's End of a session, kept with it from the press until the gateway has answered:
- * a reload while the End still waits (for its turns, for the network) sends their choice, not
- * the default "save". @param {Storage | null} storage @param {string} sessionId
- * @param {import('./api.js').EndBody} choice
+ * The person's End of a session that the gateway has not answered yet: the session's token and
+ * their choice, for a later try (a Connect, a reload) to send. `persistent`: kept in localStorage
+ * with the conversation; an incognito session's is kept in this tab's sessionStorage only, as its
+ * token is (keepLastSession).
+ * @typedef {{session_id: string, token: string, token_expires_at: number, persistent: boolean,
+ *   end: import('./api.js').EndBody}} PendingEnd
  */
-export function keepEndChoice(storage, sessionId, choice) {
-  const tab = read(tabStorage(), TAB_SESSION_KEY);
-  if (tab?.session_id === sessionId) write(tabStorage(), TAB_SESSION_KEY, { ...tab, end: choice });
-  const saved = loadConversation(storage);
-  const last = saved.last;
-  if (last && last.session_id === sessionId) saveConversation(storage, { ...saved, last: /** @type {SavedSession} */ ({ ...last, end: choice }) });
+
+/** The kept Ends of one store whose token is still valid: an expired one can end nothing.
+ * @param {Storage | null} store @param {string} key @returns {PendingEnd[]} */
+function storedEnds(store, key, now = Date.now()) {
+  const ends = read(store, key);
+  return (Array.isArray(ends) ? ends : []).filter(
+    (e) => typeof e?.session_id === 'string' && typeof e.token === 'string' && e.end && typeof e.end === 'object' && e.token_expires_at * 1000 > now,
+  );
 }
 
-/** The End the person chose for a kept session, if they pressed one. @param {SavedSession} session
- * @returns {import('./api.js').EndBody | null} */
-export function endChoice(session) {
-  const choice = /** @type {{end?: unknown}} */ (session).end;
-  return choice && typeof choice === 'object' ? choice : null;
+/** @param {Storage | null} store @param {string} key @param {PendingEnd[]} ends */
+function writeEnds(store, key, ends) {
+  if (ends.length) return write(store, key, ends);
+  try {
+    store?.removeItem(key);
+  } catch {
+    // Blocked storage kept nothing.
+  }
+}
+
+/**
+ * Keep the person's End of a session, from the press until the gateway has answered it. Its own
+ * list, apart from `last`: the next session replaces `last`, and an End that failed (the network
+ * away) must outlive that, or the gateway's sweep would later end the session as saved, over an
+ * "End without saving". A later End of the same session replaces its choice.
+ * @param {Storage | null} storage @param {PendingEnd} end
+ */
+export function keepPendingEnd(storage, end) {
+  const [store, key] = end.persistent ? [storage, PENDING_ENDS_KEY] : [tabStorage(), TAB_PENDING_ENDS_KEY];
+  writeEnds(store, key, [...storedEnds(store, key).filter((e) => e.session_id !== end.session_id), end]);
+}
+
+/** Every kept End not yet answered: this tab's incognito ones, then the persistent ones.
+ * @param {Storage | null} storage @returns {PendingEnd[]} */
+export const pendingEnds = (storage, now = Date.now()) => [
+  ...storedEnds(tabStorage(), TAB_PENDING_ENDS_KEY, now), ...storedEnds(storage, PENDING_ENDS_KEY, now),
+];
+
+/** The gateway has answered the End of `sessionId`: it is kept no more (nor its token).
+ * @param {Storage | null} storage @param {string} sessionId */
+export function forgetPendingEnd(storage, sessionId) {
+  for (const [store, key] of /** @type {const} */ ([[tabStorage(), TAB_PENDING_ENDS_KEY], [storage, PENDING_ENDS_KEY]])) {
+    // Rewritten whenever anything is kept, so the expired ones go too.
+    if (read(store, key)) writeEnds(store, key, storedEnds(store, key).filter((e) => e.session_id !== sessionId));
+  }
 }
 
 /** Forget this tab's incognito session (its token). */

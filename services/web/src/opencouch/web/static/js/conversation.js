@@ -5,7 +5,10 @@
 
 import { ApiError, asApiError } from './api.js';
 import { RealtimeCall } from './call.js';
-import { endChoice, forgetTabSession, keepEndChoice, keepLastSession, keepThreadSecret, liveSession, loadConversation, markSessionEnded, threadSecret } from './conversation-store.js';
+import {
+  forgetPendingEnd, forgetTabSession, keepLastSession, keepPendingEnd, keepThreadSecret, liveSession, loadConversation, markSessionEnded,
+  pendingEnds, threadSecret,
+} from './conversation-store.js';
 import { redacted } from './event-log.js';
 import { newThreadSecret, newTurnId, randomHex } from './ids.js';
 import { LevelMeter, openMicrophone } from './mic.js';
@@ -69,8 +72,9 @@ export const unsavedTurns = (n) =>
 /**
  * A session of this conversation ended as continued (its call dropped): `answered` settles once
  * its /end has been tried, true if the gateway answered it.
- * @typedef {{sessionId: string, token: string, answered: Promise<boolean>}} Continued
+ * @typedef {{sessionId: string, token: string, expiresAt: number, persistent: boolean, answered: Promise<boolean>}} Continued
  */
+/** @typedef {import('./conversation-store.js').PendingEnd} PendingEnd */
 
 export class VoiceConversation extends EventTarget {
   /** @param {import('./api.js').VoiceApi} api @param {Storage | null} storage @param {HTMLAudioElement} audio */
@@ -101,9 +105,11 @@ export class VoiceConversation extends EventTarget {
     this.ending = null;
     /**
      * The session whose End never reached the gateway ("end_failed"), with the person's choice:
-     * a second End, or the next Connect, ends it. @type {{id: string, token: string, options: import('./api.js').EndBody} | null}
+     * a second End, or the next Connect, ends it (kept in storage too, for a reload). @type {PendingEnd | null}
      */
     this.unended = null;
+    /** The sessions whose End this page is sending now: a retry of the kept ones leaves them be. */
+    this.sending = new Set();
     /** A typed message waits for its response.create: a response runs or a tool output is unsent. */
     this.pendingCreate = false;
     /** Counts conversations: a reconnect of an earlier one finds it changed and stops. */
@@ -134,25 +140,47 @@ export class VoiceConversation extends EventTarget {
 
   /**
    * On load: deliver what an earlier visit left, then end the session a reload of this tab left
-   * open (sessionStorage is per tab: a session another tab is using is left alone), as the
-   * person chose if they had pressed End (it was still waiting, or never got through).
+   * open (sessionStorage is per tab: a session another tab is using is left alone), and send
+   * each End the person pressed that the gateway has not answered (it was still waiting, or
+   * never got through), as they chose.
    */
   async resume() {
     // Which session is left is decided before waiting: meanwhile the person may press Connect,
-    // and the session that starts is theirs, not the reload's.
+    // and the session that starts is theirs, not the reload's. One the person ended goes with
+    // the kept Ends, with their choice, not the default "save".
     const last = liveSession(this.storage);
-    const left = last && !last.ended && !this.segment && globalThis.sessionStorage?.getItem(TAB_KEY) === last.session_id;
+    const chosen = pendingEnds(this.storage).some((e) => e.session_id === last?.session_id);
+    const left = last && !last.ended && !chosen && !this.segment && globalThis.sessionStorage?.getItem(TAB_KEY) === last.session_id;
     await this.outbox.flush();
-    if (left) await this.#retire(last.session_id, last.token, endChoice(last) ?? { save: true });
+    await Promise.all([left && this.#retire(last.session_id, last.token, { save: true }), this.#sendPending()]);
+  }
+
+  /**
+   * Send each End the gateway has not answered yet (kept in storage: this visit's or an earlier
+   * one's), as the person chose, but those this page is sending now. Each is forgotten once the
+   * gateway answered; one that fails again stays kept for the next Connect or reload, never left
+   * to the gateway's sweep, which would end its session as saved. Never throws.
+   * @param {PendingEnd[]} [held] Ends this page holds, in case storage (blocked, full) does not
+   */
+  async #sendPending(held = []) {
+    const ends = new Map([...held, ...pendingEnds(this.storage)].map((e) => [e.session_id, e]));
+    const unsent = [...ends.values()].filter((e) => !this.sending.has(e.session_id));
+    await Promise.all(unsent.map(async ({ session_id: id, token, end }) => {
+      this.sending.add(id);
+      if (await this.#retire(id, token, end)) forgetPendingEnd(this.storage, id);
+      this.sending.delete(id);
+    }));
   }
 
   /** @param {SessionSetup} setup */
   async connect(setup) {
     if (!['idle', 'ended', 'disconnected', 'end_failed'].includes(this.state)) return;
-    // A session whose End never got through is ended as the person chose while the next starts.
+    // Every End that never got through (this page's, an earlier try's, an earlier visit's) is
+    // sent as the person chose while the next session starts. Forgotten only once answered: the
+    // next session replaces the conversation's `last`, so a kept End is all that is left of it.
     const unended = this.unended;
-    if (unended) void this.#retire(unended.id, unended.token, unended.options);
     this.unended = null;
+    void this.#sendPending(unended ? [unended] : []);
     // Only a conversation carried on where it was lost (same thread, same memory) keeps what was
     // said: nothing of another conversation goes into this one's tools, turns or reconnects.
     const previous = this.setup;
@@ -306,8 +334,9 @@ export class VoiceConversation extends EventTarget {
     segment.tracker.closeAll('connection_interrupted');
     segment.call.close();
     this.#emit('event', { direction: 'in', event: { type: 'client.call_ended', reason } });
-    const { session_id: sessionId, token } = segment.reply;
-    this.continued.push({ sessionId, token, answered: this.#retire(sessionId, token, CONTINUED_END) });
+    const { session_id: sessionId, token, token_expires_at: expiresAt, memory_mode: mode } = segment.reply;
+    const answered = this.#retire(sessionId, token, CONTINUED_END);
+    this.continued.push({ sessionId, token, expiresAt, persistent: mode === 'persistent', answered });
     this.#clearProblem();
     this.#state('reconnecting', reason);
     for (const delay of [300, 2000, 5000]) {
@@ -339,6 +368,13 @@ export class VoiceConversation extends EventTarget {
     const answered = verdict(await this.#endRetried(token, body, RETIRE_TRIES)) !== 'retry';
     if (answered) markSessionEnded(this.storage, sessionId);
     return answered;
+  }
+
+  /** The gateway answered the person's End of `sessionId`: it is ended, and its End kept no more.
+   * @param {string} sessionId */
+  #ended(sessionId) {
+    markSessionEnded(this.storage, sessionId);
+    forgetPendingEnd(this.storage, sessionId);
   }
 
   /**
@@ -419,22 +455,28 @@ export class VoiceConversation extends EventTarget {
 
   /**
    * The End again, of a session whose last End never reached the gateway, with the choice the
-   * person makes now. @param {{id: string, token: string}} unended @param {{save: boolean, feedback?: string}} options
+   * person makes now. @param {PendingEnd} unended @param {{save: boolean, feedback?: string}} options
    */
-  #endAgain({ id, token }, options) {
+  #endAgain(unended, options) {
     this.unended = null;
-    keepEndChoice(this.storage, id, options);
+    const ended = { ...unended, end: options };
+    keepPendingEnd(this.storage, ended);
     this.#clearProblem();
     this.#state('ending');
-    return this.#endSession(id, token, [], options);
+    return this.#endSession(ended, []);
   }
 
   async #finish(options) {
     // After "disconnected" the End is still the person's: keep, or not, what was said. Without
     // it the lost session (ended as continued) would be saved once its token ran out.
     const segment = this.segment ?? (this.state === 'disconnected' ? this.dropped : null);
+    const reply = segment?.reply;
+    /** @type {PendingEnd | null} */
+    const ended = reply && {
+      session_id: reply.session_id, token: reply.token, token_expires_at: reply.token_expires_at, persistent: reply.memory_mode === 'persistent', end: options,
+    };
     // Kept before any wait: a reload while the End waits (turns, network) sends this choice.
-    if (segment) keepEndChoice(this.storage, segment.reply.session_id, options);
+    if (ended) keepPendingEnd(this.storage, ended);
     const continued = this.continued;
     Object.assign(this, { dropped: null, continued: [] });
     // The End answers whatever was shown: no call is left to answer again or to carry on.
@@ -449,19 +491,20 @@ export class VoiceConversation extends EventTarget {
     // What was said leaves the page's memory now: hanging up handed the last turns to the outbox,
     // and only a Connect after "disconnected" carries it on, never one after an End.
     this.closedTurns = [];
-    if (!segment) return this.#state('ended');
+    if (!ended) return this.#state('ended');
     // Returned, not awaited: the end runs on with the session's id and token alone, so the call
     // and its turns are not held for the half hour a summary may be asked after.
-    return this.#endSession(segment.reply.session_id, segment.reply.token, continued, options);
+    return this.#endSession(ended, continued);
   }
 
   /**
    * The person's /end of the conversation's last session, once its turns have settled, and its
-   * finalization after. @param {string} id @param {string} token
+   * finalization after. @param {PendingEnd} ended the session, and the person's choice (kept)
    * @param {Continued[]} continued the conversation's sessions ended as continued (dropped calls)
-   * @param {{save: boolean, feedback?: string}} options
    */
-  async #endSession(id, token, continued, options) {
+  async #endSession(ended, continued) {
+    const { session_id: id, token, end: options } = ended;
+    this.sending.add(id);
     // This end decides for the sessions ended as continued (the gateway finalizes them with it),
     // so it waits until each continued end is done trying: sent before one got through, it
     // would find that session not yet deferred, and nothing would decide it. A continued end
@@ -469,10 +512,13 @@ export class VoiceConversation extends EventTarget {
     // the gateway to end an hour later as saved: that session gets the person's own end here,
     // with their choice (the gateway takes a deciding /end after a continued one too), before
     // this one. An End of a dropped session itself (reconnecting, "disconnected") is that end.
+    // That end is kept as the person's own until answered: unanswered now, a Connect or a
+    // reload sends it again.
     for (const earlier of continued) {
       if (!(await earlier.answered) && earlier.sessionId !== id) {
-        const ended = verdict(await this.#endRetried(earlier.token, options, END_TRIES)) !== 'retry';
-        if (ended) markSessionEnded(this.storage, earlier.sessionId);
+        const { sessionId, token: earlierToken, expiresAt, persistent } = earlier;
+        keepPendingEnd(this.storage, { session_id: sessionId, token: earlierToken, token_expires_at: expiresAt, persistent, end: options });
+        if (verdict(await this.#endRetried(earlierToken, options, END_TRIES)) !== 'retry') this.#ended(sessionId);
       }
     }
     let settled = true;
@@ -480,14 +526,15 @@ export class VoiceConversation extends EventTarget {
     // Turns still unsent now are refused once the session has ended: the person is told.
     const unsent = settled ? 0 : this.outbox.pending(id).filter((e) => e.persist).length;
     let result = await this.#endRetried(token, options, END_TRIES);
+    this.sending.delete(id);
     if (verdict(result) === 'retry') {
       // Never reached the gateway: the session is still open, and its End the person's to try
-      // again. Their choice stays kept with it, for a reload (resume()) or the next Connect.
-      this.unended = { id, token, options };
+      // again. Their choice stays kept (from the press), for a reload (resume()) or a Connect.
+      this.unended = ended;
       this.#state('end_failed');
       return this.#problem({ code: 'end_failed', message: END_PROBLEM });
     }
-    markSessionEnded(this.storage, id);
+    this.#ended(id);
     this.#state('ended');
     // What the person chose goes with each reply (which does not say it), for the card's heading.
     const saved = options.save !== false;
