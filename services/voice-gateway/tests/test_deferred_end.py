@@ -223,17 +223,21 @@ async def test_an_end_with_no_body_ends_the_session_saved(
     assert (event.save, event.feedback, event.expected_turn_count) == (True, None, 1)
 
 
+def anonymous_call_dropped(gateway: TestClient) -> dict[str, Any]:
+    """An anonymous persistent session with a turn, ended as continued (its call dropped)."""
+    anonymous = open_session(gateway, memory_mode="persistent")
+    record_turns(gateway, anonymous, 1)
+    ended = gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(anonymous))
+    assert ended.status_code == 202
+    return anonymous
+
+
 async def test_another_owners_end_on_the_same_thread_does_not_finalize_them(
     gateway: TestClient, ends: EndsSeen
 ) -> None:
     # An anonymous thread, opened again by a signed-in user who holds its secret.
-    anonymous = open_session(gateway, memory_mode="persistent")
+    anonymous = anonymous_call_dropped(gateway)
     thread, secret = anonymous["thread_id"], anonymous["thread_secret"]
-    record_turns(gateway, anonymous, 1)
-    assert (
-        gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(anonymous)).status_code
-        == 202
-    )
 
     other = open_session(
         gateway,
@@ -263,13 +267,8 @@ async def test_another_owners_end_on_the_same_thread_does_not_finalize_them(
 async def test_the_owners_own_next_session_takes_their_deferred_end(
     gateway: TestClient, ends: EndsSeen
 ) -> None:
-    anonymous = open_session(gateway, memory_mode="persistent")
+    anonymous = anonymous_call_dropped(gateway)
     thread, secret = anonymous["thread_id"], anonymous["thread_secret"]
-    record_turns(gateway, anonymous, 1)
-    assert (
-        gateway.post(f"{API}/end", json={"continued": True}, headers=bearer(anonymous)).status_code
-        == 202
-    )
     # An incognito visit by a signed-in user who holds the secret leaves the thread as it was.
     visit = open_session(gateway, thread_id=thread, thread_secret=secret, user_id=unique("user"))
     assert gateway.post(f"{API}/end", json={}, headers=bearer(visit)).status_code == 200

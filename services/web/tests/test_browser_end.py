@@ -25,6 +25,14 @@ SETTLE_S = 30
 STORED_LAST = "() => JSON.parse(localStorage.getItem('opencouch.conversation.v1')).last"
 
 
+def a_turn_stored(page: Any, web_url: str, fake: FakeGateway, said: str) -> None:
+    """A persistent conversation whose one turn the gateway has stored."""
+    connect(page, web_url, persistent=True)
+    say(page, said)
+    closed_turns(page, 1)
+    eventually(lambda: fake.turns)
+
+
 def gateway_refuses(route: Any) -> None:
     """A /turn the gateway cannot take yet, every time: 503 with Retry-After."""
     route.fulfill(
@@ -58,10 +66,7 @@ def test_a_reload_while_end_without_saving_waits_ends_the_session_without_saving
 def test_an_end_that_never_reached_the_gateway_can_be_pressed_again(
     web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
 ) -> None:
-    connect(page, web_url, persistent=True)
-    say(page, "Something I do not want kept.")
-    closed_turns(page, 1)
-    eventually(lambda: fake.turns)
+    a_turn_stored(page, web_url, fake, "Something I do not want kept.")
     page.route("**/api/voice/realtime/end", lambda route: route.abort())
     page.click("#end-discard")
     page.wait_for_selector('#connection-state[data-state="end_failed"]', timeout=WAIT_MS)
@@ -86,10 +91,7 @@ def test_an_end_that_never_reached_the_gateway_can_be_pressed_again(
 def test_an_end_that_never_reached_the_gateway_is_sent_as_chosen_after_a_reload(
     web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
 ) -> None:
-    connect(page, web_url, persistent=True)
-    say(page, "A hard day.")
-    closed_turns(page, 1)
-    eventually(lambda: fake.turns)
+    a_turn_stored(page, web_url, fake, "A hard day.")
     page.check('input[name="feedback"][value="negative"]')
     page.route("**/api/voice/realtime/end", lambda route: route.abort())
     page.click("#end-keep")
@@ -104,10 +106,7 @@ def test_an_end_that_never_reached_the_gateway_is_sent_as_chosen_after_a_reload(
 def test_an_end_whose_retry_at_connect_failed_too_is_sent_as_chosen_after_a_reload(
     web_url: str, fake: FakeGateway, page: Any, scenario: Callable[..., None]
 ) -> None:
-    connect(page, web_url, persistent=True)
-    say(page, "Something I do not want kept.")
-    closed_turns(page, 1)
-    eventually(lambda: fake.turns)
+    a_turn_stored(page, web_url, fake, "Something I do not want kept.")
     [first] = fake.sessions
     page.route("**/api/voice/realtime/end", lambda route: route.abort())
     page.click("#end-discard")
