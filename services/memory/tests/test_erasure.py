@@ -29,6 +29,8 @@ from opencouch.contracts.memory import (
 from opencouch.memory import erasure
 from opencouch.memory.candidates import CandidateStore
 from opencouch.memory.erasure import MEMORY_TABLES, Eraser
+from opencouch.memory.memory_store import MemoryStore
+from opencouch.memory.policy import owner_key
 from opencouch.memory.service import build, housekeeping
 from opencouch.memory.settings import MemorySettings
 from opencouch.memory.store import Recorded, TranscriptStore
@@ -438,7 +440,7 @@ def classified(conversation: Conversation, client_turn_id: str, level: int) -> T
     )
 
 
-@pytest.mark.parametrize("write", ["turn", "crisis level", "commit"])
+@pytest.mark.parametrize("write", ["turn", "crisis level", "commit", "rule", "setting"])
 async def test_what_another_replica_writes_while_an_erasure_runs_does_not_outlive_it(
     memory: MemoryClient, redis_url: str, monkeypatch: pytest.MonkeyPatch, write: str
 ) -> None:
@@ -474,11 +476,19 @@ async def test_what_another_replica_writes_while_an_erasure_runs_does_not_outliv
                     await handlers.on_turn_recorded(conversation.turn(said))
                 elif write == "crisis level":
                     await handlers.on_turn_classified(classified(conversation, "turn-1", 2))
-                else:
+                elif write == "commit":
                     summary = SessionSummary(
                         summary=f"They talked about {name}.", ended_at=datetime.now(UTC)
                     )
                     await handlers.commit_candidates(conversation.commit_request(summary=summary))
+                else:  # a memory tool's write, from a session live when the erasure began
+                    store, session = MemoryStore(pool), conversation.session_id
+                    owner = owner_key(conversation.thread_id, conversation.user_id)
+                    where = {"session_id": session, "thread_id": conversation.thread_id}
+                    if write == "rule":
+                        await store.save_rule(owner, f"Call me {name}.", **where)
+                    else:
+                        await store.set_proactive_recall(owner, True, **where)
 
             writing = asyncio.create_task(write_for_them())
 

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from psycopg import sql
+from psycopg import AsyncConnection, sql
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from opencouch.contracts.memory import MemoryItem, MemoryKind, MemorySource, SessionSummary
@@ -139,8 +140,11 @@ class MemoryStore:
     async def set_proactive_recall(
         self, owner: str, enabled: bool, *, session_id: str, thread_id: str
     ) -> bool:
-        """Set the owner's recall flag (off by default); False when it already had that value."""
+        """Set the owner's recall flag (off by default); False when it already had that value,
+        or its session was erased meanwhile (see ``_fenced``)."""
         async with self._pool.connection() as conn, conn.transaction():
+            if not await _fenced(conn, owner, session_id, thread_id):
+                return False
             cursor = await conn.execute(
                 "SELECT proactive_recall_enabled FROM memory.owner_settings "
                 "WHERE owner_key = %s FOR UPDATE",
@@ -165,8 +169,11 @@ class MemoryStore:
         return True
 
     async def save_rule(self, owner: str, text: str, *, session_id: str, thread_id: str) -> bool:
-        """Keep a response preference; False when the owner already had it."""
-        async with self._pool.connection() as conn:
+        """Keep a response preference; False when the owner already had it, or its session was
+        erased meanwhile (see ``_fenced``)."""
+        async with self._pool.connection() as conn, conn.transaction():
+            if not await _fenced(conn, owner, session_id, thread_id):
+                return False
             cursor = await conn.execute(
                 """
                 INSERT INTO memory.response_rules (
@@ -375,3 +382,14 @@ class MemoryStore:
                 (committed, stored, session_id),
             )
         return CommitResult(False, committed, stored)
+
+
+async def _fenced(
+    conn: AsyncConnection[DictRow], owner: str, session_id: str, thread_id: str
+) -> bool:
+    """Take the owner's locks, as every write of what was said does (``store``), and say whether
+    the write may go on: not once its session was erased. A tool call's session is live, so an
+    erasure of its owner names it (the gateway closes and names every live session): a write
+    that commits first is erased with the rest, one that comes after finds its session erased."""
+    await lock_owners(conn, {owner, *owners_of(thread_id, None)})
+    return not await session_erased(conn, session_id)
