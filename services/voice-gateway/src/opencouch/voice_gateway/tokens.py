@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -111,6 +112,9 @@ class TokenSigner:
             "tid": thread_id,
             "mode": memory_mode.value,
             "ses_exp": claims.session_expires_at,
+            # Random, kept nowhere: without it HS256 would sign the same token again from what
+            # Redis keeps of the session (ids, times), and so give back its sealing key.
+            "jti": secrets.token_urlsafe(24),
         }
         if user_id is not None:
             payload["uid"] = user_id
