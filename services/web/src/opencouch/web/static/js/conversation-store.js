@@ -4,7 +4,7 @@
 // session's token is kept in the tab only (sessionStorage), until that session has ended. Each
 // End the person pressed is kept, with its choice, until the gateway has answered it.
 
-import { newThreadId } from './ids.js';
+import { newThreadId, randomHex } from './ids.js';
 
 export const CONVERSATION_KEY = 'opencouch.conversation.v1';
 export const SECRETS_KEY = 'opencouch.thread-secrets.v1';
@@ -14,6 +14,15 @@ export const TAB_SESSION_KEY = 'opencouch.tab-incognito-session.v1';
 export const PENDING_ENDS_KEY = 'opencouch.pending-ends.v1';
 /** This tab's incognito sessions' Ends not answered yet, in sessionStorage. */
 export const TAB_PENDING_ENDS_KEY = 'opencouch.tab-incognito-pending-ends.v1';
+/** This tab's id, in sessionStorage: it survives the tab's reloads, and names the tab keeping an End. */
+export const TAB_ID_KEY = 'opencouch.tab-id.v1';
+/**
+ * How long an End kept by another tab is left to that tab since it last tried it: the tab is
+ * still sending it (its turns are in that tab's outbox, and the End must go after them). Left
+ * alone longer, the tab was closed or gave up, and any tab sends it. Well past the longest wait
+ * between two tries of a tab still at it (the 30 s wait for its turns, a 30 s backoff).
+ */
+export const END_LEASE_MS = 2 * 60 * 1000;
 
 /** This tab's sessionStorage, which the browser drops with the tab; null without one (node) or
  * when the browser blocks it. @returns {Storage | null} */
@@ -23,6 +32,26 @@ export function tabStorage() {
   } catch {
     return null;
   }
+}
+
+/** This page's tab id when sessionStorage is not there to keep it (node, blocked): no reload shares it. */
+let pageTabId = '';
+
+/** This tab's id: the same across the tab's reloads, another in every other tab. @returns {string} */
+export function tabId() {
+  const store = tabStorage();
+  try {
+    const kept = store?.getItem(TAB_ID_KEY);
+    if (kept) return kept;
+    if (store) {
+      const id = `tab-${randomHex(8)}`;
+      store.setItem(TAB_ID_KEY, id);
+      return id;
+    }
+  } catch {
+    // Blocked storage: the page's own id.
+  }
+  return (pageTabId ||= `tab-${randomHex(8)}`);
 }
 
 /** @param {Storage | null} storage @param {string} key */
@@ -98,18 +127,23 @@ export function markSessionEnded(storage, sessionId) {
  * The person's End of a session that the gateway has not answered yet: the session's token and
  * their choice, for a later try (a Connect, a reload) to send. `persistent`: kept in localStorage
  * with the conversation; an incognito session's is kept in this tab's sessionStorage only, as its
- * token is (keepLastSession).
+ * token is (keepLastSession). Kept, it also says which tab keeps it (`tab`, tabId()) and when
+ * that tab last tried it (`tried_at`, ms): another tab of the browser leaves it to that one for
+ * END_LEASE_MS (sendableEnd).
  * @typedef {{session_id: string, token: string, token_expires_at: number, persistent: boolean,
- *   end: import('./api.js').EndBody}} PendingEnd
+ *   end: import('./api.js').EndBody, tab?: string, tried_at?: number}} PendingEnd
  */
 
-/** The kept Ends of one store whose token is still valid: an expired one can end nothing.
- * @param {Storage | null} store @param {string} key @returns {PendingEnd[]} */
+/** The kept Ends of one store whose token is still valid: an expired one can end nothing, and
+ * goes from storage as soon as it is read, with its token. @param {Storage | null} store
+ * @param {string} key @returns {PendingEnd[]} */
 function storedEnds(store, key, now = Date.now()) {
-  const ends = read(store, key);
-  return (Array.isArray(ends) ? ends : []).filter(
+  const kept = read(store, key);
+  const ends = (Array.isArray(kept) ? kept : []).filter(
     (e) => typeof e?.session_id === 'string' && typeof e.token === 'string' && e.end && typeof e.end === 'object' && e.token_expires_at * 1000 > now,
   );
+  if (kept && !(Array.isArray(kept) && kept.length === ends.length)) writeEnds(store, key, ends);
+  return ends;
 }
 
 /** @param {Storage | null} store @param {string} key @param {PendingEnd[]} ends */
@@ -129,13 +163,32 @@ function writeEnds(store, key, ends) {
  * "End without saving". A later End of the same session replaces its choice.
  * @param {Storage | null} storage @param {PendingEnd} end
  */
-export function keepPendingEnd(storage, end) {
+export function keepPendingEnd(storage, end, tab = tabId(), now = Date.now()) {
   const [store, key] = end.persistent ? [storage, PENDING_ENDS_KEY] : [tabStorage(), TAB_PENDING_ENDS_KEY];
-  writeEnds(store, key, [...storedEnds(store, key).filter((e) => e.session_id !== end.session_id), end]);
+  writeEnds(store, key, [...storedEnds(store, key, now).filter((e) => e.session_id !== end.session_id), { ...end, tab, tried_at: now }]);
 }
 
-/** Every kept End not yet answered: this tab's incognito ones, then the persistent ones.
- * @param {Storage | null} storage @returns {PendingEnd[]} */
+/**
+ * The tab `tab` tries the kept End of `sessionId` now: it is that tab's, and left to it for
+ * END_LEASE_MS more. Nothing when that End is not kept (answered, never pressed).
+ * @param {Storage | null} storage @param {string} sessionId @param {string} tab
+ */
+export function triedPendingEnd(storage, sessionId, tab = tabId(), now = Date.now()) {
+  for (const [store, key] of /** @type {const} */ ([[tabStorage(), TAB_PENDING_ENDS_KEY], [storage, PENDING_ENDS_KEY]])) {
+    const ends = storedEnds(store, key, now);
+    if (ends.some((e) => e.session_id === sessionId)) {
+      writeEnds(store, key, ends.map((e) => (e.session_id === sessionId ? { ...e, tab, tried_at: now } : e)));
+    }
+  }
+}
+
+/** Whether the tab `tab` may send a kept End now: its own (a reload of it is the same tab), or
+ * one its tab has left alone for END_LEASE_MS (closed, or gave up). @param {PendingEnd} end @param {string} tab */
+export const sendableEnd = (end, tab, now = Date.now()) =>
+  !end.tab || end.tab === tab || !(Math.abs(now - (end.tried_at ?? 0)) < END_LEASE_MS);
+
+/** Every kept End not yet answered: this tab's incognito ones, then the persistent ones (of
+ * every tab: see sendableEnd). @param {Storage | null} storage @returns {PendingEnd[]} */
 export const pendingEnds = (storage, now = Date.now()) => [
   ...storedEnds(tabStorage(), TAB_PENDING_ENDS_KEY, now), ...storedEnds(storage, PENDING_ENDS_KEY, now),
 ];

@@ -6,8 +6,8 @@
 import { ApiError, asApiError } from './api.js';
 import { RealtimeCall } from './call.js';
 import {
-  forgetPendingEnd, forgetTabSession, keepLastSession, keepPendingEnd, keepThreadSecret, liveSession, loadConversation, markSessionEnded,
-  pendingEnds, threadSecret,
+  END_LEASE_MS, forgetPendingEnd, forgetTabSession, keepLastSession, keepPendingEnd, keepThreadSecret, liveSession, loadConversation, markSessionEnded,
+  pendingEnds, sendableEnd, tabId, threadSecret, triedPendingEnd,
 } from './conversation-store.js';
 import { redacted } from './event-log.js';
 import { newThreadSecret, newTurnId, randomHex } from './ids.js';
@@ -28,6 +28,8 @@ const RETIRE_TRIES = 6;
 /** How long a finalization still in progress is polled: past the finalizer's 30-minute wait for memory. */
 export const FINALIZATION_POLL_MS = 35 * 60 * 1000;
 const TAB_KEY = 'opencouch.tab-session';
+/** How often a tab trying a kept End says so: well within END_LEASE_MS, after which another tab sends it. */
+const END_HEARTBEAT_MS = END_LEASE_MS / 4;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -110,6 +112,9 @@ export class VoiceConversation extends EventTarget {
     this.unended = null;
     /** The sessions whose End this page is sending now: a retry of the kept ones leaves them be. */
     this.sending = new Set();
+    /** This tab's id (the same after a reload): the Ends it keeps are its own to send, and
+     * another tab's are left to that tab while it still tries them (sendableEnd). */
+    this.tab = tabId();
     /** A typed message waits for its response.create: a response runs or a tool output is unsent. */
     this.pendingCreate = false;
     /** Counts conversations: a reconnect of an earlier one finds it changed and stops. */
@@ -157,17 +162,23 @@ export class VoiceConversation extends EventTarget {
 
   /**
    * Send each End the gateway has not answered yet (kept in storage: this visit's or an earlier
-   * one's), as the person chose, but those this page is sending now. Each is forgotten once the
-   * gateway answered; one that fails again stays kept for the next Connect or reload, never left
-   * to the gateway's sweep, which would end its session as saved. Never throws.
+   * one's), as the person chose, but those this page is sending now, and those another tab of
+   * the browser is: that tab's End must go after its turns, which are in that tab's outbox, not
+   * this page's. Left alone by its tab for a while (closed, or it gave up), it is sent here too.
+   * Each is forgotten once the gateway answered; one that fails again stays kept for the next
+   * Connect or reload, never left to the gateway's sweep, which would end its session as saved.
+   * Never throws.
    * @param {PendingEnd[]} [held] Ends this page holds, in case storage (blocked, full) does not
    */
   async #sendPending(held = []) {
-    const ends = new Map([...held, ...pendingEnds(this.storage)].map((e) => [e.session_id, e]));
-    const unsent = [...ends.values()].filter((e) => !this.sending.has(e.session_id));
+    const kept = pendingEnds(this.storage);
+    const ends = new Map([...held, ...kept].map((e) => [e.session_id, e]));
+    const theirs = new Set(kept.filter((e) => !sendableEnd(e, this.tab)).map((e) => e.session_id));
+    const unsent = [...ends.values()].filter((e) => !this.sending.has(e.session_id) && !theirs.has(e.session_id));
     await Promise.all(unsent.map(async ({ session_id: id, token, end }) => {
       this.sending.add(id);
-      if (await this.#retire(id, token, end)) forgetPendingEnd(this.storage, id);
+      // This tab's now: other tabs leave it be while this one tries it.
+      if (await this.#trying(id, this.#retire(id, token, end))) forgetPendingEnd(this.storage, id);
       this.sending.delete(id);
     }));
   }
@@ -391,6 +402,27 @@ export class VoiceConversation extends EventTarget {
     return result;
   }
 
+  /**
+   * `work`, this tab's try of the kept End of `sessionId` (its turns, then its /end): said in
+   * storage now and every END_HEARTBEAT_MS until it settles, so another tab leaves that End to
+   * this one meanwhile (its turns are in this page's outbox, and go first), and sends it only
+   * once this tab has left it alone for END_LEASE_MS (closed, or gave up). Nothing is said of a
+   * session whose End is not kept.
+   * @template T @param {string} sessionId @param {Promise<T>} work @returns {Promise<T>}
+   */
+  async #trying(sessionId, work) {
+    const settled = work.then(() => true, () => true);
+    for (;;) {
+      triedPendingEnd(this.storage, sessionId, this.tab);
+      /** @type {ReturnType<typeof setTimeout> | undefined} */
+      let timer;
+      const beat = new Promise((resolve) => (timer = setTimeout(() => resolve(false), END_HEARTBEAT_MS)));
+      const done = await Promise.race([settled, beat]);
+      clearTimeout(timer);
+      if (done) return work;
+    }
+  }
+
   /** Type instead of speaking; the reply is asked for once no response runs. */
   sendText(text) {
     const segment = this.segment;
@@ -460,7 +492,7 @@ export class VoiceConversation extends EventTarget {
   #endAgain(unended, options) {
     this.unended = null;
     const ended = { ...unended, end: options };
-    keepPendingEnd(this.storage, ended);
+    keepPendingEnd(this.storage, ended, this.tab);
     this.#clearProblem();
     this.#state('ending');
     return this.#endSession(ended, []);
@@ -476,7 +508,7 @@ export class VoiceConversation extends EventTarget {
       session_id: reply.session_id, token: reply.token, token_expires_at: reply.token_expires_at, persistent: reply.memory_mode === 'persistent', end: options,
     };
     // Kept before any wait: a reload while the End waits (turns, network) sends this choice.
-    if (ended) keepPendingEnd(this.storage, ended);
+    if (ended) keepPendingEnd(this.storage, ended, this.tab);
     const continued = this.continued;
     Object.assign(this, { dropped: null, continued: [] });
     // The End answers whatever was shown: no call is left to answer again or to carry on.
@@ -513,19 +545,23 @@ export class VoiceConversation extends EventTarget {
     // with their choice (the gateway takes a deciding /end after a continued one too), before
     // this one. An End of a dropped session itself (reconnecting, "disconnected") is that end.
     // That end is kept as the person's own until answered: unanswered now, a Connect or a
-    // reload sends it again.
-    for (const earlier of continued) {
-      if (!(await earlier.answered) && earlier.sessionId !== id) {
-        const { sessionId, token: earlierToken, expiresAt, persistent } = earlier;
-        keepPendingEnd(this.storage, { session_id: sessionId, token: earlierToken, token_expires_at: expiresAt, persistent, end: options });
-        if (verdict(await this.#endRetried(earlierToken, options, END_TRIES)) !== 'retry') this.#ended(sessionId);
+    // reload sends it again. All the while, this tab is still at this End: another tab leaves it be.
+    const tried = await this.#trying(id, (async () => {
+      for (const earlier of continued) {
+        if (!(await earlier.answered) && earlier.sessionId !== id) {
+          const { sessionId, token: earlierToken, expiresAt, persistent } = earlier;
+          keepPendingEnd(this.storage, { session_id: sessionId, token: earlierToken, token_expires_at: expiresAt, persistent, end: options }, this.tab);
+          if (verdict(await this.#trying(sessionId, this.#endRetried(earlierToken, options, END_TRIES))) !== 'retry') this.#ended(sessionId);
+        }
       }
-    }
-    let settled = true;
-    await despite(async () => (settled = await this.outbox.settled(id, SETTLE_MS)));
-    // Turns still unsent now are refused once the session has ended: the person is told.
-    const unsent = settled ? 0 : this.outbox.pending(id).filter((e) => e.persist).length;
-    let result = await this.#endRetried(token, options, END_TRIES);
+      let settled = true;
+      await despite(async () => (settled = await this.outbox.settled(id, SETTLE_MS)));
+      // Turns still unsent now are refused once the session has ended: the person is told.
+      const unsent = settled ? 0 : this.outbox.pending(id).filter((e) => e.persist).length;
+      return { result: await this.#endRetried(token, options, END_TRIES), unsent };
+    })());
+    const { unsent } = tried;
+    let { result } = tried;
     this.sending.delete(id);
     if (verdict(result) === 'retry') {
       // Never reached the gateway: the session is still open, and its End the person's to try
