@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from opencouch.contracts.memory import (
 from opencouch.memory import erasure
 from opencouch.memory.candidates import CandidateStore
 from opencouch.memory.erasure import MEMORY_TABLES, Eraser
+from opencouch.memory.handlers import MemoryHandlers
 from opencouch.memory.memory_store import MemoryStore
 from opencouch.memory.policy import owner_key
 from opencouch.memory.service import build, housekeeping
@@ -47,7 +49,7 @@ from opencouch.runtime.jetstream import (
     dead_letters,
     stored_events,
 )
-from opencouch.runtime.postgres import connection_pool
+from opencouch.runtime.postgres import DictPool, connection_pool
 
 
 def word() -> str:
@@ -689,38 +691,60 @@ async def test_an_erasure_cut_short_and_never_retried_is_finished_by_the_houseke
     assert tables_holding(memory, conversation.user_id) == []
 
 
+@dataclass
+class _OneTurn:
+    """A turn stating one fact, and memory's handlers over their own pool and Redis."""
+
+    turn: TurnRecorded
+    fact: str
+    handlers: MemoryHandlers
+    pool: DictPool
+    redis: Redis
+
+    async def stored_turns(self) -> int:
+        counts = await TranscriptStore(self.pool).session_counts(self.turn.session_id)
+        stored: int = counts["stored_turns"]
+        return stored
+
+    async def held(self) -> list[str]:
+        return [
+            fact.text for fact in await CandidateStore(self.redis, 3600).held(self.turn.session_id)
+        ]
+
+
+@asynccontextmanager
+async def one_turn_stated(memory: MemoryClient, redis_url: str) -> AsyncIterator[_OneTurn]:
+    fact = f"My sister is called {word()}."
+    redis = Redis.from_url(redis_url)
+    try:
+        async with connection_pool(memory.database_url, max_size=2) as pool:
+            handlers, _, _ = build(MemorySettings(), pool, redis, memory.js)
+            yield _OneTurn(Conversation().turn(fact), fact, handlers, pool, redis)
+    finally:
+        await redis.aclose()
+
+
 async def test_a_turn_counts_as_stored_only_once_its_facts_are_held(
     memory: MemoryClient, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The finalizer commits a session once its turns are stored: a turn stored before its
     facts were held (Redis blipped in between) was committed without them, and the fact held
     by its redelivery was never committed."""
-    conversation = Conversation()
-    name = word()
-    turn = conversation.turn(f"My sister is called {name}.")
-    redis = Redis.from_url(redis_url)
-    try:
-        async with connection_pool(memory.database_url, max_size=2) as pool:
-            handlers, _, _ = build(MemorySettings(), pool, redis, memory.js)
-            hold = CandidateStore.hold
+    async with one_turn_stated(memory, redis_url) as one:
+        hold = CandidateStore.hold
 
-            async def blip(self: CandidateStore, **fields: Any) -> None:
-                raise RedisConnectionError("Redis blipped")
+        async def blip(self: CandidateStore, **fields: Any) -> None:
+            raise RedisConnectionError("Redis blipped")
 
-            monkeypatch.setattr(CandidateStore, "hold", blip)
-            with pytest.raises(RedisConnectionError):
-                await handlers.on_turn_recorded(turn)
-            # Not stored: what the finalizer waits for is not there yet.
-            counts = await TranscriptStore(pool).session_counts(conversation.session_id)
-            assert counts["stored_turns"] == 0
-            monkeypatch.setattr(CandidateStore, "hold", hold)
-            await handlers.on_turn_recorded(turn)  # the redelivery
-            counts = await TranscriptStore(pool).session_counts(conversation.session_id)
-            assert counts["stored_turns"] == 1
-            held = await CandidateStore(redis, 3600).held(conversation.session_id)
-            assert [fact.text for fact in held] == [f"My sister is called {name}."]
-    finally:
-        await redis.aclose()
+        monkeypatch.setattr(CandidateStore, "hold", blip)
+        with pytest.raises(RedisConnectionError):
+            await one.handlers.on_turn_recorded(one.turn)
+        # Not stored: what the finalizer waits for is not there yet.
+        assert await one.stored_turns() == 0
+        monkeypatch.setattr(CandidateStore, "hold", hold)
+        await one.handlers.on_turn_recorded(one.turn)  # the redelivery
+        assert await one.stored_turns() == 1
+        assert await one.held() == [one.fact]
 
 
 async def test_two_deliveries_of_a_turn_at_once_leave_its_facts_held(
@@ -729,34 +753,24 @@ async def test_two_deliveries_of_a_turn_at_once_leave_its_facts_held(
     """Two replicas handle the same turn at once: the first holds its fact, the second finds
     it held and stores the turn, then the first finds the turn stored. The session's commit
     counts on that fact: it stays held."""
-    conversation = Conversation()
-    name = word()
-    turn = conversation.turn(f"My sister is called {name}.")
-    redis = Redis.from_url(redis_url)
-    try:
-        async with connection_pool(memory.database_url, max_size=2) as pool:
-            handlers, _, _ = build(MemorySettings(), pool, redis, memory.js)
-            first_held, second_done = asyncio.Event(), asyncio.Event()
-            record_turn = TranscriptStore.record_turn
+    async with one_turn_stated(memory, redis_url) as one:
+        first_held, second_done = asyncio.Event(), asyncio.Event()
+        record_turn = TranscriptStore.record_turn
 
-            async def first_waits(self: TranscriptStore, turn: TurnRecorded) -> Recorded:
-                if not first_held.is_set():
-                    first_held.set()
-                    await second_done.wait()
-                return await record_turn(self, turn)
+        async def first_waits(self: TranscriptStore, turn: TurnRecorded) -> Recorded:
+            if not first_held.is_set():
+                first_held.set()
+                await second_done.wait()
+            return await record_turn(self, turn)
 
-            monkeypatch.setattr(TranscriptStore, "record_turn", first_waits)
-            first = asyncio.create_task(handlers.on_turn_recorded(turn))
-            await first_held.wait()
-            await handlers.on_turn_recorded(turn)  # the second delivery stores it
-            second_done.set()
-            await first
-            counts = await TranscriptStore(pool).session_counts(conversation.session_id)
-            assert counts["stored_turns"] == 1
-            held = await CandidateStore(redis, 3600).held(conversation.session_id)
-            assert [fact.text for fact in held] == [f"My sister is called {name}."]
-    finally:
-        await redis.aclose()
+        monkeypatch.setattr(TranscriptStore, "record_turn", first_waits)
+        first = asyncio.create_task(one.handlers.on_turn_recorded(one.turn))
+        await first_held.wait()
+        await one.handlers.on_turn_recorded(one.turn)  # the second delivery stores it
+        second_done.set()
+        await first
+        assert await one.stored_turns() == 1
+        assert await one.held() == [one.fact]
 
 
 @pytest.mark.parametrize("ending", ["saved", "unsaved", "deleted"])
